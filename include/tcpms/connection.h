@@ -1,0 +1,122 @@
+// Connection: one TCP connection, as a handler sees it during a callback.
+//
+// Connections live in their loop's slab and are only touched on that loop's thread; other
+// threads name them by ConnId and go through Server::send_to / EventLoop::post. The layout
+// is kept small on purpose (about 72 bytes): an idle connection is this struct and nothing
+// else; no buffer, no string, no std::function. Input and output buffers exist only while a
+// partial frame or unsent output does, and are returned as soon as they empty.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "tcpms/bytes.h"
+#include "tcpms/conn_id.h"
+#include "tcpms/handler.h"
+#include "tcpms/shared_bytes.h"
+#include "tcpms/unique_fd.h"
+
+namespace tcpms {
+
+namespace net {
+class LoopCore;
+class OutQueue;
+struct PendingInput;
+
+// Intrusive hook for the loop's timer wheel (src/net/timer_wheel.h). Links are slot indices,
+// not pointers: 16 bytes instead of 24, and stable across slab growth.
+struct TimerHook {
+  uint32_t prev = 0;
+  uint32_t next = 0;
+  uint32_t deadline_tick = 0;
+  uint16_t bucket = 0;  // 0: not in the wheel
+};
+}  // namespace net
+
+class Connection {
+ public:
+  Connection() = default;
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  ConnId id() const noexcept;
+  EventLoop& loop() const noexcept { return *loop_; }
+  int fd() const noexcept { return fd_.get(); }
+  // errno of the failure that closed the connection (or failed its connect), else 0.
+  int last_error() const noexcept { return last_error_; }
+  bool open() const noexcept { return (flags_ & kOpen) != 0 && (flags_ & kClosing) == 0; }
+
+  // --- output -----------------------------------------------------------------------------
+  // Writes now; only what the kernel does not take is queued. False once the connection is
+  // closing or failed (the bytes are dropped and the close is already scheduled).
+  bool send(ByteView data);
+  bool sendv(std::span<const ByteView> parts);
+  // Writes `head` then `body`; if queued, `body` is kept by reference, not copied.
+  bool send_shared(ByteView head, const SharedBytes& body);
+  // Appends to the output queue and writes it before the loop next sleeps, so several
+  // messages produced in one loop iteration leave in one write.
+  bool enqueue(ByteView data);
+  bool enqueue_shared(ByteView head, const SharedBytes& body);
+  size_t pending_output_bytes() const noexcept;
+  size_t pending_input_bytes() const noexcept;
+
+  // --- flow control and timers ------------------------------------------------------------
+  void pause_reading() noexcept;   // e.g. rate limits; resume_reading() continues
+  void resume_reading() noexcept;
+  // Idle deadline: on_timeout fires when no bytes arrived for `ms` (0 disables). Reads push
+  // the deadline forward in O(1) without touching the timer wheel.
+  void set_timeout(uint32_t ms) noexcept;
+
+  // Schedules a close after the current callback returns (never closes under the caller).
+  void close(CloseReason reason = CloseReason::kProtocol) noexcept;
+  void close_after_flush() noexcept;
+
+  // Peer and local addresses (a syscall each: connections do not store them).
+  bool peer_address(sockaddr_storage& out) const noexcept;
+
+  // One pointer for the protocol's per-connection state; the handler owns what it points to
+  // and frees it in on_close.
+  void* user_data() const noexcept { return user_; }
+  void set_user_data(void* p) noexcept { user_ = p; }
+  template <typename T>
+  T* user() const noexcept { return static_cast<T*>(user_); }
+
+ private:
+  friend class EventLoop;
+  friend class net::LoopCore;
+
+  enum Flags : uint16_t {
+    kOpen = 1 << 0,
+    kClosing = 1 << 1,          // close scheduled; callbacks will not run again
+    kFlushThenClose = 1 << 2,   // kCloseAfterFlush in progress
+    kReadPausedByUser = 1 << 3,
+    kReadPausedByOutput = 1 << 4,
+    kReadAgain = 1 << 5,        // on the loop's read-again list (ET: data may remain)
+    kFlushScheduled = 1 << 6,   // on the loop's flush list
+    kPeerShutdown = 1 << 7,     // FIN received
+    kConnecting = 1 << 8,       // outbound connect in progress
+    kCounted = 1 << 9,          // holds a unit of the process-wide connection cap
+  };
+
+  EventLoop* loop_ = nullptr;
+  net::PendingInput* in_ = nullptr;  // partial frame only
+  net::OutQueue* out_ = nullptr;     // unsent output only
+  void* user_ = nullptr;
+  UniqueFd fd_;  // reset in the loop's closing phase
+  uint32_t slot_ = 0;
+  uint32_t generation_ = 1;
+  net::TimerHook timer_;
+  uint32_t timeout_ticks_ = 0;
+  uint16_t flags_ = 0;
+  uint8_t handler_ = 0;
+  CloseReason close_reason_ = CloseReason::kPeerClosed;
+  int32_t last_error_ = 0;
+};
+
+// The idle-connection budget (docs/architecture.md): keep it in one cache line and a bit.
+static_assert(sizeof(Connection) <= 72, "Connection grew: every byte costs 1 MB at 1M connections");
+
+}  // namespace tcpms

@@ -1,0 +1,158 @@
+// EventLoop: a reactor, exactly one per thread (muduo's rule). Edge-triggered epoll; one
+// SO_REUSEPORT listener per loop per listening address; an eventfd-woken task queue for
+// calls from other threads; a hashed timer wheel for per-connection deadlines.
+//
+// Thread rules: methods marked "any thread" may be called from anywhere; all others only on
+// the loop's own thread (checked by assert_in_loop_thread in debug builds).
+//
+// One iteration of run(), in order (see docs/architecture.md):
+//   1. epoll_wait (timeout 0 if work is pending, else until the next timer tick)
+//   2. dispatch events: accepts, reads (at most kMaxReadsPerWakeup per connection; the rest
+//      is put on the read-again list so one busy peer cannot starve the others), writes
+//   3. read-again list
+//   4. tasks posted from other threads
+//   5. timers: the wheel (connection deadlines), then loop timers (run_after)
+//   6. flush output enqueued during this iteration (one write per connection)
+//   7. closing phase: on_close, free buffers, bump generation, return the slot
+#pragma once
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tcpms/conn_id.h"
+#include "tcpms/connection.h"
+#include "tcpms/handler.h"
+#include "tcpms/loop_stats.h"
+#include "tcpms/unique_fd.h"
+
+namespace tcpms {
+
+class Server;
+namespace net {
+class LoopCore;
+}
+
+struct LoopConfig {
+  uint32_t timer_tick_ms = 100;              // wheel resolution
+  uint32_t idle_timeout_ms = 0;              // default per-connection deadline (0: none)
+  size_t output_high_water_bytes = 1 << 20;  // pause reading from a peer that does not read
+  size_t output_low_water_bytes = 256 << 10;  // resume below this
+  size_t output_hard_limit_bytes = 64 << 20;  // close past this (counted)
+  size_t input_limit_bytes = 16 << 20;        // a partial frame may not grow past this
+  bool tcp_nodelay = true;
+};
+
+class EventLoop {
+ public:
+  using Task = std::function<void()>;
+  static constexpr int kMaxReadsPerWakeup = 16;
+  static constexpr int kMaxAcceptsPerWakeup = 64;
+  static constexpr size_t kReadBufferBytes = 64 * 1024;
+
+  EventLoop(uint32_t index, const LoopConfig& config, Server* server = nullptr);
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  uint32_t index() const noexcept { return index_; }
+  const LoopConfig& config() const noexcept { return config_; }
+  const LoopStats& stats() const noexcept { return stats_; }
+  Server* server() const noexcept { return server_; }
+
+  // Runs until stop() or until a drain finishes. Call on the thread that owns this loop.
+  void run();
+  // Any thread.
+  void stop();
+  // Any thread: stop accepting, ask every handler to finish (on_shutdown), force-close what
+  // is left after `deadline`, then return from run().
+  void drain(std::chrono::milliseconds deadline);
+  bool draining() const noexcept { return draining_.load(std::memory_order_relaxed); }
+
+  // Any thread: run `task` on this loop. False only when the loop has stopped.
+  bool post(Task task);
+
+  // Registers a handler; returns its index for listeners and outbound connects.
+  uint8_t add_handler(std::unique_ptr<Handler> handler);
+  Handler& handler(uint8_t index) { return *handlers_.at(index); }
+  // Adopts an already bound and listening socket for `handler`.
+  void add_listener(UniqueFd listen_fd, uint8_t handler);
+  void set_connection_cap(std::atomic<int64_t>* shared_count, int64_t max_connections);
+
+  // Outbound connection (used by tcpms-bench). `source` may be null; with it the socket is
+  // bound before connect with IP_BIND_ADDRESS_NO_PORT so the port is chosen at connect time
+  // per 4-tuple (no ephemeral-port wall per source address). Returns an invalid id and sets
+  // `error` (errno) when the connect fails at once; otherwise on_open or on_close(kConnectFailed)
+  // follows.
+  ConnId connect(const sockaddr_storage& target, const sockaddr_storage* source, uint8_t handler,
+                 int& error, void* user_data = nullptr);
+
+  // Live connection by id, or null if it closed (or is closing).
+  Connection* find(ConnId id) noexcept;
+  bool send_to(ConnId id, ByteView data);        // counted no-op on a stale id
+  bool close(ConnId id, CloseReason reason);     // counted no-op on a stale id
+  size_t connection_count() const noexcept { return live_; }
+  // Visits every open connection (admin listings, shutdown). Loop thread only.
+  void for_each_connection(const std::function<void(Connection&)>& visit);
+
+  // Loop timers, for rare events (listener re-arm, periodic protocol work). Connection
+  // deadlines use Connection::set_timeout, which is cheaper.
+  uint64_t run_after(uint32_t delay_ms, Task task);
+  uint64_t run_every(uint32_t period_ms, Task task);
+  void cancel_timer(uint64_t timer_id);
+
+  // Milliseconds of CLOCK_MONOTONIC, cached once per iteration.
+  uint64_t now_ms() const noexcept { return now_ms_; }
+  void assert_in_loop_thread() const;
+  bool in_loop_thread() const noexcept;
+
+ private:
+  friend class Connection;
+  friend class net::LoopCore;
+
+  // Connection internals, called by Connection's methods.
+  bool write_parts(Connection& c, const ByteView* parts, size_t count, const SharedBytes* body,
+                   bool defer);
+  void schedule_close(Connection& c, CloseReason reason);
+  void apply(Connection& c, Action action, CloseReason reason);
+  void set_conn_timeout(Connection& c, uint32_t ms);
+  void resume_reading(Connection& c);
+  Connection& slot_ref(uint32_t slot) noexcept;
+
+  // Iteration phases and their helpers (event_loop.cc).
+  int next_timeout_ms() const;
+  void dispatch(uint64_t tag, uint32_t events);
+  void handle_accept(uint32_t listener);
+  void pause_listener(uint32_t listener, int err);
+  ConnId adopt(UniqueFd fd, uint8_t handler, bool connecting, void* user_data);
+  void finish_connect(Connection& c);
+  void handle_read(Connection& c, bool peer_hung_up);
+  bool deliver(Connection& c, ByteView fresh);
+  void flush(Connection& c);
+  void after_output_change(Connection& c);
+  net::OutQueue& output_queue(Connection& c);
+  void release_output_queue(Connection& c);
+  void run_read_again();
+  void run_flush_list();
+  void run_timers();
+  void run_closing();
+
+  uint32_t index_;
+  LoopConfig config_;
+  Server* server_;
+  std::vector<std::unique_ptr<Handler>> handlers_;
+  std::unique_ptr<net::LoopCore> core_;
+  LoopStats stats_;
+  size_t live_ = 0;
+  uint64_t now_ms_ = 0;
+  std::atomic<bool> stop_requested_{false};
+  std::atomic<bool> draining_{false};
+};
+
+}  // namespace tcpms

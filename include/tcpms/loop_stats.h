@@ -1,0 +1,51 @@
+// Per-loop counters. Written only by the owning loop thread (relaxed single-writer stores,
+// no locked instructions on the hot path); read by any thread for metrics.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+
+#include "tcpms/handler.h"
+
+namespace tcpms {
+
+class Counter {
+ public:
+  void add(uint64_t n = 1) noexcept {
+    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  void sub(uint64_t n = 1) noexcept {
+    v_.store(v_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
+  }
+  void set(uint64_t n) noexcept { v_.store(n, std::memory_order_relaxed); }
+  uint64_t get() const noexcept { return v_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> v_{0};
+};
+
+struct LoopStats {
+  Counter connections;           // gauge: open right now
+  Counter accepted;
+  Counter rejected_over_limit;   // accepted then closed at once: --max-connections reached
+  Counter accept_errors;         // ECONNABORTED and friends
+  Counter accept_paused;         // times the listener paused on EMFILE/ENFILE/ENOBUFS
+  Counter connects_started;      // outbound
+  Counter bytes_in;
+  Counter bytes_out;
+  Counter read_calls;
+  Counter write_calls;
+  Counter backpressure_pauses;   // reading paused because output passed the high-water mark
+  Counter stale_ids;             // sends/closes for a ConnId that no longer exists
+  Counter tasks_run;
+  Counter loop_iterations;
+  Counter busy_ns;               // time spent outside epoll_wait, for per-loop load
+  Counter pending_input_bytes;   // gauge: bytes held for partial frames
+  Counter pending_output_bytes;  // gauge: bytes queued for slow sockets
+  Counter conns_with_input;      // gauge: connections that own an input buffer
+  Counter conns_with_output;     // gauge: connections that own an output queue
+  std::array<Counter, static_cast<size_t>(CloseReason::kCount)> closed_by_reason;
+};
+
+}  // namespace tcpms

@@ -1,0 +1,94 @@
+// Server: N event loops on N threads, each with its own SO_REUSEPORT listener per listening
+// address, plus a worker pool. The usual way to run tcpms:
+//
+//   tcpms::Server server(config);
+//   server.listen(*tcpms::Endpoint::parse("127.0.0.1:7000"), [](tcpms::EventLoop&) {
+//     return std::make_unique<MyHandler>();
+//   });
+//   if (auto err = server.start(); !err.empty()) { ... }
+//   ... server.drain(5s); server.wait();
+//
+// Thread rules: configure (listen) before start(); after start every method is safe from any
+// thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tcpms/endpoint.h"
+#include "tcpms/event_loop.h"
+#include "tcpms/handler.h"
+#include "tcpms/worker_pool.h"
+
+namespace tcpms {
+
+struct ServerConfig {
+  unsigned threads = 0;          // event loops; 0: one per CPU
+  int64_t max_connections = 0;   // process-wide cap; 0: unlimited (over it: accept, close, count)
+  int backlog = 0;               // listen backlog; 0: net.core.somaxconn
+  unsigned worker_threads = 2;   // blocking-work pool
+  uint32_t loop_index_base = 0;  // first loop index (worker processes use disjoint ranges)
+  LoopConfig loop;
+};
+
+class Server {
+ public:
+  explicit Server(ServerConfig config);
+  ~Server();  // stops and joins if still running
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Adds a listening address served by handlers from `factory` (one handler per loop).
+  // Returns the listener's index.
+  size_t listen(const Endpoint& at, HandlerFactory factory);
+  // A handler on every loop that serves no listener (outbound connections, e.g. the bench).
+  // Returns its handler index (the same on every loop).
+  uint8_t add_handler(HandlerFactory factory);
+
+  // Creates the loops, binds every listener on every loop, starts the threads. Returns an
+  // empty string on success, else a message naming the address, the failing call and why.
+  std::string start();
+
+  // The port a listener got (useful after binding port 0).
+  uint16_t bound_port(size_t listener) const;
+  const Endpoint& listen_address(size_t listener) const { return listeners_.at(listener).at; }
+
+  size_t loop_count() const noexcept { return loops_.size(); }
+  EventLoop& loop(size_t i) { return *loops_.at(i); }
+  // The loop owning `id`, or null if the id names no loop of this server.
+  EventLoop* loop_of(ConnId id);
+  WorkerPool& workers() { return *workers_; }
+  int64_t connection_count() const noexcept { return conn_count_.load(std::memory_order_relaxed); }
+  const ServerConfig& config() const noexcept { return config_; }
+
+  // Any thread: queue `data` (copied) for the connection; false if no such loop.
+  bool send_to(ConnId id, ByteView data);
+  bool close(ConnId id, CloseReason reason = CloseReason::kKicked);
+  void post_to_all(const std::function<void(EventLoop&)>& task);
+
+  // Stop accepting, let handlers finish, close what is left at the deadline.
+  void drain(std::chrono::milliseconds deadline);
+  void stop();  // stop the loops now
+  void wait();  // join loop threads
+
+ private:
+  struct ListenerSpec {
+    Endpoint at;
+    HandlerFactory factory;
+  };
+
+  ServerConfig config_;
+  std::vector<ListenerSpec> listeners_;
+  std::vector<HandlerFactory> extra_handlers_;
+  std::vector<std::unique_ptr<EventLoop>> loops_;
+  std::vector<std::thread> threads_;
+  std::unique_ptr<WorkerPool> workers_;
+  std::atomic<int64_t> conn_count_{0};
+};
+
+}  // namespace tcpms

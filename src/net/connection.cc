@@ -1,0 +1,74 @@
+#include "tcpms/connection.h"
+
+#include <sys/socket.h>
+
+#include "net/out_queue.h"
+#include "net/pending_input.h"
+#include "tcpms/event_loop.h"
+
+namespace tcpms {
+
+std::string_view close_reason_name(CloseReason r) noexcept {
+  switch (r) {
+    case CloseReason::kPeerClosed: return "peer_closed";
+    case CloseReason::kPeerReset: return "peer_reset";
+    case CloseReason::kIoError: return "io_error";
+    case CloseReason::kIdleTimeout: return "idle_timeout";
+    case CloseReason::kProtocol: return "protocol";
+    case CloseReason::kOutputOverflow: return "output_overflow";
+    case CloseReason::kInputOverflow: return "input_overflow";
+    case CloseReason::kKicked: return "kicked";
+    case CloseReason::kShutdown: return "shutdown";
+    case CloseReason::kConnectFailed: return "connect_failed";
+    case CloseReason::kCount: break;
+  }
+  return "unknown";
+}
+
+ConnId Connection::id() const noexcept {
+  return ConnId::make(loop_->index(), slot_, generation_);
+}
+
+bool Connection::send(ByteView data) { return loop_->write_parts(*this, &data, 1, nullptr, false); }
+
+bool Connection::sendv(std::span<const ByteView> parts) {
+  return loop_->write_parts(*this, parts.data(), parts.size(), nullptr, false);
+}
+
+bool Connection::send_shared(ByteView head, const SharedBytes& body) {
+  return loop_->write_parts(*this, &head, 1, &body, false);
+}
+
+bool Connection::enqueue(ByteView data) {
+  return loop_->write_parts(*this, &data, 1, nullptr, true);
+}
+
+bool Connection::enqueue_shared(ByteView head, const SharedBytes& body) {
+  return loop_->write_parts(*this, &head, 1, &body, true);
+}
+
+size_t Connection::pending_output_bytes() const noexcept { return out_ ? out_->bytes() : 0; }
+size_t Connection::pending_input_bytes() const noexcept { return in_ ? in_->size : 0; }
+
+void Connection::pause_reading() noexcept { flags_ |= kReadPausedByUser; }
+
+void Connection::resume_reading() noexcept {
+  if (!(flags_ & kReadPausedByUser)) return;
+  flags_ &= static_cast<uint16_t>(~kReadPausedByUser);
+  loop_->resume_reading(*this);
+}
+
+void Connection::set_timeout(uint32_t ms) noexcept { loop_->set_conn_timeout(*this, ms); }
+
+void Connection::close(CloseReason reason) noexcept { loop_->schedule_close(*this, reason); }
+
+void Connection::close_after_flush() noexcept {
+  loop_->apply(*this, Action::kCloseAfterFlush, CloseReason::kProtocol);
+}
+
+bool Connection::peer_address(sockaddr_storage& out) const noexcept {
+  socklen_t len = sizeof out;
+  return ::getpeername(fd_.get(), reinterpret_cast<sockaddr*>(&out), &len) == 0;
+}
+
+}  // namespace tcpms

@@ -1,0 +1,768 @@
+#include "tcpms/event_loop.h"
+
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cerrno>
+#include <system_error>
+
+#include <spdlog/spdlog.h>
+
+#include "net/loop_core.h"
+#include "net/socket.h"
+
+namespace tcpms {
+namespace {
+
+thread_local const EventLoop* t_current_loop = nullptr;
+
+uint64_t monotonic_ms() noexcept {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+uint64_t monotonic_ns() noexcept {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+constexpr uint32_t kConnEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+constexpr int kMaxIov = 64;
+constexpr uint32_t kFlushThenCloseLingerMs = 10000;  // a peer that never reads our last bytes
+constexpr uint32_t kAcceptPauseMs = 100;
+
+CloseReason reason_for_errno(int err) noexcept {
+  return (err == ECONNRESET || err == EPIPE) ? CloseReason::kPeerReset : CloseReason::kIoError;
+}
+
+}  // namespace
+
+using net::LoopCore;
+
+EventLoop::EventLoop(uint32_t index, const LoopConfig& config, Server* server)
+    : index_(index), config_(config), server_(server), core_(std::make_unique<LoopCore>()) {
+  if (config_.timer_tick_ms == 0) config_.timer_tick_ms = 1;
+  core_->epoll.reset(::epoll_create1(EPOLL_CLOEXEC));
+  if (!core_->epoll) throw std::system_error(errno, std::generic_category(), "epoll_create1");
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = ConnId::make(index_, LoopCore::kWakeTag, 0).value;
+  if (::epoll_ctl(core_->epoll.get(), EPOLL_CTL_ADD, core_->tasks.wake_fd(), &ev) != 0)
+    throw std::system_error(errno, std::generic_category(), "epoll_ctl(eventfd)");
+  now_ms_ = monotonic_ms();
+  core_->wheel.advance(static_cast<uint32_t>(now_ms_ / config_.timer_tick_ms), [](uint32_t) {});
+}
+
+EventLoop::~EventLoop() {
+  // Close whatever is still open so handlers release their per-connection state.
+  for (uint32_t s = 0; s < core_->slots_created; ++s) {
+    Connection& c = core_->slot(s);
+    if (c.flags_ & Connection::kOpen) {
+      if (!(c.flags_ & Connection::kClosing)) schedule_close(c, CloseReason::kShutdown);
+    }
+  }
+  std::vector<uint32_t> closing;
+  closing.swap(core_->closing);
+  for (uint32_t s : closing) {
+    Connection& c = core_->slot(s);
+    handlers_[c.handler_]->on_close(c, c.close_reason_);
+    net::pending_free(c.in_);
+    delete c.out_;
+    c.out_ = nullptr;
+    c.fd_.reset();
+  }
+}
+
+bool EventLoop::in_loop_thread() const noexcept { return t_current_loop == this; }
+
+void EventLoop::assert_in_loop_thread() const {
+  assert(in_loop_thread() && "EventLoop method called from a thread that does not own it");
+}
+
+uint8_t EventLoop::add_handler(std::unique_ptr<Handler> handler) {
+  if (handlers_.size() >= 255) throw std::length_error("too many handlers on one loop");
+  handlers_.push_back(std::move(handler));
+  return static_cast<uint8_t>(handlers_.size() - 1);
+}
+
+void EventLoop::add_listener(UniqueFd listen_fd, uint8_t handler) {
+  uint32_t tag = static_cast<uint32_t>(core_->listeners.size());
+  epoll_event ev{};
+  ev.events = EPOLLIN;  // level-triggered: accepts are capped per wake-up, the rest stays ready
+  ev.data.u64 = ConnId::make(index_, tag, 0).value;
+  if (::epoll_ctl(core_->epoll.get(), EPOLL_CTL_ADD, listen_fd.get(), &ev) != 0)
+    throw std::system_error(errno, std::generic_category(), "epoll_ctl(listener)");
+  core_->listeners.push_back(LoopCore::Listener{std::move(listen_fd), handler, false});
+}
+
+void EventLoop::set_connection_cap(std::atomic<int64_t>* shared_count, int64_t max_connections) {
+  core_->shared_count = shared_count;
+  core_->max_connections = max_connections;
+}
+
+Connection& EventLoop::slot_ref(uint32_t slot) noexcept { return core_->slot(slot); }
+
+Connection* EventLoop::find(ConnId id) noexcept {
+  if (id.loop() != index_ || id.generation() == 0 || id.slot() >= core_->slots_created)
+    return nullptr;
+  Connection& c = core_->slot(id.slot());
+  if (c.generation_ != id.generation() || !c.open()) return nullptr;
+  return &c;
+}
+
+bool EventLoop::send_to(ConnId id, ByteView data) {
+  Connection* c = find(id);
+  if (c == nullptr) {
+    stats_.stale_ids.add();
+    return false;
+  }
+  return c->send(data);
+}
+
+bool EventLoop::close(ConnId id, CloseReason reason) {
+  Connection* c = find(id);
+  if (c == nullptr) {
+    stats_.stale_ids.add();
+    return false;
+  }
+  schedule_close(*c, reason);
+  return true;
+}
+
+void EventLoop::for_each_connection(const std::function<void(Connection&)>& visit) {
+  for (uint32_t s = 0; s < core_->slots_created; ++s) {
+    Connection& c = core_->slot(s);
+    if (c.open()) visit(c);
+  }
+}
+
+bool EventLoop::post(Task task) { return core_->tasks.push(std::move(task)); }
+
+void EventLoop::stop() {
+  stop_requested_.store(true, std::memory_order_relaxed);
+  post([] {});  // wake epoll_wait
+}
+
+void EventLoop::drain(std::chrono::milliseconds deadline) {
+  post([this, deadline] {
+    if (draining_.exchange(true)) return;
+    for (auto& l : core_->listeners) {
+      ::epoll_ctl(core_->epoll.get(), EPOLL_CTL_DEL, l.fd.get(), nullptr);
+      l.fd.reset();
+    }
+    for_each_connection([this](Connection& c) {
+      apply(c, handlers_[c.handler_]->on_shutdown(c), CloseReason::kShutdown);
+    });
+    run_after(static_cast<uint32_t>(deadline.count()), [this] {
+      for_each_connection([this](Connection& c) { schedule_close(c, CloseReason::kShutdown); });
+    });
+  });
+}
+
+// --- timers ---------------------------------------------------------------------------------
+
+uint64_t EventLoop::run_after(uint32_t delay_ms, Task task) {
+  uint64_t id = core_->next_timer_id++;
+  core_->timers.emplace(id, LoopCore::LoopTimer{0, std::move(task)});
+  core_->timer_order.emplace(now_ms_ + delay_ms, id);
+  return id;
+}
+
+uint64_t EventLoop::run_every(uint32_t period_ms, Task task) {
+  uint64_t id = run_after(period_ms, std::move(task));
+  core_->timers[id].period_ms = std::max<uint32_t>(period_ms, 1);
+  return id;
+}
+
+void EventLoop::cancel_timer(uint64_t timer_id) {
+  // The (due, id) entry stays in timer_order and is skipped when it comes due.
+  core_->timers.erase(timer_id);
+}
+
+void EventLoop::set_conn_timeout(Connection& c, uint32_t ms) {
+  if (ms == 0) {
+    c.timeout_ticks_ = 0;
+    core_->wheel.cancel(c.slot_);
+    return;
+  }
+  c.timeout_ticks_ = (ms + config_.timer_tick_ms - 1) / config_.timer_tick_ms;
+  core_->wheel.schedule(c.slot_, core_->wheel.now_tick() + c.timeout_ticks_);
+}
+
+// --- closing --------------------------------------------------------------------------------
+
+void EventLoop::schedule_close(Connection& c, CloseReason reason) {
+  if (!(c.flags_ & Connection::kOpen) || (c.flags_ & Connection::kClosing)) return;
+  c.flags_ |= Connection::kClosing;
+  c.close_reason_ = reason;
+  core_->closing.push_back(c.slot_);
+}
+
+void EventLoop::apply(Connection& c, Action action, CloseReason reason) {
+  switch (action) {
+    case Action::kKeep:
+      return;
+    case Action::kClose:
+      schedule_close(c, reason);
+      return;
+    case Action::kCloseAfterFlush:
+      if (c.flags_ & (Connection::kClosing | Connection::kFlushThenClose)) return;
+      c.flags_ |= Connection::kFlushThenClose;
+      c.close_reason_ = reason;
+      if (c.out_ == nullptr || c.out_->empty()) {
+        schedule_close(c, reason);
+      } else {
+        // Bound how long a peer that stops reading can keep us waiting.
+        set_conn_timeout(c, kFlushThenCloseLingerMs);
+      }
+      return;
+  }
+}
+
+// --- output ---------------------------------------------------------------------------------
+
+net::OutQueue& EventLoop::output_queue(Connection& c) {
+  if (c.out_ == nullptr) {
+    auto& spares = core_->spare_queues;
+    if (!spares.empty()) {
+      c.out_ = spares.back().release();
+      spares.pop_back();
+    } else {
+      c.out_ = new net::OutQueue(core_->chunk_pool);
+    }
+    stats_.conns_with_output.add();
+  }
+  return *c.out_;
+}
+
+void EventLoop::release_output_queue(Connection& c) {
+  if (c.out_ == nullptr) return;
+  stats_.pending_output_bytes.sub(c.out_->bytes());
+  c.out_->clear();
+  if (core_->spare_queues.size() < 1024) {
+    core_->spare_queues.emplace_back(c.out_);
+  } else {
+    delete c.out_;
+  }
+  c.out_ = nullptr;
+  stats_.conns_with_output.sub();
+}
+
+bool EventLoop::write_parts(Connection& c, const ByteView* parts, size_t count,
+                            const SharedBytes* body, bool defer) {
+  if (!c.open()) return false;
+  const bool queued = c.out_ != nullptr && !c.out_->empty();
+  size_t total = body ? body->size() : 0;
+  for (size_t i = 0; i < count; ++i) total += parts[i].size();
+  if (total == 0) return true;
+
+  size_t written = 0;
+  if (!queued && !defer) {
+    iovec iov[kMaxIov];
+    int n = 0;
+    for (size_t i = 0; i < count && n < kMaxIov - 1; ++i) {
+      if (parts[i].empty()) continue;
+      iov[n].iov_base = const_cast<std::byte*>(parts[i].data());
+      iov[n++].iov_len = parts[i].size();
+    }
+    if (body && !body->empty()) {
+      iov[n].iov_base = const_cast<std::byte*>(body->view().data());
+      iov[n++].iov_len = body->size();
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<size_t>(n);
+    ssize_t w = ::sendmsg(c.fd_.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    stats_.write_calls.add();
+    if (w < 0) {
+      if (errno != EAGAIN && errno != EINTR) {
+        c.last_error_ = errno;
+        schedule_close(c, reason_for_errno(errno));
+        return false;
+      }
+      w = 0;
+    }
+    written = static_cast<size_t>(w);
+    stats_.bytes_out.add(written);
+    if (written == total) return true;
+  }
+
+  // Queue what the kernel did not take, skipping the `written` bytes already sent.
+  net::OutQueue& q = output_queue(c);
+  size_t before = q.bytes();
+  size_t skip = written;
+  for (size_t i = 0; i < count; ++i) {
+    ByteView p = parts[i];
+    if (skip >= p.size()) {
+      skip -= p.size();
+      continue;
+    }
+    q.append(p.subspan(skip));
+    skip = 0;
+  }
+  if (body && skip < body->size()) q.append_shared(*body, skip);
+  stats_.pending_output_bytes.add(q.bytes() - before);
+  if (defer && !(c.flags_ & Connection::kFlushScheduled)) {
+    c.flags_ |= Connection::kFlushScheduled;
+    core_->flush_list.push_back(c.slot_);
+  }
+  after_output_change(c);
+  return c.open();
+}
+
+// Applies the output limits after the queue grew or shrank (Redis's
+// checkClientOutputBufferLimits, with a pause before the hard limit).
+void EventLoop::after_output_change(Connection& c) {
+  size_t bytes = c.out_ ? c.out_->bytes() : 0;
+  if (bytes > config_.output_hard_limit_bytes) {
+    release_output_queue(c);
+    schedule_close(c, CloseReason::kOutputOverflow);
+    return;
+  }
+  if (bytes > config_.output_high_water_bytes && !(c.flags_ & Connection::kReadPausedByOutput)) {
+    c.flags_ |= Connection::kReadPausedByOutput;
+    stats_.backpressure_pauses.add();
+  } else if (bytes <= config_.output_low_water_bytes &&
+             (c.flags_ & Connection::kReadPausedByOutput)) {
+    c.flags_ &= static_cast<uint16_t>(~Connection::kReadPausedByOutput);
+    resume_reading(c);
+    handlers_[c.handler_]->on_writable(c);
+  }
+}
+
+void EventLoop::flush(Connection& c) {
+  if (c.out_ == nullptr) return;
+  net::OutQueue& q = *c.out_;
+  while (!q.empty()) {
+    iovec iov[kMaxIov];
+    int n = q.gather(iov, kMaxIov);
+    size_t want = 0;
+    for (int i = 0; i < n; ++i) want += iov[i].iov_len;
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<size_t>(n);
+    ssize_t w = ::sendmsg(c.fd_.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    stats_.write_calls.add();
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) break;  // EPOLLOUT (edge) will tell us when there is room
+      c.last_error_ = errno;
+      release_output_queue(c);
+      schedule_close(c, reason_for_errno(c.last_error_));
+      return;
+    }
+    q.consume(static_cast<size_t>(w));
+    stats_.bytes_out.add(static_cast<uint64_t>(w));
+    stats_.pending_output_bytes.sub(static_cast<uint64_t>(w));
+    if (static_cast<size_t>(w) < want) break;  // socket buffer full
+  }
+  if (q.empty()) {
+    release_output_queue(c);
+    if (c.flags_ & Connection::kFlushThenClose) {
+      schedule_close(c, c.close_reason_);
+      return;
+    }
+  }
+  after_output_change(c);
+}
+
+void EventLoop::run_flush_list() {
+  if (core_->flush_list.empty()) return;
+  core_->scratch.clear();
+  core_->scratch.swap(core_->flush_list);
+  for (uint32_t s : core_->scratch) {
+    Connection& c = core_->slot(s);
+    c.flags_ &= static_cast<uint16_t>(~Connection::kFlushScheduled);
+    if (c.open()) flush(c);
+  }
+}
+
+// --- input ----------------------------------------------------------------------------------
+
+void EventLoop::resume_reading(Connection& c) {
+  if (c.flags_ & (Connection::kReadPausedByUser | Connection::kReadPausedByOutput)) return;
+  if (!c.open() || (c.flags_ & Connection::kReadAgain)) return;
+  // Edge-triggered: data that arrived while paused raised no new event, so look now.
+  c.flags_ |= Connection::kReadAgain;
+  core_->read_again.push_back(c.slot_);
+}
+
+bool EventLoop::deliver(Connection& c, ByteView fresh) {
+  Handler& h = *handlers_[c.handler_];
+  ByteView data = fresh;
+  if (c.in_ != nullptr) {
+    size_t before = c.in_->size;
+    if (!net::pending_append(c.in_, fresh, config_.input_limit_bytes)) {
+      schedule_close(c, CloseReason::kInputOverflow);
+      return false;
+    }
+    stats_.pending_input_bytes.add(c.in_->size - before);
+    data = c.in_->view();
+  }
+  DataResult r = h.on_data(c, data);
+  size_t consumed = std::min(r.consumed, data.size());
+  if (c.in_ != nullptr) {
+    stats_.pending_input_bytes.sub(std::min<size_t>(consumed, c.in_->size));
+    net::pending_consume(c.in_, consumed);
+    if (c.in_ == nullptr) stats_.conns_with_input.sub();
+  } else if (consumed < data.size() && !(c.flags_ & Connection::kClosing)) {
+    ByteView rest = data.subspan(consumed);
+    if (!net::pending_append(c.in_, rest, config_.input_limit_bytes)) {
+      schedule_close(c, CloseReason::kInputOverflow);
+      return false;
+    }
+    stats_.pending_input_bytes.add(rest.size());
+    stats_.conns_with_input.add();
+  }
+  apply(c, r.action, CloseReason::kProtocol);
+  return !(c.flags_ & (Connection::kClosing | Connection::kFlushThenClose));
+}
+
+void EventLoop::handle_read(Connection& c, bool peer_hung_up) {
+  std::byte* buf = core_->read_buffer.get();
+  for (int i = 0; i < kMaxReadsPerWakeup; ++i) {
+    if (!c.open() || (c.flags_ & (Connection::kFlushThenClose | Connection::kPeerShutdown |
+                                  Connection::kReadPausedByUser |
+                                  Connection::kReadPausedByOutput))) {
+      return;
+    }
+    ssize_t n = ::recv(c.fd_.get(), buf, kReadBufferBytes, MSG_DONTWAIT);
+    stats_.read_calls.add();
+    if (n > 0) {
+      stats_.bytes_in.add(static_cast<uint64_t>(n));
+      if (c.timeout_ticks_ != 0) {
+        c.timer_.deadline_tick = core_->wheel.now_tick() + c.timeout_ticks_;  // lazy extension
+      }
+      if (!deliver(c, ByteView{buf, static_cast<size_t>(n)})) return;
+      // A short read drained the socket: with edge-triggered epoll the next byte raises a
+      // new event, so skip the recv that would only say EAGAIN. Not after a FIN, whose
+      // event has been consumed and must still be read as 0.
+      if (static_cast<size_t>(n) < kReadBufferBytes && !peer_hung_up) return;
+      continue;
+    }
+    if (n == 0) {
+      c.flags_ |= Connection::kPeerShutdown;
+      apply(c, handlers_[c.handler_]->on_peer_shutdown(c), CloseReason::kPeerClosed);
+      return;
+    }
+    if (errno == EAGAIN) return;
+    if (errno == EINTR) continue;
+    c.last_error_ = errno;
+    schedule_close(c, reason_for_errno(errno));
+    return;
+  }
+  // Cap reached: come back after everyone else had a turn (libuv's 32-reads rule).
+  if (!(c.flags_ & Connection::kReadAgain)) {
+    c.flags_ |= Connection::kReadAgain;
+    core_->read_again.push_back(c.slot_);
+  }
+}
+
+void EventLoop::run_read_again() {
+  if (core_->read_again.empty()) return;
+  std::vector<uint32_t> batch;
+  batch.swap(core_->read_again);
+  for (uint32_t s : batch) {
+    Connection& c = core_->slot(s);
+    c.flags_ &= static_cast<uint16_t>(~Connection::kReadAgain);
+    if (c.open()) handle_read(c, false);
+  }
+  if (core_->read_again.empty()) {
+    batch.clear();
+    core_->read_again.swap(batch);  // keep the capacity
+  }
+}
+
+// --- accept and connect ---------------------------------------------------------------------
+
+ConnId EventLoop::adopt(UniqueFd fd, uint8_t handler, bool connecting, void* user_data) {
+  uint32_t slot;
+  if (!core_->allocate_slot(slot)) return {};
+  Connection& c = core_->slot(slot);
+  c.fd_ = std::move(fd);
+  c.loop_ = this;
+  c.slot_ = slot;
+  c.flags_ = Connection::kOpen | (connecting ? Connection::kConnecting : 0);
+  c.handler_ = handler;
+  c.user_ = user_data;
+  c.timeout_ticks_ = 0;
+  c.last_error_ = 0;
+  c.close_reason_ = CloseReason::kPeerClosed;
+  ConnId id = ConnId::make(index_, slot, c.generation_);
+
+  epoll_event ev{};
+  ev.events = kConnEvents;  // registered once; EPOLLOUT is edge-triggered so it costs nothing
+  ev.data.u64 = id.value;   // until a write has hit EAGAIN, and no epoll_ctl(MOD) is needed
+  if (::epoll_ctl(core_->epoll.get(), EPOLL_CTL_ADD, c.fd_.get(), &ev) != 0) {
+    c.last_error_ = errno;
+    c.fd_.reset();
+    c.flags_ = 0;
+    core_->free_slots.push_back(slot);
+    return {};
+  }
+  ++live_;
+  stats_.connections.add();
+  if (config_.idle_timeout_ms) set_conn_timeout(c, config_.idle_timeout_ms);
+  if (!connecting) apply(c, handlers_[handler]->on_open(c), CloseReason::kProtocol);
+  return id;
+}
+
+void EventLoop::pause_listener(uint32_t listener, int err) {
+  auto& l = core_->listeners[listener];
+  if (l.paused) return;
+  l.paused = true;
+  stats_.accept_paused.add();
+  ::epoll_ctl(core_->epoll.get(), EPOLL_CTL_DEL, l.fd.get(), nullptr);
+  if (now_ms_ - core_->last_accept_warning_ms >= 10000 || core_->last_accept_warning_ms == 0) {
+    core_->last_accept_warning_ms = now_ms_;
+    spdlog::critical("loop {}: accept failed ({}); pausing the listener for {} ms "
+                     "(raise RLIMIT_NOFILE or lower --max-connections; see tcpms-doctor)",
+                     index_, net::errno_text(err), kAcceptPauseMs);
+  }
+  // Pending connections stay in the kernel's accept queue and are served once descriptors
+  // free up; nothing spins meanwhile (nginx's approach).
+  run_after(kAcceptPauseMs, [this, listener] {
+    auto& ls = core_->listeners[listener];
+    if (!ls.paused || !ls.fd) return;
+    ls.paused = false;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = ConnId::make(index_, listener, 0).value;
+    ::epoll_ctl(core_->epoll.get(), EPOLL_CTL_ADD, ls.fd.get(), &ev);
+  });
+}
+
+void EventLoop::handle_accept(uint32_t listener) {
+  auto& l = core_->listeners[listener];
+  for (int i = 0; i < kMaxAcceptsPerWakeup && l.fd && !l.paused; ++i) {
+    UniqueFd fd(::accept4(l.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (!fd) {
+      int err = errno;
+      switch (err) {
+        case EAGAIN:
+          return;
+        case EINTR:
+        case ECONNABORTED:
+        case EPROTO:
+        case EPERM:
+          stats_.accept_errors.add();
+          continue;
+        case EMFILE:
+        case ENFILE:
+        case ENOBUFS:
+        case ENOMEM:
+          pause_listener(listener, err);
+          return;
+        default:
+          stats_.accept_errors.add();
+          spdlog::error("loop {}: accept: {}", index_, net::errno_text(err));
+          return;
+      }
+    }
+    if (core_->shared_count != nullptr) {
+      int64_t before = core_->shared_count->fetch_add(1, std::memory_order_relaxed);
+      if (core_->max_connections > 0 && before >= core_->max_connections) {
+        core_->shared_count->fetch_sub(1, std::memory_order_relaxed);
+        stats_.rejected_over_limit.add();
+        continue;  // `fd` closes here: accept-and-close, as documented for the cap
+      }
+    }
+    if (config_.tcp_nodelay) net::set_tcp_nodelay(fd.get());
+    stats_.accepted.add();
+    ConnId id = adopt(std::move(fd), l.handler, false, nullptr);
+    if (!id.valid()) {
+      if (core_->shared_count) core_->shared_count->fetch_sub(1, std::memory_order_relaxed);
+      stats_.accept_errors.add();
+    } else if (core_->shared_count) {
+      // Released in run_closing. Set after on_open, which cannot have freed the slot yet.
+      core_->slot(id.slot()).flags_ |= Connection::kCounted;
+    }
+  }
+}
+
+ConnId EventLoop::connect(const sockaddr_storage& target, const sockaddr_storage* source,
+                          uint8_t handler, int& error, void* user_data) {
+  UniqueFd fd(::socket(target.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) {
+    error = errno;
+    return {};
+  }
+  socklen_t len = target.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  if (source != nullptr) {
+    int one = 1;
+    // Defer the port choice to connect(), where the kernel picks per 4-tuple, so each source
+    // address gets its own ~28K ports instead of sharing one ephemeral range.
+    ::setsockopt(fd.get(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(source), len) != 0) {
+      error = errno;
+      return {};
+    }
+  }
+  if (config_.tcp_nodelay) net::set_tcp_nodelay(fd.get());
+  int r = ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&target), len);
+  if (r != 0 && errno != EINPROGRESS) {
+    error = errno;
+    return {};
+  }
+  stats_.connects_started.add();
+  ConnId id = adopt(std::move(fd), handler, r != 0, user_data);
+  if (!id.valid()) {
+    error = ENOBUFS;
+    return {};
+  }
+  error = 0;
+  return id;
+}
+
+void EventLoop::finish_connect(Connection& c) {
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::getsockopt(c.fd_.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  if (err != 0) {
+    c.last_error_ = err;
+    schedule_close(c, CloseReason::kConnectFailed);
+    return;
+  }
+  c.flags_ &= static_cast<uint16_t>(~Connection::kConnecting);
+  apply(c, handlers_[c.handler_]->on_open(c), CloseReason::kProtocol);
+}
+
+// --- the loop -------------------------------------------------------------------------------
+
+void EventLoop::dispatch(uint64_t tag, uint32_t events) {
+  ConnId id{tag};
+  if (id.generation() == 0) {
+    if (id.slot() == net::LoopCore::kWakeTag) return;  // tasks run in their own phase
+    handle_accept(id.slot());
+    return;
+  }
+  // A stale event for a slot closed earlier in this batch fails the generation check
+  // (nginx's `instance` bit, widened to 32 bits).
+  Connection* c = find(id);
+  if (c == nullptr) return;
+  if (c->flags_ & Connection::kConnecting) {
+    if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
+    finish_connect(*c);
+    if (!c->open()) return;
+  }
+  if ((events & EPOLLOUT) && c->out_ != nullptr) flush(*c);
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+    handle_read(*c, (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
+  }
+}
+
+void EventLoop::run_timers() {
+  uint32_t tick = static_cast<uint32_t>(now_ms_ / config_.timer_tick_ms);
+  core_->wheel.advance(tick, [this](uint32_t slot) {
+    Connection& c = core_->slot(slot);
+    if (!c.open()) return;
+    if (c.flags_ & Connection::kFlushThenClose) {
+      schedule_close(c, CloseReason::kIdleTimeout);
+      return;
+    }
+    Action a = handlers_[c.handler_]->on_timeout(c);
+    if (a == Action::kKeep) {
+      if (c.timeout_ticks_ && c.open() && !core_->wheel.scheduled(slot))
+        core_->wheel.schedule(slot, core_->wheel.now_tick() + c.timeout_ticks_);
+      return;
+    }
+    apply(c, a, CloseReason::kIdleTimeout);
+  });
+
+  while (!core_->timer_order.empty() && core_->timer_order.begin()->first <= now_ms_) {
+    auto [due, id] = *core_->timer_order.begin();
+    core_->timer_order.erase(core_->timer_order.begin());
+    auto it = core_->timers.find(id);
+    if (it == core_->timers.end()) continue;  // cancelled
+    if (it->second.period_ms == 0) {
+      Task task = std::move(it->second.task);
+      core_->timers.erase(it);
+      task();
+    } else {
+      core_->timer_order.emplace(now_ms_ + it->second.period_ms, id);
+      Task task = it->second.task;  // copy: the task may cancel itself
+      task();
+    }
+  }
+}
+
+void EventLoop::run_closing() {
+  while (!core_->closing.empty()) {
+    std::vector<uint32_t> batch;
+    batch.swap(core_->closing);
+    for (uint32_t s : batch) {
+      Connection& c = core_->slot(s);
+      // on_close may close other connections; they join the next round of this loop.
+      handlers_[c.handler_]->on_close(c, c.close_reason_);
+      core_->wheel.cancel(s);
+      if (c.in_ != nullptr) {
+        stats_.pending_input_bytes.sub(c.in_->size);
+        stats_.conns_with_input.sub();
+        net::pending_free(c.in_);
+      }
+      release_output_queue(c);
+      c.fd_.reset();  // also removes it from the epoll set
+      if ((c.flags_ & Connection::kCounted) && core_->shared_count)
+        core_->shared_count->fetch_sub(1, std::memory_order_relaxed);
+      c.user_ = nullptr;
+      c.flags_ = 0;
+      if (++c.generation_ == 0) c.generation_ = 1;  // 0 tags listeners and the wake-up fd
+      core_->free_slots.push_back(s);
+      --live_;
+      stats_.connections.sub();
+      stats_.closed_by_reason[static_cast<size_t>(c.close_reason_)].add();
+    }
+  }
+}
+
+int EventLoop::next_timeout_ms() const {
+  if (!core_->read_again.empty() || !core_->closing.empty() || !core_->flush_list.empty())
+    return 0;
+  int64_t wait = -1;
+  if (core_->wheel.size() > 0) {
+    uint64_t next_tick_ms = (now_ms_ / config_.timer_tick_ms + 1) * config_.timer_tick_ms;
+    wait = static_cast<int64_t>(next_tick_ms - now_ms_);
+  }
+  if (!core_->timer_order.empty()) {
+    int64_t due = static_cast<int64_t>(core_->timer_order.begin()->first) -
+                  static_cast<int64_t>(now_ms_);
+    due = std::max<int64_t>(due, 0);
+    wait = wait < 0 ? due : std::min(wait, due);
+  }
+  return static_cast<int>(wait);
+}
+
+void EventLoop::run() {
+  t_current_loop = this;
+  constexpr int kMaxEvents = 512;
+  epoll_event events[kMaxEvents];
+  for (;;) {
+    int n = ::epoll_wait(core_->epoll.get(), events, kMaxEvents, next_timeout_ms());
+    uint64_t busy_start = monotonic_ns();
+    now_ms_ = busy_start / 1000000;
+    stats_.loop_iterations.add();
+    if (n < 0 && errno != EINTR) {
+      spdlog::critical("loop {}: epoll_wait: {}", index_, net::errno_text(errno));
+      break;
+    }
+    for (int i = 0; i < n; ++i) dispatch(events[i].data.u64, events[i].events);
+    run_read_again();
+    stats_.tasks_run.add(core_->tasks.run_all());
+    run_timers();
+    run_flush_list();
+    run_closing();
+    stats_.busy_ns.add(monotonic_ns() - busy_start);
+    if (stop_requested_.load(std::memory_order_relaxed)) break;
+    if (draining_.load(std::memory_order_relaxed) && live_ == 0) break;
+  }
+  core_->tasks.close();
+  t_current_loop = nullptr;
+}
+
+}  // namespace tcpms

@@ -1,0 +1,93 @@
+// LoopCore: the private state of an EventLoop, kept out of the public header so that users
+// of include/tcpms see the contract, not the machinery.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <utility>
+#include <vector>
+
+#include "net/out_queue.h"
+#include "net/pending_input.h"
+#include "net/task_queue.h"
+#include "net/timer_wheel.h"
+#include "tcpms/connection.h"
+#include "tcpms/unique_fd.h"
+
+namespace tcpms::net {
+
+class LoopCore {
+ public:
+  // Connections live in fixed-size chunks so their addresses never move when the slab grows.
+  static constexpr uint32_t kSlabChunkShift = 12;
+  static constexpr uint32_t kSlabChunk = 1u << kSlabChunkShift;
+
+  // Special epoll tags: a ConnId with generation 0 is never a connection.
+  static constexpr uint32_t kWakeTag = ConnId::kMaxSlots - 1;
+
+  struct SlotHook {
+    LoopCore* core;
+    TimerHook& operator()(uint32_t slot) const noexcept { return core->slot(slot).timer_; }
+  };
+
+  struct Listener {
+    UniqueFd fd;
+    uint8_t handler = 0;
+    bool paused = false;
+  };
+
+  struct LoopTimer {
+    uint32_t period_ms = 0;  // 0: one-shot
+    std::function<void()> task;
+  };
+
+  LoopCore() : wheel(1024, SlotHook{this}), read_buffer(new std::byte[65536]) {}
+
+  Connection& slot(uint32_t s) noexcept {
+    return chunks[s >> kSlabChunkShift][s & (kSlabChunk - 1)];
+  }
+  // Returns a free slot index, growing the slab by one chunk if needed; false when full.
+  bool allocate_slot(uint32_t& out) {
+    if (!free_slots.empty()) {
+      out = free_slots.back();
+      free_slots.pop_back();
+      return true;
+    }
+    if (slots_created == ConnId::kMaxSlots - 1) return false;  // last index is kWakeTag
+    if ((slots_created >> kSlabChunkShift) == chunks.size()) {
+      chunks.emplace_back(new Connection[kSlabChunk]);
+    }
+    out = slots_created++;
+    return true;
+  }
+
+  UniqueFd epoll;
+  TaskQueue tasks;
+  std::vector<std::unique_ptr<Connection[]>> chunks;
+  std::vector<uint32_t> free_slots;
+  uint32_t slots_created = 0;
+
+  // Work lists, processed in the iteration phases documented in event_loop.h.
+  std::vector<uint32_t> closing;
+  std::vector<uint32_t> read_again;
+  std::vector<uint32_t> flush_list;
+  std::vector<uint32_t> scratch;  // swap partner for the lists above
+
+  TimerWheel<SlotHook> wheel;
+  ChunkPool chunk_pool;
+  std::vector<std::unique_ptr<OutQueue>> spare_queues;  // bounded cache of empty queues
+  std::unique_ptr<std::byte[]> read_buffer;
+
+  std::vector<Listener> listeners;
+  std::atomic<int64_t>* shared_count = nullptr;
+  int64_t max_connections = 0;
+  uint64_t last_accept_warning_ms = 0;
+
+  std::map<uint64_t, LoopTimer> timers;              // by id
+  std::set<std::pair<uint64_t, uint64_t>> timer_order;  // (due ms, id)
+  uint64_t next_timer_id = 1;
+};
+
+}  // namespace tcpms::net

@@ -1,0 +1,111 @@
+#include "net/out_queue.h"
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+
+namespace tcpms::net {
+
+ChunkPool::~ChunkPool() {
+  while (free_ != nullptr) {
+    Chunk* next = free_->next_free;
+    delete free_;
+    free_ = next;
+  }
+}
+
+Chunk* ChunkPool::get() {
+  ++in_use_;
+  if (free_ == nullptr) return new Chunk;
+  Chunk* c = free_;
+  free_ = c->next_free;
+  --free_count_;
+  c->next_free = nullptr;
+  c->used = 0;
+  return c;
+}
+
+void ChunkPool::put(Chunk* c) noexcept {
+  --in_use_;
+  if (free_count_ >= max_free_) {
+    delete c;
+    return;
+  }
+  c->next_free = free_;
+  free_ = c;
+  ++free_count_;
+}
+
+void OutQueue::append(ByteView data) {
+  bytes_ += data.size();
+  while (!data.empty()) {
+    Segment* tail = segments_.size() > head_ ? &segments_.back() : nullptr;
+    if (tail == nullptr || tail->chunk == nullptr || tail->chunk->used == Chunk::kBytes) {
+      segments_.push_back(Segment{pool_->get(), {}, 0, 0});
+      tail = &segments_.back();
+    }
+    Chunk* c = tail->chunk;
+    size_t n = std::min(data.size(), Chunk::kBytes - c->used);
+    std::memcpy(c->data + c->used, data.data(), n);
+    c->used += static_cast<uint32_t>(n);
+    tail->end = c->used;
+    data = data.subspan(n);
+  }
+}
+
+void OutQueue::append_shared(const SharedBytes& body, size_t offset) {
+  ByteView rest = body.view().subspan(offset);
+  if (rest.size() <= kShareThreshold) {
+    append(rest);
+    return;
+  }
+  bytes_ += rest.size();
+  segments_.push_back(Segment{nullptr, body, static_cast<uint32_t>(offset),
+                              static_cast<uint32_t>(body.size())});
+}
+
+int OutQueue::gather(iovec* iov, int max) const noexcept {
+  int n = 0;
+  for (size_t i = head_; i < segments_.size() && n < max; ++i) {
+    const Segment& s = segments_[i];
+    const std::byte* base = s.chunk ? s.chunk->data : s.shared.view().data();
+    iov[n].iov_base = const_cast<std::byte*>(base + s.begin);
+    iov[n].iov_len = s.end - s.begin;
+    ++n;
+  }
+  return n;
+}
+
+void OutQueue::consume(size_t n) noexcept {
+  bytes_ -= std::min(n, bytes_);
+  while (n > 0 && head_ < segments_.size()) {
+    Segment& s = segments_[head_];
+    size_t len = s.end - s.begin;
+    if (n < len) {
+      s.begin += static_cast<uint32_t>(n);
+      return;
+    }
+    n -= len;
+    if (s.chunk) pool_->put(s.chunk);
+    s = Segment{};
+    ++head_;
+  }
+  if (head_ == segments_.size()) {
+    segments_.clear();
+    head_ = 0;
+  } else if (head_ > 32 && head_ * 2 > segments_.size()) {
+    segments_.erase(segments_.begin(), segments_.begin() + static_cast<ptrdiff_t>(head_));
+    head_ = 0;
+  }
+}
+
+void OutQueue::clear() noexcept {
+  for (size_t i = head_; i < segments_.size(); ++i) {
+    if (segments_[i].chunk) pool_->put(segments_[i].chunk);
+  }
+  segments_.clear();
+  head_ = 0;
+  bytes_ = 0;
+}
+
+}  // namespace tcpms::net

@@ -1,0 +1,123 @@
+#include "tcpms/server.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <string>
+
+#include "net/socket.h"
+
+namespace tcpms {
+
+Server::Server(ServerConfig config) : config_(std::move(config)) {
+  if (config_.threads == 0) config_.threads = std::max(1u, std::thread::hardware_concurrency());
+  if (config_.backlog <= 0) config_.backlog = net::read_somaxconn();
+}
+
+Server::~Server() {
+  stop();
+  wait();
+  workers_.reset();  // join workers before the loops they post results to go away
+  loops_.clear();
+}
+
+size_t Server::listen(const Endpoint& at, HandlerFactory factory) {
+  listeners_.push_back(ListenerSpec{at, std::move(factory)});
+  return listeners_.size() - 1;
+}
+
+uint8_t Server::add_handler(HandlerFactory factory) {
+  extra_handlers_.push_back(std::move(factory));
+  return static_cast<uint8_t>(listeners_.size() + extra_handlers_.size() - 1);
+}
+
+std::string Server::start() {
+  if (config_.loop_index_base + config_.threads > ConnId::kMaxLoops)
+    return "too many event loops (at most " + std::to_string(ConnId::kMaxLoops) + ")";
+  workers_ = std::make_unique<WorkerPool>(config_.worker_threads);
+  for (unsigned i = 0; i < config_.threads; ++i) {
+    auto loop = std::make_unique<EventLoop>(config_.loop_index_base + i, config_.loop, this);
+    loop->set_connection_cap(&conn_count_, config_.max_connections);
+    loops_.push_back(std::move(loop));
+  }
+  // Handler indices are the same on every loop: listeners first, then extra handlers.
+  for (auto& loop : loops_) {
+    for (auto& l : listeners_) loop->add_handler(l.factory(*loop));
+    for (auto& f : extra_handlers_) loop->add_handler(f(*loop));
+  }
+  for (size_t li = 0; li < listeners_.size(); ++li) {
+    Endpoint& at = listeners_[li].at;
+    for (auto& loop : loops_) {
+      int err = 0;
+      const char* what = "";
+      UniqueFd fd = net::open_listener(at, config_.backlog, err, what);
+      if (!fd) {
+        std::string msg = "cannot listen on " + at.to_string() + ": " + what + ": " +
+                          net::errno_text(err);
+        if (err == EADDRINUSE) msg += " (another process has this port; pick another with --listen)";
+        if (err == EACCES) msg += " (ports below 1024 need root or CAP_NET_BIND_SERVICE)";
+        loops_.clear();
+        return msg;
+      }
+      // Port 0: the first loop's bind picked a port; the other loops join that one.
+      if (at.port() == 0) at.set_port(net::local_endpoint(fd.get()).port());
+      loop->add_listener(std::move(fd), static_cast<uint8_t>(li));
+    }
+  }
+  // Loop threads must not take process signals: main owns them through a signalfd.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  for (size_t i = 0; i < loops_.size(); ++i) {
+    threads_.emplace_back([loop = loops_[i].get(), i] {
+      std::string name = "tcpms-loop-" + std::to_string(i);
+      pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+      loop->run();
+    });
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return {};
+}
+
+uint16_t Server::bound_port(size_t listener) const { return listeners_.at(listener).at.port(); }
+
+EventLoop* Server::loop_of(ConnId id) {
+  uint32_t l = id.loop();
+  if (l < config_.loop_index_base || l - config_.loop_index_base >= loops_.size()) return nullptr;
+  return loops_[l - config_.loop_index_base].get();
+}
+
+bool Server::send_to(ConnId id, ByteView data) {
+  EventLoop* loop = loop_of(id);
+  if (loop == nullptr) return false;
+  return loop->post([loop, id, bytes = std::string(as_chars(data))] {
+    loop->send_to(id, as_bytes(bytes));
+  });
+}
+
+bool Server::close(ConnId id, CloseReason reason) {
+  EventLoop* loop = loop_of(id);
+  if (loop == nullptr) return false;
+  return loop->post([loop, id, reason] { loop->close(id, reason); });
+}
+
+void Server::post_to_all(const std::function<void(EventLoop&)>& task) {
+  for (auto& loop : loops_) loop->post([l = loop.get(), task] { task(*l); });
+}
+
+void Server::drain(std::chrono::milliseconds deadline) {
+  for (auto& loop : loops_) loop->drain(deadline);
+}
+
+void Server::stop() {
+  for (auto& loop : loops_) loop->stop();
+}
+
+void Server::wait() {
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  threads_.clear();
+}
+
+}  // namespace tcpms

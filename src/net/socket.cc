@@ -1,0 +1,70 @@
+#include "net/socket.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+namespace tcpms::net {
+
+int read_somaxconn() {
+  int value = 4096;  // the Linux default since 5.4
+  if (FILE* f = std::fopen("/proc/sys/net/core/somaxconn", "re")) {
+    if (std::fscanf(f, "%d", &value) != 1) value = 4096;
+    std::fclose(f);
+  }
+  return value;
+}
+
+UniqueFd open_listener(const Endpoint& at, int backlog, int& err, const char*& what) {
+  UniqueFd fd(::socket(at.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) {
+    err = errno;
+    what = "socket";
+    return {};
+  }
+  int one = 1;
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  // One listener per loop on the same port: the kernel spreads new connections over them
+  // with no shared accept lock (and over worker processes the same way).
+  if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    err = errno;
+    what = "setsockopt(SO_REUSEPORT)";
+    return {};
+  }
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&at.addr), at.len) != 0) {
+    err = errno;
+    what = "bind";
+    return {};
+  }
+  if (::listen(fd.get(), backlog) != 0) {
+    err = errno;
+    what = "listen";
+    return {};
+  }
+  err = 0;
+  return fd;
+}
+
+Endpoint local_endpoint(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  return Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+}
+
+void set_tcp_nodelay(int fd) noexcept {
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+std::string errno_text(int err) {
+  char buf[128];
+  return std::string(::strerror_r(err, buf, sizeof buf));
+}
+
+}  // namespace tcpms::net

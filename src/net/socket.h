@@ -1,0 +1,26 @@
+// Thin socket helpers. Each returns the descriptor in a UniqueFd, or sets `err` to the errno
+// captured at the failing call (libuv style: no exceptions, no errno read later).
+#pragma once
+
+#include <string>
+
+#include "tcpms/endpoint.h"
+#include "tcpms/unique_fd.h"
+
+namespace tcpms::net {
+
+// The kernel's accept-queue cap (net.core.somaxconn); listen() silently clamps to it.
+int read_somaxconn();
+
+// A non-blocking listening socket with SO_REUSEADDR and SO_REUSEPORT, bound and listening.
+// `what` names the failing step ("bind", "listen") for error messages.
+UniqueFd open_listener(const Endpoint& at, int backlog, int& err, const char*& what);
+
+// The locally bound address of a socket (to learn the port after binding port 0).
+Endpoint local_endpoint(int fd);
+
+void set_tcp_nodelay(int fd) noexcept;
+
+std::string errno_text(int err);
+
+}  // namespace tcpms::net
