@@ -1,0 +1,122 @@
+// tcpms-server: parses options, starts the engine with the chosen protocol and the admin
+// API, waits for a signal on a signalfd, drains, exits.
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <cstdio>
+#include <memory>
+
+#include <spdlog/spdlog.h>
+
+#include "admin/admin_server.h"
+#include "echo/echo_handler.h"
+#include "server_options.h"
+#include "tcpms/server.h"
+#include "tcpms/signal_watcher.h"
+
+namespace tcpms::app {
+namespace {
+
+// Descriptors kept back from the connection cap for listeners, epoll, eventfds, the admin
+// API, logs and the worker pool.
+constexpr int64_t kReservedFds = 64;
+
+int64_t default_max_connections() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 0;
+  return std::max<int64_t>(static_cast<int64_t>(rl.rlim_cur) - kReservedFds, 1);
+}
+
+int run(int argc, char** argv) {
+  ServerOptions opt;
+  if (int rc = parse_server_options(argc, argv, opt); rc >= 0) return rc;
+  spdlog::set_level(spdlog::level::from_str(opt.log_level));
+
+  if (opt.listen.empty()) opt.listen = "127.0.0.1:7000";
+  std::string error;
+  auto listen_at = Endpoint::parse(opt.listen, &error);
+  if (!listen_at) {
+    std::fprintf(stderr, "tcpms-server: --listen: %s\n", error.c_str());
+    return kExitUsage;
+  }
+  std::optional<Endpoint> admin_at;
+  if (!opt.no_admin) {
+    admin_at = Endpoint::parse(opt.admin_listen, &error);
+    if (!admin_at) {
+      std::fprintf(stderr, "tcpms-server: --admin-listen: %s\n", error.c_str());
+      return kExitUsage;
+    }
+    if (!admin_at->is_loopback() && opt.admin_token.empty()) {
+      std::fprintf(stderr,
+                   "tcpms-server: the admin API listens beyond loopback (%s): set --admin-token\n",
+                   opt.admin_listen.c_str());
+      return kExitUsage;
+    }
+  }
+
+  SignalWatcher signals({SIGTERM, SIGINT, SIGHUP});
+
+  ServerConfig config;
+  config.threads = opt.threads;
+  config.max_connections = opt.max_connections ? opt.max_connections : default_max_connections();
+  config.loop.idle_timeout_ms = opt.idle_timeout_s * 1000;
+  config.loop.output_high_water_bytes = opt.output_high_water;
+  config.loop.output_low_water_bytes = opt.output_high_water / 4;
+  config.loop.output_hard_limit_bytes = opt.output_hard_limit;
+  Server server(config);
+  server.listen(*listen_at, [](EventLoop&) { return std::make_unique<echo::EchoHandler>(); });
+  if (std::string err = server.start(); !err.empty()) {
+    spdlog::critical("{}", err);
+    return kExitUnavailable;
+  }
+
+  std::unique_ptr<admin::AdminServer> admin;
+  if (admin_at) {
+    admin = std::make_unique<admin::AdminServer>(server, admin::AdminConfig{*admin_at, opt.admin_token});
+    if (std::string err = admin->start(); !err.empty()) {
+      spdlog::critical("{}", err);
+      server.stop();
+      server.wait();
+      return kExitUnavailable;
+    }
+  }
+  spdlog::info("tcpms-server: {} on {}:{} ({} loops, max {} connections){}; stop with Ctrl-C or "
+               "SIGTERM",
+               opt.protocol, listen_at->to_string().substr(0, listen_at->to_string().rfind(':')),
+               server.bound_port(0), server.loop_count(), config.max_connections,
+               admin ? ", admin API on http://" + admin_at->to_string().substr(
+                                                      0, admin_at->to_string().rfind(':')) +
+                           ":" + std::to_string(admin->port())
+                     : std::string());
+
+  for (;;) {
+    int sig = signals.wait(-1);
+    if (sig == SIGHUP) {
+      spdlog::info("SIGHUP: nothing to reload in this configuration");
+      continue;
+    }
+    if (sig == SIGTERM || sig == SIGINT) {
+      spdlog::info("{}: draining {} connections (up to {} ms)", strsignal(sig),
+                   server.connection_count(), opt.drain_timeout_ms);
+      if (admin) admin->set_ready(false);
+      server.drain(std::chrono::milliseconds(opt.drain_timeout_ms));
+      break;
+    }
+  }
+  server.wait();
+  if (admin) admin->stop();
+  spdlog::info("stopped");
+  return kExitOk;
+}
+
+}  // namespace
+}  // namespace tcpms::app
+
+int main(int argc, char** argv) {
+  try {
+    return tcpms::app::run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tcpms-server: %s\n", e.what());
+    return tcpms::app::kExitSoftware;
+  }
+}

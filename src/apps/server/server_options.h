@@ -1,0 +1,36 @@
+// Everything tcpms-server can be told, with its defaults. Parsed from the command line
+// (CLI11); see --help.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace tcpms::app {
+
+struct ServerOptions {
+  std::string protocol = "echo";
+  std::string listen;                    // default depends on the protocol
+  std::string admin_listen = "127.0.0.1:8080";
+  std::string admin_token;
+  unsigned threads = 0;                  // 0: one per CPU
+  int64_t max_connections = 0;           // 0: derived from RLIMIT_NOFILE
+  uint32_t idle_timeout_s = 0;           // 0: none
+  uint32_t drain_timeout_ms = 5000;
+  uint64_t output_high_water = 1 << 20;
+  uint64_t output_hard_limit = 64 << 20;
+  std::string log_level = "info";
+  bool no_admin = false;
+};
+
+// Exit codes scripts can rely on.
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitUsage = 64,       // bad flags (EX_USAGE)
+  kExitUnavailable = 69, // could not bind / start (EX_UNAVAILABLE)
+  kExitSoftware = 70,    // internal error (EX_SOFTWARE)
+};
+
+// Returns -1 to continue, or an exit code (after --help, or a usage error already printed).
+int parse_server_options(int argc, char** argv, ServerOptions& out);
+
+}  // namespace tcpms::app
