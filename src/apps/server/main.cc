@@ -27,6 +27,11 @@ int64_t default_max_connections() {
   return std::max<int64_t>(static_cast<int64_t>(rl.rlim_cur) - kReservedFds, 1);
 }
 
+std::string with_port(Endpoint at, uint16_t port) {
+  at.set_port(port);
+  return at.to_string();
+}
+
 int run(int argc, char** argv) {
   ServerOptions opt;
   if (int rc = parse_server_options(argc, argv, opt); rc >= 0) return rc;
@@ -80,14 +85,12 @@ int run(int argc, char** argv) {
       return kExitUnavailable;
     }
   }
-  spdlog::info("tcpms-server: {} on {}:{} ({} loops, max {} connections){}; stop with Ctrl-C or "
-               "SIGTERM",
-               opt.protocol, listen_at->to_string().substr(0, listen_at->to_string().rfind(':')),
-               server.bound_port(0), server.loop_count(), config.max_connections,
-               admin ? ", admin API on http://" + admin_at->to_string().substr(
-                                                      0, admin_at->to_string().rfind(':')) +
-                           ":" + std::to_string(admin->port())
-                     : std::string());
+  // One line that says what listens where; tests and scripts parse "listening on" from it.
+  spdlog::info("tcpms-server {} listening on {}{}; {} loops, max {} connections; stop with "
+               "Ctrl-C or SIGTERM",
+               opt.protocol, with_port(*listen_at, server.bound_port(0)),
+               admin ? ", admin on " + with_port(*admin_at, admin->port()) : std::string(),
+               server.loop_count(), config.max_connections);
 
   for (;;) {
     int sig = signals.wait(-1);

@@ -1,0 +1,153 @@
+"""Shared helpers for integration tests: start the real binaries on loopback ports chosen by
+the kernel, find what they listen on, stop them, and read their /proc numbers.
+
+Every test that starts a server uses `Server` as a context manager, so a failing test never
+leaves a process behind."""
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BIN_DIR = os.environ.get("TCPMS_BIN_DIR", os.path.join(HERE, "..", "..", "build", "release", "bin"))
+SANITIZED = os.environ.get("TCPMS_SANITIZE", "OFF").upper() in ("ON", "1", "TRUE")
+
+LISTEN_RE = re.compile(r"listening on (\S+):(\d+)(?:, admin on (\S+):(\d+))?")
+
+
+def binary(name):
+    path = os.path.join(BIN_DIR, name)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} not built (set TCPMS_BIN_DIR)")
+    return path
+
+
+class Server:
+    """Runs tcpms-server (or another binary printing the same 'listening on' line)."""
+
+    def __init__(self, *args, binary_name="tcpms-server", preexec_fn=None, env=None,
+                 start_timeout=15.0):
+        self.args = [binary(binary_name)] + list(args)
+        if binary_name == "tcpms-server":
+            if not any(a.startswith("--listen") for a in args):
+                self.args += ["--listen", "127.0.0.1:0"]
+            if not any(a.startswith("--admin-listen") or a == "--no-admin" for a in args):
+                self.args += ["--admin-listen", "127.0.0.1:0"]
+        self.preexec_fn = preexec_fn
+        self.env = env
+        self.start_timeout = start_timeout
+        self.proc = None
+        self.port = None
+        self.admin_port = None
+        self.lines = []
+        self._lock = threading.Lock()
+
+    def __enter__(self):
+        env = dict(os.environ)
+        if self.env:
+            env.update(self.env)
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, preexec_fn=self.preexec_fn, env=env)
+        ready = threading.Event()
+
+        def pump():
+            for line in self.proc.stdout:
+                with self._lock:
+                    self.lines.append(line.rstrip("\n"))
+                m = LISTEN_RE.search(line)
+                if m and not ready.is_set():
+                    self.port = int(m.group(2))
+                    if m.group(4):
+                        self.admin_port = int(m.group(4))
+                    ready.set()
+            ready.set()
+
+        self._pump = threading.Thread(target=pump, daemon=True)
+        self._pump.start()
+        if not ready.wait(self.start_timeout) or self.port is None:
+            self.kill()
+            raise RuntimeError("server did not start:\n" + self.output())
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._pump.join(timeout=5)
+        return False
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def output(self):
+        with self._lock:
+            return "\n".join(self.lines)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def connect(self, timeout=10.0):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        return s
+
+    def admin(self, path, method="GET", body=None, headers=None, timeout=10.0):
+        """Returns (status, body text) from the admin API."""
+        req = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}{path}", method=method,
+                                     data=body, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def metrics(self):
+        """Prometheus samples summed over labels: {'tcpms_connections': 3.0, ...} plus the
+        labelled samples as 'name{labels}'."""
+        status, text = self.admin("/metrics")
+        assert status == 200, text
+        out = {}
+        for line in text.splitlines():
+            if not line or line.startswith("#"):
+                continue
+            name_labels, value = line.rsplit(" ", 1)
+            out[name_labels] = float(value)
+            name = name_labels.split("{", 1)[0]
+            if "{" in name_labels:
+                out[name] = out.get(name, 0.0) + float(value)
+        return out
+
+    def wait_for(self, predicate, timeout=15.0, interval=0.05, what="condition"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(interval)
+        raise AssertionError(f"timed out waiting for {what}\n--- server output ---\n{self.output()}")
+
+
+def rss_bytes(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def recv_exactly(sock, n):
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError(f"EOF after {len(buf)} of {n} bytes")
+        buf += chunk
+    return bytes(buf)
