@@ -200,3 +200,36 @@ def test_apply_writes_harmless_sysctl_and_persists(tmp_path):
     finally:
         with open(FIN_TIMEOUT, "w") as f:
             f.write(original + "\n")
+
+
+DEPLOY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "deploy")
+
+
+def deploy_sysctls():
+    values = {}
+    with open(os.path.join(DEPLOY, "99-tcpms-1m.conf")) as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                key, _, value = line.lstrip("-").partition("=")
+                values[key.strip()] = value.strip()
+    return values
+
+
+@pytest.mark.parametrize("role", ["server", "client", "both"])
+def test_deploy_sysctl_file_satisfies_the_doctor_for_a_million(tmp_path, role):
+    values = deploy_sysctls()
+    root = fake_root(tmp_path, **values)
+    (root / "proc" / "meminfo").write_text("MemAvailable:   67108864 kB\n")  # a 64 GiB host
+    _, report = doctor("--connections", "1000000", "--role", role, "--root", str(root),
+                       "--source-addrs", "19", "--measure-pairs", "0", "--json")
+    not_ok = {f["name"]: f["value"] for f in report["findings"]
+              if f["severity"] != "OK" and f["name"] != "RLIMIT_NOFILE"}
+    assert not_ok == {}
+
+
+def test_deploy_unit_limit_nofile_fits_a_million_and_nr_open():
+    with open(os.path.join(DEPLOY, "tcpms.service")) as f:
+        limit = [int(line.split("=", 1)[1]) for line in f if line.startswith("LimitNOFILE=")]
+    assert len(limit) == 1
+    assert 1000000 + 256 <= limit[0] <= int(deploy_sysctls()["fs.nr_open"])
