@@ -1,0 +1,150 @@
+#include "workers/supervisor.h"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+namespace tcpms::workers {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Slot {
+  pid_t pid = 0;
+  Clock::time_point started{};
+  Clock::time_point restart_at{};  // when pid == 0 and not stopping
+  std::chrono::milliseconds backoff{0};
+  int last_status = 0;
+};
+
+pid_t spawn(unsigned index, const WorkerMain& worker_main, pid_t supervisor) {
+  std::fflush(nullptr);
+  pid_t pid = ::fork();
+  if (pid != 0) return pid;  // parent (or -1)
+  // Child: die with the supervisor rather than linger holding the port.
+  ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (::getppid() != supervisor) std::_Exit(0);
+  int rc = worker_main(index);
+  std::fflush(nullptr);
+  std::_Exit(rc);
+}
+
+std::string describe(int status) {
+  if (WIFEXITED(status)) return "exited with " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return std::string("killed by ") + strsignal(WTERMSIG(status));
+  return "stopped";
+}
+
+}  // namespace
+
+int run_supervisor(const SupervisorConfig& config, const WorkerMain& worker_main,
+                   SignalWatcher& signals) {
+  const pid_t self = ::getpid();
+  std::vector<Slot> slots(config.processes);
+  for (unsigned i = 0; i < slots.size(); ++i) {
+    slots[i].pid = spawn(i, worker_main, self);
+    slots[i].started = Clock::now();
+    if (slots[i].pid < 0) {
+      spdlog::critical("supervisor: fork failed for worker {}", i);
+      for (auto& s : slots)
+        if (s.pid > 0) ::kill(s.pid, SIGKILL);
+      return 70;
+    }
+  }
+  spdlog::info("supervisor {}: {} worker processes", self, slots.size());
+
+  bool stopping = false;
+  bool all_clean = true;
+  Clock::time_point kill_at{};
+  auto alive = [&] {
+    return std::count_if(slots.begin(), slots.end(), [](const Slot& s) { return s.pid > 0; });
+  };
+
+  for (;;) {
+    // Sleep until a signal, or the next restart / kill deadline.
+    int timeout_ms = -1;
+    auto now = Clock::now();
+    auto consider = [&](Clock::time_point t) {
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t - now).count();
+      ms = std::max<long long>(ms, 0);
+      timeout_ms = timeout_ms < 0 ? static_cast<int>(ms) : std::min(timeout_ms, static_cast<int>(ms));
+    };
+    for (auto& s : slots)
+      if (s.pid == 0 && !stopping) consider(s.restart_at);
+    if (stopping) consider(kill_at);
+
+    int sig = signals.wait(timeout_ms);
+    now = Clock::now();
+    if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
+      if (sig == SIGHUP && !stopping) {
+        spdlog::info("supervisor: SIGHUP, forwarding to workers");
+      } else if (!stopping) {
+        stopping = true;
+        kill_at = now + config.stop_timeout;
+        spdlog::info("supervisor: {}, draining {} workers", strsignal(sig), alive());
+      }
+      for (auto& s : slots)
+        if (s.pid > 0) ::kill(s.pid, sig == SIGHUP ? SIGHUP : SIGTERM);
+    }
+    // Reap every child that ended (SIGCHLD coalesces).
+    for (;;) {
+      int status = 0;
+      pid_t pid = ::waitpid(-1, &status, WNOHANG);
+      if (pid <= 0) break;
+      for (unsigned i = 0; i < slots.size(); ++i) {
+        Slot& s = slots[i];
+        if (s.pid != pid) continue;
+        s.pid = 0;
+        s.last_status = status;
+        bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        if (stopping) {
+          if (!clean) all_clean = false;
+          spdlog::info("supervisor: worker {} (pid {}) {}", i, pid, describe(status));
+          break;
+        }
+        bool crashed_fast = now - s.started < config.crash_window;
+        s.backoff = crashed_fast
+                        ? std::min(config.max_backoff,
+                                   std::max(std::chrono::milliseconds(100), s.backoff * 2))
+                        : std::chrono::milliseconds(0);
+        s.restart_at = now + s.backoff;
+        spdlog::warn("supervisor: worker {} (pid {}) {}; restarting in {} ms", i, pid,
+                     describe(status), s.backoff.count());
+        break;
+      }
+    }
+    if (stopping) {
+      if (alive() == 0) return all_clean ? 0 : 1;
+      if (now >= kill_at) {
+        spdlog::error("supervisor: workers did not stop in time; killing them");
+        for (auto& s : slots)
+          if (s.pid > 0) ::kill(s.pid, SIGKILL);
+        all_clean = false;
+        kill_at = now + std::chrono::seconds(5);
+      }
+      continue;
+    }
+    for (unsigned i = 0; i < slots.size(); ++i) {
+      Slot& s = slots[i];
+      if (s.pid != 0 || now < s.restart_at) continue;
+      s.pid = spawn(i, worker_main, self);
+      s.started = now;
+      if (s.pid < 0) {
+        s.pid = 0;
+        s.restart_at = now + std::chrono::seconds(1);
+        spdlog::error("supervisor: fork failed for worker {}; retrying", i);
+      }
+    }
+  }
+}
+
+}  // namespace tcpms::workers
