@@ -638,7 +638,10 @@ void EventLoop::finish_connect(Connection& c) {
 void EventLoop::dispatch(uint64_t tag, uint32_t events) {
   ConnId id{tag};
   if (id.generation() == 0) {
-    if (id.slot() == net::LoopCore::kWakeTag) return;  // tasks run in their own phase
+    if (id.slot() == net::LoopCore::kWakeTag) {
+      core_->wake_pending = true;  // tasks run in their own phase
+      return;
+    }
     handle_accept(id.slot());
     return;
   }
@@ -753,7 +756,11 @@ void EventLoop::run() {
     }
     for (int i = 0; i < n; ++i) dispatch(events[i].data.u64, events[i].events);
     run_read_again();
-    stats_.tasks_run.add(core_->tasks.run_all());
+    if (core_->wake_pending) {
+      // Only when the eventfd fired: an iteration without posted tasks costs no read().
+      core_->wake_pending = false;
+      stats_.tasks_run.add(core_->tasks.run_all());
+    }
     run_timers();
     run_flush_list();
     run_closing();

@@ -84,6 +84,7 @@ class LoopCore {
   std::atomic<int64_t>* shared_count = nullptr;
   int64_t max_connections = 0;
   uint64_t last_accept_warning_ms = 0;
+  bool wake_pending = false;  // the task queue's eventfd fired in this iteration
 
   std::map<uint64_t, LoopTimer> timers;              // by id
   std::set<std::pair<uint64_t, uint64_t>> timer_order;  // (due ms, id)
