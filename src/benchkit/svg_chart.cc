@@ -13,7 +13,8 @@ namespace tcpms::bench {
 
 namespace {
 
-constexpr double kLeftPx = 72, kRightPx = 16, kTopPx = 28, kBottomPx = 46;
+// Plot margins; the right one leaves room for a last x tick label such as "99.9999%".
+constexpr double kLeftPx = 72, kRightPx = 40, kTopPx = 28, kBottomPx = 46;
 constexpr std::array<const char*, 6> kColors = {"#1f77b4", "#d62728", "#2ca02c",
                                                 "#ff7f0e", "#9467bd", "#8c564b"};
 
