@@ -1,0 +1,251 @@
+// Whole-loop tests on loopback: backpressure pause/resume, half-close after backpressure,
+// idle timeouts, outbound connects, loop timers and posts.
+#include "tcpms/event_loop.h"
+
+#include <poll.h>
+
+#include <gtest/gtest.h>
+
+#include "loop_fixture.h"
+
+namespace tcpms::testing {
+namespace {
+
+LoopConfig small_water_marks() {
+  LoopConfig c;
+  c.output_high_water_bytes = 256 << 10;
+  c.output_low_water_bytes = 64 << 10;
+  c.output_hard_limit_bytes = 64 << 20;
+  return c;
+}
+
+TEST(EventLoop, BackpressurePausesReadingFromASlowReaderAndResumesWhenItReads) {
+  LoopConfig config = small_water_marks();
+  LoopThread lt(config);
+  uint16_t port = 0;
+  auto* h = lt.serve(port);
+  lt.start();
+
+  const std::string data = pattern(16 << 20);
+  UniqueFd c = connect_client(port, 16 << 10);
+  std::thread sender([&] { EXPECT_TRUE(send_all(c.get(), data)); });
+
+  const LoopStats& s = lt.loop().stats();
+  ASSERT_TRUE(eventually([&] { return s.backpressure_pauses.get() >= 1; }))
+      << "a peer that does not read must pause reading";
+  // While paused, nothing more is read, and the queue stays near the high-water mark.
+  std::this_thread::sleep_for(100ms);
+  uint64_t in_before = s.bytes_in.get();
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(s.bytes_in.get(), in_before) << "reading continued past the high-water mark";
+  EXPECT_LE(s.pending_output_bytes.get(),
+            config.output_high_water_bytes + EventLoop::kReadBufferBytes);
+  EXPECT_EQ(s.conns_with_output.get(), 1u);
+  EXPECT_LT(in_before, data.size());
+
+  // Now read everything: it must come back complete and in order.
+  std::string got = recv_exactly(c.get(), data.size());
+  sender.join();
+  ASSERT_EQ(got.size(), data.size());
+  EXPECT_TRUE(got == data) << "echo reordered or corrupted bytes";
+  EXPECT_GE(h->writable.load(), 1) << "on_writable follows each resume";
+  EXPECT_GE(s.backpressure_pauses.get(), 1u);
+  ASSERT_TRUE(eventually([&] {
+    return s.pending_output_bytes.get() == 0 && s.conns_with_output.get() == 0;
+  })) << "a drained connection must give its queue back";
+  EXPECT_EQ(h->closed.load(), 0);
+}
+
+// The peer sends a lot, then FIN, while reading slowly: the FIN arrives while reading is
+// paused. After resuming, the engine must still see it, answer everything, then close.
+TEST(EventLoop, HalfCloseSeenWhileBackpressuredIsNotLost) {
+  LoopThread lt(small_water_marks());
+  uint16_t port = 0;
+  auto* h = lt.serve(port);
+  lt.start();
+
+  const std::string data = pattern(4 << 20);
+  UniqueFd c = connect_client(port, 16 << 10);
+  std::thread sender([&] {
+    EXPECT_TRUE(send_all(c.get(), data));
+    ::shutdown(c.get(), SHUT_WR);
+  });
+  std::this_thread::sleep_for(300ms);  // let the server stall on us
+  std::string got = recv_exactly(c.get(), data.size());
+  sender.join();
+  ASSERT_EQ(got.size(), data.size());
+  EXPECT_TRUE(got == data);
+  EXPECT_EQ(recv_some(c.get()), 0) << "after the echo the server must close (EOF), not hang";
+  ASSERT_TRUE(eventually([&] { return h->closed == 1; }));
+  EXPECT_EQ(h->reason(0), CloseReason::kPeerClosed);
+}
+
+// Reading paused by the handler (a rate limit, say) while the peer sent its last bytes and
+// FIN: the edge-triggered event for the FIN is spent during the pause, so resume_reading()
+// must read to EAGAIN rather than stop at the first short read.
+class PausingHandler : public RecordingHandler {
+ public:
+  Action on_open(Connection& c) override {
+    c.pause_reading();
+    return RecordingHandler::on_open(c);
+  }
+};
+
+TEST(EventLoop, FinThatArrivedWhileReadingWasPausedIsSeenAfterResume) {
+  LoopThread lt;
+  uint16_t port = 0;
+  auto* h = lt.serve<PausingHandler>(port);
+  lt.start();
+
+  UniqueFd c = connect_client(port);
+  ASSERT_TRUE(eventually([&] { return h->opened == 1; }));
+  ASSERT_TRUE(send_all(c.get(), "last words"));
+  ::shutdown(c.get(), SHUT_WR);
+  std::this_thread::sleep_for(200ms);  // the FIN's event comes and goes while paused
+  EXPECT_EQ(lt.loop().stats().bytes_in.get(), 0u);
+  ConnId id = h->id(0);
+  lt.call([&] {
+    Connection* conn = lt.loop().find(id);
+    ASSERT_NE(conn, nullptr);
+    conn->resume_reading();
+  });
+  EXPECT_EQ(recv_exactly(c.get(), 10), "last words");
+  EXPECT_EQ(recv_some(c.get()), 0) << "the FIN was lost: the connection hangs half-open";
+  ASSERT_TRUE(eventually([&] { return h->closed == 1; }));
+  EXPECT_EQ(h->reason(0), CloseReason::kPeerClosed);
+}
+
+TEST(EventLoop, IdleTimeoutClosesOnlyTheIdleConnection) {
+  LoopConfig config;
+  config.timer_tick_ms = 10;
+  config.idle_timeout_ms = 300;
+  LoopThread lt(config);
+  uint16_t port = 0;
+  auto* h = lt.serve(port);
+  lt.start();
+
+  UniqueFd idle = connect_client(port);
+  UniqueFd busy = connect_client(port);
+  ASSERT_TRUE(eventually([&] { return h->opened == 2; }));
+  auto start = std::chrono::steady_clock::now();
+  // The busy one talks every 50 ms for 1 s: each read pushes its deadline forward.
+  while (std::chrono::steady_clock::now() - start < 1s) {
+    ASSERT_TRUE(send_all(busy.get(), "ping"));
+    ASSERT_EQ(recv_exactly(busy.get(), 4), "ping");
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(recv_some(idle.get()), 0) << "the idle connection is closed";
+  EXPECT_EQ(h->closed.load(), 1);
+  EXPECT_EQ(h->reason(0), CloseReason::kIdleTimeout);
+  ASSERT_TRUE(send_all(busy.get(), "still"));
+  EXPECT_EQ(recv_exactly(busy.get(), 5), "still");
+  EXPECT_EQ(lt.loop().stats().closed_by_reason[static_cast<size_t>(CloseReason::kIdleTimeout)].get(),
+            1u);
+}
+
+// A listening socket the test owns (blocking), for outbound connects.
+struct TestListener {
+  UniqueFd fd;
+  sockaddr_storage addr{};
+  TestListener() {
+    int err = 0;
+    const char* what = "";
+    fd = net::open_listener(*Endpoint::parse("127.0.0.1:0"), 16, err, what);
+    Endpoint at = net::local_endpoint(fd.get());
+    addr = at.addr;
+  }
+  UniqueFd accept_one() {
+    pollfd p{fd.get(), POLLIN, 0};
+    if (::poll(&p, 1, 10000) != 1) return {};
+    UniqueFd c(::accept4(fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    timeval tv{10, 0};
+    ::setsockopt(c.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return c;
+  }
+};
+
+// A loop with a handler that serves no listener, for outbound connects.
+class OutboundConnect : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    h = lt.add(&hi);
+    lt.start();
+  }
+  ConnId connect(const sockaddr_storage& to, int& err) {
+    return lt.call([&] { return lt.loop().connect(to, nullptr, hi, err); });
+  }
+  LoopThread lt;
+  uint8_t hi = 0;
+  RecordingHandler* h = nullptr;
+};
+
+TEST_F(OutboundConnect, OpensAndCarriesBytesBothWays) {
+  TestListener target;
+  int err = -1;
+  ConnId id = connect(target.addr, err);
+  ASSERT_TRUE(id.valid()) << net::errno_text(err);
+  EXPECT_EQ(err, 0);
+  UniqueFd peer = target.accept_one();
+  ASSERT_TRUE(peer.valid());
+  ASSERT_TRUE(eventually([&] { return h->opened == 1; })) << "on_open after connect completes";
+  EXPECT_EQ(h->id(0), id);
+  EXPECT_EQ(lt.loop().stats().connects_started.get(), 1u);
+
+  EXPECT_TRUE(lt.call([&] { return lt.loop().send_to(id, as_bytes("ping")); }));
+  EXPECT_EQ(recv_exactly(peer.get(), 4), "ping");
+  ASSERT_TRUE(send_all(peer.get(), "pong"));
+  EXPECT_EQ(recv_exactly(peer.get(), 4), "pong") << "the handler echoes what the peer sends";
+
+  peer.reset();
+  ASSERT_TRUE(eventually([&] { return h->closed == 1; }));
+}
+
+TEST_F(OutboundConnect, ToAClosedPortFails) {
+  sockaddr_storage closed_addr;
+  {
+    TestListener gone;  // bound then closed: nothing listens on its port
+    closed_addr = gone.addr;
+  }
+  int err = -1;
+  ConnId id = connect(closed_addr, err);
+  if (!id.valid()) {
+    EXPECT_EQ(err, ECONNREFUSED);  // refused at once
+  } else {
+    ASSERT_TRUE(eventually([&] { return h->closed == 1; }));
+    EXPECT_EQ(h->reason(0), CloseReason::kConnectFailed);
+    std::lock_guard lock(h->mu);
+    EXPECT_EQ(h->errors.at(0), ECONNREFUSED);
+  }
+  EXPECT_EQ(h->opened.load(), 0) << "a failed connect never opens";
+}
+
+TEST(EventLoop, RunEveryRepeatsUntilCancelledAndRunAfterFiresOnce) {
+  LoopThread lt;
+  lt.start();
+  std::atomic<int> every{0};
+  std::atomic<int> once{0};
+  uint64_t id = lt.call([&] {
+    lt.loop().run_after(30, [&] { once.fetch_add(1); });
+    return lt.loop().run_every(20, [&] { every.fetch_add(1); });
+  });
+  ASSERT_TRUE(eventually([&] { return every >= 5; }, 5s));
+  lt.call([&] { lt.loop().cancel_timer(id); });
+  int after_cancel = every.load();
+  std::this_thread::sleep_for(150ms);
+  EXPECT_EQ(every.load(), after_cancel);
+  EXPECT_EQ(once.load(), 1);
+}
+
+TEST(EventLoop, PostRunsOnTheLoopThreadAndFailsAfterStop) {
+  LoopThread lt;
+  lt.start();
+  std::atomic<bool> in_loop{false};
+  lt.call([&] { in_loop = lt.loop().in_loop_thread(); });
+  EXPECT_TRUE(in_loop.load());
+  EXPECT_FALSE(lt.loop().in_loop_thread());
+  lt.stop();
+  EXPECT_FALSE(lt.loop().post([] {})) << "a stopped loop refuses tasks";
+}
+
+}  // namespace
+}  // namespace tcpms::testing
