@@ -471,7 +471,10 @@ void EventLoop::run_read_again() {
   for (uint32_t s : batch) {
     Connection& c = core_->slot(s);
     c.flags_ &= static_cast<uint16_t>(~Connection::kReadAgain);
-    if (c.open()) handle_read(c, false);
+    // Read to EAGAIN here, never stopping at a short read: a FIN whose edge was spent while
+    // this connection was paused or capped raises no new event, so only a recv returning 0
+    // can still find it (as if the peer had hung up).
+    if (c.open()) handle_read(c, true);
   }
   if (core_->read_again.empty()) {
     batch.clear();
