@@ -99,6 +99,8 @@ class Connection {
     kPeerShutdown = 1 << 7,     // FIN received
     kConnecting = 1 << 8,       // outbound connect in progress
     kCounted = 1 << 9,          // holds a unit of the process-wide connection cap
+    kLingering = 1 << 10,       // output flushed and FIN sent: discarding input until the
+                                // peer's FIN, so our close cannot turn into a reset
   };
 
   EventLoop* loop_ = nullptr;

@@ -121,6 +121,9 @@ class EventLoop {
                    bool defer);
   void schedule_close(Connection& c, CloseReason reason);
   void apply(Connection& c, Action action, CloseReason reason);
+  void close_gracefully(Connection& c);
+  void discard_input(Connection& c);
+  void read_again_later(Connection& c);
   void set_conn_timeout(Connection& c, uint32_t ms);
   void resume_reading(Connection& c);
   Connection& slot_ref(uint32_t slot) noexcept;

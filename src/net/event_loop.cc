@@ -35,6 +35,7 @@ uint64_t monotonic_ns() noexcept {
 constexpr uint32_t kConnEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 constexpr int kMaxIov = 64;
 constexpr uint32_t kFlushThenCloseLingerMs = 10000;  // a peer that never reads our last bytes
+constexpr uint32_t kLingeringCloseMs = 2000;         // a peer that never sends its FIN
 constexpr uint32_t kAcceptPauseMs = 100;
 
 CloseReason reason_for_errno(int err) noexcept {
@@ -216,13 +217,57 @@ void EventLoop::apply(Connection& c, Action action, CloseReason reason) {
       c.flags_ |= Connection::kFlushThenClose;
       c.close_reason_ = reason;
       if (c.out_ == nullptr || c.out_->empty()) {
-        schedule_close(c, reason);
+        close_gracefully(c);
       } else {
         // Bound how long a peer that stops reading can keep us waiting.
         set_conn_timeout(c, kFlushThenCloseLingerMs);
       }
       return;
   }
+}
+
+// Our output is all with the kernel. close() now, with input unread (the peer kept sending
+// while we flushed), would make the kernel answer with a reset, and a reset throws away what
+// it has not delivered yet: the slow reader would lose the very bytes we flushed for it. So
+// send FIN after the data (shutdown SHUT_WR), then read and discard until the peer's FIN, an
+// error, or kLingeringCloseMs (nginx's lingering close). After the peer's FIN nothing more
+// can arrive, so close at once.
+void EventLoop::close_gracefully(Connection& c) {
+  if (c.flags_ & Connection::kPeerShutdown) {
+    schedule_close(c, c.close_reason_);
+    return;
+  }
+  if (c.flags_ & Connection::kLingering) return;
+  c.flags_ |= Connection::kLingering;
+  ::shutdown(c.fd_.get(), SHUT_WR);
+  set_conn_timeout(c, kLingeringCloseMs);
+  // Discard in the read-again phase, not here: a handler may be calling us from on_data
+  // with a view into the loop's read buffer still live.
+  read_again_later(c);
+}
+
+void EventLoop::discard_input(Connection& c) {
+  std::byte* buf = core_->read_buffer.get();
+  for (int i = 0; i < kMaxReadsPerWakeup; ++i) {
+    if (!c.open()) return;
+    ssize_t n = ::recv(c.fd_.get(), buf, kReadBufferBytes, MSG_DONTWAIT);
+    stats_.read_calls.add();
+    if (n > 0) {
+      stats_.bytes_in.add(static_cast<uint64_t>(n));  // no deadline extension: bounded wait
+      continue;
+    }
+    if (n < 0 && errno == EAGAIN) return;
+    if (n < 0 && errno == EINTR) continue;
+    schedule_close(c, c.close_reason_);  // the peer's FIN, or an error: either way, done
+    return;
+  }
+  read_again_later(c);
+}
+
+void EventLoop::read_again_later(Connection& c) {
+  if (c.flags_ & Connection::kReadAgain) return;
+  c.flags_ |= Connection::kReadAgain;
+  core_->read_again.push_back(c.slot_);
 }
 
 // --- output ---------------------------------------------------------------------------------
@@ -256,7 +301,7 @@ void EventLoop::release_output_queue(Connection& c) {
 
 bool EventLoop::write_parts(Connection& c, const ByteView* parts, size_t count,
                             const SharedBytes* body, bool defer) {
-  if (!c.open()) return false;
+  if (!c.open() || (c.flags_ & Connection::kLingering)) return false;  // FIN already sent
   const bool queued = c.out_ != nullptr && !c.out_->empty();
   size_t total = body ? body->size() : 0;
   for (size_t i = 0; i < count; ++i) total += parts[i].size();
@@ -365,7 +410,7 @@ void EventLoop::flush(Connection& c) {
   if (q.empty()) {
     release_output_queue(c);
     if (c.flags_ & Connection::kFlushThenClose) {
-      schedule_close(c, c.close_reason_);
+      close_gracefully(c);
       return;
     }
   }
@@ -387,10 +432,9 @@ void EventLoop::run_flush_list() {
 
 void EventLoop::resume_reading(Connection& c) {
   if (c.flags_ & (Connection::kReadPausedByUser | Connection::kReadPausedByOutput)) return;
-  if (!c.open() || (c.flags_ & Connection::kReadAgain)) return;
+  if (!c.open()) return;
   // Edge-triggered: data that arrived while paused raised no new event, so look now.
-  c.flags_ |= Connection::kReadAgain;
-  core_->read_again.push_back(c.slot_);
+  read_again_later(c);
 }
 
 bool EventLoop::deliver(Connection& c, ByteView fresh) {
@@ -425,6 +469,10 @@ bool EventLoop::deliver(Connection& c, ByteView fresh) {
 }
 
 void EventLoop::handle_read(Connection& c, bool peer_hung_up) {
+  if (c.flags_ & Connection::kLingering) {
+    discard_input(c);
+    return;
+  }
   std::byte* buf = core_->read_buffer.get();
   for (int i = 0; i < kMaxReadsPerWakeup; ++i) {
     if (!c.open() || (c.flags_ & (Connection::kFlushThenClose | Connection::kPeerShutdown |
@@ -458,10 +506,7 @@ void EventLoop::handle_read(Connection& c, bool peer_hung_up) {
     return;
   }
   // Cap reached: come back after everyone else had a turn (libuv's 32-reads rule).
-  if (!(c.flags_ & Connection::kReadAgain)) {
-    c.flags_ |= Connection::kReadAgain;
-    core_->read_again.push_back(c.slot_);
-  }
+  read_again_later(c);
 }
 
 void EventLoop::run_read_again() {
@@ -668,6 +713,10 @@ void EventLoop::run_timers() {
   core_->wheel.advance(tick, [this](uint32_t slot) {
     Connection& c = core_->slot(slot);
     if (!c.open()) return;
+    if (c.flags_ & Connection::kLingering) {
+      schedule_close(c, c.close_reason_);  // all was sent; the peer just never sent its FIN
+      return;
+    }
     if (c.flags_ & Connection::kFlushThenClose) {
       schedule_close(c, CloseReason::kIdleTimeout);
       return;
