@@ -5,6 +5,7 @@ Every test that starts a server uses `Server` as a context manager, so a failing
 leaves a process behind."""
 import os
 import re
+import selectors
 import signal
 import socket
 import subprocess
@@ -151,3 +152,122 @@ def recv_exactly(sock, n):
             raise ConnectionError(f"EOF after {len(buf)} of {n} bytes")
         buf += chunk
     return bytes(buf)
+
+
+def raise_nofile_limit(want=20000):
+    """Raises this process's soft RLIMIT_NOFILE towards `want` (up to the hard limit), for
+    tests that hold thousands of client sockets. Returns the new soft limit."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def cpu_seconds(pid):
+    """User plus system CPU time a process has used, from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # fields[0] is the state (field 3); utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def labelled(samples, name, **labels):
+    """Sum of the samples of `name` whose labels include all of `labels`."""
+    want = [f'{k}="{v}"' for k, v in labels.items()]
+    total = 0.0
+    for key, value in samples.items():
+        if key.startswith(name + "{") and all(w in key for w in want):
+            total += value
+    return total
+
+
+# --- echo ---------------------------------------------------------------------------------
+
+def echo_server(*args, **kwargs):
+    """tcpms-server speaking the echo protocol (the default protocol is MQTT)."""
+    return Server("--protocol", "echo", *args, **kwargs)
+
+
+# Many echo clients at once from one thread: non-blocking sockets on a selector, each sending
+# its own payload and checking that exactly that payload comes back.
+def open_clients(port, count, timeout=30.0):
+    """`count` connected blocking-connect sockets, switched to non-blocking."""
+    socks = []
+    deadline = time.monotonic() + timeout
+    try:
+        for _ in range(count):
+            s = socket.create_connection(("127.0.0.1", port),
+                                         timeout=max(1.0, deadline - time.monotonic()))
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            s.setblocking(False)
+            socks.append(s)
+    except BaseException:
+        close_all(socks)
+        raise
+    return socks
+
+
+def close_all(socks):
+    for s in socks:
+        try:
+            s.close()
+        except OSError:
+            pass
+
+
+def echo_all(socks, payloads, timeout=60.0):
+    """Sends payloads[i] on socks[i] (all at once, interleaved) and reads until each has its
+    bytes back. Returns the number of clients whose echo matched; raises on timeout, EOF or a
+    mismatch, naming the client."""
+    sel = selectors.DefaultSelector()
+    state = {}
+    for i, s in enumerate(socks):
+        state[s.fileno()] = [i, s, memoryview(payloads[i]), bytearray()]
+        sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE)
+    pending = len(socks)
+    deadline = time.monotonic() + timeout
+    try:
+        while pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                short = [st[0] for st in state.values() if len(st[3]) < len(payloads[st[0]])]
+                raise AssertionError(f"timed out: {len(short)} clients incomplete, e.g. {short[:5]}")
+            for key, ev in sel.select(timeout=min(left, 1.0)):
+                st = state[key.fd]
+                i, s, out, got = st
+                if ev & selectors.EVENT_WRITE and out:
+                    try:
+                        n = s.send(out)
+                        st[2] = out = out[n:]
+                    except BlockingIOError:
+                        pass
+                    if not out:
+                        sel.modify(s, selectors.EVENT_READ)
+                if ev & selectors.EVENT_READ:
+                    try:
+                        chunk = s.recv(65536)
+                    except BlockingIOError:
+                        continue
+                    if not chunk:
+                        raise AssertionError(f"client {i}: EOF after {len(got)} bytes")
+                    got += chunk
+                    want = payloads[i]
+                    if got != want[:len(got)]:
+                        raise AssertionError(f"client {i}: echo differs at byte "
+                                             f"{next(k for k in range(len(got)) if got[k] != want[k])}")
+                    if len(got) == len(want):
+                        sel.unregister(s)
+                        pending -= 1
+    finally:
+        sel.close()
+    return len(socks)
+
+
+def payload(i, size):
+    """A payload unique to client i: its number, then a pattern that depends on it."""
+    head = f"client {i:06d}:".encode()
+    body = bytes(((i * 31 + k * 7) & 0xFF) for k in range(256))
+    data = head + body * (size // 256 + 1)
+    return data[:max(size, len(head))]
