@@ -3,12 +3,15 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <map>
 #include <memory>
 
 #include <spdlog/spdlog.h>
 
 #include "admin/admin_server.h"
+#include "broker/broker.h"
 #include "echo/echo_handler.h"
 #include "server_options.h"
 #include "tcpms/server.h"
@@ -37,7 +40,8 @@ int run(int argc, char** argv) {
   if (int rc = parse_server_options(argc, argv, opt); rc >= 0) return rc;
   spdlog::set_level(spdlog::level::from_str(opt.log_level));
 
-  if (opt.listen.empty()) opt.listen = "127.0.0.1:7000";
+  const bool mqtt = opt.protocol == "mqtt";
+  if (opt.listen.empty()) opt.listen = mqtt ? "0.0.0.0:1883" : "127.0.0.1:7000";
   std::string error;
   auto listen_at = Endpoint::parse(opt.listen, &error);
   if (!listen_at) {
@@ -68,8 +72,35 @@ int run(int argc, char** argv) {
   config.loop.output_high_water_bytes = opt.output_high_water;
   config.loop.output_low_water_bytes = opt.output_high_water / 4;
   config.loop.output_hard_limit_bytes = opt.output_hard_limit;
+  // Declared before the server: loops hold handlers that point into the broker.
+  std::unique_ptr<broker::Broker> mqtt_broker;
+  if (mqtt) {
+    // The slow-consumer bound is the engine's high-water mark, so on_writable fires when a
+    // backlogged client drains and its session queue can move again.
+    config.loop.output_high_water_bytes = opt.mqtt.max_queued_bytes;
+    config.loop.output_low_water_bytes = opt.mqtt.max_queued_bytes / 4;
+    config.loop.output_hard_limit_bytes =
+        std::max<uint64_t>(opt.output_hard_limit, opt.mqtt.max_queued_bytes * 2);
+    // A partial packet may grow to the packet limit, not further.
+    config.loop.input_limit_bytes = opt.mqtt.max_packet_size + 8;
+    mqtt_broker = std::make_unique<broker::Broker>(opt.mqtt);
+    if (!opt.mqtt_auth_users.empty()) {
+      std::map<std::string, std::string> users;
+      for (const auto& u : opt.mqtt_auth_users) {
+        auto colon = u.find(':');
+        users[u.substr(0, colon)] = u.substr(colon + 1);
+      }
+      mqtt_broker->set_authenticator(
+          std::make_unique<broker::StaticAuthenticator>(std::move(users), !opt.mqtt_deny_anonymous));
+    }
+  }
   Server server(config);
-  server.listen(*listen_at, [](EventLoop&) { return std::make_unique<echo::EchoHandler>(); });
+  if (mqtt) {
+    mqtt_broker->attach(server);
+    server.listen(*listen_at, mqtt_broker->handler_factory());
+  } else {
+    server.listen(*listen_at, [](EventLoop&) { return std::make_unique<echo::EchoHandler>(); });
+  }
   if (std::string err = server.start(); !err.empty()) {
     spdlog::critical("{}", err);
     return kExitUnavailable;
@@ -78,6 +109,10 @@ int run(int argc, char** argv) {
   std::unique_ptr<admin::AdminServer> admin;
   if (admin_at) {
     admin = std::make_unique<admin::AdminServer>(server, admin::AdminConfig{*admin_at, opt.admin_token});
+    if (mqtt_broker) {
+      admin->add_metrics_source(
+          [b = mqtt_broker.get()](std::string& out) { b->render_metrics(out); });
+    }
     if (std::string err = admin->start(); !err.empty()) {
       spdlog::critical("{}", err);
       server.stop();

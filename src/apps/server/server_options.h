@@ -4,12 +4,15 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
+
+#include "broker/config.h"
 
 namespace tcpms::app {
 
 struct ServerOptions {
-  std::string protocol = "echo";
-  std::string listen;                    // default depends on the protocol
+  std::string protocol = "mqtt";
+  std::string listen;                    // default depends on the protocol (mqtt 1883, echo 7000)
   std::string admin_listen = "127.0.0.1:8080";
   std::string admin_token;
   unsigned threads = 0;                  // 0: one per CPU
@@ -20,6 +23,12 @@ struct ServerOptions {
   uint64_t output_hard_limit = 64 << 20;
   std::string log_level = "info";
   bool no_admin = false;
+  // MQTT (--protocol mqtt)
+  broker::BrokerConfig mqtt;
+  uint32_t mqtt_connect_timeout_s = 10;
+  uint32_t mqtt_sys_interval_s = 10;
+  std::vector<std::string> mqtt_auth_users;  // NAME:PASSWORD
+  bool mqtt_deny_anonymous = false;
 };
 
 // Exit codes scripts can rely on.

@@ -1,0 +1,71 @@
+// Authentication and authorization hooks. The issue that brings password files and ACLs plugs
+// in here; the broker core does not change.
+//
+// Authenticator::check may be slow (password hashing), so it runs on the server's worker pool
+// (Server::workers().offload); the CONNECT continues on the connection's loop afterwards. An
+// authenticator that is not enabled() costs nothing: no thread hop at all.
+// Authorizer calls are synchronous on loop threads: keep them in memory and fast.
+//
+// Thread rules: check() runs on worker threads, can_* on loop threads, concurrently: both
+// must be thread-safe (read-only state, or their own locks).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "mqtt/types.h"
+
+namespace tcpms::broker {
+
+// What a CONNECT says about who is asking (copied: check() runs after the bytes are gone).
+struct ConnectInfo {
+  std::string client_id;
+  std::optional<std::string> username;
+  std::optional<std::string> password;
+  mqtt::ProtocolVersion version = mqtt::ProtocolVersion::kV311;
+};
+
+// The refusals a 3.1.1 CONNACK can express (3.1.1 §3.2.2.3).
+enum class AuthResult : uint8_t {
+  kAccept = 0,
+  kServerUnavailable = 3,
+  kBadUserNameOrPassword = 4,
+  kNotAuthorized = 5,
+};
+
+class Authenticator {
+ public:
+  virtual ~Authenticator() = default;
+  // False: accept everyone without calling check() (the default).
+  virtual bool enabled() const { return false; }
+  virtual AuthResult check(const ConnectInfo& info) { return AuthResult::kAccept; }
+};
+
+class Authorizer {
+ public:
+  virtual ~Authorizer() = default;
+  // A refused PUBLISH is acknowledged and dropped (3.1.1 has no negative PUBACK).
+  virtual bool can_publish(std::string_view client_id, std::string_view topic) { return true; }
+  // A refused subscription gets SUBACK 0x80 [MQTT-3.8.4-5].
+  virtual bool can_subscribe(std::string_view client_id, std::string_view filter) { return true; }
+};
+
+// user -> password from the command line (--auth-user NAME:PASSWORD). For tests and small
+// setups; the password-file issue replaces it with hashed entries.
+class StaticAuthenticator final : public Authenticator {
+ public:
+  StaticAuthenticator(std::map<std::string, std::string> users, bool allow_anonymous)
+      : users_(std::move(users)), allow_anonymous_(allow_anonymous) {}
+  bool enabled() const override { return true; }
+  AuthResult check(const ConnectInfo& info) override;
+
+ private:
+  const std::map<std::string, std::string> users_;
+  const bool allow_anonymous_;
+};
+
+}  // namespace tcpms::broker

@@ -1,0 +1,246 @@
+#include "broker/broker.h"
+
+#include <condition_variable>
+#include <ctime>
+
+#include <fmt/format.h>
+
+#include "broker/mqtt_handler.h"
+#include "broker/sys_topics.h"
+#include "mqtt/topic.h"
+
+namespace tcpms::broker {
+namespace {
+
+uint64_t monotonic_ms() {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+}  // namespace
+
+const char* send_result_name(SendResult r) noexcept {
+  switch (r) {
+    case SendResult::kNotConnected: return "not_connected";
+    case SendResult::kQueued: return "queued";
+    case SendResult::kSent: return "sent";
+    case SendResult::kRouted: return "routed";
+    case SendResult::kInvalid: return "invalid";
+  }
+  return "unknown";
+}
+
+Broker::Broker(BrokerConfig config)
+    : config_(std::move(config)),
+      auth_(std::make_unique<Authenticator>()),
+      acl_(std::make_unique<Authorizer>()),
+      router_(std::make_unique<Router>()),
+      start_ms_(monotonic_ms()) {}
+
+Broker::~Broker() = default;
+
+void Broker::attach(Server& server) {
+  server_ = &server;
+  loop_base_ = server.config().loop_index_base;
+  handlers_.assign(server.config().threads, nullptr);
+}
+
+HandlerFactory Broker::handler_factory() {
+  return [this](EventLoop& loop) -> std::unique_ptr<Handler> {
+    auto h = std::make_unique<MqttHandler>(*this, loop);
+    size_t pos = loop.index() - loop_base_;
+    if (pos >= handlers_.size()) handlers_.resize(pos + 1, nullptr);
+    handlers_[pos] = h.get();
+    if (pos == 0 && config_.sys_interval_ms != 0) {
+      // $SYS/ statistics from the first loop, as retained messages (Mosquitto's layout).
+      MqttHandler* raw = h.get();
+      loop.post([raw, &loop, period = config_.sys_interval_ms] {
+        raw->publish_sys();
+        loop.run_every(period, [raw] { raw->publish_sys(); });
+      });
+    }
+    return h;
+  };
+}
+
+MqttHandler* Broker::handler_for(uint32_t loop_index) const noexcept {
+  if (loop_index < loop_base_ || loop_index - loop_base_ >= handlers_.size()) return nullptr;
+  return handlers_[loop_index - loop_base_];
+}
+
+bool Broker::publish(std::string_view topic, ByteView payload, mqtt::QoS qos, bool retain) {
+  if (handlers_.empty() || static_cast<uint8_t>(qos) > 2) return false;
+  if (mqtt::validate_topic_name(topic, config_.max_topic_levels) != mqtt::TopicError::kOk)
+    return false;
+  MqttHandler* h = handlers_[next_loop_.fetch_add(1, std::memory_order_relaxed) % handlers_.size()];
+  if (h == nullptr) return false;
+  SharedBytes t = SharedBytes::copy_of(as_bytes(topic));
+  SharedBytes p = SharedBytes::copy_of(payload);
+  return h->loop().post([h, t, p, qos, retain] { h->route(t, p, qos, retain, false); });
+}
+
+SendResult Broker::send_to_client(std::string_view client_id, std::string_view topic,
+                                  ByteView payload, mqtt::QoS qos) {
+  if (static_cast<uint8_t>(qos) > 2 ||
+      mqtt::validate_topic_name(topic, config_.max_topic_levels) != mqtt::TopicError::kOk)
+    return SendResult::kInvalid;
+  SharedBytes t = SharedBytes::copy_of(as_bytes(topic));
+  SharedBytes p = SharedBytes::copy_of(payload);
+  auto e = registry_.find(client_id);
+  if (!e) {
+    return router_->push_to_client(client_id, t, p, qos) ? SendResult::kRouted
+                                                          : SendResult::kNotConnected;
+  }
+  MqttHandler* h = handler_for(e->loop);
+  if (h == nullptr) return SendResult::kNotConnected;
+  const bool connected = e->conn.valid() || e->in_transit;
+  if (!connected && qos == mqtt::QoS::k0) return SendResult::kNotConnected;  // QoS 0 is not kept
+  // The answer reflects the registry now; the delivery happens on the session's loop, which
+  // checks again that it still owns the session.
+  h->loop().post([h, id = std::string(client_id), s = e->session, t, p, qos] {
+    h->push_to_client(id, s, t, p, qos);
+  });
+  return connected ? SendResult::kSent : SendResult::kQueued;
+}
+
+bool Broker::kick(std::string_view client_id) {
+  auto e = registry_.find(client_id);
+  if (!e || !e->conn.valid()) return false;
+  MqttHandler* h = handler_for(e->loop);
+  if (h == nullptr) return false;
+  return h->loop().post([h, id = std::string(client_id), s = e->session] { h->kick(id, s); });
+}
+
+std::vector<ClientInfo> Broker::list_clients(std::chrono::milliseconds timeout) {
+  struct Gather {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<ClientInfo> out;
+    size_t pending = 0;
+  };
+  auto g = std::make_shared<Gather>();
+  size_t posted = 0;
+  for (MqttHandler* h : handlers_) {
+    if (h == nullptr) continue;
+    {
+      std::lock_guard lock(g->mu);
+      ++g->pending;
+    }
+    bool ok = h->loop().post([h, g] {
+      std::vector<ClientInfo> mine;
+      h->collect_clients(mine);
+      std::lock_guard lock(g->mu);
+      for (auto& c : mine) g->out.push_back(std::move(c));
+      if (--g->pending == 0) g->cv.notify_all();
+    });
+    if (!ok) {
+      std::lock_guard lock(g->mu);
+      --g->pending;
+    } else {
+      ++posted;
+    }
+  }
+  std::unique_lock lock(g->mu);
+  g->cv.wait_for(lock, timeout, [&] { return g->pending == 0; });
+  return std::move(g->out);
+}
+
+void Broker::deliver_remote(const SharedBytes& topic, const SharedBytes& payload, mqtt::QoS qos,
+                            bool retain) {
+  if (handlers_.empty()) return;
+  MqttHandler* h = handlers_[next_loop_.fetch_add(1, std::memory_order_relaxed) % handlers_.size()];
+  if (h != nullptr)
+    h->loop().post([h, topic, payload, qos, retain] { h->route(topic, payload, qos, retain, true); });
+}
+
+void Broker::filter_added(std::string_view filter) {
+  std::lock_guard lock(filters_mu_);
+  if (++filter_loops_[std::string(filter)] == 1) router_->on_filter_added(filter);
+}
+
+void Broker::filter_removed(std::string_view filter) {
+  std::lock_guard lock(filters_mu_);
+  auto it = filter_loops_.find(std::string(filter));
+  if (it == filter_loops_.end()) return;
+  if (--it->second == 0) {
+    filter_loops_.erase(it);
+    router_->on_filter_removed(filter);
+  }
+}
+
+void Broker::render_metrics(std::string& out) const {
+  auto family = [&](const char* name, const char* type, const char* help) {
+    fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+  };
+  static const char* kTypes[] = {"reserved", "connect", "connack", "publish", "puback",
+                                 "pubrec", "pubrel", "pubcomp", "subscribe", "suback",
+                                 "unsubscribe", "unsuback", "pingreq", "pingresp",
+                                 "disconnect", "auth"};
+  for (int dir = 0; dir < 2; ++dir) {
+    const char* name = dir == 0 ? "tcpms_mqtt_packets_received_total" : "tcpms_mqtt_packets_sent_total";
+    family(name, "counter", dir == 0 ? "MQTT packets received, by type." : "MQTT packets sent, by type.");
+    for (int t = 1; t < 16; ++t) {
+      int64_t sum = 0;
+      for (MqttHandler* h : handlers_)
+        if (h) sum += static_cast<int64_t>((dir == 0 ? h->stats().packets_in : h->stats().packets_out)[t].get());
+      fmt::format_to(std::back_inserter(out), "{}{{type=\"{}\"}} {}\n", name, kTypes[t], sum);
+    }
+  }
+  struct Family {
+    const char* name;
+    const char* type;
+    const char* help;
+    Counter BrokerStats::*field;
+  };
+  static const Family kFamilies[] = {
+      {"tcpms_mqtt_sessions_connected", "gauge", "Sessions with a connection.",
+       &BrokerStats::sessions_connected},
+      {"tcpms_mqtt_sessions_offline", "gauge", "Persistent sessions without a connection.",
+       &BrokerStats::sessions_offline},
+      {"tcpms_mqtt_subscriptions", "gauge", "Subscriptions.", &BrokerStats::subscriptions},
+      {"tcpms_mqtt_queued_messages", "gauge", "QoS 1/2 messages waiting in sessions.",
+       &BrokerStats::queued_messages},
+      {"tcpms_mqtt_inflight_messages", "gauge", "QoS 1/2 messages sent and not yet acknowledged.",
+       &BrokerStats::inflight_messages},
+      {"tcpms_mqtt_messages_received_total", "counter", "PUBLISH packets from clients.",
+       &BrokerStats::messages_in},
+      {"tcpms_mqtt_messages_sent_total", "counter", "PUBLISH packets to clients.",
+       &BrokerStats::messages_out},
+      {"tcpms_mqtt_qos0_dropped_slow_total", "counter",
+       "QoS 0 messages dropped because the subscriber's output backlog was over its bound.",
+       &BrokerStats::qos0_dropped_slow},
+      {"tcpms_mqtt_queue_dropped_total", "counter",
+       "QoS 1/2 messages dropped because the session queue was full.", &BrokerStats::queue_dropped},
+      {"tcpms_mqtt_protocol_violations_total", "counter",
+       "Connections closed for a protocol violation.", &BrokerStats::protocol_violations},
+      {"tcpms_mqtt_takeovers_total", "counter",
+       "Connections closed because a CONNECT with the same client id arrived.",
+       &BrokerStats::takeovers},
+      {"tcpms_mqtt_keepalive_expired_total", "counter", "Connections closed by keep-alive.",
+       &BrokerStats::keepalive_expired},
+      {"tcpms_mqtt_connect_timeouts_total", "counter", "Connections with no CONNECT in time.",
+       &BrokerStats::connect_timeouts},
+      {"tcpms_mqtt_connects_refused_total", "counter", "CONNACK with a non-zero return code.",
+       &BrokerStats::connects_refused},
+      {"tcpms_mqtt_publishes_refused_total", "counter",
+       "Connections closed for a PUBLISH over a limit.", &BrokerStats::refused_publishes},
+      {"tcpms_mqtt_cross_loop_posts_total", "counter",
+       "Publishes posted to another loop (one task per loop, not per subscriber).",
+       &BrokerStats::cross_loop_posts},
+  };
+  for (const Family& f : kFamilies) {
+    family(f.name, f.type, f.help);
+    for (MqttHandler* h : handlers_) {
+      if (h == nullptr) continue;
+      fmt::format_to(std::back_inserter(out), "{}{{loop=\"{}\"}} {}\n", f.name, h->loop().index(),
+                     static_cast<int64_t>((h->stats().*f.field).get()));
+    }
+  }
+  family("tcpms_mqtt_retained_messages", "gauge", "Retained messages.");
+  fmt::format_to(std::back_inserter(out), "tcpms_mqtt_retained_messages {}\n", retained_.size());
+  family("tcpms_mqtt_registry_clients", "gauge", "Client ids in the registry (all sessions).");
+  fmt::format_to(std::back_inserter(out), "tcpms_mqtt_registry_clients {}\n", registry_.size());
+}
+
+}  // namespace tcpms::broker

@@ -1,0 +1,130 @@
+// Broker: the MQTT broker's shared context and its thread-safe control-plane entry points.
+//
+// Per-loop state (topic tree, sessions, counters) lives in each loop's MqttHandler; what is
+// shared across loops is here: configuration, the client registry, retained messages, the
+// auth hooks and the router. Usage (apps/server):
+//
+//   broker::Broker broker(config);               // outlives the Server
+//   tcpms::Server server(server_config);
+//   broker.attach(server);
+//   server.listen(at, broker.handler_factory());
+//   server.start();
+//   broker.publish("a/b", payload, QoS::k1, false);   // from any thread
+//
+// Thread rules: construct, set hooks and attach() before Server::start(); afterwards every
+// public method may be called from any thread except list_clients(), which waits for the
+// loops and so must not be called on a loop thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "broker/auth.h"
+#include "broker/client_registry.h"
+#include "broker/config.h"
+#include "broker/retained_store.h"
+#include "broker/router.h"
+#include "mqtt/types.h"
+#include "tcpms/bytes.h"
+#include "tcpms/conn_id.h"
+#include "tcpms/handler.h"
+#include "tcpms/server.h"
+
+namespace tcpms::broker {
+
+class MqttHandler;
+
+enum class SendResult : uint8_t {
+  kNotConnected,  // no such client here (and the router knew none elsewhere)
+  kQueued,        // offline persistent session: kept for its next connection (QoS 1/2)
+  kSent,          // handed to its connection's loop
+  kRouted,        // the router took it to another process
+  kInvalid,       // bad topic or QoS
+};
+const char* send_result_name(SendResult r) noexcept;
+
+struct ClientInfo {
+  std::string client_id;
+  uint32_t loop = 0;
+  ConnId conn;                // invalid when offline
+  uint32_t subscriptions = 0;
+  uint32_t connected_since_s = 0;  // unix time of the last CONNECT
+  uint32_t queued = 0;
+  uint32_t inflight = 0;
+  bool connected = false;
+};
+
+class Broker {
+ public:
+  explicit Broker(BrokerConfig config);
+  ~Broker();
+  Broker(const Broker&) = delete;
+  Broker& operator=(const Broker&) = delete;
+
+  // Hooks; the defaults allow everything and route nowhere. Set before attach().
+  void set_authenticator(std::unique_ptr<Authenticator> a) { auth_ = std::move(a); }
+  void set_authorizer(std::unique_ptr<Authorizer> a) { acl_ = std::move(a); }
+  void set_router(std::unique_ptr<Router> r) { router_ = std::move(r); }
+
+  void attach(Server& server);
+  // One MqttHandler per loop; pass to Server::listen.
+  HandlerFactory handler_factory();
+
+  const BrokerConfig& config() const noexcept { return config_; }
+  Server& server() noexcept { return *server_; }
+  ClientRegistry& registry() noexcept { return registry_; }
+  RetainedStore& retained() noexcept { return retained_; }
+  Authenticator& authenticator() noexcept { return *auth_; }
+  Authorizer& authorizer() noexcept { return *acl_; }
+  Router& router() noexcept { return *router_; }
+  // The handler of the loop with EventLoop::index() == `loop_index` (null if none).
+  MqttHandler* handler_for(uint32_t loop_index) const noexcept;
+  const std::vector<MqttHandler*>& handlers() const noexcept { return handlers_; }
+  uint64_t start_time_ms() const noexcept { return start_ms_; }
+  // Unique ids for clients that sent an empty one [MQTT-3.1.3-6].
+  uint64_t next_client_number() noexcept { return client_numbers_.fetch_add(1) + 1; }
+
+  // --- control plane: any thread -----------------------------------------------------------
+  // Publishes as a client would (retained, QoS per subscription), from one of the loops.
+  bool publish(std::string_view topic, ByteView payload, mqtt::QoS qos, bool retain);
+  // Pushes to one client over its existing connection, subscribed or not.
+  SendResult send_to_client(std::string_view client_id, std::string_view topic, ByteView payload,
+                            mqtt::QoS qos);
+  bool kick(std::string_view client_id);
+  std::vector<ClientInfo> list_clients(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  // A publish that came from another process (router): delivered locally, not routed again.
+  void deliver_remote(const SharedBytes& topic, const SharedBytes& payload, mqtt::QoS qos,
+                      bool retain);
+
+  // Prometheus families for /metrics (admin::MetricsSource).
+  void render_metrics(std::string& out) const;
+
+  // --- process-wide filter accounting for Router::on_filter_added/removed (loop threads) ---
+  void filter_added(std::string_view filter);
+  void filter_removed(std::string_view filter);
+
+ private:
+  BrokerConfig config_;
+  Server* server_ = nullptr;
+  std::unique_ptr<Authenticator> auth_;
+  std::unique_ptr<Authorizer> acl_;
+  std::unique_ptr<Router> router_;
+  ClientRegistry registry_;
+  RetainedStore retained_;
+  std::vector<MqttHandler*> handlers_;  // by loop position; filled in Server::start
+  uint32_t loop_base_ = 0;
+  uint64_t start_ms_ = 0;
+  std::atomic<uint64_t> client_numbers_{0};
+  std::atomic<uint32_t> next_loop_{0};
+  std::mutex filters_mu_;
+  std::unordered_map<std::string, uint32_t> filter_loops_;  // filter -> loops subscribed
+};
+
+}  // namespace tcpms::broker

@@ -1,0 +1,35 @@
+// BrokerStats: one loop's MQTT counters. Written only by that loop's thread (relaxed atomics,
+// no contention); read by the admin thread for /metrics.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+
+#include "tcpms/loop_stats.h"  // Counter: single-writer relaxed atomic
+
+namespace tcpms::broker {
+
+struct BrokerStats {
+  std::array<Counter, 16> packets_in;   // by MQTT packet type (1..15)
+  std::array<Counter, 16> packets_out;
+  Counter bytes_payload_in;
+  Counter messages_in;         // PUBLISH received from clients
+  Counter messages_out;        // PUBLISH sent to clients
+  Counter sessions_connected;  // gauge
+  Counter sessions_offline;    // gauge: persistent sessions without a connection
+  Counter subscriptions;       // gauge
+  Counter queued_messages;     // gauge: QoS 1/2 waiting in sessions
+  Counter inflight_messages;   // gauge
+  Counter qos0_dropped_slow;   // QoS 0 dropped for a slow consumer
+  Counter queue_dropped;       // QoS 1/2 dropped: session queue full
+  Counter protocol_violations;
+  Counter takeovers;
+  Counter keepalive_expired;
+  Counter connect_timeouts;
+  Counter refused_publishes;   // over a limit (topic levels): connection closed
+  Counter connects_refused;    // CONNACK with a non-zero return code
+  Counter cross_loop_posts;    // publish tasks posted to other loops
+};
+
+}  // namespace tcpms::broker

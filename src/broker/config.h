@@ -1,0 +1,31 @@
+// BrokerConfig: every MQTT limit and period, with its default. Filled from tcpms-server flags
+// (src/apps/server/server_options.cc); read-only once the broker starts, so any thread may read.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace tcpms::broker {
+
+struct BrokerConfig {
+  // Largest whole packet (fixed header + body) a client may send; past it the connection is
+  // closed as soon as the fixed header is read, before any of the body is buffered.
+  uint32_t max_packet_size = 1 << 20;
+  // QoS 1/2 messages sent to one client and not yet acknowledged; more wait in its session.
+  uint16_t max_inflight = 20;
+  // QoS 1/2 messages waiting per client (offline, window full, or output backlog); past it new
+  // ones are dropped and counted (Mosquitto's max_queued_messages policy: keep the oldest).
+  uint32_t max_queued_messages = 1000;
+  // Unsent bytes per client in the engine past which it is a slow consumer: QoS 0 messages to
+  // it are dropped (counted), QoS 1/2 wait in its session. Also caps the session queue's bytes.
+  size_t max_queued_bytes = 1 << 20;
+  uint32_t max_client_id_len = 256;   // longer ids get CONNACK 0x02 [MQTT-3.1.3-9]
+  uint32_t max_topic_levels = 32;     // deeper topics/filters are refused
+  uint32_t connect_timeout_ms = 10000;  // accept -> CONNECT deadline
+  uint32_t sys_interval_ms = 10000;     // $SYS/ publication period (0: off)
+  bool allow_zero_length_client_id = true;  // [MQTT-3.1.3-6] assign one (clean session only)
+  std::string version = "tcpms 0.1.0";
+};
+
+}  // namespace tcpms::broker

@@ -1,0 +1,100 @@
+#include "broker/inflight.h"
+
+#include <algorithm>
+
+namespace tcpms::broker {
+
+bool SessionQueues::id_in_use(uint16_t id) const noexcept {
+  return std::any_of(inflight_.begin(), inflight_.end(),
+                     [id](const OutMessage& m) { return m.packet_id == id; });
+}
+
+OutMessage& SessionQueues::start(OutMessage m) {
+  // The window is small (tens), so a scan for a free id is cheaper than any index.
+  do {
+    if (++last_packet_id_ == 0) last_packet_id_ = 1;
+  } while (id_in_use(last_packet_id_));
+  m.packet_id = last_packet_id_;
+  m.state = m.qos == mqtt::QoS::k2 ? OutMessage::State::kWaitPubrec : OutMessage::State::kWaitPuback;
+  inflight_.push_back(std::move(m));
+  return inflight_.back();
+}
+
+OutMessage* SessionQueues::find(uint16_t id) noexcept {
+  for (auto& m : inflight_)
+    if (m.packet_id == id) return &m;
+  return nullptr;
+}
+
+void SessionQueues::erase(OutMessage* m) {
+  // Keep send order: redelivery after reconnect must follow the original order [MQTT-4.6.0-2].
+  inflight_.erase(inflight_.begin() + (m - inflight_.data()));
+}
+
+bool SessionQueues::on_puback(uint16_t id) {
+  OutMessage* m = find(id);
+  if (m == nullptr || m->state != OutMessage::State::kWaitPuback) return false;
+  erase(m);
+  return true;
+}
+
+bool SessionQueues::on_pubrec(uint16_t id) {
+  OutMessage* m = find(id);
+  if (m == nullptr) return false;
+  if (m->state == OutMessage::State::kWaitPubcomp) return true;  // PUBREC repeated: resend PUBREL
+  if (m->state != OutMessage::State::kWaitPubrec) return false;
+  m->state = OutMessage::State::kWaitPubcomp;
+  // From here on only the packet id matters [MQTT-4.3.3-1]: release the shared bytes.
+  m->payload = SharedBytes();
+  m->topic = SharedBytes();
+  return true;
+}
+
+bool SessionQueues::on_pubcomp(uint16_t id) {
+  OutMessage* m = find(id);
+  if (m == nullptr || m->state != OutMessage::State::kWaitPubcomp) return false;
+  erase(m);
+  return true;
+}
+
+bool SessionQueues::enqueue(OutMessage m, size_t max_messages, size_t max_bytes) {
+  size_t bytes = m.payload.size() + m.topic.size();
+  if (queued_.size() >= max_messages) return false;
+  if (max_bytes != 0 && !queued_.empty() && queued_bytes_ + bytes > max_bytes) return false;
+  m.state = OutMessage::State::kQueued;
+  queued_bytes_ += bytes;
+  queued_.push_back(std::move(m));
+  return true;
+}
+
+OutMessage SessionQueues::pop_queued() {
+  OutMessage m = std::move(queued_.front());
+  queued_.pop_front();
+  queued_bytes_ -= m.payload.size() + m.topic.size();
+  return m;
+}
+
+size_t SessionQueues::clear() {
+  size_t n = queued_.size();
+  inflight_.clear();
+  queued_.clear();
+  incoming_.clear();
+  queued_bytes_ = 0;
+  return n;
+}
+
+bool SessionQueues::incoming_seen(uint16_t id) const noexcept {
+  return std::find(incoming_.begin(), incoming_.end(), id) != incoming_.end();
+}
+
+void SessionQueues::incoming_add(uint16_t id) { incoming_.push_back(id); }
+
+bool SessionQueues::incoming_release(uint16_t id) {
+  auto it = std::find(incoming_.begin(), incoming_.end(), id);
+  if (it == incoming_.end()) return false;
+  *it = incoming_.back();
+  incoming_.pop_back();
+  return true;
+}
+
+}  // namespace tcpms::broker

@@ -1,0 +1,80 @@
+// SessionQueues: the QoS 1/2 state of one session (3.1.1 §4.3, §4.4): messages sent and not yet
+// acknowledged (the in-flight window, in send order), messages waiting for room (window full,
+// slow consumer, or client offline), and the packet ids of inbound QoS 2 messages awaiting
+// PUBREL. A session allocates it on first need and frees it once everything is empty, so an
+// idle client owns none.
+//
+// Thread rules: owned by one session, used only on that session's loop thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+#include "mqtt/types.h"
+#include "tcpms/shared_bytes.h"
+
+namespace tcpms::broker {
+
+// One outbound message. Topic and payload are shared by every subscriber (SharedBytes).
+struct OutMessage {
+  enum class State : uint8_t {
+    kQueued,       // not sent yet
+    kWaitPuback,   // QoS 1 sent
+    kWaitPubrec,   // QoS 2 sent
+    kWaitPubcomp,  // QoS 2: PUBREC received, PUBREL sent; payload released
+  };
+  SharedBytes topic;
+  SharedBytes payload;
+  uint16_t packet_id = 0;
+  mqtt::QoS qos = mqtt::QoS::k1;
+  State state = State::kQueued;
+  bool retain = false;
+};
+
+class SessionQueues {
+ public:
+  bool idle() const noexcept { return inflight_.empty() && queued_.empty() && incoming_.empty(); }
+
+  // --- outbound ---------------------------------------------------------------------------
+  bool window_has_room(size_t window) const noexcept { return inflight_.size() < window; }
+  size_t inflight_count() const noexcept { return inflight_.size(); }
+  // Moves `m` into the window with a fresh packet id (never 0, never one in use
+  // [MQTT-2.3.1-2]) and the state that awaits its first acknowledgement.
+  OutMessage& start(OutMessage m);
+  // Acknowledgements. Each returns false when no entry with that id is in the matching state
+  // (a duplicate or unknown ack, which 3.1.1 lets us ignore).
+  bool on_puback(uint16_t packet_id);    // QoS 1 done [MQTT-4.3.2-1]
+  bool on_pubrec(uint16_t packet_id);    // QoS 2: -> kWaitPubcomp; payload dropped [MQTT-4.3.3-1]
+  bool on_pubcomp(uint16_t packet_id);   // QoS 2 done
+  std::vector<OutMessage>& inflight() noexcept { return inflight_; }
+
+  // Waiting messages (FIFO). False when full (by count or bytes): the caller counts the drop.
+  bool enqueue(OutMessage m, size_t max_messages, size_t max_bytes);
+  bool has_queued() const noexcept { return !queued_.empty(); }
+  size_t queued_count() const noexcept { return queued_.size(); }
+  size_t queued_bytes() const noexcept { return queued_bytes_; }
+  OutMessage pop_queued();
+  // Drops everything (clean session reset); returns how many queued messages went.
+  size_t clear();
+
+  // --- inbound QoS 2 (method B: deliver on PUBLISH, remember the id until PUBREL) ---------
+  bool incoming_seen(uint16_t packet_id) const noexcept;
+  void incoming_add(uint16_t packet_id);
+  bool incoming_release(uint16_t packet_id);
+  size_t incoming_count() const noexcept { return incoming_.size(); }
+
+ private:
+  OutMessage* find(uint16_t packet_id) noexcept;
+  bool id_in_use(uint16_t packet_id) const noexcept;
+  void erase(OutMessage* m);
+
+  std::vector<OutMessage> inflight_;
+  std::deque<OutMessage> queued_;
+  std::vector<uint16_t> incoming_;
+  size_t queued_bytes_ = 0;
+  uint16_t last_packet_id_ = 0;
+};
+
+}  // namespace tcpms::broker

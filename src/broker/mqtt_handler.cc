@@ -1,0 +1,856 @@
+#include "broker/mqtt_handler.h"
+
+#include <algorithm>
+#include <ctime>
+
+#include <spdlog/spdlog.h>
+
+#include "tcpms/server.h"
+#include "tcpms/worker_pool.h"
+
+namespace tcpms::broker {
+
+using mqtt::PacketType;
+using mqtt::ProtocolVersion;
+using mqtt::QoS;
+
+// A CONNECT accepted by the codec and the broker's checks, copied out of the read buffer while
+// its outcome is decided (authentication, a session arriving from another loop).
+struct PendingConnect {
+  const ConnStateKind kind = ConnStateKind::kPendingConnect;
+  ProtocolVersion version = ProtocolVersion::kV311;
+  bool clean = true;
+  uint16_t keep_alive_s = 0;
+  std::string client_id;
+  std::unique_ptr<Will> will;
+};
+
+// Everything a session handover carries between loops. If a task carrying it is dropped
+// (loop stopping), the destructor frees the session.
+struct MqttHandler::Handover {
+  std::string client_id;
+  Session* session = nullptr;
+  uint32_t from_loop = 0;
+  uint32_t to_loop = 0;
+  ConnId new_conn;
+  PendingConnect* pending = nullptr;  // only compared, never dereferenced, off its loop
+  bool clean = true;
+  bool present = false;
+  std::vector<std::pair<std::string, QoS>> filters;
+  bool attached = false;
+  ~Handover() {
+    if (session != nullptr && attached == false && moved) delete session;
+  }
+  bool moved = false;  // set once the owner has let go of the session
+};
+
+namespace {
+
+inline ConnStateKind kind_of(void* user) { return *static_cast<const ConnStateKind*>(user); }
+
+inline QoS min_qos(QoS a, QoS b) { return static_cast<uint8_t>(a) < static_cast<uint8_t>(b) ? a : b; }
+
+mqtt::PublishResponse ack_packet(PacketType type, uint16_t packet_id) {
+  mqtt::PublishResponse r;
+  r.type = type;
+  r.packet_id = packet_id;
+  return r;
+}
+
+}  // namespace
+
+MqttHandler::MqttHandler(Broker& broker, EventLoop& loop)
+    : broker_(broker), loop_(loop), cfg_(broker.config()) {
+  tree_.set_filter_events(broker_.router().wants_filter_events());
+}
+
+MqttHandler::~MqttHandler() {
+  // Offline persistent sessions still owned by this loop (connected ones were closed by the
+  // loop's destructor, which ran on_close for each).
+  std::vector<Session*> owned;
+  broker_.registry().for_each_owned_by(loop_.index(), [&](const RegistryEntry& e) {
+    owned.push_back(e.session);
+  });
+  for (Session* s : owned) {
+    broker_.registry().remove(s->client_id(), s);
+    while (!s->subs.empty()) tree_.remove(s, &s->subs[s->subs.size() - 1]);
+    delete s;
+  }
+}
+
+// --- engine callbacks -------------------------------------------------------------------------
+
+Action MqttHandler::on_open(Connection& conn) {
+  // A CONNECT must arrive within the deadline (Mosquitto has none by default; a peer that
+  // opens sockets and says nothing would hold them forever).
+  conn.set_timeout(cfg_.connect_timeout_ms);
+  return Action::kKeep;
+}
+
+DataResult MqttHandler::on_data(Connection& conn, ByteView data) {
+  Action action = Action::kKeep;
+  if (!carry_.empty()) {
+    auto it = carry_.find(conn.id().slot());
+    if (it != carry_.end()) {
+      std::string buf = std::move(it->second);
+      carry_.erase(it);
+      buf.append(as_chars(data));
+      size_t used = process(conn, as_bytes(buf), action);
+      if (action == Action::kKeep && used < buf.size()) carry_[conn.id().slot()].append(buf, used);
+      return {data.size(), action};
+    }
+  }
+  size_t used = process(conn, data, action);
+  return {used, action};
+}
+
+size_t MqttHandler::process(Connection& c, ByteView data, Action& action) {
+  size_t off = 0;
+  while (off < data.size()) {
+    void* user = c.user_data();
+    if (user != nullptr && kind_of(user) == ConnStateKind::kPendingConnect) {
+      // Reading is paused while the CONNECT is decided; hold what came behind it.
+      carry_[c.id().slot()].append(as_chars(data.subspan(off)));
+      return data.size();
+    }
+    mqtt::FrameResult f = mqtt::next_frame(data.subspan(off), cfg_.max_packet_size);
+    if (f.status == mqtt::FrameStatus::kNeedMore) break;
+    if (f.status == mqtt::FrameStatus::kError) {
+      action = violation(c, f.error.what);
+      return data.size();
+    }
+    off += f.header.packet_size();
+    Action a = handle_packet(c, f.header, f.body);
+    if (a != Action::kKeep) {
+      action = a;
+      return data.size();
+    }
+  }
+  return off;
+}
+
+Action MqttHandler::on_timeout(Connection& conn) {
+  void* user = conn.user_data();
+  if (user == nullptr || kind_of(user) == ConnStateKind::kPendingConnect) {
+    stats_.connect_timeouts.add();
+    spdlog::debug("mqtt: no CONNECT within {} ms; closing", cfg_.connect_timeout_ms);
+    return Action::kClose;
+  }
+  // 1.5 x Keep Alive without a packet: close as if the network failed, so the will is
+  // published [MQTT-3.1.2-24].
+  stats_.keepalive_expired.add();
+  spdlog::debug("mqtt: client {} keep-alive expired", static_cast<Session*>(user)->client_id());
+  return Action::kClose;
+}
+
+void MqttHandler::on_writable(Connection& conn) {
+  void* user = conn.user_data();
+  if (user != nullptr && kind_of(user) == ConnStateKind::kSession) pump(*static_cast<Session*>(user));
+}
+
+void MqttHandler::on_close(Connection& conn, CloseReason reason) {
+  if (!carry_.empty()) carry_.erase(conn.id().slot());
+  void* user = conn.user_data();
+  if (user == nullptr) return;
+  conn.set_user_data(nullptr);
+  if (kind_of(user) == ConnStateKind::kPendingConnect) {
+    delete static_cast<PendingConnect*>(user);
+    return;
+  }
+  Session& s = *static_cast<Session*>(user);
+  // The will goes out on any loss but DISCONNECT [MQTT-3.1.2-8], [MQTT-3.14.4-3]; not when
+  // the whole server stops.
+  detach_connection(s, reason != CloseReason::kShutdown);
+}
+
+// --- input ------------------------------------------------------------------------------------
+
+Action MqttHandler::violation(Connection& c, const char* what) {
+  // A protocol violation costs only this connection [MQTT-4.8.0-1].
+  stats_.protocol_violations.add();
+  void* user = c.user_data();
+  std::string_view who = (user != nullptr && kind_of(user) == ConnStateKind::kSession)
+                             ? static_cast<Session*>(user)->client_id()
+                             : std::string_view("(not connected)");
+  spdlog::debug("mqtt: client {}: protocol violation: {}; closing", who, what);
+  return Action::kClose;
+}
+
+Action MqttHandler::handle_packet(Connection& c, const mqtt::FixedHeader& h, mqtt::Bytes body) {
+  stats_.packets_in[static_cast<uint8_t>(h.type) & 15].add();
+  void* user = c.user_data();
+  if (user == nullptr) {
+    if (h.type != PacketType::kConnect) return violation(c, "first packet is not CONNECT [MQTT-3.1.0-1]");
+    return handle_connect(c, body);
+  }
+  Session& s = *static_cast<Session*>(user);
+  switch (h.type) {
+    case PacketType::kPublish:
+      return handle_publish(c, s, h, body);
+    case PacketType::kPuback:
+    case PacketType::kPubrec:
+    case PacketType::kPubrel:
+    case PacketType::kPubcomp:
+      return handle_ack(c, s, h.type, body);
+    case PacketType::kSubscribe:
+      return handle_subscribe(c, s, body);
+    case PacketType::kUnsubscribe:
+      return handle_unsubscribe(c, s, body);
+    case PacketType::kPingreq:
+      send_packet(c, mqtt::Pingresp{}, s.version, PacketType::kPingresp);  // [MQTT-3.12.4-1]
+      return Action::kKeep;
+    case PacketType::kDisconnect: {
+      auto d = mqtt::decode_disconnect(body, s.version);
+      if (!d) return violation(c, d.error().what);
+      s.disconnected = true;  // discard the will [MQTT-3.14.4-3]
+      s.will.reset();
+      return Action::kClose;
+    }
+    case PacketType::kConnect:
+      return violation(c, "second CONNECT [MQTT-3.1.0-2]");
+    default:
+      return violation(c, "packet a client may not send");
+  }
+}
+
+Action MqttHandler::handle_connect(Connection& c, mqtt::Bytes body) {
+  auto d = mqtt::decode_connect(body);
+  if (!d) {
+    if (d.error().code == mqtt::ReasonCode::kUnsupportedProtocolVersion) {
+      // Answer CONNACK 0x01 and close [MQTT-3.1.2-2]; a 5.0 peer gets its own form.
+      auto v = mqtt::peek_connect_version(body).value_or(ProtocolVersion::kV311);
+      send_connack(c, v, false, is_v5(v) ? 0x84 : 0x01);
+      stats_.protocol_violations.add();
+      return Action::kCloseAfterFlush;
+    }
+    // Malformed CONNECT: close without CONNACK [MQTT-3.1.4-1].
+    return violation(c, d.error().what);
+  }
+  const mqtt::Connect& k = *d;
+  auto refuse = [&](uint8_t code, const char* why) {
+    // A refused CONNECT gets session present 0 [MQTT-3.2.2-4] and the connection closes
+    // [MQTT-3.2.2-5].
+    spdlog::debug("mqtt: CONNECT from '{}' refused ({}): {}", k.client_id, code, why);
+    stats_.connects_refused.add();
+    send_connack(c, k.version, false, code);
+    return Action::kCloseAfterFlush;
+  };
+  if (is_v5(k.version)) {
+    // This broker speaks 3.1.1 and 3.1; a 5.0 client is told so in its own CONNACK form.
+    send_connack(c, k.version, false, mqtt::to_byte(mqtt::ReasonCode::kUnsupportedProtocolVersion));
+    return Action::kCloseAfterFlush;
+  }
+  std::string client_id(k.client_id);
+  if (client_id.empty()) {
+    // A zero-byte id needs CleanSession 1 [MQTT-3.1.3-7], [MQTT-3.1.3-8]; 3.1 requires an id.
+    if (!k.clean_start || k.version == ProtocolVersion::kV31 || !cfg_.allow_zero_length_client_id)
+      return refuse(0x02, "empty client id");
+    client_id = "tcpms-" + std::to_string(broker_.next_client_number());  // [MQTT-3.1.3-6]
+  }
+  if (client_id.size() > cfg_.max_client_id_len)
+    return refuse(0x02, "client id longer than --max-client-id-len [MQTT-3.1.3-9]");
+  std::unique_ptr<Will> will;
+  if (k.will) {
+    if (mqtt::validate_topic_name(k.will->topic, cfg_.max_topic_levels) != mqtt::TopicError::kOk)
+      return refuse(0x05, "will topic over --max-topic-levels");
+    if (!broker_.authorizer().can_publish(client_id, k.will->topic))
+      return refuse(0x05, "will topic not authorized");
+    will = std::make_unique<Will>();
+    will->topic = SharedBytes::copy_of(as_bytes(k.will->topic));
+    will->payload = SharedBytes::copy_of(k.will->payload);
+    will->qos = k.will->qos;
+    will->retain = k.will->retain;
+  }
+  auto* p = new PendingConnect;
+  p->version = k.version;
+  p->clean = k.clean_start;
+  p->keep_alive_s = k.keep_alive_s;
+  p->client_id = std::move(client_id);
+  p->will = std::move(will);
+  c.set_user_data(p);
+
+  Authenticator& auth = broker_.authenticator();
+  if (!auth.enabled()) return continue_connect(c, p);
+
+  // Hashing is slow: check on the worker pool, continue here. The connect deadline still runs.
+  c.pause_reading();
+  auto info = std::make_shared<ConnectInfo>();
+  info->client_id = p->client_id;
+  if (k.username) info->username = std::string(*k.username);
+  if (k.password) info->password = std::string(as_chars(*k.password));
+  info->version = k.version;
+  auto result = std::make_shared<AuthResult>(AuthResult::kAccept);
+  ConnId id = c.id();
+  broker_.server().workers().offload(
+      loop_, [info, result, &auth] { *result = auth.check(*info); },
+      [this, id, p, result] {
+        Connection* cc = loop_.find(id);
+        if (cc == nullptr || cc->user_data() != p) return;  // gone meanwhile
+        if (*result != AuthResult::kAccept) {
+          spdlog::debug("mqtt: CONNECT from '{}' refused by the authenticator", p->client_id);
+          stats_.connects_refused.add();
+          send_connack(*cc, p->version, false, static_cast<uint8_t>(*result));
+          cc->close_after_flush();
+          return;
+        }
+        after_async(*cc, continue_connect(*cc, p));
+      });
+  return Action::kKeep;
+}
+
+Action MqttHandler::continue_connect(Connection& c, PendingConnect* p) {
+  Session* fresh = nullptr;
+  auto claim = broker_.registry().claim(p->client_id, loop_.index(), c.id(), [&] {
+    fresh = new Session(p->client_id);
+    return fresh;
+  });
+  switch (claim.kind) {
+    case ClientRegistry::ClaimKind::kCreated:
+      return attach(c, fresh, p, false);  // no stored session [MQTT-3.2.2-3]
+    case ClientRegistry::ClaimKind::kLocal: {
+      Session* s = claim.entry.session;
+      if (s->conn != nullptr) {
+        // Session takeover: the existing client is disconnected [MQTT-3.1.4-2].
+        Connection* old = s->conn;
+        stats_.takeovers.add();
+        detach_connection(*s, true);
+        old->close(CloseReason::kKicked);
+        // detach_connection discarded a clean session; claim again for a fresh one.
+        if (s->clean) return continue_connect(c, p);
+      }
+      const bool reset = p->clean || s->clean;  // [MQTT-3.1.2-6]
+      if (reset) reset_session(*s);
+      return attach(c, s, p, !reset);  // [MQTT-3.2.2-2]
+    }
+    case ClientRegistry::ClaimKind::kBusy: {
+      // The session is moving between loops: ask again in a moment.
+      c.pause_reading();
+      ConnId id = c.id();
+      loop_.run_after(5, [this, id, p] {
+        Connection* cc = loop_.find(id);
+        if (cc != nullptr && cc->user_data() == p) after_async(*cc, continue_connect(*cc, p));
+      });
+      return Action::kKeep;
+    }
+    case ClientRegistry::ClaimKind::kRemote: {
+      MqttHandler* owner = broker_.handler_for(claim.entry.loop);
+      if (owner == nullptr) return violation(c, "registry names an unknown loop");
+      c.pause_reading();
+      auto h = std::make_shared<Handover>();
+      h->client_id = p->client_id;
+      h->session = claim.entry.session;
+      h->from_loop = claim.entry.loop;
+      h->to_loop = loop_.index();
+      h->new_conn = c.id();
+      h->pending = p;
+      h->clean = p->clean;
+      owner->loop().post([owner, h] { owner->handover_request(h); });
+      return Action::kKeep;
+    }
+  }
+  return Action::kClose;
+}
+
+void MqttHandler::handover_request(std::shared_ptr<Handover> h) {
+  MqttHandler* target = broker_.handler_for(h->to_loop);
+  Session* s = h->session;
+  if (target == nullptr) return;
+  if (!broker_.registry().begin_handover(h->client_id, s, loop_.index(), h->to_loop, h->new_conn)) {
+    // The entry changed meanwhile (the session closed, or moved): the new loop starts over.
+    target->loop().post([target, h] { target->handover_retry(h->new_conn, h->pending); });
+    return;
+  }
+  if (s->conn != nullptr) {
+    Connection* old = s->conn;
+    stats_.takeovers.add();
+    const bool was_clean = s->clean;
+    s->clean = false;  // keep the object: the registry entry is keyed by its id
+    detach_connection(*s, true);
+    s->clean = was_clean;
+    old->close(CloseReason::kKicked);  // [MQTT-3.1.4-2]
+  }
+  if (s->offline) {
+    s->offline = false;
+    stats_.sessions_offline.sub();
+  }
+  h->present = !(h->clean || s->clean);
+  if (h->present) {
+    for (SubRecord& r : s->subs)
+      h->filters.emplace_back(tree_.filter_of(r.node), r.node->entries()[r.index].qos());
+    if (s->has_queues()) {
+      stats_.queued_messages.sub(static_cast<int64_t>(s->queues_->queued_count()));
+      stats_.inflight_messages.sub(static_cast<int64_t>(s->queues_->inflight_count()));
+    }
+    remove_subscriptions(*s);
+  } else {
+    reset_session(*s);
+  }
+  h->moved = true;
+  target->loop().post([target, h] { target->handover_attach(h); });
+}
+
+void MqttHandler::handover_attach(std::shared_ptr<Handover> h) {
+  Session* s = h->session;
+  h->attached = true;
+  s->match_epoch = 0;  // epochs are per loop
+  for (auto& [filter, qos] : h->filters) add_subscription(*s, filter, qos, nullptr);
+  update_subscription_count();
+  if (s->has_queues()) {
+    stats_.queued_messages.add(static_cast<int64_t>(s->queues_->queued_count()));
+    stats_.inflight_messages.add(static_cast<int64_t>(s->queues_->inflight_count()));
+  }
+  broker_.registry().finish_handover(h->client_id, s);
+  Connection* c = loop_.find(h->new_conn);
+  if (c != nullptr && c->user_data() == h->pending) {
+    after_async(*c, attach(*c, s, h->pending, h->present));
+    return;
+  }
+  // The new connection went away while its session travelled.
+  if (h->clean) {
+    discard_session(s);
+  } else {
+    s->offline = true;
+    stats_.sessions_offline.add();
+    broker_.registry().set_conn(s->client_id(), s, ConnId{});
+  }
+}
+
+void MqttHandler::handover_retry(ConnId conn, PendingConnect* p) {
+  Connection* c = loop_.find(conn);
+  if (c != nullptr && c->user_data() == p) after_async(*c, continue_connect(*c, p));
+}
+
+Action MqttHandler::attach(Connection& c, Session* s, PendingConnect* p, bool present) {
+  if (s->offline) {
+    s->offline = false;
+    stats_.sessions_offline.sub();
+  }
+  s->conn = &c;
+  s->version = p->version;
+  s->clean = p->clean;
+  s->disconnected = false;
+  s->will = std::move(p->will);
+  s->connected_since_s = static_cast<uint32_t>(::time(nullptr));
+  const uint16_t keep_alive_s = p->keep_alive_s;
+  c.set_user_data(s);
+  delete p;
+  broker_.registry().set_conn(s->client_id(), s, c.id());
+  stats_.sessions_connected.add();
+  // Keep-alive on the engine's timer wheel; every read pushes the deadline [MQTT-3.1.2-24].
+  c.set_timeout(keep_alive_s ? static_cast<uint32_t>(keep_alive_s) * 1500u : 0u);
+  send_connack(c, s->version, present, 0x00);
+  if (s->has_queues()) {
+    resend_inflight(*s);  // [MQTT-4.4.0-1]
+    pump(*s);
+  }
+  return Action::kKeep;
+}
+
+void MqttHandler::after_async(Connection& c, Action a) {
+  if (a == Action::kClose) {
+    c.close(CloseReason::kProtocol);
+    return;
+  }
+  if (a == Action::kCloseAfterFlush) {
+    c.close_after_flush();
+    return;
+  }
+  void* user = c.user_data();
+  if (user != nullptr && kind_of(user) == ConnStateKind::kPendingConnect) return;  // still waiting
+  c.resume_reading();
+  // Packets that arrived behind the CONNECT.
+  auto it = carry_.find(c.id().slot());
+  if (it == carry_.end()) return;
+  std::string buf = std::move(it->second);
+  carry_.erase(it);
+  Action action = Action::kKeep;
+  size_t used = process(c, as_bytes(buf), action);
+  if (action == Action::kClose) {
+    c.close(CloseReason::kProtocol);
+  } else if (action == Action::kCloseAfterFlush) {
+    c.close_after_flush();
+  } else if (used < buf.size()) {
+    carry_[c.id().slot()].append(buf, used);
+  }
+}
+
+Action MqttHandler::handle_publish(Connection& c, Session& s, const mqtt::FixedHeader& h,
+                                   mqtt::Bytes body) {
+  auto d = mqtt::decode_publish(h.flags, body, s.version);
+  if (!d) return violation(c, d.error().what);
+  const mqtt::Publish& p = *d;
+  stats_.messages_in.add();
+  stats_.bytes_payload_in.add(p.payload.size());
+  if (mqtt::validate_topic_name(p.topic, cfg_.max_topic_levels) != mqtt::TopicError::kOk) {
+    // 3.1.1 has no negative PUBACK: refusing a publish means closing the connection.
+    stats_.refused_publishes.add();
+    spdlog::debug("mqtt: client {}: topic over --max-topic-levels; closing", s.client_id());
+    return Action::kClose;
+  }
+  bool accept = broker_.authorizer().can_publish(s.client_id(), p.topic);
+  // Clients may not publish into the broker's own statistics.
+  if (p.topic.starts_with("$SYS/") || p.topic == "$SYS") accept = false;
+
+  if (p.qos == QoS::k2) {
+    SessionQueues& q = s.queues();
+    if (q.incoming_seen(p.packet_id)) {
+      // A resent PUBLISH whose PUBREL has not come yet: acknowledge, do not deliver twice
+      // [MQTT-4.3.3-2].
+      send_packet(c, ack_packet(PacketType::kPubrec, p.packet_id), s.version,
+                  PacketType::kPubrec);
+      return Action::kKeep;
+    }
+    q.incoming_add(p.packet_id);
+  }
+  if (accept) {
+    route(SharedBytes::copy_of(as_bytes(p.topic)), SharedBytes::copy_of(p.payload), p.qos,
+          p.retain, false);
+  }
+  if (p.qos == QoS::k1) {
+    send_packet(c, ack_packet(PacketType::kPuback, p.packet_id), s.version,
+                PacketType::kPuback);  // [MQTT-4.3.2-2]
+  } else if (p.qos == QoS::k2) {
+    send_packet(c, ack_packet(PacketType::kPubrec, p.packet_id), s.version,
+                PacketType::kPubrec);  // [MQTT-4.3.3-2]
+  }
+  return Action::kKeep;
+}
+
+Action MqttHandler::handle_ack(Connection& c, Session& s, PacketType type, mqtt::Bytes body) {
+  auto d = mqtt::decode_publish_response(type, body, s.version);
+  if (!d) return violation(c, d.error().what);
+  const uint16_t id = d->packet_id;
+  switch (type) {
+    case PacketType::kPuback:
+      if (s.has_queues() && s.queues_->on_puback(id)) {
+        stats_.inflight_messages.sub();
+        pump(s);
+      }
+      break;
+    case PacketType::kPubrec:
+      if (s.has_queues() && s.queues_->on_pubrec(id)) {
+        send_packet(c, ack_packet(PacketType::kPubrel, id), s.version,
+                    PacketType::kPubrel);  // [MQTT-4.3.3-1]
+      }
+      break;
+    case PacketType::kPubrel:
+      if (s.has_queues()) s.queues_->incoming_release(id);
+      // PUBCOMP even for an id we do not know: the sender only needs to stop resending.
+      send_packet(c, ack_packet(PacketType::kPubcomp, id), s.version,
+                  PacketType::kPubcomp);
+      s.trim();
+      break;
+    case PacketType::kPubcomp:
+      if (s.has_queues() && s.queues_->on_pubcomp(id)) {
+        stats_.inflight_messages.sub();
+        pump(s);
+      }
+      break;
+    default:
+      break;
+  }
+  return Action::kKeep;
+}
+
+Action MqttHandler::handle_subscribe(Connection& c, Session& s, mqtt::Bytes body) {
+  auto d = mqtt::decode_subscribe(body, s.version);
+  if (!d) return violation(c, d.error().what);
+  std::vector<std::byte> codes;
+  struct Granted {
+    size_t first, count;
+    QoS qos;
+  };
+  std::vector<Granted> granted;
+  retained_scratch_.clear();
+  for (const mqtt::Subscription& sub : d->subscriptions) {
+    const std::string_view filter = sub.filter;
+    QoS qos = min_qos(sub.options.max_qos, QoS::k2);
+    if (mqtt::validate_topic_filter(filter, cfg_.max_topic_levels) != mqtt::TopicError::kOk ||
+        mqtt::is_shared_subscription(filter) ||
+        !broker_.authorizer().can_subscribe(s.client_id(), filter)) {
+      codes.push_back(std::byte{0x80});  // Failure [MQTT-3.8.4-5]
+      continue;
+    }
+    add_subscription(s, filter, qos, nullptr);
+    codes.push_back(static_cast<std::byte>(qos));
+    // Retained messages matching the filter go out after the SUBACK [MQTT-3.3.1-6]; on a
+    // replaced subscription too [MQTT-3.8.4-3].
+    size_t before = retained_scratch_.size();
+    broker_.retained().match(filter, retained_scratch_);
+    if (retained_scratch_.size() > before) granted.push_back({before, retained_scratch_.size() - before, qos});
+  }
+  update_subscription_count();
+  mqtt::Suback ack;
+  ack.packet_id = d->packet_id;  // [MQTT-3.8.4-2]
+  ack.reason_codes = mqtt::Bytes(codes.data(), codes.size());
+  send_packet(c, ack, s.version, PacketType::kSuback);
+  std::vector<RetainedMessage> retained;
+  retained.swap(retained_scratch_);
+  for (const Granted& g : granted) {
+    for (size_t i = g.first; i < g.first + g.count; ++i) {
+      const RetainedMessage& m = retained[i];
+      deliver(s, m.topic, m.payload, min_qos(m.qos, g.qos), true);  // RETAIN 1 [MQTT-3.3.1-8]
+    }
+  }
+  retained.clear();
+  retained_scratch_.swap(retained);
+  return Action::kKeep;
+}
+
+Action MqttHandler::handle_unsubscribe(Connection& c, Session& s, mqtt::Bytes body) {
+  auto d = mqtt::decode_unsubscribe(body, s.version);
+  if (!d) return violation(c, d.error().what);
+  for (std::string_view filter : d->filters) {
+    bool last = false;
+    if (tree_.unsubscribe(filter, &s, &last)) {
+      stats_.subscriptions.sub();
+      if (last && broker_.router().wants_filter_events()) broker_.filter_removed(filter);
+    }
+  }
+  update_subscription_count();
+  mqtt::Unsuback ack;
+  ack.packet_id = d->packet_id;
+  // UNSUBACK even when nothing matched [MQTT-3.10.4-4], [MQTT-3.10.4-5].
+  send_packet(c, ack, s.version, PacketType::kUnsuback);
+  return Action::kKeep;
+}
+
+// --- output -----------------------------------------------------------------------------------
+
+template <typename Packet>
+void MqttHandler::send_packet(Connection& c, const Packet& p, ProtocolVersion v, PacketType t) {
+  size_t n = mqtt::encoded_size(p, v);
+  if (n == 0) return;
+  scratch_.resize(std::max(scratch_.size(), n));
+  n = mqtt::encode(p, v, mqtt::OutBytes(scratch_.data(), n));
+  // enqueue: everything for this client in one loop iteration leaves in one write.
+  c.enqueue(ByteView(scratch_.data(), n));
+  stats_.packets_out[static_cast<uint8_t>(t) & 15].add();
+}
+
+void MqttHandler::send_connack(Connection& c, ProtocolVersion v, bool present, uint8_t code) {
+  mqtt::Connack ack;
+  ack.session_present = present && code == 0;
+  ack.reason = is_v5(v) ? static_cast<mqtt::ReasonCode>(code)
+                        : mqtt::from_connect_return_code(static_cast<mqtt::ConnectReturnCode>(code));
+  send_packet(c, ack, v, PacketType::kConnack);
+}
+
+void MqttHandler::send_publish(Connection& c, Session& s, const SharedBytes& topic,
+                               const SharedBytes& payload, QoS qos, bool retain, bool dup,
+                               uint16_t packet_id) {
+  mqtt::Publish p;
+  p.dup = dup;
+  p.qos = qos;
+  p.retain = retain;
+  p.topic = as_chars(topic.view());
+  p.packet_id = packet_id;
+  p.payload = payload.view();
+  size_t n = mqtt::publish_header_size(p, s.version);
+  if (n == 0) return;
+  scratch_.resize(std::max(scratch_.size(), n));
+  n = mqtt::encode_publish_header(p, s.version, mqtt::OutBytes(scratch_.data(), n));
+  // The header is copied into the output queue; the payload is kept by reference.
+  c.enqueue_shared(ByteView(scratch_.data(), n), payload);
+  stats_.packets_out[static_cast<uint8_t>(PacketType::kPublish)].add();
+  stats_.messages_out.add();
+}
+
+void MqttHandler::deliver(Session& s, const SharedBytes& topic, const SharedBytes& payload,
+                          QoS qos, bool retain) {
+  if (s.conn == nullptr) {
+    // Offline persistent session: QoS 1/2 wait for the next connection [MQTT-3.1.2-5]; QoS 0
+    // is not kept (the spec allows either; Mosquitto's default does the same).
+    if (qos != QoS::k0 && !s.clean) queue_message(s, OutMessage{topic, payload, 0, qos, {}, retain});
+    return;
+  }
+  Connection& c = *s.conn;
+  const bool backlogged = c.pending_output_bytes() > cfg_.max_queued_bytes;
+  if (qos == QoS::k0) {
+    if (backlogged) {
+      stats_.qos0_dropped_slow.add();  // a slow consumer loses QoS 0, nobody else notices
+      return;
+    }
+    send_publish(c, s, topic, payload, QoS::k0, retain, false, 0);
+    return;
+  }
+  SessionQueues& q = s.queues();
+  if (backlogged || q.has_queued() || !q.window_has_room(cfg_.max_inflight)) {
+    queue_message(s, OutMessage{topic, payload, 0, qos, {}, retain});
+    return;
+  }
+  OutMessage& m = q.start(OutMessage{topic, payload, 0, qos, {}, retain});
+  stats_.inflight_messages.add();
+  send_publish(c, s, m.topic, m.payload, m.qos, m.retain, false, m.packet_id);
+}
+
+void MqttHandler::queue_message(Session& s, OutMessage m) {
+  if (s.queues().enqueue(std::move(m), cfg_.max_queued_messages, cfg_.max_queued_bytes)) {
+    stats_.queued_messages.add();
+  } else {
+    stats_.queue_dropped.add();  // bounded per client: the newest message is dropped
+    s.trim();
+  }
+}
+
+void MqttHandler::pump(Session& s) {
+  if (s.conn == nullptr || !s.has_queues()) return;
+  SessionQueues& q = *s.queues_;
+  Connection& c = *s.conn;
+  while (q.has_queued() && q.window_has_room(cfg_.max_inflight) &&
+         c.pending_output_bytes() <= cfg_.max_queued_bytes && c.open()) {
+    OutMessage& m = q.start(q.pop_queued());
+    stats_.queued_messages.sub();
+    stats_.inflight_messages.add();
+    send_publish(c, s, m.topic, m.payload, m.qos, m.retain, false, m.packet_id);
+  }
+  s.trim();
+}
+
+void MqttHandler::resend_inflight(Session& s) {
+  for (OutMessage& m : s.queues_->inflight()) {
+    if (m.state == OutMessage::State::kWaitPubcomp) {
+      send_packet(*s.conn, ack_packet(PacketType::kPubrel, m.packet_id), s.version,
+                  PacketType::kPubrel);
+    } else {
+      // Same packet id, DUP set [MQTT-4.4.0-1], [MQTT-3.3.1-1].
+      send_publish(*s.conn, s, m.topic, m.payload, m.qos, m.retain, true, m.packet_id);
+    }
+  }
+}
+
+// --- routing ----------------------------------------------------------------------------------
+
+void MqttHandler::route(const SharedBytes& topic, const SharedBytes& payload, QoS qos,
+                        bool retain, bool from_remote) {
+  if (retain) broker_.retained().set(topic, payload, qos);  // [MQTT-3.3.1-5], [MQTT-3.3.1-10]
+  // Existing subscribers get RETAIN 0 [MQTT-3.3.1-9].
+  deliver_local(topic, payload, qos);
+  for (MqttHandler* other : broker_.handlers()) {
+    if (other == this || !other->has_subscriptions()) continue;
+    // One task per loop, whatever the number of its subscribers.
+    if (other->loop().post([other, topic, payload, qos] { other->deliver_local(topic, payload, qos); }))
+      stats_.cross_loop_posts.add();
+  }
+  if (!from_remote) broker_.router().on_local_publish(topic, payload, qos, retain);
+}
+
+void MqttHandler::deliver_local(const SharedBytes& topic, const SharedBytes& payload, QoS qos) {
+  if (tree_.subscription_count() == 0) return;
+  if (++epoch_ == 0) epoch_ = 1;
+  matches_.clear();
+  tree_.match(as_chars(topic.view()), [this](Session* s, QoS granted) {
+    if (s->match_epoch == epoch_) {
+      Match& m = matches_[s->match_index];
+      if (static_cast<uint8_t>(granted) > static_cast<uint8_t>(m.qos)) m.qos = granted;
+      return;
+    }
+    s->match_epoch = epoch_;
+    s->match_index = static_cast<uint32_t>(matches_.size());
+    matches_.push_back(Match{s, granted});
+  });
+  for (const Match& m : matches_) deliver(*m.s, topic, payload, min_qos(qos, m.qos), false);
+}
+
+SendResult MqttHandler::push_to_client(std::string_view client_id, Session* s,
+                                       const SharedBytes& topic, const SharedBytes& payload,
+                                       QoS qos) {
+  if (!broker_.registry().owns(client_id, s, loop_.index())) return SendResult::kNotConnected;
+  const bool connected = s->conn != nullptr;
+  deliver(*s, topic, payload, qos, false);
+  return connected ? SendResult::kSent : SendResult::kQueued;
+}
+
+void MqttHandler::kick(std::string_view client_id, Session* s) {
+  if (!broker_.registry().owns(client_id, s, loop_.index()) || s->conn == nullptr) return;
+  s->conn->close(CloseReason::kKicked);
+}
+
+void MqttHandler::collect_clients(std::vector<ClientInfo>& out) {
+  std::vector<Session*> owned;
+  broker_.registry().for_each_owned_by(loop_.index(),
+                                       [&](const RegistryEntry& e) { owned.push_back(e.session); });
+  for (Session* s : owned) {
+    ClientInfo ci;
+    ci.client_id = std::string(s->client_id());
+    ci.loop = loop_.index();
+    ci.connected = s->conn != nullptr;
+    if (s->conn) ci.conn = s->conn->id();
+    ci.subscriptions = s->subs.size();
+    ci.connected_since_s = s->connected_since_s;
+    if (s->has_queues()) {
+      ci.queued = static_cast<uint32_t>(s->queues_->queued_count());
+      ci.inflight = static_cast<uint32_t>(s->queues_->inflight_count());
+    }
+    out.push_back(std::move(ci));
+  }
+}
+
+// --- sessions ---------------------------------------------------------------------------------
+
+void MqttHandler::publish_will(std::unique_ptr<Will> will) {
+  if (!will) return;
+  route(will->topic, will->payload, will->qos, will->retain, false);
+}
+
+void MqttHandler::detach_connection(Session& s, bool publish) {
+  if (s.conn != nullptr) {
+    s.conn->set_user_data(nullptr);
+    if (!carry_.empty()) carry_.erase(s.conn->id().slot());
+    s.conn = nullptr;
+    stats_.sessions_connected.sub();
+  }
+  std::unique_ptr<Will> will = std::move(s.will);
+  if (s.disconnected || !publish) will.reset();
+  if (s.clean) {
+    discard_session(&s);  // a clean session lasts as long as its connection [MQTT-3.1.2-6]
+  } else {
+    s.offline = true;
+    stats_.sessions_offline.add();
+    broker_.registry().set_conn(s.client_id(), &s, ConnId{});
+  }
+  // After the session is settled, so the will cannot come back to it.
+  publish_will(std::move(will));
+}
+
+void MqttHandler::remove_subscriptions(Session& s) {
+  const bool events = broker_.router().wants_filter_events();
+  const uint32_t n = s.subs.size();
+  tree_.remove_all(&s, [&](std::string_view filter) {
+    if (events) broker_.filter_removed(filter);
+  });
+  stats_.subscriptions.sub(n);
+  update_subscription_count();
+}
+
+void MqttHandler::add_subscription(Session& s, std::string_view filter, QoS qos, bool* replaced) {
+  auto r = tree_.subscribe(filter, &s, qos);
+  if (replaced) *replaced = r.replaced;
+  if (!r.replaced) stats_.subscriptions.add();
+  if (r.first_at_node && broker_.router().wants_filter_events()) broker_.filter_added(filter);
+}
+
+void MqttHandler::reset_session(Session& s) {
+  remove_subscriptions(s);
+  if (s.has_queues()) {
+    stats_.queued_messages.sub(static_cast<int64_t>(s.queues_->queued_count()));
+    stats_.inflight_messages.sub(static_cast<int64_t>(s.queues_->inflight_count()));
+    s.queues_.reset();
+  }
+}
+
+void MqttHandler::discard_session(Session* s) {
+  reset_session(*s);
+  if (s->offline) {
+    s->offline = false;
+    stats_.sessions_offline.sub();
+  }
+  broker_.registry().remove(s->client_id(), s);
+  delete s;
+}
+
+void MqttHandler::update_subscription_count() {
+  subscription_count_.store(tree_.subscription_count(), std::memory_order_relaxed);
+}
+
+}  // namespace tcpms::broker

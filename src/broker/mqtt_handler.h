@@ -1,0 +1,131 @@
+// MqttHandler: the engine Handler for MQTT 3.1.1 / 3.1, one per loop. It owns the loop's
+// topic tree and the sessions living on the loop, runs each connection's state machine, and
+// delivers publishes matched on this loop.
+//
+// Connection::user_data is null before CONNECT, then a PendingConnect while the CONNECT waits
+// (authentication on the worker pool, or a session coming from another loop), then the
+// client's Session (session.h). Both start with a ConnStateKind byte.
+//
+// Delivery: a publish is matched against this loop's tree and posted once to every other
+// loop with at least one subscription (a task carrying topic and payload as SharedBytes),
+// which matches its own tree. Payloads are never copied per subscriber: each gets its own
+// PUBLISH header and a reference to the payload (Connection::enqueue_shared), and all that one
+// client receives in a loop iteration leaves in one write.
+//
+// Thread rules: everything runs on this handler's loop thread; other threads reach it only
+// through EventLoop::post (see Broker).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "broker/broker.h"
+#include "broker/broker_stats.h"
+#include "broker/session.h"
+#include "broker/topic_tree.h"
+#include "mqtt/codec.h"
+#include "tcpms/connection.h"
+#include "tcpms/event_loop.h"
+#include "tcpms/handler.h"
+
+namespace tcpms::broker {
+
+struct PendingConnect;
+
+class MqttHandler final : public Handler {
+ public:
+  MqttHandler(Broker& broker, EventLoop& loop);
+  ~MqttHandler() override;
+
+  Action on_open(Connection& conn) override;
+  DataResult on_data(Connection& conn, ByteView data) override;
+  Action on_peer_shutdown(Connection& conn) override { return Action::kClose; }
+  Action on_timeout(Connection& conn) override;
+  void on_writable(Connection& conn) override;
+  void on_close(Connection& conn, CloseReason reason) override;
+
+  EventLoop& loop() noexcept { return loop_; }
+  const BrokerStats& stats() const noexcept { return stats_; }
+  // Read by other loops to skip this one when it has no subscription at all.
+  bool has_subscriptions() const noexcept {
+    return subscription_count_.load(std::memory_order_relaxed) != 0;
+  }
+
+  // --- loop-thread entry points (run through EventLoop::post by Broker and other loops) ---
+  // A publish entering the broker on this loop: retained store, local delivery, other loops,
+  // then the router (unless it came from the router).
+  void route(const SharedBytes& topic, const SharedBytes& payload, mqtt::QoS qos, bool retain,
+             bool from_remote);
+  // Match on this loop's tree and deliver.
+  void deliver_local(const SharedBytes& topic, const SharedBytes& payload, mqtt::QoS qos);
+  SendResult push_to_client(std::string_view client_id, Session* s, const SharedBytes& topic,
+                            const SharedBytes& payload, mqtt::QoS qos);
+  void kick(std::string_view client_id, Session* s);
+  void collect_clients(std::vector<ClientInfo>& out);
+  void publish_sys();
+
+  // Session handover between loops (client_registry.h describes the protocol).
+  struct Handover;
+  void handover_request(std::shared_ptr<Handover> h);   // on the owning loop
+  void handover_attach(std::shared_ptr<Handover> h);    // on the new loop
+  void handover_retry(ConnId conn, PendingConnect* p);  // back on the new loop
+
+ private:
+  // Input.
+  size_t process(Connection& c, ByteView data, Action& action);
+  Action handle_packet(Connection& c, const mqtt::FixedHeader& h, mqtt::Bytes body);
+  Action handle_connect(Connection& c, mqtt::Bytes body);
+  Action continue_connect(Connection& c, PendingConnect* p);
+  Action attach(Connection& c, Session* s, PendingConnect* p, bool session_present);
+  void after_async(Connection& c, Action a);
+  Action handle_publish(Connection& c, Session& s, const mqtt::FixedHeader& h, mqtt::Bytes body);
+  Action handle_ack(Connection& c, Session& s, mqtt::PacketType type, mqtt::Bytes body);
+  Action handle_subscribe(Connection& c, Session& s, mqtt::Bytes body);
+  Action handle_unsubscribe(Connection& c, Session& s, mqtt::Bytes body);
+  Action violation(Connection& c, const char* what);
+
+  // Output.
+  template <typename Packet>
+  void send_packet(Connection& c, const Packet& p, mqtt::ProtocolVersion v, mqtt::PacketType t);
+  void send_connack(Connection& c, mqtt::ProtocolVersion v, bool present, uint8_t code);
+  void send_publish(Connection& c, Session& s, const SharedBytes& topic, const SharedBytes& payload,
+                    mqtt::QoS qos, bool retain, bool dup, uint16_t packet_id);
+  void deliver(Session& s, const SharedBytes& topic, const SharedBytes& payload, mqtt::QoS qos,
+               bool retain);
+  void queue_message(Session& s, OutMessage m);
+  void pump(Session& s);
+  void resend_inflight(Session& s);
+
+  // Sessions.
+  void detach_connection(Session& s, bool publish_will);
+  void reset_session(Session& s);
+  void discard_session(Session* s);
+  void remove_subscriptions(Session& s);
+  void add_subscription(Session& s, std::string_view filter, mqtt::QoS qos, bool* replaced);
+  void publish_will(std::unique_ptr<Will> will);
+  void update_subscription_count();
+
+  Broker& broker_;
+  EventLoop& loop_;
+  const BrokerConfig& cfg_;
+  TopicTree tree_;
+  BrokerStats stats_;
+  std::atomic<size_t> subscription_count_{0};
+  uint32_t epoch_ = 0;
+  struct Match {
+    Session* s;
+    mqtt::QoS qos;
+  };
+  std::vector<Match> matches_;
+  std::vector<std::byte> scratch_;
+  std::vector<RetainedMessage> retained_scratch_;
+  // Bytes that arrived behind a CONNECT still being decided (or behind them, a partial
+  // frame): rare, so one map per loop rather than a buffer pointer per connection.
+  std::unordered_map<uint32_t, std::string> carry_;
+};
+
+}  // namespace tcpms::broker

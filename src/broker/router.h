@@ -1,0 +1,39 @@
+// Router: how messages leave and enter this process (worker processes on one box, nodes
+// through Redis). The broker core calls these hooks and nothing else; the default routes
+// nowhere, so a single process works with no configuration.
+//
+// Thread rules: hooks are called on loop threads, concurrently from several loops: an
+// implementation must be thread-safe. Calls into the broker go through Broker's thread-safe
+// entry points (deliver_remote, publish, send_to_client).
+#pragma once
+
+#include <string_view>
+
+#include "mqtt/types.h"
+#include "tcpms/shared_bytes.h"
+
+namespace tcpms::broker {
+
+class Router {
+ public:
+  virtual ~Router() = default;
+
+  // Filter accounting costs a process-wide map; the broker keeps it only if asked.
+  virtual bool wants_filter_events() const { return false; }
+  // `filter` gained its first subscriber in this process / lost its last.
+  virtual void on_filter_added(std::string_view filter) {}
+  virtual void on_filter_removed(std::string_view filter) {}
+
+  // A publish from a local client (or the control plane), after local delivery. A remote
+  // publish arriving is handed to Broker::deliver_remote, which does not call this again.
+  virtual void on_local_publish(const SharedBytes& topic, const SharedBytes& payload,
+                                mqtt::QoS qos, bool retain) {}
+
+  // Push to a client that is not in this process. True if routed somewhere.
+  virtual bool push_to_client(std::string_view client_id, const SharedBytes& topic,
+                              const SharedBytes& payload, mqtt::QoS qos) {
+    return false;
+  }
+};
+
+}  // namespace tcpms::broker

@@ -1,0 +1,95 @@
+// Session: what the broker keeps per client id (3.1.1 §4.1): its subscriptions, its QoS 1/2
+// state, its will while connected, and the connection it is attached to (if any).
+//
+// Thread rules: a session belongs to exactly one loop (the loop of its last connection, or the
+// one it is moving to; see client_registry.h) and is touched only on that loop's thread.
+//
+// Layout (x86-64, bytes): header 8, client id 24, conn 8, queues 8, will 8, subscriptions 24,
+// dedupe mark 8 = 88, a 96-byte malloc chunk. Everything that an idle client does not need
+// (queues, will, more than one subscription) is a null pointer until used.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "broker/inflight.h"
+#include "broker/inline_vector.h"
+#include "broker/small_string.h"
+#include "mqtt/types.h"
+#include "tcpms/connection.h"
+#include "tcpms/shared_bytes.h"
+
+namespace tcpms::broker {
+
+class TopicNode;
+
+struct Will {
+  SharedBytes topic;
+  SharedBytes payload;
+  mqtt::QoS qos = mqtt::QoS::k0;
+  bool retain = false;
+};
+
+// Where one of the session's subscriptions sits in its loop's topic tree: the node of the
+// filter and the entry's index in that node (kept current when entries move). The QoS lives
+// in the tree entry, the filter text in the tree's path: nothing is stored twice.
+struct SubRecord {
+  TopicNode* node = nullptr;
+  uint32_t index = 0;
+};
+
+// A session's subscriptions; one inline (the common case), 24 bytes.
+class SubList : public InlineVector<SubRecord> {
+ public:
+  SubRecord* find(const TopicNode* node) noexcept {
+    for (auto& r : *this)
+      if (r.node == node) return &r;
+    return nullptr;
+  }
+  void erase(SubRecord* r) noexcept { swap_remove(static_cast<uint32_t>(r - data())); }
+};
+static_assert(sizeof(SubList) == 24);
+
+// The first byte of whatever Connection::user_data points to says what it is.
+enum class ConnStateKind : uint8_t { kPendingConnect = 1, kSession = 2 };
+
+// All members public and the kind byte first, so user_data's first byte tells the kind.
+struct Session {
+  explicit Session(std::string_view client_id) : id(client_id) {}
+  ~Session() = default;
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  std::string_view client_id() const noexcept { return id.view(); }
+
+  // --- header (8 bytes) ---
+  const ConnStateKind kind = ConnStateKind::kSession;
+  mqtt::ProtocolVersion version = mqtt::ProtocolVersion::kV311;
+  bool clean : 1 = true;          // CleanSession of the last CONNECT [MQTT-3.1.2-6]
+  bool disconnected : 1 = false;  // DISCONNECT received: no will [MQTT-3.14.4-3]
+  bool offline : 1 = false;       // persistent session without a connection (counted)
+  uint32_t connected_since_s = 0;  // wall clock, for listings
+
+  SmallString id;  // the client id; the registry's key views it
+  Connection* conn = nullptr;  // while connected (same loop)
+  std::unique_ptr<SessionQueues> queues_;  // null while idle (see trim)
+  std::unique_ptr<Will> will;              // null unless the CONNECT had one
+  SubList subs;
+  // Per-publish dedupe (a client with overlapping subscriptions gets one copy at the highest
+  // granted QoS [MQTT-3.3.5-1]): the loop's match epoch and the index into its scratch list.
+  uint32_t match_epoch = 0;
+  uint32_t match_index = 0;
+
+  SessionQueues& queues() {
+    if (!queues_) queues_ = std::make_unique<SessionQueues>();
+    return *queues_;
+  }
+  bool has_queues() const noexcept { return queues_ != nullptr; }
+  // Frees the queues once nothing is left in them (an idle client holds no queue memory).
+  void trim() {
+    if (queues_ && queues_->idle()) queues_.reset();
+  }
+};
+static_assert(sizeof(Session) <= 88, "Session grew: it is paid per client");
+
+}  // namespace tcpms::broker

@@ -1,0 +1,89 @@
+// SessionQueues: the in-flight window and its acknowledgements (3.1.1 §4.3), packet ids
+// [MQTT-2.3.1-2], the bounded queue, inbound QoS 2 ids.
+#include "broker/inflight.h"
+
+#include <gtest/gtest.h>
+
+namespace tcpms::broker {
+namespace {
+
+OutMessage msg(mqtt::QoS q, std::string_view payload = "p") {
+  OutMessage m;
+  m.topic = SharedBytes::copy_of(as_bytes("t"));
+  m.payload = SharedBytes::copy_of(as_bytes(payload));
+  m.qos = q;
+  return m;
+}
+
+TEST(SessionQueues, Qos1WindowAndPuback) {
+  SessionQueues q;
+  EXPECT_TRUE(q.idle());
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(q.window_has_room(3));
+    EXPECT_EQ(q.start(msg(mqtt::QoS::k1)).packet_id, i + 1);
+  }
+  EXPECT_FALSE(q.window_has_room(3));
+  EXPECT_FALSE(q.on_pubrec(2));  // wrong handshake for QoS 1
+  EXPECT_TRUE(q.on_puback(2));
+  EXPECT_FALSE(q.on_puback(2));  // duplicate ack
+  EXPECT_TRUE(q.window_has_room(3));
+  // Order of the rest is kept for redelivery.
+  ASSERT_EQ(q.inflight().size(), 2u);
+  EXPECT_EQ(q.inflight()[0].packet_id, 1);
+  EXPECT_EQ(q.inflight()[1].packet_id, 3);
+}
+
+TEST(SessionQueues, Qos2Handshake) {
+  SessionQueues q;
+  uint16_t id = q.start(msg(mqtt::QoS::k2)).packet_id;
+  EXPECT_EQ(q.inflight()[0].state, OutMessage::State::kWaitPubrec);
+  EXPECT_FALSE(q.on_pubcomp(id));
+  EXPECT_TRUE(q.on_pubrec(id));
+  EXPECT_EQ(q.inflight()[0].state, OutMessage::State::kWaitPubcomp);
+  EXPECT_TRUE(q.inflight()[0].payload.empty()) << "payload released after PUBREC";
+  EXPECT_TRUE(q.on_pubrec(id)) << "a repeated PUBREC is answered with PUBREL again";
+  EXPECT_TRUE(q.on_pubcomp(id));
+  EXPECT_TRUE(q.idle());
+}
+
+TEST(SessionQueues, PacketIdsSkipZeroAndIdsInUse) {
+  SessionQueues q;
+  for (int i = 0; i < 65534; ++i) {
+    auto& m = q.start(msg(mqtt::QoS::k1));
+    if (i != 0) {
+      ASSERT_TRUE(q.on_puback(m.packet_id));
+    }
+  }
+  // Id 1 is still in flight; the counter is at 65534. Next: 65535, then wrap past 0 and 1.
+  EXPECT_EQ(q.start(msg(mqtt::QoS::k1)).packet_id, 65535);
+  EXPECT_EQ(q.start(msg(mqtt::QoS::k1)).packet_id, 2);
+}
+
+TEST(SessionQueues, BoundedQueue) {
+  SessionQueues q;
+  EXPECT_TRUE(q.enqueue(msg(mqtt::QoS::k1, "aaaa"), 2, 0));
+  EXPECT_TRUE(q.enqueue(msg(mqtt::QoS::k1, "bbbb"), 2, 0));
+  EXPECT_FALSE(q.enqueue(msg(mqtt::QoS::k1), 2, 0)) << "count bound";
+  EXPECT_FALSE(q.enqueue(msg(mqtt::QoS::k1), 10, 8)) << "byte bound";
+  EXPECT_EQ(q.queued_bytes(), 10u);
+  OutMessage first = q.pop_queued();
+  EXPECT_EQ(as_chars(first.payload.view()), "aaaa");
+  EXPECT_EQ(q.queued_count(), 1u);
+  EXPECT_EQ(q.clear(), 1u);
+  EXPECT_TRUE(q.idle());
+}
+
+TEST(SessionQueues, IncomingQos2Ids) {
+  SessionQueues q;
+  EXPECT_FALSE(q.incoming_seen(7));
+  q.incoming_add(7);
+  q.incoming_add(9);
+  EXPECT_TRUE(q.incoming_seen(7));
+  EXPECT_TRUE(q.incoming_release(7));
+  EXPECT_FALSE(q.incoming_release(7));
+  EXPECT_TRUE(q.incoming_seen(9));
+  EXPECT_EQ(q.incoming_count(), 1u);
+}
+
+}  // namespace
+}  // namespace tcpms::broker
