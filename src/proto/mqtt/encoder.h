@@ -10,7 +10,7 @@
 // a 3.x password without a user name, AUTH on 3.x. Fields the version lacks (3.x properties and
 // most reason codes) are dropped; a 3.x CONNACK maps its reason with to_connect_return_code().
 // Encoders emit the shortest form the spec allows (e.g. a 5.0 PUBACK with Success and no
-// properties is 2 bytes of body).
+// properties is 2 bytes of body). Pure functions: callable from any thread.
 #pragma once
 
 #include <cstddef>

@@ -2,6 +2,7 @@
 // This is the first thing the broker runs on every read, so it validates before anything is
 // buffered: the declared size is checked against max_packet_size as soon as the Remaining Length
 // is known, so a peer announcing 256 MiB costs us at most 5 bytes, never a buffer.
+// Pure functions: callable from any thread.
 #pragma once
 
 #include <cstdint>

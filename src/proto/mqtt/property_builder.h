@@ -2,6 +2,7 @@
 // properties are a few dozen bytes). No allocation; overflow or a type mismatch is sticky and
 // reported by ok(), so a chain of add() calls needs one check at the end.
 // Not validated against a packet context: the caller decides which properties it sends.
+// A builder is a plain stack object: use it from the thread that owns its buffer.
 #pragma once
 
 #include <cstdint>

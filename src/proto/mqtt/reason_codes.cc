@@ -1,6 +1,5 @@
 #include "mqtt/reason_codes.h"
 
-#include <array>
 #include <bitset>
 #include <initializer_list>
 

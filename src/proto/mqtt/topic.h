@@ -9,6 +9,7 @@
 //
 // These checks are structural only: UTF-8 well-formedness is checked once by the decoder when
 // the string is read (see utf8.h); a standalone caller (ACL config) should run both.
+// Pure functions: callable from any thread.
 #pragma once
 
 #include <cstdint>
