@@ -741,8 +741,13 @@ void EventLoop::run_timers() {
       task();
     } else {
       core_->timer_order.emplace(now_ms_ + it->second.period_ms, id);
-      Task task = it->second.task;  // copy: the task may cancel itself
+      // Run the stored task itself, not a copy, so state a mutable lambda keeps carries over
+      // to the next period. It is moved out while it runs because it may cancel its own
+      // timer (erasing the map entry); it goes back only if the timer still exists.
+      Task task = std::move(it->second.task);
       task();
+      if (auto again = core_->timers.find(id); again != core_->timers.end())
+        again->second.task = std::move(task);
     }
   }
 }

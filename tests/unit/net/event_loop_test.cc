@@ -236,6 +236,25 @@ TEST(EventLoop, RunEveryRepeatsUntilCancelledAndRunAfterFiresOnce) {
   EXPECT_EQ(once.load(), 1);
 }
 
+TEST(EventLoop, RunEveryKeepsTheTasksOwnStateAndMayCancelItself) {
+  LoopThread lt;
+  lt.start();
+  std::atomic<int> last{0};
+  lt.call([&] {
+    uint64_t* self = new uint64_t(0);
+    *self = lt.loop().run_every(10, [&, self, n = 0]() mutable {
+      last = ++n;  // a counter in the lambda: must grow, not restart from a copy
+      if (n == 3) {
+        lt.loop().cancel_timer(*self);
+        delete self;
+      }
+    });
+  });
+  ASSERT_TRUE(eventually([&] { return last == 3; }, 5s)) << "last seen: " << last;
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(last.load(), 3) << "a timer that cancelled itself ran again";
+}
+
 TEST(EventLoop, PostRunsOnTheLoopThreadAndFailsAfterStop) {
   LoopThread lt;
   lt.start();
