@@ -166,6 +166,7 @@ class ChurnDriver final : public DriverBase {
   void finish() {
     if (done()) return;
     result_.add(bench::kCounterConnections, 0);
+    result_.add("connects_ge_1s", 0);  // present even when none: the listen-queue signal
     // One value per loop: the max over the merged run is the churn phase's length.
     result_.histogram("churn_time").record(monotonic_ns() - t0_ns_);
     mark_done();
