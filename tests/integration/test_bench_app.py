@@ -73,7 +73,8 @@ def test_echo_closed_loop_verifies_every_round_trip(server):
     assert c["ops"] == c["requests_sent"]
     assert c["bytes_verified"] == c["ops"] * 100
     assert j["histograms"]["round_trip"]["count"] == c["ops"]
-    assert c["round_trips_per_s"] == round(c["ops"] / 2)
+    # ops over the sending time (2 s), replies of the last instant included.
+    assert abs(c["round_trips_per_s"] - c["ops"] / 2) <= c["ops"] * 0.02
     assert j["failure_total"] == 0
     assert j["parameters"]["mode"] == "closed_loop"
 

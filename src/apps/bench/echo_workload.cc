@@ -9,8 +9,8 @@
 // After the duration, no new messages; replies still in flight get --reply-timeout.
 //
 // Counters: requests_sent, ops (verified round trips), bytes_verified, connections (held at
-// the end); round_trips_per_s = ops / --duration (added by finalize). Histograms: connect,
-// round_trip, time_to_establish.
+// the end); round_trips_per_s = ops / the sending time (added by finalize). Histograms:
+// connect, round_trip, time_to_establish, send_time (one value per loop).
 #include <CLI/CLI.hpp>
 
 #include "fleet_driver.h"
@@ -126,7 +126,14 @@ class EchoDriver final : public FleetDriver {
     return nullptr;
   }
 
+  // One value per loop: how long it sent. The merged max divides ops into round_trips_per_s,
+  // which stays right when --max-time or a signal cuts the run short.
+  void record_send_time() {
+    if (steady_start_ns_ != 0 && sending_) result_.histogram("send_time").record(monotonic_ns() - steady_start_ns_);
+  }
+
   void end_sending() {
+    record_send_time();
     sending_ = false;
     if (pace_timer_) loop().cancel_timer(pace_timer_);
     pace_timer_ = 0;
@@ -160,6 +167,7 @@ class EchoDriver final : public FleetDriver {
   }
 
   void on_stop() override {
+    record_send_time();
     sending_ = false;
     for (uint64_t* t : {&pace_timer_, &end_timer_, &drain_timer_}) {
       if (*t) loop().cancel_timer(*t);
@@ -208,10 +216,7 @@ class EchoWorkload final : public Workload {
   }
   void finalize(bench::RunResult& r, const CommonOptions& c) const override {
     finalize_connect_rate(r);
-    if (c.duration_s > 0) {
-      r.counters["round_trips_per_s"] =
-          static_cast<int64_t>(static_cast<double>(r.counter(bench::kCounterOps)) / c.duration_s + 0.5);
-    }
+    add_per_second(r, "send_time", bench::kCounterOps, "round_trips_per_s");
   }
 
  private:
