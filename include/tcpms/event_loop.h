@@ -28,6 +28,7 @@
 
 #include "tcpms/conn_id.h"
 #include "tcpms/connection.h"
+#include "tcpms/endpoint.h"
 #include "tcpms/handler.h"
 #include "tcpms/loop_stats.h"
 #include "tcpms/unique_fd.h"
@@ -92,6 +93,9 @@ class EventLoop {
   // follows.
   ConnId connect(const sockaddr_storage& target, const sockaddr_storage* source, uint8_t handler,
                  int& error, void* user_data = nullptr);
+  // The same for any Endpoint, Unix sockets included (no source binding for those).
+  ConnId connect(const Endpoint& target, const Endpoint* source, uint8_t handler, int& error,
+                 void* user_data = nullptr);
 
   // Live connection by id, or null if it closed (or is closing).
   Connection* find(ConnId id) noexcept;

@@ -33,6 +33,9 @@ struct ServerConfig {
   int backlog = 0;               // listen backlog; 0: net.core.somaxconn
   unsigned worker_threads = 2;   // blocking-work pool
   uint32_t loop_index_base = 0;  // first loop index (worker processes use disjoint ranges)
+  // False: refuse a port another process already listens on (SO_REUSEPORT would otherwise
+  // share it silently). True for worker processes, which share their supervisor's ports.
+  bool shared_ports = false;
   LoopConfig loop;
 };
 

@@ -1,8 +1,10 @@
 #include "tcpms/endpoint.h"
 
 #include <arpa/inet.h>
+#include <sys/un.h>
 
 #include <charconv>
+#include <cstddef>
 #include <cstring>
 
 namespace tcpms {
@@ -12,6 +14,7 @@ std::optional<Endpoint> Endpoint::parse(std::string_view text, std::string* erro
     if (error) *error = std::string("invalid address '") + std::string(text) + "': " + why;
     return std::nullopt;
   };
+  if (text.substr(0, 5) == "unix:") return unix_socket(text.substr(5), error);
   std::string_view host, port_text;
   if (!text.empty() && text.front() == '[') {
     auto close = text.find(']');
@@ -50,6 +53,21 @@ std::optional<Endpoint> Endpoint::parse(std::string_view text, std::string* erro
   return ep;
 }
 
+std::optional<Endpoint> Endpoint::unix_socket(std::string_view name, std::string* error) {
+  Endpoint ep;
+  auto* un = reinterpret_cast<sockaddr_un*>(&ep.addr);
+  if (name.empty() || name.size() >= sizeof un->sun_path) {
+    if (error) *error = "invalid unix socket name '" + std::string(name) + "': 1 to 107 bytes";
+    return std::nullopt;
+  }
+  un->sun_family = AF_UNIX;
+  std::memcpy(un->sun_path, name.data(), name.size());
+  if (name.front() == '@') un->sun_path[0] = '\0';  // abstract: the length delimits the name
+  ep.len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size() +
+                                  (name.front() == '@' ? 0 : 1));
+  return ep;
+}
+
 Endpoint Endpoint::from_sockaddr(const sockaddr* sa, socklen_t len) {
   Endpoint ep;
   std::memcpy(&ep.addr, sa, std::min<size_t>(len, sizeof ep.addr));
@@ -70,6 +88,7 @@ void Endpoint::set_port(uint16_t port) noexcept {
 }
 
 bool Endpoint::is_loopback() const noexcept {
+  if (addr.ss_family == AF_UNIX) return true;
   if (addr.ss_family == AF_INET) {
     return (ntohl(reinterpret_cast<const sockaddr_in&>(addr).sin_addr.s_addr) >> 24) == 127;
   }
@@ -88,6 +107,17 @@ std::string Endpoint::to_string() const {
   if (addr.ss_family == AF_INET6) {
     ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6&>(addr).sin6_addr, buf, sizeof buf);
     return "[" + std::string(buf) + "]:" + std::to_string(port());
+  }
+  if (addr.ss_family == AF_UNIX) {
+    const auto& un = reinterpret_cast<const sockaddr_un&>(addr);
+    size_t n = len > offsetof(sockaddr_un, sun_path) ? len - offsetof(sockaddr_un, sun_path) : 0;
+    std::string name(un.sun_path, n);
+    if (!name.empty() && name[0] == '\0') {
+      name[0] = '@';
+    } else if (!name.empty() && name.back() == '\0') {
+      name.pop_back();
+    }
+    return "unix:" + name;
   }
   return "?";
 }

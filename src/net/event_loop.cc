@@ -99,7 +99,8 @@ void EventLoop::add_listener(UniqueFd listen_fd, uint8_t handler) {
   ev.data.u64 = ConnId::make(index_, tag, 0).value;
   if (::epoll_ctl(core_->epoll.get(), EPOLL_CTL_ADD, listen_fd.get(), &ev) != 0)
     throw std::system_error(errno, std::generic_category(), "epoll_ctl(listener)");
-  core_->listeners.push_back(LoopCore::Listener{std::move(listen_fd), handler, false});
+  bool is_unix = net::local_endpoint(listen_fd.get()).is_unix();
+  core_->listeners.push_back(LoopCore::Listener{std::move(listen_fd), handler, false, is_unix});
 }
 
 void EventLoop::set_connection_cap(std::atomic<int64_t>* shared_count, int64_t max_connections) {
@@ -621,7 +622,7 @@ void EventLoop::handle_accept(uint32_t listener) {
         continue;  // `fd` closes here: accept-and-close, as documented for the cap
       }
     }
-    if (config_.tcp_nodelay) net::set_tcp_nodelay(fd.get());
+    if (config_.tcp_nodelay && !l.is_unix) net::set_tcp_nodelay(fd.get());
     stats_.accepted.add();
     ConnId id = adopt(std::move(fd), l.handler, false, nullptr);
     if (!id.valid()) {
@@ -636,25 +637,35 @@ void EventLoop::handle_accept(uint32_t listener) {
 
 ConnId EventLoop::connect(const sockaddr_storage& target, const sockaddr_storage* source,
                           uint8_t handler, int& error, void* user_data) {
-  UniqueFd fd(::socket(target.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  auto inet_len = [](const sockaddr_storage& ss) -> socklen_t {
+    return ss.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  };
+  Endpoint to = Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&target), inet_len(target));
+  if (source == nullptr) return connect(to, nullptr, handler, error, user_data);
+  Endpoint from = Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(source), inet_len(*source));
+  return connect(to, &from, handler, error, user_data);
+}
+
+ConnId EventLoop::connect(const Endpoint& target, const Endpoint* source, uint8_t handler,
+                          int& error, void* user_data) {
+  UniqueFd fd(::socket(target.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) {
     error = errno;
     return {};
   }
-  socklen_t len = target.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
-  if (source != nullptr) {
+  if (source != nullptr && !target.is_unix()) {
     int one = 1;
     // Defer the port choice to connect(), where the kernel picks per 4-tuple, so each source
     // address gets its own ~28K ports instead of sharing one ephemeral range.
     ::setsockopt(fd.get(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(source), len) != 0) {
+    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&source->addr), source->len) != 0) {
       error = errno;
       return {};
     }
   }
-  if (config_.tcp_nodelay) net::set_tcp_nodelay(fd.get());
-  int r = ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&target), len);
-  if (r != 0 && errno != EINPROGRESS) {
+  if (config_.tcp_nodelay && !target.is_unix()) net::set_tcp_nodelay(fd.get());
+  int r = ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&target.addr), target.len);
+  if (r != 0 && errno != EINPROGRESS) {  // (a Unix socket says EAGAIN when its backlog is full)
     error = errno;
     return {};
   }

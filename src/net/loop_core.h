@@ -36,6 +36,7 @@ class LoopCore {
     UniqueFd fd;
     uint8_t handler = 0;
     bool paused = false;
+    bool is_unix = false;  // no TCP_NODELAY for accepted Unix sockets
   };
 
   struct LoopTimer {

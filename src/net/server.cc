@@ -47,7 +47,17 @@ std::string Server::start() {
   }
   for (size_t li = 0; li < listeners_.size(); ++li) {
     Endpoint& at = listeners_[li].at;
+    if (!config_.shared_ports) {
+      if (int err = net::probe_port_free(at); err != 0) {
+        loops_.clear();
+        return "cannot listen on " + at.to_string() + ": bind: " + net::errno_text(err) +
+               (err == EADDRINUSE ? " (another process has this port; pick another with --listen)"
+                                  : "");
+      }
+    }
     for (auto& loop : loops_) {
+      // A Unix socket name cannot be shared with SO_REUSEPORT: the first loop serves it.
+      if (at.is_unix() && loop != loops_.front()) break;
       int err = 0;
       const char* what = "";
       UniqueFd fd = net::open_listener(at, config_.backlog, err, what);

@@ -28,13 +28,15 @@ UniqueFd open_listener(const Endpoint& at, int backlog, int& err, const char*& w
     return {};
   }
   int one = 1;
-  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  // One listener per loop on the same port: the kernel spreads new connections over them
-  // with no shared accept lock (and over worker processes the same way).
-  if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
-    err = errno;
-    what = "setsockopt(SO_REUSEPORT)";
-    return {};
+  if (!at.is_unix()) {
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    // One listener per loop on the same port: the kernel spreads new connections over them
+    // with no shared accept lock (and over worker processes the same way).
+    if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+      err = errno;
+      what = "setsockopt(SO_REUSEPORT)";
+      return {};
+    }
   }
   if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&at.addr), at.len) != 0) {
     err = errno;
@@ -48,6 +50,18 @@ UniqueFd open_listener(const Endpoint& at, int backlog, int& err, const char*& w
   }
   err = 0;
   return fd;
+}
+
+int probe_port_free(const Endpoint& at) {
+  if (at.is_unix() || at.port() == 0) return 0;
+  UniqueFd fd(::socket(at.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return errno;
+  int one = 1;
+  // SO_REUSEADDR (for TIME_WAIT leftovers of a previous run) but not SO_REUSEPORT: this bind
+  // fails if anything is listening there, including another tcpms-server.
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&at.addr), at.len) != 0) return errno;
+  return 0;
 }
 
 Endpoint local_endpoint(int fd) {

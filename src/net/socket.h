@@ -16,6 +16,11 @@ int read_somaxconn();
 // `what` names the failing step ("bind", "listen") for error messages.
 UniqueFd open_listener(const Endpoint& at, int backlog, int& err, const char*& what);
 
+// 0 if nothing listens on `at` yet, else the errno of a plain (non-SO_REUSEPORT) bind. With
+// SO_REUSEPORT a second server on the same port would silently share it; the first process of
+// a server checks with this so only its own worker processes may share.
+int probe_port_free(const Endpoint& at);
+
 // The locally bound address of a socket (to learn the port after binding port 0).
 Endpoint local_endpoint(int fd);
 
