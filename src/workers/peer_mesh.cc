@@ -1,0 +1,178 @@
+#include "workers/peer_mesh.h"
+
+#include <cstring>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "tcpms/connection.h"
+#include "tcpms/event_loop.h"
+
+namespace tcpms::workers {
+namespace {
+
+constexpr size_t kFrameHeader = 5;
+
+uint32_t read_le32(const std::byte* p) {
+  return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 |
+         static_cast<uint32_t>(p[2]) << 16 | static_cast<uint32_t>(p[3]) << 24;
+}
+
+}  // namespace
+
+// Receives frames from one peer (a link that peer dialled). The sender's index is not on the
+// wire per frame: the first frame on a link is a hello carrying it.
+class PeerMesh::InboundHandler final : public Handler {
+ public:
+  static constexpr uint8_t kHello = 0;
+  explicit InboundHandler(PeerMesh& mesh) : mesh_(mesh) {}
+
+  DataResult on_data(Connection& conn, ByteView data) override {
+    size_t used = 0;
+    while (data.size() - used >= kFrameHeader) {
+      const std::byte* p = data.data() + used;
+      uint32_t len = read_le32(p);
+      if (len > kMaxFrameBytes) {
+        spdlog::error("mesh: frame of {} bytes from a peer; closing the link", len);
+        return {used, Action::kClose};
+      }
+      if (data.size() - used < kFrameHeader + len) break;
+      auto kind = static_cast<uint8_t>(p[4]);
+      ByteView body{p + kFrameHeader, len};
+      uintptr_t from = reinterpret_cast<uintptr_t>(conn.user_data());
+      if (kind == kHello && len == 4) {
+        conn.set_user_data(reinterpret_cast<void*>(uintptr_t{read_le32(body.data())} + 1));
+      } else if (from != 0) {
+        mesh_.received_.fetch_add(1, std::memory_order_relaxed);
+        mesh_.on_frame_(static_cast<unsigned>(from - 1), kind, body);
+      }
+      used += kFrameHeader + len;
+    }
+    return {used, Action::kKeep};
+  }
+
+ private:
+  PeerMesh& mesh_;
+};
+
+// Owns the links this worker dialled; redials one when it breaks.
+class PeerMesh::OutboundHandler final : public Handler {
+ public:
+  explicit OutboundHandler(PeerMesh& mesh) : mesh_(mesh) {}
+
+  Action on_open(Connection& conn) override {
+    unsigned peer = static_cast<unsigned>(reinterpret_cast<uintptr_t>(conn.user_data()));
+    std::byte hello[kFrameHeader + 4] = {std::byte{4}, {}, {}, {}, std::byte{InboundHandler::kHello}};
+    uint32_t self = mesh_.self_;
+    for (int i = 0; i < 4; ++i) hello[kFrameHeader + i] = std::byte(self >> (8 * i));
+    conn.send(ByteView{hello, sizeof hello});
+    mesh_.links_up_.fetch_add(1, std::memory_order_relaxed);
+    spdlog::debug("mesh: link to worker {} up", peer);
+    return Action::kKeep;
+  }
+  DataResult on_data(Connection&, ByteView data) override { return {data.size()}; }
+  void on_close(Connection& conn, CloseReason reason) override {
+    unsigned peer = static_cast<unsigned>(reinterpret_cast<uintptr_t>(conn.user_data()));
+    if (reason != CloseReason::kConnectFailed) mesh_.links_up_.fetch_sub(1, std::memory_order_relaxed);
+    if (peer < mesh_.outbound_.size() && mesh_.outbound_[peer] == conn.id()) {
+      mesh_.outbound_[peer] = ConnId{};
+    }
+    if (reason == CloseReason::kShutdown || conn.loop().draining()) return;
+    conn.loop().run_after(kRedialMs, [m = &mesh_, peer] { m->dial(peer); });
+  }
+
+ private:
+  PeerMesh& mesh_;
+};
+
+PeerMesh::PeerMesh(std::string group, unsigned self, unsigned count, Receive on_frame)
+    : group_(std::move(group)), self_(self), count_(count), on_frame_(std::move(on_frame)),
+      outbound_(count) {}
+
+std::string PeerMesh::socket_name(const std::string& group, unsigned index) {
+  return fmt::format("unix:@tcpms-{}-{}", group, index);
+}
+
+void PeerMesh::attach(Server& server) {
+  server_ = &server;
+  auto at = Endpoint::parse(socket_name(group_, self_));
+  server.listen(*at, [this](EventLoop&) { return std::make_unique<InboundHandler>(*this); });
+  outbound_handler_ = server.add_handler(
+      [this](EventLoop&) { return std::make_unique<OutboundHandler>(*this); });
+}
+
+void PeerMesh::start() {
+  owner_ = &server_->loop(0);
+  owner_->post([this] {
+    for (unsigned p = 0; p < count_; ++p) dial(p);
+  });
+}
+
+void PeerMesh::dial(unsigned peer) {
+  if (peer == self_ || outbound_[peer].valid() || owner_->draining()) return;
+  auto at = Endpoint::parse(socket_name(group_, peer));
+  int err = 0;
+  ConnId id = owner_->connect(*at, nullptr, outbound_handler_, err,
+                              reinterpret_cast<void*>(uintptr_t{peer}));
+  if (!id.valid()) {
+    // Not listening yet (starting, or restarting after a crash): try again shortly.
+    owner_->run_after(kRedialMs, [this, peer] { dial(peer); });
+    return;
+  }
+  outbound_[peer] = id;
+}
+
+SharedBytes PeerMesh::frame(uint8_t kind, ByteView body) const {
+  SharedBytes f = SharedBytes::allocate(kFrameHeader + body.size());
+  std::byte* p = f.mutable_data();
+  uint32_t len = static_cast<uint32_t>(body.size());
+  for (int i = 0; i < 4; ++i) p[i] = std::byte(len >> (8 * i));
+  p[4] = std::byte{kind};
+  if (!body.empty()) std::memcpy(p + kFrameHeader, body.data(), body.size());
+  return f;
+}
+
+void PeerMesh::send(unsigned peer, uint8_t kind, ByteView body) {
+  if (peer == self_ || peer >= count_) return;
+  post_send(static_cast<int>(peer), frame(kind, body));
+}
+
+void PeerMesh::broadcast(uint8_t kind, ByteView body) {
+  if (count_ <= 1) return;
+  post_send(-1, frame(kind, body));
+}
+
+void PeerMesh::post_send(int peer, SharedBytes f) {
+  EventLoop& loop = server_->loop(0);
+  loop.post([this, &loop, peer, f = std::move(f)] {
+    auto one = [&](unsigned p) {
+      if (p == self_) return;
+      Connection* c = outbound_[p].valid() ? loop.find(outbound_[p]) : nullptr;
+      // enqueue: frames produced in one loop iteration leave in one write per link.
+      if (c != nullptr && c->enqueue_shared({}, f)) {
+        sent_.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        dropped_.fetch_add(1, std::memory_order_relaxed);
+      }
+    };
+    if (peer >= 0) {
+      one(static_cast<unsigned>(peer));
+    } else {
+      for (unsigned p = 0; p < count_; ++p) one(p);
+    }
+  });
+}
+
+void PeerMesh::render_metrics(std::string& out) const {
+  fmt::format_to(std::back_inserter(out),
+                 "# HELP tcpms_mesh_links_up Links to other worker processes that are up.\n"
+                 "# TYPE tcpms_mesh_links_up gauge\ntcpms_mesh_links_up {}\n"
+                 "# HELP tcpms_mesh_frames_total Frames between worker processes.\n"
+                 "# TYPE tcpms_mesh_frames_total counter\n"
+                 "tcpms_mesh_frames_total{{direction=\"sent\"}} {}\n"
+                 "tcpms_mesh_frames_total{{direction=\"received\"}} {}\n"
+                 "tcpms_mesh_frames_total{{direction=\"dropped\"}} {}\n",
+                 links_up(), frames_sent(), frames_received(), frames_dropped());
+}
+
+}  // namespace tcpms::workers
