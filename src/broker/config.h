@@ -18,8 +18,11 @@ struct BrokerConfig {
   // ones are dropped and counted (Mosquitto's max_queued_messages policy: keep the oldest).
   uint32_t max_queued_messages = 1000;
   // Unsent bytes per client in the engine past which it is a slow consumer: QoS 0 messages to
-  // it are dropped (counted), QoS 1/2 wait in its session. Also caps the session queue's bytes.
+  // it are dropped (counted), QoS 1/2 wait in its session (bounded by the two limits above
+  // and below).
   size_t max_queued_bytes = 1 << 20;
+  // Payload bytes of QoS 1/2 messages waiting in one session (0: bounded by count only).
+  size_t max_session_bytes = 0;
   uint32_t max_client_id_len = 256;   // longer ids get CONNACK 0x02 [MQTT-3.1.3-9]
   uint32_t max_topic_levels = 32;     // deeper topics/filters are refused
   uint32_t connect_timeout_ms = 10000;  // accept -> CONNECT deadline

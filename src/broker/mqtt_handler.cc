@@ -685,7 +685,7 @@ void MqttHandler::deliver(Session& s, const SharedBytes& topic, const SharedByte
 }
 
 void MqttHandler::queue_message(Session& s, OutMessage m) {
-  if (s.queues().enqueue(std::move(m), cfg_.max_queued_messages, cfg_.max_queued_bytes)) {
+  if (s.queues().enqueue(std::move(m), cfg_.max_queued_messages, cfg_.max_session_bytes)) {
     stats_.queued_messages.add();
   } else {
     stats_.queue_dropped.add();  // bounded per client: the newest message is dropped

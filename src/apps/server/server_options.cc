@@ -54,6 +54,10 @@ int parse_server_options(int argc, char** argv, ServerOptions& o) {
                  "dropped (counted), QoS 1/2 waits in its session (also the engine's "
                  "output high-water mark for MQTT)")
       ->group(mq)->check(CLI::Range(uint64_t{1024}, uint64_t{1} << 40))->capture_default_str();
+  app.add_option("--max-session-bytes", o.mqtt.max_session_bytes,
+                 "Bytes of QoS 1/2 messages kept per session; newer ones are dropped and "
+                 "counted (0: only --max-queued-messages bounds it)")
+      ->group(mq)->capture_default_str();
   app.add_option("--max-client-id-len", o.mqtt.max_client_id_len,
                  "Longest client id accepted; longer ids get CONNACK 0x02")
       ->group(mq)->check(CLI::Range(1u, 65535u))->capture_default_str();
