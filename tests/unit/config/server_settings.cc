@@ -1,0 +1,91 @@
+#include "server_settings.h"
+
+namespace tcpms::app {
+
+void declare_settings(config::Settings& s, ServerOptions& o) {
+  s.add("protocol", o.protocol, "Protocol spoken on the listener").one_of({"mqtt", "echo"});
+  s.add("listen", o.listen,
+        "HOST:PORT to accept clients on (empty: 0.0.0.0:1883 for mqtt, 127.0.0.1:7000 for echo)");
+  s.add("threads", o.threads, "Event loops, one thread each (0: one per CPU)");
+  s.add("max_connections", o.max_connections,
+        "Connections held at once; more are accepted and closed at once (0: RLIMIT_NOFILE "
+        "minus a reserve)")
+      .range(0, int64_t{1} << 40);
+  s.add("idle_timeout_s", o.idle_timeout_s,
+        "Close a connection after this many seconds without input (0: never)")
+      .alias("--idle-timeout");
+  s.add("drain_timeout_ms", o.drain_timeout_ms,
+        "On SIGTERM/SIGINT, how long to let connections flush before closing what is left")
+      .live();  // read by main only when the signal comes
+  s.add("output.high_water_bytes", o.output_high_water,
+        "Unsent bytes per connection past which reading from it pauses")
+      .alias("--output-high-water");
+  s.add("output.hard_limit_bytes", o.output_hard_limit,
+        "Unsent bytes per connection past which it is closed")
+      .alias("--output-hard-limit");
+  s.add_rule([&o] {
+    return o.output_hard_limit < o.output_high_water
+               ? "output.hard_limit_bytes must be at least output.high_water_bytes"
+               : "";
+  });
+  s.add("log.level", o.log_level, "Least severe log messages written")
+      .one_of({"trace", "debug", "info", "warn", "error", "critical", "off"})
+      .live();  // the server passes a hook calling spdlog::set_level
+  s.add("admin.listen", o.admin_listen, "HOST:PORT of the admin HTTP API and dashboard");
+  s.add("admin.token", o.admin_token,
+        "Bearer token the admin API requires (needed when it listens beyond loopback)");
+  s.add("admin.disabled", o.no_admin, "Do not start the admin HTTP API").alias("--no-admin");
+
+  auto& m = o.mqtt;
+  s.add("mqtt.max_packet_size", m.max_packet_size,
+        "Largest MQTT packet a client may send, in bytes; larger closes the connection")
+      .range(16u, 268435460u)
+      .alias("--max-packet-size");
+  s.add("mqtt.max_inflight", m.max_inflight,
+        "QoS 1/2 messages in flight to one client; more wait in its session")
+      .range(uint16_t{1}, uint16_t{65535})
+      .alias("--max-inflight");
+  s.add("mqtt.max_queued_messages", m.max_queued_messages,
+        "QoS 1/2 messages kept per client (offline or backlogged); newer ones are dropped and "
+        "counted")
+      .range(1u, 0xffffffffu)
+      .alias("--max-queued-messages");
+  s.add("mqtt.max_queued_bytes", m.max_queued_bytes,
+        "Unsent bytes per client past which it is a slow consumer: QoS 0 to it is dropped "
+        "(counted), QoS 1/2 waits in its session (also the engine's output high-water mark for "
+        "MQTT)")
+      .range(size_t{1024}, size_t{1} << 40)
+      .alias("--max-queued-bytes");
+  s.add("mqtt.max_client_id_len", m.max_client_id_len,
+        "Longest client id accepted; longer ids get CONNACK 0x02")
+      .range(1u, 65535u)
+      .alias("--max-client-id-len");
+  s.add("mqtt.max_topic_levels", m.max_topic_levels,
+        "Deepest topic or filter accepted (SUBACK 0x80, or close on PUBLISH)")
+      .range(1u, 65535u)
+      .alias("--max-topic-levels");
+  s.add("mqtt.connect_timeout_s", o.mqtt_connect_timeout_s,
+        "Seconds a new connection has to send CONNECT")
+      .range(1u, 3600u)
+      .alias("--connect-timeout");
+  s.add("mqtt.sys_interval_s", o.mqtt_sys_interval_s,
+        "Seconds between $SYS/ statistics publications (0: off)")
+      .alias("--sys-interval");
+  s.add("mqtt.auth_users", o.mqtt_auth_users,
+        "NAME:PASSWORD pairs accepted at CONNECT (setting any enables authentication)")
+      .check([](const std::vector<std::string>& users) -> std::string {
+        for (const auto& u : users) {
+          if (u.find(':') == std::string::npos || u.front() == ':') {
+            return "wants NAME:PASSWORD, got '" + u + "'";
+          }
+        }
+        return {};
+      })
+      .describe("NAME:PASSWORD each")
+      .alias("--auth-user");
+  s.add("mqtt.deny_anonymous", o.mqtt_deny_anonymous,
+        "With mqtt.auth_users: refuse CONNECT without a user name (CONNACK 0x05)")
+      .alias("--deny-anonymous");
+}
+
+}  // namespace tcpms::app
