@@ -1,0 +1,142 @@
+#include "auth/login_throttle.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <cstring>
+#include <string>
+
+namespace tcpms::auth {
+namespace {
+
+struct KeyHash {
+  size_t operator()(const IpKey& k) const noexcept {
+    // FNV-1a; the table is per process and bounded, so flooding one bucket chain buys an
+    // attacker little (and eviction caps the total).
+    uint64_t h = 1469598103934665603ull;
+    for (uint8_t b : k.bytes) h = (h ^ b) * 1099511628211ull;
+    return static_cast<size_t>(h);
+  }
+};
+
+IpKey v4_key(const in_addr& a) {
+  IpKey k;
+  k.bytes[10] = 0xff;
+  k.bytes[11] = 0xff;
+  std::memcpy(&k.bytes[12], &a, 4);
+  return k;
+}
+
+IpKey v6_key(const in6_addr& a, unsigned prefix_bits) {
+  IpKey k;
+  std::memcpy(k.bytes.data(), &a, 16);
+  // A v4-mapped address is the IPv4 host: keep all of it.
+  bool mapped = std::all_of(k.bytes.begin(), k.bytes.begin() + 10, [](uint8_t b) { return b == 0; }) &&
+                k.bytes[10] == 0xff && k.bytes[11] == 0xff;
+  if (mapped || prefix_bits >= 128) return k;
+  for (unsigned bit = prefix_bits; bit < 128; ++bit)
+    k.bytes[bit / 8] &= static_cast<uint8_t>(~(0x80u >> (bit % 8)));
+  return k;
+}
+
+}  // namespace
+
+std::optional<IpKey> ip_key_from_sockaddr(const sockaddr* addr, unsigned ipv6_prefix_bits) {
+  if (addr == nullptr) return std::nullopt;
+  if (addr->sa_family == AF_INET) return v4_key(reinterpret_cast<const sockaddr_in*>(addr)->sin_addr);
+  if (addr->sa_family == AF_INET6)
+    return v6_key(reinterpret_cast<const sockaddr_in6*>(addr)->sin6_addr, ipv6_prefix_bits);
+  return std::nullopt;
+}
+
+std::optional<IpKey> ip_key_from_string(std::string_view text, unsigned ipv6_prefix_bits) {
+  std::string s(text);
+  in_addr a4{};
+  if (inet_pton(AF_INET, s.c_str(), &a4) == 1) return v4_key(a4);
+  in6_addr a6{};
+  if (inet_pton(AF_INET6, s.c_str(), &a6) == 1) return v6_key(a6, ipv6_prefix_bits);
+  return std::nullopt;
+}
+
+// Most recently used at the front; the map points into the list.
+struct LoginThrottle::Shard {
+  struct Node {
+    IpKey key;
+    TokenBucket bucket;
+  };
+  std::mutex mu;
+  std::list<Node> lru;
+  std::unordered_map<IpKey, std::list<Node>::iterator, KeyHash> index;
+  uint64_t refused = 0;
+  uint64_t evicted_active = 0;
+};
+
+LoginThrottle::LoginThrottle(LoginThrottleConfig config) : config_(config) {
+  if (config_.shards == 0) config_.shards = 1;
+  per_shard_cap_ = std::max<size_t>(1, config_.max_entries / config_.shards);
+  for (size_t i = 0; i < config_.shards; ++i) shards_.push_back(std::make_unique<Shard>());
+}
+
+LoginThrottle::~LoginThrottle() = default;
+
+LoginThrottle::Shard& LoginThrottle::shard_for(const IpKey& key) {
+  // The top bits, so the shard choice and the map's bucket choice are not the same bits.
+  return *shards_[(KeyHash{}(key) >> 32) % shards_.size()];
+}
+
+bool LoginThrottle::try_acquire(const IpKey& key, Clock::time_point now) {
+  Shard& s = shard_for(key);
+  const TokenBucketLimits& lim = config_.limits;
+  std::lock_guard lock(s.mu);
+  auto it = s.index.find(key);
+  if (it != s.index.end()) {
+    s.lru.splice(s.lru.begin(), s.lru, it->second);
+    if (it->second->bucket.try_take(lim, 1, now)) return true;
+    ++s.refused;
+    return false;
+  }
+  // Refilled buckets at the cold end say nothing any more: drop a few per call.
+  for (int i = 0; i < 4 && !s.lru.empty() && s.lru.back().bucket.full(lim, now); ++i) {
+    s.index.erase(s.lru.back().key);
+    s.lru.pop_back();
+  }
+  if (s.lru.size() >= per_shard_cap_) {
+    ++s.evicted_active;
+    s.index.erase(s.lru.back().key);
+    s.lru.pop_back();
+  }
+  TokenBucket bucket(lim.burst, now);
+  if (!bucket.try_take(lim, 1, now)) {  // burst < 1: nobody gets in
+    ++s.refused;
+    return false;
+  }
+  s.lru.push_front(Shard::Node{key, bucket});
+  s.index.emplace(key, s.lru.begin());
+  return true;
+}
+
+void LoginThrottle::on_success(const IpKey& key, Clock::time_point now) {
+  Shard& s = shard_for(key);
+  std::lock_guard lock(s.mu);
+  auto it = s.index.find(key);
+  if (it == s.index.end()) return;  // evicted meanwhile
+  TokenBucket& b = it->second->bucket;
+  b.give_back(config_.limits, 1, now);
+  if (b.full(config_.limits, now)) {  // nothing to remember
+    s.lru.erase(it->second);
+    s.index.erase(it);
+  }
+}
+
+LoginThrottle::Stats LoginThrottle::stats() const {
+  Stats st;
+  for (const auto& s : shards_) {
+    std::lock_guard lock(s->mu);
+    st.refused += s->refused;
+    st.evicted_active += s->evicted_active;
+    st.entries += s->lru.size();
+  }
+  return st;
+}
+
+}  // namespace tcpms::auth
