@@ -4,82 +4,128 @@
 
 namespace tcpms::broker {
 
-ClientRegistry::Claim ClientRegistry::claim(std::string_view client_id, uint32_t loop,
-                                            ConnId conn, const std::function<Session*()>& make) {
-  Shard& sh = shard_for(client_id);
-  std::lock_guard lock(sh.mu);
-  auto it = sh.map.find(client_id);
-  if (it == sh.map.end()) {
-    Session* s = make();
-    // Key the entry by the session's own copy of the id, which lives as long as the entry.
-    sh.map.emplace(s->client_id(), RegistryEntry{s, conn, loop, false});
-    return {ClaimKind::kCreated, RegistryEntry{s, conn, loop, false}};
+// Slot choice uses the hash bits above those that chose the shard.
+size_t ClientRegistry::Shard::probe(std::string_view id, size_t hash) const noexcept {
+  const size_t mask = slots.size() - 1;
+  for (size_t i = (hash / kShards) & mask;; i = (i + 1) & mask) {
+    const Session* s = slots[i];
+    if (s == nullptr || s->client_id() == id) return i;
   }
-  const RegistryEntry& e = it->second;
-  if (e.in_transit) return {ClaimKind::kBusy, e};
-  if (e.loop == loop) return {ClaimKind::kLocal, e};
-  return {ClaimKind::kRemote, e};
 }
 
-std::optional<RegistryEntry> ClientRegistry::find(std::string_view client_id) const {
-  Shard& sh = shard_for(client_id);
+void ClientRegistry::Shard::insert(Session* s, size_t hash) {
+  if (slots.empty() || (count + 1) * 4 > slots.size() * 3) {
+    std::vector<Session*> old(slots.empty() ? 16 : slots.size() * 2, nullptr);
+    old.swap(slots);
+    for (Session* o : old)
+      if (o != nullptr) slots[probe(o->client_id(), hash_of(o->client_id()))] = o;
+  }
+  slots[probe(s->client_id(), hash)] = s;
+  ++count;
+}
+
+void ClientRegistry::Shard::erase(size_t index) noexcept {
+  // Backward-shift deletion (no tombstones).
+  const size_t mask = slots.size() - 1;
+  size_t hole = index;
+  for (size_t j = (hole + 1) & mask; slots[j] != nullptr; j = (j + 1) & mask) {
+    size_t home = (hash_of(slots[j]->client_id()) / kShards) & mask;
+    bool between = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+    if (!between) {
+      slots[hole] = slots[j];
+      hole = j;
+    }
+  }
+  slots[hole] = nullptr;
+  --count;
+}
+
+RegistryEntry ClientRegistry::entry_of(const Session* s) noexcept {
+  return RegistryEntry{const_cast<Session*>(s), s->reg.conn, s->reg.loop, s->reg.in_transit};
+}
+
+ClientRegistry::Claim ClientRegistry::claim(std::string_view client_id, uint32_t loop,
+                                            ConnId conn, const std::function<Session*()>& make) {
+  const size_t h = hash_of(client_id);
+  Shard& sh = shard_for(h);
   std::lock_guard lock(sh.mu);
-  auto it = sh.map.find(client_id);
-  if (it == sh.map.end()) return std::nullopt;
-  return it->second;
+  Session* s = sh.slots.empty() ? nullptr : sh.slots[sh.probe(client_id, h)];
+  if (s == nullptr) {
+    s = make();
+    s->reg = Session::RegistryFields{conn, loop, false};
+    sh.insert(s, h);
+    return {ClaimKind::kCreated, entry_of(s)};
+  }
+  if (s->reg.in_transit) return {ClaimKind::kBusy, entry_of(s)};
+  if (s->reg.loop == loop) return {ClaimKind::kLocal, entry_of(s)};
+  return {ClaimKind::kRemote, entry_of(s)};
+}
+
+namespace {
+// The registered session for `id` in a locked shard, or null.
+template <typename Shard>
+Session* lookup(const Shard& sh, std::string_view id, size_t h) {
+  return sh.slots.empty() ? nullptr : sh.slots[sh.probe(id, h)];
+}
+}  // namespace
+
+std::optional<RegistryEntry> ClientRegistry::find(std::string_view client_id) const {
+  const size_t h = hash_of(client_id);
+  Shard& sh = shard_for(h);
+  std::lock_guard lock(sh.mu);
+  Session* s = lookup(sh, client_id, h);
+  if (s == nullptr) return std::nullopt;
+  return entry_of(s);
 }
 
 bool ClientRegistry::begin_handover(std::string_view client_id, Session* s, uint32_t from_loop,
                                     uint32_t to_loop, ConnId new_conn) {
-  Shard& sh = shard_for(client_id);
+  const size_t h = hash_of(client_id);
+  Shard& sh = shard_for(h);
   std::lock_guard lock(sh.mu);
-  auto it = sh.map.find(client_id);
-  if (it == sh.map.end()) return false;
-  RegistryEntry& e = it->second;
-  if (e.session != s || e.loop != from_loop || e.in_transit) return false;
-  e.loop = to_loop;
-  e.conn = new_conn;
-  e.in_transit = true;
+  if (lookup(sh, client_id, h) != s || s->reg.loop != from_loop || s->reg.in_transit) return false;
+  s->reg = Session::RegistryFields{new_conn, to_loop, true};
   return true;
 }
 
 void ClientRegistry::finish_handover(std::string_view client_id, Session* s) {
-  Shard& sh = shard_for(client_id);
+  const size_t h = hash_of(client_id);
+  Shard& sh = shard_for(h);
   std::lock_guard lock(sh.mu);
-  auto it = sh.map.find(client_id);
-  if (it != sh.map.end() && it->second.session == s) it->second.in_transit = false;
+  if (lookup(sh, client_id, h) == s) s->reg.in_transit = false;
 }
 
 void ClientRegistry::set_conn(std::string_view client_id, Session* s, ConnId conn) {
-  Shard& sh = shard_for(client_id);
+  const size_t h = hash_of(client_id);
+  Shard& sh = shard_for(h);
   std::lock_guard lock(sh.mu);
-  auto it = sh.map.find(client_id);
-  if (it != sh.map.end() && it->second.session == s) it->second.conn = conn;
+  if (lookup(sh, client_id, h) == s) s->reg.conn = conn;
 }
 
 bool ClientRegistry::remove(std::string_view client_id, Session* s) {
-  Shard& sh = shard_for(client_id);
+  const size_t h = hash_of(client_id);
+  Shard& sh = shard_for(h);
   std::lock_guard lock(sh.mu);
-  auto it = sh.map.find(client_id);
-  if (it == sh.map.end() || it->second.session != s) return false;
-  sh.map.erase(it);
+  if (sh.slots.empty()) return false;
+  size_t i = sh.probe(client_id, h);
+  if (sh.slots[i] != s || s == nullptr) return false;
+  sh.erase(i);
   return true;
 }
 
 bool ClientRegistry::owns(std::string_view client_id, Session* s, uint32_t loop) const {
-  Shard& sh = shard_for(client_id);
+  const size_t h = hash_of(client_id);
+  Shard& sh = shard_for(h);
   std::lock_guard lock(sh.mu);
-  auto it = sh.map.find(client_id);
-  return it != sh.map.end() && it->second.session == s && it->second.loop == loop &&
-         !it->second.in_transit;
+  return lookup(sh, client_id, h) == s && s->reg.loop == loop && !s->reg.in_transit;
 }
 
 void ClientRegistry::for_each_owned_by(uint32_t loop,
                                        const std::function<void(const RegistryEntry&)>& visit) const {
   for (auto& sh : shards_) {
     std::lock_guard lock(sh.mu);
-    for (const auto& [_, e] : sh.map)
-      if (e.loop == loop && !e.in_transit) visit(e);
+    for (const Session* s : sh.slots)
+      if (s != nullptr && s->reg.loop == loop && !s->reg.in_transit) visit(entry_of(s));
   }
 }
 
@@ -87,7 +133,7 @@ size_t ClientRegistry::size() const {
   size_t n = 0;
   for (auto& sh : shards_) {
     std::lock_guard lock(sh.mu);
-    n += sh.map.size();
+    n += sh.count;
   }
   return n;
 }

@@ -3,8 +3,10 @@
 // to one client by id, kicking, and listings.
 //
 // Sharded by hash of the client id, one mutex per shard, so CONNECT storms on different loops
-// rarely meet on a lock. The key is a view of the session's own client id (no second copy); an
-// entry is always removed before its session is freed.
+// rarely meet on a lock. A shard is an open-addressing table of Session pointers (8 bytes a
+// slot): the key is the session's own client id and the entry's fields live in the session
+// (Session::reg), so a client costs no map node. An entry is always removed before its
+// session is freed.
 //
 // Ownership protocol (see docs/mqtt.md, "Takeover across loops"): only the loop named in an
 // entry may touch its session. A CONNECT on another loop asks that loop to hand the session
@@ -21,7 +23,7 @@
 #include <mutex>
 #include <optional>
 #include <string_view>
-#include <unordered_map>
+#include <vector>
 
 #include "tcpms/conn_id.h"
 
@@ -72,11 +74,18 @@ class ClientRegistry {
  private:
   struct Shard {
     mutable std::mutex mu;
-    std::unordered_map<std::string_view, RegistryEntry> map;
+    std::vector<Session*> slots;  // power of two, at most 3/4 full; null: empty
+    size_t count = 0;
+    // Index of the slot holding `id`, or of the empty slot where it would go.
+    size_t probe(std::string_view id, size_t hash) const noexcept;
+    void insert(Session* s, size_t hash);
+    void erase(size_t index) noexcept;
   };
-  Shard& shard_for(std::string_view id) const noexcept {
-    return shards_[std::hash<std::string_view>{}(id) % kShards];
+  static size_t hash_of(std::string_view id) noexcept {
+    return std::hash<std::string_view>{}(id);
   }
+  Shard& shard_for(size_t hash) const noexcept { return shards_[hash % kShards]; }
+  static RegistryEntry entry_of(const Session* s) noexcept;
   mutable std::array<Shard, kShards> shards_;
 };
 

@@ -182,7 +182,7 @@ TEST_F(Fixture, AgreesWithReferenceMatcher) {
 TEST(TopicTreeLayout, CompactEntries) {
   EXPECT_EQ(sizeof(SubEntry), 8u);
   EXPECT_LE(sizeof(TopicNode), 56u);
-  EXPECT_LE(sizeof(Session), 88u);
+  EXPECT_LE(sizeof(Session), 104u);
 }
 
 }  // namespace
