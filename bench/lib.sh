@@ -1,0 +1,35 @@
+# Shared helpers for bench/*.sh. Source it; expects $B (bin dir) and $work (temp dir).
+
+PIDS=()
+cleanup_all() {
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+
+# wait_listening LOG PID -> echoes HOST:PORT once LOG says "listening on"
+wait_listening() {
+  local log=$1 pid=$2 addr
+  for _ in $(seq 300); do
+    addr=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$log" 2>/dev/null | head -1 | cut -d' ' -f3 || true)
+    if [ -n "$addr" ]; then echo "$addr"; return 0; fi
+    kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; return 1; }
+    sleep 0.1
+  done
+  cat "$log" >&2
+  return 1
+}
+
+# json FILE EXPR: evaluates a Python expression over the parsed JSON `d`.
+json() { /usr/bin/python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
+
+# Refuses a run that would not fit in memory: N connection pairs at BYTES_PER_PAIR each.
+check_memory() {
+  local n=$1 per_pair=$2 avail_kb need_kb
+  avail_kb=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo)
+  need_kb=$(( n * per_pair / 1024 + 2 * 1024 * 1024 ))   # + 2 GiB of headroom
+  if [ "$need_kb" -gt "$avail_kb" ]; then
+    echo "refusing: $n connections need about $(( need_kb / 1024 )) MiB (kernel ~$per_pair B per loopback pair + 2 GiB headroom) but MemAvailable is $(( avail_kb / 1024 )) MiB; try a smaller N" >&2
+    exit 2
+  fi
+}
