@@ -4,33 +4,81 @@
 
 #include <httplib.h>
 
+#include "admin/api_routes.h"
+#include "admin/dashboard_html.h"
+#include "admin/http_json.h"
+
 namespace tcpms::admin {
 
 AdminServer::AdminServer(Server& server, AdminConfig config)
-    : server_(server), config_(std::move(config)), http_(std::make_unique<httplib::Server>()) {
+    : server_(server),
+      config_(std::move(config)),
+      http_(std::make_unique<httplib::Server>()),
+      engine_target_(server),
+      stats_(server) {
   // Two threads: the admin API is for operators and dashboards, not the data path.
   http_->new_task_queue = [] { return new httplib::ThreadPool(2); };
+  http_->set_payload_max_length(config_.max_body_bytes);
   http_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (config_.bearer_token.empty() || req.path == "/healthz")
+    // The dashboard page holds no data (it asks /api/v1/stats with the token), and health
+    // checkers rarely carry secrets.
+    if (config_.bearer_token.empty() || req.path == "/healthz" || req.path == "/")
       return httplib::Server::HandlerResponse::Unhandled;
-    if (req.get_header_value("Authorization") == "Bearer " + config_.bearer_token)
+    if (same_secret(req.get_header_value("Authorization"), "Bearer " + config_.bearer_token))
       return httplib::Server::HandlerResponse::Unhandled;
-    res.status = 401;
     res.set_header("WWW-Authenticate", "Bearer");
-    res.set_content("{\"error\":\"missing or wrong bearer token\"}\n", "application/json");
+    reply_error(res, 401, "missing or wrong bearer token");
     return httplib::Server::HandlerResponse::Handled;
   });
-  http_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+  // Statuses cpp-httplib produces by itself (no route: 404, body too large: 413, ...) get the
+  // same JSON shape as ours; answers that already have a body are left alone.
+  http_->set_error_handler(httplib::Server::HandlerWithResponse(
+      [this](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    if (res.status == 404) {
+      reply_error(res, 404, "no such endpoint: " + req.path);
+    } else if (res.status == 413) {
+      reply_error(res, 413, "request body larger than " + std::to_string(config_.max_body_bytes) +
+                                " bytes");
+    } else {
+      reply_error(res, res.status, "HTTP " + std::to_string(res.status));
+    }
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+  http_->set_exception_handler(
+      [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+        std::string what = "internal error";
+        try {
+          std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          what += std::string(": ") + e.what();
+        } catch (...) {
+        }
+        reply_error(res, 500, what);
+      });
+
+  std::vector<Route> routes = api_routes(ApiContext{
+      [this]() -> PushTarget& { return *target_; }, &stats_, [this] { return ready(); }});
+  routes.push_back({"/metrics", "GET", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(render_metrics(server_, sources_), "text/plain; version=0.0.4");
-  });
-  http_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+  }});
+  routes.push_back({"/healthz", "GET", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", "text/plain");
-  });
-  http_->Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
-    bool ready = ready_.load() && server_.loop_count() > 0 && !server_.loop(0).draining();
-    res.status = ready ? 200 : 503;
-    res.set_content(ready ? "ready\n" : "draining\n", "text/plain");
-  });
+  }});
+  routes.push_back({"/readyz", "GET", [this](const httplib::Request&, httplib::Response& res) {
+    bool is_ready = ready();
+    res.status = is_ready ? 200 : 503;
+    res.set_content(is_ready ? "ready\n" : "draining\n", "text/plain");
+  }});
+  routes.push_back({"/", "GET", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(kDashboardHtml.data(), kDashboardHtml.size(), "text/html; charset=utf-8");
+    res.set_header("Cache-Control", "no-cache");
+  }});
+  install_routes(*http_, routes);
+}
+
+bool AdminServer::ready() const {
+  return ready_.load() && server_.loop_count() > 0 && !server_.loop(0).draining();
 }
 
 AdminServer::~AdminServer() { stop(); }
