@@ -1,5 +1,6 @@
 #include "broker/client_registry.h"
 
+#include "broker/open_table.h"
 #include "broker/session.h"
 
 namespace tcpms::broker {
@@ -25,18 +26,8 @@ void ClientRegistry::Shard::insert(Session* s, size_t hash) {
 }
 
 void ClientRegistry::Shard::erase(size_t index) noexcept {
-  // Backward-shift deletion (no tombstones).
-  const size_t mask = slots.size() - 1;
-  size_t hole = index;
-  for (size_t j = (hole + 1) & mask; slots[j] != nullptr; j = (j + 1) & mask) {
-    size_t home = (hash_of(slots[j]->client_id()) / kShards) & mask;
-    bool between = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
-    if (!between) {
-      slots[hole] = slots[j];
-      hole = j;
-    }
-  }
-  slots[hole] = nullptr;
+  backward_shift_erase(slots, index,
+                       [](const Session* s) { return hash_of(s->client_id()) / kShards; });
   --count;
 }
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <functional>
 
+#include "broker/open_table.h"
+
 namespace tcpms::broker {
 
 TopicTree::TopicTree() : slots_(64, nullptr) {}
@@ -49,21 +51,10 @@ void TopicTree::edge_grow() {
 }
 
 void TopicTree::edge_erase(TopicNode* n) {
-  // Backward-shift deletion: no tombstones, so lookups never slow down over time.
   const size_t mask = slots_.size() - 1;
   size_t i = hash(n->parent_, n->level()) & mask;
   while (slots_[i] != n) i = (i + 1) & mask;
-  size_t hole = i;
-  for (size_t j = (hole + 1) & mask; slots_[j] != nullptr; j = (j + 1) & mask) {
-    size_t home = hash(slots_[j]->parent_, slots_[j]->level()) & mask;
-    // Move slots_[j] into the hole if its home is not in (hole, j] (cyclically).
-    bool between = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
-    if (!between) {
-      slots_[hole] = slots_[j];
-      hole = j;
-    }
-  }
-  slots_[hole] = nullptr;
+  backward_shift_erase(slots_, i, [](const TopicNode* e) { return hash(e->parent_, e->level()); });
   --edges_;
 }
 
