@@ -64,6 +64,19 @@ int probe_port_free(const Endpoint& at) {
   return 0;
 }
 
+UniqueFd reserve_port(const Endpoint& at, int& err) {
+  UniqueFd fd(::socket(at.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+  int one = 1;
+  if (!fd || ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+      ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+      ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&at.addr), at.len) != 0) {
+    err = errno;
+    return {};
+  }
+  err = 0;
+  return fd;
+}
+
 Endpoint local_endpoint(int fd) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;

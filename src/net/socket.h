@@ -21,6 +21,10 @@ UniqueFd open_listener(const Endpoint& at, int backlog, int& err, const char*& w
 // a server checks with this so only its own worker processes may share.
 int probe_port_free(const Endpoint& at);
 
+// A bound, non-listening SO_REUSEPORT socket: holds a port (choosing one for port 0) so
+// that worker processes can bind it, while receiving no connections itself.
+UniqueFd reserve_port(const Endpoint& at, int& err);
+
 // The locally bound address of a socket (to learn the port after binding port 0).
 Endpoint local_endpoint(int fd);
 

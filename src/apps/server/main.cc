@@ -1,5 +1,8 @@
 // tcpms-server: parses options, starts the engine with the chosen protocol and the admin
-// API, waits for a signal on a signalfd, drains, exits.
+// API, waits for a signal on a signalfd, drains, exits. With --processes P > 1 this process
+// becomes a supervisor (src/workers/supervisor.h) and each of P forked workers runs the same
+// server on the same port, linked to the others by a PeerMesh so that a publish or a push
+// reaches a client whichever worker holds it.
 #include <signal.h>
 #include <sys/resource.h>
 
@@ -7,22 +10,30 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <thread>
+
+#include <fmt/format.h>
 
 #include <spdlog/spdlog.h>
 
 #include "admin/admin_server.h"
 #include "broker/broker.h"
+#include "doctor/checks.h"
 #include "echo/echo_handler.h"
+#include "net/socket.h"
 #include "server_options.h"
 #include "tcpms/server.h"
 #include "tcpms/signal_watcher.h"
+#include "workers/mesh_router.h"
+#include "workers/peer_mesh.h"
+#include "workers/supervisor.h"
 
 namespace tcpms::app {
 namespace {
 
 // Descriptors kept back from the connection cap for listeners, epoll, eventfds, the admin
-// API, logs and the worker pool.
-constexpr int64_t kReservedFds = 64;
+// API, the worker mesh, logs and the worker pool (the same reserve tcpms-doctor assumes).
+constexpr int64_t kReservedFds = 256;
 
 int64_t default_max_connections() {
   rlimit rl{};
@@ -35,38 +46,23 @@ std::string with_port(Endpoint at, uint16_t port) {
   return at.to_string();
 }
 
-int run(int argc, char** argv) {
-  ServerOptions opt;
-  if (int rc = parse_server_options(argc, argv, opt); rc >= 0) return rc;
-  spdlog::set_level(spdlog::level::from_str(opt.log_level));
+// Which worker this process is, when the server runs as several.
+struct WorkerRole {
+  unsigned index = 0;
+  unsigned count = 1;
+  std::string group;  // names the PeerMesh sockets: the supervisor's pid
+};
 
+int serve(const ServerOptions& opt, Endpoint listen_at, std::optional<Endpoint> admin_at,
+          const WorkerRole& role, SignalWatcher& signals) {
   const bool mqtt = opt.protocol == "mqtt";
-  if (opt.listen.empty()) opt.listen = mqtt ? "0.0.0.0:1883" : "127.0.0.1:7000";
-  std::string error;
-  auto listen_at = Endpoint::parse(opt.listen, &error);
-  if (!listen_at) {
-    std::fprintf(stderr, "tcpms-server: --listen: %s\n", error.c_str());
-    return kExitUsage;
-  }
-  std::optional<Endpoint> admin_at;
-  if (!opt.no_admin) {
-    admin_at = Endpoint::parse(opt.admin_listen, &error);
-    if (!admin_at) {
-      std::fprintf(stderr, "tcpms-server: --admin-listen: %s\n", error.c_str());
-      return kExitUsage;
-    }
-    if (!admin_at->is_loopback() && opt.admin_token.empty()) {
-      std::fprintf(stderr,
-                   "tcpms-server: the admin API listens beyond loopback (%s): set --admin-token\n",
-                   opt.admin_listen.c_str());
-      return kExitUsage;
-    }
-  }
-
-  SignalWatcher signals({SIGTERM, SIGINT, SIGHUP});
-
   ServerConfig config;
-  config.threads = opt.threads;
+  config.threads = opt.threads ? opt.threads : std::max(1u, std::thread::hardware_concurrency());
+  config.loop_index_base = role.index * config.threads;  // ConnIds name their worker too
+  config.shared_ports = role.count > 1;
+  if (admin_at && role.count > 1 && admin_at->port() != 0) {
+    admin_at->set_port(static_cast<uint16_t>(admin_at->port() + role.index));
+  }
   config.max_connections = opt.max_connections ? opt.max_connections : default_max_connections();
   config.loop.idle_timeout_ms = opt.idle_timeout_s * 1000;
   config.loop.output_high_water_bytes = opt.output_high_water;
@@ -95,16 +91,27 @@ int run(int argc, char** argv) {
     }
   }
   Server server(config);
+  std::unique_ptr<workers::PeerMesh> mesh;
+  if (role.count > 1) {
+    mesh = std::make_unique<workers::PeerMesh>(
+        role.group, role.index, role.count,
+        [b = mqtt_broker.get(), &server](unsigned, uint8_t kind, ByteView body) {
+          workers::MeshRouter::receive(b, server, kind, body);
+        });
+    if (mqtt_broker) mqtt_broker->set_router(std::make_unique<workers::MeshRouter>(*mesh));
+  }
   if (mqtt) {
     mqtt_broker->attach(server);
-    server.listen(*listen_at, mqtt_broker->handler_factory());
+    server.listen(listen_at, mqtt_broker->handler_factory());
   } else {
-    server.listen(*listen_at, [](EventLoop&) { return std::make_unique<echo::EchoHandler>(); });
+    server.listen(listen_at, [](EventLoop&) { return std::make_unique<echo::EchoHandler>(); });
   }
+  if (mesh) mesh->attach(server);
   if (std::string err = server.start(); !err.empty()) {
     spdlog::critical("{}", err);
     return kExitUnavailable;
   }
+  if (mesh) mesh->start();
 
   std::unique_ptr<admin::AdminServer> admin;
   if (admin_at) {
@@ -112,6 +119,9 @@ int run(int argc, char** argv) {
     if (mqtt_broker) {
       admin->add_metrics_source(
           [b = mqtt_broker.get()](std::string& out) { b->render_metrics(out); });
+    }
+    if (mesh) {
+      admin->add_metrics_source([m = mesh.get()](std::string& out) { m->render_metrics(out); });
     }
     if (std::string err = admin->start(); !err.empty()) {
       spdlog::critical("{}", err);
@@ -121,11 +131,13 @@ int run(int argc, char** argv) {
     }
   }
   // One line that says what listens where; tests and scripts parse "listening on" from it.
-  spdlog::info("tcpms-server {} listening on {}{}; {} loops, max {} connections; stop with "
+  spdlog::info("tcpms-server {} listening on {}{}; {} loops, max {} connections{}; stop with "
                "Ctrl-C or SIGTERM",
-               opt.protocol, with_port(*listen_at, server.bound_port(0)),
+               opt.protocol, with_port(listen_at, server.bound_port(0)),
                admin ? ", admin on " + with_port(*admin_at, admin->port()) : std::string(),
-               server.loop_count(), config.max_connections);
+               server.loop_count(), config.max_connections,
+               role.count > 1 ? fmt::format(" (worker {} of {})", role.index, role.count)
+                              : std::string());
 
   for (;;) {
     int sig = signals.wait(-1);
@@ -145,6 +157,73 @@ int run(int argc, char** argv) {
   if (admin) admin->stop();
   spdlog::info("stopped");
   return kExitOk;
+}
+
+int run(int argc, char** argv) {
+  ServerOptions opt;
+  if (int rc = parse_server_options(argc, argv, opt); rc >= 0) return rc;
+  spdlog::set_level(spdlog::level::from_str(opt.log_level));
+
+  if (opt.listen.empty()) opt.listen = opt.protocol == "mqtt" ? "0.0.0.0:1883" : "127.0.0.1:7000";
+  std::string error;
+  auto listen_at = Endpoint::parse(opt.listen, &error);
+  if (!listen_at) {
+    std::fprintf(stderr, "tcpms-server: --listen: %s\n", error.c_str());
+    return kExitUsage;
+  }
+  std::optional<Endpoint> admin_at;
+  if (!opt.no_admin) {
+    admin_at = Endpoint::parse(opt.admin_listen, &error);
+    if (!admin_at) {
+      std::fprintf(stderr, "tcpms-server: --admin-listen: %s\n", error.c_str());
+      return kExitUsage;
+    }
+    if (!admin_at->is_loopback() && opt.admin_token.empty()) {
+      std::fprintf(stderr,
+                   "tcpms-server: the admin API listens beyond loopback (%s): set --admin-token\n",
+                   opt.admin_listen.c_str());
+      return kExitUsage;
+    }
+  }
+
+  // One warning per host shortfall for what each process is configured to hold
+  // (tcpms-doctor explains each and can apply the fixes).
+  uint64_t per_process =
+      static_cast<uint64_t>(opt.max_connections ? opt.max_connections : default_max_connections());
+  for (const auto& line : doctor::startup_shortfalls(per_process, doctor::Role::server))
+    spdlog::warn("host: {}", line);
+
+  SignalWatcher signals({SIGTERM, SIGINT, SIGHUP, SIGCHLD});
+  if (opt.processes <= 1) return serve(opt, *listen_at, admin_at, WorkerRole{}, signals);
+
+  // Worker processes share the port: pick it (port 0) and check nobody else has it before
+  // forking, and keep a bound, non-listening SO_REUSEPORT socket so the port stays ours while
+  // a worker restarts.
+  int err = 0;
+  if (int busy = net::probe_port_free(*listen_at); busy != 0) {
+    spdlog::critical("cannot listen on {}: {}{}", listen_at->to_string(), net::errno_text(busy),
+                     busy == EADDRINUSE ? " (another process has this port; pick another with --listen)" : "");
+    return kExitUnavailable;
+  }
+  UniqueFd reservation = net::reserve_port(*listen_at, err);
+  if (!reservation) {
+    spdlog::critical("cannot listen on {}: bind: {}", listen_at->to_string(), net::errno_text(err));
+    return kExitUnavailable;
+  }
+  listen_at->set_port(net::local_endpoint(reservation.get()).port());
+  WorkerRole role{0, opt.processes, std::to_string(::getpid())};
+  workers::SupervisorConfig sup;
+  sup.processes = opt.processes;
+  sup.stop_timeout = std::chrono::milliseconds(opt.drain_timeout_ms + 10000);
+  return workers::run_supervisor(
+      sup,
+      [&](unsigned index) {
+        reservation.reset();  // the worker's own listeners hold the port
+        WorkerRole mine = role;
+        mine.index = index;
+        return serve(opt, *listen_at, admin_at, mine, signals);
+      },
+      signals);
 }
 
 }  // namespace

@@ -18,6 +18,11 @@ int parse_server_options(int argc, char** argv, ServerOptions& o) {
                  "Bearer token the admin API requires (needed when it listens beyond loopback)");
   app.add_flag("--no-admin", o.no_admin, "Do not start the admin HTTP API");
   app.add_option("--threads", o.threads, "Event loops (0: one per CPU)")->capture_default_str();
+  app.add_option("--processes", o.processes,
+                 "Worker processes sharing the port (SO_REUSEPORT), each with --threads loops and "
+                 "its own descriptor limit; >1 adds a supervisor that restarts a worker that dies")
+      ->check(CLI::Range(1u, 1000u))
+      ->capture_default_str();
   app.add_option("--max-connections", o.max_connections,
                  "Connections held at once; more are accepted and closed at once "
                  "(0: RLIMIT_NOFILE minus a reserve)")

@@ -16,6 +16,7 @@ struct ServerOptions {
   std::string admin_listen = "127.0.0.1:8080";
   std::string admin_token;
   unsigned threads = 0;                  // 0: one per CPU
+  unsigned processes = 1;                // >1: a supervisor and that many worker processes
   int64_t max_connections = 0;           // 0: derived from RLIMIT_NOFILE
   uint32_t idle_timeout_s = 0;           // 0: none
   uint32_t drain_timeout_ms = 5000;

@@ -1,0 +1,114 @@
+"""Worker processes (--processes P): one server on one port across P processes, a supervisor
+that restarts a worker that dies while the others keep their connections, SIGTERM drains all
+of them, and MQTT publishes reach subscribers whichever worker holds them (PeerMesh)."""
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+
+from tcpms_harness import Server, echo_all, open_clients, close_all, raise_nofile_limit, payload
+
+
+def children(pid):
+    out = subprocess.run(["ps", "--ppid", str(pid), "-o", "pid="], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def listeners(port):
+    out = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True)
+    return len([l for l in out.stdout.splitlines() if l.strip()])
+
+
+def wait_until(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out: {what}")
+
+
+def test_workers_share_the_port_and_survive_a_killed_sibling():
+    raise_nofile_limit()
+    with Server("--protocol", "echo", "--processes", "3", "--threads", "1", "--no-admin") as srv:
+        wait_until(lambda: len(children(srv.pid)) == 3 and listeners(srv.port) == 3, 10,
+                   "3 workers listening")
+        socks = open_clients(srv.port, 300)
+        echo_all(socks, [payload(i, 32) for i in range(len(socks))])
+        # Which worker holds each client: ss tells the owning pid of the server-side socket.
+        victim = children(srv.pid)[0]
+        os.kill(victim, signal.SIGKILL)
+        killed_at = time.monotonic()
+        # A new worker is accepting within a second.
+        wait_until(lambda: victim not in children(srv.pid) and len(children(srv.pid)) == 3
+                   and listeners(srv.port) == 3, 1.5, "a replacement worker listening")
+        assert time.monotonic() - killed_at < 1.5
+        # Clients of the other two workers still work; the killed worker's got EOF or reset.
+        alive, lost = [], 0
+        for s in socks:
+            try:
+                s.sendall(b"ping")
+                s.settimeout(5)
+                data = s.recv(4)
+                if data == b"ping":
+                    alive.append(s)
+                else:
+                    lost += 1
+            except OSError:
+                lost += 1
+        assert len(alive) >= 100, f"only {len(alive)} survived"  # about 2/3 of 300
+        assert lost > 0, "killing a worker should have cost its own clients"
+        # New clients are served, by any worker.
+        fresh = open_clients(srv.port, 60)
+        echo_all(fresh, [payload(i, 16) for i in range(len(fresh))])
+        close_all(socks + fresh)
+        srv.proc.send_signal(signal.SIGTERM)
+        assert srv.proc.wait(timeout=30) == 0
+        assert children(srv.pid) == []
+    assert "restarting" in srv.output()
+
+
+def test_port_in_use_is_refused_before_forking():
+    with Server("--protocol", "echo", "--threads", "1", "--no-admin") as first:
+        proc = subprocess.run(
+            [first.args[0], "--protocol", "echo", "--processes", "2", "--no-admin",
+             "--listen", f"127.0.0.1:{first.port}"], capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 69, proc.stdout + proc.stderr
+        assert "in use" in proc.stdout + proc.stderr
+
+
+def test_mqtt_publish_reaches_subscribers_on_every_worker():
+    with Server("--protocol", "mqtt", "--processes", "2", "--threads", "1", "--no-admin") as srv:
+        wait_until(lambda: listeners(srv.port) == 2, 10, "2 workers listening")
+        time.sleep(0.5)  # mesh links dial every 200 ms until the peer listens
+        received = {}
+        lock = threading.Lock()
+        subs = []
+        # Enough subscribers that the kernel spreads them over both workers.
+        for i in range(16):
+            c = mqtt.Client(client_id=f"sub-{i}", clean_session=True)
+            def on_message(client, userdata, msg, i=i):
+                with lock:
+                    received.setdefault(i, []).append(msg.payload)
+            c.on_message = on_message
+            c.connect("127.0.0.1", srv.port)
+            c.subscribe("fleet/+/cmd", qos=1)
+            c.loop_start()
+            subs.append(c)
+        time.sleep(0.5)
+        pub = mqtt.Client(client_id="pub", clean_session=True)
+        pub.connect("127.0.0.1", srv.port)
+        pub.loop_start()
+        for n in range(5):
+            pub.publish(f"fleet/{n}/cmd", f"go-{n}".encode(), qos=1).wait_for_publish()
+        wait_until(lambda: len(received) == 16 and all(len(v) == 5 for v in received.values()),
+                   10, "every subscriber got all 5 messages")
+        for v in received.values():
+            assert v == [f"go-{n}".encode() for n in range(5)]
+        pub.loop_stop()
+        for c in subs:
+            c.loop_stop()
+            c.disconnect()
