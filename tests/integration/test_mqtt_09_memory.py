@@ -16,8 +16,9 @@ WARM = 500
 CLIENTS = 18_500  # plus WARM: 19,000 in all, inside a 20,000-descriptor limit
 
 
-def open_mqtt_clients(port, first, count, deadline):
-    """`count` clients connected, subscribed, acknowledged; returns their sockets."""
+def open_mqtt_clients(port, first, count, deadline, shared=False):
+    """`count` clients connected, subscribed (to a topic of their own, or all to one filter),
+    acknowledged; returns their sockets."""
     sel = selectors.DefaultSelector()
     socks = []
     want = len(b"\x20\x02\x00\x00") + len(b"\x90\x03\x00\x01\x01")
@@ -29,7 +30,7 @@ def open_mqtt_clients(port, first, count, deadline):
             s = socket.create_connection(("127.0.0.1", port), timeout=30)
             cid = f"mem-{i:06d}"
             s.sendall(connect_packet(cid, keepalive=600) +
-                      subscribe_packet(1, [(f"dev/{cid}/cmd", 1)]))
+                      subscribe_packet(1, [("fleet/+/cmd" if shared else f"dev/{cid}/cmd", 1)]))
             s.setblocking(False)
             sel.register(s, selectors.EVENT_READ)
             got[s.fileno()] = 0
@@ -52,23 +53,25 @@ def open_mqtt_clients(port, first, count, deadline):
 
 
 @pytest.mark.skipif(raise_nofile_limit(20000) < 19_500, reason="needs 19,500 descriptors")
-def test_bytes_per_idle_client():
+@pytest.mark.parametrize("shared", [False, True], ids=["own-filter", "shared-filter"])
+def test_bytes_per_idle_client(shared):
     with mqtt_server("--threads", "2", "--max-connections", "19800") as srv:
         deadline = time.monotonic() + 50
-        warm = open_mqtt_clients(srv.port, 0, WARM, deadline)
+        warm = open_mqtt_clients(srv.port, 0, WARM, deadline, shared)
         time.sleep(0.5)
         rss0 = rss_bytes(srv.pid)
-        socks = open_mqtt_clients(srv.port, WARM, CLIENTS, deadline)
+        socks = open_mqtt_clients(srv.port, WARM, CLIENTS, deadline, shared)
         time.sleep(1.0)
         rss1 = rss_bytes(srv.pid)
         per_client = (rss1 - rss0) / CLIENTS
         m = srv.metrics()
-        print(f"\n{CLIENTS} idle MQTT clients: {rss1 - rss0} bytes RSS growth, "
+        print(f"\n{CLIENTS} idle MQTT clients ({'shared' if shared else 'own'} filter): {rss1 - rss0} bytes RSS growth, "
               f"{per_client:.0f} bytes per client (RSS {rss1 / 1e6:.1f} MB)")
         assert m["tcpms_mqtt_sessions_connected"] == WARM + CLIENTS
         assert m["tcpms_mqtt_subscriptions"] == WARM + CLIENTS
         # Idle clients hold no input or output buffers in the engine.
-        assert m["tcpms_pending_output_bytes"] == 0 if "tcpms_pending_output_bytes" in m else True
+        assert m["tcpms_pending_output_bytes"] == 0
+        assert m["tcpms_pending_input_bytes"] == 0
         if not SANITIZED:
             assert per_client <= 400, f"{per_client:.0f} bytes per idle client"
         for s in warm + socks:
