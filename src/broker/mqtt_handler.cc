@@ -312,11 +312,11 @@ Action MqttHandler::continue_connect(Connection& c, PendingConnect* p) {
       if (s->conn != nullptr) {
         // Session takeover: the existing client is disconnected [MQTT-3.1.4-2].
         Connection* old = s->conn;
+        const bool was_clean = s->clean;
         stats_.takeovers.add();
-        detach_connection(*s, true);
+        detach_connection(*s, true);  // frees a clean session
         old->close(CloseReason::kKicked);
-        // detach_connection discarded a clean session; claim again for a fresh one.
-        if (s->clean) return continue_connect(c, p);
+        if (was_clean) return continue_connect(c, p);  // claim again for a fresh one
       }
       const bool reset = p->clean || s->clean;  // [MQTT-3.1.2-6]
       if (reset) reset_session(*s);

@@ -135,3 +135,19 @@ def test_queue_bound_drops_counted():
             c.send(ack_packet(PUBACK, p.pid))
         assert got == [str(i).encode() for i in range(5)]  # the oldest are kept
         c.expect_nothing(0.3)
+
+
+def test_takeover_of_clean_sessions_same_loop():
+    # One loop: the takeover path that frees the old clean session and starts a fresh one.
+    with mqtt_server("--threads", "1") as srv:
+        old = connected(srv.port, "clean-twin")
+        old.subscribe([("ct", 0)])
+        for _ in range(3):
+            new = RawClient(srv.port)
+            assert new.connect("clean-twin") == (False, 0)
+            old.expect_closed()
+            old = new
+        old.ping()
+        m = srv.metrics()
+        assert m["tcpms_mqtt_subscriptions"] == 0  # the old session's subscription went with it
+        assert m["tcpms_mqtt_registry_clients"] == 1
