@@ -13,7 +13,9 @@ from mqtt_raw import connect_packet, mqtt_server, subscribe_packet
 from tcpms_harness import SANITIZED, raise_nofile_limit, rss_bytes
 
 WARM = 500
-CLIENTS = 18_500  # plus WARM: 19,000 in all, inside a 20,000-descriptor limit
+# Plus WARM: 19,000 in all, inside a 20,000-descriptor limit. Under ASan the number means
+# nothing (its allocator pads every block), so a smaller run only checks it works.
+CLIENTS = 4_000 if SANITIZED else 18_500
 
 
 def open_mqtt_clients(port, first, count, deadline, shared=False):
