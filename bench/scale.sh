@@ -13,6 +13,10 @@ B=${BUILD_DIR:-build/release}/bin
 HOLD=${HOLD:-10}
 SCALE_MD=${SCALE_MD-docs/scale.md}
 REPORT=${REPORT:-$( [ -n "$SCALE_MD" ] && echo docs/scale-report.html || echo "")}
+# Connections planned per worker process. Below its cap (RLIMIT_NOFILE minus a 256 reserve =
+# 19,744 here) because SO_REUSEPORT spreads connections by hash, not evenly.
+# Connections planned per worker process: below each worker's cap (RLIMIT_NOFILE minus a
+# 256 reserve = 19,744 here) because SO_REUSEPORT spreads connections by hash, not evenly.
 PER_PROCESS=${PER_PROCESS:-19000}
 work=$(mktemp -d)
 source bench/lib.sh
@@ -28,7 +32,7 @@ echo "scale: tcpms-doctor --apply for $N connections (sysctls only)" >&2
 
 processes=$(( (N + PER_PROCESS - 1) / PER_PROCESS ))
 "$B/tcpms-server" --protocol echo --listen 127.0.0.1:0 --processes "$processes" --threads 1 \
-  --no-admin --max-connections "$PER_PROCESS" >"$work/server.log" 2>&1 &
+  --no-admin >"$work/server.log" 2>&1 &
 server=$!
 PIDS+=("$server")
 addr=$(wait_listening "$work/server.log" "$server")
