@@ -18,6 +18,7 @@
 
 #include "admin/admin_server.h"
 #include "broker/broker.h"
+#include "config/settings.h"
 #include "doctor/checks.h"
 #include "echo/echo_handler.h"
 #include "net/socket.h"
@@ -53,8 +54,8 @@ struct WorkerRole {
   std::string group;  // names the PeerMesh sockets: the supervisor's pid
 };
 
-int serve(const ServerOptions& opt, Endpoint listen_at, std::optional<Endpoint> admin_at,
-          const WorkerRole& role, SignalWatcher& signals) {
+int serve(const ServerOptions& opt, config::Settings& settings, Endpoint listen_at,
+          std::optional<Endpoint> admin_at, const WorkerRole& role, SignalWatcher& signals) {
   const bool mqtt = opt.protocol == "mqtt";
   ServerConfig config;
   config.threads = opt.threads ? opt.threads : std::max(1u, std::thread::hardware_concurrency());
@@ -142,7 +143,14 @@ int serve(const ServerOptions& opt, Endpoint listen_at, std::optional<Endpoint> 
   for (;;) {
     int sig = signals.wait(-1);
     if (sig == SIGHUP) {
-      spdlog::info("SIGHUP: nothing to reload in this configuration");
+      if (settings.config_path().empty()) {
+        spdlog::info("SIGHUP: no --config file to re-read");
+        continue;
+      }
+      auto result = settings.reload();
+      for (const auto& line : result.log_lines()) spdlog::warn("SIGHUP: {}", line);
+      if (result.ok() && result.applied.empty() && result.needs_restart.empty())
+        spdlog::info("SIGHUP: {} re-read, nothing changed", settings.config_path());
       continue;
     }
     if (sig == SIGTERM || sig == SIGINT) {
@@ -161,7 +169,8 @@ int serve(const ServerOptions& opt, Endpoint listen_at, std::optional<Endpoint> 
 
 int run(int argc, char** argv) {
   ServerOptions opt;
-  if (int rc = parse_server_options(argc, argv, opt); rc >= 0) return rc;
+  config::Settings settings("tcpms-server");
+  if (int rc = parse_server_options(argc, argv, opt, settings); rc >= 0) return rc;
   spdlog::set_level(spdlog::level::from_str(opt.log_level));
 
   if (opt.listen.empty()) opt.listen = opt.protocol == "mqtt" ? "0.0.0.0:1883" : "127.0.0.1:7000";
@@ -194,7 +203,7 @@ int run(int argc, char** argv) {
     spdlog::warn("host: {}", line);
 
   SignalWatcher signals({SIGTERM, SIGINT, SIGHUP, SIGCHLD});
-  if (opt.processes <= 1) return serve(opt, *listen_at, admin_at, WorkerRole{}, signals);
+  if (opt.processes <= 1) return serve(opt, settings, *listen_at, admin_at, WorkerRole{}, signals);
 
   // Worker processes share the port: pick it (port 0) and check nobody else has it before
   // forking, and keep a bound, non-listening SO_REUSEPORT socket so the port stays ours while
@@ -221,7 +230,7 @@ int run(int argc, char** argv) {
         reservation.reset();  // the worker's own listeners hold the port
         WorkerRole mine = role;
         mine.index = index;
-        return serve(opt, *listen_at, admin_at, mine, signals);
+        return serve(opt, settings, *listen_at, admin_at, mine, signals);
       },
       signals);
 }

@@ -8,6 +8,10 @@
 
 #include "broker/config.h"
 
+namespace tcpms::config {
+class Settings;
+}
+
 namespace tcpms::app {
 
 struct ServerOptions {
@@ -40,7 +44,11 @@ enum ExitCode : int {
   kExitSoftware = 70,    // internal error (EX_SOFTWARE)
 };
 
-// Returns -1 to continue, or an exit code (after --help, or a usage error already printed).
-int parse_server_options(int argc, char** argv, ServerOptions& out);
+// Declares the settings (server_settings.cc) bound to `out`, then reads --config FILE and the
+// flags. Returns -1 to continue, or an exit code (after --help, --check-config, or a usage or
+// configuration error already printed). `settings` stays bound to `out` for SIGHUP reloads.
+int parse_server_options(int argc, char** argv, ServerOptions& out, config::Settings& settings);
+// Derived values (milliseconds from seconds); call after parsing and after every reload.
+void finish_server_options(ServerOptions& out);
 
 }  // namespace tcpms::app

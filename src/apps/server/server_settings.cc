@@ -1,5 +1,7 @@
 #include "server_settings.h"
 
+#include <spdlog/spdlog.h>
+
 namespace tcpms::app {
 
 void declare_settings(config::Settings& s, ServerOptions& o) {
@@ -7,6 +9,10 @@ void declare_settings(config::Settings& s, ServerOptions& o) {
   s.add("listen", o.listen,
         "HOST:PORT to accept clients on (empty: 0.0.0.0:1883 for mqtt, 127.0.0.1:7000 for echo)");
   s.add("threads", o.threads, "Event loops, one thread each (0: one per CPU)");
+  s.add("processes", o.processes,
+        "Worker processes sharing the port (SO_REUSEPORT), each with `threads` loops and its own "
+        "descriptor limit; more than 1 adds a supervisor that restarts a worker that dies")
+      .range(1u, 1000u);
   s.add("max_connections", o.max_connections,
         "Connections held at once; more are accepted and closed at once (0: RLIMIT_NOFILE "
         "minus a reserve)")
@@ -25,12 +31,13 @@ void declare_settings(config::Settings& s, ServerOptions& o) {
       .alias("--output-hard-limit");
   s.add_rule([&o] {
     return o.output_hard_limit < o.output_high_water
-               ? "output.hard_limit_bytes must be at least output.high_water_bytes"
+               ? "output.hard_limit_bytes (--output-hard-limit) must be at least "
+                 "output.high_water_bytes (--output-high-water)"
                : "";
   });
   s.add("log.level", o.log_level, "Least severe log messages written")
       .one_of({"trace", "debug", "info", "warn", "error", "critical", "off"})
-      .live();  // the server passes a hook calling spdlog::set_level
+      .live([](const std::string& level) { spdlog::set_level(spdlog::level::from_str(level)); });
   s.add("admin.listen", o.admin_listen, "HOST:PORT of the admin HTTP API and dashboard");
   s.add("admin.token", o.admin_token,
         "Bearer token the admin API requires (needed when it listens beyond loopback)");
