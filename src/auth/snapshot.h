@@ -7,7 +7,7 @@
 //
 // A hot path (every PUBLISH on a loop thread) should not bump one shared refcount from every
 // core: SnapshotReader caches the shared_ptr and only re-loads when the generation changes
-// (one relaxed-cost atomic load per call).
+// (one acquire load of a counter per call; the lock only when it changed).
 // Thread rules: Snapshot is safe from any thread. A SnapshotReader belongs to one thread
 // (one per loop); it must not outlive its Snapshot.
 #pragma once
@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 
 namespace tcpms::auth {
 
@@ -25,16 +26,27 @@ class Snapshot {
   Snapshot(const Snapshot&) = delete;
   Snapshot& operator=(const Snapshot&) = delete;
 
-  std::shared_ptr<const T> load() const { return current_.load(std::memory_order_acquire); }
+  std::shared_ptr<const T> load() const {
+    std::lock_guard lock(mu_);
+    return current_;
+  }
   void store(std::shared_ptr<const T> next) {
-    current_.store(std::move(next), std::memory_order_release);
+    {
+      std::lock_guard lock(mu_);
+      current_.swap(next);
+    }
     generation_.fetch_add(1, std::memory_order_release);
+    // `next` (the old T) is released here, outside the lock, if this was its last holder.
   }
   // Bumped after every store(): a reader that sees a new generation then load()s the new T.
   uint64_t generation() const noexcept { return generation_.load(std::memory_order_acquire); }
 
  private:
-  std::atomic<std::shared_ptr<const T>> current_;
+  // A mutex, not std::atomic<std::shared_ptr>: libstdc++ 12's version unlocks a load with
+  // memory_order_relaxed, which ThreadSanitizer reports as a race with the next store. The
+  // lock is taken once per reload per reader (SnapshotReader), never per check.
+  mutable std::mutex mu_;
+  std::shared_ptr<const T> current_;
   std::atomic<uint64_t> generation_{0};
 };
 
