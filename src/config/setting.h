@@ -128,7 +128,10 @@ class SettingBase {
   virtual void rollback() = 0;  // undo the last commit
 
   // Command-line storage, filled by CLI11.
+  // Set by add_flags; read once after parsing (capture_flags) and never again, since the
+  // CLI::App that owns the option may be gone by a SIGHUP reload.
   CLI::Option* option_ = nullptr;
+  bool flag_given_ = false;
   std::string flag_text_;                // scalars
   std::vector<std::string> flag_values_; // lists
   bool flag_bool_ = false;

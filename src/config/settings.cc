@@ -208,7 +208,11 @@ std::vector<Error> Settings::stage(const std::string_view* toml_text, const std:
   std::vector<Error> errors;
   if (toml_text) errors = stage_file(*toml_text, name);
   for (auto& s : settings_) {
-    if (!s->option_ || s->option_->count() == 0) continue;
+    if (s->option_ != nullptr) {
+      s->flag_given_ = s->option_->count() > 0;
+      s->option_ = nullptr;
+    }
+    if (!s->flag_given_) continue;
     std::vector<std::string> values;
     if (s->is_bool()) {
       values.push_back(s->flag_bool_ ? "true" : "false");
