@@ -51,9 +51,11 @@ run() {  # NAME -> prints a table row
   kill -TERM "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   [ -s "$out" ] || { echo "no result for $name" >&2; tail -20 "$work/$name.bench.log" >&2; return 1; }
+  [ "$(json "$out" "d['failure_total']")" = 0 ] || echo "$name: failures $(json "$out" "d['failures']")" >&2
   echo "| $name | $(json "$out" "d['counters'].get('connections',0)") | $(json "$out" "d['counters'].get('ops',0)") | $(json "$out" "' | '.join(f\"{d['latency']['round_trip'][k]/1e3:.0f} us\" for k in ('p50_ns','p99_ns','p99.9_ns','max_ns'))") | $(json "$out" "f\"{d['server_cost']['cpu_us_per_op']:.1f}\"") | $(json "$out" "d['failure_total']") |"
 }
 
+failures_total=0
 table="| server | connections | requests answered | p50 | p99 | p99.9 | max | server CPU us/request | failures |
 |---|---|---|---|---|---|---|---|---|
 $(run floor)
@@ -76,3 +78,5 @@ text = pat.sub(section, text) if pat.search(text) else text + "\n" + section
 open(path, "w").write(text)
 PY
 fi
+# Every request answered on both servers, or the run failed.
+! grep -q "| [1-9][0-9]* |$" <<<"$table"
