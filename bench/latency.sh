@@ -62,21 +62,13 @@ $(run floor)
 $(run tcpms)"
 echo "$table"
 if [ -n "$SCALE_MD" ]; then
-  /usr/bin/python3 - "$SCALE_MD" "$N" "$table" "$(date -u +%Y-%m-%d)" "$RATE" "$DURATION" "$processes" <<'PY'
-import re, sys
-path, n, table, day, rate, duration, procs = sys.argv[1:8]
-section = (f"<!-- latency:{n} -->\n## {int(n):,} long-lived stimulus/response connections ({day})\n\n"
-           f"Command: `RATE={rate} DURATION={duration} bench/latency.sh {n}`: open loop, {int(rate):,} requests/s "
-           f"in total spread at random over the connections, 64-byte requests, latency from the intended "
-           f"send time; {procs} server processes each side.\n\n{table}\n<!-- /latency:{n} -->\n")
-try:
-    text = open(path).read()
-except FileNotFoundError:
-    text = "# Scale runs\n\nWritten by bench/scale.sh and bench/latency.sh; each section is replaced by its next run.\n\n"
-pat = re.compile(rf"<!-- latency:{n} -->.*?<!-- /latency:{n} -->\n", re.S)
-text = pat.sub(section, text) if pat.search(text) else text + "\n" + section
-open(path, "w").write(text)
-PY
+  write_section "$SCALE_MD" "latency:$N" "## $(printf "%'d" "$N") long-lived stimulus/response connections ($(date -u +%Y-%m-%d))
+
+Command: \`RATE=$RATE DURATION=$DURATION bench/latency.sh $N\`: open loop, $RATE requests/s in total
+spread at random over the connections, 64-byte requests, latency from the intended send time;
+$processes server processes on each side.
+
+$table"
 fi
 # Every request answered on both servers, or the run failed.
 ! grep -q "| [1-9][0-9]* |$" <<<"$table"

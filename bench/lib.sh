@@ -33,3 +33,20 @@ check_memory() {
     exit 2
   fi
 }
+
+# write_section FILE KEY BODY: replaces the section marked <!-- KEY --> ... <!-- /KEY --> in the
+# Markdown FILE with BODY (or appends it), so each script run updates only its own figures.
+write_section() {
+  /usr/bin/python3 - "$1" "$2" "$3" <<'PY'
+import re, sys
+path, key, body = sys.argv[1:4]
+section = f"<!-- {key} -->\n{body.rstrip()}\n<!-- /{key} -->\n"
+try:
+    text = open(path).read()
+except FileNotFoundError:
+    text = "# Scale runs\n\nWritten by bench/scale.sh and bench/latency.sh; each section is replaced by its next run.\n\n"
+pat = re.compile(rf"<!-- {re.escape(key)} -->.*?<!-- /{re.escape(key)} -->\n", re.S)
+text = pat.sub(lambda _: section, text) if pat.search(text) else text + "\n" + section
+open(path, "w").write(text)
+PY
+}

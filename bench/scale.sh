@@ -71,19 +71,11 @@ TXT
 )
 echo "$summary"
 if [ -n "$SCALE_MD" ]; then
-  /usr/bin/python3 - "$SCALE_MD" "$N" "$summary" "$(date -u +%Y-%m-%d)" <<'PY'
-import re, sys
-path, n, table, day = sys.argv[1:5]
-section = f"<!-- scale:{n} -->\n## {int(n):,} concurrent echo connections ({day})\n\n" \
-          f"Command: `bench/scale.sh {n}`\n\n{table}\n<!-- /scale:{n} -->\n"
-try:
-    text = open(path).read()
-except FileNotFoundError:
-    text = "# Scale runs\n\nWritten by bench/scale.sh and bench/latency.sh; each section is replaced by its next run.\n\n"
-pat = re.compile(rf"<!-- scale:{n} -->.*?<!-- /scale:{n} -->\n", re.S)
-text = pat.sub(section, text) if pat.search(text) else text + "\n" + section
-open(path, "w").write(text)
-PY
+  write_section "$SCALE_MD" "scale:$N" "## $(printf "%'d" "$N") concurrent echo connections ($(date -u +%Y-%m-%d))
+
+Command: \`bench/scale.sh $N\`
+
+$summary"
 fi
 # Stop the server while its connections are still up: the drain is part of what is tested.
 kill -TERM "$server"

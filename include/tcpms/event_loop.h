@@ -17,6 +17,7 @@
 #pragma once
 
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <atomic>
 #include <chrono>
@@ -142,6 +143,7 @@ class EventLoop {
   void handle_read(Connection& c, bool peer_hung_up);
   bool deliver(Connection& c, ByteView fresh);
   void flush(Connection& c);
+  ssize_t send_iov(Connection& c, const struct iovec* iov, int n);
   void after_output_change(Connection& c);
   net::OutQueue& output_queue(Connection& c);
   void release_output_queue(Connection& c);

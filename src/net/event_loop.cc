@@ -300,6 +300,27 @@ void EventLoop::release_output_queue(Connection& c) {
   stats_.conns_with_output.sub();
 }
 
+// One sendmsg of `iov`. Returns the bytes written (0: the socket buffer is full), or -1
+// after a fatal error, with the connection already scheduled to close.
+ssize_t EventLoop::send_iov(Connection& c, const iovec* iov, int n) {
+  msghdr msg{};
+  msg.msg_iov = const_cast<iovec*>(iov);
+  msg.msg_iovlen = static_cast<size_t>(n);
+  for (;;) {
+    ssize_t w = ::sendmsg(c.fd_.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    stats_.write_calls.add();
+    if (w >= 0) {
+      stats_.bytes_out.add(static_cast<uint64_t>(w));
+      return w;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) return 0;
+    c.last_error_ = errno;
+    schedule_close(c, reason_for_errno(errno));
+    return -1;
+  }
+}
+
 bool EventLoop::write_parts(Connection& c, const ByteView* parts, size_t count,
                             const SharedBytes* body, bool defer) {
   if (!c.open() || (c.flags_ & Connection::kLingering)) return false;  // FIN already sent
@@ -321,21 +342,9 @@ bool EventLoop::write_parts(Connection& c, const ByteView* parts, size_t count,
       iov[n].iov_base = const_cast<std::byte*>(body->view().data());
       iov[n++].iov_len = body->size();
     }
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = static_cast<size_t>(n);
-    ssize_t w = ::sendmsg(c.fd_.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    stats_.write_calls.add();
-    if (w < 0) {
-      if (errno != EAGAIN && errno != EINTR) {
-        c.last_error_ = errno;
-        schedule_close(c, reason_for_errno(errno));
-        return false;
-      }
-      w = 0;
-    }
+    ssize_t w = send_iov(c, iov, n);
+    if (w < 0) return false;
     written = static_cast<size_t>(w);
-    stats_.bytes_out.add(written);
     if (written == total) return true;
   }
 
@@ -390,21 +399,13 @@ void EventLoop::flush(Connection& c) {
     int n = q.gather(iov, kMaxIov);
     size_t want = 0;
     for (int i = 0; i < n; ++i) want += iov[i].iov_len;
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = static_cast<size_t>(n);
-    ssize_t w = ::sendmsg(c.fd_.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    stats_.write_calls.add();
+    ssize_t w = send_iov(c, iov, n);
     if (w < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN) break;  // EPOLLOUT (edge) will tell us when there is room
-      c.last_error_ = errno;
       release_output_queue(c);
-      schedule_close(c, reason_for_errno(c.last_error_));
       return;
     }
+    if (w == 0) break;  // EPOLLOUT (edge) will tell us when there is room
     q.consume(static_cast<size_t>(w));
-    stats_.bytes_out.add(static_cast<uint64_t>(w));
     stats_.pending_output_bytes.sub(static_cast<uint64_t>(w));
     if (static_cast<size_t>(w) < want) break;  // socket buffer full
   }
