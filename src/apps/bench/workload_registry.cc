@@ -16,6 +16,9 @@ std::vector<std::unique_ptr<Workload>> make_workloads() {
   all.push_back(make_connect_workload());
   all.push_back(make_echo_workload());
   all.push_back(make_churn_workload());
+  all.push_back(make_mqtt_conn_workload());
+  all.push_back(make_mqtt_fanout_workload());
+  all.push_back(make_mqtt_p2p_workload());
   return all;
 }
 

@@ -1,5 +1,5 @@
-// The built-in workloads (one file each) and helpers they share. MQTT workloads will add
-// their make_* here and a line in workload_registry.cc.
+// The built-in workloads (one file each) and helpers they share. Each has its make_* here and a
+// line in workload_registry.cc.
 #pragma once
 
 #include <memory>
@@ -12,6 +12,9 @@ namespace tcpms::benchapp {
 std::unique_ptr<Workload> make_connect_workload();
 std::unique_ptr<Workload> make_echo_workload();
 std::unique_ptr<Workload> make_churn_workload();
+std::unique_ptr<Workload> make_mqtt_conn_workload();
+std::unique_ptr<Workload> make_mqtt_fanout_workload();
+std::unique_ptr<Workload> make_mqtt_p2p_workload();
 
 // Adds counter `rate_name` = `counter` / the max of `span_histogram` (a per-loop phase length,
 // so its max is the run's). False when that histogram is missing or empty.
