@@ -16,11 +16,13 @@ struct BrokerConfig {
   uint16_t max_inflight = 20;
   // QoS 1/2 messages waiting per client (offline, window full, or output backlog); past it new
   // ones are dropped and counted (Mosquitto's max_queued_messages policy: keep the oldest).
-  uint32_t max_queued_messages = 1000;
+  // Larger than Mosquitto's 1000: we take publishes faster than a typical subscriber acks
+  // them, and a queue costs nothing until it is used.
+  uint32_t max_queued_messages = 100000;
   // Unsent bytes per client in the engine past which it is a slow consumer: QoS 0 messages to
   // it are dropped (counted), QoS 1/2 wait in its session (bounded by the two limits above
   // and below).
-  size_t max_queued_bytes = 1 << 20;
+  size_t max_queued_bytes = 16 << 20;
   // Payload bytes of QoS 1/2 messages waiting in one session (0: bounded by count only).
   size_t max_session_bytes = 0;
   uint32_t max_client_id_len = 256;   // longer ids get CONNACK 0x02 [MQTT-3.1.3-9]
