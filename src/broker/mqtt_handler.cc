@@ -435,6 +435,7 @@ Action MqttHandler::attach(Connection& c, Session* s, PendingConnect* p, bool pr
   c.set_user_data(s);
   delete p;
   broker_.registry().set_conn(s->client_id(), s, c.id());
+  broker_.router().on_client_connected(s->client_id());
   stats_.sessions_connected.add();
   // Keep-alive on the engine's timer wheel; every read pushes the deadline [MQTT-3.1.2-24].
   c.set_timeout(keep_alive_s ? static_cast<uint32_t>(keep_alive_s) * 1500u : 0u);
@@ -799,6 +800,7 @@ void MqttHandler::detach_connection(Session& s, bool publish) {
     if (!carry_.empty()) carry_.erase(s.conn->id().slot());
     s.conn = nullptr;
     stats_.sessions_connected.sub();
+    broker_.router().on_client_disconnected(s.client_id());
   }
   std::unique_ptr<Will> will = std::move(s.will);
   if (s.disconnected || !publish) will.reset();

@@ -29,6 +29,12 @@ class Router {
   virtual void on_local_publish(const SharedBytes& topic, const SharedBytes& payload,
                                 mqtt::QoS qos, bool retain) {}
 
+  // A client with this id connected in this process (its CONNECT was accepted) / its
+  // connection here closed. Lets a router keep a registry outside the process and close the
+  // same id elsewhere (takeover across nodes).
+  virtual void on_client_connected(std::string_view client_id) {}
+  virtual void on_client_disconnected(std::string_view client_id) {}
+
   // Push to a client that is not in this process. True if routed somewhere.
   virtual bool push_to_client(std::string_view client_id, const SharedBytes& topic,
                               const SharedBytes& payload, mqtt::QoS qos) {

@@ -5,6 +5,7 @@
 // reaches a client whichever worker holds it.
 #include <signal.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -18,6 +19,7 @@
 
 #include "admin/admin_server.h"
 #include "broker/broker.h"
+#include "cluster/redis_router.h"
 #include "config/settings.h"
 #include "doctor/checks.h"
 #include "echo/echo_handler.h"
@@ -91,6 +93,28 @@ int serve(const ServerOptions& opt, config::Settings& settings, Endpoint listen_
           std::make_unique<broker::StaticAuthenticator>(std::move(users), !opt.mqtt_deny_anonymous));
     }
   }
+  // --cluster: this node routes to other nodes through Redis (src/cluster, docs/cluster.md).
+  cluster::RedisRouter* cluster_router = nullptr;  // owned by the broker
+  if (mqtt && !opt.cluster_redis.empty()) {
+    cluster::ClusterConfig cc;
+    std::string error;
+    auto at = cluster::parse_redis_url(opt.cluster_redis, &error);
+    if (!at) {
+      spdlog::critical("cluster.redis (--cluster): {}", error);
+      return kExitUsage;
+    }
+    cc.redis = *at;
+    cc.node_id = opt.cluster_node_id;
+    if (cc.node_id.empty()) {
+      char host[256] = {};
+      ::gethostname(host, sizeof host - 1);
+      cc.node_id = host;
+    }
+    cc.lease_ms = opt.cluster_lease_s * 1000;
+    auto router = std::make_unique<cluster::RedisRouter>(*mqtt_broker, std::move(cc));
+    cluster_router = router.get();
+    mqtt_broker->set_router(std::move(router));
+  }
   Server server(config);
   std::unique_ptr<workers::PeerMesh> mesh;
   if (role.count > 1) {
@@ -113,6 +137,7 @@ int serve(const ServerOptions& opt, config::Settings& settings, Endpoint listen_
     return kExitUnavailable;
   }
   if (mesh) mesh->start();
+  if (cluster_router) cluster_router->start();
 
   std::unique_ptr<admin::AdminServer> admin;
   if (admin_at) {
@@ -123,6 +148,9 @@ int serve(const ServerOptions& opt, config::Settings& settings, Endpoint listen_
     }
     if (mesh) {
       admin->add_metrics_source([m = mesh.get()](std::string& out) { m->render_metrics(out); });
+    }
+    if (cluster_router) {
+      admin->add_metrics_source([r = cluster_router](std::string& out) { r->render_metrics(out); });
     }
     if (std::string err = admin->start(); !err.empty()) {
       spdlog::critical("{}", err);
@@ -157,11 +185,14 @@ int serve(const ServerOptions& opt, config::Settings& settings, Endpoint listen_
       spdlog::info("{}: draining {} connections (up to {} ms)", strsignal(sig),
                    server.connection_count(), opt.drain_timeout_ms);
       if (admin) admin->set_ready(false);
+      // Say goodbye first, so the other nodes stop routing here while we drain.
+      if (cluster_router) cluster_router->stop();
       server.drain(std::chrono::milliseconds(opt.drain_timeout_ms));
       break;
     }
   }
   server.wait();
+  if (cluster_router) cluster_router->stop();  // its threads call into the broker
   if (admin) admin->stop();
   spdlog::info("stopped");
   return kExitOk;
@@ -202,6 +233,11 @@ int run(int argc, char** argv) {
   for (const auto& line : doctor::startup_shortfalls(per_process, doctor::Role::server))
     spdlog::warn("host: {}", line);
 
+  if (!opt.cluster_redis.empty() && opt.processes > 1) {
+    std::fprintf(stderr, "tcpms-server: cluster.redis (--cluster) runs one process per node: "
+                         "set processes to 1 and run more nodes\n");
+    return kExitUsage;
+  }
   SignalWatcher signals({SIGTERM, SIGINT, SIGHUP, SIGCHLD});
   if (opt.processes <= 1) return serve(opt, settings, *listen_at, admin_at, WorkerRole{}, signals);
 

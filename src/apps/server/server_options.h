@@ -34,6 +34,10 @@ struct ServerOptions {
   uint32_t mqtt_sys_interval_s = 10;
   std::vector<std::string> mqtt_auth_users;  // NAME:PASSWORD
   bool mqtt_deny_anonymous = false;
+  // Cluster of nodes through Redis (src/cluster); empty redis: a single node, no Redis.
+  std::string cluster_redis;
+  std::string cluster_node_id;
+  uint32_t cluster_lease_s = 5;
 };
 
 // Exit codes scripts can rely on.

@@ -97,6 +97,16 @@ void declare_settings(config::Settings& s, ServerOptions& o) {
   s.add("mqtt.deny_anonymous", o.mqtt_deny_anonymous,
         "With mqtt.auth_users: refuse CONNECT without a user name (CONNACK 0x05)")
       .alias("--deny-anonymous");
+  s.add("cluster.redis", o.cluster_redis,
+        "redis://HOST:PORT through which this node routes to other tcpms nodes (docs/cluster.md; "
+        "empty: a single node, no Redis)")
+      .alias("--cluster");
+  s.add("cluster.node_id", o.cluster_node_id,
+        "This node's name in the cluster, unique among the nodes (empty: the host name)")
+      .alias("--node-id");
+  s.add("cluster.lease_s", o.cluster_lease_s,
+        "Seconds a dead node's routes and clients stay in Redis (refreshed every third of it)")
+      .range(1u, 3600u);
 }
 
 }  // namespace tcpms::app

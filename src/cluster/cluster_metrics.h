@@ -1,0 +1,43 @@
+// Counters of the cluster router for /metrics (admin::MetricsSource), plus a histogram of
+// Redis round trips. Relaxed atomics: written by loop threads and the two Redis threads, read
+// by the admin thread.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace tcpms::cluster {
+
+struct ClusterMetrics {
+  using C = std::atomic<uint64_t>;
+  // Messages (publishes and pushes) this node sent to another node, one per target node.
+  C messages_out{0}, bytes_out{0};
+  C messages_in{0}, bytes_in{0};
+  C pushes_out{0}, pushes_in{0};
+  // Messages that could not cross: Redis unreachable, queue full, or the command failed.
+  C dropped_redis_down{0}, dropped_queue_full{0}, dropped_failed{0};
+  C takeover_kicks{0};          // local clients closed because they connected on another node
+  C redis_errors{0};            // connection failures and error replies
+  C redis_reconnects{0};
+  C redis_commands{0};
+  C rebuilds{0};                // own routes and registry rewritten into Redis
+  C route_events_in{0};
+  C nodes_alive{0};
+  C local_filters{0};
+  C remote_routes{0};
+  C queue_depth{0};
+  std::atomic<bool> command_link_up{false}, subscriber_link_up{false};
+
+  // Round-trip time of one pipelined batch on the command connection.
+  static constexpr std::array<uint64_t, 11> kLatencyBucketsUs{100,   250,   500,    1000,   2500,  5000,
+                                                              10000, 25000, 100000, 500000, 2000000};
+  std::array<C, kLatencyBucketsUs.size() + 1> latency_buckets{};  // last is +Inf
+  C latency_sum_us{0}, latency_count{0};
+  void observe_latency_us(uint64_t us) noexcept;
+
+  void render(std::string& out, const std::string& node) const;
+};
+
+}  // namespace tcpms::cluster

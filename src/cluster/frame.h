@@ -1,0 +1,58 @@
+// Frames that cross between tcpms nodes through Redis pub/sub.
+//
+// One layout for every kind, so one decoder serves them all and a newer node's frame kind is
+// skipped, not misread:
+//
+//   [u8 version=1][u8 kind][u8 flags][u16 node][node][u16 arg][arg][u16 topic][topic][payload]
+//
+// lengths little endian; flags = QoS | retain << 2; `node` is the sender; `arg` is a filter
+// (route events) or a client id (push, connected); the payload is the rest of the message.
+// Messages go to channel "<prefix>msg:<node>" (publish, push) or "<prefix>ctl" (the rest).
+//
+// Thread rules: pure functions.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "mqtt/types.h"
+
+namespace tcpms::cluster {
+
+enum class FrameKind : uint8_t {
+  kPublish = 1,      // a local publish for the receiver's subscribers (retained: stored too)
+  kPush = 2,         // to one client id, subscribed or not
+  kRouteAdd = 3,     // node gained filter `arg`
+  kRouteRemove = 4,  // node lost filter `arg`
+  kHello = 5,        // node (re)wrote its routes and registry: reload them
+  kBye = 6,          // node leaves cleanly: forget it now rather than at lease expiry
+  kConnected = 7,    // client `arg` connected on node: a holder elsewhere closes it (takeover)
+};
+
+struct Frame {
+  FrameKind kind{};
+  mqtt::QoS qos = mqtt::QoS::k0;
+  bool retain = false;
+  std::string_view node;
+  std::string_view arg;
+  std::string_view topic;
+  std::string_view payload;
+};
+
+inline constexpr uint8_t kFrameVersion = 1;
+
+// A control event: route change, hello, bye, connected.
+std::string encode_event(FrameKind kind, std::string_view node, std::string_view arg = {});
+// A publish (arg empty) or a push to client `arg`.
+std::string encode_message(FrameKind kind, std::string_view node, std::string_view arg,
+                           std::string_view topic, std::string_view payload, mqtt::QoS qos,
+                           bool retain);
+
+// Fields longer than 65535 bytes do not fit; MQTT topics and client ids never are.
+std::string encode_frame(const Frame& f);
+// Views into `bytes`; nullopt if truncated, of another version, or with a QoS over 2.
+std::optional<Frame> decode_frame(std::string_view bytes);
+
+}  // namespace tcpms::cluster

@@ -1,0 +1,709 @@
+#include "cluster/redis_router.h"
+
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+namespace tcpms::cluster {
+namespace {
+
+constexpr uint32_t kBackoffMinMs = 100;
+constexpr uint32_t kBackoffMaxMs = 2000;
+constexpr size_t kBatch = 512;       // operations per pipelined round trip
+constexpr size_t kSaddChunk = 512;   // members per SADD when rewriting a set
+constexpr int kPollMs = 200;         // subscriber wake-up to notice stop()
+
+uint64_t now_ms() {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+uint64_t now_us() {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
+}
+
+// Ids the broker makes up for clients that sent none ("tcpms-<n>", [MQTT-3.1.3-6]) count per
+// process, so two nodes hand out the same ones; such a client cannot resume or be taken over
+// (it never learns its id in 3.1.1), so a notice about one is not a takeover.
+bool is_generated_id(std::string_view id) {
+  if (!id.starts_with("tcpms-") || id.size() == 6) return false;
+  return id.find_first_not_of("0123456789", 6) == std::string_view::npos;
+}
+
+std::string make_incarnation() { return fmt::format("{}-{}", ::getpid(), now_us()); }
+
+// Appends "SADD key m..." commands of at most kSaddChunk members each.
+void add_sadds(std::vector<RedisCommand>& cmds, const std::string& key,
+               const std::vector<std::string>& members) {
+  for (size_t i = 0; i < members.size(); i += kSaddChunk) {
+    RedisCommand c{"SADD", key};
+    for (size_t j = i; j < std::min(members.size(), i + kSaddChunk); ++j) c.push_back(members[j]);
+    cmds.push_back(std::move(c));
+  }
+}
+
+}  // namespace
+
+RedisRouter::RedisRouter(broker::Broker& broker, ClusterConfig config)
+    : broker_(broker),
+      config_(std::move(config)),
+      ctl_channel_(config_.prefix + "ctl"),
+      my_channel_(key("msg", config_.node_id)),
+      incarnation_(make_incarnation()),
+      lease_(config_.node_id, config_.lease_ms) {}
+
+RedisRouter::~RedisRouter() { stop(); }
+
+void RedisRouter::start() {
+  if (running_.exchange(true)) return;
+  command_thread_ = std::thread([this] { command_main(); });
+  subscriber_thread_ = std::thread([this] { subscriber_main(); });
+}
+
+void RedisRouter::stop() {
+  if (stopping_.exchange(true)) return;
+  {
+    std::lock_guard lock(queue_mu_);
+  }
+  queue_cv_.notify_all();
+  {
+    std::lock_guard lock(stop_mu_);
+  }
+  stop_cv_.notify_all();
+  if (command_thread_.joinable()) command_thread_.join();
+  if (subscriber_thread_.joinable()) subscriber_thread_.join();
+}
+
+// --- hooks (loop threads) -------------------------------------------------------------------
+
+bool RedisRouter::enqueue(Op op, bool is_message) {
+  std::unique_lock lock(queue_mu_);
+  if (stopping_.load(std::memory_order_relaxed)) return false;
+  const bool internal = op.kind == Op::kLoadNode || op.kind == Op::kForgetNode;
+  if (queue_.size() >= config_.queue_capacity && !internal) {
+    if (!is_message) rebuild_needed_ = true;  // the state change is redone by a rebuild
+    return false;
+  }
+  queue_.push_back(std::move(op));
+  metrics_.queue_depth.store(queue_.size(), std::memory_order_relaxed);
+  lock.unlock();
+  queue_cv_.notify_one();
+  return true;
+}
+
+void RedisRouter::on_filter_added(std::string_view filter) {
+  {
+    std::lock_guard lock(filters_mu_);
+    filters_.emplace(filter);
+    metrics_.local_filters.store(filters_.size(), std::memory_order_relaxed);
+  }
+  if (!command_up_.load(std::memory_order_acquire)) return;  // rewritten on reconnection
+  Op op(Op::kRouteAdd);
+  op.key = std::string(filter);
+  op.frame = std::make_shared<const std::string>(
+      encode_event(FrameKind::kRouteAdd, config_.node_id, filter));
+  enqueue(std::move(op), false);
+}
+
+void RedisRouter::on_filter_removed(std::string_view filter) {
+  {
+    std::lock_guard lock(filters_mu_);
+    filters_.erase(std::string(filter));
+    metrics_.local_filters.store(filters_.size(), std::memory_order_relaxed);
+  }
+  if (!command_up_.load(std::memory_order_acquire)) return;
+  Op op(Op::kRouteRemove);
+  op.key = std::string(filter);
+  op.frame = std::make_shared<const std::string>(
+      encode_event(FrameKind::kRouteRemove, config_.node_id, filter));
+  enqueue(std::move(op), false);
+}
+
+void RedisRouter::on_local_publish(const SharedBytes& topic, const SharedBytes& payload,
+                                   mqtt::QoS qos, bool retain) {
+  if (stopping_.load(std::memory_order_relaxed)) return;
+  const std::string_view t = as_chars(topic.view());
+  Op op(Op::kPublish);
+  size_t targets = 0;
+  if (retain) {
+    // Every live node keeps every retained message, and the hash keeps it for late joiners.
+    op.all = true;
+    op.key = std::string(t);
+    if (!payload.empty()) {
+      op.retained_value.reserve(1 + payload.size());
+      op.retained_value.push_back(static_cast<char>(qos));
+      op.retained_value.append(as_chars(payload.view()));
+    }
+    targets = metrics_.nodes_alive.load(std::memory_order_relaxed);
+  } else {
+    if (route_count_.load(std::memory_order_relaxed) == 0) return;
+    {
+      std::shared_lock lock(routes_mu_);
+      op.targets = routes_.match(t);
+    }
+    targets = op.targets.count();
+    if (targets == 0) return;
+  }
+  if (!command_up_.load(std::memory_order_acquire)) {
+    metrics_.dropped_redis_down.fetch_add(targets, std::memory_order_relaxed);
+    return;
+  }
+  op.frame = std::make_shared<const std::string>(
+      encode_message(FrameKind::kPublish, config_.node_id, {}, t, as_chars(payload.view()), qos, retain));
+  if (!enqueue(std::move(op), true)) metrics_.dropped_queue_full.fetch_add(targets, std::memory_order_relaxed);
+}
+
+bool RedisRouter::push_to_client(std::string_view client_id, const SharedBytes& topic,
+                                 const SharedBytes& payload, mqtt::QoS qos) {
+  if (!command_up_.load(std::memory_order_acquire)) {
+    metrics_.dropped_redis_down.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  Op op(Op::kPush);
+  op.key = std::string(client_id);
+  op.frame = std::make_shared<const std::string>(
+      encode_message(FrameKind::kPush, config_.node_id, client_id, as_chars(topic.view()),
+                     as_chars(payload.view()), qos, false));
+  if (!enqueue(std::move(op), true)) {
+    metrics_.dropped_queue_full.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  return true;
+}
+
+void RedisRouter::on_client_connected(std::string_view client_id) {
+  if (!command_up_.load(std::memory_order_acquire)) return;  // registered on reconnection
+  {
+    std::lock_guard lock(pending_mu_);
+    pending_connects_.emplace(client_id);
+  }
+  Op op(Op::kClientAdd);
+  op.key = std::string(client_id);
+  op.frame = std::make_shared<const std::string>(
+      encode_event(FrameKind::kConnected, config_.node_id, client_id));
+  if (!enqueue(std::move(op), false)) {
+    std::lock_guard lock(pending_mu_);
+    pending_connects_.erase(std::string(client_id));
+  }
+}
+
+void RedisRouter::on_client_disconnected(std::string_view client_id) {
+  if (!command_up_.load(std::memory_order_acquire)) return;
+  Op op(Op::kClientRemove);
+  op.key = std::string(client_id);
+  enqueue(std::move(op), false);
+}
+
+// --- command thread -------------------------------------------------------------------------
+
+void RedisRouter::wait_backoff(uint32_t ms) {
+  std::unique_lock lock(stop_mu_);
+  stop_cv_.wait_for(lock, std::chrono::milliseconds(ms), [this] { return stopping_.load(); });
+}
+
+void RedisRouter::lost(const char* what) {
+  metrics_.redis_errors.fetch_add(1, std::memory_order_relaxed);
+  if (command_up_.exchange(false, std::memory_order_acq_rel)) {
+    metrics_.command_link_up.store(false, std::memory_order_relaxed);
+    down_since_ms_ = now_ms();
+    dropped_at_down_ = metrics_.dropped_redis_down.load() + metrics_.dropped_failed.load();
+    spdlog::warn("cluster: Redis at {} lost during {} ({}); local clients are still served, "
+                 "nothing crosses to other nodes until it is back",
+                 config_.redis.to_string(), what, cmd_.error());
+  }
+  cmd_.close();
+}
+
+void RedisRouter::drop_queued(const char* why) {
+  std::deque<Op> dropped;
+  {
+    std::lock_guard lock(queue_mu_);
+    dropped.swap(queue_);
+    metrics_.queue_depth.store(0, std::memory_order_relaxed);
+  }
+  uint64_t messages = 0;
+  for (const Op& op : dropped) {
+    if (op.kind == Op::kPublish) messages += op.all ? lease_.alive().size() : op.targets.count();
+    if (op.kind == Op::kPush) ++messages;
+  }
+  if (messages != 0) {
+    metrics_.dropped_redis_down.fetch_add(messages, std::memory_order_relaxed);
+    spdlog::debug("cluster: {} queued messages dropped ({})", messages, why);
+  }
+}
+
+bool RedisRouter::run(const std::vector<RedisCommand>& cmds, std::vector<RedisReply>& replies) {
+  if (cmds.empty()) {
+    replies.clear();
+    return true;
+  }
+  const uint64_t t0 = now_us();
+  if (!cmd_.pipeline(cmds, replies)) return false;
+  metrics_.observe_latency_us(now_us() - t0);
+  metrics_.redis_commands.fetch_add(cmds.size(), std::memory_order_relaxed);
+  for (const auto& r : replies) {
+    if (r.is_error()) {
+      metrics_.redis_errors.fetch_add(1, std::memory_order_relaxed);
+      spdlog::warn("cluster: Redis error reply: {}", r.str());
+    }
+  }
+  return true;
+}
+
+void RedisRouter::command_main() {
+  uint32_t backoff = kBackoffMinMs;
+  bool ever_connected = false;
+  std::vector<Op> batch;
+  while (!stopping_) {
+    if (!cmd_.connected()) {
+      if (!cmd_.connect(config_.redis, config_.redis_timeout_ms)) {
+        metrics_.redis_errors.fetch_add(1, std::memory_order_relaxed);
+        if (down_since_ms_ == 0) {
+          down_since_ms_ = now_ms();
+          dropped_at_down_ = metrics_.dropped_redis_down.load() + metrics_.dropped_failed.load();
+          spdlog::warn("cluster: cannot reach Redis at {} ({}); serving local clients only, retrying",
+                       config_.redis.to_string(), cmd_.error());
+        }
+        drop_queued("Redis down");
+        wait_backoff(backoff);
+        backoff = std::min(backoff * 2, kBackoffMaxMs);
+        continue;
+      }
+      backoff = kBackoffMinMs;
+      if (!rebuild()) {
+        lost("rebuild");
+        continue;
+      }
+      if (ever_connected) metrics_.redis_reconnects.fetch_add(1, std::memory_order_relaxed);
+      if (down_since_ms_ != 0) {
+        uint64_t dropped = metrics_.dropped_redis_down.load() + metrics_.dropped_failed.load() - dropped_at_down_;
+        spdlog::info("cluster: Redis at {} {} after {} ms; {} messages could not cross meanwhile; "
+                     "routes and registry rebuilt",
+                     config_.redis.to_string(), ever_connected ? "back" : "reached",
+                     now_ms() - down_since_ms_, dropped);
+      } else {
+        spdlog::info("cluster: node '{}' joined through Redis at {} ({} other nodes)", config_.node_id,
+                     config_.redis.to_string(), lease_.alive().size());
+      }
+      ever_connected = true;
+      down_since_ms_ = 0;
+      command_up_.store(true, std::memory_order_release);
+      metrics_.command_link_up.store(true, std::memory_order_relaxed);
+    }
+    batch.clear();
+    bool reload = false, rebuild_now = false;
+    {
+      std::unique_lock lock(queue_mu_);
+      uint64_t wait_ms = lease_.next_refresh_ms() > now_ms() ? lease_.next_refresh_ms() - now_ms() : 0;
+      queue_cv_.wait_for(lock, std::chrono::milliseconds(wait_ms), [&] {
+        return stopping_.load() || !queue_.empty() || reload_remote_ || rebuild_needed_;
+      });
+      reload = std::exchange(reload_remote_, false);
+      rebuild_now = std::exchange(rebuild_needed_, false);
+      while (!queue_.empty() && batch.size() < kBatch) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      metrics_.queue_depth.store(queue_.size(), std::memory_order_relaxed);
+    }
+    const uint64_t now = now_ms();
+    bool ok = true;
+    if (rebuild_now || lease_.must_rebuild(now)) {
+      ok = rebuild();
+    } else {
+      if (lease_.refresh_due(now)) ok = refresh();
+      if (ok && reload) {
+        std::vector<std::string> alive;
+        ok = scan_nodes(alive);
+        if (ok) {
+          std::vector<std::string> left(lease_.alive().begin(), lease_.alive().end());
+          lease_.clear();
+          lease_.apply_scan(alive);
+          std::vector<std::string> all(lease_.alive().begin(), lease_.alive().end());
+          ok = load_nodes(all, left);
+        }
+      }
+    }
+    if (ok && !batch.empty()) ok = process(batch);
+    if (!ok) {
+      for (const Op& op : batch) {
+        if (op.kind == Op::kPublish) metrics_.dropped_failed.fetch_add(op.all ? 1 : op.targets.count());
+        if (op.kind == Op::kPush) metrics_.dropped_failed.fetch_add(1);
+      }
+      lost("a batch");
+    }
+  }
+  say_goodbye();
+}
+
+bool RedisRouter::scan_nodes(std::vector<std::string>& out) {
+  out.clear();
+  const std::string pattern = config_.prefix + "node:*";
+  const size_t strip = config_.prefix.size() + 5;
+  std::string cursor = "0";
+  std::vector<RedisReply> r;
+  do {
+    if (!run({{"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"}}, r)) return false;
+    if (r[0].size() != 2) return false;
+    cursor = std::string(r[0].element_str(0));
+    for (size_t i = 0; i < r[0].nested_size(1); ++i) {
+      std::string_view k = r[0].nested_str(1, i);
+      if (k.size() > strip) out.emplace_back(k.substr(strip));
+    }
+  } while (cursor != "0");
+  return true;
+}
+
+bool RedisRouter::load_nodes(const std::vector<std::string>& load, const std::vector<std::string>& drop) {
+  for (const auto& n : drop) {
+    if (std::find(load.begin(), load.end(), n) != load.end()) continue;
+    std::unique_lock lock(routes_mu_);
+    uint16_t i = routes_.find_node(n);
+    if (i != kNoNode) routes_.drop_node(i);
+    route_count_.store(routes_.route_count(), std::memory_order_relaxed);
+    metrics_.remote_routes.store(routes_.route_count(), std::memory_order_relaxed);
+    spdlog::info("cluster: node '{}' left (lease expired or goodbye); its routes are dropped", n);
+  }
+  if (!load.empty()) {
+    std::vector<RedisCommand> cmds;
+    std::vector<std::string> keys;
+    keys.reserve(load.size());
+    for (const auto& n : load) keys.push_back(key("routes", n));
+    for (const auto& k : keys) cmds.push_back({"SMEMBERS", k});
+    std::vector<RedisReply> replies;
+    if (!run(cmds, replies)) return false;
+    for (size_t i = 0; i < load.size(); ++i) {
+      std::vector<std::string> filters;
+      for (size_t j = 0; j < replies[i].size(); ++j) filters.emplace_back(replies[i].element_str(j));
+      std::unique_lock lock(routes_mu_);
+      uint16_t idx = routes_.node_index(load[i]);
+      if (idx == kNoNode) {
+        spdlog::error("cluster: more than {} node names seen; node '{}' is not routed to", kMaxNodes, load[i]);
+        continue;
+      }
+      routes_.replace_node(idx, filters);
+      route_count_.store(routes_.route_count(), std::memory_order_relaxed);
+      metrics_.remote_routes.store(routes_.route_count(), std::memory_order_relaxed);
+    }
+  }
+  metrics_.nodes_alive.store(lease_.alive().size(), std::memory_order_relaxed);
+  return true;
+}
+
+bool RedisRouter::rebuild() {
+  metrics_.rebuilds.fetch_add(1, std::memory_order_relaxed);
+  std::vector<std::string> filters;
+  {
+    std::lock_guard lock(filters_mu_);
+    filters.assign(filters_.begin(), filters_.end());
+  }
+  std::vector<std::string> clients;
+  for (auto& c : broker_.list_clients(std::chrono::seconds(2)))
+    if (c.connected) clients.push_back(std::move(c.client_id));
+  const std::string routes_key = key("routes", config_.node_id);
+  const std::string clients_key = key("clients", config_.node_id);
+  const std::string node_key = key("node", config_.node_id);
+  const std::string lease = std::to_string(lease_.lease_ms());
+  const std::string hello = encode_event(FrameKind::kHello, config_.node_id);
+  std::vector<RedisCommand> cmds;
+  cmds.push_back({"DEL", routes_key, clients_key});
+  add_sadds(cmds, routes_key, filters);
+  add_sadds(cmds, clients_key, clients);
+  cmds.push_back({"PEXPIRE", routes_key, lease});
+  cmds.push_back({"PEXPIRE", clients_key, lease});
+  cmds.push_back({"SET", node_key, incarnation_, "PX", lease});
+  cmds.push_back({"PUBLISH", ctl_channel_, hello});
+  std::vector<RedisReply> replies;
+  if (!run(cmds, replies)) return false;
+  lease_.refreshed(now_ms());
+  {
+    std::lock_guard lock(pending_mu_);
+    pending_connects_.clear();
+  }
+  std::vector<std::string> alive;
+  if (!scan_nodes(alive)) return false;
+  std::vector<std::string> left(lease_.alive().begin(), lease_.alive().end());
+  lease_.clear();
+  lease_.apply_scan(alive);
+  std::vector<std::string> all(lease_.alive().begin(), lease_.alive().end());
+  if (!load_nodes(all, left)) return false;
+  if (!retained_loaded_) {
+    if (!load_retained()) return false;
+    retained_loaded_ = true;
+  }
+  spdlog::debug("cluster: rebuilt {} filters and {} clients in Redis", filters.size(), clients.size());
+  return true;
+}
+
+bool RedisRouter::refresh() {
+  const std::string lease = std::to_string(lease_.lease_ms());
+  std::vector<RedisReply> r;
+  // SET ... GET answers nil when our key was gone: it expired (we were cut off longer than the
+  // lease) or Redis lost its data; either way our sets may be gone too.
+  if (!run({{"SET", key("node", config_.node_id), incarnation_, "PX", lease, "GET"},
+            {"PEXPIRE", key("routes", config_.node_id), lease},
+            {"PEXPIRE", key("clients", config_.node_id), lease}},
+           r))
+    return false;
+  if (r[0].is_nil()) {
+    spdlog::warn("cluster: this node's lease was gone from Redis; rewriting routes and registry");
+    return rebuild();
+  }
+  lease_.refreshed(now_ms());
+  std::vector<std::string> alive;
+  if (!scan_nodes(alive)) return false;
+  auto change = lease_.apply_scan(alive);
+  for (const auto& n : change.joined) spdlog::info("cluster: node '{}' joined", n);
+  return load_nodes(change.joined, change.left);
+}
+
+bool RedisRouter::load_retained() {
+  RedisReply r;
+  if (!cmd_.command({"HGETALL", config_.prefix + "retained"}, r)) return false;
+  size_t n = 0;
+  for (size_t i = 0; i + 1 < r.size(); i += 2) {
+    std::string_view topic = r.element_str(i), value = r.element_str(i + 1);
+    if (value.size() < 2 || static_cast<uint8_t>(value[0]) > 2) continue;
+    broker_.retained().set(SharedBytes::copy_of(as_bytes(topic)), SharedBytes::copy_of(as_bytes(value.substr(1))),
+                           static_cast<mqtt::QoS>(value[0]));
+    ++n;
+  }
+  if (n != 0) spdlog::info("cluster: loaded {} retained messages from Redis", n);
+  return true;
+}
+
+bool RedisRouter::process(std::vector<Op>& batch) {
+  std::vector<RedisCommand> cmds;
+  std::vector<std::string> channels;  // owns channel names the commands point into
+  struct Lookup {
+    size_t op;
+    std::string node;
+    size_t key;  // index in `channels` of "clients:<node>"
+  };
+  std::vector<Lookup> push_lookups;  // one SISMEMBER per push and live node
+  const std::string routes_key = key("routes", config_.node_id);
+  const std::string clients_key = key("clients", config_.node_id);
+  const std::string retained_key = config_.prefix + "retained";
+  const std::string lease = std::to_string(lease_.lease_ms());
+  // Channel and key strings must outlive `cmds`: reserve so they never move.
+  size_t names = 0;
+  for (const Op& op : batch)
+    names += op.kind == Op::kPublish ? (op.all ? lease_.alive().size() : op.targets.count())
+                                     : (op.kind == Op::kPush ? lease_.alive().size() : 0);
+  channels.reserve(names);
+  std::vector<Op*> internal;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Op& op = batch[i];
+    switch (op.kind) {
+      case Op::kPublish: {
+        size_t sent = 0;
+        if (op.all) {
+          for (const auto& n : lease_.alive()) {
+            channels.push_back(key("msg", n));
+            cmds.push_back({"PUBLISH", channels.back(), *op.frame});
+            ++sent;
+          }
+          if (op.retained_value.empty()) {
+            cmds.push_back({"HDEL", retained_key, op.key});
+          } else {
+            cmds.push_back({"HSET", retained_key, op.key, op.retained_value});
+          }
+        } else {
+          std::shared_lock lock(routes_mu_);
+          for (size_t n = 0; n < routes_.node_names() && n < kMaxNodes; ++n) {
+            if (!op.targets.test(n)) continue;
+            channels.push_back(key("msg", routes_.node_name(static_cast<uint16_t>(n))));
+            cmds.push_back({"PUBLISH", channels.back(), *op.frame});
+            ++sent;
+          }
+        }
+        metrics_.messages_out.fetch_add(sent, std::memory_order_relaxed);
+        metrics_.bytes_out.fetch_add(sent * op.frame->size(), std::memory_order_relaxed);
+        break;
+      }
+      case Op::kPush:
+        for (const auto& n : lease_.alive()) {
+          channels.push_back(key("clients", n));
+          push_lookups.push_back({i, n, channels.size() - 1});
+        }
+        break;
+      case Op::kRouteAdd:
+        cmds.push_back({"SADD", routes_key, op.key});
+        cmds.push_back({"PEXPIRE", routes_key, lease});  // never a set without a lease
+        cmds.push_back({"PUBLISH", ctl_channel_, *op.frame});
+        break;
+      case Op::kRouteRemove:
+        cmds.push_back({"SREM", routes_key, op.key});
+        cmds.push_back({"PUBLISH", ctl_channel_, *op.frame});
+        break;
+      case Op::kClientAdd:
+        cmds.push_back({"SADD", clients_key, op.key});
+        cmds.push_back({"PEXPIRE", clients_key, lease});
+        cmds.push_back({"PUBLISH", ctl_channel_, *op.frame});
+        break;
+      case Op::kClientRemove:
+        cmds.push_back({"SREM", clients_key, op.key});
+        break;
+      case Op::kLoadNode:
+      case Op::kForgetNode:
+        internal.push_back(&op);
+        break;
+    }
+  }
+  // Lookups for pushes go in the same round trip; their PUBLISHes need a second one.
+  const size_t first_lookup = cmds.size();
+  for (const Lookup& l : push_lookups) cmds.push_back({"SISMEMBER", channels[l.key], batch[l.op].key});
+  std::vector<RedisReply> replies;
+  if (!run(cmds, replies)) return false;
+  if (!push_lookups.empty()) {
+    std::vector<RedisCommand> pubs;
+    std::vector<std::string> push_channels;
+    push_channels.reserve(push_lookups.size());
+    for (size_t k = 0; k < push_lookups.size(); ++k) {
+      if (replies[first_lookup + k].integer() != 1) continue;
+      const Op& op = batch[push_lookups[k].op];
+      push_channels.push_back(key("msg", push_lookups[k].node));
+      pubs.push_back({"PUBLISH", push_channels.back(), *op.frame});
+      metrics_.messages_out.fetch_add(1, std::memory_order_relaxed);
+      metrics_.bytes_out.fetch_add(op.frame->size(), std::memory_order_relaxed);
+    }
+    metrics_.pushes_out.fetch_add(pubs.size(), std::memory_order_relaxed);
+    if (!run(pubs, replies)) return false;
+  }
+  for (Op* op : internal) {
+    if (op->kind == Op::kLoadNode) {
+      lease_.saw(op->key);
+      if (!load_nodes({op->key}, {})) return false;
+    } else {
+      lease_.forget(op->key);
+      if (!load_nodes({}, {op->key})) return false;
+    }
+  }
+  return true;
+}
+
+void RedisRouter::say_goodbye() {
+  if (!cmd_.connected()) return;
+  // Others drop our routes now instead of sending to us until the lease runs out.
+  std::vector<RedisReply> r;
+  run({{"DEL", key("routes", config_.node_id), key("clients", config_.node_id), key("node", config_.node_id)},
+       {"PUBLISH", ctl_channel_, encode_event(FrameKind::kBye, config_.node_id)}},
+      r);
+  cmd_.close();
+  command_up_.store(false);
+  metrics_.command_link_up.store(false, std::memory_order_relaxed);
+}
+
+// --- subscriber thread ----------------------------------------------------------------------
+
+void RedisRouter::subscriber_main() {
+  RedisConnection sub;
+  uint32_t backoff = kBackoffMinMs;
+  bool warned = false;
+  while (!stopping_) {
+    if (!sub.connected()) {
+      if (!sub.connect(config_.redis, config_.redis_timeout_ms) || !sub.subscribe({ctl_channel_, my_channel_})) {
+        metrics_.redis_errors.fetch_add(1, std::memory_order_relaxed);
+        wait_backoff(backoff);
+        backoff = std::min(backoff * 2, kBackoffMaxMs);
+        continue;
+      }
+      backoff = kBackoffMinMs;
+      warned = false;
+      metrics_.subscriber_link_up.store(true, std::memory_order_relaxed);
+      {
+        std::lock_guard lock(pending_mu_);
+        pending_connects_.clear();  // their notices may have passed while we were away
+      }
+      {
+        std::lock_guard lock(queue_mu_);
+        reload_remote_ = true;  // route events may have passed while we were away
+      }
+      queue_cv_.notify_one();
+    }
+    auto m = sub.poll_message(kPollMs);
+    if (!m) {
+      metrics_.subscriber_link_up.store(false, std::memory_order_relaxed);
+      metrics_.redis_errors.fetch_add(1, std::memory_order_relaxed);
+      if (!warned) spdlog::warn("cluster: Redis subscription lost ({}); reconnecting", sub.error());
+      warned = true;
+      continue;
+    }
+    if (m->raw() == nullptr) continue;  // timeout
+    if (m->size() == 3 && m->element_str(0) == "message") dispatch(m->element_str(1), m->element_str(2));
+  }
+}
+
+void RedisRouter::dispatch(std::string_view /*channel*/, std::string_view data) {
+  auto f = decode_frame(data);
+  if (!f) return;
+  if (f->node == config_.node_id) {
+    if (f->kind == FrameKind::kConnected) {
+      std::lock_guard lock(pending_mu_);
+      pending_connects_.erase(std::string(f->arg));
+    }
+    return;  // our own notices come back on ctl
+  }
+  switch (f->kind) {
+    case FrameKind::kPublish:
+      metrics_.messages_in.fetch_add(1, std::memory_order_relaxed);
+      metrics_.bytes_in.fetch_add(data.size(), std::memory_order_relaxed);
+      broker_.deliver_remote(SharedBytes::copy_of(as_bytes(f->topic)), SharedBytes::copy_of(as_bytes(f->payload)),
+                             f->qos, f->retain);
+      return;
+    case FrameKind::kPush:
+      metrics_.messages_in.fetch_add(1, std::memory_order_relaxed);
+      metrics_.bytes_in.fetch_add(data.size(), std::memory_order_relaxed);
+      if (broker_.registry().find(f->arg).has_value()) {
+        metrics_.pushes_in.fetch_add(1, std::memory_order_relaxed);
+        broker_.send_to_client(f->arg, f->topic, as_bytes(f->payload), f->qos);
+      }
+      return;
+    case FrameKind::kRouteAdd:
+    case FrameKind::kRouteRemove: {
+      metrics_.route_events_in.fetch_add(1, std::memory_order_relaxed);
+      std::unique_lock lock(routes_mu_);
+      uint16_t idx = routes_.node_index(f->node);
+      if (idx == kNoNode) return;
+      if (f->kind == FrameKind::kRouteAdd) {
+        routes_.add(idx, f->arg);
+      } else {
+        routes_.remove(idx, f->arg);
+      }
+      route_count_.store(routes_.route_count(), std::memory_order_relaxed);
+      metrics_.remote_routes.store(routes_.route_count(), std::memory_order_relaxed);
+      return;
+    }
+    case FrameKind::kHello:
+    case FrameKind::kBye: {
+      Op op(f->kind == FrameKind::kHello ? Op::kLoadNode : Op::kForgetNode);
+      op.key = std::string(f->node);
+      enqueue(std::move(op), false);
+      return;
+    }
+    case FrameKind::kConnected: {
+      if (is_generated_id(f->arg)) return;
+      {
+        std::lock_guard lock(pending_mu_);
+        // Ours connected after theirs in Redis' order: theirs is the one to close, over there.
+        if (pending_connects_.count(std::string(f->arg)) != 0) return;
+      }
+      auto e = broker_.registry().find(f->arg);
+      if (e && e->conn.valid() && broker_.kick(f->arg)) {
+        metrics_.takeover_kicks.fetch_add(1, std::memory_order_relaxed);
+        spdlog::debug("cluster: client '{}' connected on node '{}': closed here", f->arg, f->node);
+      }
+      return;
+    }
+  }
+}
+
+}  // namespace tcpms::cluster

@@ -1,0 +1,168 @@
+// RedisRouter: the broker's Router across tcpms nodes (machines), through Redis.
+//
+// Keys and channels (prefix "tcpms:"):
+//   node:<N>      lease of node N: a key with a TTL of lease_ms, refreshed every lease_ms/3
+//   routes:<N>    SET of N's topic filters (same TTL)        -- the route table
+//   clients:<N>   SET of client ids connected on N (same TTL) -- the client registry
+//   retained      HASH topic -> [qos][payload]: what a node joining later loads
+//   ctl           channel: route changes, hello/bye, "client X connected on N"
+//   msg:<N>       channel: publishes and pushes for node N
+//
+// A publish costs no Redis round trip to decide where it goes: each node keeps the other
+// nodes' filters in a local trie (RouteTable), loaded with SMEMBERS and kept current by the
+// ctl notifications, and sends a message only to the nodes whose filters match. Retained
+// publishes go to every live node (each keeps every retained message, as worker processes
+// do) and into the retained hash.
+//
+// Threads: loop threads call the Router hooks, which never touch Redis: they match the trie
+// under a shared lock and put one operation on a bounded queue (full: dropped and counted).
+// A command thread owns one blocking hiredis connection, drains the queue in pipelined
+// batches and keeps the lease; a subscriber thread owns a second connection, receives the
+// two channels and hands messages to Broker's thread-safe entry points. Redis unreachable:
+// local delivery goes on, what would cross is counted as dropped, both threads reconnect with
+// backoff, and the command thread rewrites this node's routes and registry on reconnection.
+//
+// Thread rules: construct and set on the Broker before Broker::attach; start() after
+// Server::start(); stop() before the Broker is destroyed (it says goodbye to the other nodes).
+// Hooks from any thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include "broker/broker.h"
+#include "broker/router.h"
+#include "cluster/cluster_metrics.h"
+#include "cluster/frame.h"
+#include "cluster/lease.h"
+#include "cluster/redis_client.h"
+#include "cluster/route_table.h"
+
+namespace tcpms::cluster {
+
+struct ClusterConfig {
+  RedisAddress redis;
+  std::string node_id;
+  uint32_t lease_ms = 5000;
+  uint32_t redis_timeout_ms = 2000;  // connect and per-reply timeout
+  size_t queue_capacity = 65536;     // operations waiting for the command thread
+  std::string prefix = "tcpms:";
+};
+
+class RedisRouter final : public broker::Router {
+ public:
+  RedisRouter(broker::Broker& broker, ClusterConfig config);
+  ~RedisRouter() override;
+
+  void start();
+  void stop();
+
+  bool wants_filter_events() const override { return true; }
+  void on_filter_added(std::string_view filter) override;
+  void on_filter_removed(std::string_view filter) override;
+  void on_local_publish(const SharedBytes& topic, const SharedBytes& payload, mqtt::QoS qos,
+                        bool retain) override;
+  bool push_to_client(std::string_view client_id, const SharedBytes& topic,
+                      const SharedBytes& payload, mqtt::QoS qos) override;
+  void on_client_connected(std::string_view client_id) override;
+  void on_client_disconnected(std::string_view client_id) override;
+
+  const ClusterMetrics& metrics() const noexcept { return metrics_; }
+  void render_metrics(std::string& out) const { metrics_.render(out, config_.node_id); }
+
+ private:
+  struct Op {
+    enum Kind : uint8_t {
+      kPublish,       // frame to `targets` (or every live node when `all`)
+      kPush,          // frame to whichever live node holds client `key`
+      kRouteAdd,      // SADD routes:self key + notify
+      kRouteRemove,   // SREM routes:self key + notify
+      kClientAdd,     // SADD clients:self key + notify (takeover)
+      kClientRemove,  // SREM clients:self key
+      kLoadNode,      // (internal) a node said hello: load its routes
+      kForgetNode,    // (internal) a node said bye
+    };
+    explicit Op(Kind k) : kind(k) {}
+    Kind kind;
+    bool all = false;
+    NodeSet targets;
+    std::string key;
+    std::shared_ptr<const std::string> frame;
+    std::string retained_value;  // kPublish with retain: [qos][payload] for the hash
+  };
+
+  bool enqueue(Op op, bool is_message);
+  void command_main();
+  void subscriber_main();
+  // Command thread; false when the connection broke.
+  bool rebuild();
+  bool refresh();
+  bool load_nodes(const std::vector<std::string>& joined, const std::vector<std::string>& left);
+  bool scan_nodes(std::vector<std::string>& out);
+  bool load_retained();
+  bool process(std::vector<Op>& batch);
+  bool run(const std::vector<RedisCommand>& cmds, std::vector<RedisReply>& replies);
+  void say_goodbye();
+  void drop_queued(const char* why);
+  void wait_backoff(uint32_t ms);
+  void lost(const char* what);
+  // Subscriber thread.
+  void dispatch(std::string_view channel, std::string_view data);
+
+  std::string key(std::string_view kind, std::string_view node) const {
+    return config_.prefix + std::string(kind) + ":" + std::string(node);
+  }
+
+  broker::Broker& broker_;
+  ClusterConfig config_;
+  const std::string ctl_channel_;
+  const std::string my_channel_;
+  const std::string incarnation_;
+  ClusterMetrics metrics_;
+
+  // Remote routes: written by the Redis threads, matched by loop threads.
+  mutable std::shared_mutex routes_mu_;
+  RouteTable routes_;
+  std::atomic<uint64_t> route_count_{0};
+
+  // Local filters (for rebuilds); guarded by filters_mu_.
+  std::mutex filters_mu_;
+  std::unordered_set<std::string> filters_;
+
+  // Client ids that connected here whose "connected" notice has not come back from Redis yet:
+  // a notice from another node for such an id is older than ours, so it must not close ours.
+  std::mutex pending_mu_;
+  std::unordered_set<std::string> pending_connects_;
+
+  // The command queue.
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::deque<Op> queue_;
+  bool reload_remote_ = false;  // the subscriber (re)connected: events may have been missed
+  bool rebuild_needed_ = false;  // a route or registry change was dropped (queue full)
+
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;  // wakes a thread waiting out a backoff
+
+  std::atomic<bool> running_{false}, stopping_{false};
+  std::atomic<bool> command_up_{false};
+  std::thread command_thread_, subscriber_thread_;
+
+  // Command thread only.
+  RedisConnection cmd_;
+  LeaseTable lease_;
+  bool retained_loaded_ = false;
+  uint64_t down_since_ms_ = 0;
+  uint64_t dropped_at_down_ = 0;
+};
+
+}  // namespace tcpms::cluster
