@@ -66,6 +66,9 @@ class PasswordDb {
 
   bool contains(std::string_view user) const { return users_.find(user) != users_.end(); }
   size_t size() const noexcept { return users_.size(); }
+  // What an unknown user is checked against: the same scheme and iteration count as the
+  // file's users, so both answers cost the same PBKDF2 work.
+  const PasswordHash& dummy_hash() const noexcept { return dummy_; }
 
  private:
   struct Hash {

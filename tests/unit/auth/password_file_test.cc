@@ -99,21 +99,17 @@ TEST(PasswordFile, UsernameRules) {
   EXPECT_NE(username_problem(std::string(65536, 'x')), "");
 }
 
-// The unknown-user path must cost a hash with the file's iteration count, like a wrong password.
-TEST(PasswordDb, UnknownUserTakesAsLongAsWrongPassword) {
-  auto db = *PasswordDb::parse(line_for("a", "pa", 100'000), "pw");
-  auto time = [&](std::string_view user) {
-    auto best = std::chrono::nanoseconds::max();
-    for (int i = 0; i < 3; ++i) {
-      auto t0 = std::chrono::steady_clock::now();
-      (void)db->verify(user, "wrong");
-      best = std::min(best, std::chrono::steady_clock::now() - t0);
-    }
-    return best;
-  };
-  auto known = time("a"), unknown = time("nobody");
-  EXPECT_GT(unknown, known / 2) << "unknown " << unknown.count() << " ns, known " << known.count();
-  EXPECT_LT(unknown, known * 2) << "unknown " << unknown.count() << " ns, known " << known.count();
+// The unknown-user path must cost a hash with the file's iteration count, like a wrong
+// password. Asserted on the work done, not on a clock (timed tests are flaky on shared CI).
+TEST(PasswordDb, UnknownUserIsCheckedAgainstAHashOfTheSameCost) {
+  std::string text = line_for("a", "pa", 100'000) + "\n" + line_for("b", "pb", 100'000) +
+                     "\n" + line_for("c", "pc", 7'000) + "\n";
+  auto db = *PasswordDb::parse(text, "pw");
+  EXPECT_EQ(db->dummy_hash().scheme, HashScheme::kPbkdf2Sha512);
+  EXPECT_EQ(db->dummy_hash().iterations, 100'000u);  // the most common count in the file
+  EXPECT_EQ(db->verify("nobody", "pa"), PasswordDb::Verdict::kUnknownUser);
+  EXPECT_EQ(db->verify("a", "wrong"), PasswordDb::Verdict::kWrongPassword);
+  EXPECT_EQ(db->verify("a", "pa"), PasswordDb::Verdict::kOk);
 }
 
 TEST(PasswordDb, ConcurrentVerifyDuringSwap) {
