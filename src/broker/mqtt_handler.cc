@@ -728,7 +728,7 @@ void MqttHandler::route(const SharedBytes& topic, const SharedBytes& payload, Qo
   // Existing subscribers get RETAIN 0 [MQTT-3.3.1-9].
   deliver_local(topic, payload, qos);
   for (MqttHandler* other : broker_.handlers()) {
-    if (other == this || !other->has_subscriptions()) continue;
+    if (other == this || !other->may_match(as_chars(topic.view()))) continue;
     // One task per loop, whatever the number of its subscribers.
     if (other->loop().post([other, topic, payload, qos] { other->deliver_local(topic, payload, qos); }))
       stats_.cross_loop_posts.add();

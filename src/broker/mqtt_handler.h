@@ -54,6 +54,10 @@ class MqttHandler final : public Handler {
   bool has_subscriptions() const noexcept {
     return subscription_count_.load(std::memory_order_relaxed) != 0;
   }
+  // Read by other loops: false when no subscription here can match `topic`.
+  bool may_match(std::string_view topic) const noexcept {
+    return has_subscriptions() && tree_.summary().may_match(topic);
+  }
 
   // --- loop-thread entry points (run through EventLoop::post by Broker and other loops) ---
   // A publish entering the broker on this loop: retained store, local delivery, other loops,

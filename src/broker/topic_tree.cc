@@ -94,6 +94,7 @@ TopicTree::SubscribeResult TopicTree::subscribe(std::string_view filter, Session
     return r;
   }
   r.first_at_node = r.node->subs_.empty();
+  if (r.first_at_node) summarize(r.node, +1);
   uint32_t index = r.node->subs_.push_back(SubEntry(s, qos));
   s->subs.push_back(SubRecord{r.node, index});
   ++subscriptions_;
@@ -109,6 +110,7 @@ void TopicTree::remove(Session* s, SubRecord* rec, bool* last_at_node) {
   }
   s->subs.erase(rec);
   --subscriptions_;
+  if (node->subs_.empty()) summarize(node, -1);
   if (last_at_node) *last_at_node = node->subs_.empty();
   prune(node);
 }
@@ -130,6 +132,21 @@ void TopicTree::prune(TopicNode* n) {
     --nodes_;
     delete n;
     n = parent;
+  }
+}
+
+void TopicTree::summarize(const TopicNode* n, int delta) {
+  // The first two levels of the node's path: walk up, keeping the last two nodes seen.
+  const TopicNode* first = n;
+  const TopicNode* second = nullptr;
+  while (first->parent_ != &root_) {
+    second = first;
+    first = first->parent_;
+  }
+  if (delta > 0) {
+    summary_.add(first->level(), second != nullptr, second ? second->level() : std::string_view());
+  } else {
+    summary_.remove(first->level(), second != nullptr, second ? second->level() : std::string_view());
   }
 }
 

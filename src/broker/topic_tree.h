@@ -27,6 +27,7 @@
 #include "broker/inline_vector.h"
 #include "broker/session.h"
 #include "broker/small_string.h"
+#include "broker/topic_summary.h"
 #include "mqtt/types.h"
 
 namespace tcpms::broker {
@@ -121,6 +122,8 @@ class TopicTree {
   std::string filter_of(const TopicNode* node) const;
   TopicNode* find(std::string_view filter) const;
   size_t subscription_count() const noexcept { return subscriptions_; }
+  // What other loops read to skip this one (topic_summary.h). Any thread.
+  const TopicSummary& summary() const noexcept { return summary_; }
   size_t node_count() const noexcept { return nodes_; }
 
  private:
@@ -155,9 +158,12 @@ class TopicTree {
   void edge_erase(TopicNode* n);
   void edge_grow();
   void prune(TopicNode* n);
+  // Adds (+1) or removes (-1) a filter node in the summary, by its first two levels.
+  void summarize(const TopicNode* n, int delta);
   TopicNode* walk(std::string_view filter, bool create);
 
   TopicNode root_{nullptr, ""};
+  TopicSummary summary_;
   std::vector<TopicNode*> slots_;
   size_t edges_ = 0;
   size_t nodes_ = 0;

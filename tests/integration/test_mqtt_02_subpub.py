@@ -136,3 +136,18 @@ def test_subscribe_refusals():
         c.send(subscribe_packet(3, [("ok/1", 1), ("$share/g/x", 0), ("ok/2", 2)]))
         p = c.expect(SUBACK)
         assert (p.pid, p.codes) == (3, [1, 0x80, 2])
+
+
+def test_publish_skips_loops_without_a_match():
+    # Push-to-device: each client subscribes to its own topic. A publish is posted only to
+    # the loop holding that device (the per-loop summary), not to every loop.
+    with mqtt_server("--threads", "4") as srv:
+        devices = [sub(srv.port, f"dev{i}", [(f"devices/dev{i}/cmd", 0)]) for i in range(40)]
+        pub = connected(srv.port, "ctl")
+        for i in range(40):
+            pub.publish(f"devices/dev{i}/cmd", f"for {i}".encode())
+        for i, d in enumerate(devices):
+            assert d.expect(PUBLISH).payload == f"for {i}".encode()
+            d.expect_nothing(0.05)
+        posts = srv.metrics()["tcpms_mqtt_cross_loop_posts_total"]
+        assert posts <= 40 + 5, posts  # at most one other loop per publish (a few false positives)

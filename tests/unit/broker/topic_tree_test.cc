@@ -187,3 +187,54 @@ TEST(TopicTreeLayout, CompactEntries) {
 
 }  // namespace
 }  // namespace tcpms::broker
+
+namespace tcpms::broker {
+namespace {
+
+TEST(TopicSummary, SkipsLoopsThatCannotMatch) {
+  TopicTree tree;
+  Session a("a"), b("b");
+  EXPECT_FALSE(tree.summary().may_match("devices/1/cmd"));
+  tree.subscribe("devices/1/cmd", &a, mqtt::QoS::k0);
+  EXPECT_TRUE(tree.summary().may_match("devices/1/cmd"));
+  EXPECT_TRUE(tree.summary().may_match("devices/1"));  // same first two levels: may
+  // Other devices: skipped (up to Bloom false positives, none for these few).
+  int hits = 0;
+  for (int i = 2; i < 200; ++i) hits += tree.summary().may_match("devices/" + std::to_string(i) + "/cmd");
+  EXPECT_LT(hits, 5);
+  tree.subscribe("sensors/+/temp", &b, mqtt::QoS::k0);
+  EXPECT_TRUE(tree.summary().may_match("sensors/x/temp"));
+  EXPECT_TRUE(tree.summary().may_match("sensors"));
+  tree.subscribe("#", &b, mqtt::QoS::k0);
+  EXPECT_TRUE(tree.summary().may_match("anything/at/all"));
+  EXPECT_FALSE(tree.summary().may_match("$SYS/broker/uptime"));  // [MQTT-4.7.2-1]
+  tree.unsubscribe("#", &b);
+  EXPECT_FALSE(tree.summary().may_match("anything/at/all"));
+  tree.unsubscribe("devices/1/cmd", &a);
+  EXPECT_FALSE(tree.summary().may_match("devices/1/cmd"));
+  tree.unsubscribe("sensors/+/temp", &b);
+  EXPECT_FALSE(tree.summary().may_match("sensors/x/temp"));
+}
+
+TEST(TopicSummary, NeverSkipsAMatch) {
+  // Whatever the filters, a topic the tree matches is never skipped.
+  TopicTree tree;
+  std::vector<std::unique_ptr<Session>> ss;
+  const char* filters[] = {"a", "a/#", "a/+", "a/b", "a/b/c", "+/b", "$SYS/#", "$x/y", "/", "/+",
+                           "c/+/d/#"};
+  for (const char* f : filters) {
+    ss.push_back(std::make_unique<Session>(f));
+    tree.subscribe(f, ss.back().get(), mqtt::QoS::k0);
+  }
+  for (const char* t : {"a", "a/b", "a/b/c", "a/q", "z/b", "$SYS/x", "$x/y", "/", "/q", "c/1/d",
+                        "c/1/d/e/f", "q"}) {
+    bool matched = false;
+    tree.match(t, [&](Session*, mqtt::QoS) { matched = true; });
+    if (matched) EXPECT_TRUE(tree.summary().may_match(t)) << t;
+  }
+  for (auto& s : ss)
+    while (!s->subs.empty()) tree.remove(s.get(), &s->subs[0]);
+}
+
+}  // namespace
+}  // namespace tcpms::broker
