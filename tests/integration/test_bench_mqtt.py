@@ -1,0 +1,157 @@
+"""tcpms-bench's MQTT workloads (mqtt-conn, mqtt-fanout, mqtt-p2p) against the real tcpms-server
+on loopback, at a small scale: the numbers must add up (every client connected and subscribed,
+every publish delivered to every subscriber at QoS 1, losses counted when a subscriber stops
+reading, refusals counted by CONNACK return code, worker processes meeting at the barrier)."""
+import json
+import subprocess
+
+import pytest
+
+from mqtt_raw import mqtt_server
+from tcpms_harness import binary
+
+
+def bench(*args, timeout=120):
+    """Runs tcpms-bench with --json; returns (exit code, parsed JSON, stderr)."""
+    proc = subprocess.run([binary("tcpms-bench"), *args, "--json", "--no-progress"], capture_output=True,
+                          text=True, timeout=timeout)
+    assert proc.stdout.strip(), f"no JSON on stdout (rc {proc.returncode}):\n{proc.stderr}"
+    return proc.returncode, json.loads(proc.stdout), proc.stderr
+
+
+@pytest.fixture(scope="module")
+def server():
+    with mqtt_server("--threads", "2") as s:
+        yield s
+
+
+def target(server):
+    return f"127.0.0.1:{server.port}"
+
+
+def assert_all_delivered(j, subscribers, receivers_per_publish):
+    """Every client subscribed and every publish reached each of its receivers once."""
+    c = j["counters"]
+    assert c["subscribed"] == subscribers
+    assert c["deliveries"] == c["ops"] == c["expected_deliveries"] == c["published"] * receivers_per_publish
+    assert c["lost"] == 0
+    assert c.get("duplicates", 0) == 0 and c.get("lost_in_gaps", 0) == 0
+    assert j["latency"]["delivery"]["count"] == c["deliveries"]
+    assert j["failure_total"] == 0, j["failures"]
+    return c
+
+
+def test_mqtt_conn_connects_and_subscribes_every_client(server):
+    rc, j, err = bench("mqtt-conn", "--target", target(server), "--connections", "2000", "--rate", "10000",
+                       "--hold", "0.3", "--server-pid", str(server.pid))
+    assert rc == 0, err
+    c = j["counters"]
+    assert j["workload"] == "mqtt-conn"
+    assert c["attempted"] == c["established"] == 2000
+    assert c["subscribed"] == c["ops"] == c["connections"] == 2000
+    assert j["failure_total"] == 0, j["failures"]
+    assert j["latency"]["connack"]["count"] == 2000
+    assert j["latency"]["suback"]["count"] == 2000
+    assert c["subscribes_per_s"] > 0
+    # ops are subscribed clients, so the server's cost per op is per CONNECT + SUBSCRIBE.
+    assert j["server_cost"]["cpu_us_per_op"] > 0
+    assert "rss_bytes_per_connection" in j["server_cost"]
+    assert j["parameters"]["protocol"] == "mqtt-3.1.1"
+
+
+def test_mqtt_conn_keep_alive_pings_hold_clients_past_the_deadline(server):
+    # The broker closes a client silent for 1.5 x keep-alive; the bench pings every half of it.
+    rc, j, err = bench("mqtt-conn", "--target", target(server), "--connections", "50", "--keep-alive", "1",
+                       "--hold", "2.5")
+    assert rc == 0, err
+    assert j["counters"]["connections"] == 50
+    assert j["failure_total"] == 0, j["failures"]
+
+
+def test_mqtt_conn_refusals_are_counted_by_return_code():
+    with mqtt_server("--auth-user", "alice:secret", "--deny-anonymous") as s:
+        rc, j, err = bench("mqtt-conn", "--target", target(s), "--connections", "30", "--hold", "0")
+    assert rc == 1, err
+    assert j["failures"] == {"connack_rc_5": 30}
+    assert j["counters"].get("subscribed", 0) == 0
+    assert j["latency"]["connack"]["count"] == 30
+
+
+def test_mqtt_fanout_qos1_delivers_every_publish_to_every_subscriber(server):
+    rc, j, err = bench("mqtt-fanout", "--target", target(server), "--subscribers", "200", "--publishers", "2",
+                       "--qos", "1", "--publish-rate", "200", "--duration", "1", "--server-pid", str(server.pid))
+    assert rc == 0, err
+    c = assert_all_delivered(j, 200, 200)
+    assert c["published"] >= 150  # 200/s for 1 s, open loop
+    assert c["end_markers_sent"] == 2
+    assert c["end_markers_received"] == 200 * 2
+    assert c["deliveries_per_s"] > 0
+    # The server's CPU over the publish phase, per delivery.
+    assert c["phase_server_cpu_us"] >= 0 and c["phase_ms"] > 0
+    assert j["parameters"]["mode"] == "open_loop"
+
+
+def test_mqtt_fanout_worker_processes_meet_at_the_barrier(server):
+    # Subscribers and the publisher sit in different processes and loops: publishing starts
+    # only once every one of them is subscribed, so nothing is lost.
+    rc, j, err = bench("mqtt-fanout", "--target", target(server), "--subscribers", "300", "--publishers", "1",
+                       "--qos", "1", "--publish-rate", "100", "--duration", "1", "--processes", "2",
+                       "--threads", "2")
+    assert rc == 0, err
+    assert j["layout"]["processes"] == 2
+    assert_all_delivered(j, 300, 300)
+
+
+def test_mqtt_fanout_flat_out_qos1_is_acknowledged(server):
+    rc, j, err = bench("mqtt-fanout", "--target", target(server), "--subscribers", "20", "--publishers", "2",
+                       "--qos", "1", "--inflight", "5", "--duration", "1")
+    assert rc == 0, err
+    c = j["counters"]
+    assert j["parameters"]["mode"] == "as_fast_as_possible"
+    assert c["published"] > 100
+    assert c["expected_deliveries"] == c["published"] * 20
+    # Flat out, the publishers are acknowledged faster than 20 subscribers read: whatever the
+    # broker's per-client queue limit dropped shows up as lost, never as a failure.
+    assert c["deliveries"] + c["lost"] == c["expected_deliveries"]
+    assert c["end_markers_sent"] == 2
+    assert j["failure_total"] == 0, j["failures"]
+
+
+def test_mqtt_fanout_slow_subscribers_lose_qos0_and_losses_add_up():
+    # Two of four subscribers stop reading while 20 MB/s is published; the broker drops QoS 0
+    # to them past 64 KiB unsent. The fast two get everything.
+    with mqtt_server("--threads", "1", "--max-queued-bytes", "65536") as s:
+        rc, j, err = bench("mqtt-fanout", "--target", target(s), "--subscribers", "4", "--publishers", "1",
+                           "--payload", "4000", "--publish-rate", "5000", "--duration", "2",
+                           "--slow-subscribers", "2", "--drain", "1")
+    assert rc == 0, err
+    c = j["counters"]
+    published = c["published"]
+    assert c["expected_deliveries"] == published * 4
+    assert c["lost"] == c["expected_deliveries"] - c["deliveries"]
+    assert c["lost"] > 0
+    assert c["lost"] <= published * 2  # only the slow ones lose
+    assert c["deliveries"] >= published * 2
+    assert j["failure_total"] == 0, j["failures"]
+
+
+def test_mqtt_p2p_delivers_each_message_to_its_one_subscriber(server):
+    rc, j, err = bench("mqtt-p2p", "--target", target(server), "--connections", "400", "--qos", "1",
+                       "--publish-rate", "4000", "--duration", "1", "--threads", "2")
+    assert rc == 0, err
+    c = assert_all_delivered(j, 400, 1)
+    assert c["published"] >= 3000
+    assert c["end_markers_received"] == 400
+
+
+def test_mqtt_usage_errors(server):
+    proc = subprocess.run([binary("tcpms-bench"), "mqtt-fanout", "--target", target(server), "--subscribers", "10",
+                           "--connections", "5"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 64
+    assert "--subscribers + --publishers" in proc.stderr
+    proc = subprocess.run([binary("tcpms-bench"), "mqtt-p2p", "--target", target(server), "--connections", "1"],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 64
+    proc = subprocess.run([binary("tcpms-bench"), "mqtt-conn", "--target", target(server), "--qos", "2"],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 64
