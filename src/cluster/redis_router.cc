@@ -66,6 +66,11 @@ void RedisRouter::start() {
   if (running_.exchange(true)) return;
   command_thread_ = std::thread([this] { command_main(); });
   subscriber_thread_ = std::thread([this] { subscriber_main(); });
+  // Give the first connection a moment, so a node that can reach Redis has loaded the routes
+  // and retained messages before it says it is listening; one that cannot goes on alone.
+  std::unique_lock lock(stop_mu_);
+  stop_cv_.wait_for(lock, std::chrono::milliseconds(config_.redis_timeout_ms),
+                    [this] { return first_attempt_done_; });
 }
 
 void RedisRouter::stop() {
@@ -258,12 +263,22 @@ bool RedisRouter::run(const std::vector<RedisCommand>& cmds, std::vector<RedisRe
   return true;
 }
 
+void RedisRouter::first_attempt_over() {
+  {
+    std::lock_guard lock(stop_mu_);
+    if (first_attempt_done_) return;
+    first_attempt_done_ = true;
+  }
+  stop_cv_.notify_all();
+}
+
 void RedisRouter::command_main() {
   uint32_t backoff = kBackoffMinMs;
   bool ever_connected = false;
   std::vector<Op> batch;
   while (!stopping_) {
     if (!cmd_.connected()) {
+      if (ever_connected || down_since_ms_ != 0) first_attempt_over();
       if (!cmd_.connect(config_.redis, config_.redis_timeout_ms)) {
         metrics_.redis_errors.fetch_add(1, std::memory_order_relaxed);
         if (down_since_ms_ == 0) {
@@ -297,6 +312,7 @@ void RedisRouter::command_main() {
       down_since_ms_ = 0;
       command_up_.store(true, std::memory_order_release);
       metrics_.command_link_up.store(true, std::memory_order_relaxed);
+      first_attempt_over();
     }
     batch.clear();
     bool reload = false, rebuild_now = false;
@@ -413,7 +429,10 @@ bool RedisRouter::rebuild() {
   const std::string node_key = key("node", config_.node_id);
   const std::string lease = std::to_string(lease_.lease_ms());
   const std::string hello = encode_event(FrameKind::kHello, config_.node_id);
+  // One transaction: a node reading our routes meanwhile sees the old set or the new one,
+  // never the empty one between DEL and SADD.
   std::vector<RedisCommand> cmds;
+  cmds.push_back({"MULTI"});
   cmds.push_back({"DEL", routes_key, clients_key});
   add_sadds(cmds, routes_key, filters);
   add_sadds(cmds, clients_key, clients);
@@ -421,8 +440,13 @@ bool RedisRouter::rebuild() {
   cmds.push_back({"PEXPIRE", clients_key, lease});
   cmds.push_back({"SET", node_key, incarnation_, "PX", lease});
   cmds.push_back({"PUBLISH", ctl_channel_, hello});
+  cmds.push_back({"EXEC"});
   std::vector<RedisReply> replies;
   if (!run(cmds, replies)) return false;
+  if (!replies.back().ok() || replies.back().size() != cmds.size() - 2) {
+    spdlog::warn("cluster: rewriting routes and registry failed: {}", replies.back().str());
+    return false;
+  }
   lease_.refreshed(now_ms());
   {
     std::lock_guard lock(pending_mu_);

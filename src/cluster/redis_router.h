@@ -23,7 +23,7 @@
 // backoff, and the command thread rewrites this node's routes and registry on reconnection.
 //
 // Thread rules: construct and set on the Broker before Broker::attach; start() after
-// Server::start(); stop() before the Broker is destroyed (it says goodbye to the other nodes).
+// Server::start() (it waits up to redis_timeout_ms for the first join); stop() before the Broker is destroyed (it says goodbye to the other nodes).
 // Hooks from any thread.
 #pragma once
 
@@ -115,6 +115,7 @@ class RedisRouter final : public broker::Router {
   void drop_queued(const char* why);
   void wait_backoff(uint32_t ms);
   void lost(const char* what);
+  void first_attempt_over();
   // Subscriber thread.
   void dispatch(std::string_view channel, std::string_view data);
 
@@ -152,6 +153,7 @@ class RedisRouter final : public broker::Router {
 
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;  // wakes a thread waiting out a backoff
+  bool first_attempt_done_ = false;  // guarded by stop_mu_; start() waits for it
 
   std::atomic<bool> running_{false}, stopping_{false};
   std::atomic<bool> command_up_{false};
