@@ -149,7 +149,10 @@ std::vector<ClientInfo> Broker::list_clients(std::chrono::milliseconds timeout) 
 void Broker::deliver_remote(const SharedBytes& topic, const SharedBytes& payload, mqtt::QoS qos,
                             bool retain) {
   if (handlers_.empty()) return;
-  MqttHandler* h = handlers_[next_loop_.fetch_add(1, std::memory_order_relaxed) % handlers_.size()];
+  // One loop per topic, so messages on a topic arrive in the order they were sent (ordered
+  // topics, MQTT 3.1.1 §4.6); round robin over loops could swap two of them.
+  size_t pick = std::hash<std::string_view>{}(as_chars(topic.view())) % handlers_.size();
+  MqttHandler* h = handlers_[pick];
   if (h != nullptr)
     h->loop().post([h, topic, payload, qos, retain] { h->route(topic, payload, qos, retain, true); });
 }
