@@ -24,6 +24,7 @@
 #include "doctor/checks.h"
 #include "echo/echo_handler.h"
 #include "net/socket.h"
+#include "mqtt_push_target.h"
 #include "server_options.h"
 #include "tcpms/server.h"
 #include "tcpms/signal_watcher.h"
@@ -139,10 +140,13 @@ int serve(const ServerOptions& opt, config::Settings& settings, Endpoint listen_
   if (mesh) mesh->start();
   if (cluster_router) cluster_router->start();
 
+  std::unique_ptr<MqttPushTarget> mqtt_push;  // outlives the AdminServer (declared before it)
   std::unique_ptr<admin::AdminServer> admin;
   if (admin_at) {
     admin = std::make_unique<admin::AdminServer>(server, admin::AdminConfig{*admin_at, opt.admin_token});
     if (mqtt_broker) {
+      mqtt_push = std::make_unique<MqttPushTarget>(server, *mqtt_broker);
+      admin->set_push_target(mqtt_push.get());
       admin->add_metrics_source(
           [b = mqtt_broker.get()](std::string& out) { b->render_metrics(out); });
     }
