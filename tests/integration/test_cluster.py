@@ -1,0 +1,449 @@
+"""Cluster through Redis (docs/cluster.md): a real redis-server, three tcpms nodes and HAProxy
+on loopback. Publish anywhere, delivered everywhere (wildcards, QoS 1/2, retained); push to a
+client id through another node's HTTP API; takeover across nodes; a node killed -9 (the others
+keep serving, its routes expire by lease); Redis stopped and restarted mid-traffic (local
+delivery never stops, cross-node delivery comes back).
+
+The tests share one cluster and run in file order: the last two break it on purpose."""
+import json
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from mqtt_raw import PUBLISH, RawClient, connected
+from tcpms_harness import Server
+
+LEASE_S = 2
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred, timeout, what, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out: {what}")
+
+
+class Redis:
+    """redis-server on a free loopback port, no persistence: a restart starts empty, which is
+    the worst case for the nodes (everything must be rebuilt)."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--protected-mode", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: self._ping(), 10, "redis-server answering PING")
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def _ping(self):
+        try:
+            return self.command("PING") == "PONG"
+        except OSError:
+            return False
+
+    def command(self, *args):
+        """One command, simple replies only (status, integer, bulk, array of bulks)."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+            out = f"*{len(args)}\r\n" + "".join(f"${len(str(a).encode())}\r\n{a}\r\n" for a in args)
+            s.sendall(out.encode())
+            f = s.makefile("rb")
+            return self._read(f)
+
+    def _read(self, f):
+        line = f.readline().rstrip(b"\r\n")
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise RuntimeError(rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            return None if n < 0 else f.read(n + 2)[:-2].decode(errors="replace")
+        if kind == b"*":
+            return [self._read(f) for _ in range(int(rest))]
+        raise RuntimeError(f"unexpected reply {line!r}")
+
+
+def node(redis_port, name):
+    return Server("--protocol", "mqtt", "--sys-interval", "0", "--threads", "2",
+                  "--cluster", f"redis://127.0.0.1:{redis_port}", "--node-id", name,
+                  "--cluster-lease-s", str(LEASE_S))
+
+
+HAPROXY_CFG = """global
+  maxconn 4096
+defaults
+  mode tcp
+  timeout connect 2s
+  timeout client 1h
+  timeout server 1h
+frontend mqtt
+  bind 127.0.0.1:{port}
+  default_backend tcpms
+backend tcpms
+  balance roundrobin
+  option httpchk GET /readyz
+  http-check expect status 200
+{servers}
+"""
+
+
+class HAProxy:
+    def __init__(self, nodes):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="tcpms-haproxy-")
+        servers = "\n".join(
+            f"  server {name} 127.0.0.1:{n.port} check port {n.admin_port} inter 300ms fall 2 rise 1"
+            for name, n in nodes.items())
+        self.cfg = os.path.join(self.dir, "haproxy.cfg")
+        with open(self.cfg, "w") as f:
+            f.write(HAPROXY_CFG.format(port=self.port, servers=servers))
+        self.proc = None
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(["haproxy", "-db", "-f", self.cfg],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def up():
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+        wait_until(up, 10, "haproxy listening")
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Paho:
+    """A paho client on a background thread; messages land in a queue. No automatic
+    reconnection matters here: a kicked client would otherwise take its id back."""
+
+    def __init__(self, port, client_id="", clean=True):
+        self.msgs = queue.Queue()
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        self.c = mqtt.Client(client_id=client_id, clean_session=clean)
+        self.c.on_connect = lambda c, u, f, rc: self.connected.set()
+        self.c.on_subscribe = lambda c, u, mid, q: self.subscribed.set()
+        self.c.on_message = lambda c, u, m: self.msgs.put((m.topic, m.payload, m.qos, m.retain))
+        self.c.connect("127.0.0.1", port, keepalive=30)
+        self.c.loop_start()
+        assert self.connected.wait(5), "no CONNACK"
+
+    def sub(self, filt, qos=0):
+        self.subscribed.clear()
+        self.c.subscribe(filt, qos)
+        assert self.subscribed.wait(5), "no SUBACK"
+
+    def pub(self, topic, payload, qos=0, retain=False):
+        self.c.publish(topic, payload, qos, retain).wait_for_publish(5)
+
+    def get(self, timeout=5.0):
+        return self.msgs.get(timeout=timeout)
+
+    def drain(self, n, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        out = []
+        while len(out) < n:
+            out.append(self.msgs.get(timeout=max(0.01, deadline - time.monotonic())))
+        return out
+
+    def nothing(self, timeout=0.5):
+        try:
+            m = self.msgs.get(timeout=timeout)
+        except queue.Empty:
+            return True
+        raise AssertionError(f"unexpected message {m}")
+
+    def close(self):
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+def cluster_metric(n, name):
+    return n.metrics().get(name, 0.0)
+
+
+def routes_settled(nodes, filters_each):
+    """Every node sees `filters_each[other]` routes from each other node (sum)."""
+    def check():
+        for name, n in nodes.items():
+            want = sum(v for k, v in filters_each.items() if k != name)
+            if cluster_metric(n, "tcpms_cluster_remote_routes") != want:
+                return False
+        return True
+    return check
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    redis = Redis().start()
+    nodes = {}
+    try:
+        for name in ("n1", "n2", "n3"):
+            nodes[name] = node(redis.port, name).__enter__()
+        for n in nodes.values():
+            n.wait_for(lambda n=n: cluster_metric(n, "tcpms_cluster_nodes_alive") == 2, 10,
+                       what="every node sees the two others")
+        with HAProxy(nodes) as proxy:
+            yield {"redis": redis, "nodes": nodes, "proxy": proxy}
+    finally:
+        for n in nodes.values():
+            n.__exit__(None, None, None)
+        redis.stop()
+
+
+def test_cross_node_publish_with_wildcards(cluster):
+    n1, n2, n3 = (cluster["nodes"][k] for k in ("n1", "n2", "n3"))
+    s2 = Paho(n2.port)
+    s2.sub("home/+/temp")
+    s3 = Paho(n3.port)
+    s3.sub("home/#")
+    local = Paho(n1.port)
+    local.sub("home/kitchen/temp")
+    wait_until(lambda: cluster_metric(n1, "tcpms_cluster_remote_routes") == 2, 5, "n1 has 2 routes")
+    out_before = cluster_metric(n1, "tcpms_cluster_messages_out_total")
+    pub = Paho(n1.port)
+    pub.pub("home/kitchen/temp", b"21.5", qos=0)
+    assert s2.get()[:2] == ("home/kitchen/temp", b"21.5")
+    assert s3.get()[:2] == ("home/kitchen/temp", b"21.5")
+    assert local.get()[:2] == ("home/kitchen/temp", b"21.5")
+    pub.pub("home/kitchen/humidity", b"40")  # only "home/#" on n3 matches
+    assert s3.get()[:2] == ("home/kitchen/humidity", b"40")
+    s2.nothing()
+    # A topic nobody elsewhere wants crosses to no node: no Redis traffic for it.
+    pub.pub("office/door", b"open")
+    time.sleep(0.3)
+    assert cluster_metric(n1, "tcpms_cluster_messages_out_total") - out_before == 3  # 2 + 1 + 0
+    # "$" topics do not match "#" [MQTT-4.7.2-1], across nodes too.
+    pub.pub("$app/x", b"y")
+    s3.nothing(0.3)
+    for c in (s2, s3, local, pub):
+        c.close()
+    wait_until(routes_settled(cluster["nodes"], {"n1": 0, "n2": 0, "n3": 0}), 5,
+               "routes removed when the subscribers left")
+
+
+def test_qos1_and_qos2_across_nodes(cluster):
+    n1, n2 = cluster["nodes"]["n1"], cluster["nodes"]["n2"]
+    sub = Paho(n2.port, client_id="qos-sub")
+    sub.sub("q/#", qos=2)
+    wait_until(lambda: cluster_metric(n1, "tcpms_cluster_remote_routes") == 1, 5, "route on n1")
+    pub = Paho(n1.port)
+    for i in range(30):
+        pub.pub(f"q/{i % 3}", f"m{i}".encode(), qos=1 + i % 2)
+    got = sub.drain(30)
+    assert sorted(p for _, p, _, _ in got) == sorted(f"m{i}".encode() for i in range(30))
+    # Granted QoS 2: each arrives with the QoS it was published with (1 or 2), exactly once.
+    assert {(p, q) for _, p, q, _ in got} == {(f"m{i}".encode(), 1 + i % 2) for i in range(30)}
+    sub.nothing(0.3)
+    # Per publisher, topic and QoS, order holds across the node boundary (§4.6).
+    for t in range(3):
+        for q in (1, 2):
+            assert [p for topic, p, qos, _ in got if topic == f"q/{t}" and qos == q] == \
+                [f"m{i}".encode() for i in range(30) if i % 3 == t and 1 + i % 2 == q]
+    sub.close()
+    pub.close()
+
+
+def test_retained_across_nodes_and_for_a_node_joining_later(cluster):
+    nodes = cluster["nodes"]
+    pub = Paho(nodes["n1"].port)
+    pub.pub("status/door", b"closed", qos=1, retain=True)
+    pub.close()
+    for name in ("n2", "n3"):
+        s = Paho(nodes[name].port)
+        wait_until(lambda s=s: (s.sub("status/+"), _retained(s))[1], 5, f"retained on {name}")
+        s.close()
+    # A node that starts afterwards loads the retained hash from Redis.
+    with node(cluster["redis"].port, "n4") as n4:
+        s = Paho(n4.port)
+        s.sub("status/#")
+        topic, payload, _, retain = s.get()
+        assert (topic, payload, retain) == ("status/door", b"closed", True)
+        s.close()
+    # n4 said goodbye on SIGTERM: the others forget it at once, not at lease expiry.
+    wait_until(lambda: cluster_metric(nodes["n1"], "tcpms_cluster_nodes_alive") == 2, 3, "n4 gone")
+    # Clearing it (empty retained payload) also crosses.
+    pub = Paho(nodes["n2"].port)
+    pub.pub("status/door", b"", qos=1, retain=True)
+    pub.close()
+    s = Paho(nodes["n3"].port)
+    time.sleep(0.3)
+    s.sub("status/#")
+    s.nothing(0.5)
+    s.close()
+
+
+def _retained(s):
+    try:
+        topic, payload, _, retain = s.get(0.3)
+    except queue.Empty:
+        return False
+    return (topic, payload, retain) == ("status/door", b"closed", True)
+
+
+def test_push_by_client_id_through_another_nodes_api(cluster):
+    n1, n3 = cluster["nodes"]["n1"], cluster["nodes"]["n3"]
+    dev = connected(n3.port, "device-42")
+    dev.subscribe([("unrelated", 0)])  # not subscribed to the pushed topic: p2p still arrives
+    wait_until(lambda: "device-42" in cluster["redis"].command("SMEMBERS", "tcpms:clients:n3"), 3,
+               "device-42 in the registry")
+    status, body = n1.admin("/api/v1/clients/device-42/send", method="POST",
+                            body=json.dumps({"topic": "cmd/reboot", "payload": "now"}).encode())
+    assert status == 200, body
+    p = dev.expect(PUBLISH)
+    assert b"cmd/reboot" in p.body and p.body.endswith(b"now")
+    assert cluster_metric(n3, "tcpms_cluster_pushes_in_total") >= 1
+    # Unknown everywhere: the node that took the request finds it nowhere in Redis.
+    status, body = n1.admin("/api/v1/clients/nobody/send", method="POST",
+                            body=json.dumps({"topic": "x", "payload": "y"}).encode())
+    assert status in (200, 404), body
+    dev.expect_nothing(0.3)
+    dev.close()
+
+
+def test_takeover_across_nodes(cluster):
+    n1, n2 = cluster["nodes"]["n1"], cluster["nodes"]["n2"]
+    first = connected(n1.port, "same-id")
+    time.sleep(0.2)  # its "connected" notice is through Redis before the second connects
+    second = connected(n2.port, "same-id")
+    first.expect_closed(3)  # [MQTT-3.1.4-2], across nodes
+    second.ping()  # the newer connection stays
+    assert cluster_metric(n1, "tcpms_cluster_takeover_kicks_total") >= 1
+    wait_until(lambda: "same-id" not in cluster["redis"].command("SMEMBERS", "tcpms:clients:n1"), 3,
+               "n1 no longer registers same-id")
+    second.close()
+
+
+def test_through_haproxy_every_client_hears_every_publish(cluster):
+    proxy, nodes = cluster["proxy"], cluster["nodes"]
+    subs = [Paho(proxy.port, client_id=f"hp-{i}") for i in range(6)]
+    for s in subs:
+        s.sub("fleet/+/cmd", qos=1)
+    # Round robin spread them: every node holds some.
+    for n in nodes.values():
+        assert cluster_metric(n, "tcpms_mqtt_sessions_connected") >= 1
+    wait_until(routes_settled(nodes, {"n1": 1, "n2": 1, "n3": 1}), 5, "routes everywhere")
+    pub = Paho(proxy.port)
+    pub.pub("fleet/7/cmd", b"go", qos=1)
+    for s in subs:
+        assert s.get()[:3] == ("fleet/7/cmd", b"go", 1)
+    for s in subs + [pub]:
+        s.close()
+
+
+def test_kill_9_of_a_node(cluster):
+    nodes, proxy = cluster["nodes"], cluster["proxy"]
+    n1, n2, n3 = nodes["n1"], nodes["n2"], nodes["n3"]
+    s2 = Paho(n2.port)
+    s2.sub("k/#")
+    s3 = Paho(n3.port)
+    s3.sub("k/#")
+    wait_until(lambda: cluster_metric(n1, "tcpms_cluster_remote_routes") == 2, 5, "2 routes on n1")
+    n3.kill()  # SIGKILL: no goodbye
+    killed = time.monotonic()
+    pub = Paho(n1.port)
+    pub.pub("k/1", b"still", qos=1)
+    assert s2.get()[:2] == ("k/1", b"still")  # the others keep serving at once
+    # Its lease runs out; the others drop its routes and stop sending to it.
+    wait_until(lambda: cluster_metric(n1, "tcpms_cluster_nodes_alive") == 1
+               and cluster_metric(n1, "tcpms_cluster_remote_routes") == 1, LEASE_S * 3,
+               "n3's routes expired")
+    assert time.monotonic() - killed < LEASE_S * 2 + 1
+    # Its route set expires in Redis too (a route change refreshed it a moment after its lease).
+    wait_until(lambda: cluster["redis"].command("EXISTS", "tcpms:routes:n3") == 0, LEASE_S + 1,
+               "tcpms:routes:n3 expired")
+    out = cluster_metric(n1, "tcpms_cluster_messages_out_total")
+    pub.pub("k/2", b"after", qos=1)
+    assert s2.get()[:2] == ("k/2", b"after")
+    time.sleep(0.2)
+    assert cluster_metric(n1, "tcpms_cluster_messages_out_total") - out == 1  # to n2 only
+    # HAProxy's health check takes n3 out: new clients through it all land on live nodes.
+    time.sleep(1.0)
+    fresh = [Paho(proxy.port) for _ in range(4)]
+    for c in fresh:
+        c.close()
+    for c in (s2, pub):
+        c.close()
+    s3.c.loop_stop()  # its node is gone
+
+
+def test_redis_stopped_and_restarted_mid_traffic(cluster):
+    redis, nodes = cluster["redis"], cluster["nodes"]
+    n1, n2 = nodes["n1"], nodes["n2"]
+    local = Paho(n1.port)
+    local.sub("r/#")
+    remote = Paho(n2.port)
+    remote.sub("r/#")
+    wait_until(lambda: cluster_metric(n1, "tcpms_cluster_remote_routes") == 1, 5, "route on n1")
+    pub = Paho(n1.port)
+    pub.pub("r/0", b"before", qos=1)
+    assert local.get()[:2] == ("r/0", b"before")
+    assert remote.get()[:2] == ("r/0", b"before")
+
+    redis.stop()
+    wait_until(lambda: cluster_metric(n1, 'tcpms_cluster_redis_up{node="n1",link="command"}') == 0,
+               5, "n1 notices Redis is gone")
+    # Local delivery never stops; what would cross is counted, not queued forever.
+    for i in range(5):
+        pub.pub(f"r/{i}", f"down{i}".encode(), qos=1)
+        assert local.get()[:2] == (f"r/{i}", f"down{i}".encode())
+    assert cluster_metric(n1, "tcpms_cluster_dropped_total") >= 1
+    # A subscription made while Redis is away is published when it returns.
+    late = Paho(n2.port)
+    late.sub("late/topic")
+
+    redis.start()  # same port, empty: every node rebuilds its routes and registry
+    wait_until(lambda: cluster_metric(n1, "tcpms_cluster_remote_routes") == 2, 10,
+               "n1 relearned n2's routes")
+    wait_until(lambda: cluster_metric(n2, "tcpms_cluster_remote_routes") == 1, 10,
+               "n2 relearned n1's routes")
+    assert redis.command("SISMEMBER", "tcpms:routes:n2", "late/topic") == 1, n2.output()
+    while not remote.msgs.empty():
+        remote.msgs.get()
+    pub.pub("r/9", b"after", qos=1)
+    assert remote.get()[:2] == ("r/9", b"after")
+    pub.pub("late/topic", b"hi", qos=0)
+    assert late.get()[:2] == ("late/topic", b"hi")
+    assert cluster_metric(n1, "tcpms_cluster_redis_reconnects_total") >= 1
+    assert "could not cross meanwhile" in n1.output()
+    for c in (local, remote, pub, late):
+        c.close()
