@@ -15,7 +15,11 @@ std::optional<RedisAddress> parse_redis_url(std::string_view url, std::string* e
     if (error) *error = std::string(why) + " (want redis://HOST:PORT): '" + std::string(url) + "'";
     return std::nullopt;
   };
-  if (url.starts_with("redis://")) url.remove_prefix(8);
+  if (url.starts_with("redis://")) {
+    url.remove_prefix(8);
+  } else if (url.find("://") != std::string_view::npos) {
+    return fail("only redis:// is supported (no TLS or unix sockets)");
+  }
   while (!url.empty() && url.back() == '/') url.remove_suffix(1);
   if (url.empty()) return fail("no host");
   RedisAddress a;

@@ -77,6 +77,8 @@ TEST(RedisUrl, Forms) {
   EXPECT_FALSE(parse_redis_url("redis://h:0", &err));
   EXPECT_FALSE(parse_redis_url("redis://h:99999", &err));
   EXPECT_FALSE(parse_redis_url("redis://:6379", &err));
+  EXPECT_FALSE(parse_redis_url("rediss://h:6379", &err));
+  EXPECT_NE(err.find("only redis://"), std::string::npos);
   EXPECT_NE(err.find("redis://HOST:PORT"), std::string::npos);
 }
 
