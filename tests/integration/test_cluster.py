@@ -24,6 +24,10 @@ from tcpms_harness import Server
 
 LEASE_S = 2
 
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("redis-server") and shutil.which("haproxy")),
+    reason="needs redis-server and haproxy (apt-get install redis-server haproxy)")
+
 
 def free_port():
     with socket.socket() as s:
