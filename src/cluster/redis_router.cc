@@ -332,7 +332,11 @@ void RedisRouter::command_main() {
     }
     const uint64_t now = now_ms();
     bool ok = true;
-    if (rebuild_now || lease_.must_rebuild(now)) {
+    // A rewrite after dropped state changes waits for the next refresh: under a connect storm
+    // that overflows the queue, one rewrite per refresh period, not one per batch.
+    rebuild_pending_ = rebuild_pending_ || rebuild_now;
+    if (lease_.must_rebuild(now) || (rebuild_pending_ && lease_.refresh_due(now))) {
+      rebuild_pending_ = false;
       ok = rebuild();
     } else {
       if (lease_.refresh_due(now)) ok = refresh();

@@ -163,6 +163,7 @@ class RedisRouter final : public broker::Router {
   RedisConnection cmd_;
   LeaseTable lease_;
   bool retained_loaded_ = false;
+  bool rebuild_pending_ = false;  // state changes were dropped: rewrite at the next refresh
   uint64_t down_since_ms_ = 0;
   uint64_t dropped_at_down_ = 0;
 };
