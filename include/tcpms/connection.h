@@ -101,6 +101,7 @@ class Connection {
     kCounted = 1 << 9,          // holds a unit of the process-wide connection cap
     kLingering = 1 << 10,       // output flushed and FIN sent: discarding input until the
                                 // peer's FIN, so our close cannot turn into a reset
+    kRedeliver = 1 << 11,       // reading resumed: present held input again before reading
   };
 
   EventLoop* loop_ = nullptr;

@@ -435,6 +435,9 @@ void EventLoop::run_flush_list() {
 void EventLoop::resume_reading(Connection& c) {
   if (c.flags_ & (Connection::kReadPausedByUser | Connection::kReadPausedByOutput)) return;
   if (!c.open()) return;
+  // Bytes held for the handler while it was paused (it may have stopped consuming whole
+  // frames) get presented again before anything new is read.
+  if (c.in_ != nullptr) c.flags_ |= Connection::kRedeliver;
   // Edge-triggered: data that arrived while paused raised no new event, so look now.
   read_again_later(c);
 }
@@ -518,6 +521,14 @@ void EventLoop::run_read_again() {
   for (uint32_t s : batch) {
     Connection& c = core_->slot(s);
     c.flags_ &= static_cast<uint16_t>(~Connection::kReadAgain);
+    if ((c.flags_ & Connection::kRedeliver) && c.open()) {
+      c.flags_ &= static_cast<uint16_t>(~Connection::kRedeliver);
+      if (c.in_ != nullptr && !(c.flags_ & (Connection::kReadPausedByUser |
+                                           Connection::kReadPausedByOutput |
+                                           Connection::kLingering | Connection::kFlushThenClose))) {
+        if (!deliver(c, {})) continue;
+      }
+    }
     // Read to EAGAIN here, never stopping at a short read: a FIN whose edge was spent while
     // this connection was paused or capped raises no new event, so only a recv returning 0
     // can still find it (as if the peer had hung up).

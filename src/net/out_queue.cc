@@ -7,19 +7,27 @@
 namespace tcpms::net {
 
 ChunkPool::~ChunkPool() {
-  while (free_ != nullptr) {
-    Chunk* next = free_->next_free;
-    delete free_;
-    free_ = next;
+  for (FreeList* list : {&large_, &small_}) {
+    while (list->head != nullptr) {
+      Chunk* next = list->head->next_free;
+      release(list->head);
+      list->head = next;
+    }
   }
 }
 
-Chunk* ChunkPool::get() {
+void ChunkPool::release(Chunk* c) noexcept { ::operator delete(c); }
+
+Chunk* ChunkPool::get_from(FreeList& list, size_t capacity) {
   ++in_use_;
-  if (free_ == nullptr) return new Chunk;
-  Chunk* c = free_;
-  free_ = c->next_free;
-  --free_count_;
+  if (list.head == nullptr) {
+    auto* c = new (::operator new(sizeof(Chunk) + capacity)) Chunk;
+    c->capacity = static_cast<uint32_t>(capacity);
+    return c;
+  }
+  Chunk* c = list.head;
+  list.head = c->next_free;
+  --list.count;
   c->next_free = nullptr;
   c->used = 0;
   return c;
@@ -27,26 +35,29 @@ Chunk* ChunkPool::get() {
 
 void ChunkPool::put(Chunk* c) noexcept {
   --in_use_;
-  if (free_count_ >= max_free_) {
-    delete c;
+  FreeList& list = c->capacity == Chunk::kSmallBytes ? small_ : large_;
+  if (list.count >= list.max) {
+    release(c);
     return;
   }
-  c->next_free = free_;
-  free_ = c;
-  ++free_count_;
+  c->next_free = list.head;
+  list.head = c;
+  ++list.count;
 }
 
 void OutQueue::append(ByteView data) {
   bytes_ += data.size();
   while (!data.empty()) {
     Segment* tail = segments_.size() > head_ ? &segments_.back() : nullptr;
-    if (tail == nullptr || tail->chunk == nullptr || tail->chunk->used == Chunk::kBytes) {
-      segments_.push_back(Segment{pool_->get(), {}, 0, 0});
+    if (tail == nullptr || tail->chunk == nullptr || tail->chunk->used == tail->chunk->capacity) {
+      bool first = tail == nullptr;
+      Chunk* fresh = first && data.size() <= Chunk::kSmallBytes ? pool_->get_small() : pool_->get();
+      segments_.push_back(Segment{fresh, {}, 0, 0});
       tail = &segments_.back();
     }
     Chunk* c = tail->chunk;
-    size_t n = std::min(data.size(), Chunk::kBytes - c->used);
-    std::memcpy(c->data + c->used, data.data(), n);
+    size_t n = std::min<size_t>(data.size(), c->capacity - c->used);
+    std::memcpy(c->data() + c->used, data.data(), n);
     c->used += static_cast<uint32_t>(n);
     tail->end = c->used;
     data = data.subspan(n);
@@ -68,7 +79,7 @@ int OutQueue::gather(iovec* iov, int max) const noexcept {
   int n = 0;
   for (size_t i = head_; i < segments_.size() && n < max; ++i) {
     const Segment& s = segments_[i];
-    const std::byte* base = s.chunk ? s.chunk->data : s.shared.view().data();
+    const std::byte* base = s.chunk ? s.chunk->data() : s.shared.view().data();
     iov[n].iov_base = const_cast<std::byte*>(base + s.begin);
     iov[n].iov_len = s.end - s.begin;
     ++n;

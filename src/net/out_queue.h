@@ -16,32 +16,48 @@
 
 namespace tcpms::net {
 
+// A chunk of queued output. Two sizes: a fan-out enqueues a small message (header and a
+// short payload) for thousands of subscribers in one loop iteration, and a 16 KiB chunk each
+// would ask the allocator for megabytes per publish; so a queue starts with a small chunk
+// when the first append fits one, and continues with large ones.
 struct Chunk {
-  static constexpr size_t kBytes = 16 * 1024 - 16;
+  static constexpr size_t kBytes = 16 * 1024 - 24;    // large
+  static constexpr size_t kSmallBytes = 1024 - 24;    // small
   Chunk* next_free = nullptr;
   uint32_t used = 0;
-  std::byte data[kBytes];
+  uint32_t capacity = 0;
+  std::byte* data() noexcept { return reinterpret_cast<std::byte*>(this + 1); }
 };
+static_assert(sizeof(Chunk) == 16);
 
-// Per-loop free list of chunks. Keeps at most `max_free` idle chunks; the rest go back to
-// the allocator so a burst does not pin memory forever.
+// Per-loop free lists of chunks, one per size. Each keeps a bounded number of idle chunks;
+// the rest go back to the allocator so a burst does not pin memory forever.
 class ChunkPool {
  public:
-  explicit ChunkPool(size_t max_free = 256) : max_free_(max_free) {}
+  explicit ChunkPool(size_t max_free = 256, size_t max_free_small = 8192)
+      : large_{nullptr, 0, max_free}, small_{nullptr, 0, max_free_small} {}
   ~ChunkPool();
   ChunkPool(const ChunkPool&) = delete;
   ChunkPool& operator=(const ChunkPool&) = delete;
 
-  Chunk* get();
+  Chunk* get() { return get_from(large_, Chunk::kBytes); }
+  Chunk* get_small() { return get_from(small_, Chunk::kSmallBytes); }
   void put(Chunk* c) noexcept;
   size_t in_use() const noexcept { return in_use_; }
-  size_t idle() const noexcept { return free_count_; }
+  size_t idle() const noexcept { return large_.count + small_.count; }
 
  private:
-  Chunk* free_ = nullptr;
-  size_t free_count_ = 0;
+  struct FreeList {
+    Chunk* head;
+    size_t count;
+    size_t max;
+  };
+  Chunk* get_from(FreeList& list, size_t capacity);
+  static void release(Chunk* c) noexcept;
+
+  FreeList large_;
+  FreeList small_;
   size_t in_use_ = 0;
-  size_t max_free_;
 };
 
 class OutQueue {

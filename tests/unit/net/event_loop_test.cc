@@ -115,6 +115,43 @@ TEST(EventLoop, FinThatArrivedWhileReadingWasPausedIsSeenAfterResume) {
   EXPECT_EQ(h->reason(0), CloseReason::kPeerClosed);
 }
 
+// A handler that pauses itself mid-stream (rate limit, waiting for a session) keeps the rest
+// of what it was given; on resume the engine presents those bytes again without waiting for
+// the peer to send more.
+class PauseAfterFirstByteHandler : public RecordingHandler {
+ public:
+  std::atomic<int> calls{0};
+  DataResult on_data(Connection& c, ByteView data) override {
+    if (calls.fetch_add(1) == 0) {
+      c.send(data.first(1));
+      c.pause_reading();
+      return {1, Action::kKeep};
+    }
+    c.send(data);
+    return {data.size(), Action::kKeep};
+  }
+};
+
+TEST(EventLoop, BytesHeldWhilePausedArePresentedAgainOnResume) {
+  LoopThread lt;
+  uint16_t port = 0;
+  auto* h = lt.serve<PauseAfterFirstByteHandler>(port);
+  lt.start();
+  UniqueFd c = connect_client(port);
+  ASSERT_TRUE(eventually([&] { return h->opened == 1; }));
+  ASSERT_TRUE(send_all(c.get(), "abcdef"));
+  EXPECT_EQ(recv_exactly(c.get(), 1), "a");
+  ASSERT_TRUE(eventually([&] { return h->calls == 1; }));
+  ConnId id = h->id(0);
+  lt.call([&] {
+    Connection* conn = lt.loop().find(id);
+    ASSERT_NE(conn, nullptr);
+    EXPECT_EQ(conn->pending_input_bytes(), 5u);
+    conn->resume_reading();
+  });
+  EXPECT_EQ(recv_exactly(c.get(), 5), "bcdef") << "held bytes were not presented on resume";
+}
+
 TEST(EventLoop, IdleTimeoutClosesOnlyTheIdleConnection) {
   LoopConfig config;
   config.timer_tick_ms = 10;
