@@ -1,5 +1,9 @@
 #include "mqtt_push_target.h"
 
+#include <algorithm>
+
+#include <fmt/format.h>
+
 namespace tcpms::app {
 
 admin::PushResult MqttPushTarget::publish(const admin::PublishRequest& r) {
@@ -25,6 +29,54 @@ admin::PushResult MqttPushTarget::send_to_client(std::string_view client_id,
       break;
   }
   return {admin::PushStatus::kNotFound, "no client '" + std::string(client_id) + "'", 0};
+}
+
+namespace {
+
+admin::ClientInfo to_admin(const broker::ClientInfo& c) {
+  admin::ClientInfo out;
+  out.id = c.client_id;
+  out.conn_id = c.connected ? c.conn.value : 0;
+  out.protocol = "mqtt";
+  out.loop = c.loop;
+  out.connected = c.connected;
+  out.details_json = fmt::format(
+      R"({{"subscriptions":{},"queued":{},"inflight":{},"connected_since_unix":{}}})",
+      c.subscriptions, c.queued, c.inflight, c.connected_since_s);
+  return out;
+}
+
+}  // namespace
+
+// Client ids in byte order; the cursor is the last id of the previous page. The broker
+// gathers every session from every loop, so this is an operator's tool, not something to
+// poll per second at a million clients.
+admin::ClientPage MqttPushTarget::list_clients(std::string_view cursor, size_t limit) {
+  auto all = broker_.list_clients();
+  std::sort(all.begin(), all.end(),
+            [](const auto& a, const auto& b) { return a.client_id < b.client_id; });
+  admin::ClientPage page;
+  auto it = cursor.empty() ? all.begin()
+                           : std::upper_bound(all.begin(), all.end(), cursor,
+                                              [](std::string_view c, const auto& e) {
+                                                return c < std::string_view(e.client_id);
+                                              });
+  for (; it != all.end() && page.clients.size() < limit; ++it) page.clients.push_back(to_admin(*it));
+  if (it != all.end() && !page.clients.empty()) page.next_cursor = page.clients.back().id;
+  return page;
+}
+
+std::optional<admin::ClientInfo> MqttPushTarget::client(std::string_view id) {
+  if (!broker_.registry().find(id)) return EnginePushTarget::client(id);
+  for (const auto& c : broker_.list_clients()) {
+    if (c.client_id == id) return to_admin(c);
+  }
+  return std::nullopt;
+}
+
+admin::PushResult MqttPushTarget::kick(std::string_view id) {
+  if (broker_.kick(id)) return {admin::PushStatus::kDone, "kicked", 0};
+  return EnginePushTarget::kick(id);  // a numeric connection id, or 404
 }
 
 }  // namespace tcpms::app

@@ -1,10 +1,8 @@
-// MqttPushTarget: the admin push API's publish and send-by-client-id answered by the broker
-// (Broker::publish, Broker::send_to_client, which routes to another node or worker through
-// the Router when the client is not here). Listing, kick and raw sends stay the engine's.
-//
-// A stopgap so POST /api/v1/publish and /api/v1/clients/{id}/send work for MQTT (and across
-// cluster nodes); the full target of docs/control-plane.md (sessions in the listing, kick by
-// client id, MQTT stats) belongs with the broker and replaces this one.
+// MqttPushTarget: the admin push API answered by the broker. Publish and send-by-client-id go
+// through Broker::publish / Broker::send_to_client (which routes to another node or worker
+// through the Router when the client is not here); the client listing, lookup and kick are by
+// MQTT client id and include offline persistent sessions. A raw send by numeric connection id
+// stays the engine's.
 //
 // Thread rules: admin HTTP threads (the broker's entry points are thread-safe).
 #pragma once
@@ -22,6 +20,9 @@ class MqttPushTarget final : public admin::EnginePushTarget {
   admin::PushResult publish(const admin::PublishRequest& request) override;
   admin::PushResult send_to_client(std::string_view client_id,
                                    const admin::PublishRequest& message) override;
+  admin::ClientPage list_clients(std::string_view cursor, size_t limit) override;
+  std::optional<admin::ClientInfo> client(std::string_view id) override;
+  admin::PushResult kick(std::string_view id) override;
 
  private:
   broker::Broker& broker_;
