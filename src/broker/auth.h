@@ -10,6 +10,8 @@
 // must be thread-safe (read-only state, or their own locks).
 #pragma once
 
+#include <sys/socket.h>
+
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -27,6 +29,9 @@ struct ConnectInfo {
   std::optional<std::string> username;
   std::optional<std::string> password;
   mqtt::ProtocolVersion version = mqtt::ProtocolVersion::kV311;
+  // The peer's address (Connection::peer_address), for per-source login throttling;
+  // ss_family AF_UNSPEC if it could not be read.
+  sockaddr_storage peer{};
 };
 
 // The refusals a 3.1.1 CONNACK can express (3.1.1 §3.2.2.3).
@@ -43,15 +48,29 @@ class Authenticator {
   // False: accept everyone without calling check() (the default).
   virtual bool enabled() const { return false; }
   virtual AuthResult check(const ConnectInfo& info) { return AuthResult::kAccept; }
+  // Prometheus families of its own (Broker::render_metrics calls it; any thread).
+  virtual void render_metrics(std::string& out) const {}
+};
+
+// Who asks: the CONNECT's client id and user name (nullopt: none, or the authorizer does
+// not use names; see uses_username()).
+struct ClientRef {
+  std::string_view client_id;
+  std::optional<std::string_view> username;
 };
 
 class Authorizer {
  public:
   virtual ~Authorizer() = default;
-  // A refused PUBLISH is acknowledged and dropped (3.1.1 has no negative PUBACK).
-  virtual bool can_publish(std::string_view client_id, std::string_view topic) { return true; }
+  // True: the broker keeps each client's user name for the checks below (a per-client
+  // allocation for clients that have one). False: `username` is always nullopt.
+  virtual bool uses_username() const { return false; }
+  // A refused PUBLISH is acknowledged and dropped (3.1.1 has no negative PUBACK). Publishing
+  // to $SYS is refused by the broker before this is asked.
+  virtual bool can_publish(const ClientRef& who, std::string_view topic) { return true; }
   // A refused subscription gets SUBACK 0x80 [MQTT-3.8.4-5].
-  virtual bool can_subscribe(std::string_view client_id, std::string_view filter) { return true; }
+  virtual bool can_subscribe(const ClientRef& who, std::string_view filter) { return true; }
+  virtual void render_metrics(std::string& out) const {}
 };
 
 // user -> password from the command line (--auth-user NAME:PASSWORD). For tests and small

@@ -228,6 +228,15 @@ void Broker::render_metrics(std::string& out) const {
        &BrokerStats::connects_refused},
       {"tcpms_mqtt_publishes_refused_total", "counter",
        "Connections closed for a PUBLISH over a limit.", &BrokerStats::refused_publishes},
+      {"tcpms_mqtt_acl_publish_denied_total", "counter",
+       "PUBLISH packets dropped because the ACL refused the topic (acknowledged, not delivered).",
+       &BrokerStats::acl_publish_denied},
+      {"tcpms_mqtt_acl_subscribe_denied_total", "counter",
+       "Subscriptions refused (SUBACK 0x80) because the ACL refused the filter.",
+       &BrokerStats::acl_subscribe_denied},
+      {"tcpms_mqtt_sys_publish_denied_total", "counter",
+       "PUBLISH packets to $SYS dropped (clients never publish there).",
+       &BrokerStats::sys_publish_denied},
       {"tcpms_mqtt_cross_loop_posts_total", "counter",
        "Publishes posted to another loop (one task per loop, not per subscriber).",
        &BrokerStats::cross_loop_posts},
@@ -240,6 +249,8 @@ void Broker::render_metrics(std::string& out) const {
                      static_cast<int64_t>((h->stats().*f.field).get()));
     }
   }
+  auth_->render_metrics(out);
+  acl_->render_metrics(out);
   family("tcpms_mqtt_retained_messages", "gauge", "Retained messages.");
   fmt::format_to(std::back_inserter(out), "tcpms_mqtt_retained_messages {}\n", retained_.size());
   family("tcpms_mqtt_registry_clients", "gauge", "Client ids in the registry (all sessions).");

@@ -30,6 +30,9 @@ struct BrokerStats {
   Counter refused_publishes;   // over a limit (topic levels): connection closed
   Counter connects_refused;    // CONNACK with a non-zero return code
   Counter cross_loop_posts;    // publish tasks posted to other loops
+  Counter acl_publish_denied;  // PUBLISH dropped: the ACL refused the topic
+  Counter acl_subscribe_denied;  // SUBACK 0x80: the ACL refused the filter
+  Counter sys_publish_denied;  // PUBLISH to $SYS dropped
 };
 
 }  // namespace tcpms::broker

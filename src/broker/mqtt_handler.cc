@@ -22,6 +22,7 @@ struct PendingConnect {
   bool clean = true;
   uint16_t keep_alive_s = 0;
   std::string client_id;
+  std::optional<std::string> username;  // only when the authorizer uses names
   std::unique_ptr<Will> will;
 };
 
@@ -47,6 +48,8 @@ struct MqttHandler::Handover {
 namespace {
 
 inline ConnStateKind kind_of(void* user) { return *static_cast<const ConnStateKind*>(user); }
+
+inline bool is_sys_topic(std::string_view t) { return t.starts_with("$SYS/") || t == "$SYS"; }
 
 inline QoS min_qos(QoS a, QoS b) { return static_cast<uint8_t>(a) < static_cast<uint8_t>(b) ? a : b; }
 
@@ -203,7 +206,7 @@ Action MqttHandler::handle_packet(Connection& c, const mqtt::FixedHeader& h, mqt
       auto d = mqtt::decode_disconnect(body, s.version);
       if (!d) return violation(c, d.error().what);
       s.disconnected = true;  // discard the will [MQTT-3.14.4-3]
-      s.will.reset();
+      s.take_will();
       return Action::kClose;
     }
     case PacketType::kConnect:
@@ -253,7 +256,9 @@ Action MqttHandler::handle_connect(Connection& c, mqtt::Bytes body) {
   if (k.will) {
     if (mqtt::validate_topic_name(k.will->topic, cfg_.max_topic_levels) != mqtt::TopicError::kOk)
       return refuse(0x05, "will topic over --max-topic-levels");
-    if (!broker_.authorizer().can_publish(client_id, k.will->topic))
+    std::optional<std::string_view> user;
+    if (k.username) user = *k.username;
+    if (is_sys_topic(k.will->topic) || !broker_.authorizer().can_publish({client_id, user}, k.will->topic))
       return refuse(0x05, "will topic not authorized");
     will = std::make_unique<Will>();
     will->topic = SharedBytes::copy_of(as_bytes(k.will->topic));
@@ -267,6 +272,7 @@ Action MqttHandler::handle_connect(Connection& c, mqtt::Bytes body) {
   p->keep_alive_s = k.keep_alive_s;
   p->client_id = std::move(client_id);
   p->will = std::move(will);
+  if (k.username && broker_.authorizer().uses_username()) p->username = std::string(*k.username);
   c.set_user_data(p);
 
   Authenticator& auth = broker_.authenticator();
@@ -279,6 +285,7 @@ Action MqttHandler::handle_connect(Connection& c, mqtt::Bytes body) {
   if (k.username) info->username = std::string(*k.username);
   if (k.password) info->password = std::string(as_chars(*k.password));
   info->version = k.version;
+  if (!c.peer_address(info->peer)) info->peer.ss_family = AF_UNSPEC;
   auto result = std::make_shared<AuthResult>(AuthResult::kAccept);
   ConnId id = c.id();
   broker_.server().workers().offload(
@@ -429,7 +436,8 @@ Action MqttHandler::attach(Connection& c, Session* s, PendingConnect* p, bool pr
   s->version = p->version;
   s->clean = p->clean;
   s->disconnected = false;
-  s->will = std::move(p->will);
+  s->set_will(std::move(p->will));
+  s->set_username(std::move(p->username));
   s->connected_since_s = static_cast<uint32_t>(::time(nullptr));
   const uint16_t keep_alive_s = p->keep_alive_s;
   c.set_user_data(s);
@@ -488,9 +496,17 @@ Action MqttHandler::handle_publish(Connection& c, Session& s, const mqtt::FixedH
     spdlog::debug("mqtt: client {}: topic over --max-topic-levels; closing", s.client_id());
     return Action::kClose;
   }
-  bool accept = broker_.authorizer().can_publish(s.client_id(), p.topic);
-  // Clients may not publish into the broker's own statistics.
-  if (p.topic.starts_with("$SYS/") || p.topic == "$SYS") accept = false;
+  // Clients may not publish into the broker's own statistics. A refused publish is dropped
+  // silently (3.1.1 has no negative PUBACK) and counted; QoS 1/2 handshakes still complete
+  // [MQTT-3.3.5-2].
+  bool accept = true;
+  if (is_sys_topic(p.topic)) {
+    accept = false;
+    stats_.sys_publish_denied.add();
+  } else if (!broker_.authorizer().can_publish({s.client_id(), s.username()}, p.topic)) {
+    accept = false;
+    stats_.acl_publish_denied.add();
+  }
 
   if (p.qos == QoS::k2) {
     SessionQueues& q = s.queues();
@@ -567,9 +583,13 @@ Action MqttHandler::handle_subscribe(Connection& c, Session& s, mqtt::Bytes body
     const std::string_view filter = sub.filter;
     QoS qos = min_qos(sub.options.max_qos, QoS::k2);
     if (mqtt::validate_topic_filter(filter, cfg_.max_topic_levels) != mqtt::TopicError::kOk ||
-        mqtt::is_shared_subscription(filter) ||
-        !broker_.authorizer().can_subscribe(s.client_id(), filter)) {
+        mqtt::is_shared_subscription(filter)) {
       codes.push_back(std::byte{0x80});  // Failure [MQTT-3.8.4-5]
+      continue;
+    }
+    if (!broker_.authorizer().can_subscribe({s.client_id(), s.username()}, filter)) {
+      stats_.acl_subscribe_denied.add();
+      codes.push_back(std::byte{0x80});
       continue;
     }
     add_subscription(s, filter, qos, nullptr);
@@ -802,7 +822,7 @@ void MqttHandler::detach_connection(Session& s, bool publish) {
     stats_.sessions_connected.sub();
     broker_.router().on_client_disconnected(s.client_id());
   }
-  std::unique_ptr<Will> will = std::move(s.will);
+  std::unique_ptr<Will> will = s.take_will();
   if (s.disconnected || !publish) will.reset();
   if (s.clean) {
     discard_session(&s);  // a clean session lasts as long as its connection [MQTT-3.1.2-6]

@@ -11,7 +11,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <string>
 
+#include "auth/token_bucket.h"
 #include "broker/inflight.h"
 #include "broker/inline_vector.h"
 #include "broker/small_string.h"
@@ -28,6 +31,22 @@ struct Will {
   SharedBytes payload;
   mqtt::QoS qos = mqtt::QoS::k0;
   bool retain = false;
+};
+
+// Per-client publish rate state (only with mqtt.client_* limits, allocated on the first
+// PUBLISH): two 16-byte buckets and whether a resume timer is pending.
+struct ClientRate {
+  auth::TokenBucket messages;
+  auth::TokenBucket bytes;
+  bool paused = false;
+};
+
+// What few clients need, behind one pointer: the will, the user name (kept only when the
+// authorizer uses names), publish rate buckets (only with per-client rate limits).
+struct SessionExtra {
+  std::unique_ptr<Will> will;
+  std::optional<std::string> username;
+  std::unique_ptr<ClientRate> rate;
 };
 
 // Where one of the session's subscriptions sits in its loop's topic tree: the node of the
@@ -82,12 +101,28 @@ struct Session {
   } reg;
   Connection* conn = nullptr;  // while connected (same loop)
   std::unique_ptr<SessionQueues> queues_;  // null while idle (see trim)
-  std::unique_ptr<Will> will;              // null unless the CONNECT had one
+  std::unique_ptr<SessionExtra> extra;     // null unless a will, a user name or a rate is kept
   SubList subs;
   // Per-publish dedupe (a client with overlapping subscriptions gets one copy at the highest
   // granted QoS [MQTT-3.3.5-1]): the loop's match epoch and the index into its scratch list.
   uint32_t match_epoch = 0;
   uint32_t match_index = 0;
+
+  SessionExtra& extra_ref() {
+    if (!extra) extra = std::make_unique<SessionExtra>();
+    return *extra;
+  }
+  std::unique_ptr<Will> take_will() { return extra ? std::move(extra->will) : nullptr; }
+  void set_will(std::unique_ptr<Will> w) {
+    if (w || extra) extra_ref().will = std::move(w);
+  }
+  void set_username(std::optional<std::string> name) {
+    if (name || extra) extra_ref().username = std::move(name);
+  }
+  std::optional<std::string_view> username() const noexcept {
+    if (extra && extra->username) return std::string_view(*extra->username);
+    return std::nullopt;
+  }
 
   SessionQueues& queues() {
     if (!queues_) queues_ = std::make_unique<SessionQueues>();

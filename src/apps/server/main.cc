@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "admin/admin_server.h"
+#include "broker/auth_files.h"
 #include "broker/broker.h"
 #include "cluster/redis_router.h"
 #include "config/settings.h"
@@ -74,6 +75,7 @@ int serve(const ServerOptions& opt, config::Settings& settings, Endpoint listen_
   config.loop.output_hard_limit_bytes = opt.output_hard_limit;
   // Declared before the server: loops hold handlers that point into the broker.
   std::unique_ptr<broker::Broker> mqtt_broker;
+  std::shared_ptr<broker::AuthFiles> auth_files;
   if (mqtt) {
     // The slow-consumer bound is the engine's high-water mark, so on_writable fires when a
     // backlogged client drains and its session queue can move again.
@@ -84,6 +86,20 @@ int serve(const ServerOptions& opt, config::Settings& settings, Endpoint listen_
     // A partial packet may grow to the packet limit, not further.
     config.loop.input_limit_bytes = opt.mqtt.max_packet_size + 8;
     mqtt_broker = std::make_unique<broker::Broker>(opt.mqtt);
+    // Passwords, ACL and the failed-login throttle (docs/auth.md); the files are re-read on
+    // SIGHUP below.
+    broker::AuthFilesConfig ac;
+    ac.password_file = opt.auth_password_file;
+    ac.acl_file = opt.auth_acl_file;
+    ac.allow_anonymous = opt.auth_allow_anonymous ||
+                         (!opt.mqtt_deny_anonymous && opt.auth_password_file.empty());
+    ac.login_failures = {opt.auth_login_failures_per_s, opt.auth_login_failure_burst};
+    std::string auth_error;
+    auth_files = broker::AuthFiles::load(ac, &auth_error);
+    if (!auth_files) {
+      spdlog::critical("{}", auth_error);
+      return kExitUsage;
+    }
     if (!opt.mqtt_auth_users.empty()) {
       std::map<std::string, std::string> users;
       for (const auto& u : opt.mqtt_auth_users) {
@@ -92,6 +108,15 @@ int serve(const ServerOptions& opt, config::Settings& settings, Endpoint listen_
       }
       mqtt_broker->set_authenticator(
           std::make_unique<broker::StaticAuthenticator>(std::move(users), !opt.mqtt_deny_anonymous));
+    } else if (!ac.password_file.empty() || !ac.allow_anonymous) {
+      mqtt_broker->set_authenticator(std::make_unique<broker::FileAuthenticator>(auth_files));
+    }
+    mqtt_broker->set_authorizer(std::make_unique<broker::AclAuthorizer>(auth_files));
+    if (!ac.password_file.empty() || !ac.acl_file.empty()) {
+      spdlog::info("auth: password file {}, ACL file {}, anonymous clients {}",
+                   ac.password_file.empty() ? "(none)" : ac.password_file,
+                   ac.acl_file.empty() ? "(none)" : ac.acl_file,
+                   ac.allow_anonymous ? "allowed" : "refused");
     }
   }
   // --cluster: this node routes to other nodes through Redis (src/cluster, docs/cluster.md).
@@ -175,6 +200,14 @@ int serve(const ServerOptions& opt, config::Settings& settings, Endpoint listen_
   for (;;) {
     int sig = signals.wait(-1);
     if (sig == SIGHUP) {
+      // Password and ACL files: a file that fails to parse keeps its old rules; connections
+      // stay up, new CONNECTs and checks see the new rules.
+      if (auth_files) {
+        for (const auto& line : auth_files->reload()) {
+          if (line.ok) spdlog::info("SIGHUP: {}", line.text);
+          else spdlog::error("SIGHUP: {}", line.text);
+        }
+      }
       if (settings.config_path().empty()) {
         spdlog::info("SIGHUP: no --config file to re-read");
         continue;

@@ -32,8 +32,15 @@ struct ServerOptions {
   broker::BrokerConfig mqtt;
   uint32_t mqtt_connect_timeout_s = 10;
   uint32_t mqtt_sys_interval_s = 10;
-  std::vector<std::string> mqtt_auth_users;  // NAME:PASSWORD
+  std::vector<std::string> mqtt_auth_users;  // NAME:PASSWORD (a stand-in for tests)
+  // auth.*: password and ACL files (docs/auth.md). Anonymous clients: allowed without a
+  // password file, refused with one, unless allow_anonymous or deny_anonymous says otherwise.
+  std::string auth_password_file;
+  std::string auth_acl_file;
+  bool auth_allow_anonymous = false;
   bool mqtt_deny_anonymous = false;
+  double auth_login_failures_per_s = 0.2;
+  double auth_login_failure_burst = 10;
   // Cluster of nodes through Redis (src/cluster); empty redis: a single node, no Redis.
   std::string cluster_redis;
   std::string cluster_node_id;

@@ -83,7 +83,8 @@ void declare_settings(config::Settings& s, ServerOptions& o) {
         "Seconds between $SYS/ statistics publications (0: off)")
       .alias("--sys-interval");
   s.add("mqtt.auth_users", o.mqtt_auth_users,
-        "NAME:PASSWORD pairs accepted at CONNECT (setting any enables authentication)")
+        "NAME:PASSWORD pairs accepted at CONNECT, in plain text: a stand-in for tests (use "
+        "auth.password_file)")
       .check([](const std::vector<std::string>& users) -> std::string {
         for (const auto& u : users) {
           if (u.find(':') == std::string::npos || u.front() == ':') {
@@ -94,9 +95,36 @@ void declare_settings(config::Settings& s, ServerOptions& o) {
       })
       .describe("NAME:PASSWORD each")
       .alias("--auth-user");
-  s.add("mqtt.deny_anonymous", o.mqtt_deny_anonymous,
-        "With mqtt.auth_users: refuse CONNECT without a user name (CONNACK 0x05)")
-      .alias("--deny-anonymous");
+  s.add("auth.password_file", o.auth_password_file,
+        "Password file (mosquitto_passwd / tcpms-passwd format); set, only its users and "
+        "(with auth.allow_anonymous) anonymous clients get in. Re-read on SIGHUP")
+      .alias("--password-file");
+  s.add("auth.acl_file", o.auth_acl_file,
+        "ACL file (Mosquitto acl_file format, %c/%u patterns) for PUBLISH and SUBSCRIBE; unset, "
+        "everything is allowed but publishing to $SYS. Re-read on SIGHUP")
+      .alias("--acl-file");
+  s.add("auth.allow_anonymous", o.auth_allow_anonymous,
+        "Accept CONNECT without a user name even with a password file (without one, and "
+        "without auth.deny_anonymous, anonymous clients are accepted anyway)")
+      .alias("--allow-anonymous");
+  s.add("auth.deny_anonymous", o.mqtt_deny_anonymous,
+        "Refuse CONNECT without a user name (CONNACK 0x05), with or without a password file")
+      .alias("--deny-anonymous")
+      .alias("--mqtt-deny-anonymous");
+  s.add_rule([&o] {
+    if (o.auth_allow_anonymous && o.mqtt_deny_anonymous)
+      return "auth.allow_anonymous and auth.deny_anonymous contradict each other";
+    if (!o.auth_password_file.empty() && !o.mqtt_auth_users.empty())
+      return "auth.password_file and mqtt.auth_users (--auth-user) exclude each other";
+    return "";
+  });
+  s.add("auth.login_failures_per_s", o.auth_login_failures_per_s,
+        "Failed logins per second one address (IPv6: its /64) may make after its burst; more "
+        "get CONNACK 0x05 without a password check (0: no throttle)")
+      .range(0.0, 1e9);
+  s.add("auth.login_failure_burst", o.auth_login_failure_burst,
+        "Failed logins one address may make at once before auth.login_failures_per_s applies")
+      .range(1.0, 1e9);
   s.add("cluster.redis", o.cluster_redis,
         "redis://HOST:PORT through which this node routes to other tcpms nodes (docs/cluster.md; "
         "empty: a single node, no Redis)")
