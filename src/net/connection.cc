@@ -58,7 +58,12 @@ void Connection::resume_reading() noexcept {
   loop_->resume_reading(*this);
 }
 
-void Connection::set_timeout(uint32_t ms) noexcept { loop_->set_conn_timeout(*this, ms); }
+void Connection::set_timeout(uint32_t ms) noexcept {
+  // While closing after a flush the engine's own deadline bounds the wait; a late protocol
+  // timer must not replace it.
+  if (flags_ & (kFlushThenClose | kLingering)) return;
+  loop_->set_conn_timeout(*this, ms);
+}
 
 void Connection::close(CloseReason reason) noexcept { loop_->schedule_close(*this, reason); }
 

@@ -374,7 +374,9 @@ bool EventLoop::write_parts(Connection& c, const ByteView* parts, size_t count,
 // Applies the output limits after the queue grew or shrank (Redis's
 // checkClientOutputBufferLimits, with a pause before the hard limit).
 void EventLoop::after_output_change(Connection& c) {
-  size_t bytes = c.out_ ? c.out_->bytes() : 0;
+  // The memory held, not just the bytes counted: a queue of small headers each in its own
+  // chunk, between shared payloads, holds far more than it has to send.
+  size_t bytes = c.out_ ? c.out_->footprint() : 0;
   if (bytes > config_.output_hard_limit_bytes) {
     release_output_queue(c);
     schedule_close(c, CloseReason::kOutputOverflow);
@@ -442,12 +444,16 @@ void EventLoop::resume_reading(Connection& c) {
   read_again_later(c);
 }
 
+// The input limit bounds what a connection keeps between reads (a partial frame), not what
+// one read brings: a read may hold the end of a frame plus the start of the next ones, so
+// while the handler works the buffer may exceed the limit by at most one read.
 bool EventLoop::deliver(Connection& c, ByteView fresh) {
   Handler& h = *handlers_[c.handler_];
+  const size_t limit = config_.input_limit_bytes;
   ByteView data = fresh;
   if (c.in_ != nullptr) {
     size_t before = c.in_->size;
-    if (!net::pending_append(c.in_, fresh, config_.input_limit_bytes)) {
+    if (!net::pending_append(c.in_, fresh, limit + kReadBufferBytes)) {
       schedule_close(c, CloseReason::kInputOverflow);
       return false;
     }
@@ -462,12 +468,16 @@ bool EventLoop::deliver(Connection& c, ByteView fresh) {
     if (c.in_ == nullptr) stats_.conns_with_input.sub();
   } else if (consumed < data.size() && !(c.flags_ & Connection::kClosing)) {
     ByteView rest = data.subspan(consumed);
-    if (!net::pending_append(c.in_, rest, config_.input_limit_bytes)) {
+    if (!net::pending_append(c.in_, rest, limit)) {
       schedule_close(c, CloseReason::kInputOverflow);
       return false;
     }
     stats_.pending_input_bytes.add(rest.size());
     stats_.conns_with_input.add();
+  }
+  if (c.in_ != nullptr && c.in_->size > limit) {
+    schedule_close(c, CloseReason::kInputOverflow);  // a partial frame larger than allowed
+    return false;
   }
   apply(c, r.action, CloseReason::kProtocol);
   return !(c.flags_ & (Connection::kClosing | Connection::kFlushThenClose));

@@ -50,8 +50,10 @@ void OutQueue::append(ByteView data) {
   while (!data.empty()) {
     Segment* tail = segments_.size() > head_ ? &segments_.back() : nullptr;
     if (tail == nullptr || tail->chunk == nullptr || tail->chunk->used == tail->chunk->capacity) {
-      bool first = tail == nullptr;
-      Chunk* fresh = first && data.size() <= Chunk::kSmallBytes ? pool_->get_small() : pool_->get();
+      // A piece that fits a small chunk gets one, whatever came before it (a header between
+      // two shared payloads must not take 16 KiB).
+      Chunk* fresh = data.size() <= Chunk::kSmallBytes ? pool_->get_small() : pool_->get();
+      footprint_ += fresh->capacity;
       segments_.push_back(Segment{fresh, {}, 0, 0});
       tail = &segments_.back();
     }
@@ -71,6 +73,7 @@ void OutQueue::append_shared(const SharedBytes& body, size_t offset) {
     return;
   }
   bytes_ += rest.size();
+  footprint_ += rest.size();
   segments_.push_back(Segment{nullptr, body, static_cast<uint32_t>(offset),
                               static_cast<uint32_t>(body.size())});
 }
@@ -94,9 +97,11 @@ void OutQueue::consume(size_t n) noexcept {
     size_t len = s.end - s.begin;
     if (n < len) {
       s.begin += static_cast<uint32_t>(n);
+      if (s.chunk == nullptr) footprint_ -= n;  // shared: counted by what is left to send
       return;
     }
     n -= len;
+    footprint_ -= s.chunk ? s.chunk->capacity : len;
     if (s.chunk) pool_->put(s.chunk);
     s = Segment{};
     ++head_;
@@ -115,8 +120,11 @@ void OutQueue::clear() noexcept {
     if (segments_[i].chunk) pool_->put(segments_[i].chunk);
   }
   segments_.clear();
+  // A queue that held a deep backlog goes back to the per-loop cache small.
+  if (segments_.capacity() > 64) std::vector<Segment>().swap(segments_);
   head_ = 0;
   bytes_ = 0;
+  footprint_ = 0;
 }
 
 }  // namespace tcpms::net

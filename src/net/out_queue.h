@@ -75,6 +75,9 @@ class OutQueue {
   void append_shared(const SharedBytes& body, size_t offset = 0);
 
   size_t bytes() const noexcept { return bytes_; }
+  // Memory this queue holds: chunk capacities plus referenced shared payloads (what the
+  // engine's output limits are checked against).
+  size_t footprint() const noexcept { return footprint_; }
   bool empty() const noexcept { return bytes_ == 0; }
 
   // Fills up to `max` iovecs from the front; returns how many.
@@ -94,6 +97,7 @@ class OutQueue {
   std::vector<Segment> segments_;
   size_t head_ = 0;  // first live segment; the vector is compacted when it drains
   size_t bytes_ = 0;
+  size_t footprint_ = 0;
   ChunkPool* pool_;
 };
 

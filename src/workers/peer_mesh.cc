@@ -27,6 +27,11 @@ class PeerMesh::InboundHandler final : public Handler {
   static constexpr uint8_t kHello = 0;
   explicit InboundHandler(PeerMesh& mesh) : mesh_(mesh) {}
 
+  Action on_open(Connection& conn) override {
+    conn.set_timeout(0);  // a quiet link is not an idle client: the server's idle timeout is not for it
+    return Action::kKeep;
+  }
+
   DataResult on_data(Connection& conn, ByteView data) override {
     size_t used = 0;
     while (data.size() - used >= kFrameHeader) {
@@ -62,6 +67,8 @@ class PeerMesh::OutboundHandler final : public Handler {
 
   Action on_open(Connection& conn) override {
     unsigned peer = static_cast<unsigned>(reinterpret_cast<uintptr_t>(conn.user_data()));
+    conn.set_timeout(0);  // it never reads, so an idle timeout would cut it every period
+    mesh_.up_[peer] = true;
     std::byte hello[kFrameHeader + 4] = {std::byte{4}, {}, {}, {}, std::byte{InboundHandler::kHello}};
     uint32_t self = mesh_.self_;
     for (int i = 0; i < 4; ++i) hello[kFrameHeader + i] = std::byte(self >> (8 * i));
@@ -73,9 +80,10 @@ class PeerMesh::OutboundHandler final : public Handler {
   DataResult on_data(Connection&, ByteView data) override { return {data.size()}; }
   void on_close(Connection& conn, CloseReason reason) override {
     unsigned peer = static_cast<unsigned>(reinterpret_cast<uintptr_t>(conn.user_data()));
-    if (reason != CloseReason::kConnectFailed) mesh_.links_up_.fetch_sub(1, std::memory_order_relaxed);
     if (peer < mesh_.outbound_.size() && mesh_.outbound_[peer] == conn.id()) {
       mesh_.outbound_[peer] = ConnId{};
+      if (mesh_.up_[peer]) mesh_.links_up_.fetch_sub(1, std::memory_order_relaxed);
+      mesh_.up_[peer] = false;
     }
     if (reason == CloseReason::kShutdown || conn.loop().draining()) return;
     conn.loop().run_after(kRedialMs, [m = &mesh_, peer] { m->dial(peer); });
@@ -87,7 +95,7 @@ class PeerMesh::OutboundHandler final : public Handler {
 
 PeerMesh::PeerMesh(std::string group, unsigned self, unsigned count, Receive on_frame)
     : group_(std::move(group)), self_(self), count_(count), on_frame_(std::move(on_frame)),
-      outbound_(count) {}
+      outbound_(count), up_(count, false) {}
 
 std::string PeerMesh::socket_name(const std::string& group, unsigned index) {
   return fmt::format("unix:@tcpms-{}-{}", group, index);

@@ -79,6 +79,7 @@ class PeerMesh {
   EventLoop* owner_ = nullptr;   // the loop that dials and owns the outbound links
   uint8_t outbound_handler_ = 0;
   std::vector<ConnId> outbound_;  // by peer index; owner loop only
+  std::vector<bool> up_;          // outbound link opened (on_open ran); owner loop only
   std::atomic<uint64_t> sent_{0}, received_{0}, dropped_{0};
   std::atomic<unsigned> links_up_{0};
 };

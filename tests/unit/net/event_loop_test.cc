@@ -152,6 +152,35 @@ TEST(EventLoop, BytesHeldWhilePausedArePresentedAgainOnResume) {
   EXPECT_EQ(recv_exactly(c.get(), 5), "bcdef") << "held bytes were not presented on resume";
 }
 
+// The input limit bounds a partial frame, not one read: frames just under the limit sent
+// back to back (the end of one arriving with the next ones) must not close the connection.
+class FixedFrameEcho : public RecordingHandler {
+ public:
+  static constexpr size_t kFrame = 1000;
+  DataResult on_data(Connection& c, ByteView data) override {
+    size_t whole = data.size() / kFrame * kFrame;
+    if (whole) c.send(data.first(whole));
+    return {whole, Action::kKeep};
+  }
+};
+
+TEST(EventLoop, InputLimitBoundsPartialFramesNotReads) {
+  LoopConfig config;
+  config.input_limit_bytes = FixedFrameEcho::kFrame + 8;
+  LoopThread lt(config);
+  uint16_t port = 0;
+  auto* h = lt.serve<FixedFrameEcho>(port);
+  lt.start();
+  UniqueFd c = connect_client(port);
+  ASSERT_TRUE(eventually([&] { return h->opened == 1; }));
+  std::string frames(5 * FixedFrameEcho::kFrame, 'f');
+  ASSERT_TRUE(send_all(c.get(), frames.substr(0, 500)));
+  std::this_thread::sleep_for(100ms);  // the first half frame is held
+  ASSERT_TRUE(send_all(c.get(), frames.substr(500)));
+  EXPECT_EQ(recv_exactly(c.get(), frames.size()), frames);
+  EXPECT_EQ(h->closed, 0);
+}
+
 TEST(EventLoop, IdleTimeoutClosesOnlyTheIdleConnection) {
   LoopConfig config;
   config.timer_tick_ms = 10;

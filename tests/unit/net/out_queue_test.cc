@@ -162,4 +162,22 @@ TEST(OutQueue, DestructorReturnsChunks) {
 }
 
 }  // namespace
+// A fan-out to a slow subscriber queues header, shared payload, header, shared payload...:
+// each header must take a small chunk, and the queue's footprint (what the output limits
+// check) must count the chunks, then return to 0.
+TEST(OutQueue, HeadersBetweenSharedPayloadsTakeSmallChunksAndAreCounted) {
+  ChunkPool pool;
+  OutQueue q(pool);
+  SharedBytes payload = SharedBytes::copy_of(as_bytes(pattern(4000)));
+  for (int i = 0; i < 10; ++i) {
+    q.append(as_bytes("hdr"));
+    q.append_shared(payload);
+  }
+  EXPECT_EQ(q.bytes(), 10u * (3 + 4000));
+  EXPECT_EQ(q.footprint(), 10u * (Chunk::kSmallBytes + 4000));
+  q.consume(q.bytes());
+  EXPECT_EQ(q.footprint(), 0u);
+  EXPECT_EQ(pool.in_use(), 0u);
+}
+
 }  // namespace tcpms::net
