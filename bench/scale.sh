@@ -12,7 +12,7 @@ N=${1:-1000000}
 B=${BUILD_DIR:-build/release}/bin
 HOLD=${HOLD:-10}
 SCALE_MD=${SCALE_MD-docs/scale.md}
-REPORT=${REPORT-$( [ -n "$SCALE_MD" ] && echo "${SCALE_MD%.md}-report.html" )}  # beside SCALE_MD
+REPORT=${REPORT-$( [ -z "$SCALE_MD" ] || echo "${SCALE_MD%.md}-report.html" )}  # beside SCALE_MD
 # Connections planned per worker process. Below its cap (RLIMIT_NOFILE minus a 256 reserve =
 # 19,744 here) because SO_REUSEPORT spreads connections by hash, not evenly.
 # Connections planned per worker process: below each worker's cap (RLIMIT_NOFILE minus a
