@@ -36,7 +36,18 @@ Broker::Broker(BrokerConfig config)
       auth_(std::make_unique<Authenticator>()),
       acl_(std::make_unique<Authorizer>()),
       router_(std::make_unique<Router>()),
-      start_ms_(monotonic_ms()) {}
+      start_ms_(monotonic_ms()) {
+  if (config_.connects_per_s_per_source > 0) {
+    auth::LoginThrottleConfig c;
+    c.limits = {config_.connects_per_s_per_source, config_.connect_burst_per_source};
+    c.max_entries = config_.connect_rate_sources;
+    source_rate_ = std::make_unique<auth::LoginThrottle>(c);
+  }
+  if (config_.connects_per_s > 0) {
+    total_rate_on_ = true;
+    total_rate_ = auth::TokenBucket(config_.connect_burst, auth::TokenBucket::Clock::now());
+  }
+}
 
 Broker::~Broker() = default;
 
@@ -157,6 +168,19 @@ void Broker::deliver_remote(const SharedBytes& topic, const SharedBytes& payload
     h->loop().post([h, topic, payload, qos, retain] { h->route(topic, payload, qos, retain, true); });
 }
 
+bool Broker::admit_connection(const sockaddr_storage& peer) {
+  const auto now = auth::TokenBucket::Clock::now();
+  if (total_rate_on_) {
+    std::lock_guard lock(total_rate_mu_);
+    if (!total_rate_.try_take({config_.connects_per_s, config_.connect_burst}, 1, now)) return false;
+  }
+  if (source_rate_) {
+    auto key = auth::ip_key_from_sockaddr(reinterpret_cast<const sockaddr*>(&peer));
+    if (key && !source_rate_->try_acquire(*key, now)) return false;
+  }
+  return true;
+}
+
 void Broker::filter_added(std::string_view filter) {
   std::lock_guard lock(filters_mu_);
   if (++filter_loops_[std::string(filter)] == 1) router_->on_filter_added(filter);
@@ -237,6 +261,15 @@ void Broker::render_metrics(std::string& out) const {
       {"tcpms_mqtt_sys_publish_denied_total", "counter",
        "PUBLISH packets to $SYS dropped (clients never publish there).",
        &BrokerStats::sys_publish_denied},
+      {"tcpms_mqtt_subscriptions_over_limit_total", "counter",
+       "Subscriptions refused (SUBACK 0x80) past mqtt.max_subscriptions_per_client.",
+       &BrokerStats::subscriptions_over_limit},
+      {"tcpms_mqtt_rate_limit_pauses_total", "counter",
+       "Times reading from a client paused because it published over its rate.",
+       &BrokerStats::rate_limit_pauses},
+      {"tcpms_mqtt_connects_over_rate_total", "counter",
+       "Connections closed right after accept: over the per-source or overall connection rate.",
+       &BrokerStats::connects_over_rate},
       {"tcpms_mqtt_cross_loop_posts_total", "counter",
        "Publishes posted to another loop (one task per loop, not per subscriber).",
        &BrokerStats::cross_loop_posts},
@@ -248,6 +281,12 @@ void Broker::render_metrics(std::string& out) const {
       fmt::format_to(std::back_inserter(out), "{}{{loop=\"{}\"}} {}\n", f.name, h->loop().index(),
                      static_cast<int64_t>((h->stats().*f.field).get()));
     }
+  }
+  if (source_rate_) {
+    family("tcpms_mqtt_connect_rate_sources", "gauge",
+           "Source addresses tracked by the per-source connection rate limit.");
+    fmt::format_to(std::back_inserter(out), "tcpms_mqtt_connect_rate_sources {}\n",
+                   source_rate_->stats().entries);
   }
   auth_->render_metrics(out);
   acl_->render_metrics(out);

@@ -26,6 +26,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "auth/login_throttle.h"
+#include "auth/token_bucket.h"
 #include "broker/auth.h"
 #include "broker/client_registry.h"
 #include "broker/config.h"
@@ -103,6 +105,10 @@ class Broker {
   void deliver_remote(const SharedBytes& topic, const SharedBytes& payload, mqtt::QoS qos,
                       bool retain);
 
+  // New-connection rates (mqtt.connects_per_s*): false means close it at once. Any loop.
+  bool connect_limits_enabled() const noexcept { return source_rate_ || total_rate_on_; }
+  bool admit_connection(const sockaddr_storage& peer);
+
   // Prometheus families for /metrics (admin::MetricsSource).
   void render_metrics(std::string& out) const;
 
@@ -123,6 +129,12 @@ class Broker {
   uint64_t start_ms_ = 0;
   std::atomic<uint64_t> client_numbers_{0};
   std::atomic<uint32_t> next_loop_{0};
+  // Per-source connection rate: a bounded, sharded table of buckets (shared by the loops, so
+  // a source spread over loops is limited as one); overall rate: one bucket under a lock.
+  std::unique_ptr<auth::LoginThrottle> source_rate_;
+  bool total_rate_on_ = false;
+  std::mutex total_rate_mu_;
+  auth::TokenBucket total_rate_{0, {}};
   std::mutex filters_mu_;
   std::unordered_map<std::string, uint32_t> filter_loops_;  // filter -> loops subscribed
 };

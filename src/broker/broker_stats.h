@@ -33,6 +33,9 @@ struct BrokerStats {
   Counter acl_publish_denied;  // PUBLISH dropped: the ACL refused the topic
   Counter acl_subscribe_denied;  // SUBACK 0x80: the ACL refused the filter
   Counter sys_publish_denied;  // PUBLISH to $SYS dropped
+  Counter subscriptions_over_limit;  // SUBACK 0x80: mqtt.max_subscriptions_per_client
+  Counter rate_limit_pauses;   // reading from a client paused by its publish rate
+  Counter connects_over_rate;  // connections closed after accept: over a connection rate
 };
 
 }  // namespace tcpms::broker

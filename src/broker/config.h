@@ -29,6 +29,21 @@ struct BrokerConfig {
   uint32_t max_topic_levels = 32;     // deeper topics/filters are refused
   uint32_t connect_timeout_ms = 10000;  // accept -> CONNECT deadline
   uint32_t sys_interval_ms = 10000;     // $SYS/ publication period (0: off)
+  // Limits against abuse (0: off). Subscriptions per client past the limit get SUBACK 0x80.
+  uint32_t max_subscriptions_per_client = 0;
+  // Per-client PUBLISH rate (messages and payload+topic bytes per second, with bursts): over
+  // it, reading from the client pauses until its bucket refills; nothing is dropped.
+  double client_messages_per_s = 0;
+  double client_message_burst = 100;
+  double client_bytes_per_s = 0;
+  double client_bytes_burst = 1 << 20;
+  // New connections per second per source address (IPv4, IPv6 /64) and overall: over it a
+  // connection is closed right after accept, counted.
+  double connects_per_s_per_source = 0;
+  double connect_burst_per_source = 20;
+  double connects_per_s = 0;
+  double connect_burst = 1000;
+  size_t connect_rate_sources = 65536;  // the per-source table's bound
   bool allow_zero_length_client_id = true;  // [MQTT-3.1.3-6] assign one (clean session only)
   std::string version = "tcpms 0.1.0";
 };

@@ -63,7 +63,10 @@ mqtt::PublishResponse ack_packet(PacketType type, uint16_t packet_id) {
 }  // namespace
 
 MqttHandler::MqttHandler(Broker& broker, EventLoop& loop)
-    : broker_(broker), loop_(loop), cfg_(broker.config()) {
+    : broker_(broker),
+      loop_(loop),
+      cfg_(broker.config()),
+      rate_limited_(cfg_.client_messages_per_s > 0 || cfg_.client_bytes_per_s > 0) {
   tree_.set_filter_events(broker_.router().wants_filter_events());
 }
 
@@ -84,6 +87,15 @@ MqttHandler::~MqttHandler() {
 // --- engine callbacks -------------------------------------------------------------------------
 
 Action MqttHandler::on_open(Connection& conn) {
+  // Connection rates: one getpeername and a bucket in a bounded shared table; nothing is
+  // kept per connection.
+  if (broker_.connect_limits_enabled()) {
+    sockaddr_storage peer{};
+    if (conn.peer_address(peer) && !broker_.admit_connection(peer)) {
+      stats_.connects_over_rate.add();
+      return Action::kClose;
+    }
+  }
   // A CONNECT must arrive within the deadline (Mosquitto has none by default; a peer that
   // opens sockets and says nothing would hold them forever).
   conn.set_timeout(cfg_.connect_timeout_ms);
@@ -122,6 +134,10 @@ size_t MqttHandler::process(Connection& c, ByteView data, Action& action) {
       action = violation(c, f.error.what);
       return data.size();
     }
+    if (rate_limited_ && f.header.type == PacketType::kPublish && user != nullptr &&
+        !admit_publish(c, *static_cast<Session*>(user), f.header.packet_size())) {
+      return off;  // reading paused; the rest is presented again when it resumes
+    }
     off += f.header.packet_size();
     Action a = handle_packet(c, f.header, f.body);
     if (a != Action::kKeep) {
@@ -130,6 +146,44 @@ size_t MqttHandler::process(Connection& c, ByteView data, Action& action) {
     }
   }
   return off;
+}
+
+bool MqttHandler::admit_publish(Connection& c, Session& s, size_t bytes) {
+  using Clock = auth::TokenBucket::Clock;
+  const auth::TokenBucketLimits msgs{cfg_.client_messages_per_s, cfg_.client_message_burst};
+  const auth::TokenBucketLimits data{cfg_.client_bytes_per_s, cfg_.client_bytes_burst};
+  const bool msgs_on = msgs.rate_per_s > 0, data_on = data.rate_per_s > 0;
+  const auto now = Clock::now();
+  SessionExtra& x = s.extra_ref();
+  if (!x.rate) {
+    x.rate = std::make_unique<ClientRate>(
+        ClientRate{auth::TokenBucket(msgs.burst, now), auth::TokenBucket(data.burst, now)});
+  }
+  ClientRate& r = *x.rate;
+  // A packet larger than the byte burst costs the whole burst (it could never pass otherwise).
+  const double cost = std::min(static_cast<double>(bytes), data.burst);
+  if (!msgs_on || r.messages.try_take(msgs, 1, now)) {
+    if (!data_on || r.bytes.try_take(data, cost, now)) return true;
+    if (msgs_on) r.messages.give_back(msgs, 1, now);
+  }
+  Clock::duration wait = Clock::duration::zero();
+  if (msgs_on) wait = std::max(wait, r.messages.wait_for(msgs, 1, now));
+  if (data_on) wait = std::max(wait, r.bytes.wait_for(data, cost, now));
+  auto ms = std::chrono::ceil<std::chrono::milliseconds>(
+                std::min<Clock::duration>(wait, std::chrono::seconds(1)))
+                .count();
+  // Over its rate: stop reading (TCP pushes back on the client) and look again once its
+  // bucket has refilled. Nothing is dropped.
+  stats_.rate_limit_pauses.add();
+  c.pause_reading();
+  ConnId id = c.id();
+  loop_.run_after(static_cast<uint32_t>(std::max<int64_t>(ms, 1)), [this, id] {
+    Connection* cc = loop_.find(id);
+    if (cc != nullptr && cc->user_data() != nullptr &&
+        kind_of(cc->user_data()) == ConnStateKind::kSession)
+      after_async(*cc, Action::kKeep);
+  });
+  return false;
 }
 
 Action MqttHandler::on_timeout(Connection& conn) {
@@ -592,6 +646,12 @@ Action MqttHandler::handle_subscribe(Connection& c, Session& s, mqtt::Bytes body
       codes.push_back(std::byte{0x80});
       continue;
     }
+    if (cfg_.max_subscriptions_per_client != 0 &&
+        s.subs.size() >= cfg_.max_subscriptions_per_client && !subscribed_to(s, filter)) {
+      stats_.subscriptions_over_limit.add();
+      codes.push_back(std::byte{0x80});
+      continue;
+    }
     add_subscription(s, filter, qos, nullptr);
     codes.push_back(static_cast<std::byte>(qos));
     // Retained messages matching the filter go out after the SUBACK [MQTT-3.3.1-6]; on a
@@ -616,6 +676,12 @@ Action MqttHandler::handle_subscribe(Connection& c, Session& s, mqtt::Bytes body
   retained.clear();
   retained_scratch_.swap(retained);
   return Action::kKeep;
+}
+
+bool MqttHandler::subscribed_to(Session& s, std::string_view filter) const {
+  for (const SubRecord& r : s.subs)
+    if (tree_.filter_of(r.node) == filter) return true;
+  return false;
 }
 
 Action MqttHandler::handle_unsubscribe(Connection& c, Session& s, mqtt::Bytes body) {

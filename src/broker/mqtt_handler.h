@@ -91,6 +91,9 @@ class MqttHandler final : public Handler {
   Action handle_subscribe(Connection& c, Session& s, mqtt::Bytes body);
   Action handle_unsubscribe(Connection& c, Session& s, mqtt::Bytes body);
   Action violation(Connection& c, const char* what);
+  // Per-client publish rate: takes the tokens, or pauses reading and schedules a resume.
+  bool admit_publish(Connection& c, Session& s, size_t bytes);
+  bool subscribed_to(Session& s, std::string_view filter) const;
 
   // Output.
   template <typename Packet>
@@ -116,6 +119,7 @@ class MqttHandler final : public Handler {
   Broker& broker_;
   EventLoop& loop_;
   const BrokerConfig& cfg_;
+  const bool rate_limited_;  // mqtt.client_messages_per_s or client_bytes_per_s set
   TopicTree tree_;
   BrokerStats stats_;
   std::atomic<size_t> subscription_count_{0};

@@ -34,11 +34,10 @@ struct Will {
 };
 
 // Per-client publish rate state (only with mqtt.client_* limits, allocated on the first
-// PUBLISH): two 16-byte buckets and whether a resume timer is pending.
+// PUBLISH): two 16-byte buckets.
 struct ClientRate {
   auth::TokenBucket messages;
   auth::TokenBucket bytes;
-  bool paused = false;
 };
 
 // What few clients need, behind one pointer: the will, the user name (kept only when the

@@ -82,6 +82,39 @@ void declare_settings(config::Settings& s, ServerOptions& o) {
   s.add("mqtt.sys_interval_s", o.mqtt_sys_interval_s,
         "Seconds between $SYS/ statistics publications (0: off)")
       .alias("--sys-interval");
+  s.add("mqtt.max_subscriptions_per_client", m.max_subscriptions_per_client,
+        "Subscriptions one client may hold; more get SUBACK 0x80 (0: no limit)")
+      .alias("--max-subscriptions");
+  s.add("mqtt.client_messages_per_s", m.client_messages_per_s,
+        "PUBLISH packets per second one client may send; over it reading from the client "
+        "pauses until it may send again, nothing is dropped (0: no limit)")
+      .range(0.0, 1e9);
+  s.add("mqtt.client_message_burst", m.client_message_burst,
+        "PUBLISH packets a client may send at once before mqtt.client_messages_per_s applies")
+      .range(1.0, 1e9);
+  s.add("mqtt.client_bytes_per_s", m.client_bytes_per_s,
+        "PUBLISH bytes (whole packets) per second one client may send; over it reading "
+        "pauses (0: no limit)")
+      .range(0.0, 1e12);
+  s.add("mqtt.client_bytes_burst", m.client_bytes_burst,
+        "PUBLISH bytes a client may send at once before mqtt.client_bytes_per_s applies (a "
+        "larger packet costs the whole burst)")
+      .range(1.0, 1e12);
+  s.add("mqtt.connects_per_s_per_source", m.connects_per_s_per_source,
+        "New connections per second from one address (IPv6: its /64); more are closed at once "
+        "after accept, counted (0: no limit)")
+      .range(0.0, 1e9);
+  s.add("mqtt.connect_burst_per_source", m.connect_burst_per_source,
+        "New connections one address may open at once before mqtt.connects_per_s_per_source "
+        "applies")
+      .range(1.0, 1e9);
+  s.add("mqtt.connects_per_s", m.connects_per_s,
+        "New connections per second in this process, all sources together; more are closed at "
+        "once after accept, counted (0: no limit)")
+      .range(0.0, 1e9);
+  s.add("mqtt.connect_burst", m.connect_burst,
+        "New connections accepted at once before mqtt.connects_per_s applies")
+      .range(1.0, 1e9);
   s.add("mqtt.auth_users", o.mqtt_auth_users,
         "NAME:PASSWORD pairs accepted at CONNECT, in plain text: a stand-in for tests (use "
         "auth.password_file)")
