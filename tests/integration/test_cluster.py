@@ -347,7 +347,11 @@ def test_push_by_client_id_through_another_nodes_api(cluster):
 def test_takeover_across_nodes(cluster):
     n1, n2 = cluster["nodes"]["n1"], cluster["nodes"]["n2"]
     first = connected(n1.port, "same-id")
-    time.sleep(0.2)  # its "connected" notice is through Redis before the second connects
+    # Redis orders the two "connected" notices; the test means the first to be first there, so
+    # wait until n1's registration is in Redis (a fixed sleep was not enough on a loaded box).
+    wait_until(lambda: "same-id" in cluster["redis"].command("SMEMBERS", "tcpms:clients:n1"), 5,
+               "n1 registers same-id")
+    time.sleep(0.1)  # the notice is published in the same batch as the registration
     second = connected(n2.port, "same-id")
     first.expect_closed(3)  # [MQTT-3.1.4-2], across nodes
     second.ping()  # the newer connection stays
