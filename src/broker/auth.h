@@ -1,5 +1,5 @@
-// Authentication and authorization hooks. The issue that brings password files and ACLs plugs
-// in here; the broker core does not change.
+// Authentication and authorization hooks. tcpms-server plugs in the password-file and ACL
+// implementations (broker/auth_files.h, docs/auth.md); the broker core knows only these.
 //
 // Authenticator::check may be slow (password hashing), so it runs on the server's worker pool
 // (Server::workers().offload); the CONNECT continues on the connection's loop afterwards. An
@@ -73,8 +73,8 @@ class Authorizer {
   virtual void render_metrics(std::string& out) const {}
 };
 
-// user -> password from the command line (--auth-user NAME:PASSWORD). For tests and small
-// setups; the password-file issue replaces it with hashed entries.
+// user -> password from the command line (--auth-user NAME:PASSWORD), in plain text: a
+// stand-in for tests. Real setups use --password-file (FileAuthenticator, auth_files.h).
 class StaticAuthenticator final : public Authenticator {
  public:
   StaticAuthenticator(std::map<std::string, std::string> users, bool allow_anonymous)
