@@ -302,3 +302,15 @@ def test_login_storm_while_others_keep_working(tmp_path):
               f"(n={len(before)}), during p50 {percentile(during, 0.5):.2f} "
               f"p99 {percentile(during, 0.99):.2f} (n={len(during)})")
         assert labelled(srv.metrics(), "tcpms_mqtt_auth_total", result="bad_credentials") == 2000
+
+
+def test_sighup_reaches_every_worker_process(tmp_path):
+    server, pw, acl = acl_server(tmp_path, ACL, "--processes", "2")
+    with server as srv:
+        add_user(pw, "eve", "eve-pw")
+        os.kill(srv.pid, signal.SIGHUP)  # the supervisor forwards it
+        srv.wait_for(lambda: srv.output().count(f"reloaded {pw} (5 users)") == 2,
+                     what="both workers reloading")
+        # Whichever worker takes the connection knows eve now.
+        for i in range(4):
+            login(srv.port, f"eve-{i}", "eve").ping()
