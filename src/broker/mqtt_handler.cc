@@ -24,11 +24,23 @@ struct PendingConnect {
   std::string client_id;
   std::optional<std::string> username;  // only when the authorizer uses names
   std::unique_ptr<Will> will;
+  // Set when the connection goes away while its password is queued for hashing, so the
+  // worker skips the hash (a connect-and-close loop must not queue work without bound).
+  std::shared_ptr<std::atomic<bool>> auth_cancelled;
+  ~PendingConnect() {
+    if (auth_cancelled) auth_cancelled->store(true, std::memory_order_relaxed);
+  }
 };
 
+// Password checks queued on the worker pool past which a CONNECT is refused at once with
+// "server unavailable" (CONNACK 3) rather than waiting behind a login storm.
+constexpr size_t kMaxQueuedAuthChecks = 10000;
+
 // Everything a session handover carries between loops. If a task carrying it is dropped
-// (loop stopping), the destructor frees the session.
+// (loop stopping), the destructor takes the session out of the registry, then frees it, so
+// no registry entry is left pointing at freed memory.
 struct MqttHandler::Handover {
+  ClientRegistry* registry = nullptr;
   std::string client_id;
   Session* session = nullptr;
   uint32_t from_loop = 0;
@@ -40,7 +52,10 @@ struct MqttHandler::Handover {
   std::vector<std::pair<std::string, QoS>> filters;
   bool attached = false;
   ~Handover() {
-    if (session != nullptr && attached == false && moved) delete session;
+    if (session != nullptr && attached == false && moved) {
+      if (registry != nullptr) registry->remove(client_id, session);
+      delete session;
+    }
   }
   bool moved = false;  // set once the owner has let go of the session
 };
@@ -104,17 +119,6 @@ Action MqttHandler::on_open(Connection& conn) {
 
 DataResult MqttHandler::on_data(Connection& conn, ByteView data) {
   Action action = Action::kKeep;
-  if (!carry_.empty()) {
-    auto it = carry_.find(conn.id().slot());
-    if (it != carry_.end()) {
-      std::string buf = std::move(it->second);
-      carry_.erase(it);
-      buf.append(as_chars(data));
-      size_t used = process(conn, as_bytes(buf), action);
-      if (action == Action::kKeep && used < buf.size()) carry_[conn.id().slot()].append(buf, used);
-      return {data.size(), action};
-    }
-  }
   size_t used = process(conn, data, action);
   return {used, action};
 }
@@ -124,9 +128,9 @@ size_t MqttHandler::process(Connection& c, ByteView data, Action& action) {
   while (off < data.size()) {
     void* user = c.user_data();
     if (user != nullptr && kind_of(user) == ConnStateKind::kPendingConnect) {
-      // Reading is paused while the CONNECT is decided; hold what came behind it.
-      carry_[c.id().slot()].append(as_chars(data.subspan(off)));
-      return data.size();
+      // Reading is paused while the CONNECT is decided. What came behind it stays with the
+      // engine (bounded by its input limit), which presents it again when reading resumes.
+      return off;
     }
     mqtt::FrameResult f = mqtt::next_frame(data.subspan(off), cfg_.max_packet_size);
     if (f.status == mqtt::FrameStatus::kNeedMore) break;
@@ -206,7 +210,6 @@ void MqttHandler::on_writable(Connection& conn) {
 }
 
 void MqttHandler::on_close(Connection& conn, CloseReason reason) {
-  if (!carry_.empty()) carry_.erase(conn.id().slot());
   void* user = conn.user_data();
   if (user == nullptr) return;
   conn.set_user_data(nullptr);
@@ -333,7 +336,13 @@ Action MqttHandler::handle_connect(Connection& c, mqtt::Bytes body) {
   if (!auth.enabled()) return continue_connect(c, p);
 
   // Hashing is slow: check on the worker pool, continue here. The connect deadline still runs.
+  if (broker_.server().workers().queued() >= kMaxQueuedAuthChecks) {
+    stats_.connects_refused.add();
+    send_connack(c, p->version, false, 0x03);  // server unavailable [MQTT-3.2.2.3]
+    return Action::kCloseAfterFlush;
+  }
   c.pause_reading();
+  p->auth_cancelled = std::make_shared<std::atomic<bool>>(false);
   auto info = std::make_shared<ConnectInfo>();
   info->client_id = p->client_id;
   if (k.username) info->username = std::string(*k.username);
@@ -343,7 +352,10 @@ Action MqttHandler::handle_connect(Connection& c, mqtt::Bytes body) {
   auto result = std::make_shared<AuthResult>(AuthResult::kAccept);
   ConnId id = c.id();
   broker_.server().workers().offload(
-      loop_, [info, result, &auth] { *result = auth.check(*info); },
+      loop_,
+      [info, result, &auth, cancelled = p->auth_cancelled] {
+        if (!cancelled->load(std::memory_order_relaxed)) *result = auth.check(*info);
+      },
       [this, id, p, result] {
         Connection* cc = loop_.find(id);
         if (cc == nullptr || cc->user_data() != p) return;  // gone meanwhile
@@ -398,6 +410,7 @@ Action MqttHandler::continue_connect(Connection& c, PendingConnect* p) {
       if (owner == nullptr) return violation(c, "registry names an unknown loop");
       c.pause_reading();
       auto h = std::make_shared<Handover>();
+      h->registry = &broker_.registry();
       h->client_id = p->client_id;
       h->session = claim.entry.session;
       h->from_loop = claim.entry.loop;
@@ -520,21 +533,8 @@ void MqttHandler::after_async(Connection& c, Action a) {
   }
   void* user = c.user_data();
   if (user != nullptr && kind_of(user) == ConnStateKind::kPendingConnect) return;  // still waiting
+  // Packets that arrived behind the CONNECT are presented again by the engine.
   c.resume_reading();
-  // Packets that arrived behind the CONNECT.
-  auto it = carry_.find(c.id().slot());
-  if (it == carry_.end()) return;
-  std::string buf = std::move(it->second);
-  carry_.erase(it);
-  Action action = Action::kKeep;
-  size_t used = process(c, as_bytes(buf), action);
-  if (action == Action::kClose) {
-    c.close(CloseReason::kProtocol);
-  } else if (action == Action::kCloseAfterFlush) {
-    c.close_after_flush();
-  } else if (used < buf.size()) {
-    carry_[c.id().slot()].append(buf, used);
-  }
 }
 
 Action MqttHandler::handle_publish(Connection& c, Session& s, const mqtt::FixedHeader& h,
@@ -883,7 +883,6 @@ void MqttHandler::publish_will(std::unique_ptr<Will> will) {
 void MqttHandler::detach_connection(Session& s, bool publish) {
   if (s.conn != nullptr) {
     s.conn->set_user_data(nullptr);
-    if (!carry_.empty()) carry_.erase(s.conn->id().slot());
     s.conn = nullptr;
     stats_.sessions_connected.sub();
     broker_.router().on_client_disconnected(s.client_id());

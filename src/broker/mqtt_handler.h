@@ -43,7 +43,9 @@ class MqttHandler final : public Handler {
 
   Action on_open(Connection& conn) override;
   DataResult on_data(Connection& conn, ByteView data) override;
-  Action on_peer_shutdown(Connection& conn) override { return Action::kClose; }
+  // A FIN without DISCONNECT: answer what is queued (a PUBACK, a SUBACK), then close; the will
+  // still goes out, as for any loss without DISCONNECT.
+  Action on_peer_shutdown(Connection& conn) override { return Action::kCloseAfterFlush; }
   Action on_timeout(Connection& conn) override;
   void on_writable(Connection& conn) override;
   void on_close(Connection& conn, CloseReason reason) override;
@@ -131,9 +133,6 @@ class MqttHandler final : public Handler {
   std::vector<Match> matches_;
   std::vector<std::byte> scratch_;
   std::vector<RetainedMessage> retained_scratch_;
-  // Bytes that arrived behind a CONNECT still being decided (or behind them, a partial
-  // frame): rare, so one map per loop rather than a buffer pointer per connection.
-  std::unordered_map<uint32_t, std::string> carry_;
 };
 
 }  // namespace tcpms::broker

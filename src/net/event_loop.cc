@@ -468,15 +468,18 @@ bool EventLoop::deliver(Connection& c, ByteView fresh) {
     if (c.in_ == nullptr) stats_.conns_with_input.sub();
   } else if (consumed < data.size() && !(c.flags_ & Connection::kClosing)) {
     ByteView rest = data.subspan(consumed);
-    if (!net::pending_append(c.in_, rest, limit)) {
+    const bool paused = c.flags_ & Connection::kReadPausedByUser;  // see below
+    if (!net::pending_append(c.in_, rest, paused ? limit + kReadBufferBytes : limit)) {
       schedule_close(c, CloseReason::kInputOverflow);
       return false;
     }
     stats_.pending_input_bytes.add(rest.size());
     stats_.conns_with_input.add();
   }
-  if (c.in_ != nullptr && c.in_->size > limit) {
-    schedule_close(c, CloseReason::kInputOverflow);  // a partial frame larger than allowed
+  // A partial frame larger than allowed. Not while the handler paused reading: then it may
+  // have left whole frames (a rate limit), at most one read's worth, and reads no more.
+  if (c.in_ != nullptr && c.in_->size > limit && !(c.flags_ & Connection::kReadPausedByUser)) {
+    schedule_close(c, CloseReason::kInputOverflow);
     return false;
   }
   apply(c, r.action, CloseReason::kProtocol);
