@@ -122,6 +122,10 @@ def test_queue_bound_drops_counted():
         c = connected(srv.port, "bounded", clean=False)
         c.subscribe([("b", 1)])
         c.close()
+        # The session must be offline before publishing, or the first messages go to the
+        # closing connection instead of the queue (seen under CI load).
+        srv.wait_for(lambda: srv.metrics()["tcpms_mqtt_sessions_connected"] == 0,
+                     what="the subscriber's session offline")
         pub = connected(srv.port, "b-pub")
         for i in range(12):
             pub.publish("b", str(i).encode(), qos=1, pid=i + 1)
