@@ -92,7 +92,7 @@ bool Broker::publish(std::string_view topic, ByteView payload, mqtt::QoS qos, bo
 }
 
 SendResult Broker::send_to_client(std::string_view client_id, std::string_view topic,
-                                  ByteView payload, mqtt::QoS qos) {
+                                  ByteView payload, mqtt::QoS qos, Router::PushDone routed) {
   if (static_cast<uint8_t>(qos) > 2 ||
       mqtt::validate_topic_name(topic, config_.max_topic_levels) != mqtt::TopicError::kOk)
     return SendResult::kInvalid;
@@ -100,8 +100,9 @@ SendResult Broker::send_to_client(std::string_view client_id, std::string_view t
   SharedBytes p = SharedBytes::copy_of(payload);
   auto e = registry_.find(client_id);
   if (!e) {
-    return router_->push_to_client(client_id, t, p, qos) ? SendResult::kRouted
-                                                          : SendResult::kNotConnected;
+    return router_->push_to_client(client_id, t, p, qos, std::move(routed))
+               ? SendResult::kRouted
+               : SendResult::kNotConnected;
   }
   MqttHandler* h = handler_for(e->loop);
   if (h == nullptr) return SendResult::kNotConnected;
@@ -122,6 +123,11 @@ bool Broker::kick(std::string_view client_id) {
   if (h == nullptr) return false;
   return h->loop().post([h, id = std::string(client_id), s = e->session] { h->kick(id, s); });
 }
+
+// TODO(session moves): placeholders until the broker side lands; see router.h.
+void Broker::export_session(std::string_view, Router::SessionDone done) { done(std::nullopt); }
+bool Broker::adopt_session(std::string_view, std::string) { return false; }
+void Broker::drop_session(std::string_view client_id) { kick(client_id); }
 
 std::vector<ClientInfo> Broker::list_clients(std::chrono::milliseconds timeout) {
   struct Gather {

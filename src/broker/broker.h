@@ -96,11 +96,25 @@ class Broker {
   // --- control plane: any thread -----------------------------------------------------------
   // Publishes as a client would (retained, QoS per subscription), from one of the loops.
   bool publish(std::string_view topic, ByteView payload, mqtt::QoS qos, bool retain);
-  // Pushes to one client over its existing connection, subscribed or not.
+  // Pushes to one client over its existing connection, subscribed or not. When the answer is
+  // kRouted, `routed` (if set) runs once, on any thread, with what the router learnt.
   SendResult send_to_client(std::string_view client_id, std::string_view topic, ByteView payload,
-                            mqtt::QoS qos);
+                            mqtt::QoS qos, Router::PushDone routed = {});
   bool kick(std::string_view client_id);
   std::vector<ClientInfo> list_clients(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  // --- persistent sessions across processes (the other side of Router::fetch_session) -----
+  // Gives up `client_id`'s session for another process: closes its connection here if any
+  // (takeover [MQTT-3.1.4-2]; the will goes out), removes the session and calls `done` with
+  // its image (session_image.h), or with nullopt if there is none or it is a clean session.
+  // `done` runs exactly once, on a loop thread or the caller's.
+  void export_session(std::string_view client_id, Router::SessionDone done);
+  // An image that arrived after its fetch gave up: kept as an offline session if the id has
+  // none here now; otherwise dropped and counted. False when dropped.
+  bool adopt_session(std::string_view client_id, std::string image);
+  // The client connected elsewhere with a session of its own: closes it here and discards
+  // its session, persistent or not [MQTT-3.1.2-6].
+  void drop_session(std::string_view client_id);
+
   // A publish that came from another process (router): delivered locally, not routed again.
   void deliver_remote(const SharedBytes& topic, const SharedBytes& payload, mqtt::QoS qos,
                       bool retain);

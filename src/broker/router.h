@@ -7,6 +7,9 @@
 // entry points (deliver_remote, publish, send_to_client).
 #pragma once
 
+#include <functional>
+#include <optional>
+#include <string>
 #include <string_view>
 
 #include "mqtt/types.h"
@@ -35,10 +38,30 @@ class Router {
   virtual void on_client_connected(std::string_view client_id) {}
   virtual void on_client_disconnected(std::string_view client_id) {}
 
-  // Push to a client that is not in this process. True if routed somewhere.
+  // Push to a client that is not in this process. True if routed somewhere; then `done`
+  // (when set) runs exactly once, on any thread, with what became of it.
+  enum class PushOutcome : uint8_t {
+    kHeld,        // a process holding that client id took it
+    kNoSuchClient,  // no process holds that id
+    kUnknown,     // routed, but the router cannot tell (broadcast, or no answer in time)
+  };
+  using PushDone = std::function<void(PushOutcome)>;
   virtual bool push_to_client(std::string_view client_id, const SharedBytes& topic,
-                              const SharedBytes& payload, mqtt::QoS qos) {
+                              const SharedBytes& payload, mqtt::QoS qos, PushDone done) {
     return false;
+  }
+
+  // --- persistent sessions across processes ---------------------------------------------
+  // True when a session absent from this process may be held by another one, so a CONNECT
+  // with CleanSession 0 asks for it (fetch_session) before its CONNACK.
+  virtual bool shares_sessions() const { return false; }
+  // Asks the other processes for `client_id`'s session. The holder closes the client's
+  // connection there (takeover), gives the session up (Broker::export_session) and sends its
+  // image (broker/session_image.h). `done` runs exactly once, on any thread: with the image,
+  // or nullopt when nobody holds one, nobody answered in time, or the router is cut off.
+  using SessionDone = std::function<void(std::optional<std::string> image)>;
+  virtual void fetch_session(std::string_view client_id, SessionDone done) {
+    done(std::nullopt);
   }
 };
 

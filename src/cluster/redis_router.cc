@@ -167,7 +167,9 @@ void RedisRouter::on_local_publish(const SharedBytes& topic, const SharedBytes& 
 }
 
 bool RedisRouter::push_to_client(std::string_view client_id, const SharedBytes& topic,
-                                 const SharedBytes& payload, mqtt::QoS qos) {
+                                 const SharedBytes& payload, mqtt::QoS qos, PushDone done) {
+  // TODO(push answers): report whether a node held the id through `done`.
+  if (done) done(PushOutcome::kUnknown);
   if (!command_up_.load(std::memory_order_acquire)) {
     metrics_.dropped_redis_down.fetch_add(1, std::memory_order_relaxed);
     return false;

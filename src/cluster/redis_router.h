@@ -72,7 +72,7 @@ class RedisRouter final : public broker::Router {
   void on_local_publish(const SharedBytes& topic, const SharedBytes& payload, mqtt::QoS qos,
                         bool retain) override;
   bool push_to_client(std::string_view client_id, const SharedBytes& topic,
-                      const SharedBytes& payload, mqtt::QoS qos) override;
+                      const SharedBytes& payload, mqtt::QoS qos, PushDone done) override;
   void on_client_connected(std::string_view client_id) override;
   void on_client_disconnected(std::string_view client_id) override;
 

@@ -35,7 +35,7 @@ void MeshRouter::on_local_publish(const SharedBytes& topic, const SharedBytes& p
 }
 
 bool MeshRouter::push_to_client(std::string_view client_id, const SharedBytes& topic,
-                                const SharedBytes& payload, mqtt::QoS qos) {
+                                const SharedBytes& payload, mqtt::QoS qos, PushDone done) {
   if (mesh_.count() <= 1) return false;
   std::string body;
   body.push_back(static_cast<char>(qos));
@@ -45,6 +45,7 @@ bool MeshRouter::push_to_client(std::string_view client_id, const SharedBytes& t
   body.append(as_chars(topic.view()));
   body.append(as_chars(payload.view()));
   mesh_.broadcast(kPush, as_bytes(body));
+  if (done) done(PushOutcome::kUnknown);  // a broadcast: whoever holds it delivers
   return true;
 }
 

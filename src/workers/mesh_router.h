@@ -23,7 +23,7 @@ class MeshRouter final : public broker::Router {
   void on_local_publish(const SharedBytes& topic, const SharedBytes& payload, mqtt::QoS qos,
                         bool retain) override;
   bool push_to_client(std::string_view client_id, const SharedBytes& topic,
-                      const SharedBytes& payload, mqtt::QoS qos) override;
+                      const SharedBytes& payload, mqtt::QoS qos, PushDone done) override;
 
   // Frames arriving from other workers (PeerMesh's receive callback).
   static void receive(broker::Broker* broker, Server& server, uint8_t kind, ByteView body);
