@@ -885,7 +885,7 @@ void MqttHandler::detach_connection(Session& s, bool publish) {
     s.conn->set_user_data(nullptr);
     s.conn = nullptr;
     stats_.sessions_connected.sub();
-    broker_.router().on_client_disconnected(s.client_id());
+    broker_.router().on_client_disconnected(s.client_id(), !s.clean);
   }
   std::unique_ptr<Will> will = s.take_will();
   if (s.disconnected || !publish) will.reset();

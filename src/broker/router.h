@@ -36,7 +36,11 @@ class Router {
   // connection here closed. Lets a router keep a registry outside the process and close the
   // same id elsewhere (takeover across nodes).
   virtual void on_client_connected(std::string_view client_id) {}
-  virtual void on_client_disconnected(std::string_view client_id) {}
+  // `session_kept`: its persistent session stays here, offline, until on_session_ended.
+  virtual void on_client_disconnected(std::string_view client_id, bool session_kept) {}
+  // An offline session left this process: discarded, taken over by a clean connect, or
+  // exported to another process. (A clean session ends with its connection: no call.)
+  virtual void on_session_ended(std::string_view client_id) {}
 
   // Push to a client that is not in this process. True if routed somewhere; then `done`
   // (when set) runs exactly once, on any thread, with what became of it.

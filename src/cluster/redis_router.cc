@@ -202,7 +202,7 @@ void RedisRouter::on_client_connected(std::string_view client_id) {
   }
 }
 
-void RedisRouter::on_client_disconnected(std::string_view client_id) {
+void RedisRouter::on_client_disconnected(std::string_view client_id, bool /*session_kept*/) {
   if (!command_up_.load(std::memory_order_acquire)) return;
   Op op(Op::kClientRemove);
   op.key = std::string(client_id);

@@ -74,7 +74,7 @@ class RedisRouter final : public broker::Router {
   bool push_to_client(std::string_view client_id, const SharedBytes& topic,
                       const SharedBytes& payload, mqtt::QoS qos, PushDone done) override;
   void on_client_connected(std::string_view client_id) override;
-  void on_client_disconnected(std::string_view client_id) override;
+  void on_client_disconnected(std::string_view client_id, bool session_kept) override;
 
   const ClusterMetrics& metrics() const noexcept { return metrics_; }
   void render_metrics(std::string& out) const { metrics_.render(out, config_.node_id); }
