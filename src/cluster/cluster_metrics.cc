@@ -42,6 +42,8 @@ void ClusterMetrics::render(std::string& out, const std::string& node) const {
        &ClusterMetrics::pushes_out},
       {"tcpms_cluster_pushes_in_total", "counter", "Pushes from other nodes delivered here.",
        &ClusterMetrics::pushes_in},
+      {"tcpms_cluster_pushes_no_client_total", "counter", "Pushes to a client id no live node holds (HTTP 404).",
+       &ClusterMetrics::pushes_no_client},
       {"tcpms_cluster_takeover_kicks_total", "counter",
        "Local clients closed because their client id connected on another node.", &ClusterMetrics::takeover_kicks},
       {"tcpms_cluster_route_events_in_total", "counter", "Route change notifications received.",

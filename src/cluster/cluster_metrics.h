@@ -16,6 +16,7 @@ struct ClusterMetrics {
   C messages_out{0}, bytes_out{0};
   C messages_in{0}, bytes_in{0};
   C pushes_out{0}, pushes_in{0};
+  C pushes_no_client{0};        // pushes to an id no live node holds
   // Messages that could not cross: Redis unreachable, queue full, or the command failed.
   C dropped_redis_down{0}, dropped_queue_full{0}, dropped_failed{0};
   C takeover_kicks{0};          // local clients closed because they connected on another node

@@ -89,7 +89,7 @@ void RedisRouter::stop() {
 
 // --- hooks (loop threads) -------------------------------------------------------------------
 
-bool RedisRouter::enqueue(Op op, bool is_message) {
+bool RedisRouter::enqueue(Op&& op, bool is_message) {
   std::unique_lock lock(queue_mu_);
   if (stopping_.load(std::memory_order_relaxed)) return false;
   const bool internal = op.kind == Op::kLoadNode || op.kind == Op::kForgetNode;
@@ -168,8 +168,9 @@ void RedisRouter::on_local_publish(const SharedBytes& topic, const SharedBytes& 
 
 bool RedisRouter::push_to_client(std::string_view client_id, const SharedBytes& topic,
                                  const SharedBytes& payload, mqtt::QoS qos, PushDone done) {
-  // TODO(push answers): report whether a node held the id through `done`.
-  if (done) done(PushOutcome::kUnknown);
+  // False (nothing routed, `done` not run) when Redis is down or the queue is full; otherwise
+  // the command thread runs `done` after its lookup: kHeld, kNoSuchClient, or kUnknown when
+  // the batch failed or the operation was dropped.
   if (!command_up_.load(std::memory_order_acquire)) {
     metrics_.dropped_redis_down.fetch_add(1, std::memory_order_relaxed);
     return false;
@@ -179,7 +180,9 @@ bool RedisRouter::push_to_client(std::string_view client_id, const SharedBytes& 
   op.frame = std::make_shared<const std::string>(
       encode_message(FrameKind::kPush, config_.node_id, client_id, as_chars(topic.view()),
                      as_chars(payload.view()), qos, false));
+  op.done = OncePushDone(std::move(done));
   if (!enqueue(std::move(op), true)) {
+    op.done.disarm();
     metrics_.dropped_queue_full.fetch_add(1, std::memory_order_relaxed);
     return false;
   }
@@ -362,7 +365,9 @@ void RedisRouter::command_main() {
       }
       lost("a batch");
     }
+    batch.clear();  // answers pushes the failed batch left unanswered (kUnknown)
   }
+  drop_queued("stopping");
   say_goodbye();
 }
 
@@ -596,17 +601,28 @@ bool RedisRouter::process(std::vector<Op>& batch) {
   if (!push_lookups.empty()) {
     std::vector<RedisCommand> pubs;
     std::vector<std::string> push_channels;
+    std::vector<size_t> held;  // batch indexes of pushes some node holds
     push_channels.reserve(push_lookups.size());
     for (size_t k = 0; k < push_lookups.size(); ++k) {
       if (replies[first_lookup + k].integer() != 1) continue;
       const Op& op = batch[push_lookups[k].op];
       push_channels.push_back(key("msg", push_lookups[k].node));
       pubs.push_back({"PUBLISH", push_channels.back(), *op.frame});
+      if (held.empty() || held.back() != push_lookups[k].op) held.push_back(push_lookups[k].op);
       metrics_.messages_out.fetch_add(1, std::memory_order_relaxed);
       metrics_.bytes_out.fetch_add(op.frame->size(), std::memory_order_relaxed);
     }
     metrics_.pushes_out.fetch_add(pubs.size(), std::memory_order_relaxed);
+    // Answered only once the PUBLISH went out: a failed batch leaves them to OncePushDone's
+    // kUnknown.
     if (!run(pubs, replies)) return false;
+    for (size_t i : held) batch[i].done(PushOutcome::kHeld);
+  }
+  // Every push not held by a live node (none alive, or no set has the id).
+  for (Op& op : batch) {
+    if (op.kind != Op::kPush || !op.done.armed()) continue;
+    metrics_.pushes_no_client.fetch_add(1, std::memory_order_relaxed);
+    op.done(PushOutcome::kNoSuchClient);
   }
   for (Op* op : internal) {
     if (op->kind == Op::kLoadNode) {

@@ -37,6 +37,7 @@
 #include <string>
 #include <thread>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "broker/broker.h"
@@ -56,6 +57,32 @@ struct ClusterConfig {
   uint32_t redis_timeout_ms = 2000;  // connect and per-reply timeout
   size_t queue_capacity = 65536;     // operations waiting for the command thread
   std::string prefix = "tcpms:";
+};
+
+// A Router::PushDone that runs exactly once: explicitly, or with kUnknown when destroyed
+// unanswered (an operation dropped with the queue, a batch that failed, a stop).
+class OncePushDone {
+ public:
+  OncePushDone() = default;
+  explicit OncePushDone(broker::Router::PushDone fn) : fn_(std::move(fn)) {}
+  OncePushDone(OncePushDone&& o) noexcept : fn_(std::exchange(o.fn_, nullptr)) {}
+  OncePushDone& operator=(OncePushDone&& o) noexcept {
+    if (this != &o) {
+      (*this)(broker::Router::PushOutcome::kUnknown);
+      fn_ = std::exchange(o.fn_, nullptr);
+    }
+    return *this;
+  }
+  ~OncePushDone() { (*this)(broker::Router::PushOutcome::kUnknown); }
+  void operator()(broker::Router::PushOutcome outcome) {
+    if (fn_) std::exchange(fn_, nullptr)(outcome);
+  }
+  bool armed() const noexcept { return static_cast<bool>(fn_); }
+  // Forgets the callback without running it (the push was refused: the caller is told so).
+  void disarm() noexcept { fn_ = nullptr; }
+
+ private:
+  broker::Router::PushDone fn_;
 };
 
 class RedisRouter final : public broker::Router {
@@ -93,14 +120,18 @@ class RedisRouter final : public broker::Router {
     };
     explicit Op(Kind k) : kind(k) {}
     Kind kind;
+    // kPush: what became of it, reported once (kUnknown if the Op is dropped unanswered).
     bool all = false;
     NodeSet targets;
     std::string key;
     std::shared_ptr<const std::string> frame;
     std::string retained_value;  // kPublish with retain: [qos][payload] for the hash
+    OncePushDone done;
   };
 
-  bool enqueue(Op op, bool is_message);
+  // Moves `op` into the queue; leaves it untouched (the caller still owns it) when full or
+  // stopping.
+  bool enqueue(Op&& op, bool is_message);
   void command_main();
   void subscriber_main();
   // Command thread; false when the connection broke.

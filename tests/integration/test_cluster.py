@@ -336,12 +336,22 @@ def test_push_by_client_id_through_another_nodes_api(cluster):
     p = dev.expect(PUBLISH)
     assert b"cmd/reboot" in p.body and p.body.endswith(b"now")
     assert cluster_metric(n3, "tcpms_cluster_pushes_in_total") >= 1
-    # Unknown everywhere: the node that took the request finds it nowhere in Redis.
+    assert "holds it" in body, body
+    # Unknown everywhere: the node that took the request finds it in no live node's set, and
+    # the API waits for that answer: 404, as for an id unknown on one node.
+    unknown = cluster_metric(n1, "tcpms_cluster_pushes_no_client_total")
     status, body = n1.admin("/api/v1/clients/nobody/send", method="POST",
                             body=json.dumps({"topic": "x", "payload": "y"}).encode())
-    assert status in (200, 404), body
+    assert status == 404, body
+    assert cluster_metric(n1, "tcpms_cluster_pushes_no_client_total") == unknown + 1
     dev.expect_nothing(0.3)
     dev.close()
+    # Gone from n3: a push to it now finds no holder either.
+    wait_until(lambda: "device-42" not in cluster["redis"].command("SMEMBERS", "tcpms:clients:n3"), 3,
+               "device-42 left the registry")
+    status, body = n1.admin("/api/v1/clients/device-42/send", method="POST",
+                            body=json.dumps({"topic": "x", "payload": "y"}).encode())
+    assert status == 404, body
 
 
 def test_takeover_across_nodes(cluster):

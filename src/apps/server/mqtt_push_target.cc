@@ -1,6 +1,10 @@
 #include "mqtt_push_target.h"
 
 #include <algorithm>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -12,15 +16,53 @@ admin::PushResult MqttPushTarget::publish(const admin::PublishRequest& r) {
   return {admin::PushStatus::kDone, "published", 0};
 }
 
+namespace {
+
+// What the router learnt about a push it took, handed from whichever thread answers to the
+// HTTP thread waiting for it. Shared: the answer may come after the wait gave up.
+struct RoutedAnswer {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<broker::Router::PushOutcome> outcome;
+};
+
+}  // namespace
+
 admin::PushResult MqttPushTarget::send_to_client(std::string_view client_id,
                                                  const admin::PublishRequest& m) {
-  auto result = broker_.send_to_client(client_id, m.topic, as_bytes(m.payload),
-                                       static_cast<mqtt::QoS>(m.qos));
+  auto answer = std::make_shared<RoutedAnswer>();
+  auto result = broker_.send_to_client(
+      client_id, m.topic, as_bytes(m.payload), static_cast<mqtt::QoS>(m.qos),
+      [answer](broker::Router::PushOutcome o) {
+        {
+          std::lock_guard lock(answer->mu);
+          answer->outcome = o;
+        }
+        answer->cv.notify_all();
+      });
   switch (result) {
     case broker::SendResult::kSent:
       return {admin::PushStatus::kDone, "sent", 1};
-    case broker::SendResult::kRouted:
-      return {admin::PushStatus::kDone, "routed to the node or worker that holds it", 1};
+    case broker::SendResult::kRouted: {
+      // An HTTP thread, never a loop: waiting here blocks nobody else. The router answers
+      // within its Redis timeouts; the bound is for a router that never would.
+      std::unique_lock lock(answer->mu);
+      answer->cv.wait_for(lock, routed_wait_, [&] { return answer->outcome.has_value(); });
+      if (!answer->outcome) {
+        return {admin::PushStatus::kDone,
+                fmt::format("routed; no answer about its holder within {} ms", routed_wait_.count()), 0};
+      }
+      switch (*answer->outcome) {
+        case broker::Router::PushOutcome::kHeld:
+          return {admin::PushStatus::kDone, "sent to the node that holds it", 1};
+        case broker::Router::PushOutcome::kNoSuchClient:
+          return {admin::PushStatus::kNotFound,
+                  "no client '" + std::string(client_id) + "' on any node", 0};
+        case broker::Router::PushOutcome::kUnknown:
+          break;
+      }
+      return {admin::PushStatus::kDone, "routed to the node or worker that holds it, if any", 0};
+    }
     case broker::SendResult::kQueued:
       return {admin::PushStatus::kQueued, "queued in its offline session", 0};
     case broker::SendResult::kInvalid:

@@ -4,8 +4,13 @@
 // MQTT client id and include offline persistent sessions. A raw send by numeric connection id
 // stays the engine's.
 //
+// A send routed to another node waits (bounded by `routed_wait`) for the router's answer, so
+// the API says 200 for an id a node held and 404 for one nobody holds.
+//
 // Thread rules: admin HTTP threads (the broker's entry points are thread-safe).
 #pragma once
+
+#include <chrono>
 
 #include "admin/engine_push_target.h"
 #include "broker/broker.h"
@@ -14,8 +19,9 @@ namespace tcpms::app {
 
 class MqttPushTarget final : public admin::EnginePushTarget {
  public:
-  MqttPushTarget(Server& server, broker::Broker& broker)
-      : EnginePushTarget(server, "mqtt"), broker_(broker) {}
+  MqttPushTarget(Server& server, broker::Broker& broker,
+                 std::chrono::milliseconds routed_wait = std::chrono::milliseconds(5000))
+      : EnginePushTarget(server, "mqtt"), broker_(broker), routed_wait_(routed_wait) {}
 
   admin::PushResult publish(const admin::PublishRequest& request) override;
   admin::PushResult send_to_client(std::string_view client_id,
@@ -26,6 +32,7 @@ class MqttPushTarget final : public admin::EnginePushTarget {
 
  private:
   broker::Broker& broker_;
+  const std::chrono::milliseconds routed_wait_;
 };
 
 }  // namespace tcpms::app
