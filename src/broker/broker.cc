@@ -4,6 +4,7 @@
 #include <ctime>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "broker/mqtt_handler.h"
 #include "broker/sys_topics.h"
@@ -124,10 +125,48 @@ bool Broker::kick(std::string_view client_id) {
   return h->loop().post([h, id = std::string(client_id), s = e->session] { h->kick(id, s); });
 }
 
-// TODO(session moves): placeholders until the broker side lands; see router.h.
-void Broker::export_session(std::string_view, Router::SessionDone done) { done(std::nullopt); }
-bool Broker::adopt_session(std::string_view, std::string) { return false; }
-void Broker::drop_session(std::string_view client_id) { kick(client_id); }
+void Broker::export_session(std::string_view client_id, Router::SessionDone done) {
+  export_session(client_id, std::make_shared<SessionDoneOnce>(std::move(done)));
+}
+
+void Broker::export_session(std::string_view client_id, std::shared_ptr<SessionDoneOnce> done) {
+  auto e = registry_.find(client_id);
+  MqttHandler* h = e ? handler_for(e->loop) : nullptr;
+  if (h == nullptr) {
+    (*done)(std::nullopt);  // no session here
+    return;
+  }
+  // The session's loop does the work. If the post fails (loop stopping), the task and with it
+  // the last reference to `done` are dropped, which answers nullopt.
+  h->loop().post([h, id = std::string(client_id), s = e->session, done] {
+    h->export_session(id, s, done);
+  });
+}
+
+bool Broker::adopt_session(std::string_view client_id, std::string image) {
+  if (handlers_.empty()) return false;
+  if (registry_.find(client_id)) {
+    // The client reconnected (here or through a fresh session) before its old state came
+    // back: the state it has now wins.
+    count_adopt_dropped();
+    spdlog::warn("mqtt: late session image for '{}' dropped: the id has a session here",
+                 client_id);
+    return false;
+  }
+  // Any loop will do: the session's next CONNECT moves it wherever that lands.
+  MqttHandler* h = handlers_[std::hash<std::string_view>{}(client_id) % handlers_.size()];
+  if (h == nullptr) return false;
+  return h->loop().post([h, id = std::string(client_id), image = std::move(image)]() mutable {
+    h->adopt_session(id, std::move(image));
+  });
+}
+
+void Broker::drop_session(std::string_view client_id) {
+  auto e = registry_.find(client_id);
+  MqttHandler* h = e ? handler_for(e->loop) : nullptr;
+  if (h == nullptr) return;
+  h->loop().post([h, id = std::string(client_id), s = e->session] { h->drop_session(id, s); });
+}
 
 std::vector<ClientInfo> Broker::list_clients(std::chrono::milliseconds timeout) {
   struct Gather {
@@ -276,6 +315,16 @@ void Broker::render_metrics(std::string& out) const {
       {"tcpms_mqtt_connects_over_rate_total", "counter",
        "Connections closed right after accept: over the per-source or overall connection rate.",
        &BrokerStats::connects_over_rate},
+      {"tcpms_mqtt_session_fetches_total", "counter",
+       "CONNECTs with CleanSession 0 that asked the other processes for their session.",
+       &BrokerStats::session_fetches},
+      {"tcpms_mqtt_sessions_imported_total", "counter",
+       "Sessions that came from another process.", &BrokerStats::sessions_imported},
+      {"tcpms_mqtt_sessions_exported_total", "counter",
+       "Sessions given up to another process.", &BrokerStats::sessions_exported},
+      {"tcpms_mqtt_session_images_bad_total", "counter",
+       "Session images from another process that failed to decode (dropped).",
+       &BrokerStats::session_images_bad},
       {"tcpms_mqtt_cross_loop_posts_total", "counter",
        "Publishes posted to another loop (one task per loop, not per subscriber).",
        &BrokerStats::cross_loop_posts},
@@ -298,6 +347,11 @@ void Broker::render_metrics(std::string& out) const {
   acl_->render_metrics(out);
   family("tcpms_mqtt_retained_messages", "gauge", "Retained messages.");
   fmt::format_to(std::back_inserter(out), "tcpms_mqtt_retained_messages {}\n", retained_.size());
+  family("tcpms_mqtt_session_images_dropped_total", "counter",
+         "Session images from another process that came after their client had a session "
+         "here again (dropped).");
+  fmt::format_to(std::back_inserter(out), "tcpms_mqtt_session_images_dropped_total {}\n",
+                 sessions_adopt_dropped());
   family("tcpms_mqtt_registry_clients", "gauge", "Client ids in the registry (all sessions).");
   fmt::format_to(std::back_inserter(out), "tcpms_mqtt_registry_clients {}\n", registry_.size());
 }

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -103,6 +104,24 @@ class Broker {
   bool kick(std::string_view client_id);
   std::vector<ClientInfo> list_clients(std::chrono::milliseconds timeout = std::chrono::seconds(5));
   // --- persistent sessions across processes (the other side of Router::fetch_session) -----
+  // Wraps a SessionDone so it runs exactly once: explicitly, or with nullopt when the last
+  // holder lets go of it unanswered (a task dropped because its loop stopped).
+  class SessionDoneOnce {
+   public:
+    explicit SessionDoneOnce(Router::SessionDone done) : done_(std::move(done)) {}
+    ~SessionDoneOnce() { (*this)(std::nullopt); }
+    SessionDoneOnce(const SessionDoneOnce&) = delete;
+    SessionDoneOnce& operator=(const SessionDoneOnce&) = delete;
+    void operator()(std::optional<std::string> image) {
+      if (!done_) return;
+      Router::SessionDone d = std::move(done_);
+      done_ = nullptr;
+      d(std::move(image));
+    }
+
+   private:
+    Router::SessionDone done_;
+  };
   // Gives up `client_id`'s session for another process: closes its connection here if any
   // (takeover [MQTT-3.1.4-2]; the will goes out), removes the session and calls `done` with
   // its image (session_image.h), or with nullopt if there is none or it is a clean session.
@@ -114,6 +133,13 @@ class Broker {
   // The client connected elsewhere with a session of its own: closes it here and discards
   // its session, persistent or not [MQTT-3.1.2-6].
   void drop_session(std::string_view client_id);
+  // export_session once the wrapper exists (a retry, or an entry that moved meanwhile).
+  void export_session(std::string_view client_id, std::shared_ptr<SessionDoneOnce> done);
+  uint64_t sessions_adopt_dropped() const noexcept {
+    return adopt_dropped_.load(std::memory_order_relaxed);
+  }
+  // Counted by the loop that found the id taken (any thread).
+  void count_adopt_dropped() noexcept { adopt_dropped_.fetch_add(1, std::memory_order_relaxed); }
 
   // A publish that came from another process (router): delivered locally, not routed again.
   void deliver_remote(const SharedBytes& topic, const SharedBytes& payload, mqtt::QoS qos,
@@ -142,6 +168,7 @@ class Broker {
   uint32_t loop_base_ = 0;
   uint64_t start_ms_ = 0;
   std::atomic<uint64_t> client_numbers_{0};
+  std::atomic<uint64_t> adopt_dropped_{0};  // late session images dropped: the id had one
   std::atomic<uint32_t> next_loop_{0};
   // Per-source connection rate: a bounded, sharded table of buckets (shared by the loops, so
   // a source spread over loops is limited as one); overall rate: one bucket under a lock.

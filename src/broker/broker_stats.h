@@ -36,6 +36,10 @@ struct BrokerStats {
   Counter subscriptions_over_limit;  // SUBACK 0x80: mqtt.max_subscriptions_per_client
   Counter rate_limit_pauses;   // reading from a client paused by its publish rate
   Counter connects_over_rate;  // connections closed after accept: over a connection rate
+  Counter session_fetches;     // CONNECTs that asked other processes for their session
+  Counter sessions_imported;   // ... and got it (or a late image adopted)
+  Counter sessions_exported;   // sessions given up to another process
+  Counter session_images_bad;  // images refused by decode_session_image
 };
 
 }  // namespace tcpms::broker

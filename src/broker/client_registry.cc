@@ -32,7 +32,8 @@ void ClientRegistry::Shard::erase(size_t index) noexcept {
 }
 
 RegistryEntry ClientRegistry::entry_of(const Session* s) noexcept {
-  return RegistryEntry{const_cast<Session*>(s), s->reg.conn, s->reg.loop, s->reg.in_transit};
+  return RegistryEntry{const_cast<Session*>(s), s->reg.conn, s->reg.loop, s->reg.in_transit,
+                       s->reg.fetching};
 }
 
 ClientRegistry::Claim ClientRegistry::claim(std::string_view client_id, uint32_t loop,
@@ -43,11 +44,11 @@ ClientRegistry::Claim ClientRegistry::claim(std::string_view client_id, uint32_t
   Session* s = sh.slots.empty() ? nullptr : sh.slots[sh.probe(client_id, h)];
   if (s == nullptr) {
     s = make();
-    s->reg = Session::RegistryFields{conn, loop, false};
+    s->reg = Session::RegistryFields{conn, loop, false, false};
     sh.insert(s, h);
     return {ClaimKind::kCreated, entry_of(s)};
   }
-  if (s->reg.in_transit) return {ClaimKind::kBusy, entry_of(s)};
+  if (s->reg.in_transit || s->reg.fetching) return {ClaimKind::kBusy, entry_of(s)};
   if (s->reg.loop == loop) return {ClaimKind::kLocal, entry_of(s)};
   return {ClaimKind::kRemote, entry_of(s)};
 }
@@ -75,7 +76,8 @@ bool ClientRegistry::begin_handover(std::string_view client_id, Session* s, uint
   Shard& sh = shard_for(h);
   std::lock_guard lock(sh.mu);
   if (lookup(sh, client_id, h) != s || s->reg.loop != from_loop || s->reg.in_transit) return false;
-  s->reg = Session::RegistryFields{new_conn, to_loop, true};
+  if (s->reg.fetching) return false;
+  s->reg = Session::RegistryFields{new_conn, to_loop, true, false};
   return true;
 }
 
@@ -84,6 +86,15 @@ void ClientRegistry::finish_handover(std::string_view client_id, Session* s) {
   Shard& sh = shard_for(h);
   std::lock_guard lock(sh.mu);
   if (lookup(sh, client_id, h) == s) s->reg.in_transit = false;
+}
+
+bool ClientRegistry::set_fetching(std::string_view client_id, Session* s, bool fetching) {
+  const size_t h = hash_of(client_id);
+  Shard& sh = shard_for(h);
+  std::lock_guard lock(sh.mu);
+  if (lookup(sh, client_id, h) != s) return false;
+  s->reg.fetching = fetching;
+  return true;
 }
 
 void ClientRegistry::set_conn(std::string_view client_id, Session* s, ConnId conn) {
@@ -108,7 +119,8 @@ bool ClientRegistry::owns(std::string_view client_id, Session* s, uint32_t loop)
   const size_t h = hash_of(client_id);
   Shard& sh = shard_for(h);
   std::lock_guard lock(sh.mu);
-  return lookup(sh, client_id, h) == s && s->reg.loop == loop && !s->reg.in_transit;
+  return lookup(sh, client_id, h) == s && s->reg.loop == loop && !s->reg.in_transit &&
+         !s->reg.fetching;
 }
 
 void ClientRegistry::for_each_owned_by(uint32_t loop,

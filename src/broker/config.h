@@ -45,6 +45,13 @@ struct BrokerConfig {
   double connect_burst = 1000;
   size_t connect_rate_sources = 65536;  // the per-source table's bound
   bool allow_zero_length_client_id = true;  // [MQTT-3.1.3-6] assign one (clean session only)
+  // Generated ids are <prefix><n>. With several processes (workers, cluster nodes) each sets
+  // its own prefix (apps/server: "tcpms-<node>-w<k>-"), so ids stay unique across them.
+  std::string client_id_prefix = "tcpms-";
+  // Largest session image (session_image.h) sent to another process. The link between
+  // worker processes closes past its output hard limit, so queued messages past this are
+  // left out of the image (dropped, counted in tcpms_mqtt_queue_dropped_total, logged).
+  size_t max_session_image_bytes = 8 << 20;
   std::string version = "tcpms 0.1.0";
 };
 

@@ -20,6 +20,17 @@ OutMessage& SessionQueues::start(OutMessage m) {
   return inflight_.back();
 }
 
+bool SessionQueues::restore_inflight(OutMessage m) {
+  if (m.packet_id == 0 || id_in_use(m.packet_id) || m.state == OutMessage::State::kQueued)
+    return false;
+  if (m.state == OutMessage::State::kWaitPubcomp) {
+    m.topic = SharedBytes();  // only the id matters from here on [MQTT-4.3.3-1]
+    m.payload = SharedBytes();
+  }
+  inflight_.push_back(std::move(m));
+  return true;
+}
+
 OutMessage* SessionQueues::find(uint16_t id) noexcept {
   for (auto& m : inflight_)
     if (m.packet_id == id) return &m;

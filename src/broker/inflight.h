@@ -64,6 +64,18 @@ class SessionQueues {
   void incoming_add(uint16_t packet_id);
   bool incoming_release(uint16_t packet_id);
   size_t incoming_count() const noexcept { return incoming_.size(); }
+  const std::vector<uint16_t>& incoming() const noexcept { return incoming_; }
+
+  // --- a session moved from another process (session_image.h) -----------------------------
+  // Puts `m` back into the window as it was sent there: same packet id, same handshake state,
+  // so the next connection gets it again with DUP [MQTT-4.4.0-1] (or its PUBREL). False when
+  // the id is 0, already in use, or the state is not one awaiting an acknowledgement.
+  bool restore_inflight(OutMessage m);
+  // New ids continue after the last one used there, so a late ack for an old id is less
+  // likely to meet a new message.
+  void set_last_packet_id(uint16_t id) noexcept { last_packet_id_ = id; }
+  uint16_t last_packet_id() const noexcept { return last_packet_id_; }
+  const std::deque<OutMessage>& queued() const noexcept { return queued_; }
 
  private:
   OutMessage* find(uint16_t packet_id) noexcept;

@@ -305,7 +305,7 @@ Action MqttHandler::handle_connect(Connection& c, mqtt::Bytes body) {
     // A zero-byte id needs CleanSession 1 [MQTT-3.1.3-7], [MQTT-3.1.3-8]; 3.1 requires an id.
     if (!k.clean_start || k.version == ProtocolVersion::kV31 || !cfg_.allow_zero_length_client_id)
       return refuse(0x02, "empty client id");
-    client_id = "tcpms-" + std::to_string(broker_.next_client_number());  // [MQTT-3.1.3-6]
+    client_id = cfg_.client_id_prefix + std::to_string(broker_.next_client_number());  // [MQTT-3.1.3-6]
   }
   if (client_id.size() > cfg_.max_client_id_len)
     return refuse(0x02, "client id longer than --max-client-id-len [MQTT-3.1.3-9]");
@@ -379,6 +379,8 @@ Action MqttHandler::continue_connect(Connection& c, PendingConnect* p) {
   });
   switch (claim.kind) {
     case ClientRegistry::ClaimKind::kCreated:
+      // Another process may hold the session (worker processes, cluster nodes).
+      if (!p->clean && broker_.router().shares_sessions()) return fetch_session(c, fresh, p);
       return attach(c, fresh, p, false);  // no stored session [MQTT-3.2.2-3]
     case ClientRegistry::ClaimKind::kLocal: {
       Session* s = claim.entry.session;
@@ -392,7 +394,11 @@ Action MqttHandler::continue_connect(Connection& c, PendingConnect* p) {
         if (was_clean) return continue_connect(c, p);  // claim again for a fresh one
       }
       const bool reset = p->clean || s->clean;  // [MQTT-3.1.2-6]
-      if (reset) reset_session(*s);
+      if (reset) {
+        reset_session(*s);
+        // The stored session ends here (a new one starts with this connection).
+        broker_.router().on_session_ended(s->client_id());
+      }
       return attach(c, s, p, !reset);  // [MQTT-3.2.2-2]
     }
     case ClientRegistry::ClaimKind::kBusy: {
@@ -458,6 +464,8 @@ void MqttHandler::handover_request(std::shared_ptr<Handover> h) {
     remove_subscriptions(*s);
   } else {
     reset_session(*s);
+    // The router heard "kept" when it went offline (or just now, detached as persistent).
+    broker_.router().on_session_ended(s->client_id());
   }
   h->moved = true;
   target->loop().post([target, h] { target->handover_attach(h); });
@@ -492,6 +500,204 @@ void MqttHandler::handover_attach(std::shared_ptr<Handover> h) {
 void MqttHandler::handover_retry(ConnId conn, PendingConnect* p) {
   Connection* c = loop_.find(conn);
   if (c != nullptr && c->user_data() == p) after_async(*c, continue_connect(*c, p));
+}
+
+// --- sessions from and to other processes ---------------------------------------------------
+
+Action MqttHandler::fetch_session(Connection& c, Session* fresh, PendingConnect* p) {
+  // Until the answer comes, a second CONNECT for the id meets kBusy and retries, and the
+  // session is neither exported nor handed to another loop.
+  broker_.registry().set_fetching(p->client_id, fresh, true);
+  stats_.session_fetches.add();
+  c.pause_reading();
+  // The answer comes on any thread; the connection may be gone by then (checked on the loop).
+  broker_.router().fetch_session(
+      p->client_id, [this, id = c.id(), p, fresh, cid = p->client_id](
+                        std::optional<std::string> image) mutable {
+        // A failed post (loop stopping) drops the image with the task; the handler's
+        // destructor frees the fresh session, still registered to this loop.
+        loop_.post([this, id, p, fresh, cid = std::move(cid), image = std::move(image)]() mutable {
+          fetch_done(cid, id, p, fresh, std::move(image));
+        });
+      });
+  return Action::kKeep;
+}
+
+void MqttHandler::fetch_done(const std::string& client_id, ConnId conn, PendingConnect* p,
+                             Session* s, std::optional<std::string> image) {
+  auto e = broker_.registry().find(client_id);
+  if (!e || e->session != s || !e->fetching) return;  // not ours any more (cannot happen)
+  broker_.registry().set_fetching(client_id, s, false);
+  bool present = false;
+  if (image) {
+    SessionImageResult d = decode_session_image(as_bytes(*image));
+    if (d.ok()) {
+      import_image(*s, d.image);
+      stats_.sessions_imported.add();
+      present = true;
+    } else {
+      stats_.session_images_bad.add();
+      spdlog::warn("mqtt: session image for '{}' refused: {}", client_id, d.error);
+    }
+  }
+  Connection* c = loop_.find(conn);
+  if (c != nullptr && c->user_data() == p) {
+    after_async(*c, attach(*c, s, p, present));  // session present [MQTT-3.2.2-2]
+    return;
+  }
+  // The connection went away while we asked. A session that came is kept (nothing lost); a
+  // fresh one has nothing worth keeping.
+  if (present) {
+    s->clean = false;
+    s->offline = true;
+    stats_.sessions_offline.add();
+    broker_.registry().set_conn(client_id, s, ConnId{});
+    broker_.router().on_client_disconnected(client_id, true);
+  } else {
+    discard_session(s);
+  }
+}
+
+void MqttHandler::export_session(const std::string& client_id, Session* s,
+                                 std::shared_ptr<Broker::SessionDoneOnce> done) {
+  auto e = broker_.registry().find(client_id);
+  if (!e) {
+    (*done)(std::nullopt);
+    return;
+  }
+  if (e->in_transit) {
+    // Moving between this process's loops: ask its new loop once the move is done.
+    loop_.run_after(5, [this, client_id, done] { broker_.export_session(client_id, done); });
+    return;
+  }
+  // A CONNECT here is itself asking for it (two connects racing): nothing to give yet.
+  if (e->fetching) {
+    (*done)(std::nullopt);
+    return;
+  }
+  if (e->session != s || e->loop != loop_.index()) {
+    broker_.export_session(client_id, std::move(done));  // replaced or moved meanwhile
+    return;
+  }
+  take_over(*s);  // [MQTT-3.1.4-2]
+  if (s->clean) {
+    end_session(s);  // a clean session ends with its connection [MQTT-3.1.2-6]
+    (*done)(std::nullopt);
+    return;
+  }
+  std::string image = encode_image(*s);
+  end_session(s);  // subscriptions out of the tree (filter events), counters, registry
+  stats_.sessions_exported.add();
+  (*done)(std::move(image));
+}
+
+void MqttHandler::adopt_session(const std::string& client_id, std::string image) {
+  SessionImageResult d = decode_session_image(as_bytes(image));
+  if (!d.ok()) {
+    stats_.session_images_bad.add();
+    spdlog::warn("mqtt: late session image for '{}' refused: {}", client_id, d.error);
+    return;
+  }
+  Session* fresh = nullptr;
+  auto claim = broker_.registry().claim(client_id, loop_.index(), ConnId{}, [&] {
+    fresh = new Session(client_id);
+    return fresh;
+  });
+  if (claim.kind != ClientRegistry::ClaimKind::kCreated) {
+    broker_.count_adopt_dropped();
+    spdlog::warn("mqtt: late session image for '{}' dropped: the id has a session here",
+                 client_id);
+    return;
+  }
+  import_image(*fresh, d.image);
+  stats_.sessions_imported.add();
+  fresh->offline = true;
+  stats_.sessions_offline.add();
+  broker_.router().on_client_disconnected(client_id, true);  // kept here, offline
+}
+
+void MqttHandler::drop_session(const std::string& client_id, Session* s) {
+  auto e = broker_.registry().find(client_id);
+  if (!e || e->session != s || e->fetching) return;  // gone, replaced, or a CONNECT here asks
+  if (e->in_transit || e->loop != loop_.index()) {
+    loop_.run_after(5, [this, client_id] { broker_.drop_session(client_id); });
+    return;
+  }
+  take_over(*s);  // [MQTT-3.1.4-2]
+  end_session(s);  // discarded even if persistent: the client started over elsewhere [MQTT-3.1.2-6]
+}
+
+void MqttHandler::take_over(Session& s) {
+  if (s.conn == nullptr) return;
+  Connection* old = s.conn;
+  stats_.takeovers.add();
+  const bool was_clean = s.clean;
+  s.clean = false;  // keep the object: the caller decides
+  detach_connection(s, true);
+  s.clean = was_clean;
+  old->close(CloseReason::kKicked);
+}
+
+void MqttHandler::end_session(Session* s) {
+  std::string id(s->client_id());
+  discard_session(s);
+  broker_.router().on_session_ended(id);
+}
+
+std::string MqttHandler::encode_image(Session& s) {
+  SessionImage img;
+  img.version = s.version;
+  for (SubRecord& r : s.subs)
+    img.subscriptions.push_back(
+        {std::string(tree_.filter_of(r.node)), r.node->entries()[r.index].qos()});
+  if (s.has_queues()) {
+    SessionQueues& q = *s.queues_;
+    img.last_packet_id = q.last_packet_id();
+    img.inflight = q.inflight();
+    img.incoming = q.incoming();
+    size_t bytes = 0;
+    for (const OutMessage& m : img.inflight) bytes += m.topic.size() + m.payload.size() + 16;
+    size_t left_out = 0;
+    for (const OutMessage& m : q.queued()) {
+      bytes += m.topic.size() + m.payload.size() + 16;
+      if (bytes > cfg_.max_session_image_bytes) {
+        ++left_out;  // the link between processes would refuse it whole
+        continue;
+      }
+      img.queued.push_back(m);
+    }
+    if (left_out != 0) {
+      stats_.queue_dropped.add(left_out);
+      spdlog::warn("mqtt: session '{}' moves without {} queued messages (image over {} bytes)",
+                   s.client_id(), left_out, cfg_.max_session_image_bytes);
+    }
+  }
+  std::string out;
+  encode_session_image(img, out);
+  return out;
+}
+
+void MqttHandler::import_image(Session& s, SessionImage& img) {
+  s.clean = false;
+  s.version = img.version;
+  s.match_epoch = 0;
+  for (const ImageSubscription& sub : img.subscriptions) {
+    // Checked against this process's limits too; a filter refused here is left out.
+    if (mqtt::validate_topic_filter(sub.filter, cfg_.max_topic_levels) != mqtt::TopicError::kOk ||
+        mqtt::is_shared_subscription(sub.filter))
+      continue;
+    add_subscription(s, sub.filter, sub.qos, nullptr);
+  }
+  update_subscription_count();
+  if (img.inflight.empty() && img.queued.empty() && img.incoming.empty()) return;
+  SessionQueues& q = s.queues();
+  q.set_last_packet_id(img.last_packet_id);
+  for (OutMessage& m : img.inflight)
+    if (q.restore_inflight(std::move(m))) stats_.inflight_messages.add();
+  for (OutMessage& m : img.queued) queue_message(s, std::move(m));  // bounded, counted
+  for (uint16_t id : img.incoming)
+    if (!q.incoming_seen(id)) q.incoming_add(id);
+  s.trim();
 }
 
 Action MqttHandler::attach(Connection& c, Session* s, PendingConnect* p, bool present) {

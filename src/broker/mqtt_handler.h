@@ -26,6 +26,7 @@
 #include "broker/broker.h"
 #include "broker/broker_stats.h"
 #include "broker/session.h"
+#include "broker/session_image.h"
 #include "broker/topic_tree.h"
 #include "mqtt/codec.h"
 #include "tcpms/connection.h"
@@ -80,6 +81,13 @@ class MqttHandler final : public Handler {
   void handover_attach(std::shared_ptr<Handover> h);    // on the new loop
   void handover_retry(ConnId conn, PendingConnect* p);  // back on the new loop
 
+  // Sessions moving between processes (Broker::export_session, adopt_session, drop_session;
+  // session_image.h). Each runs on the loop the registry names for the id.
+  void export_session(const std::string& client_id, Session* s,
+                      std::shared_ptr<Broker::SessionDoneOnce> done);
+  void adopt_session(const std::string& client_id, std::string image);
+  void drop_session(const std::string& client_id, Session* s);
+
  private:
   // Input.
   size_t process(Connection& c, ByteView data, Action& action);
@@ -87,6 +95,10 @@ class MqttHandler final : public Handler {
   Action handle_connect(Connection& c, mqtt::Bytes body);
   Action continue_connect(Connection& c, PendingConnect* p);
   Action attach(Connection& c, Session* s, PendingConnect* p, bool session_present);
+  // CleanSession 0 and no session in this process: ask the router's other processes.
+  Action fetch_session(Connection& c, Session* fresh, PendingConnect* p);
+  void fetch_done(const std::string& client_id, ConnId conn, PendingConnect* p, Session* s,
+                  std::optional<std::string> image);
   void after_async(Connection& c, Action a);
   Action handle_publish(Connection& c, Session& s, const mqtt::FixedHeader& h, mqtt::Bytes body);
   Action handle_ack(Connection& c, Session& s, mqtt::PacketType type, mqtt::Bytes body);
@@ -116,6 +128,13 @@ class MqttHandler final : public Handler {
   void remove_subscriptions(Session& s);
   void add_subscription(Session& s, std::string_view filter, mqtt::QoS qos, bool* replaced);
   void publish_will(std::unique_ptr<Will> will);
+  // Closes the session's connection as a takeover (the will goes out) and leaves the session
+  // offline, whatever its CleanSession, so the caller decides what becomes of it.
+  void take_over(Session& s);
+  // An offline session leaves this process: discarded, and the router told.
+  void end_session(Session* s);
+  std::string encode_image(Session& s);
+  void import_image(Session& s, SessionImage& image);
   void update_subscription_count();
 
   Broker& broker_;

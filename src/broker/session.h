@@ -97,6 +97,7 @@ struct Session {
     ConnId conn;            // invalid while offline
     uint32_t loop = 0;      // EventLoop::index of the owning loop
     bool in_transit = false;
+    bool fetching = false;  // a CONNECT here asks other processes for this id's session
   } reg;
   Connection* conn = nullptr;  // while connected (same loop)
   std::unique_ptr<SessionQueues> queues_;  // null while idle (see trim)

@@ -1,0 +1,41 @@
+// libFuzzer target for decode_session_image: the bytes come from another process (a session
+// moving between worker processes or cluster nodes), so they are decoded as untrusted input.
+//
+// Invariants checked (a violation aborts, which libFuzzer reports as a crash):
+//  - no reads outside the input, no unbounded allocation from a forged count (ASan, rss limit);
+//  - a refusal carries a message;
+//  - whatever decodes re-encodes, and the re-encoding decodes to the same bytes again
+//    (the encoding is canonical: a decoded image has exactly one form).
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+
+#include "broker/session_image.h"
+
+namespace {
+
+void check(bool ok) {
+  if (!ok) std::abort();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace tcpms;
+  using namespace tcpms::broker;
+  const ByteView in(reinterpret_cast<const std::byte*>(data), size);
+  SessionImageResult r = decode_session_image(in);
+  if (!r.ok()) {
+    check(r.error != nullptr && r.error[0] != '\0');
+    return 0;
+  }
+  std::string again;
+  encode_session_image(r.image, again);
+  check(again == std::string(reinterpret_cast<const char*>(data), size));
+  SessionImageResult r2 = decode_session_image(as_bytes(again));
+  check(r2.ok());
+  std::string third;
+  encode_session_image(r2.image, third);
+  check(third == again);
+  return 0;
+}
