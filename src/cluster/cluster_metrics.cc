@@ -1,6 +1,7 @@
 #include "cluster/cluster_metrics.h"
 
 #include <iterator>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -46,6 +47,19 @@ void ClusterMetrics::render(std::string& out, const std::string& node) const {
        &ClusterMetrics::pushes_no_client},
       {"tcpms_cluster_takeover_kicks_total", "counter",
        "Local clients closed because their client id connected on another node.", &ClusterMetrics::takeover_kicks},
+      {"tcpms_cluster_session_requests_in_total", "counter", "Other nodes' requests for a session held here.",
+       &ClusterMetrics::session_requests_in},
+      {"tcpms_cluster_sessions_exported_total", "counter", "Session images sent to another node.",
+       &ClusterMetrics::sessions_exported},
+      {"tcpms_cluster_sessions_late_total", "counter",
+       "Session images that arrived after their fetch gave up (handed to Broker::adopt_session).",
+       &ClusterMetrics::sessions_late},
+      {"tcpms_cluster_sessions_returned_total", "counter",
+       "Exported session images that could not be sent (Redis down): kept on this node.",
+       &ClusterMetrics::sessions_returned},
+      {"tcpms_cluster_session_drops_total", "counter",
+       "Sessions discarded here because their client id connected on another node.",
+       &ClusterMetrics::session_drops},
       {"tcpms_cluster_route_events_in_total", "counter", "Route change notifications received.",
        &ClusterMetrics::route_events_in},
       {"tcpms_cluster_redis_errors_total", "counter", "Redis connection failures and error replies.",
@@ -70,6 +84,12 @@ void ClusterMetrics::render(std::string& out, const std::string& node) const {
                  get(dropped_queue_full));
   fmt::format_to(o, "tcpms_cluster_dropped_total{{node=\"{}\",reason=\"failed\"}} {}\n", node,
                  get(dropped_failed));
+  family("tcpms_cluster_session_fetches_total", "counter",
+         "Sessions asked of other nodes by a CONNECT here, by outcome.");
+  const std::pair<const char*, const C*> fetches[] = {
+      {"found", &fetch_found}, {"none", &fetch_none}, {"timeout", &fetch_timeout}, {"redis_down", &fetch_redis_down}};
+  for (const auto& [result, c] : fetches)
+    fmt::format_to(o, "tcpms_cluster_session_fetches_total{{node=\"{}\",result=\"{}\"}} {}\n", node, result, get(*c));
   family("tcpms_cluster_redis_up", "gauge", "1 while the connection to Redis is up, by link.");
   fmt::format_to(o, "tcpms_cluster_redis_up{{node=\"{}\",link=\"command\"}} {}\n", node,
                  get(command_link_up) ? 1 : 0);

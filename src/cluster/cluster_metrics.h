@@ -20,6 +20,13 @@ struct ClusterMetrics {
   // Messages that could not cross: Redis unreachable, queue full, or the command failed.
   C dropped_redis_down{0}, dropped_queue_full{0}, dropped_failed{0};
   C takeover_kicks{0};          // local clients closed because they connected on another node
+  // Sessions moving between nodes. Fetches (this node's CONNECTs) by how they ended:
+  C fetch_found{0}, fetch_none{0}, fetch_timeout{0}, fetch_redis_down{0};
+  C session_requests_in{0};     // other nodes asked for a session held here
+  C sessions_exported{0};       // ... and got its image
+  C sessions_late{0};           // images that came after their fetch gave up (adopted or not)
+  C sessions_returned{0};       // exported images that could not be sent: kept here instead
+  C session_drops{0};           // sessions discarded because their id connected elsewhere
   C redis_errors{0};            // connection failures and error replies
   C redis_reconnects{0};
   C redis_commands{0};

@@ -6,8 +6,10 @@
 //   [u8 version=1][u8 kind][u8 flags][u16 node][node][u16 arg][arg][u16 topic][topic][payload]
 //
 // lengths little endian; flags = QoS | retain << 2; `node` is the sender; `arg` is a filter
-// (route events) or a client id (push, connected); the payload is the rest of the message.
-// Messages go to channel "<prefix>msg:<node>" (publish, push) or "<prefix>ctl" (the rest).
+// (route events) or a client id (push, connected, session moves); the payload is the rest of
+// the message, so it has no 64 KiB limit (a session image with its queued messages can be
+// megabytes; Redis takes up to 512 MB per PUBLISH). Messages go to channel "<prefix>msg:<node>"
+// (publish, push, session moves) or "<prefix>ctl" (the rest).
 //
 // Thread rules: pure functions.
 #pragma once
@@ -29,6 +31,11 @@ enum class FrameKind : uint8_t {
   kHello = 5,        // node (re)wrote its routes and registry: reload them
   kBye = 6,          // node leaves cleanly: forget it now rather than at lease expiry
   kConnected = 7,    // client `arg` connected on node: a holder elsewhere closes it (takeover)
+  // Moving a persistent session (msg:<node> channels): `node` is the sender, `arg` the client
+  // id, `topic` the requester's request id (decimal).
+  kSessionRequest = 8,  // node asks the receiver for client `arg`'s session
+  kSession = 9,         // the answer: the session image (broker/session_image.h) is the payload
+  kNoSession = 10,      // the answer: the receiver holds no session for `arg` (any more)
 };
 
 struct Frame {

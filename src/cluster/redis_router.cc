@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 
 #include <fmt/format.h>
@@ -85,6 +86,13 @@ void RedisRouter::stop() {
   stop_cv_.notify_all();
   if (command_thread_.joinable()) command_thread_.join();
   if (subscriber_thread_.joinable()) subscriber_thread_.join();
+  // Nobody answers any more: the CONNECTs waiting go on without their session.
+  std::vector<uint64_t> ids;
+  {
+    std::lock_guard lock(fetch_mu_);
+    for (const auto& [id, f] : fetches_) ids.push_back(id);
+  }
+  for (uint64_t id : ids) end_fetch(id, std::nullopt, FetchEnd::kRedisDown);
 }
 
 // --- hooks (loop threads) -------------------------------------------------------------------
@@ -205,11 +213,146 @@ void RedisRouter::on_client_connected(std::string_view client_id) {
   }
 }
 
-void RedisRouter::on_client_disconnected(std::string_view client_id, bool /*session_kept*/) {
-  if (!command_up_.load(std::memory_order_acquire)) return;
+void RedisRouter::on_client_disconnected(std::string_view client_id, bool session_kept) {
+  // An offline persistent session stays in the registry: a CONNECT elsewhere fetches it, a
+  // push to it is queued in it.
+  if (session_kept) return;
+  on_session_ended(client_id);
+}
+
+void RedisRouter::on_session_ended(std::string_view client_id) {
+  if (!command_up_.load(std::memory_order_acquire)) return;  // rewritten on reconnection
   Op op(Op::kClientRemove);
   op.key = std::string(client_id);
   enqueue(std::move(op), false);
+}
+
+// --- sessions across nodes ------------------------------------------------------------------
+//
+// The requester (a loop's CONNECT with CleanSession 0) registers the fetch and queues a
+// lookup; the command thread asks every live node's clients set in its next pipelined batch.
+// Nobody: done(nullopt) at once. Holders: a kSessionRequest to each, on its msg channel; the
+// holder's subscriber thread calls Broker::export_session, whose callback queues the answer
+// (kSession with the image, or kNoSession) to the requester's channel. The first image ends
+// the fetch; so do "none" answers from every holder, or the deadline (checked by both Redis
+// threads at least every kPollMs). An image arriving after its fetch ended is handed to
+// Broker::adopt_session, which keeps it only if the id has no session here.
+
+void RedisRouter::fetch_session(std::string_view client_id, SessionDone done) {
+  if (stopping_.load(std::memory_order_relaxed) || !command_up_.load(std::memory_order_acquire)) {
+    // Cut off: a CONNECT must not wait for a timeout to learn nothing.
+    metrics_.fetch_redis_down.fetch_add(1, std::memory_order_relaxed);
+    done(std::nullopt);
+    return;
+  }
+  const uint64_t id = next_fetch_id_.fetch_add(1, std::memory_order_relaxed);
+  {
+    std::lock_guard lock(fetch_mu_);
+    fetches_.emplace(id, PendingFetch{std::string(client_id), std::move(done),
+                                      now_ms() + config_.session_fetch_timeout_ms, -1});
+    fetches_pending_.store(fetches_.size(), std::memory_order_relaxed);
+  }
+  Op op(Op::kFetch);
+  op.key = std::string(client_id);
+  op.fetch_id = id;
+  op.frame = std::make_shared<const std::string>(encode_message(
+      FrameKind::kSessionRequest, config_.node_id, client_id, std::to_string(id), {}, mqtt::QoS::k0, false));
+  if (!enqueue(std::move(op), true)) end_fetch(id, std::nullopt, FetchEnd::kRedisDown);
+}
+
+bool RedisRouter::end_fetch(uint64_t id, std::optional<std::string> image, FetchEnd why) {
+  SessionDone done;
+  {
+    std::lock_guard lock(fetch_mu_);
+    auto it = fetches_.find(id);
+    if (it == fetches_.end()) return false;
+    done = std::move(it->second.done);
+    fetches_.erase(it);
+    fetches_pending_.store(fetches_.size(), std::memory_order_relaxed);
+  }
+  switch (why) {
+    case FetchEnd::kFound: metrics_.fetch_found.fetch_add(1, std::memory_order_relaxed); break;
+    case FetchEnd::kNone: metrics_.fetch_none.fetch_add(1, std::memory_order_relaxed); break;
+    case FetchEnd::kTimeout: metrics_.fetch_timeout.fetch_add(1, std::memory_order_relaxed); break;
+    case FetchEnd::kRedisDown: metrics_.fetch_redis_down.fetch_add(1, std::memory_order_relaxed); break;
+  }
+  if (done) done(std::move(image));  // outside the lock: it may post to a loop, or run there
+  return true;
+}
+
+void RedisRouter::expire_fetches() {
+  if (fetches_pending_.load(std::memory_order_relaxed) == 0) return;
+  const uint64_t now = now_ms();
+  std::vector<std::pair<uint64_t, std::string>> late;
+  {
+    std::lock_guard lock(fetch_mu_);
+    for (const auto& [id, f] : fetches_)
+      if (f.deadline_ms <= now) late.emplace_back(id, f.client_id);
+  }
+  for (auto& [id, client] : late) {
+    if (end_fetch(id, std::nullopt, FetchEnd::kTimeout))
+      spdlog::warn("cluster: no answer with client '{}''s session within {} ms; it connects without it",
+                   client, config_.session_fetch_timeout_ms);
+  }
+}
+
+void RedisRouter::answer_fetch(const std::string& requester, const std::string& client_id,
+                               const std::string& request_id, std::optional<std::string> image) {
+  Op op(Op::kSend);
+  op.key = key("msg", requester);
+  op.frame = std::make_shared<const std::string>(
+      encode_message(image ? FrameKind::kSession : FrameKind::kNoSession, config_.node_id, client_id,
+                     request_id, image ? std::string_view(*image) : std::string_view(), mqtt::QoS::k0, false));
+  if (command_up_.load(std::memory_order_acquire) && enqueue(std::move(op), true)) {
+    if (image) metrics_.sessions_exported.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (image) {
+    // It cannot leave: keep it here rather than lose it (the requester times out).
+    metrics_.sessions_returned.fetch_add(1, std::memory_order_relaxed);
+    broker_.adopt_session(client_id, std::move(*image));
+  }
+}
+
+void RedisRouter::abandon(Op& op) {
+  if (op.kind == Op::kFetch) {
+    end_fetch(op.fetch_id, std::nullopt, FetchEnd::kRedisDown);
+  } else if (op.kind == Op::kSend && op.frame) {
+    auto f = decode_frame(*op.frame);
+    if (f && f->kind == FrameKind::kSession) {
+      metrics_.sessions_returned.fetch_add(1, std::memory_order_relaxed);
+      broker_.adopt_session(f->arg, std::string(f->payload));
+    }
+    op.frame.reset();
+  }
+}
+
+void RedisRouter::on_session_answer(const Frame& f) {
+  uint64_t id = 0;
+  auto [end, ec] = std::from_chars(f.topic.data(), f.topic.data() + f.topic.size(), id);
+  if (ec != std::errc() || end != f.topic.data() + f.topic.size()) return;
+  if (f.kind == FrameKind::kSession) {
+    {
+      std::lock_guard lock(fetch_mu_);
+      auto it = fetches_.find(id);
+      if (it != fetches_.end() && it->second.client_id != f.arg) return;  // not ours: ignore
+    }
+    if (end_fetch(id, std::string(f.payload), FetchEnd::kFound)) return;
+    // Its fetch gave up (or another holder answered first): the broker keeps it if the id
+    // has no session here, so a session that left its node is not lost.
+    metrics_.sessions_late.fetch_add(1, std::memory_order_relaxed);
+    spdlog::info("cluster: client '{}''s session from node '{}' came after its fetch ended; handed to "
+                 "the broker", f.arg, f.node);
+    broker_.adopt_session(f.arg, std::string(f.payload));
+    return;
+  }
+  {
+    std::lock_guard lock(fetch_mu_);
+    auto it = fetches_.find(id);
+    if (it == fetches_.end() || it->second.client_id != f.arg || it->second.awaiting <= 0) return;
+    if (--it->second.awaiting > 0) return;  // other holders still to answer
+  }
+  end_fetch(id, std::nullopt, FetchEnd::kNone);
 }
 
 // --- command thread -------------------------------------------------------------------------
@@ -240,9 +383,10 @@ void RedisRouter::drop_queued(const char* why) {
     metrics_.queue_depth.store(0, std::memory_order_relaxed);
   }
   uint64_t messages = 0;
-  for (const Op& op : dropped) {
+  for (Op& op : dropped) {
     if (op.kind == Op::kPublish) messages += op.all ? lease_.alive().size() : op.targets.count();
     if (op.kind == Op::kPush) ++messages;
+    abandon(op);
   }
   if (messages != 0) {
     metrics_.dropped_redis_down.fetch_add(messages, std::memory_order_relaxed);
@@ -324,6 +468,7 @@ void RedisRouter::command_main() {
     {
       std::unique_lock lock(queue_mu_);
       uint64_t wait_ms = lease_.next_refresh_ms() > now_ms() ? lease_.next_refresh_ms() - now_ms() : 0;
+      if (fetches_pending_.load(std::memory_order_relaxed) != 0) wait_ms = std::min<uint64_t>(wait_ms, kPollMs);
       queue_cv_.wait_for(lock, std::chrono::milliseconds(wait_ms), [&] {
         return stopping_.load() || !queue_.empty() || reload_remote_ || rebuild_needed_;
       });
@@ -335,6 +480,7 @@ void RedisRouter::command_main() {
       }
       metrics_.queue_depth.store(queue_.size(), std::memory_order_relaxed);
     }
+    expire_fetches();
     const uint64_t now = now_ms();
     bool ok = true;
     // A rewrite after dropped state changes waits for the next refresh: under a connect storm
@@ -359,9 +505,10 @@ void RedisRouter::command_main() {
     }
     if (ok && !batch.empty()) ok = process(batch);
     if (!ok) {
-      for (const Op& op : batch) {
+      for (Op& op : batch) {
         if (op.kind == Op::kPublish) metrics_.dropped_failed.fetch_add(op.all ? 1 : op.targets.count());
         if (op.kind == Op::kPush) metrics_.dropped_failed.fetch_add(1);
+        abandon(op);
       }
       lost("a batch");
     }
@@ -433,8 +580,9 @@ bool RedisRouter::rebuild() {
     filters.assign(filters_.begin(), filters_.end());
   }
   std::vector<std::string> clients;
-  for (auto& c : broker_.list_clients(std::chrono::seconds(2)))
-    if (c.connected) clients.push_back(std::move(c.client_id));
+  // Every session here, connected or offline persistent: the registry is where pushes and
+  // session fetches look.
+  for (auto& c : broker_.list_clients(std::chrono::seconds(2))) clients.push_back(std::move(c.client_id));
   const std::string routes_key = key("routes", config_.node_id);
   const std::string clients_key = key("clients", config_.node_id);
   const std::string node_key = key("node", config_.node_id);
@@ -523,7 +671,7 @@ bool RedisRouter::process(std::vector<Op>& batch) {
     std::string node;
     size_t key;  // index in `channels` of "clients:<node>"
   };
-  std::vector<Lookup> push_lookups;  // one SISMEMBER per push and live node
+  std::vector<Lookup> lookups;  // one SISMEMBER per push or fetch and live node
   const std::string routes_key = key("routes", config_.node_id);
   const std::string clients_key = key("clients", config_.node_id);
   const std::string retained_key = config_.prefix + "retained";
@@ -532,7 +680,7 @@ bool RedisRouter::process(std::vector<Op>& batch) {
   size_t names = 0;
   for (const Op& op : batch)
     names += op.kind == Op::kPublish ? (op.all ? lease_.alive().size() : op.targets.count())
-                                     : (op.kind == Op::kPush ? lease_.alive().size() : 0);
+                                     : (op.kind == Op::kPush || op.kind == Op::kFetch ? lease_.alive().size() : 0);
   channels.reserve(names);
   std::vector<Op*> internal;
   for (size_t i = 0; i < batch.size(); ++i) {
@@ -565,10 +713,14 @@ bool RedisRouter::process(std::vector<Op>& batch) {
         break;
       }
       case Op::kPush:
+      case Op::kFetch:
         for (const auto& n : lease_.alive()) {
           channels.push_back(key("clients", n));
-          push_lookups.push_back({i, n, channels.size() - 1});
+          lookups.push_back({i, n, channels.size() - 1});
         }
+        break;
+      case Op::kSend:
+        cmds.push_back({"PUBLISH", op.key, *op.frame});
         break;
       case Op::kRouteAdd:
         cmds.push_back({"SADD", routes_key, op.key});
@@ -593,30 +745,58 @@ bool RedisRouter::process(std::vector<Op>& batch) {
         break;
     }
   }
-  // Lookups for pushes go in the same round trip; their PUBLISHes need a second one.
+  // Lookups for pushes and fetches go in the same round trip; what they send needs a second.
   const size_t first_lookup = cmds.size();
-  for (const Lookup& l : push_lookups) cmds.push_back({"SISMEMBER", channels[l.key], batch[l.op].key});
+  for (const Lookup& l : lookups) cmds.push_back({"SISMEMBER", channels[l.key], batch[l.op].key});
   std::vector<RedisReply> replies;
   if (!run(cmds, replies)) return false;
-  if (!push_lookups.empty()) {
+  // Session answers went out with this round trip: a later failure must not take them back.
+  for (Op& op : batch)
+    if (op.kind == Op::kSend) op.frame.reset();
+  if (!lookups.empty()) {
     std::vector<RedisCommand> pubs;
-    std::vector<std::string> push_channels;
-    std::vector<size_t> held;  // batch indexes of pushes some node holds
-    push_channels.reserve(push_lookups.size());
-    for (size_t k = 0; k < push_lookups.size(); ++k) {
+    std::vector<std::string> holder_channels;
+    std::vector<size_t> held;  // batch indexes of pushes and fetches some node holds
+    std::vector<int> holders(batch.size(), 0);
+    holder_channels.reserve(lookups.size());
+    for (size_t k = 0; k < lookups.size(); ++k) {
       if (replies[first_lookup + k].integer() != 1) continue;
-      const Op& op = batch[push_lookups[k].op];
-      push_channels.push_back(key("msg", push_lookups[k].node));
-      pubs.push_back({"PUBLISH", push_channels.back(), *op.frame});
-      if (held.empty() || held.back() != push_lookups[k].op) held.push_back(push_lookups[k].op);
-      metrics_.messages_out.fetch_add(1, std::memory_order_relaxed);
-      metrics_.bytes_out.fetch_add(op.frame->size(), std::memory_order_relaxed);
+      const Op& op = batch[lookups[k].op];
+      holder_channels.push_back(key("msg", lookups[k].node));
+      pubs.push_back({"PUBLISH", holder_channels.back(), *op.frame});
+      if (held.empty() || held.back() != lookups[k].op) held.push_back(lookups[k].op);
+      ++holders[lookups[k].op];
+      if (op.kind == Op::kPush) {
+        metrics_.pushes_out.fetch_add(1, std::memory_order_relaxed);
+        metrics_.messages_out.fetch_add(1, std::memory_order_relaxed);
+        metrics_.bytes_out.fetch_add(op.frame->size(), std::memory_order_relaxed);
+      }
     }
-    metrics_.pushes_out.fetch_add(pubs.size(), std::memory_order_relaxed);
-    // Answered only once the PUBLISH went out: a failed batch leaves them to OncePushDone's
-    // kUnknown.
+    // A fetch learns how many answers to wait for before its requests can be answered.
+    {
+      std::lock_guard lock(fetch_mu_);
+      for (size_t i : held) {
+        if (batch[i].kind != Op::kFetch) continue;
+        auto it = fetches_.find(batch[i].fetch_id);
+        if (it != fetches_.end()) it->second.awaiting = holders[i];
+      }
+    }
+    // Pushes are answered only once the PUBLISH went out: a failed batch leaves them to
+    // OncePushDone's kUnknown (and its fetches to abandon()).
     if (!run(pubs, replies)) return false;
-    for (size_t i : held) batch[i].done(PushOutcome::kHeld);
+    for (size_t i : held)
+      if (batch[i].kind == Op::kPush) batch[i].done(PushOutcome::kHeld);
+  }
+  // Fetches no live node holds a session for: the CONNECT goes on now.
+  for (Op& op : batch) {
+    if (op.kind != Op::kFetch) continue;
+    bool asked = false;
+    {
+      std::lock_guard lock(fetch_mu_);
+      auto it = fetches_.find(op.fetch_id);
+      asked = it == fetches_.end() || it->second.awaiting > 0;
+    }
+    if (!asked) end_fetch(op.fetch_id, std::nullopt, FetchEnd::kNone);
   }
   // Every push not held by a live node (none alive, or no set has the id).
   for (Op& op : batch) {
@@ -675,6 +855,7 @@ void RedisRouter::subscriber_main() {
       }
       queue_cv_.notify_one();
     }
+    expire_fetches();
     auto m = sub.poll_message(kPollMs);
     if (!m) {
       metrics_.subscriber_link_up.store(false, std::memory_order_relaxed);
@@ -742,13 +923,31 @@ void RedisRouter::dispatch(std::string_view /*channel*/, std::string_view data) 
         // Ours connected after theirs in Redis' order: theirs is the one to close, over there.
         if (pending_connects_.count(std::string(f->arg)) != 0) return;
       }
+      // Connected elsewhere: a session still here is stale, connected or offline. A clean
+      // connect there discards it [MQTT-3.1.2-6]; a resuming one fetched it first, so what is
+      // left here lost the race (its fetch timed out) and is discarded too.
       auto e = broker_.registry().find(f->arg);
-      if (e && e->conn.valid() && broker_.kick(f->arg)) {
-        metrics_.takeover_kicks.fetch_add(1, std::memory_order_relaxed);
-        spdlog::debug("cluster: client '{}' connected on node '{}': closed here", f->arg, f->node);
-      }
+      if (!e) return;
+      if (e->conn.valid()) metrics_.takeover_kicks.fetch_add(1, std::memory_order_relaxed);
+      metrics_.session_drops.fetch_add(1, std::memory_order_relaxed);
+      broker_.drop_session(f->arg);
+      spdlog::debug("cluster: client '{}' connected on node '{}': its session here is dropped", f->arg, f->node);
       return;
     }
+    case FrameKind::kSessionRequest: {
+      metrics_.session_requests_in.fetch_add(1, std::memory_order_relaxed);
+      // Closes the client here if connected (takeover), removes the session; the callback
+      // runs once, on a loop thread or this one.
+      broker_.export_session(f->arg, [this, requester = std::string(f->node), id = std::string(f->arg),
+                                      request = std::string(f->topic)](std::optional<std::string> image) {
+        answer_fetch(requester, id, request, std::move(image));
+      });
+      return;
+    }
+    case FrameKind::kSession:
+    case FrameKind::kNoSession:
+      on_session_answer(*f);
+      return;
   }
 }
 

@@ -3,7 +3,8 @@
 // Keys and channels (prefix "tcpms:"):
 //   node:<N>      lease of node N: a key with a TTL of lease_ms, refreshed every lease_ms/3
 //   routes:<N>    SET of N's topic filters (same TTL)        -- the route table
-//   clients:<N>   SET of client ids connected on N (same TTL) -- the client registry
+//   clients:<N>   SET of client ids with a session on N, connected or offline persistent
+//                 (same TTL) -- the client registry: pushes and session fetches look here
 //   retained      HASH topic -> [qos][payload]: what a node joining later loads
 //   ctl           channel: route changes, hello/bye, "client X connected on N"
 //   msg:<N>       channel: publishes and pushes for node N
@@ -32,10 +33,12 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <shared_mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -55,6 +58,9 @@ struct ClusterConfig {
   std::string node_id;
   uint32_t lease_ms = 5000;
   uint32_t redis_timeout_ms = 2000;  // connect and per-reply timeout
+  // How long a CONNECT waits for another node's answer with its session before going on
+  // without it (a session arriving later goes to Broker::adopt_session).
+  uint32_t session_fetch_timeout_ms = 3000;
   size_t queue_capacity = 65536;     // operations waiting for the command thread
   std::string prefix = "tcpms:";
 };
@@ -102,6 +108,9 @@ class RedisRouter final : public broker::Router {
                       const SharedBytes& payload, mqtt::QoS qos, PushDone done) override;
   void on_client_connected(std::string_view client_id) override;
   void on_client_disconnected(std::string_view client_id, bool session_kept) override;
+  void on_session_ended(std::string_view client_id) override;
+  bool shares_sessions() const override { return true; }
+  void fetch_session(std::string_view client_id, SessionDone done) override;
 
   const ClusterMetrics& metrics() const noexcept { return metrics_; }
   void render_metrics(std::string& out) const { metrics_.render(out, config_.node_id); }
@@ -115,6 +124,8 @@ class RedisRouter final : public broker::Router {
       kRouteRemove,   // SREM routes:self key + notify
       kClientAdd,     // SADD clients:self key + notify (takeover)
       kClientRemove,  // SREM clients:self key
+      kFetch,         // look up who holds session `key`, send `frame` (a request) to them
+      kSend,          // PUBLISH `frame` on channel `key` (a session answer)
       kLoadNode,      // (internal) a node said hello: load its routes
       kForgetNode,    // (internal) a node said bye
     };
@@ -127,7 +138,18 @@ class RedisRouter final : public broker::Router {
     std::shared_ptr<const std::string> frame;
     std::string retained_value;  // kPublish with retain: [qos][payload] for the hash
     OncePushDone done;
+    uint64_t fetch_id = 0;  // kFetch: its entry in fetches_
   };
+
+  // A fetch_session waiting for its answer. `awaiting`: holders asked and not yet answered
+  // (-1 until the lookup is done).
+  struct PendingFetch {
+    std::string client_id;
+    SessionDone done;
+    uint64_t deadline_ms = 0;
+    int awaiting = -1;
+  };
+  enum class FetchEnd : uint8_t { kFound, kNone, kTimeout, kRedisDown };
 
   // Moves `op` into the queue; leaves it untouched (the caller still owns it) when full or
   // stopping.
@@ -147,8 +169,18 @@ class RedisRouter final : public broker::Router {
   void wait_backoff(uint32_t ms);
   void lost(const char* what);
   void first_attempt_over();
+  // Ends fetch `id` (any thread): runs its `done` outside the lock. False if it had ended.
+  bool end_fetch(uint64_t id, std::optional<std::string> image, FetchEnd why);
+  void expire_fetches();
+  // Ops that will not run: fetches end (nullopt), session answers return to the broker.
+  void abandon(Op& op);
+  // The holder's side: answers `requester` with what export_session gave (loop thread or
+  // subscriber thread).
+  void answer_fetch(const std::string& requester, const std::string& client_id,
+                    const std::string& request_id, std::optional<std::string> image);
   // Subscriber thread.
   void dispatch(std::string_view channel, std::string_view data);
+  void on_session_answer(const Frame& f);
 
   std::string key(std::string_view kind, std::string_view node) const {
     return config_.prefix + std::string(kind) + ":" + std::string(node);
@@ -174,6 +206,12 @@ class RedisRouter final : public broker::Router {
   // a notice from another node for such an id is older than ours, so it must not close ours.
   std::mutex pending_mu_;
   std::unordered_set<std::string> pending_connects_;
+
+  // Session fetches in flight, by request id.
+  std::mutex fetch_mu_;
+  std::unordered_map<uint64_t, PendingFetch> fetches_;
+  std::atomic<uint64_t> next_fetch_id_{1};
+  std::atomic<size_t> fetches_pending_{0};
 
   // The command queue.
   std::mutex queue_mu_;

@@ -1,8 +1,10 @@
 """Cluster through Redis (docs/cluster.md): a real redis-server, three tcpms nodes and HAProxy
 on loopback. Publish anywhere, delivered everywhere (wildcards, QoS 1/2, retained); push to a
 client id through another node's HTTP API; takeover across nodes; a node killed -9 (the others
-keep serving, its routes expire by lease); Redis stopped and restarted mid-traffic (local
-delivery never stops, cross-node delivery comes back).
+keep serving, its routes expire by lease); persistent sessions following their client to
+another node (queued and in-flight messages included) and discarded everywhere by a clean
+connect; Redis stopped and restarted mid-traffic (local delivery never stops, cross-node
+delivery comes back).
 
 The tests share one cluster and run in file order: the last two break it on purpose."""
 import json
@@ -19,7 +21,7 @@ import time
 import paho.mqtt.client as mqtt
 import pytest
 
-from mqtt_raw import PUBLISH, RawClient, connected
+from mqtt_raw import DISCONNECT_PACKET, PUBACK, PUBLISH, RawClient, ack_packet, connected
 from tcpms_harness import Server
 
 LEASE_S = 2
@@ -369,6 +371,138 @@ def test_takeover_across_nodes(cluster):
     wait_until(lambda: "same-id" not in cluster["redis"].command("SMEMBERS", "tcpms:clients:n1"), 3,
                "n1 no longer registers same-id")
     second.close()
+
+
+def registered(cluster, node_name, client_id):
+    return client_id in cluster["redis"].command("SMEMBERS", f"tcpms:clients:{node_name}")
+
+
+def has_route(cluster, node_name, filt):
+    return cluster["redis"].command("SISMEMBER", f"tcpms:routes:{node_name}", filt) == 1
+
+
+def offline_on(n, client_id):
+    status, body = n.admin(f"/api/v1/clients/{client_id}")
+    return status == 200 and json.loads(body)["connected"] is False
+
+
+def leave(c):
+    """A clean DISCONNECT: the will is not sent, a persistent session stays."""
+    c.send(DISCONNECT_PACKET)
+    c.close()
+
+
+def take_publishes(c, n, ack=True):
+    out = []
+    for _ in range(n):
+        p = c.expect(PUBLISH)
+        if ack and p.qos == 1:
+            c.send(ack_packet(PUBACK, p.pid))
+        out.append(p)
+    return out
+
+
+def test_persistent_session_follows_its_client_to_another_node(cluster):
+    n1, n2, n3 = (cluster["nodes"][k] for k in ("n1", "n2", "n3"))
+    c = RawClient(n1.port)
+    assert c.connect("roamer", clean=False) == (False, 0)
+    assert c.subscribe([("roam/#", 1)]) == [1]
+    wait_until(lambda: has_route(cluster, "n1", "roam/#") and registered(cluster, "n1", "roamer"), 5,
+               "n1 publishes roamer's route and registration")
+    leave(c)
+    wait_until(lambda: offline_on(n1, "roamer"), 5, "roamer offline on n1")
+    # Offline, its session stays in n1's registry (that is where a CONNECT elsewhere looks).
+    assert registered(cluster, "n1", "roamer")
+    # Published through n3 while it is away: they cross to n1 and queue in its session there.
+    in_before = cluster_metric(n1, "tcpms_cluster_messages_in_total")
+    wait_until(lambda: cluster_metric(n3, "tcpms_cluster_remote_routes") >= 1, 5, "n3 knows the route")
+    pub = connected(n3.port, "roam-pub")
+    for i in range(10):
+        pub.publish("roam/x", f"m{i}".encode(), qos=1, pid=i + 1)
+    wait_until(lambda: cluster_metric(n1, "tcpms_cluster_messages_in_total") >= in_before + 10, 5,
+               "the 10 messages reached n1")
+    # Back, on n2: its session comes along, the 10 messages in order, each once.
+    c2 = RawClient(n2.port)
+    assert c2.connect("roamer", clean=False) == (True, 0)
+    got = take_publishes(c2, 10)
+    assert [p.payload for p in got] == [f"m{i}".encode() for i in range(10)]
+    c2.expect_nothing(0.5)
+    assert cluster_metric(n2, 'tcpms_cluster_session_fetches_total{node="n2",result="found"}') >= 1
+    assert cluster_metric(n1, "tcpms_cluster_sessions_exported_total") >= 1
+    # n1 gave it up: no registration, no route there any more; n2 has both.
+    wait_until(lambda: not registered(cluster, "n1", "roamer") and registered(cluster, "n2", "roamer"), 5,
+               "the registration moved to n2")
+    wait_until(lambda: not has_route(cluster, "n1", "roam/#") and has_route(cluster, "n2", "roam/#"), 5,
+               "the route moved to n2")
+    wait_until(lambda: cluster_metric(n3, "tcpms_cluster_remote_routes") == 1, 5, "n3 sees one route")
+    out_n1 = cluster_metric(n3, "tcpms_cluster_messages_out_total")
+    pub.publish("roam/x", b"after", qos=1, pid=11)
+    assert take_publishes(c2, 1)[0].payload == b"after"
+    c2.expect_nothing(0.3)
+    assert cluster_metric(n3, "tcpms_cluster_messages_out_total") == out_n1 + 1  # to n2 only
+    leave(c2)
+    pub.close()
+    # Tidy: a clean connect discards it (tested on its own below).
+    connected(n2.port, "roamer", clean=True).close()
+
+
+def test_takeover_while_connected_moves_inflight_messages(cluster):
+    n1, n2 = cluster["nodes"]["n1"], cluster["nodes"]["n2"]
+    a = RawClient(n1.port)
+    assert a.connect("mover", clean=False) == (False, 0)
+    assert a.subscribe([("mv/#", 1)]) == [1]
+    wait_until(lambda: registered(cluster, "n1", "mover"), 5, "n1 registers mover")
+    pub = connected(n1.port, "mv-pub")
+    for i in range(3):
+        pub.publish("mv/t", f"f{i}".encode(), qos=1, pid=i + 1)
+    first = take_publishes(a, 3, ack=False)  # in flight on n1: never acknowledged
+    assert [p.payload for p in first] == [b"f0", b"f1", b"f2"]
+    b = RawClient(n2.port)
+    assert b.connect("mover", clean=False) == (True, 0)
+    a.expect_closed(3)  # [MQTT-3.1.4-2], across nodes
+    # Redelivered by n2 with DUP set [MQTT-4.4.0-1], in order, then nothing more.
+    again = take_publishes(b, 3)
+    assert [(p.payload, p.dup) for p in again] == [(b"f0", True), (b"f1", True), (b"f2", True)]
+    b.expect_nothing(0.5)
+    wait_until(lambda: not registered(cluster, "n1", "mover") and registered(cluster, "n2", "mover"), 5,
+               "the registration moved to n2")
+    # The subscription came along: a publish on n1 crosses to it on n2.
+    wait_until(lambda: has_route(cluster, "n2", "mv/#"), 5, "mv/# routed to n2")
+    wait_until(lambda: cluster_metric(n1, "tcpms_cluster_remote_routes") >= 1, 5, "n1 sees the route")
+    pub.publish("mv/t", b"later", qos=1, pid=9)
+    assert take_publishes(b, 1)[0].payload == b"later"
+    leave(b)
+    pub.close()
+    connected(n2.port, "mover", clean=True).close()
+
+
+def test_clean_connect_elsewhere_discards_the_session_everywhere(cluster):
+    n1, n2, n3 = (cluster["nodes"][k] for k in ("n1", "n2", "n3"))
+    c = RawClient(n2.port)
+    assert c.connect("wiper", clean=False) == (False, 0)
+    assert c.subscribe([("wp/#", 1)]) == [1]
+    leave(c)
+    wait_until(lambda: offline_on(n2, "wiper") and registered(cluster, "n2", "wiper"), 5,
+               "wiper offline on n2, still registered")
+    d = RawClient(n3.port)
+    assert d.connect("wiper", clean=True) == (False, 0)
+    # n2 discards its offline session [MQTT-3.1.2-6]: registration and route go.
+    wait_until(lambda: not registered(cluster, "n2", "wiper") and not has_route(cluster, "n2", "wp/#"), 5,
+               "n2 discarded wiper's session")
+    status, _ = n2.admin("/api/v1/clients/wiper")
+    assert status == 404
+    leave(d)
+    wait_until(lambda: not registered(cluster, "n3", "wiper"), 5, "n3 forgot the clean session")
+    # Nothing anywhere now: a persistent CONNECT on n1 starts fresh, without waiting for the
+    # fetch timeout (nobody holds it, so nobody is asked).
+    none_before = cluster_metric(n1, 'tcpms_cluster_session_fetches_total{node="n1",result="none"}')
+    e = RawClient(n1.port)
+    t0 = time.monotonic()
+    assert e.connect("wiper", clean=False) == (False, 0)
+    assert time.monotonic() - t0 < 1.0
+    assert cluster_metric(n1, 'tcpms_cluster_session_fetches_total{node="n1",result="none"}') == none_before + 1
+    e.close()
+    connected(n1.port, "wiper", clean=True).close()
 
 
 def test_through_haproxy_every_client_hears_every_publish(cluster):

@@ -45,6 +45,7 @@ struct ServerOptions {
   std::string cluster_redis;
   std::string cluster_node_id;
   uint32_t cluster_lease_s = 5;
+  uint32_t cluster_session_fetch_timeout_ms = 3000;  // a CONNECT's wait for its session elsewhere
 };
 
 // Exit codes scripts can rely on.

@@ -168,6 +168,11 @@ void declare_settings(config::Settings& s, ServerOptions& o) {
   s.add("cluster.lease_s", o.cluster_lease_s,
         "Seconds a dead node's routes and clients stay in Redis (refreshed every third of it)")
       .range(1u, 3600u);
+  s.add("cluster.session_fetch_timeout_ms", o.cluster_session_fetch_timeout_ms,
+        "How long a CONNECT with CleanSession 0 waits for another node to hand over the "
+        "client's session before going on without it (a session arriving later is kept only "
+        "if the id has none here by then)")
+      .range(100u, 600000u);
 }
 
 }  // namespace tcpms::app

@@ -24,7 +24,8 @@ TEST(Frame, PublishLayout) {
 TEST(Frame, RoundTripsEveryKindWithBinaryPayload) {
   std::string payload("\0\xff\x01zero", 7);
   for (auto kind : {FrameKind::kPush, FrameKind::kRouteAdd, FrameKind::kRouteRemove, FrameKind::kHello,
-                    FrameKind::kBye, FrameKind::kConnected}) {
+                    FrameKind::kBye, FrameKind::kConnected, FrameKind::kSessionRequest, FrameKind::kSession,
+                    FrameKind::kNoSession}) {
     const std::string bytes = encode_message(kind, "node-b", "client/#", "t", payload, mqtt::QoS::k2, false);
     auto d = decode_frame(bytes);  // views into `bytes`
     ASSERT_TRUE(d);
@@ -53,6 +54,22 @@ TEST(Frame, LongFieldsUseBothLengthBytes) {
   ASSERT_TRUE(d);
   EXPECT_EQ(d->topic, topic);
   EXPECT_TRUE(d->payload.empty());
+}
+
+// A session image rides as the payload: no 64 KiB field limit (images carry queued messages).
+TEST(Frame, SessionImageLargerThanAFieldLength) {
+  std::string image(3 << 20, '\0');
+  for (size_t i = 0; i < image.size(); i += 4093) image[i] = static_cast<char>(i);
+  const std::string bytes =
+      encode_message(FrameKind::kSession, "node-a", "device-7", "18446744073709551615", image, mqtt::QoS::k0, false);
+  auto d = decode_frame(bytes);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->kind, FrameKind::kSession);
+  EXPECT_EQ(d->node, "node-a");
+  EXPECT_EQ(d->arg, "device-7");
+  EXPECT_EQ(d->topic, "18446744073709551615");  // the request id
+  EXPECT_EQ(d->payload.size(), image.size());
+  EXPECT_TRUE(d->payload == image);
 }
 
 TEST(Frame, RefusesTruncatedOrForeign) {
