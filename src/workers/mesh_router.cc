@@ -1,7 +1,10 @@
 #include "workers/mesh_router.h"
 
+#include <ctime>
 #include <cstring>
 #include <string>
+
+#include <spdlog/spdlog.h>
 
 namespace tcpms::workers {
 namespace {
@@ -21,7 +24,172 @@ bool take_str(ByteView& in, std::string_view& out) {
   return true;
 }
 
+// Little-endian integers, as every frame body on the mesh uses.
+template <typename T>
+void put_le(std::string& out, T v) {
+  for (size_t i = 0; i < sizeof(T); ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+template <typename T>
+bool take_le(ByteView& in, T& v) {
+  if (in.size() < sizeof(T)) return false;
+  v = 0;
+  for (size_t i = 0; i < sizeof(T); ++i) v |= static_cast<T>(static_cast<T>(in[i]) << (8 * i));
+  in = in.subspan(sizeof(T));
+  return true;
+}
+
+// The body of kSessionFetch and kConnected: [u64 head][u32 worker][client id to the end].
+std::string id_body(uint64_t head, unsigned worker, std::string_view client_id) {
+  std::string body;
+  put_le<uint64_t>(body, head);
+  put_le<uint32_t>(body, worker);
+  body.append(client_id);
+  return body;
+}
+
+bool take_id_body(ByteView body, uint64_t& head, uint32_t& worker, std::string& client_id) {
+  if (!take_le(body, head) || !take_le(body, worker)) return false;
+  client_id = std::string(as_chars(body));
+  return true;
+}
+
+// CLOCK_MONOTONIC is one clock for every process on the box, so two workers' connect times
+// compare.
+uint64_t monotonic_ns() {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+MeshRouter* mesh_router_of(broker::Broker& broker) {
+  return dynamic_cast<MeshRouter*>(&broker.router());
+}
+
 }  // namespace
+
+void MeshRouter::on_client_connected(std::string_view client_id) {
+  if (mesh_.count() <= 1) return;
+  const uint64_t now = monotonic_ns();
+  {
+    std::lock_guard lock(mu_);
+    prune_recent(now);
+    recent_[std::string(client_id)] = now;
+    recent_order_.emplace_back(now, std::string(client_id));
+  }
+  mesh_.broadcast(kConnected, as_bytes(id_body(now, mesh_.self(), client_id)));
+}
+
+void MeshRouter::prune_recent(uint64_t now_ns) {
+  while (!recent_order_.empty() && now_ns - recent_order_.front().first > kRecentConnectMs * 1000000) {
+    auto it = recent_.find(recent_order_.front().second);
+    if (it != recent_.end() && it->second == recent_order_.front().first) recent_.erase(it);
+    recent_order_.pop_front();
+  }
+}
+
+void MeshRouter::fetch_session(std::string_view client_id, SessionDone done) {
+  const unsigned peers = mesh_.count() > 1 ? mesh_.count() - 1 : 0;
+  if (peers == 0) {
+    done(std::nullopt);
+    return;
+  }
+  uint64_t request;
+  {
+    std::lock_guard lock(mu_);
+    request = next_request_++;
+    fetches_.emplace(request, Fetch{std::move(done), peers});
+  }
+  if (!mesh_.run_after(kSessionFetchTimeoutMs, [this, request] { expire(request); })) {
+    expire(request);  // the mesh is stopping: no answer will come
+    return;
+  }
+  mesh_.broadcast(kSessionFetch, as_bytes(id_body(request, mesh_.self(), client_id)));
+}
+
+void MeshRouter::expire(uint64_t request) {
+  SessionDone done;
+  {
+    std::lock_guard lock(mu_);
+    auto it = fetches_.find(request);
+    if (it == fetches_.end()) return;
+    done = std::move(it->second.done);
+    fetches_.erase(it);
+  }
+  done(std::nullopt);  // not everyone answered in time: go on without a session
+}
+
+void MeshRouter::on_fetch(broker::Broker& broker, ByteView body) {
+  uint64_t request = 0;
+  uint32_t from = 0;
+  std::string id;
+  if (!take_id_body(body, request, from, id) || from >= mesh_.count()) return;
+  // Takes the client over here if connected and gives the session up; answers either way.
+  broker.export_session(id, [this, from, request, id](std::optional<std::string> image) {
+    answer(from, request, id, image);
+  });
+}
+
+void MeshRouter::answer(unsigned to, uint64_t request, std::string_view client_id,
+                        const std::optional<std::string>& image) {
+  std::string body;
+  body.reserve(8 + 1 + 2 + client_id.size() + (image ? image->size() : 0));
+  put_le<uint64_t>(body, request);
+  body.push_back(image ? 1 : 0);
+  put_u16(body, client_id.size());
+  body.append(client_id);
+  if (image) body.append(*image);
+  mesh_.send(to, kSessionImage, as_bytes(body));
+}
+
+void MeshRouter::on_image(broker::Broker& broker, ByteView body) {
+  uint64_t request = 0;
+  std::string_view id;
+  if (!take_le(body, request) || body.empty()) return;
+  const bool has = body[0] != std::byte{0};
+  body = body.subspan(1);
+  if (!take_str(body, id)) return;
+  SessionDone done;
+  {
+    std::lock_guard lock(mu_);
+    auto it = fetches_.find(request);
+    if (it != fetches_.end()) {
+      if (has || --it->second.waiting == 0) {
+        done = std::move(it->second.done);
+        fetches_.erase(it);
+      }
+    }
+  }
+  if (done) {
+    if (has) {
+      done(std::string(as_chars(body)));
+    } else {
+      done(std::nullopt);  // nobody holds it
+    }
+    return;
+  }
+  // The fetch gave up (timeout) before this image came: keep it rather than lose it.
+  if (has) {
+    spdlog::warn("mesh: session image for '{}' came after its fetch timed out; adopting it", id);
+    broker.adopt_session(id, std::string(as_chars(body)));
+  }
+}
+
+void MeshRouter::on_connected(broker::Broker& broker, ByteView body) {
+  uint64_t at = 0;
+  uint32_t from = 0;
+  std::string id;
+  if (!take_id_body(body, at, from, id)) return;
+  {
+    std::lock_guard lock(mu_);
+    prune_recent(monotonic_ns());
+    auto it = recent_.find(id);
+    // A connect of our own that is newer wins; equal times go to the higher worker index.
+    if (it != recent_.end() && (it->second > at || (it->second == at && mesh_.self() > from)))
+      return;
+  }
+  broker.drop_session(id);
+}
 
 void MeshRouter::on_local_publish(const SharedBytes& topic, const SharedBytes& payload,
                                   mqtt::QoS qos, bool retain) {
@@ -90,6 +258,16 @@ void MeshRouter::receive(broker::Broker* broker, Server& server, uint8_t kind, B
       } else {
         server.close(ConnId{v});
       }
+      return;
+    }
+    case kSessionFetch:
+    case kSessionImage:
+    case kConnected: {
+      MeshRouter* self = broker != nullptr ? mesh_router_of(*broker) : nullptr;
+      if (self == nullptr) return;
+      if (kind == kSessionFetch) self->on_fetch(*broker, body);
+      if (kind == kSessionImage) self->on_image(*broker, body);
+      if (kind == kConnected) self->on_connected(*broker, body);
       return;
     }
     default:

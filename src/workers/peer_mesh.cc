@@ -150,6 +150,14 @@ void PeerMesh::broadcast(uint8_t kind, ByteView body) {
   post_send(-1, frame(kind, body));
 }
 
+bool PeerMesh::run_after(uint32_t delay_ms, std::function<void()> task) {
+  if (server_ == nullptr) return false;
+  EventLoop& loop = server_->loop(0);
+  return loop.post([&loop, delay_ms, task = std::move(task)]() mutable {
+    loop.run_after(delay_ms, std::move(task));
+  });
+}
+
 void PeerMesh::post_send(int peer, SharedBytes f) {
   EventLoop& loop = server_->loop(0);
   loop.post([this, &loop, peer, f = std::move(f)] {

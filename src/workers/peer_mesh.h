@@ -52,6 +52,9 @@ class PeerMesh {
   // Any thread. The frame is built once and shared by every link it goes to.
   void send(unsigned peer, uint8_t kind, ByteView body);
   void broadcast(uint8_t kind, ByteView body);
+  // Any thread: runs `task` on the mesh's loop in `delay_ms` (timeouts of requests between
+  // workers). False when that loop has stopped; then `task` never runs.
+  bool run_after(uint32_t delay_ms, std::function<void()> task);
 
   uint64_t frames_sent() const noexcept { return sent_.load(std::memory_order_relaxed); }
   uint64_t frames_received() const noexcept { return received_.load(std::memory_order_relaxed); }

@@ -51,6 +51,14 @@ std::string with_port(Endpoint at, uint16_t port) {
   return at.to_string();
 }
 
+// This node's id in a cluster: --cluster-node-id, else the host name.
+std::string cluster_node_id(const ServerOptions& opt) {
+  if (!opt.cluster_node_id.empty()) return opt.cluster_node_id;
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  return host;
+}
+
 // Which worker this process is, when the server runs as several.
 struct WorkerRole {
   unsigned index = 0;
@@ -85,7 +93,14 @@ int serve(const ServerOptions& opt, config::Settings& settings, Endpoint listen_
         std::max<uint64_t>(opt.output_hard_limit, opt.mqtt.max_queued_bytes * 2);
     // A partial packet may grow to the packet limit, not further.
     config.loop.input_limit_bytes = opt.mqtt.max_packet_size + 8;
-    mqtt_broker = std::make_unique<broker::Broker>(opt.mqtt);
+    // Generated client ids must not collide across worker processes or cluster nodes:
+    // "tcpms-<node>-w<k>-<n>", each part only when there are several.
+    broker::BrokerConfig broker_config = opt.mqtt;
+    std::string prefix = broker_config.client_id_prefix;
+    if (!opt.cluster_redis.empty()) prefix += cluster_node_id(opt) + "-";
+    if (role.count > 1) prefix += fmt::format("w{}-", role.index);
+    broker_config.client_id_prefix = std::move(prefix);
+    mqtt_broker = std::make_unique<broker::Broker>(std::move(broker_config));
     // Passwords, ACL and the failed-login throttle (docs/auth.md); the files are re-read on
     // SIGHUP below.
     broker::AuthFilesConfig ac;
@@ -130,12 +145,7 @@ int serve(const ServerOptions& opt, config::Settings& settings, Endpoint listen_
       return kExitUsage;
     }
     cc.redis = *at;
-    cc.node_id = opt.cluster_node_id;
-    if (cc.node_id.empty()) {
-      char host[256] = {};
-      ::gethostname(host, sizeof host - 1);
-      cc.node_id = host;
-    }
+    cc.node_id = cluster_node_id(opt);
     cc.lease_ms = opt.cluster_lease_s * 1000;
     auto router = std::make_unique<cluster::RedisRouter>(*mqtt_broker, std::move(cc));
     cluster_router = router.get();

@@ -1,0 +1,163 @@
+"""Persistent sessions follow their client across worker processes (--processes 2): the
+kernel spreads reconnects from fresh source ports over both workers, and each time the session
+(subscription, queued QoS 1 messages) comes along [MQTT-3.2.2-2], [MQTT-4.4.0-1]. A clean
+start on any worker discards it [MQTT-3.1.2-6]; a CONNECT on one worker takes over a
+connection on the other [MQTT-3.1.4-2]; generated client ids never collide across workers."""
+import re
+import subprocess
+import time
+
+from mqtt_raw import (DISCONNECT_PACKET, PUBACK, PUBLISH, RawClient, ack_packet, connected,
+                      mqtt_server)
+
+
+def listeners(port):
+    out = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True)
+    return len([l for l in out.stdout.splitlines() if l.strip()])
+
+
+def worker_of(client, server_port):
+    """The pid of the worker process holding `client`'s connection (ss shows the server-side
+    socket's owner)."""
+    local_port = client.sock.getsockname()[1]
+    for _ in range(50):
+        out = subprocess.run(["ss", "-Htnp", "state", "established",
+                              f"( sport = :{server_port} and dport = :{local_port} )"],
+                             capture_output=True, text=True).stdout
+        m = re.search(r"pid=(\d+)", out)
+        if m:
+            return int(m.group(1))
+        time.sleep(0.02)
+    raise AssertionError(f"no server socket for client port {local_port}")
+
+
+def start_workers(*extra):
+    srv = mqtt_server("--processes", "2", "--threads", "1", "--no-admin", *extra)
+    return srv
+
+
+def wait_mesh(srv):
+    deadline = time.monotonic() + 10
+    while listeners(srv.port) < 2:
+        assert time.monotonic() < deadline, "2 workers listening"
+        time.sleep(0.02)
+    time.sleep(0.6)  # mesh links dial every 200 ms until the peer listens
+
+
+def connect_and_leave(port, client_id, clean):
+    """CONNECT, then DISCONNECT; returns the CONNACK's session present flag."""
+    c = RawClient(port)
+    present, rc = c.connect(client_id, clean=clean)
+    assert rc == 0
+    c.send(DISCONNECT_PACKET)
+    c.close()
+    return present
+
+
+def drain(c, want, got, timeout=5.0):
+    """Reads QoS 1 PUBLISHes, acknowledging each, until every payload in `want` is in `got`.
+    A payload seen before may come again only as a redelivery (DUP set)."""
+    deadline = time.monotonic() + timeout
+    while not want <= set(got):
+        p = c.read(max(0.01, deadline - time.monotonic()))
+        assert p.type == PUBLISH, p
+        assert p.qos == 1
+        if p.payload in got:
+            assert p.dup, f"{p.payload!r} delivered twice without DUP"
+        got.append(p.payload)
+        c.send(ack_packet(PUBACK, p.pid))
+
+
+def test_persistent_session_follows_its_client_across_workers():
+    with start_workers() as srv:
+        wait_mesh(srv)
+        sub = connected(srv.port, "roamer", clean=False)
+        assert sub.subscribe([("roam/#", 1)]) == [1]
+        sub.send(DISCONNECT_PACKET)
+        sub.close()
+        time.sleep(0.1)
+        workers, sent, got = set(), [], []
+        n = 0
+        for round_no in range(16):
+            # Published while it is offline, from whichever worker the publisher lands on.
+            pub = connected(srv.port, f"pub-{round_no}")
+            for k in range(3):
+                payload = f"m-{n}".encode()
+                pub.publish("roam/x", payload, qos=1, pid=k + 1)
+                sent.append(payload)
+                n += 1
+            pub.send(DISCONNECT_PACKET)
+            pub.close()
+            time.sleep(0.05)  # the publish crosses the mesh to the worker holding the session
+            c = RawClient(srv.port)
+            present, rc = c.connect("roamer", clean=False)
+            assert rc == 0 and present, f"round {round_no}: session present {present}"
+            workers.add(worker_of(c, srv.port))
+            drain(c, set(sent), got)
+            # Its subscription works while connected too.
+            live = f"live-{round_no}".encode()
+            other = connected(srv.port, f"live-pub-{round_no}")
+            other.publish("roam/live", live, qos=1)
+            sent.append(live)
+            drain(c, {live}, got)
+            other.close()
+            c.send(DISCONNECT_PACKET)
+            c.close()
+            time.sleep(0.05)
+        assert len(workers) == 2, "reconnects never landed on the other worker"
+        # Every message exactly once (redeliveries carry DUP and were checked above).
+        assert sorted(set(got)) == sorted(sent)
+
+        # A clean start discards the session wherever it is [MQTT-3.1.2-6]...
+        c = RawClient(srv.port)
+        present, rc = c.connect("roamer", clean=True)
+        assert rc == 0 and not present
+        pub = connected(srv.port, "pub-after-clean")
+        pub.publish("roam/x", b"not-for-you", qos=1)
+        c.expect_nothing(0.5)  # the old subscription is gone
+        c.send(DISCONNECT_PACKET)
+        c.close()
+        pub.close()
+        time.sleep(0.1)
+        # ...and a later persistent CONNECT finds nothing, on either worker.
+        for _ in range(4):
+            assert not connect_and_leave(srv.port, "roamer", clean=False)
+            # That connect made a session again: clear it before the next try.
+            assert not connect_and_leave(srv.port, "roamer", clean=True)
+            time.sleep(0.05)
+
+
+def test_connect_on_one_worker_takes_over_the_other():
+    with start_workers() as srv:
+        wait_mesh(srv)
+        # Open clients until two sit on different workers.
+        first = connected(srv.port, "twin", clean=True)
+        first_worker = worker_of(first, srv.port)
+        for _ in range(40):
+            second = RawClient(srv.port)
+            if worker_of(second, srv.port) != first_worker:
+                break
+            second.close()
+        else:
+            raise AssertionError("no connection landed on the other worker")
+        assert second.connect("twin", clean=True) == (False, 0)
+        first.expect_closed(5.0)  # [MQTT-3.1.4-2]
+        second.ping()
+        second.close()
+
+
+def test_generated_client_ids_differ_across_workers():
+    with start_workers() as srv:
+        wait_mesh(srv)
+        # Empty ids, clean sessions: each worker numbers its own. Were the ids the same on both
+        # workers, the second of a pair would take the first over (and close it).
+        clients = []
+        for _ in range(12):
+            c = RawClient(srv.port)
+            assert c.connect("", clean=True) == (False, 0)
+            clients.append(c)
+        assert len({worker_of(c, srv.port) for c in clients}) == 2
+        time.sleep(0.5)
+        for c in clients:
+            c.ping()  # still connected
+            c.close()
