@@ -147,6 +147,7 @@ int serve(const ServerOptions& opt, config::Settings& settings, Endpoint listen_
     cc.redis = *at;
     cc.node_id = cluster_node_id(opt);
     cc.lease_ms = opt.cluster_lease_s * 1000;
+    cc.session_fetch_timeout_ms = opt.cluster_session_fetch_timeout_ms;
     auto router = std::make_unique<cluster::RedisRouter>(*mqtt_broker, std::move(cc));
     cluster_router = router.get();
     mqtt_broker->set_router(std::move(router));
