@@ -52,6 +52,30 @@ TEST(ClientRegistry, HandoverMarksInTransit) {
   EXPECT_FALSE(reg.find("x"));
 }
 
+TEST(ClientRegistry, FetchingMakesOtherClaimsWait) {
+  ClientRegistry reg;
+  Session s("f");
+  reg.claim("f", 0, ConnId::make(0, 1, 1), [&] { return &s; });
+  Session other("f");
+  EXPECT_FALSE(reg.set_fetching("f", &other, true));  // not the registered session
+  ASSERT_TRUE(reg.set_fetching("f", &s, true));
+  EXPECT_TRUE(reg.find("f")->fetching);
+  auto busy = [&](uint32_t loop) {
+    return reg.claim("f", loop, ConnId::make(loop, 2, 1), [&] { return &other; }).kind ==
+           ClientRegistry::ClaimKind::kBusy;
+  };
+  EXPECT_TRUE(busy(0));  // same loop too: the first CONNECT is still deciding
+  EXPECT_TRUE(busy(1));
+  EXPECT_FALSE(reg.owns("f", &s, 0));  // nobody pushes into or kicks it meanwhile
+  EXPECT_FALSE(reg.begin_handover("f", &s, 0, 1, ConnId::make(1, 1, 1)));
+  size_t visited = 0;
+  reg.for_each_owned_by(0, [&](const RegistryEntry&) { ++visited; });
+  EXPECT_EQ(visited, 1u);  // the owning loop still frees it if it stops
+  ASSERT_TRUE(reg.set_fetching("f", &s, false));
+  EXPECT_FALSE(busy(0));
+  EXPECT_TRUE(reg.owns("f", &s, 0));
+}
+
 TEST(ClientRegistry, ConcurrentClaimsCreateOnce) {
   ClientRegistry reg;
   std::atomic<int> created{0};
