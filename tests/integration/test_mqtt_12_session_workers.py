@@ -4,6 +4,7 @@ kernel spreads reconnects from fresh source ports over both workers, and each ti
 start on any worker discards it [MQTT-3.1.2-6]; a CONNECT on one worker takes over a
 connection on the other [MQTT-3.1.4-2]; generated client ids never collide across workers."""
 import re
+import signal
 import subprocess
 import time
 
@@ -34,6 +35,15 @@ def worker_of(client, server_port):
 def start_workers(*extra):
     srv = mqtt_server("--processes", "2", "--threads", "1", "--no-admin", *extra)
     return srv
+
+
+def stop_clean(srv):
+    """SIGTERM: every worker drains and exits 0 (the supervisor's status says so), with no
+    sanitizer report in the output (the ASan build)."""
+    srv.proc.send_signal(signal.SIGTERM)
+    assert srv.proc.wait(timeout=30) == 0, srv.output()[-3000:]
+    out = srv.output()
+    assert "Sanitizer" not in out and "runtime error" not in out, out[-3000:]
 
 
 def wait_mesh(srv):
@@ -125,6 +135,7 @@ def test_persistent_session_follows_its_client_across_workers():
             # That connect made a session again: clear it before the next try.
             assert not connect_and_leave(srv.port, "roamer", clean=True)
             time.sleep(0.05)
+        stop_clean(srv)
 
 
 def test_connect_on_one_worker_takes_over_the_other():
@@ -144,6 +155,7 @@ def test_connect_on_one_worker_takes_over_the_other():
         first.expect_closed(5.0)  # [MQTT-3.1.4-2]
         second.ping()
         second.close()
+        stop_clean(srv)
 
 
 def test_generated_client_ids_differ_across_workers():
@@ -161,3 +173,4 @@ def test_generated_client_ids_differ_across_workers():
         for c in clients:
             c.ping()  # still connected
             c.close()
+        stop_clean(srv)
