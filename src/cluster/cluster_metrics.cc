@@ -60,6 +60,14 @@ void ClusterMetrics::render(std::string& out, const std::string& node) const {
       {"tcpms_cluster_session_drops_total", "counter",
        "Sessions discarded here because their client id connected on another node.",
        &ClusterMetrics::session_drops},
+      {"tcpms_cluster_stream_entries_in_total", "counter", "Entries read from this node's stream.",
+       &ClusterMetrics::stream_entries_in},
+      {"tcpms_cluster_stream_duplicates_total", "counter",
+       "Stream entries dropped as already delivered (a sender retried a batch).", &ClusterMetrics::stream_duplicates},
+      {"tcpms_cluster_outbox_retried_total", "counter",
+       "Messages of failed batches sent again once Redis was back.", &ClusterMetrics::outbox_retried},
+      {"tcpms_cluster_outbox_depth", "gauge", "Messages of failed batches waiting to be sent again.",
+       &ClusterMetrics::outbox_depth},
       {"tcpms_cluster_route_events_in_total", "counter", "Route change notifications received.",
        &ClusterMetrics::route_events_in},
       {"tcpms_cluster_redis_errors_total", "counter", "Redis connection failures and error replies.",
@@ -95,6 +103,8 @@ void ClusterMetrics::render(std::string& out, const std::string& node) const {
                  get(command_link_up) ? 1 : 0);
   fmt::format_to(o, "tcpms_cluster_redis_up{{node=\"{}\",link=\"subscriber\"}} {}\n", node,
                  get(subscriber_link_up) ? 1 : 0);
+  fmt::format_to(o, "tcpms_cluster_redis_up{{node=\"{}\",link=\"stream\"}} {}\n", node,
+                 get(stream_link_up) ? 1 : 0);
   family("tcpms_cluster_redis_latency_seconds", "histogram", "Round trip of one pipelined batch of Redis commands.");
   uint64_t cumulative = 0;
   for (size_t i = 0; i < kLatencyBucketsUs.size(); ++i) {

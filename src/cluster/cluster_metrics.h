@@ -36,7 +36,11 @@ struct ClusterMetrics {
   C local_filters{0};
   C remote_routes{0};
   C queue_depth{0};
-  std::atomic<bool> command_link_up{false}, subscriber_link_up{false};
+  std::atomic<bool> command_link_up{false}, subscriber_link_up{false}, stream_link_up{false};
+  // Per-node streams: entries dropped as already delivered (a retried batch), messages of
+  // failed batches kept and sent again.
+  C stream_duplicates{0}, stream_entries_in{0};
+  C outbox_retried{0}, outbox_depth{0};
 
   // Round-trip time of one pipelined batch on the command connection.
   static constexpr std::array<uint64_t, 11> kLatencyBucketsUs{100,   250,   500,    1000,   2500,  5000,

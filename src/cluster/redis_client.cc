@@ -92,7 +92,7 @@ bool RedisConnection::fail(const char* what) {
   return false;
 }
 
-bool RedisConnection::connect(const RedisAddress& at, uint32_t timeout_ms) {
+bool RedisConnection::connect(const RedisAddress& at, uint32_t timeout_ms, std::string_view name) {
   close();
   timeval tv{static_cast<time_t>(timeout_ms / 1000), static_cast<suseconds_t>((timeout_ms % 1000) * 1000)};
   c_ = redisConnectWithTimeout(at.host.c_str(), at.port, tv);
@@ -103,6 +103,13 @@ bool RedisConnection::connect(const RedisAddress& at, uint32_t timeout_ms) {
   if (c_->err) return fail("connect");
   if (redisSetTimeout(c_, tv) != REDIS_OK) return fail("set timeout");
   redisEnableKeepAlive(c_);
+  if (!name.empty()) {
+    std::string n(name);
+    for (char& ch : n)
+      if (ch == ' ' || ch == '\n' || ch == '\r') ch = '_';
+    RedisReply r;
+    if (!command({"CLIENT", "SETNAME", n}, r)) return false;
+  }
   return true;
 }
 

@@ -70,8 +70,9 @@ class RedisConnection {
   RedisConnection(const RedisConnection&) = delete;
   RedisConnection& operator=(const RedisConnection&) = delete;
 
-  // Connects with `timeout_ms` for the connect and for every later read/write.
-  bool connect(const RedisAddress& at, uint32_t timeout_ms);
+  // Connects with `timeout_ms` for the connect and for every later read/write; a `name`
+  // (CLIENT SETNAME, spaces made '_') shows who is who in CLIENT LIST.
+  bool connect(const RedisAddress& at, uint32_t timeout_ms, std::string_view name = {});
   void close() noexcept;
   bool connected() const noexcept { return c_ != nullptr; }
   const std::string& error() const noexcept { return error_; }

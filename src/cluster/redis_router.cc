@@ -8,6 +8,7 @@
 #include <chrono>
 
 #include <fmt/format.h>
+#include <hiredis/hiredis.h>
 #include <spdlog/spdlog.h>
 
 namespace tcpms::cluster {
@@ -57,9 +58,10 @@ RedisRouter::RedisRouter(broker::Broker& broker, ClusterConfig config)
     : broker_(broker),
       config_(std::move(config)),
       ctl_channel_(config_.prefix + "ctl"),
-      my_channel_(key("msg", config_.node_id)),
       incarnation_(make_incarnation()),
-      lease_(config_.node_id, config_.lease_ms) {}
+      sender_tag_(config_.node_id + "/" + incarnation_),
+      lease_(config_.node_id, config_.lease_ms),
+      outbox_(config_.outbox_capacity) {}
 
 RedisRouter::~RedisRouter() { stop(); }
 
@@ -67,6 +69,7 @@ void RedisRouter::start() {
   if (running_.exchange(true)) return;
   command_thread_ = std::thread([this] { command_main(); });
   subscriber_thread_ = std::thread([this] { subscriber_main(); });
+  stream_thread_ = std::thread([this] { stream_main(); });
   // Give the first connection a moment, so a node that can reach Redis has loaded the routes
   // and retained messages before it says it is listening; one that cannot goes on alone.
   std::unique_lock lock(stop_mu_);
@@ -86,6 +89,7 @@ void RedisRouter::stop() {
   stop_cv_.notify_all();
   if (command_thread_.joinable()) command_thread_.join();
   if (subscriber_thread_.joinable()) subscriber_thread_.join();
+  if (stream_thread_.joinable()) stream_thread_.join();
   // Nobody answers any more: the CONNECTs waiting go on without their session.
   std::vector<uint64_t> ids;
   {
@@ -299,7 +303,7 @@ void RedisRouter::expire_fetches() {
 void RedisRouter::answer_fetch(const std::string& requester, const std::string& client_id,
                                const std::string& request_id, std::optional<std::string> image) {
   Op op(Op::kSend);
-  op.key = key("msg", requester);
+  op.key = requester;
   op.frame = std::make_shared<const std::string>(
       encode_message(image ? FrameKind::kSession : FrameKind::kNoSession, config_.node_id, client_id,
                      request_id, image ? std::string_view(*image) : std::string_view(), mqtt::QoS::k0, false));
@@ -428,7 +432,7 @@ void RedisRouter::command_main() {
   while (!stopping_) {
     if (!cmd_.connected()) {
       if (ever_connected || down_since_ms_ != 0) first_attempt_over();
-      if (!cmd_.connect(config_.redis, config_.redis_timeout_ms)) {
+      if (!cmd_.connect(config_.redis, config_.redis_timeout_ms, fmt::format("tcpms:{}:command", config_.node_id))) {
         metrics_.redis_errors.fetch_add(1, std::memory_order_relaxed);
         if (down_since_ms_ == 0) {
           down_since_ms_ = now_ms();
@@ -444,6 +448,10 @@ void RedisRouter::command_main() {
       backoff = kBackoffMinMs;
       if (!rebuild()) {
         lost("rebuild");
+        continue;
+      }
+      if (!flush_outbox()) {
+        lost("resending failed batches");
         continue;
       }
       if (ever_connected) metrics_.redis_reconnects.fetch_add(1, std::memory_order_relaxed);
@@ -505,11 +513,16 @@ void RedisRouter::command_main() {
     }
     if (ok && !batch.empty()) ok = process(batch);
     if (!ok) {
-      for (Op& op : batch) {
-        if (op.kind == Op::kPublish) metrics_.dropped_failed.fetch_add(op.all ? 1 : op.targets.count());
-        if (op.kind == Op::kPush) metrics_.dropped_failed.fetch_add(1);
-        abandon(op);
-      }
+      // Messages the failed round trip carried wait in the outbox for the reconnection (a
+      // sender may have written some of them already: their sequence numbers let the
+      // receivers drop the copies). Ops it never reached are lost.
+      size_t kept = in_flight_.size(), dropped = 0;
+      for (auto& item : in_flight_) dropped += outbox_.push(std::move(item));
+      in_flight_.clear();
+      metrics_.dropped_failed.fetch_add(dropped, std::memory_order_relaxed);
+      metrics_.outbox_depth.store(outbox_.size(), std::memory_order_relaxed);
+      if (kept != 0) spdlog::debug("cluster: {} messages of a failed batch kept for a retry", kept);
+      for (Op& op : batch) abandon(op);
       lost("a batch");
     }
     batch.clear();  // answers pushes the failed batch left unanswered (kUnknown)
@@ -590,9 +603,13 @@ bool RedisRouter::rebuild() {
   const std::string hello = encode_event(FrameKind::kHello, config_.node_id);
   // One transaction: a node reading our routes meanwhile sees the old set or the new one,
   // never the empty one between DEL and SADD.
+  const std::string stream_key = key("stream", config_.node_id);
   std::vector<RedisCommand> cmds;
   cmds.push_back({"MULTI"});
   cmds.push_back({"DEL", routes_key, clients_key});
+  // The first time in this process: what an earlier process with our node id left unread is
+  // not for our subscribers. Later (Redis back, lease lost) the stream is ours: keep it.
+  if (!joined_.load(std::memory_order_relaxed)) cmds.push_back({"DEL", stream_key});
   add_sadds(cmds, routes_key, filters);
   add_sadds(cmds, clients_key, clients);
   cmds.push_back({"PEXPIRE", routes_key, lease});
@@ -607,6 +624,10 @@ bool RedisRouter::rebuild() {
     return false;
   }
   lease_.refreshed(now_ms());
+  if (!joined_.exchange(true, std::memory_order_acq_rel)) {
+    std::lock_guard lock(stop_mu_);  // wakes the stream thread waiting for it
+  }
+  stop_cv_.notify_all();
   {
     std::lock_guard lock(pending_mu_);
     pending_connects_.clear();
@@ -633,7 +654,8 @@ bool RedisRouter::refresh() {
   // lease) or Redis lost its data; either way our sets may be gone too.
   if (!run({{"SET", key("node", config_.node_id), incarnation_, "PX", lease, "GET"},
             {"PEXPIRE", key("routes", config_.node_id), lease},
-            {"PEXPIRE", key("clients", config_.node_id), lease}},
+            {"PEXPIRE", key("clients", config_.node_id), lease},
+            {"PEXPIRE", key("stream", config_.node_id), lease}},
            r))
     return false;
   if (r[0].is_nil()) {
@@ -663,25 +685,37 @@ bool RedisRouter::load_retained() {
   return true;
 }
 
+void RedisRouter::add_xadd(std::vector<RedisCommand>& cmds, std::deque<std::string>& store,
+                           const std::string& target, const std::string& frame, uint64_t seq) {
+  const std::string& stream = store.emplace_back(key("stream", target));
+  const std::string& max_len = store.emplace_back(std::to_string(config_.stream_max_len));
+  const std::string& n = store.emplace_back(std::to_string(seq));
+  const std::string& lease = store.emplace_back(std::to_string(lease_.lease_ms()));
+  cmds.push_back({"XADD", stream, "MAXLEN", "~", max_len, "*", "s", sender_tag_, "n", n, "f", frame});
+  // A stream whose node died goes with its lease, not when its last reader is gone.
+  cmds.push_back({"PEXPIRE", stream, lease});
+}
+
 bool RedisRouter::process(std::vector<Op>& batch) {
   std::vector<RedisCommand> cmds;
-  std::vector<std::string> channels;  // owns channel names the commands point into
+  std::deque<std::string> store;  // owns key names the commands point into (a deque never moves them)
   struct Lookup {
     size_t op;
     std::string node;
-    size_t key;  // index in `channels` of "clients:<node>"
+    size_t key;  // index in `store` of "clients:<node>"
   };
   std::vector<Lookup> lookups;  // one SISMEMBER per push or fetch and live node
   const std::string routes_key = key("routes", config_.node_id);
   const std::string clients_key = key("clients", config_.node_id);
   const std::string retained_key = config_.prefix + "retained";
   const std::string lease = std::to_string(lease_.lease_ms());
-  // Channel and key strings must outlive `cmds`: reserve so they never move.
-  size_t names = 0;
-  for (const Op& op : batch)
-    names += op.kind == Op::kPublish ? (op.all ? lease_.alive().size() : op.targets.count())
-                                     : (op.kind == Op::kPush || op.kind == Op::kFetch ? lease_.alive().size() : 0);
-  channels.reserve(names);
+  in_flight_.clear();
+  // Publishes (to a node's stream) kept for a retry if this round trip fails.
+  auto send = [&](const std::string& target, const std::shared_ptr<const std::string>& frame, bool retry) {
+    const uint64_t seq = ++seq_;
+    add_xadd(cmds, store, target, *frame, seq);
+    if (retry) in_flight_.push_back({target, frame, seq});
+  };
   std::vector<Op*> internal;
   for (size_t i = 0; i < batch.size(); ++i) {
     Op& op = batch[i];
@@ -690,8 +724,7 @@ bool RedisRouter::process(std::vector<Op>& batch) {
         size_t sent = 0;
         if (op.all) {
           for (const auto& n : lease_.alive()) {
-            channels.push_back(key("msg", n));
-            cmds.push_back({"PUBLISH", channels.back(), *op.frame});
+            send(n, op.frame, true);
             ++sent;
           }
           if (op.retained_value.empty()) {
@@ -700,11 +733,14 @@ bool RedisRouter::process(std::vector<Op>& batch) {
             cmds.push_back({"HSET", retained_key, op.key, op.retained_value});
           }
         } else {
-          std::shared_lock lock(routes_mu_);
-          for (size_t n = 0; n < routes_.node_names() && n < kMaxNodes; ++n) {
-            if (!op.targets.test(n)) continue;
-            channels.push_back(key("msg", routes_.node_name(static_cast<uint16_t>(n))));
-            cmds.push_back({"PUBLISH", channels.back(), *op.frame});
+          std::vector<std::string> targets;
+          {
+            std::shared_lock lock(routes_mu_);
+            for (size_t n = 0; n < routes_.node_names() && n < kMaxNodes; ++n)
+              if (op.targets.test(n)) targets.emplace_back(routes_.node_name(static_cast<uint16_t>(n)));
+          }
+          for (const auto& n : targets) {
+            send(n, op.frame, true);
             ++sent;
           }
         }
@@ -715,12 +751,13 @@ bool RedisRouter::process(std::vector<Op>& batch) {
       case Op::kPush:
       case Op::kFetch:
         for (const auto& n : lease_.alive()) {
-          channels.push_back(key("clients", n));
-          lookups.push_back({i, n, channels.size() - 1});
+          store.push_back(key("clients", n));
+          lookups.push_back({i, n, store.size() - 1});
         }
         break;
       case Op::kSend:
-        cmds.push_back({"PUBLISH", op.key, *op.frame});
+        // A session answer: not retried (a failure gives the image back to this broker).
+        send(op.key, op.frame, false);
         break;
       case Op::kRouteAdd:
         cmds.push_back({"SADD", routes_key, op.key});
@@ -747,23 +784,22 @@ bool RedisRouter::process(std::vector<Op>& batch) {
   }
   // Lookups for pushes and fetches go in the same round trip; what they send needs a second.
   const size_t first_lookup = cmds.size();
-  for (const Lookup& l : lookups) cmds.push_back({"SISMEMBER", channels[l.key], batch[l.op].key});
+  for (const Lookup& l : lookups) cmds.push_back({"SISMEMBER", store[l.key], batch[l.op].key});
   std::vector<RedisReply> replies;
   if (!run(cmds, replies)) return false;
+  in_flight_.clear();
   // Session answers went out with this round trip: a later failure must not take them back.
   for (Op& op : batch)
     if (op.kind == Op::kSend) op.frame.reset();
   if (!lookups.empty()) {
-    std::vector<RedisCommand> pubs;
-    std::vector<std::string> holder_channels;
+    cmds.clear();
     std::vector<size_t> held;  // batch indexes of pushes and fetches some node holds
     std::vector<int> holders(batch.size(), 0);
-    holder_channels.reserve(lookups.size());
     for (size_t k = 0; k < lookups.size(); ++k) {
       if (replies[first_lookup + k].integer() != 1) continue;
       const Op& op = batch[lookups[k].op];
-      holder_channels.push_back(key("msg", lookups[k].node));
-      pubs.push_back({"PUBLISH", holder_channels.back(), *op.frame});
+      // A fetch request is not retried: its CONNECT goes on without it meanwhile.
+      send(lookups[k].node, op.frame, op.kind == Op::kPush);
       if (held.empty() || held.back() != lookups[k].op) held.push_back(lookups[k].op);
       ++holders[lookups[k].op];
       if (op.kind == Op::kPush) {
@@ -781,9 +817,10 @@ bool RedisRouter::process(std::vector<Op>& batch) {
         if (it != fetches_.end()) it->second.awaiting = holders[i];
       }
     }
-    // Pushes are answered only once the PUBLISH went out: a failed batch leaves them to
-    // OncePushDone's kUnknown (and its fetches to abandon()).
-    if (!run(pubs, replies)) return false;
+    // Pushes are answered once their XADD went out. A failed round trip leaves them to
+    // OncePushDone's kUnknown (their messages to the outbox) and its fetches to abandon().
+    if (!run(cmds, replies)) return false;
+    in_flight_.clear();
     for (size_t i : held)
       if (batch[i].kind == Op::kPush) batch[i].done(PushOutcome::kHeld);
   }
@@ -816,11 +853,38 @@ bool RedisRouter::process(std::vector<Op>& batch) {
   return true;
 }
 
+bool RedisRouter::flush_outbox() {
+  while (!outbox_.empty()) {
+    auto items = outbox_.take(kBatch);
+    std::vector<RedisCommand> cmds;
+    std::deque<std::string> store;
+    size_t sent = 0;
+    for (const auto& item : items) {
+      if (!lease_.is_alive(item.target)) {
+        metrics_.dropped_failed.fetch_add(1, std::memory_order_relaxed);  // it left meanwhile
+        continue;
+      }
+      add_xadd(cmds, store, item.target, *item.frame, item.seq);  // same sequence: no duplicate
+      ++sent;
+    }
+    std::vector<RedisReply> replies;
+    if (!run(cmds, replies)) {
+      metrics_.dropped_failed.fetch_add(outbox_.put_back(std::move(items)), std::memory_order_relaxed);
+      metrics_.outbox_depth.store(outbox_.size(), std::memory_order_relaxed);
+      return false;
+    }
+    metrics_.outbox_retried.fetch_add(sent, std::memory_order_relaxed);
+    metrics_.outbox_depth.store(outbox_.size(), std::memory_order_relaxed);
+  }
+  return true;
+}
+
 void RedisRouter::say_goodbye() {
   if (!cmd_.connected()) return;
   // Others drop our routes now instead of sending to us until the lease runs out.
   std::vector<RedisReply> r;
-  run({{"DEL", key("routes", config_.node_id), key("clients", config_.node_id), key("node", config_.node_id)},
+  run({{"DEL", key("routes", config_.node_id), key("clients", config_.node_id), key("node", config_.node_id),
+        key("stream", config_.node_id)},
        {"PUBLISH", ctl_channel_, encode_event(FrameKind::kBye, config_.node_id)}},
       r);
   cmd_.close();
@@ -828,7 +892,21 @@ void RedisRouter::say_goodbye() {
   metrics_.command_link_up.store(false, std::memory_order_relaxed);
 }
 
-// --- subscriber thread ----------------------------------------------------------------------
+// --- subscriber and stream threads ----------------------------------------------------------
+
+bool RedisRouter::connect_link(RedisConnection& c, std::string_view link, const std::vector<std::string>& channels,
+                               uint32_t& backoff) {
+  if (c.connect(config_.redis, config_.redis_timeout_ms, fmt::format("tcpms:{}:{}", config_.node_id, link)) &&
+      (channels.empty() || c.subscribe(channels))) {
+    backoff = kBackoffMinMs;
+    return true;
+  }
+  c.close();
+  metrics_.redis_errors.fetch_add(1, std::memory_order_relaxed);
+  wait_backoff(backoff);
+  backoff = std::min(backoff * 2, kBackoffMaxMs);
+  return false;
+}
 
 void RedisRouter::subscriber_main() {
   RedisConnection sub;
@@ -836,13 +914,7 @@ void RedisRouter::subscriber_main() {
   bool warned = false;
   while (!stopping_) {
     if (!sub.connected()) {
-      if (!sub.connect(config_.redis, config_.redis_timeout_ms) || !sub.subscribe({ctl_channel_, my_channel_})) {
-        metrics_.redis_errors.fetch_add(1, std::memory_order_relaxed);
-        wait_backoff(backoff);
-        backoff = std::min(backoff * 2, kBackoffMaxMs);
-        continue;
-      }
-      backoff = kBackoffMinMs;
+      if (!connect_link(sub, "subscriber", {ctl_channel_}, backoff)) continue;
       warned = false;
       metrics_.subscriber_link_up.store(true, std::memory_order_relaxed);
       {
@@ -867,6 +939,90 @@ void RedisRouter::subscriber_main() {
     if (m->raw() == nullptr) continue;  // timeout
     if (m->size() == 3 && m->element_str(0) == "message") dispatch(m->element_str(1), m->element_str(2));
   }
+}
+
+// --- stream thread --------------------------------------------------------------------------
+
+namespace {
+
+std::string_view reply_str(const redisReply* r) {
+  if (r == nullptr || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS)) return {};
+  return {r->str, r->len};
+}
+
+}  // namespace
+
+void RedisRouter::stream_main() {
+  RedisConnection rd;
+  DuplicateFilter seen;
+  const std::string stream = key("stream", config_.node_id);
+  const std::string block = std::to_string(kPollMs);
+  std::string last_id = "0-0";  // the first rewrite emptied the stream: everything is ours
+  uint32_t backoff = kBackoffMinMs;
+  bool warned = false;
+  while (!stopping_) {
+    if (!joined_.load(std::memory_order_acquire)) {
+      std::unique_lock lock(stop_mu_);
+      stop_cv_.wait_for(lock, std::chrono::milliseconds(kPollMs),
+                        [this] { return stopping_.load() || joined_.load(); });
+      continue;
+    }
+    if (!rd.connected()) {
+      if (!connect_link(rd, "stream", {}, backoff)) continue;
+      warned = false;
+      metrics_.stream_link_up.store(true, std::memory_order_relaxed);
+    }
+    // Returns within kPollMs when nothing comes (so stop() is noticed), at once otherwise.
+    RedisReply r;
+    if (!rd.command({"XREAD", "COUNT", "512", "BLOCK", block, "STREAMS", stream, last_id}, r)) {
+      metrics_.stream_link_up.store(false, std::memory_order_relaxed);
+      metrics_.redis_errors.fetch_add(1, std::memory_order_relaxed);
+      if (!warned) spdlog::warn("cluster: reading this node's stream failed ({}); reconnecting", rd.error());
+      warned = true;
+      // What is sent meanwhile waits in the stream; no hurry to hammer a Redis in trouble.
+      wait_backoff(kBackoffMinMs);
+      continue;
+    }
+    if (r.is_nil()) continue;  // nothing within the block time
+    if (r.is_error()) {
+      metrics_.redis_errors.fetch_add(1, std::memory_order_relaxed);
+      spdlog::warn("cluster: XREAD on {}: {}", stream, r.str());
+      wait_backoff(backoff);
+      continue;
+    }
+    // [[stream, [[id, [field, value, ...]], ...]]]
+    const redisReply* streams = r.raw();
+    if (streams == nullptr || streams->type != REDIS_REPLY_ARRAY) continue;
+    for (size_t i = 0; i < streams->elements; ++i) {
+      const redisReply* s = streams->element[i];
+      if (s->type != REDIS_REPLY_ARRAY || s->elements != 2 || s->element[1]->type != REDIS_REPLY_ARRAY) continue;
+      const redisReply* entries = s->element[1];
+      for (size_t j = 0; j < entries->elements; ++j) {
+        const redisReply* e = entries->element[j];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2) continue;
+        last_id = std::string(reply_str(e->element[0]));
+        const redisReply* fields = e->element[1];
+        if (fields->type != REDIS_REPLY_ARRAY) continue;
+        std::string_view sender, seq, frame;
+        for (size_t k = 0; k + 1 < fields->elements; k += 2) {
+          std::string_view name = reply_str(fields->element[k]), value = reply_str(fields->element[k + 1]);
+          if (name == "s") sender = value;
+          if (name == "n") seq = value;
+          if (name == "f") frame = value;
+        }
+        uint64_t n = 0;
+        auto [end, ec] = std::from_chars(seq.data(), seq.data() + seq.size(), n);
+        if (ec != std::errc() || end != seq.data() + seq.size() || sender.empty()) continue;
+        metrics_.stream_entries_in.fetch_add(1, std::memory_order_relaxed);
+        if (!seen.accept(sender, n)) {
+          metrics_.stream_duplicates.fetch_add(1, std::memory_order_relaxed);
+          continue;
+        }
+        dispatch(stream, frame);
+      }
+    }
+  }
+  metrics_.stream_link_up.store(false, std::memory_order_relaxed);
 }
 
 void RedisRouter::dispatch(std::string_view /*channel*/, std::string_view data) {

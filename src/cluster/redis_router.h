@@ -6,8 +6,9 @@
 //   clients:<N>   SET of client ids with a session on N, connected or offline persistent
 //                 (same TTL) -- the client registry: pushes and session fetches look here
 //   retained      HASH topic -> [qos][payload]: what a node joining later loads
+//   stream:<N>    STREAM of messages for node N: publishes, pushes, session moves (entries
+//                 s=sender tag, n=sequence, f=frame; MAXLEN ~ bounded; expires with N's lease)
 //   ctl           channel: route changes, hello/bye, "client X connected on N"
-//   msg:<N>       channel: publishes and pushes for node N
 //
 // A publish costs no Redis round trip to decide where it goes: each node keeps the other
 // nodes' filters in a local trie (RouteTable), loaded with SMEMBERS and kept current by the
@@ -18,8 +19,11 @@
 // Threads: loop threads call the Router hooks, which never touch Redis: they match the trie
 // under a shared lock and put one operation on a bounded queue (full: dropped and counted).
 // A command thread owns one blocking hiredis connection, drains the queue in pipelined
-// batches and keeps the lease; a subscriber thread owns a second connection, receives the
-// two channels and hands messages to Broker's thread-safe entry points. Redis unreachable:
+// batches (XADD to the target nodes' streams) and keeps the lease; a subscriber thread owns a
+// second connection and receives ctl; a stream thread owns a third, reads this node's stream
+// from the last entry it read (XREAD BLOCK), drops entries a sender already delivered, and
+// hands messages to Broker's thread-safe entry points. A batch that fails keeps its messages
+// in a bounded outbox, sent again (same sequence numbers) once Redis is back. Redis unreachable:
 // local delivery goes on, what would cross is counted as dropped, both threads reconnect with
 // backoff, and the command thread rewrites this node's routes and registry on reconnection.
 //
@@ -48,6 +52,7 @@
 #include "cluster/cluster_metrics.h"
 #include "cluster/frame.h"
 #include "cluster/lease.h"
+#include "cluster/node_stream.h"
 #include "cluster/redis_client.h"
 #include "cluster/route_table.h"
 
@@ -62,6 +67,8 @@ struct ClusterConfig {
   // without it (a session arriving later goes to Broker::adopt_session).
   uint32_t session_fetch_timeout_ms = 3000;
   size_t queue_capacity = 65536;     // operations waiting for the command thread
+  size_t stream_max_len = 100000;    // entries kept per node stream (XADD MAXLEN ~)
+  size_t outbox_capacity = 65536;    // messages of failed batches kept for a retry
   std::string prefix = "tcpms:";
 };
 
@@ -156,6 +163,17 @@ class RedisRouter final : public broker::Router {
   bool enqueue(Op&& op, bool is_message);
   void command_main();
   void subscriber_main();
+  void stream_main();
+  // Connects a subscriber or stream connection (named tcpms:<node>:<link>) and subscribes to
+  // `channels`; on failure counts it and waits out `backoff`, which doubles. True if up.
+  bool connect_link(RedisConnection& c, std::string_view link, const std::vector<std::string>& channels,
+                    uint32_t& backoff);
+  // Command thread: XADD `frame` to `target`'s stream with sequence `seq`, plus the PEXPIRE
+  // that keeps the stream from outliving its node. `store` owns the strings `cmds` points to.
+  void add_xadd(std::vector<RedisCommand>& cmds, std::deque<std::string>& store, const std::string& target,
+                const std::string& frame, uint64_t seq);
+  // Sends what failed batches left (after a reconnection); false when the connection broke.
+  bool flush_outbox();
   // Command thread; false when the connection broke.
   bool rebuild();
   bool refresh();
@@ -189,8 +207,8 @@ class RedisRouter final : public broker::Router {
   broker::Broker& broker_;
   ClusterConfig config_;
   const std::string ctl_channel_;
-  const std::string my_channel_;
   const std::string incarnation_;
+  const std::string sender_tag_;  // "<node>/<incarnation>": whose sequence numbers these are
   ClusterMetrics metrics_;
 
   // Remote routes: written by the Redis threads, matched by loop threads.
@@ -226,12 +244,18 @@ class RedisRouter final : public broker::Router {
 
   std::atomic<bool> running_{false}, stopping_{false};
   std::atomic<bool> command_up_{false};
-  std::thread command_thread_, subscriber_thread_;
+  // Set by the command thread's first rewrite, which empties this node's stream of what an
+  // earlier process with the same node id left; the stream thread reads only after it.
+  std::atomic<bool> joined_{false};
+  std::thread command_thread_, subscriber_thread_, stream_thread_;
 
   // Command thread only.
   RedisConnection cmd_;
   LeaseTable lease_;
   bool retained_loaded_ = false;
+  uint64_t seq_ = 0;                      // last sequence number given to a stream entry
+  Outbox outbox_;
+  std::vector<Outbox::Item> in_flight_;  // stream messages of the round trip under way
   bool rebuild_pending_ = false;  // state changes were dropped: rewrite at the next refresh
   uint64_t down_since_ms_ = 0;
   uint64_t dropped_at_down_ = 0;

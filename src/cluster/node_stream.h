@@ -1,0 +1,59 @@
+// Node-directed messages (publishes, pushes, session moves) go through one Redis Stream per
+// receiving node, "<prefix>stream:<node>", rather than pub/sub, so a message sent while the
+// receiver's reading connection is down waits in the stream until it reads again
+// (docs/cluster.md, "Why a stream per node"). The pure parts, one job each:
+//
+//   entry fields   s = sender tag ("<node>/<incarnation>"), n = sequence (decimal), f = frame
+//   DuplicateFilter  receiver: drops an entry whose sequence a sender already delivered, which
+//                    is what a batch retried after an ambiguous failure produces
+//   Outbox           sender: messages of a batch that failed, kept (bounded, oldest dropped
+//                    first) and sent again, in order, once Redis is back
+//
+// Thread rules: not thread-safe; each object belongs to one cluster thread.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace tcpms::cluster {
+
+class DuplicateFilter {
+ public:
+  // True if `seq` is news from `sender` (and remembers it). A sender's sequence grows with
+  // every message it sends to any node, so the ones one node sees grow too.
+  bool accept(std::string_view sender, uint64_t seq);
+  size_t senders() const noexcept { return last_.size(); }
+
+ private:
+  std::unordered_map<std::string, uint64_t> last_;
+};
+
+class Outbox {
+ public:
+  struct Item {
+    std::string target;  // receiving node
+    std::shared_ptr<const std::string> frame;
+    uint64_t seq = 0;
+  };
+  explicit Outbox(size_t capacity) : capacity_(capacity) {}
+  // Appends; returns how many of the oldest items were dropped to stay within capacity.
+  size_t push(Item item);
+  bool empty() const noexcept { return items_.empty(); }
+  size_t size() const noexcept { return items_.size(); }
+  // Up to `max` items from the front, oldest first.
+  std::deque<Item> take(size_t max);
+  // Puts items taken back in front (their retry failed again), keeping order; returns how
+  // many of the oldest were dropped to stay within capacity.
+  size_t put_back(std::deque<Item> items);
+
+ private:
+  size_t trim();
+  size_t capacity_;
+  std::deque<Item> items_;
+};
+
+}  // namespace tcpms::cluster

@@ -1,0 +1,54 @@
+// The pure parts of the per-node streams: duplicate filter (receiver) and outbox (sender).
+#include "cluster/node_stream.h"
+
+#include <gtest/gtest.h>
+
+namespace tcpms::cluster {
+namespace {
+
+TEST(DuplicateFilter, DropsWhatASenderAlreadyDelivered) {
+  DuplicateFilter f;
+  EXPECT_TRUE(f.accept("n1/7-1", 5));
+  EXPECT_TRUE(f.accept("n1/7-1", 6));
+  EXPECT_FALSE(f.accept("n1/7-1", 6));  // a retried batch
+  EXPECT_FALSE(f.accept("n1/7-1", 3));
+  EXPECT_TRUE(f.accept("n1/7-1", 9));   // gaps: the sender's other messages went elsewhere
+  // Another sender, or the same node restarted (a new incarnation), counts on its own.
+  EXPECT_TRUE(f.accept("n2/8-1", 1));
+  EXPECT_TRUE(f.accept("n1/9-2", 1));
+  EXPECT_EQ(f.senders(), 3u);
+}
+
+Outbox::Item item(uint64_t seq) {
+  return {"n2", std::make_shared<const std::string>("frame" + std::to_string(seq)), seq};
+}
+
+TEST(Outbox, KeepsOrderAndDropsTheOldestPastCapacity) {
+  Outbox o(3);
+  EXPECT_EQ(o.push(item(1)), 0u);
+  EXPECT_EQ(o.push(item(2)), 0u);
+  EXPECT_EQ(o.push(item(3)), 0u);
+  EXPECT_EQ(o.push(item(4)), 1u);  // 1 is dropped
+  auto first = o.take(2);
+  ASSERT_EQ(first.size(), 2u);
+  EXPECT_EQ(first[0].seq, 2u);
+  EXPECT_EQ(first[1].seq, 3u);
+  EXPECT_EQ(*first[1].frame, "frame3");
+  EXPECT_EQ(o.size(), 1u);
+}
+
+TEST(Outbox, PutBackGoesInFrontInOrder) {
+  Outbox o(4);
+  for (uint64_t s = 1; s <= 4; ++s) o.push(item(s));
+  auto taken = o.take(2);  // 1, 2
+  o.push(item(5));
+  o.push(item(6));         // 3 4 5 6
+  EXPECT_EQ(o.put_back(std::move(taken)), 2u);  // 1 2 3 4 5 6 -> the oldest two go
+  auto all = o.take(10);
+  ASSERT_EQ(all.size(), 4u);
+  for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i].seq, 3 + i);
+  EXPECT_TRUE(o.empty());
+}
+
+}  // namespace
+}  // namespace tcpms::cluster
