@@ -690,10 +690,16 @@ void RedisRouter::add_xadd(std::vector<RedisCommand>& cmds, std::deque<std::stri
   const std::string& stream = store.emplace_back(key("stream", target));
   const std::string& max_len = store.emplace_back(std::to_string(config_.stream_max_len));
   const std::string& n = store.emplace_back(std::to_string(seq));
-  const std::string& lease = store.emplace_back(std::to_string(lease_.lease_ms()));
   cmds.push_back({"XADD", stream, "MAXLEN", "~", max_len, "*", "s", sender_tag_, "n", n, "f", frame});
-  // A stream whose node died goes with its lease, not when its last reader is gone.
-  cmds.push_back({"PEXPIRE", stream, lease});
+  // A stream whose node died goes with its lease: its owner refreshes the TTL while alive,
+  // and a sender whose XADD may have made it anew sets one, at most once per refresh period
+  // and target (not once per message).
+  const uint64_t now = now_ms();
+  uint64_t& last = stream_ttl_set_ms_[target];
+  if (last == 0 || now - last >= lease_.lease_ms() / 3) {
+    last = now;
+    cmds.push_back({"PEXPIRE", stream, store.emplace_back(std::to_string(lease_.lease_ms()))});
+  }
 }
 
 bool RedisRouter::process(std::vector<Op>& batch) {

@@ -256,6 +256,7 @@ class RedisRouter final : public broker::Router {
   uint64_t seq_ = 0;                      // last sequence number given to a stream entry
   Outbox outbox_;
   std::vector<Outbox::Item> in_flight_;  // stream messages of the round trip under way
+  std::unordered_map<std::string, uint64_t> stream_ttl_set_ms_;  // by target: last PEXPIRE sent
   bool rebuild_pending_ = false;  // state changes were dropped: rewrite at the next refresh
   uint64_t down_since_ms_ = 0;
   uint64_t dropped_at_down_ = 0;

@@ -547,6 +547,8 @@ def test_cross_node_delivery_survives_a_blip_of_the_receivers_connection(cluster
     assert take_publishes(sub, 1)[0].payload == b"next"
     sub.expect_nothing(0.3)
     assert cluster_metric(n2, "tcpms_cluster_stream_entries_in_total") >= 22
+    # The stream lives no longer than its node's lease (refreshed while n2 is alive).
+    assert 0 < cluster["redis"].command("PTTL", "tcpms:stream:n2") <= LEASE_S * 1000
     leave(sub)
     leave(pub)
 
@@ -589,6 +591,8 @@ def test_kill_9_of_a_node(cluster):
     # Its route set expires in Redis too (a route change refreshed it a moment after its lease).
     wait_until(lambda: cluster["redis"].command("EXISTS", "tcpms:routes:n3") == 0, LEASE_S + 1,
                "tcpms:routes:n3 expired")
+    wait_until(lambda: cluster["redis"].command("EXISTS", "tcpms:stream:n3") == 0, LEASE_S + 1,
+               "tcpms:stream:n3 expired")
     out = cluster_metric(n1, "tcpms_cluster_messages_out_total")
     pub.pub("k/2", b"after", qos=1)
     assert s2.get()[:2] == ("k/2", b"after")
