@@ -1,5 +1,6 @@
 #include "workers/mesh_router.h"
 
+#include <algorithm>
 #include <ctime>
 #include <cstring>
 #include <string>
@@ -104,7 +105,12 @@ void MeshRouter::fetch_session(std::string_view client_id, SessionDone done) {
     expire(request);  // the mesh is stopping: no answer will come
     return;
   }
-  mesh_.broadcast(kSessionFetch, as_bytes(id_body(request, mesh_.self(), client_id)));
+  // Peers whose link is down never get the request: stop waiting for them at once rather
+  // than at the timeout (a worker restarting).
+  mesh_.broadcast(kSessionFetch, as_bytes(id_body(request, mesh_.self(), client_id)),
+                  [this, request, peers](unsigned reached) {
+                    answered(request, peers - std::min(reached, peers), std::nullopt);
+                  });
 }
 
 void MeshRouter::expire(uint64_t request) {
@@ -149,30 +155,28 @@ void MeshRouter::on_image(broker::Broker& broker, ByteView body) {
   const bool has = body[0] != std::byte{0};
   body = body.subspan(1);
   if (!take_str(body, id)) return;
+  std::optional<std::string> image;
+  if (has) image = std::string(as_chars(body));
+  if (answered(request, 1, std::move(image)) || !has) return;
+  // The fetch gave up (timeout) before this image came: keep it rather than lose it.
+  spdlog::warn("mesh: session image for '{}' came after its fetch timed out; adopting it", id);
+  broker.adopt_session(id, std::string(as_chars(body)));
+}
+
+bool MeshRouter::answered(uint64_t request, unsigned answers, std::optional<std::string> image) {
   SessionDone done;
   {
     std::lock_guard lock(mu_);
     auto it = fetches_.find(request);
-    if (it != fetches_.end()) {
-      if (has || --it->second.waiting == 0) {
-        done = std::move(it->second.done);
-        fetches_.erase(it);
-      }
-    }
+    if (it == fetches_.end()) return false;  // done already (or timed out)
+    Fetch& f = it->second;
+    f.waiting -= std::min(answers, f.waiting);
+    if (!image && f.waiting != 0) return true;  // others may still hold it
+    done = std::move(f.done);
+    fetches_.erase(it);
   }
-  if (done) {
-    if (has) {
-      done(std::string(as_chars(body)));
-    } else {
-      done(std::nullopt);  // nobody holds it
-    }
-    return;
-  }
-  // The fetch gave up (timeout) before this image came: keep it rather than lose it.
-  if (has) {
-    spdlog::warn("mesh: session image for '{}' came after its fetch timed out; adopting it", id);
-    broker.adopt_session(id, std::string(as_chars(body)));
-  }
+  done(std::move(image));  // the first image, or nobody holds one
+  return true;
 }
 
 void MeshRouter::on_connected(broker::Broker& broker, ByteView body) {

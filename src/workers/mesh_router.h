@@ -12,7 +12,8 @@
 //   worker's index). Each answers kSessionImage with the session's image
 //   (Broker::export_session: it takes the client over and gives the session up) or with
 //   "none". The fetch completes on the first image, once every peer said none, or after
-//   kSessionFetchTimeoutMs, exactly once; an image that comes later is adopted
+//   kSessionFetchTimeoutMs, exactly once (peers whose link is down are not waited for);
+//   an image that comes later is adopted
 //   (Broker::adopt_session) so it is not lost.
 // - on_client_connected announces the id (kConnected, with the connect's monotonic time):
 //   every other worker closes and discards what it holds for that id (takeover across
@@ -78,6 +79,10 @@ class MeshRouter final : public broker::Router {
   void answer(unsigned to, uint64_t request, std::string_view client_id,
               const std::optional<std::string>& image);
   void expire(uint64_t request);
+  // `answers` more peers answered (or will never: link down), one perhaps with an image.
+  // Completes the fetch on an image or when nobody is left to answer. False if the fetch
+  // was no longer waiting.
+  bool answered(uint64_t request, unsigned answers, std::optional<std::string> image);
   // Under mu_: forgets connects older than kRecentConnectMs.
   void prune_recent(uint64_t now_ns);
 

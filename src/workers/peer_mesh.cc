@@ -1,6 +1,8 @@
 #include "workers/peer_mesh.h"
 
 #include <cstring>
+#include <memory>
+#include <utility>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -158,15 +160,28 @@ bool PeerMesh::run_after(uint32_t delay_ms, std::function<void()> task) {
   });
 }
 
-void PeerMesh::post_send(int peer, SharedBytes f) {
+void PeerMesh::broadcast(uint8_t kind, ByteView body,
+                         std::function<void(unsigned reached)> reached) {
+  if (count_ <= 1) {
+    reached(0);
+    return;
+  }
+  post_send(-1, frame(kind, body), std::move(reached));
+}
+
+void PeerMesh::post_send(int peer, SharedBytes f, std::function<void(unsigned)> reached) {
   EventLoop& loop = server_->loop(0);
-  loop.post([this, &loop, peer, f = std::move(f)] {
+  // The callback is shared so that a failed post (loop stopped) can still call it here.
+  auto cb = std::make_shared<std::function<void(unsigned)>>(std::move(reached));
+  bool posted = loop.post([this, &loop, peer, f = std::move(f), cb] {
+    unsigned n = 0;
     auto one = [&](unsigned p) {
       if (p == self_) return;
       Connection* c = outbound_[p].valid() ? loop.find(outbound_[p]) : nullptr;
       // enqueue: frames produced in one loop iteration leave in one write per link.
       if (c != nullptr && c->enqueue_shared({}, f)) {
         sent_.fetch_add(1, std::memory_order_relaxed);
+        ++n;
       } else {
         dropped_.fetch_add(1, std::memory_order_relaxed);
       }
@@ -176,7 +191,9 @@ void PeerMesh::post_send(int peer, SharedBytes f) {
     } else {
       for (unsigned p = 0; p < count_; ++p) one(p);
     }
+    if (*cb) std::exchange(*cb, nullptr)(n);
   });
+  if (!posted && *cb) std::exchange(*cb, nullptr)(0);
 }
 
 void PeerMesh::render_metrics(std::string& out) const {

@@ -52,6 +52,10 @@ class PeerMesh {
   // Any thread. The frame is built once and shared by every link it goes to.
   void send(unsigned peer, uint8_t kind, ByteView body);
   void broadcast(uint8_t kind, ByteView body);
+  // As broadcast; then `reached(n)` runs once on the mesh's loop with how many peers' links
+  // took the frame (a peer whose link is down never sees it, so nobody should wait for its
+  // answer). With the loop stopped, reached(0) runs at once on the caller's thread.
+  void broadcast(uint8_t kind, ByteView body, std::function<void(unsigned reached)> reached);
   // Any thread: runs `task` on the mesh's loop in `delay_ms` (timeouts of requests between
   // workers). False when that loop has stopped; then `task` never runs.
   bool run_after(uint32_t delay_ms, std::function<void()> task);
@@ -71,7 +75,8 @@ class PeerMesh {
   friend class OutboundHandler;
 
   SharedBytes frame(uint8_t kind, ByteView body) const;
-  void post_send(int peer, SharedBytes frame);  // peer -1: everyone
+  // peer -1: everyone. `reached` (may be empty) gets how many links took the frame.
+  void post_send(int peer, SharedBytes frame, std::function<void(unsigned)> reached = {});
   void dial(unsigned peer);                      // loop thread
 
   std::string group_;

@@ -3,13 +3,14 @@ kernel spreads reconnects from fresh source ports over both workers, and each ti
 (subscription, queued QoS 1 messages) comes along [MQTT-3.2.2-2], [MQTT-4.4.0-1]. A clean
 start on any worker discards it [MQTT-3.1.2-6]; a CONNECT on one worker takes over a
 connection on the other [MQTT-3.1.4-2]; generated client ids never collide across workers."""
+import os
 import re
 import signal
 import subprocess
 import time
 
-from mqtt_raw import (DISCONNECT_PACKET, PUBACK, PUBLISH, RawClient, ack_packet, connected,
-                      mqtt_server)
+from mqtt_raw import (CONNACK, DISCONNECT_PACKET, PUBACK, PUBLISH, RawClient, ack_packet,
+                      connect_packet, connected, mqtt_server)
 
 
 def listeners(port):
@@ -17,11 +18,11 @@ def listeners(port):
     return len([l for l in out.stdout.splitlines() if l.strip()])
 
 
-def worker_of(client, server_port):
+def worker_of(client, server_port, tries=50):
     """The pid of the worker process holding `client`'s connection (ss shows the server-side
-    socket's owner)."""
+    socket's owner; a connection not accepted yet has none: None after `tries`)."""
     local_port = client.sock.getsockname()[1]
-    for _ in range(50):
+    for _ in range(tries):
         out = subprocess.run(["ss", "-Htnp", "state", "established",
                               f"( sport = :{server_port} and dport = :{local_port} )"],
                              capture_output=True, text=True).stdout
@@ -29,6 +30,8 @@ def worker_of(client, server_port):
         if m:
             return int(m.group(1))
         time.sleep(0.02)
+    if tries < 50:
+        return None
     raise AssertionError(f"no server socket for client port {local_port}")
 
 
@@ -173,4 +176,39 @@ def test_generated_client_ids_differ_across_workers():
         for c in clients:
             c.ping()  # still connected
             c.close()
+        stop_clean(srv)
+
+
+def test_a_worker_that_does_not_answer_costs_the_fetch_timeout_only():
+    with start_workers() as srv:
+        wait_mesh(srv)
+        # A persistent session, offline on one worker.
+        c = RawClient(srv.port)
+        assert c.connect("sleeper", clean=False) == (False, 0)
+        holder = worker_of(c, srv.port)
+        c.send(DISCONNECT_PACKET)
+        c.close()
+        time.sleep(0.1)
+        os.kill(holder, signal.SIGSTOP)  # its link stays up, but it answers nothing
+        try:
+            for _ in range(40):
+                c = RawClient(srv.port)
+                # A stopped worker does not accept: its connections have no owner yet.
+                if worker_of(c, srv.port, tries=10) not in (holder, None):
+                    break
+                c.close()
+            else:
+                raise AssertionError("no connection landed on the other worker")
+            started = time.monotonic()
+            c.send(connect_packet("sleeper", clean=False))
+            p = c.expect(CONNACK, timeout=10)
+            present, rc = bool(p.body[0] & 1), p.body[1]
+        finally:
+            os.kill(holder, signal.SIGCONT)
+        waited = time.monotonic() - started
+        # No answer: after the fetch timeout (3 s) it goes on with a fresh session.
+        assert rc == 0 and not present
+        assert 2.5 < waited < 6, waited
+        c.ping()
+        c.close()
         stop_clean(srv)
