@@ -85,6 +85,19 @@ struct Pair {
   }
 };
 
+// A gauge from the broker's /metrics text, summed over loops.
+int64_t gauge(const Broker& b, const std::string& name) {
+  std::string text;
+  b.render_metrics(text);
+  int64_t sum = 0;
+  size_t at = 0;
+  while ((at = text.find("\n" + name + "{", at)) != std::string::npos) {
+    at = text.find(' ', at) + 1;
+    sum += std::stoll(text.substr(at, text.find('\n', at) - at));
+  }
+  return sum;
+}
+
 // Sends CONNECT; the CONNACK's session present flag, or -1 if no CONNACK came.
 int connect_present(Client& c, const char* id, bool clean) {
   c.send_connect(id, clean);
@@ -140,6 +153,14 @@ TEST(SessionMoves, ImageTravelsWithInflightAndQueue) {
   }
   EXPECT_FALSE(a.broker.registry().find("mv-1").has_value());  // A gave it up
   EXPECT_EQ(a.router->ended.load(), 1);
+  // A's gauges are back to nothing; B counts the subscription it took over.
+  for (const char* g : {"tcpms_mqtt_queued_messages", "tcpms_mqtt_inflight_messages",
+                        "tcpms_mqtt_sessions_offline", "tcpms_mqtt_subscriptions",
+                        "tcpms_mqtt_sessions_connected"})
+    EXPECT_EQ(gauge(a.broker, g), 0) << g;
+  EXPECT_EQ(gauge(a.broker, "tcpms_mqtt_sessions_exported_total"), 1);
+  EXPECT_EQ(gauge(b.broker, "tcpms_mqtt_sessions_imported_total"), 1);
+  EXPECT_EQ(gauge(b.broker, "tcpms_mqtt_subscriptions"), 1);
   wait_offline(b.broker, "mv-1");
   // A clean start discards it [MQTT-3.1.2-6]; a clean CONNECT asks nobody.
   {
@@ -147,6 +168,9 @@ TEST(SessionMoves, ImageTravelsWithInflightAndQueue) {
     EXPECT_EQ(connect_present(c, "mv-1", true), 0);
   }
   EXPECT_EQ(b.router->ended.load(), 1);
+  for (const char* g : {"tcpms_mqtt_queued_messages", "tcpms_mqtt_inflight_messages",
+                        "tcpms_mqtt_subscriptions"})
+    EXPECT_EQ(gauge(b.broker, g), 0) << g;
 }
 
 TEST(SessionMoves, ConnectedHolderIsTakenOver) {
