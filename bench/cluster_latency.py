@@ -5,7 +5,8 @@
 Starts redis-server and two nodes on loopback. One publisher on node A sends timestamped
 messages at a fixed rate; one subscriber on A and one on B receive each of them, so every
 message is measured on both paths at once, with the same client library: the difference is
-the cost of the crossing (A's command thread, Redis PUBLISH, B's subscriber thread, B's loop).
+the cost of the crossing (A's command thread, an XADD to B's Redis Stream, B's stream thread,
+B's loop; a PUBLISH and B's subscriber thread before the stream transport).
 Then reads Redis INFO (commandstats, network bytes) and the nodes' counters for the Redis
 operations and bytes per crossed message.
 
