@@ -32,14 +32,6 @@ uint64_t now_us() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
 }
 
-// Ids the broker makes up for clients that sent none ("tcpms-<n>", [MQTT-3.1.3-6]) count per
-// process, so two nodes hand out the same ones; such a client cannot resume or be taken over
-// (it never learns its id in 3.1.1), so a notice about one is not a takeover.
-bool is_generated_id(std::string_view id) {
-  if (!id.starts_with("tcpms-") || id.size() == 6) return false;
-  return id.find_first_not_of("0123456789", 6) == std::string_view::npos;
-}
-
 std::string make_incarnation() { return fmt::format("{}-{}", ::getpid(), now_us()); }
 
 // Appends "SADD key m..." commands of at most kSaddChunk members each.
@@ -1079,7 +1071,6 @@ void RedisRouter::dispatch(std::string_view /*channel*/, std::string_view data) 
       return;
     }
     case FrameKind::kConnected: {
-      if (is_generated_id(f->arg)) return;
       {
         std::lock_guard lock(pending_mu_);
         // Ours connected after theirs in Redis' order: theirs is the one to close, over there.

@@ -376,6 +376,20 @@ def test_takeover_across_nodes(cluster):
     second.close()
 
 
+def test_generated_client_ids_do_not_collide_across_nodes(cluster):
+    n1, n2 = cluster["nodes"]["n1"], cluster["nodes"]["n2"]
+    a = connected(n1.port, "")  # [MQTT-3.1.3-6]: the server assigns one
+    b = connected(n2.port, "")
+    wait_until(lambda: any(i.startswith("tcpms-n1-") for i in cluster["redis"].command("SMEMBERS", "tcpms:clients:n1"))
+               and any(i.startswith("tcpms-n2-") for i in cluster["redis"].command("SMEMBERS", "tcpms:clients:n2")),
+               5, "both registered, each with its node in the id")
+    time.sleep(0.2)  # the "connected" notices went round: neither closed the other
+    a.ping()
+    b.ping()
+    a.close()
+    b.close()
+
+
 def registered(cluster, node_name, client_id):
     return client_id in cluster["redis"].command("SMEMBERS", f"tcpms:clients:{node_name}")
 
