@@ -40,6 +40,17 @@ def start_workers(*extra):
     return srv
 
 
+def client_away_from(srv, worker, timeout=5.0):
+    """A TCP connection (no CONNECT yet) held by a worker other than `worker`. A stopped
+    worker does not accept, so a connection with no owner yet counts as its."""
+    for _ in range(40):
+        c = RawClient(srv.port, timeout=timeout)
+        if worker_of(c, srv.port, tries=10) not in (worker, None):
+            return c
+        c.close()
+    raise AssertionError("no connection landed on the other worker")
+
+
 def stop_clean(srv):
     """SIGTERM: every worker drains and exits 0 (the supervisor's status says so), with no
     sanitizer report in the output (the ASan build)."""
@@ -55,6 +66,20 @@ def wait_mesh(srv):
         assert time.monotonic() < deadline, "2 workers listening"
         time.sleep(0.02)
     time.sleep(0.6)  # mesh links dial every 200 ms until the peer listens
+
+
+def park_session(srv, client_id, filters=()):
+    """A persistent session left offline (subscribed to `filters`); returns the pid of the
+    worker holding it."""
+    c = RawClient(srv.port)
+    assert c.connect(client_id, clean=False) == (False, 0)
+    holder = worker_of(c, srv.port)
+    if filters:
+        assert c.subscribe(list(filters)) == [q for _, q in filters]
+    c.send(DISCONNECT_PACKET)
+    c.close()
+    time.sleep(0.1)
+    return holder
 
 
 def connect_and_leave(port, client_id, clean):
@@ -147,13 +172,7 @@ def test_connect_on_one_worker_takes_over_the_other():
         # Open clients until two sit on different workers.
         first = connected(srv.port, "twin", clean=True)
         first_worker = worker_of(first, srv.port)
-        for _ in range(40):
-            second = RawClient(srv.port)
-            if worker_of(second, srv.port) != first_worker:
-                break
-            second.close()
-        else:
-            raise AssertionError("no connection landed on the other worker")
+        second = client_away_from(srv, first_worker)
         assert second.connect("twin", clean=True) == (False, 0)
         first.expect_closed(5.0)  # [MQTT-3.1.4-2]
         second.ping()
@@ -182,23 +201,10 @@ def test_generated_client_ids_differ_across_workers():
 def test_a_worker_that_does_not_answer_costs_the_fetch_timeout_only():
     with start_workers() as srv:
         wait_mesh(srv)
-        # A persistent session, offline on one worker.
-        c = RawClient(srv.port)
-        assert c.connect("sleeper", clean=False) == (False, 0)
-        holder = worker_of(c, srv.port)
-        c.send(DISCONNECT_PACKET)
-        c.close()
-        time.sleep(0.1)
+        holder = park_session(srv, "sleeper")  # offline on one worker
         os.kill(holder, signal.SIGSTOP)  # its link stays up, but it answers nothing
         try:
-            for _ in range(40):
-                c = RawClient(srv.port)
-                # A stopped worker does not accept: its connections have no owner yet.
-                if worker_of(c, srv.port, tries=10) not in (holder, None):
-                    break
-                c.close()
-            else:
-                raise AssertionError("no connection landed on the other worker")
+            c = client_away_from(srv, holder)
             started = time.monotonic()
             c.send(connect_packet("sleeper", clean=False))
             p = c.expect(CONNACK, timeout=10)
@@ -210,5 +216,27 @@ def test_a_worker_that_does_not_answer_costs_the_fetch_timeout_only():
         assert rc == 0 and not present
         assert 2.5 < waited < 6, waited
         c.ping()
+        c.close()
+        stop_clean(srv)
+
+
+def test_a_large_queue_moves_in_one_image():
+    with start_workers() as srv:
+        wait_mesh(srv)
+        holder = park_session(srv, "hoarder", [("big/#", 1)])
+        pub = connected(srv.port, "big-pub")
+        sent = []
+        for i in range(1000):  # about 4 MB queued while offline
+            payload = f"{i:06d}".encode() + bytes(4090)
+            pub.publish("big/x", payload, qos=1, pid=(i % 60000) + 1)
+            sent.append(payload)
+        pub.close()
+        time.sleep(0.3)
+        # Pick a connection on the other worker before sending CONNECT.
+        c = client_away_from(srv, holder, timeout=10)
+        assert c.connect("hoarder", clean=False) == (True, 0)
+        got = []
+        drain(c, set(sent), got, timeout=20)
+        assert got == sent  # in order, once
         c.close()
         stop_clean(srv)
