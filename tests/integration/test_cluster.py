@@ -1,12 +1,14 @@
 """Cluster through Redis (docs/cluster.md): a real redis-server, three tcpms nodes and HAProxy
-on loopback. Publish anywhere, delivered everywhere (wildcards, QoS 1/2, retained); push to a
-client id through another node's HTTP API; takeover across nodes; a node killed -9 (the others
-keep serving, its routes expire by lease); persistent sessions following their client to
-another node (queued and in-flight messages included) and discarded everywhere by a clean
-connect; Redis stopped and restarted mid-traffic (local delivery never stops, cross-node
-delivery comes back).
+on loopback, driven by paho, mosquitto_pub/sub and raw sockets. Publish anywhere, delivered
+everywhere (wildcards, QoS 1/2, retained); push to a client id through another node's HTTP
+API (200 held, 404 nowhere); takeover across nodes; persistent sessions following their
+client to another node (queued and in-flight messages included, through HAProxy too) and
+discarded everywhere by a clean connect; a blip of a node's stream or command connection
+(nothing lost or doubled); a node killed -9 (the others keep serving, its keys expire by
+lease); Redis frozen past its timeouts, then stopped and restarted mid-traffic (local
+delivery never stops, cross-node delivery comes back).
 
-The tests share one cluster and run in file order: the last two break it on purpose."""
+The tests share one cluster and run in file order: the last three break it on purpose."""
 import json
 import os
 import queue
@@ -582,6 +584,38 @@ def test_through_haproxy_every_client_hears_every_publish(cluster):
         assert s.get()[:3] == ("fleet/7/cmd", b"go", 1)
     for s in subs + [pub]:
         s.close()
+
+
+def test_mosquitto_clients_through_haproxy_keep_their_session(cluster):
+    """The issue's scenario with stock clients: a persistent mosquitto_sub through HAProxy,
+    gone while mosquitto_pub sends through HAProxy (each publish on the next node), back
+    through HAProxy (wherever it lands): every message once."""
+    proxy, nodes = cluster["proxy"], cluster["nodes"]
+    port = str(proxy.port)
+    sub = ["mosquitto_sub", "-h", "127.0.0.1", "-p", port, "-i", "mq-roamer", "-c", "-q", "1",
+           "-t", "hp/roam/#"]
+    subprocess.run(sub + ["-E"], check=True, timeout=10)  # subscribes, disconnects, session stays
+    holder = [name for name in nodes if registered(cluster, name, "mq-roamer")]
+    assert len(holder) == 1, holder
+    for name in nodes:
+        wait_until(lambda name=name: name == holder[0] or cluster_metric(nodes[name], "tcpms_cluster_remote_routes") >= 1,
+                   5, f"{name} routes hp/roam/# to {holder[0]}")
+    for i in range(10):
+        subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", port, "-q", "1", "-t", f"hp/roam/{i}",
+                        "-m", f"m{i}"], check=True, timeout=10)
+    def queued():
+        status, body = nodes[holder[0]].admin("/api/v1/clients/mq-roamer")
+        return json.loads(body)["details"]["queued"] if status == 200 else -1
+    wait_until(lambda: queued() == 10, 5, "the 10 messages queued in its offline session")
+    out = subprocess.run(sub + ["-v", "-C", "10", "-W", "10"], capture_output=True, text=True, timeout=20)
+    got = sorted(out.stdout.split("\n")[:-1])
+    assert got == sorted(f"hp/roam/{i} m{i}" for i in range(10)), (out.stdout, out.stderr)
+    landed = [name for name in nodes if registered(cluster, name, "mq-roamer")]
+    assert len(landed) == 1, landed
+    subprocess.run(["mosquitto_sub", "-h", "127.0.0.1", "-p", port, "-i", "mq-roamer", "-t", "x", "-E"],
+                   check=True, timeout=10)  # a clean session ends it everywhere
+    wait_until(lambda: not any(registered(cluster, name, "mq-roamer") for name in nodes), 5,
+               "mq-roamer's session discarded")
 
 
 def test_kill_9_of_a_node(cluster):
