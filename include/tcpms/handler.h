@@ -74,6 +74,12 @@ class Handler {
 
   // Last call for this connection: release per-connection state (Connection::user_data).
   virtual void on_close(Connection& conn, CloseReason reason) {}
+
+  // How large a partial frame this handler's connections may keep; 0: the loop's
+  // LoopConfig::input_limit_bytes. For a protocol whose frames are bounded differently from
+  // the server's clients (links between worker processes beside MQTT clients). Asked only
+  // when a connection keeps bytes, never per read of whole frames.
+  virtual size_t input_limit_bytes() const noexcept { return 0; }
 };
 
 using HandlerFactory = std::function<std::unique_ptr<Handler>(EventLoop&)>;

@@ -452,9 +452,14 @@ void EventLoop::resume_reading(Connection& c) {
 // while the handler works the buffer may exceed the limit by at most one read.
 bool EventLoop::deliver(Connection& c, ByteView fresh) {
   Handler& h = *handlers_[c.handler_];
-  const size_t limit = config_.input_limit_bytes;
+  // Computed only when bytes are kept: the common read of whole frames pays nothing for it.
+  auto limit_of = [&] {
+    const size_t own = h.input_limit_bytes();
+    return own != 0 ? own : config_.input_limit_bytes;
+  };
   ByteView data = fresh;
   if (c.in_ != nullptr) {
+    const size_t limit = limit_of();
     size_t before = c.in_->size;
     if (!net::pending_append(c.in_, fresh, limit + kReadBufferBytes)) {
       schedule_close(c, CloseReason::kInputOverflow);
@@ -471,6 +476,7 @@ bool EventLoop::deliver(Connection& c, ByteView fresh) {
     if (c.in_ == nullptr) stats_.conns_with_input.sub();
   } else if (consumed < data.size() && !(c.flags_ & Connection::kClosing)) {
     ByteView rest = data.subspan(consumed);
+    const size_t limit = limit_of();
     const bool paused = c.flags_ & Connection::kReadPausedByUser;  // see below
     if (!net::pending_append(c.in_, rest, paused ? limit + kReadBufferBytes : limit)) {
       schedule_close(c, CloseReason::kInputOverflow);
@@ -481,7 +487,8 @@ bool EventLoop::deliver(Connection& c, ByteView fresh) {
   }
   // A partial frame larger than allowed. Not while the handler paused reading: then it may
   // have left whole frames (a rate limit), at most one read's worth, and reads no more.
-  if (c.in_ != nullptr && c.in_->size > limit && !(c.flags_ & Connection::kReadPausedByUser)) {
+  if (c.in_ != nullptr && c.in_->size > limit_of() &&
+      !(c.flags_ & Connection::kReadPausedByUser)) {
     schedule_close(c, CloseReason::kInputOverflow);
     return false;
   }

@@ -34,6 +34,10 @@ class PeerMesh::InboundHandler final : public Handler {
     return Action::kKeep;
   }
 
+  // A link carries whole frames up to kMaxFrameBytes (a session image, a publish at the MQTT
+  // packet limit plus its header): the server's limit for client packets is not for it.
+  size_t input_limit_bytes() const noexcept override { return kFrameHeader + kMaxFrameBytes; }
+
   DataResult on_data(Connection& conn, ByteView data) override {
     size_t used = 0;
     while (data.size() - used >= kFrameHeader) {

@@ -108,6 +108,15 @@ def test_mqtt_publish_reaches_subscribers_on_every_worker():
                    10, "every subscriber got all 5 messages")
         for v in received.values():
             assert v == [f"go-{n}".encode() for n in range(5)]
+        # A publish at the packet limit crosses to the other worker whole, and the link
+        # stays up for what follows.
+        big = bytes(range(256)) * ((1048576 - 64) // 256)
+        pub.publish("fleet/big/cmd", big, qos=1).wait_for_publish()
+        pub.publish("fleet/after/cmd", b"after", qos=1).wait_for_publish()
+        wait_until(lambda: all(len(v) == 7 for v in received.values()), 15,
+                   "every subscriber got the packet-limit message and the one after it")
+        for v in received.values():
+            assert v[5] == big and v[6] == b"after"
         pub.loop_stop()
         for c in subs:
             c.loop_stop()

@@ -152,8 +152,9 @@ int serve(const ServerOptions& opt, config::Settings& settings, Endpoint listen_
     cluster_router = router.get();
     mqtt_broker->set_router(std::move(router));
   }
-  Server server(config);
+  // Declared before the server, so it outlives the loops: their link handlers point into it.
   std::unique_ptr<workers::PeerMesh> mesh;
+  Server server(config);
   if (role.count > 1) {
     mesh = std::make_unique<workers::PeerMesh>(
         role.group, role.index, role.count,

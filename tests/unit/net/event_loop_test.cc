@@ -181,6 +181,47 @@ TEST(EventLoop, InputLimitBoundsPartialFramesNotReads) {
   EXPECT_EQ(h->closed, 0);
 }
 
+// A handler may keep larger partial frames than the loop's clients (links between worker
+// processes beside MQTT clients): its own limit applies to its connections only.
+template <size_t kFrame, size_t kOwnLimit>
+class BigFrameEcho : public RecordingHandler {
+ public:
+  DataResult on_data(Connection& c, ByteView data) override {
+    size_t whole = data.size() / kFrame * kFrame;
+    if (whole) c.send(data.first(whole));
+    return {whole, Action::kKeep};
+  }
+  size_t input_limit_bytes() const noexcept override { return kOwnLimit; }
+};
+
+TEST(EventLoop, AHandlersOwnInputLimitReplacesTheLoopsForItsConnections) {
+  constexpr size_t kFrame = 256 << 10;
+  LoopConfig config;
+  config.input_limit_bytes = 4 << 10;  // far below one frame
+  auto run = [&](auto* handler_type_tag) {
+    using H = std::remove_pointer_t<decltype(handler_type_tag)>;
+    LoopThread lt(config);
+    uint16_t port = 0;
+    auto* h = lt.template serve<H>(port);
+    lt.start();
+    UniqueFd c = connect_client(port);
+    EXPECT_TRUE(eventually([&] { return h->opened == 1; }));
+    std::string frame(kFrame, 'b');
+    std::thread sender([&] { send_all(c.get(), frame); });
+    std::string got = recv_exactly(c.get(), frame.size());
+    sender.join();
+    const bool ok = got == frame;
+    if (!ok) eventually([&] { return h->closed.load() >= 1; });
+    return std::make_pair(ok, h->closed.load());
+  };
+  auto [echoed, closed] = run(static_cast<BigFrameEcho<kFrame, kFrame + 8>*>(nullptr));
+  EXPECT_TRUE(echoed) << "a frame under the handler's own limit must get through";
+  EXPECT_EQ(closed, 0);
+  auto [echoed_default, closed_default] = run(static_cast<BigFrameEcho<kFrame, 0>*>(nullptr));
+  EXPECT_FALSE(echoed_default) << "with no limit of its own, the loop's limit applies";
+  EXPECT_EQ(closed_default, 1);
+}
+
 TEST(EventLoop, IdleTimeoutClosesOnlyTheIdleConnection) {
   LoopConfig config;
   config.timer_tick_ms = 10;
