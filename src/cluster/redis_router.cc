@@ -520,6 +520,13 @@ void RedisRouter::command_main() {
     batch.clear();  // answers pushes the failed batch left unanswered (kUnknown)
   }
   drop_queued("stopping");
+  if (!outbox_.empty()) {
+    // Stopped before Redis came back: those never cross.
+    spdlog::warn("cluster: {} messages of failed batches not sent (stopping)", outbox_.size());
+    metrics_.dropped_failed.fetch_add(outbox_.size(), std::memory_order_relaxed);
+    outbox_.take(outbox_.size());
+    metrics_.outbox_depth.store(0, std::memory_order_relaxed);
+  }
   say_goodbye();
 }
 
@@ -943,6 +950,18 @@ void RedisRouter::subscriber_main() {
 
 namespace {
 
+// "ms-seq" entry ids in numeric order; an unparsable one sorts first.
+bool stream_id_less(std::string_view a, std::string_view b) {
+  auto parse = [](std::string_view id) {
+    uint64_t ms = 0, seq = 0;
+    const size_t dash = id.find('-');
+    std::from_chars(id.data(), id.data() + std::min(dash, id.size()), ms);
+    if (dash != std::string_view::npos) std::from_chars(id.data() + dash + 1, id.data() + id.size(), seq);
+    return std::pair(ms, seq);
+  };
+  return parse(a) < parse(b);
+}
+
 std::string_view reply_str(const redisReply* r) {
   if (r == nullptr || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS)) return {};
   return {r->str, r->len};
@@ -968,6 +987,18 @@ void RedisRouter::stream_main() {
     if (!rd.connected()) {
       if (!connect_link(rd, "stream", {}, backoff)) continue;
       warned = false;
+      // A stream made anew (expired with a lapsed lease, Redis restarted empty or failed over
+      // to a machine whose clock is behind) may number its entries below the last id read:
+      // then everything in it is news. Redis answers an error for a missing key.
+      RedisReply info;
+      if (!rd.command({"XINFO", "STREAM", stream}, info)) {
+        wait_backoff(kBackoffMinMs);  // the connection broke at once: no tight loop
+        continue;
+      }
+      std::string_view generated;
+      for (size_t k = 0; info.ok() && k + 1 < info.size(); k += 2)
+        if (info.element_str(k) == "last-generated-id") generated = info.element_str(k + 1);
+      if (!info.ok() || stream_id_less(generated, last_id)) last_id = "0-0";
       metrics_.stream_link_up.store(true, std::memory_order_relaxed);
     }
     // Returns within kPollMs when nothing comes (so stop() is noticed), at once otherwise.

@@ -24,8 +24,10 @@
 // from the last entry it read (XREAD BLOCK), drops entries a sender already delivered, and
 // hands messages to Broker's thread-safe entry points. A batch that fails keeps its messages
 // in a bounded outbox, sent again (same sequence numbers) once Redis is back. Redis unreachable:
-// local delivery goes on, what would cross is counted as dropped, both threads reconnect with
+// local delivery goes on, what would cross is counted as dropped, the threads reconnect with
 // backoff, and the command thread rewrites this node's routes and registry on reconnection.
+// Sessions: a CleanSession 0 CONNECT asks (fetch_session) the nodes whose clients set has the
+// id; the holder answers with Broker::export_session's image through the requester's stream.
 //
 // Thread rules: construct and set on the Broker before Broker::attach; start() after
 // Server::start() (it waits up to redis_timeout_ms for the first join); stop() before the Broker is destroyed (it says goodbye to the other nodes).
