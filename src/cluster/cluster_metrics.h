@@ -23,6 +23,7 @@ struct ClusterMetrics {
   // Sessions moving between nodes. Fetches (this node's CONNECTs) by how they ended:
   C fetch_found{0}, fetch_none{0}, fetch_timeout{0}, fetch_redis_down{0};
   C session_requests_in{0};     // other nodes asked for a session held here
+  C session_requests_stale{0};  // ... read after their requester gave up: answered none
   C sessions_exported{0};       // ... and got its image
   C sessions_late{0};           // images that came after their fetch gave up (adopted or not)
   C sessions_returned{0};       // exported images that could not be sent: kept here instead

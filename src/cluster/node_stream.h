@@ -21,6 +21,18 @@
 
 namespace tcpms::cluster {
 
+// Entry ids are "<ms>-<seq>", ms in the Redis server's clock. Numeric order; an unparsable
+// id sorts first.
+bool stream_id_less(std::string_view a, std::string_view b);
+// The ms part of an entry id (0 if unparsable).
+uint64_t stream_id_ms(std::string_view id);
+// A session request whose requester gave up: older than its timeout in Redis' own clock
+// (TIME against the entry id), so no node's clock has to agree with another's.
+inline bool request_expired(std::string_view entry_id, uint64_t redis_now_ms, uint64_t timeout_ms) {
+  const uint64_t at = stream_id_ms(entry_id);
+  return at != 0 && redis_now_ms > at && redis_now_ms - at > timeout_ms;
+}
+
 class DuplicateFilter {
  public:
   // True if `seq` is news from `sender` (and remembers it). A sender's sequence grows with

@@ -210,10 +210,18 @@ void RedisRouter::on_client_connected(std::string_view client_id) {
 }
 
 void RedisRouter::on_client_disconnected(std::string_view client_id, bool session_kept) {
+  if (!session_kept) {
+    on_session_ended(client_id);
+    return;
+  }
   // An offline persistent session stays in the registry: a CONNECT elsewhere fetches it, a
-  // push to it is queued in it.
-  if (session_kept) return;
-  on_session_ended(client_id);
+  // push to it is queued in it. Usually it is there already (it connected here); a session
+  // the broker adopted (a late image) was not: the SADD, idempotent, covers both. No notice:
+  // nothing connected.
+  if (!command_up_.load(std::memory_order_acquire)) return;  // rewritten on reconnection
+  Op op(Op::kClientAdd);
+  op.key = std::string(client_id);
+  enqueue(std::move(op), false);
 }
 
 void RedisRouter::on_session_ended(std::string_view client_id) {
@@ -251,8 +259,10 @@ void RedisRouter::fetch_session(std::string_view client_id, SessionDone done) {
   Op op(Op::kFetch);
   op.key = std::string(client_id);
   op.fetch_id = id;
-  op.frame = std::make_shared<const std::string>(encode_message(
-      FrameKind::kSessionRequest, config_.node_id, client_id, std::to_string(id), {}, mqtt::QoS::k0, false));
+  // The payload is how long we wait: a holder reading the request later answers "none".
+  op.frame = std::make_shared<const std::string>(
+      encode_message(FrameKind::kSessionRequest, config_.node_id, client_id, std::to_string(id),
+                     std::to_string(config_.session_fetch_timeout_ms), mqtt::QoS::k0, false));
   if (!enqueue(std::move(op), true)) end_fetch(id, std::nullopt, FetchEnd::kRedisDown);
 }
 
@@ -776,7 +786,7 @@ bool RedisRouter::process(std::vector<Op>& batch) {
       case Op::kClientAdd:
         cmds.push_back({"SADD", clients_key, op.key});
         cmds.push_back({"PEXPIRE", clients_key, lease});
-        cmds.push_back({"PUBLISH", ctl_channel_, *op.frame});
+        if (op.frame) cmds.push_back({"PUBLISH", ctl_channel_, *op.frame});  // a connect
         break;
       case Op::kClientRemove:
         cmds.push_back({"SREM", clients_key, op.key});
@@ -950,18 +960,6 @@ void RedisRouter::subscriber_main() {
 
 namespace {
 
-// "ms-seq" entry ids in numeric order; an unparsable one sorts first.
-bool stream_id_less(std::string_view a, std::string_view b) {
-  auto parse = [](std::string_view id) {
-    uint64_t ms = 0, seq = 0;
-    const size_t dash = id.find('-');
-    std::from_chars(id.data(), id.data() + std::min(dash, id.size()), ms);
-    if (dash != std::string_view::npos) std::from_chars(id.data() + dash + 1, id.data() + id.size(), seq);
-    return std::pair(ms, seq);
-  };
-  return parse(a) < parse(b);
-}
-
 std::string_view reply_str(const redisReply* r) {
   if (r == nullptr || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS)) return {};
   return {r->str, r->len};
@@ -1021,6 +1019,7 @@ void RedisRouter::stream_main() {
     }
     // [[stream, [[id, [field, value, ...]], ...]]]
     const redisReply* streams = r.raw();
+    uint64_t redis_now_ms = 0;  // Redis' clock, asked once per read that carries a request
     if (streams == nullptr || streams->type != REDIS_REPLY_ARRAY) continue;
     for (size_t i = 0; i < streams->elements; ++i) {
       const redisReply* s = streams->element[i];
@@ -1047,11 +1046,39 @@ void RedisRouter::stream_main() {
           metrics_.stream_duplicates.fetch_add(1, std::memory_order_relaxed);
           continue;
         }
+        if (frame.size() > 1 && static_cast<FrameKind>(frame[1]) == FrameKind::kSessionRequest &&
+            stale_request(rd, e->element[0], frame, redis_now_ms))
+          continue;
         dispatch(stream, frame);
       }
     }
   }
   metrics_.stream_link_up.store(false, std::memory_order_relaxed);
+}
+
+bool RedisRouter::stale_request(RedisConnection& rd, const redisReply* entry_id, std::string_view data,
+                                uint64_t& redis_now_ms) {
+  auto f = decode_frame(data);
+  if (!f) return false;
+  if (redis_now_ms == 0) {
+    RedisReply t;
+    // [seconds, microseconds]; a failure here shows on the next XREAD: honour the request.
+    if (!rd.command({"TIME"}, t) || t.size() != 2) return false;
+    uint64_t sec = 0, us = 0;
+    std::from_chars(t.element_str(0).data(), t.element_str(0).data() + t.element_str(0).size(), sec);
+    std::from_chars(t.element_str(1).data(), t.element_str(1).data() + t.element_str(1).size(), us);
+    redis_now_ms = sec * 1000 + us / 1000;
+  }
+  uint64_t timeout_ms = config_.session_fetch_timeout_ms;
+  std::from_chars(f->payload.data(), f->payload.data() + f->payload.size(), timeout_ms);
+  if (!request_expired(reply_str(entry_id), redis_now_ms, timeout_ms)) return false;
+  // Its CONNECT went on without it: exporting now would take the session from wherever the
+  // client is by now, for a node that no longer waits.
+  metrics_.session_requests_stale.fetch_add(1, std::memory_order_relaxed);
+  spdlog::info("cluster: node '{}' asked for client '{}''s session more than {} ms ago; answered none",
+               f->node, f->arg, timeout_ms);
+  answer_fetch(std::string(f->node), std::string(f->arg), std::string(f->topic), std::nullopt);
+  return true;
 }
 
 void RedisRouter::dispatch(std::string_view /*channel*/, std::string_view data) {

@@ -58,6 +58,8 @@
 #include "cluster/redis_client.h"
 #include "cluster/route_table.h"
 
+struct redisReply;
+
 namespace tcpms::cluster {
 
 struct ClusterConfig {
@@ -131,7 +133,7 @@ class RedisRouter final : public broker::Router {
       kPush,          // frame to whichever live node holds client `key`
       kRouteAdd,      // SADD routes:self key + notify
       kRouteRemove,   // SREM routes:self key + notify
-      kClientAdd,     // SADD clients:self key + notify (takeover)
+      kClientAdd,     // SADD clients:self key + notify (takeover) if `frame`
       kClientRemove,  // SREM clients:self key
       kFetch,         // look up who holds session `key`, send `frame` (a request) to them
       kSend,          // PUBLISH `frame` on channel `key` (a session answer)
@@ -201,6 +203,10 @@ class RedisRouter final : public broker::Router {
   // Subscriber thread.
   void dispatch(std::string_view channel, std::string_view data);
   void on_session_answer(const Frame& f);
+  // Stream thread: answers "none" to a session request older than its requester's timeout
+  // (Redis' TIME, asked once per read into `redis_now_ms`, against the entry id). True if so.
+  bool stale_request(RedisConnection& rd, const redisReply* entry_id, std::string_view data,
+                     uint64_t& redis_now_ms);
 
   std::string key(std::string_view kind, std::string_view node) const {
     return config_.prefix + std::string(kind) + ":" + std::string(node);

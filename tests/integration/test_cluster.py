@@ -524,6 +524,50 @@ def test_clean_connect_elsewhere_discards_the_session_everywhere(cluster):
     connected(n1.port, "wiper", clean=True).close()
 
 
+def session_request(requester, client_id, request_id, timeout_ms):
+    """A session-request frame as src/cluster/frame.h lays it out."""
+    def s16(b):
+        return len(b).to_bytes(2, "little") + b
+    return (bytes([1, 8, 0]) + s16(requester.encode()) + s16(client_id.encode()) +
+            s16(str(request_id).encode()) + str(timeout_ms).encode())
+
+
+def test_a_session_request_read_after_its_timeout_is_answered_none(cluster):
+    """Written straight into n1's stream: one stamped long ago in Redis' clock (entry id 1-0,
+    as a reader far behind would see it) and a fresh one. Only the fresh one takes the session."""
+    redis, n1 = cluster["redis"], cluster["nodes"]["n1"]
+    c = RawClient(n1.port)
+    assert c.connect("asked-for", clean=False) == (False, 0)
+    wait_until(lambda: registered(cluster, "n1", "asked-for"), 5, "n1 registers asked-for")
+    stale_before = cluster_metric(n1, "tcpms_cluster_session_requests_stale_total")
+    # A stream made anew may start at id 1-0: n1's reader notices on reconnecting (XINFO).
+    redis.command("DEL", "tcpms:stream:n1")
+    redis.command("XADD", "tcpms:stream:n1", "1-0", "s", "test/1", "n", "1", "f",
+                  session_request("n2", "asked-for", 901, 3000).decode("latin-1"))
+    assert kill_redis_client(cluster, "tcpms:n1:stream")
+    wait_until(lambda: cluster_metric(n1, "tcpms_cluster_session_requests_stale_total") == stale_before + 1, 5,
+               "n1 read the stale request")
+    c.ping()  # not taken over
+    assert registered(cluster, "n1", "asked-for")
+    exported = cluster_metric(n1, "tcpms_cluster_sessions_exported_total")
+    redis.command("XADD", "tcpms:stream:n1", "*", "s", "test/1", "n", "2", "f",
+                  session_request("n2", "asked-for", 902, 3000).decode("latin-1"))
+    c.expect_closed(5)  # a request in time: the session leaves n1
+    wait_until(lambda: cluster_metric(n1, "tcpms_cluster_sessions_exported_total") == exported + 1, 5,
+               "n1 exported asked-for")
+    wait_until(lambda: not registered(cluster, "n1", "asked-for"), 5, "n1 no longer holds it")
+    # n2 asked for nothing: the image is a late one, kept there as an offline session (the id
+    # had none on n2), so the session is not lost.
+    n2 = cluster["nodes"]["n2"]
+    wait_until(lambda: registered(cluster, "n2", "asked-for") and offline_on(n2, "asked-for"), 5,
+               "n2 adopted the late image")
+    assert cluster_metric(n2, "tcpms_cluster_sessions_late_total") >= 1
+    d = RawClient(n2.port)
+    assert d.connect("asked-for", clean=False) == (True, 0)
+    leave(d)
+    connected(n2.port, "asked-for", clean=True).close()
+
+
 def kill_redis_client(cluster, name):
     """CLIENT KILL the connection a node named `name` (CLIENT SETNAME); True if found."""
     for line in cluster["redis"].command("CLIENT", "LIST").splitlines():

@@ -1,4 +1,4 @@
-// The pure parts of the per-node streams: duplicate filter (receiver) and outbox (sender).
+// The pure parts of the per-node streams: entry ids, duplicate filter (receiver), outbox (sender).
 #include "cluster/node_stream.h"
 
 #include <gtest/gtest.h>
@@ -17,6 +17,24 @@ TEST(DuplicateFilter, DropsWhatASenderAlreadyDelivered) {
   EXPECT_TRUE(f.accept("n2/8-1", 1));
   EXPECT_TRUE(f.accept("n1/9-2", 1));
   EXPECT_EQ(f.senders(), 3u);
+}
+
+TEST(StreamIds, NumericOrderAndMilliseconds) {
+  EXPECT_TRUE(stream_id_less("0-0", "1-0"));
+  EXPECT_TRUE(stream_id_less("1700000000000-9", "1700000000000-10"));  // not text order
+  EXPECT_TRUE(stream_id_less("999-5", "1000-0"));
+  EXPECT_FALSE(stream_id_less("1000-0", "1000-0"));
+  EXPECT_TRUE(stream_id_less("", "0-1"));  // unparsable sorts first
+  EXPECT_EQ(stream_id_ms("1700000000123-4"), 1700000000123u);
+  EXPECT_EQ(stream_id_ms("junk"), 0u);
+}
+
+TEST(StreamIds, SessionRequestExpiresInRedisClock) {
+  EXPECT_FALSE(request_expired("10000-0", 12999, 3000));
+  EXPECT_FALSE(request_expired("10000-0", 13000, 3000));
+  EXPECT_TRUE(request_expired("10000-0", 13001, 3000));
+  EXPECT_FALSE(request_expired("10000-0", 9000, 3000));  // Redis' clock went back: not stale
+  EXPECT_FALSE(request_expired("junk", 99999, 3000));     // unknown age: honoured
 }
 
 Outbox::Item item(uint64_t seq) {
