@@ -16,8 +16,10 @@ AdminServer::AdminServer(Server& server, AdminConfig config)
       http_(std::make_unique<httplib::Server>()),
       engine_target_(server),
       stats_(server) {
-  // Two threads: the admin API is for operators and dashboards, not the data path.
-  http_->new_task_queue = [] { return new httplib::ThreadPool(2); };
+  // A few threads: the admin API is for operators and dashboards, not the data path. More
+  // than two because a push routed to another node waits (bounded) for its answer on its
+  // thread, and health probes and /metrics must not queue behind such waits.
+  http_->new_task_queue = [] { return new httplib::ThreadPool(8); };
   http_->set_payload_max_length(config_.max_body_bytes);
   http_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     // The dashboard page holds no data (it asks /api/v1/stats with the token), and health

@@ -341,9 +341,12 @@ void RedisRouter::on_session_answer(const Frame& f) {
     {
       std::lock_guard lock(fetch_mu_);
       auto it = fetches_.find(id);
-      if (it != fetches_.end() && it->second.client_id != f.arg) return;  // not ours: ignore
+      // A fetch of ours for another client under that request id (an answer addressed to
+      // an earlier process under this node id): not its answer, but still a session that
+      // left its node, so it goes to the broker below rather than nowhere.
+      if (it != fetches_.end() && it->second.client_id != f.arg) id = 0;
     }
-    if (end_fetch(id, std::string(f.payload), FetchEnd::kFound)) return;
+    if (id != 0 && end_fetch(id, std::string(f.payload), FetchEnd::kFound)) return;
     // Its fetch gave up (or another holder answered first): the broker keeps it if the id
     // has no session here, so a session that left its node is not lost.
     metrics_.sessions_late.fetch_add(1, std::memory_order_relaxed);

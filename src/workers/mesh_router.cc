@@ -122,7 +122,6 @@ void MeshRouter::expire(uint64_t request) {
     if (it == fetches_.end()) return;
     done = std::move(it->second.done);
     fetches_.erase(it);
-    drop_parts(request);
   }
   done(std::nullopt);  // not everyone answered in time: go on without a session
 }
@@ -132,57 +131,22 @@ void MeshRouter::on_fetch(broker::Broker& broker, ByteView body) {
   uint32_t from = 0;
   std::string id;
   if (!take_id_body(body, request, from, id) || from >= mesh_.count()) return;
-  // A frame must fit the engine's input limit for a partial frame, which tcpms-server sets
-  // to the MQTT packet limit: larger images go in parts of half that.
-  const size_t part_bytes =
-      std::clamp<size_t>(broker.config().max_packet_size / 2, 1024, kMaxImagePartBytes);
   // Takes the client over here if connected and gives the session up; answers either way.
-  broker.export_session(id, [this, from, request, id, part_bytes](std::optional<std::string> image) {
-    answer(from, request, id, image, part_bytes);
+  broker.export_session(id, [this, from, request, id](std::optional<std::string> image) {
+    answer(from, request, id, image);
   });
 }
 
 void MeshRouter::answer(unsigned to, uint64_t request, std::string_view client_id,
-                        const std::optional<std::string>& image, size_t part_bytes) {
-  const bool in_parts = image && image->size() > part_bytes;
-  if (in_parts) {
-    // One link carries them all, in order, before the final frame that names the total.
-    for (size_t off = 0; off < image->size(); off += part_bytes) {
-      std::string part;
-      put_le<uint64_t>(part, request);
-      put_le<uint32_t>(part, mesh_.self());
-      part.append(std::string_view(*image).substr(off, part_bytes));
-      mesh_.send(to, kSessionImagePart, as_bytes(part));
-    }
-  }
+                        const std::optional<std::string>& image) {
   std::string body;
-  body.reserve(8 + 1 + 2 + client_id.size() + 8 + (image && !in_parts ? image->size() : 0));
+  body.reserve(8 + 1 + 2 + client_id.size() + (image ? image->size() : 0));
   put_le<uint64_t>(body, request);
-  body.push_back(static_cast<char>(!image ? kNoImage : in_parts ? kImageInParts : kImageInline));
+  body.push_back(static_cast<char>(image ? kImageInline : kNoImage));
   put_u16(body, client_id.size());
   body.append(client_id);
-  if (in_parts) {
-    put_le<uint32_t>(body, mesh_.self());
-    put_le<uint32_t>(body, static_cast<uint32_t>(image->size()));
-  } else if (image) {
-    body.append(*image);
-  }
+  if (image) body.append(*image);
   mesh_.send(to, kSessionImage, as_bytes(body));
-}
-
-void MeshRouter::on_image_part(ByteView body) {
-  uint64_t request = 0;
-  uint32_t sender = 0;
-  if (!take_le(body, request) || !take_le(body, sender)) return;
-  std::lock_guard lock(mu_);
-  // Parts are kept only for a fetch still waiting (so nothing is kept for one that ended).
-  if (fetches_.find(request) == fetches_.end()) return;
-  std::string& image = parts_[{request, sender}];
-  if (image.size() + body.size() > PeerMesh::kMaxFrameBytes) {
-    image.clear();  // forged or broken: the final frame's size check refuses it
-    return;
-  }
-  image.append(as_chars(body));
 }
 
 void MeshRouter::on_image(broker::Broker& broker, ByteView body) {
@@ -191,23 +155,9 @@ void MeshRouter::on_image(broker::Broker& broker, ByteView body) {
   if (!take_le(body, request) || body.empty()) return;
   const auto how = static_cast<uint8_t>(body[0]);
   body = body.subspan(1);
-  if (!take_str(body, id) || how > kImageInParts) return;
+  if (!take_str(body, id) || how > kImageInline) return;
   std::optional<std::string> image;
   if (how == kImageInline) image = std::string(as_chars(body));
-  if (how == kImageInParts) {
-    uint32_t sender = 0, total = 0;
-    if (!take_le(body, sender) || !take_le(body, total)) return;
-    std::lock_guard lock(mu_);
-    auto it = parts_.find({request, sender});
-    if (it != parts_.end() && it->second.size() == total) image = std::move(it->second);
-    if (it != parts_.end()) parts_.erase(it);
-    if (!image) {
-      // Its fetch had ended (parts are not kept then) or a part went missing: the session
-      // is lost; say so.
-      spdlog::warn("mesh: session image for '{}' (request {}) came incomplete; dropped", id,
-                   request);
-    }
-  }
   if (answered(request, 1, image) || !image) return;
   // The fetch gave up (timeout) before this image came: keep it rather than lose it.
   spdlog::warn("mesh: session image for '{}' came after its fetch timed out; adopting it", id);
@@ -225,15 +175,9 @@ bool MeshRouter::answered(uint64_t request, unsigned answers, std::optional<std:
     if (!image && f.waiting != 0) return true;  // others may still hold it
     done = std::move(f.done);
     fetches_.erase(it);
-    drop_parts(request);
   }
   done(std::move(image));  // the first image, or nobody holds one
   return true;
-}
-
-void MeshRouter::drop_parts(uint64_t request) {
-  for (auto it = parts_.lower_bound({request, 0}); it != parts_.end() && it->first.first == request;)
-    it = parts_.erase(it);
 }
 
 void MeshRouter::on_connected(broker::Broker& broker, ByteView body) {
@@ -323,13 +267,11 @@ void MeshRouter::receive(broker::Broker* broker, Server& server, uint8_t kind, B
     }
     case kSessionFetch:
     case kSessionImage:
-    case kSessionImagePart:
     case kConnected: {
       MeshRouter* self = broker != nullptr ? mesh_router_of(*broker) : nullptr;
       if (self == nullptr) return;
       if (kind == kSessionFetch) self->on_fetch(*broker, body);
       if (kind == kSessionImage) self->on_image(*broker, body);
-      if (kind == kSessionImagePart) self->on_image_part(body);
       if (kind == kConnected) self->on_connected(*broker, body);
       return;
     }

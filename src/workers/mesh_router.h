@@ -13,8 +13,8 @@
 //   (Broker::export_session: it takes the client over and gives the session up) or with
 //   "none". The fetch completes on the first image, once every peer said none, or after
 //   kSessionFetchTimeoutMs, exactly once (peers whose link is down are not waited for);
-//   an image larger than a frame may be (see kMaxImagePartBytes) comes in parts first;
-//   an image that comes later is adopted
+//   an image is one frame (images are capped by mqtt.max_session_image_bytes, far below
+//   PeerMesh::kMaxFrameBytes, which the links accept); an image that comes later is adopted
 //   (Broker::adopt_session) so it is not lost.
 // - on_client_connected announces the id (kConnected, with the connect's monotonic time):
 //   every other worker closes and discards what it holds for that id (takeover across
@@ -28,7 +28,6 @@
 
 #include <cstdint>
 #include <deque>
-#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -56,17 +55,12 @@ class MeshRouter final : public broker::Router {
     kSessionFetch = 5,  // [u64 request][u32 asking worker][id]
     kSessionImage = 6,  // [u64 request][u8 has image][u16 len][id][image]
     kConnected = 7,     // [u64 monotonic ns][u32 worker][id]
-    kSessionImagePart = 8,  // [u64 request][u32 sending worker][bytes]: a large image, in order
   };
   // kSessionImage's second field: how the image comes.
   enum ImageForm : uint8_t {
     kNoImage = 0,
     kImageInline = 1,   // the rest of the frame
-    kImageInParts = 2,  // [u32 sending worker][u32 total]: the kSessionImagePart frames before it
   };
-  // The largest part of an image in one frame. Smaller when the MQTT packet limit is: the
-  // engine refuses a partial frame past its input limit, set from that packet limit.
-  static constexpr size_t kMaxImagePartBytes = 512 << 10;
 
   explicit MeshRouter(PeerMesh& mesh) : mesh_(mesh) {}
 
@@ -88,11 +82,9 @@ class MeshRouter final : public broker::Router {
   };
   void on_fetch(broker::Broker& broker, ByteView body);
   void on_image(broker::Broker& broker, ByteView body);
-  void on_image_part(ByteView body);
-  void drop_parts(uint64_t request);  // under mu_
   void on_connected(broker::Broker& broker, ByteView body);
   void answer(unsigned to, uint64_t request, std::string_view client_id,
-              const std::optional<std::string>& image, size_t part_bytes);
+              const std::optional<std::string>& image);
   void expire(uint64_t request);
   // `answers` more peers answered (or will never: link down), one perhaps with an image.
   // Completes the fetch on an image (moved out of `image`) or when nobody is left to answer.
@@ -105,8 +97,6 @@ class MeshRouter final : public broker::Router {
   std::mutex mu_;
   uint64_t next_request_ = 1;
   std::unordered_map<uint64_t, Fetch> fetches_;
-  // Images arriving in parts, by (request, sending worker); only while their fetch waits.
-  std::map<std::pair<uint64_t, uint32_t>, std::string> parts_;
   // Local connects of the last kRecentConnectMs: id -> monotonic ns, and their order.
   std::unordered_map<std::string, uint64_t> recent_;
   std::deque<std::pair<uint64_t, std::string>> recent_order_;

@@ -195,6 +195,8 @@ int serve(const ServerOptions& opt, config::Settings& settings, Endpoint listen_
     }
     if (std::string err = admin->start(); !err.empty()) {
       spdlog::critical("{}", err);
+      // The router's threads call into the broker's loops: stop them before the loops go.
+      if (cluster_router) cluster_router->stop();
       server.stop();
       server.wait();
       return kExitUnavailable;
