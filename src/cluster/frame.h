@@ -1,4 +1,4 @@
-// Frames that cross between tcpms nodes through Redis pub/sub.
+// Frames that cross between tcpms nodes through Redis: node streams and the ctl channel.
 //
 // One layout for every kind, so one decoder serves them all and a newer node's frame kind is
 // skipped, not misread:
@@ -8,8 +8,8 @@
 // lengths little endian; flags = QoS | retain << 2; `node` is the sender; `arg` is a filter
 // (route events) or a client id (push, connected, session moves); the payload is the rest of
 // the message, so it has no 64 KiB limit (a session image with its queued messages can be
-// megabytes; Redis takes up to 512 MB per PUBLISH). Messages go to channel "<prefix>msg:<node>"
-// (publish, push, session moves) or "<prefix>ctl" (the rest).
+// megabytes; Redis takes up to 512 MB per entry). Messages go to the node's stream
+// "<prefix>stream:<node>" (publish, push, session moves) or channel "<prefix>ctl" (the rest).
 //
 // Thread rules: pure functions.
 #pragma once
@@ -31,7 +31,7 @@ enum class FrameKind : uint8_t {
   kHello = 5,        // node (re)wrote its routes and registry: reload them
   kBye = 6,          // node leaves cleanly: forget it now rather than at lease expiry
   kConnected = 7,    // client `arg` connected on node: a holder elsewhere closes it (takeover)
-  // Moving a persistent session (msg:<node> channels): `node` is the sender, `arg` the client
+  // Moving a persistent session (node streams): `node` is the sender, `arg` the client
   // id, `topic` the requester's request id (decimal).
   kSessionRequest = 8,  // node asks the receiver for client `arg`'s session
   kSession = 9,         // the answer: the session image (broker/session_image.h) is the payload

@@ -235,9 +235,9 @@ void RedisRouter::on_session_ended(std::string_view client_id) {
 //
 // The requester (a loop's CONNECT with CleanSession 0) registers the fetch and queues a
 // lookup; the command thread asks every live node's clients set in its next pipelined batch.
-// Nobody: done(nullopt) at once. Holders: a kSessionRequest to each, on its msg channel; the
-// holder's subscriber thread calls Broker::export_session, whose callback queues the answer
-// (kSession with the image, or kNoSession) to the requester's channel. The first image ends
+// Nobody: done(nullopt) at once. Holders: a kSessionRequest to each, in its node stream; the
+// holder's stream thread calls Broker::export_session, whose callback queues the answer
+// (kSession with the image, or kNoSession) to the requester's stream. The first image ends
 // the fetch; so do "none" answers from every holder, or the deadline (checked by both Redis
 // threads at least every kPollMs). An image arriving after its fetch ended is handed to
 // Broker::adopt_session, which keeps it only if the id has no session here.

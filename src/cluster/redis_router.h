@@ -197,10 +197,10 @@ class RedisRouter final : public broker::Router {
   // Ops that will not run: fetches end (nullopt), session answers return to the broker.
   void abandon(Op& op);
   // The holder's side: answers `requester` with what export_session gave (loop thread or
-  // subscriber thread).
+  // stream thread).
   void answer_fetch(const std::string& requester, const std::string& client_id,
                     const std::string& request_id, std::optional<std::string> image);
-  // Subscriber thread.
+  // Subscriber thread (ctl) and stream thread (this node's stream).
   void dispatch(std::string_view channel, std::string_view data);
   void on_session_answer(const Frame& f);
   // Stream thread: answers "none" to a session request older than its requester's timeout
