@@ -12,6 +12,7 @@
 #include <deque>
 #include <vector>
 
+#include "broker/message_props.h"
 #include "mqtt/types.h"
 #include "tcpms/shared_bytes.h"
 
@@ -31,6 +32,7 @@ struct OutMessage {
   mqtt::QoS qos = mqtt::QoS::k1;
   State state = State::kQueued;
   bool retain = false;
+  MessageProps props;  // 5.0 properties (empty for most messages; not in session images)
 };
 
 class SessionQueues {

@@ -85,18 +85,19 @@ TopicNode* TopicTree::find(std::string_view filter) const {
 }
 
 TopicTree::SubscribeResult TopicTree::subscribe(std::string_view filter, Session* s,
-                                                mqtt::QoS qos) {
+                                                mqtt::QoS qos, uint8_t options) {
   SubscribeResult r;
   r.node = walk(filter, true);
   if (SubRecord* rec = s->subs.find(r.node)) {
-    r.node->entries()[rec->index] = SubEntry(s, qos);  // replace [MQTT-3.8.4-3]
+    r.node->entries()[rec->index] = SubEntry(s, qos, options != 0);  // replace [MQTT-3.8.4-3]
+    rec->options = options;
     r.replaced = true;
     return r;
   }
   r.first_at_node = r.node->subs_.empty();
   if (r.first_at_node) summarize(r.node, +1);
-  uint32_t index = r.node->subs_.push_back(SubEntry(s, qos));
-  s->subs.push_back(SubRecord{r.node, index});
+  uint32_t index = r.node->subs_.push_back(SubEntry(s, qos, options != 0));
+  s->subs.push_back(SubRecord{r.node, index, options});
   ++subscriptions_;
   return r;
 }
