@@ -693,7 +693,9 @@ void MqttHandler::export_session(const std::string& client_id, Session* s,
     return;
   }
   take_over(*s);  // [MQTT-3.1.4-2]
-  if (s->clean) {
+  // 5.0 sessions do not cross processes (session images carry 3.x state only, docs/mqtt.md):
+  // the client starts over where it reconnected, as for a clean session.
+  if (s->clean || s->is_v5()) {
     end_session(s);  // a clean session ends with its connection [MQTT-3.1.2-6]
     (*done)(std::nullopt);
     return;
