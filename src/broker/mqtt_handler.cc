@@ -607,6 +607,7 @@ void MqttHandler::handover_attach(std::shared_ptr<Handover> h) {
     s->offline = true;
     stats_.sessions_offline.add();
     broker_.registry().set_conn(s->client_id(), s, ConnId{});
+    schedule_offline_timers(*s);  // 5.0: it expires from here (the old loop's timers are stale)
   }
 }
 
