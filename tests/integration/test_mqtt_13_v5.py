@@ -572,3 +572,35 @@ def test_mosquitto_clients_v5():
         assert sub.returncode == 0
         assert out.startswith("mq/x v5 hello")
         assert "key:val" in out
+
+
+def test_expired_retained_message_is_not_sent():
+    with mqtt_server("--threads", "1") as srv:
+        pub = v5(srv, "rx-pub")
+        pub.send(publish5("rexp/short", "gone", qos=1, pid=1, retain=True, props=p_u32(0x02, 1)))
+        pub.send(publish5("rexp/long", "here", qos=1, pid=2, retain=True, props=p_u32(0x02, 100)))
+        pub.ack_code(PUBACK)
+        pub.ack_code(PUBACK)
+        time.sleep(2.2)
+        c = v5(srv, "rx-sub")
+        assert c.sub5([("rexp/#", opts(1))]) == [1]
+        m = c.read_pub()
+        assert (m.topic, m.payload, m.retain) == ("rexp/long", b"here", True)
+        assert 95 <= dict(m.props)[0x02] <= 98
+        c.expect_nothing(0.3)
+
+
+def test_server_shutdown_says_0x8b():
+    import signal
+    with mqtt_server("--threads", "1") as srv:
+        c = v5(srv, "sd")
+        c3 = RawClient(srv.port)
+        c3.connect("sd3")
+        srv.proc.send_signal(signal.SIGTERM)
+        assert c.expect_disconnect() == 0x8B
+        try:  # a 3.1.1 client is just closed
+            p = c3.read(5)
+            assert p.type != DISCONNECT
+        except (ConnectionError, OSError):
+            pass
+        srv.proc.wait(timeout=20)
