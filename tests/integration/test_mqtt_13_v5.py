@@ -604,3 +604,18 @@ def test_server_shutdown_says_0x8b():
         except (ConnectionError, OSError):
             pass
         srv.proc.wait(timeout=20)
+
+
+def test_v5_with_worker_processes_takes_over_and_starts_fresh():
+    # 5.0 sessions stay in their process (docs/mqtt.md): a reconnect that lands on the other
+    # worker starts a fresh session; the old connection hears 0x8E wherever it lived.
+    with mqtt_server("--processes", "2", "--threads", "1", "--no-admin") as srv:
+        old = v5(srv, "pw", clean=False, props=p_u32(0x11, 60))
+        for _ in range(6):
+            new = V5(srv.port)
+            present, code, _ = new.connect5("pw", clean=False, props=p_u32(0x11, 60))
+            assert code == 0
+            assert old.expect_disconnect() == 0x8E
+            old = new
+        old.send(b"\xc0\x00")
+        old.expect(13)  # still served
