@@ -33,6 +33,9 @@ struct OutMessage {
   State state = State::kQueued;
   bool retain = false;
   MessageProps props;  // 5.0 properties (empty for most messages; not in session images)
+  // This subscriber's matching Subscription Identifiers, encoded as properties (5.0; empty
+  // unless its subscriptions have ids).
+  SharedBytes sub_ids;
 };
 
 class SessionQueues {

@@ -65,7 +65,8 @@ struct MqttHandler::Handover {
   bool clean = true;
   bool ends_with_connection = true;  // CleanSession 1, or 5.0 Session Expiry Interval 0
   bool present = false;
-  std::vector<std::tuple<std::string, QoS, uint8_t>> filters;  // filter, QoS, SubRecord::options
+  // filter, QoS, SubRecord::options, SubRecord::subscription_id
+  std::vector<std::tuple<std::string, QoS, uint8_t, uint32_t>> filters;
   bool attached = false;
   ~Handover() {
     if (session != nullptr && attached == false && moved) {
@@ -89,6 +90,22 @@ mqtt::PublishResponse ack_packet(PacketType type, uint16_t packet_id) {
   r.type = type;
   r.packet_id = packet_id;
   return r;
+}
+
+// A Subscription Identifier property (0x0B, Variable Byte Integer) for each id.
+SharedBytes encode_sub_ids(const uint32_t* ids, size_t n) {
+  std::vector<std::byte> out;
+  out.reserve(n * 5);
+  for (size_t i = 0; i < n; ++i) {
+    out.push_back(std::byte{0x0B});
+    uint32_t v = ids[i];
+    do {
+      uint8_t b = v & 0x7F;
+      v >>= 7;
+      out.push_back(static_cast<std::byte>(v ? (b | 0x80) : b));
+    } while (v != 0);
+  }
+  return SharedBytes::copy_of(ByteView(out.data(), out.size()));
 }
 
 // Appends one decoded property to `b` as it was (User Properties keep their order).
@@ -568,7 +585,7 @@ void MqttHandler::handover_request(std::shared_ptr<Handover> h) {
   if (h->present) {
     for (SubRecord& r : s->subs)
       h->filters.emplace_back(tree_.filter_of(r.node), r.node->entries()[r.index].qos(),
-                              r.options);
+                              static_cast<uint8_t>(r.options), uint32_t{r.subscription_id});
     if (s->has_queues()) {
       stats_.queued_messages.sub(static_cast<int64_t>(s->queues_->queued_count()));
       stats_.inflight_messages.sub(static_cast<int64_t>(s->queues_->inflight_count()));
@@ -587,8 +604,8 @@ void MqttHandler::handover_attach(std::shared_ptr<Handover> h) {
   Session* s = h->session;
   h->attached = true;
   s->match_epoch = 0;  // epochs are per loop
-  for (auto& [filter, qos, options] : h->filters)
-    add_subscription(*s, filter, qos, nullptr, options);
+  for (auto& [filter, qos, options, sub_id] : h->filters)
+    add_subscription(*s, filter, qos, nullptr, options, sub_id);
   update_subscription_count();
   if (s->has_queues()) {
     stats_.queued_messages.add(static_cast<int64_t>(s->queues_->queued_count()));
@@ -870,7 +887,6 @@ Action MqttHandler::attach(Connection& c, Session* s, PendingConnect* p, bool pr
     b.add(PropertyId::kMaximumPacketSize,
           static_cast<uint32_t>(std::min<size_t>(cfg_.max_packet_size, mqtt::kMaxVarInt + 5)));
     b.add(PropertyId::kTopicAliasMaximum, kTopicAliasMaximum);
-    b.add(PropertyId::kSubscriptionIdentifierAvailable, 0);
     b.add(PropertyId::kSharedSubscriptionAvailable, 0);
     send_connack_v5(c, present, ReasonCode::kSuccess, b.properties());
   } else {
@@ -1029,11 +1045,11 @@ Action MqttHandler::handle_ack(Connection& c, Session& s, PacketType type, mqtt:
 Action MqttHandler::handle_subscribe(Connection& c, Session& s, mqtt::Bytes body) {
   auto d = mqtt::decode_subscribe(body, s.version);
   if (!d) return violation(c, d.error().what, d.error().code);
-  if (s.is_v5() && d->properties.find(PropertyId::kSubscriptionIdentifier)) {
-    // Announced unavailable in CONNACK; using one anyway is answered so (5.0 §3.8.2.1.2).
-    return violation(c, "Subscription Identifier (not supported)",
-                     ReasonCode::kSubscriptionIdentifiersNotSupported);
-  }
+  // 5.0 Subscription Identifier: kept with each subscription this SUBSCRIBE makes or
+  // replaces, sent back in matching PUBLISH (5.0 §3.8.2.1.2, §3.3.4).
+  const uint32_t sub_id =
+      s.is_v5() ? d->properties.number(PropertyId::kSubscriptionIdentifier).value_or(0) : 0;
+  const SharedBytes sub_id_props = sub_id != 0 ? encode_sub_ids(&sub_id, 1) : SharedBytes();
   // 5.0 reason codes throughout; the 3.1.1 encoder turns every failure into 0x80.
   std::vector<std::byte> codes;
   struct Granted {
@@ -1070,7 +1086,7 @@ Action MqttHandler::handle_subscribe(Connection& c, Session& s, mqtt::Bytes body
       if (sub.options.retain_as_published) options |= kSubRetainAsPublished;
     }
     bool replaced = false;
-    add_subscription(s, filter, qos, &replaced, options);
+    add_subscription(s, filter, qos, &replaced, options, sub_id);
     codes.push_back(static_cast<std::byte>(qos));
     // Retained messages matching the filter go out after the SUBACK [MQTT-3.3.1-6]; on a
     // replaced subscription too [MQTT-3.8.4-3], unless 5.0 Retain Handling says otherwise:
@@ -1093,7 +1109,8 @@ Action MqttHandler::handle_subscribe(Connection& c, Session& s, mqtt::Bytes body
   for (const Granted& g : granted) {
     for (size_t i = g.first; i < g.first + g.count; ++i) {
       const RetainedMessage& m = retained[i];
-      deliver(s, m.topic, m.payload, min_qos(m.qos, g.qos), true, m.props);  // RETAIN 1 [MQTT-3.3.1-8]
+      // RETAIN 1 [MQTT-3.3.1-8]; with this subscription's identifier.
+      deliver(s, m.topic, m.payload, min_qos(m.qos, g.qos), true, m.props, sub_id_props);
     }
   }
   retained.clear();
@@ -1193,7 +1210,7 @@ bool MqttHandler::deliverable(Session& s, const OutMessage& m) {
   p.topic = as_chars(m.topic.view());
   p.packet_id = m.qos == QoS::k0 ? 0 : 1;
   p.payload = m.payload.view();
-  size_t props = m.props.wire.size() + (m.props.expires_at_ms != 0 ? 5 : 0);
+  size_t props = m.props.wire.size() + m.sub_ids.size() + (m.props.expires_at_ms != 0 ? 5 : 0);
   props_scratch_.resize(props);  // only the size matters for publish_header_size
   p.properties = mqtt::Properties(mqtt::Bytes(props_scratch_.data(), props));
   const size_t n = mqtt::publish_header_size(p, s.version);
@@ -1202,7 +1219,8 @@ bool MqttHandler::deliverable(Session& s, const OutMessage& m) {
 
 bool MqttHandler::send_publish(Connection& c, Session& s, const SharedBytes& topic,
                                const SharedBytes& payload, QoS qos, bool retain, bool dup,
-                               uint16_t packet_id, const MessageProps& props, bool resend) {
+                               uint16_t packet_id, const MessageProps& props,
+                               const SharedBytes& sub_ids, bool resend) {
   mqtt::Publish p;
   p.dup = dup;
   p.qos = qos;
@@ -1218,16 +1236,20 @@ bool MqttHandler::send_publish(Connection& c, Session& s, const SharedBytes& top
       expiry_s = 1;  // already in flight: finish its handshake
     }
   }
-  if (s.is_v5() && (expiry_s != 0 || !props.wire.empty())) {
-    // Message Expiry Interval as left now [MQTT-3.3.2-6], then the shared properties as the
-    // publisher sent them.
-    props_scratch_.resize(5 + props.wire.size());
+  if (s.is_v5() && (expiry_s != 0 || !props.wire.empty() || !sub_ids.empty())) {
+    // Message Expiry Interval as left now [MQTT-3.3.2-6], this subscriber's Subscription
+    // Identifiers [MQTT-3.3.4-3], then the shared properties as the publisher sent them.
+    props_scratch_.resize(5 + sub_ids.size() + props.wire.size());
     size_t used = 0;
     if (expiry_s != 0) {
       props_scratch_[0] = std::byte{0x02};
       for (int i = 0; i < 4; ++i)
         props_scratch_[1 + i] = static_cast<std::byte>(expiry_s >> (24 - 8 * i));
       used = 5;
+    }
+    if (!sub_ids.empty()) {
+      std::memcpy(props_scratch_.data() + used, sub_ids.view().data(), sub_ids.size());
+      used += sub_ids.size();
     }
     if (!props.wire.empty()) std::memcpy(props_scratch_.data() + used, props.wire.view().data(),
                   props.wire.size());
@@ -1248,12 +1270,13 @@ bool MqttHandler::send_publish(Connection& c, Session& s, const SharedBytes& top
 }
 
 void MqttHandler::deliver(Session& s, const SharedBytes& topic, const SharedBytes& payload,
-                          QoS qos, bool retain, const MessageProps& props) {
+                          QoS qos, bool retain, const MessageProps& props,
+                          const SharedBytes& sub_ids) {
   if (s.conn == nullptr) {
     // Offline persistent session: QoS 1/2 wait for the next connection [MQTT-3.1.2-5]; QoS 0
     // is not kept (the spec allows either; Mosquitto's default does the same).
     if (qos != QoS::k0 && !s.clean)
-      queue_message(s, OutMessage{topic, payload, 0, qos, {}, retain, props});
+      queue_message(s, OutMessage{topic, payload, 0, qos, {}, retain, props, sub_ids});
     return;
   }
   Connection& c = *s.conn;
@@ -1263,22 +1286,22 @@ void MqttHandler::deliver(Session& s, const SharedBytes& topic, const SharedByte
       stats_.qos0_dropped_slow.add();  // a slow consumer loses QoS 0, nobody else notices
       return;
     }
-    send_publish(c, s, topic, payload, QoS::k0, retain, false, 0, props);
+    send_publish(c, s, topic, payload, QoS::k0, retain, false, 0, props, sub_ids);
     return;
   }
   SessionQueues& q = s.queues();
   if (backlogged || q.has_queued() || !q.window_has_room(window(s))) {
-    queue_message(s, OutMessage{topic, payload, 0, qos, {}, retain, props});
+    queue_message(s, OutMessage{topic, payload, 0, qos, {}, retain, props, sub_ids});
     return;
   }
-  OutMessage out{topic, payload, 0, qos, {}, retain, props};
+  OutMessage out{topic, payload, 0, qos, {}, retain, props, sub_ids};
   if (!deliverable(s, out)) {
     s.trim();
     return;  // expired, or too big for this client: dropped for it alone
   }
   OutMessage& m = q.start(std::move(out));
   stats_.inflight_messages.add();
-  send_publish(c, s, m.topic, m.payload, m.qos, m.retain, false, m.packet_id, m.props);
+  send_publish(c, s, m.topic, m.payload, m.qos, m.retain, false, m.packet_id, m.props, m.sub_ids);
 }
 
 void MqttHandler::queue_message(Session& s, OutMessage m) {
@@ -1301,7 +1324,8 @@ void MqttHandler::pump(Session& s) {
     if (!deliverable(s, next)) continue;  // expired while it waited [MQTT-3.3.2-5]
     OutMessage& m = q.start(std::move(next));
     stats_.inflight_messages.add();
-    send_publish(c, s, m.topic, m.payload, m.qos, m.retain, false, m.packet_id, m.props);
+    send_publish(c, s, m.topic, m.payload, m.qos, m.retain, false, m.packet_id, m.props,
+                 m.sub_ids);
   }
   s.trim();
 }
@@ -1314,7 +1338,7 @@ void MqttHandler::resend_inflight(Session& s) {
     } else {
       // Same packet id, DUP set [MQTT-4.4.0-1], [MQTT-3.3.1-1].
       send_publish(*s.conn, s, m.topic, m.payload, m.qos, m.retain, true, m.packet_id, m.props,
-                   true);
+                   m.sub_ids, true);
     }
   }
 }
@@ -1344,6 +1368,7 @@ void MqttHandler::deliver_local(const SharedBytes& topic, const SharedBytes& pay
   if (tree_.subscription_count() == 0) return;
   if (++epoch_ == 0) epoch_ = 1;
   matches_.clear();
+  match_ids_.clear();
   tree_.match(as_chars(topic.view()), [&, this](Session* s, QoS granted, const SubRecord* rec) {
     bool keep_retain = false;
     if (rec != nullptr) {
@@ -1355,14 +1380,30 @@ void MqttHandler::deliver_local(const SharedBytes& topic, const SharedBytes& pay
       Match& m = matches_[s->match_index];
       if (static_cast<uint8_t>(granted) > static_cast<uint8_t>(m.qos)) m.qos = granted;
       m.retain = m.retain || keep_retain;
-      return;
+    } else {
+      s->match_epoch = epoch_;
+      s->match_index = static_cast<uint32_t>(matches_.size());
+      matches_.push_back(Match{s, granted, keep_retain});
     }
-    s->match_epoch = epoch_;
-    s->match_index = static_cast<uint32_t>(matches_.size());
-    matches_.push_back(Match{s, granted, keep_retain});
+    // One copy carries the ids of every matching subscription that has one [MQTT-3.3.4-4].
+    if (rec != nullptr && rec->subscription_id != 0)
+      match_ids_.emplace_back(s->match_index, rec->subscription_id);
   });
-  for (const Match& m : matches_)
-    deliver(*m.s, topic, payload, min_qos(qos, m.qos), m.retain, props);
+  if (match_ids_.empty()) {
+    for (const Match& m : matches_)
+      deliver(*m.s, topic, payload, min_qos(qos, m.qos), m.retain, props);
+    return;
+  }
+  std::sort(match_ids_.begin(), match_ids_.end());
+  size_t k = 0;
+  std::vector<uint32_t> ids;
+  for (uint32_t i = 0; i < matches_.size(); ++i) {
+    const Match& m = matches_[i];
+    ids.clear();
+    for (; k < match_ids_.size() && match_ids_[k].first == i; ++k) ids.push_back(match_ids_[k].second);
+    deliver(*m.s, topic, payload, min_qos(qos, m.qos), m.retain, props,
+            ids.empty() ? SharedBytes() : encode_sub_ids(ids.data(), ids.size()));
+  }
 }
 
 SendResult MqttHandler::push_to_client(std::string_view client_id, Session* s,
@@ -1528,8 +1569,8 @@ void MqttHandler::remove_subscriptions(Session& s) {
 }
 
 void MqttHandler::add_subscription(Session& s, std::string_view filter, QoS qos, bool* replaced,
-                                   uint8_t options) {
-  auto r = tree_.subscribe(filter, &s, qos, options);
+                                   uint8_t options, uint32_t subscription_id) {
+  auto r = tree_.subscribe(filter, &s, qos, options, subscription_id);
   if (replaced) *replaced = r.replaced;
   if (!r.replaced) stats_.subscriptions.add();
   if (r.first_at_node && broker_.router().wants_filter_events()) broker_.filter_added(filter);

@@ -135,12 +135,13 @@ class MqttHandler final : public Handler {
   // one still goes (with 1 s left) to finish its handshake.
   bool send_publish(Connection& c, Session& s, const SharedBytes& topic, const SharedBytes& payload,
                     mqtt::QoS qos, bool retain, bool dup, uint16_t packet_id,
-                    const MessageProps& props, bool resend = false);
+                    const MessageProps& props, const SharedBytes& sub_ids, bool resend = false);
   // Whether a message may start onward delivery to `s`: not expired, not too big for it.
   bool deliverable(Session& s, const OutMessage& m);
   size_t window(const Session& s) const noexcept;
+  // `sub_ids`: the Subscription Identifiers of the subscriptions that matched, as properties.
   void deliver(Session& s, const SharedBytes& topic, const SharedBytes& payload, mqtt::QoS qos,
-               bool retain, const MessageProps& props = {});
+               bool retain, const MessageProps& props = {}, const SharedBytes& sub_ids = {});
   void queue_message(Session& s, OutMessage m);
   void pump(Session& s);
   void resend_inflight(Session& s);
@@ -151,7 +152,7 @@ class MqttHandler final : public Handler {
   void discard_session(Session* s);
   void remove_subscriptions(Session& s);
   void add_subscription(Session& s, std::string_view filter, mqtt::QoS qos, bool* replaced,
-                        uint8_t options = 0);
+                        uint8_t options = 0, uint32_t subscription_id = 0);
   void publish_will(std::unique_ptr<Will> will);
   // 5.0 session expiry and will delay, on loop timers checked against the session's
   // offline generation (a reconnect makes them stale).
@@ -192,6 +193,7 @@ class MqttHandler final : public Handler {
     bool retain;  // a Retain As Published subscription matched and the publish had RETAIN
   };
   std::vector<Match> matches_;
+  std::vector<std::pair<uint32_t, uint32_t>> match_ids_;  // (index in matches_, subscription id)
   std::vector<std::byte> scratch_;
   std::vector<std::byte> props_scratch_;
   uint64_t next_generation_ = 1;

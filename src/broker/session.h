@@ -71,10 +71,12 @@ struct SessionExtra {
 struct SubRecord {
   TopicNode* node = nullptr;
   uint32_t index = 0;
-  // 5.0 subscription options kept for delivery (kSubNoLocal, kSubRetainAsPublished); fits
-  // the record's padding. A tree entry with options set is flagged (SubEntry::has_options) so
-  // only those subscriptions pay the lookup.
-  uint8_t options = 0;
+  // 5.0 subscription options kept for delivery (kSubNoLocal, kSubRetainAsPublished) and the
+  // Subscription Identifier (at most 268,435,455: 28 bits); both fit the record's padding. A
+  // tree entry with either set is flagged (SubEntry::has_options) so only those
+  // subscriptions pay the lookup.
+  uint32_t options : 4 = 0;
+  uint32_t subscription_id : 28 = 0;  // 0: none
 };
 inline constexpr uint8_t kSubNoLocal = 1;
 inline constexpr uint8_t kSubRetainAsPublished = 2;

@@ -42,7 +42,8 @@ class SubEntry {
               (has_options ? uintptr_t{4} : 0)) {}
   Session* session() const noexcept { return reinterpret_cast<Session*>(bits_ & ~uintptr_t{7}); }
   mqtt::QoS qos() const noexcept { return static_cast<mqtt::QoS>(bits_ & 3); }
-  // The session's SubRecord for this node carries 5.0 options (No Local, Retain As Published).
+  // The session's SubRecord for this node carries 5.0 options (No Local, Retain As Published)
+  // or a Subscription Identifier.
   bool has_options() const noexcept { return (bits_ & 4) != 0; }
 
  private:
@@ -83,9 +84,10 @@ class TopicTree {
     bool replaced = false;     // the session already had this filter: QoS updated [MQTT-3.8.4-3]
     bool first_at_node = false;  // the filter had no subscriber on this loop before
   };
-  // `filter` must be valid (mqtt::validate_topic_filter). `options`: SubRecord::options.
+  // `filter` must be valid (mqtt::validate_topic_filter). `options`, `subscription_id`: as
+  // in SubRecord.
   SubscribeResult subscribe(std::string_view filter, Session* s, mqtt::QoS qos,
-                            uint8_t options = 0);
+                            uint8_t options = 0, uint32_t subscription_id = 0);
   // Returns false if the session had no such subscription. `last_at_node` tells whether the
   // filter lost its last subscriber on this loop.
   bool unsubscribe(std::string_view filter, Session* s, bool* last_at_node = nullptr);
@@ -105,7 +107,8 @@ class TopicTree {
   void set_filter_events(bool on) noexcept { on_last_needs_filter_ = on; }
 
   // Calls visit(Session*, QoS) for every subscription matching `topic` (a valid topic name);
-  // or visit(Session*, QoS, const SubRecord*), the record only for entries with 5.0 options.
+  // or visit(Session*, QoS, const SubRecord*), the record only for entries with 5.0 options
+  // or a Subscription Identifier.
   // A session with several matching filters is visited once per filter.
   template <typename Visit>
   void match(std::string_view topic, Visit&& visit) {

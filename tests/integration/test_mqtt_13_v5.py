@@ -195,7 +195,8 @@ def test_connack_properties_and_assigned_id():
         assert props[0x21] == 20            # Receive Maximum = --max-inflight
         assert props[0x27] == 1 << 20       # Maximum Packet Size
         assert props[0x22] == 16            # Topic Alias Maximum
-        assert props[0x29] == 0 and props[0x2A] == 0  # no subscription ids, no shared subs
+        assert 0x29 not in props  # Subscription Identifiers available (the default)
+        assert props[0x2A] == 0  # no shared subscriptions
         c.send(b"\xc0\x00")
         c.expect(13)
         # A named client gets no Assigned Client Identifier; 5.0 allows an empty id with
@@ -502,9 +503,6 @@ def test_reason_codes_in_acks():
         assert c.ack_code(PUBREC) == (4, 0x87)
         c.send(ack5(6, 99))  # PUBREL for an id we never saw
         assert c.ack_code(PUBCOMP) == (99, 0x92)
-        # A Subscription Identifier (announced unavailable): DISCONNECT 0xA1.
-        c.send(subscribe5(5, [("si/t", 0)], props=b"\x0b\x01"))
-        assert c.expect_disconnect() == 0xA1
 
 
 def test_receive_maximum_exceeded_by_a_publisher():
@@ -619,3 +617,47 @@ def test_v5_with_worker_processes_takes_over_and_starts_fresh():
             old = new
         old.send(b"\xc0\x00")
         old.expect(13)  # still served
+
+
+def sub_ids(m):
+    return sorted(v for k, v in m.props if k == 0x0B)
+
+
+def test_subscription_identifiers():
+    with mqtt_server("--threads", "2") as srv:
+        pub = v5(srv, "si-pub")
+        pub.send(publish5("si/r", "ret", qos=1, pid=1, retain=True))
+        pub.ack_code(PUBACK)
+        c = v5(srv, "si", clean=False, props=p_u32(0x11, 60))
+        assert c.sub5([("si/#", opts(1))], props=b"\x0b\x05") == [1]
+        m = c.read_pub()
+        assert m.topic == "si/r" and sub_ids(m) == [5]  # a retained message carries its id
+        c.send(ack5(PUBACK, m.pid))
+        assert c.sub5([("si/+", opts(1))], pid=2, props=b"\x0b\x81\x01") == [1]  # id 129
+        m = c.read_pub()
+        assert m.topic == "si/r" and sub_ids(m) == [129]  # only the new subscription's id
+        c.send(ack5(PUBACK, m.pid))
+        assert c.sub5([("si/x", opts(0, rh=2))], pid=3) == [0]  # no id
+        pub.send(publish5("si/x", "both", qos=1, pid=2))
+        pub.ack_code(PUBACK)
+        m = c.read_pub()
+        # One copy with the ids of every matching subscription [MQTT-3.3.4-4].
+        assert m.payload == b"both" and sub_ids(m) == [5, 129]
+        c.send(ack5(PUBACK, m.pid))
+        c.expect_nothing(0.3)
+        # Kept with a message queued for the offline session.
+        c.close()
+        time.sleep(0.3)
+        pub.send(publish5("si/y", "later", qos=1, pid=3))
+        pub.ack_code(PUBACK)
+        c = V5(srv.port)
+        assert c.connect5("si", clean=False, props=p_u32(0x11, 60))[0] is True
+        m = c.read_pub()
+        assert m.payload == b"later" and sub_ids(m) == [5, 129]
+        c.send(ack5(PUBACK, m.pid))
+        # Replacing a subscription without an id drops its id.
+        assert c.sub5([("si/#", opts(1, rh=2))], pid=4) == [1]
+        pub.send(publish5("si/z", "one", qos=1, pid=4))
+        pub.ack_code(PUBACK)
+        m = c.read_pub()
+        assert m.payload == b"one" and sub_ids(m) == [129]

@@ -3,6 +3,7 @@
 // properties kept with retained messages.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,12 +21,14 @@ struct Seen {
   Session* s;
   QoS qos;
   uint8_t options;  // 0xFF: no record passed
+  uint32_t subscription_id;
 };
 
 std::vector<Seen> match(TopicTree& tree, std::string_view topic) {
   std::vector<Seen> out;
   tree.match(topic, [&](Session* s, QoS q, const SubRecord* rec) {
-    out.push_back({s, q, rec ? rec->options : uint8_t{0xFF}});
+    out.push_back({s, q, rec ? static_cast<uint8_t>(rec->options) : uint8_t{0xFF},
+                   rec ? uint32_t{rec->subscription_id} : 0u});
   });
   return out;
 }
@@ -83,6 +86,27 @@ TEST(Mqtt5State, OptionsSurviveSwapRemove) {
   EXPECT_TRUE(found);
   for (auto& s : ss)
     while (!s->subs.empty()) tree.remove(s.get(), &s->subs[0]);
+}
+
+TEST(Mqtt5State, SubscriptionIdentifiersAreKeptPerSubscription) {
+  TopicTree tree;
+  Session s("s");
+  static_assert(sizeof(SubRecord) == 16);
+  tree.subscribe("x/#", &s, QoS::k1, 0, 268'435'455);  // the largest id fits the record
+  tree.subscribe("x/+", &s, QoS::k0, kSubNoLocal, 7);
+  tree.subscribe("x/y", &s, QoS::k2);
+  std::vector<uint32_t> ids;
+  for (const Seen& x : match(tree, "x/y"))
+    if (x.options != 0xFF) ids.push_back(x.subscription_id);
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(ids, (std::vector<uint32_t>{7, 268'435'455}));
+  // Replaced without an id: the id goes, and with no options the entry is plain again.
+  tree.subscribe("x/#", &s, QoS::k1, 0, 0);
+  ids.clear();
+  for (const Seen& x : match(tree, "x/y"))
+    if (x.options != 0xFF) ids.push_back(x.subscription_id);
+  EXPECT_EQ(ids, (std::vector<uint32_t>{7}));
+  while (!s.subs.empty()) tree.remove(&s, &s.subs[0]);
 }
 
 TEST(Mqtt5State, ExpiryLeftRoundsUpAndStopsAtZero) {
