@@ -12,6 +12,7 @@
 #include <deque>
 #include <vector>
 
+#include "broker/message_props.h"
 #include "mqtt/types.h"
 #include "tcpms/shared_bytes.h"
 
@@ -31,6 +32,10 @@ struct OutMessage {
   mqtt::QoS qos = mqtt::QoS::k1;
   State state = State::kQueued;
   bool retain = false;
+  MessageProps props;  // 5.0 properties (empty for most messages; not in session images)
+  // This subscriber's matching Subscription Identifiers, encoded as properties (5.0; empty
+  // unless its subscriptions have ids).
+  SharedBytes sub_ids;
 };
 
 class SessionQueues {

@@ -1,7 +1,9 @@
 #include "broker/mqtt_handler.h"
 
 #include <algorithm>
+#include <cstring>
 #include <ctime>
+#include <tuple>
 
 #include <spdlog/spdlog.h>
 
@@ -11,8 +13,16 @@
 namespace tcpms::broker {
 
 using mqtt::PacketType;
+using mqtt::PropertyId;
 using mqtt::ProtocolVersion;
 using mqtt::QoS;
+using mqtt::ReasonCode;
+
+// Inbound Topic Aliases a 5.0 client may define per connection (CONNACK Topic Alias Maximum).
+// The table is allocated on the first alias, 16 bytes an entry.
+constexpr uint32_t kTopicAliasMaximum = 16;
+// Longest single loop timer; longer session expiries and will delays re-arm until due.
+constexpr uint64_t kMaxTimerMs = 1ull << 30;
 
 // A CONNECT accepted by the codec and the broker's checks, copied out of the read buffer while
 // its outcome is decided (authentication, a session arriving from another loop).
@@ -24,6 +34,11 @@ struct PendingConnect {
   std::string client_id;
   std::optional<std::string> username;  // only when the authorizer uses names
   std::unique_ptr<Will> will;
+  // 5.0 CONNECT properties.
+  bool assigned_id = false;        // the client sent an empty id [MQTT-3.2.2-16]
+  uint32_t session_expiry_s = 0;   // Session Expiry Interval (3.x: unused)
+  uint32_t max_packet_size = 0;    // 0: none
+  uint16_t receive_maximum = 65535;
   // Set when the connection goes away while its password is queued for hashing, so the
   // worker skips the hash (a connect-and-close loop must not queue work without bound).
   std::shared_ptr<std::atomic<bool>> auth_cancelled;
@@ -48,8 +63,10 @@ struct MqttHandler::Handover {
   ConnId new_conn;
   PendingConnect* pending = nullptr;  // only compared, never dereferenced, off its loop
   bool clean = true;
+  bool ends_with_connection = true;  // CleanSession 1, or 5.0 Session Expiry Interval 0
   bool present = false;
-  std::vector<std::pair<std::string, QoS>> filters;
+  // filter, QoS, SubRecord::options, SubRecord::subscription_id
+  std::vector<std::tuple<std::string, QoS, uint8_t, uint32_t>> filters;
   bool attached = false;
   ~Handover() {
     if (session != nullptr && attached == false && moved) {
@@ -73,6 +90,45 @@ mqtt::PublishResponse ack_packet(PacketType type, uint16_t packet_id) {
   r.type = type;
   r.packet_id = packet_id;
   return r;
+}
+
+// A Subscription Identifier property (0x0B, Variable Byte Integer) for each id.
+SharedBytes encode_sub_ids(const uint32_t* ids, size_t n) {
+  std::vector<std::byte> out;
+  out.reserve(n * 5);
+  for (size_t i = 0; i < n; ++i) {
+    out.push_back(std::byte{0x0B});
+    uint32_t v = ids[i];
+    do {
+      uint8_t b = v & 0x7F;
+      v >>= 7;
+      out.push_back(static_cast<std::byte>(v ? (b | 0x80) : b));
+    } while (v != 0);
+  }
+  return SharedBytes::copy_of(ByteView(out.data(), out.size()));
+}
+
+// Appends one decoded property to `b` as it was (User Properties keep their order).
+void copy_property(mqtt::PropertyBuilder& b, const mqtt::Property& pr) {
+  switch (mqtt::property_type(static_cast<uint8_t>(pr.id))) {
+    case mqtt::PropertyType::kByte:
+    case mqtt::PropertyType::kTwoByte:
+    case mqtt::PropertyType::kFourByte:
+    case mqtt::PropertyType::kVarInt:
+      b.add(pr.id, pr.number);
+      break;
+    case mqtt::PropertyType::kUtf8:
+      b.add(pr.id, pr.text);
+      break;
+    case mqtt::PropertyType::kBinary:
+      b.add_binary(pr.id, pr.binary);
+      break;
+    case mqtt::PropertyType::kUtf8Pair:
+      b.add_user_property(pr.text, pr.text2);
+      break;
+    case mqtt::PropertyType::kInvalid:
+      break;
+  }
 }
 
 }  // namespace
@@ -135,7 +191,7 @@ size_t MqttHandler::process(Connection& c, ByteView data, Action& action) {
     mqtt::FrameResult f = mqtt::next_frame(data.subspan(off), cfg_.max_packet_size);
     if (f.status == mqtt::FrameStatus::kNeedMore) break;
     if (f.status == mqtt::FrameStatus::kError) {
-      action = violation(c, f.error.what);
+      action = violation(c, f.error.what, f.error.code);  // 5.0: 0x81, or 0x95 too large
       return data.size();
     }
     if (rate_limited_ && f.header.type == PacketType::kPublish && user != nullptr &&
@@ -200,8 +256,21 @@ Action MqttHandler::on_timeout(Connection& conn) {
   // 1.5 x Keep Alive without a packet: close as if the network failed, so the will is
   // published [MQTT-3.1.2-24].
   stats_.keepalive_expired.add();
-  spdlog::debug("mqtt: client {} keep-alive expired", static_cast<Session*>(user)->client_id());
+  Session& s = *static_cast<Session*>(user);
+  spdlog::debug("mqtt: client {} keep-alive expired", s.client_id());
+  if (s.is_v5()) {
+    send_disconnect(conn, ReasonCode::kKeepAliveTimeout);  // 5.0 §3.1.2.10
+    return Action::kCloseAfterFlush;
+  }
   return Action::kClose;
+}
+
+Action MqttHandler::on_shutdown(Connection& conn) {
+  void* user = conn.user_data();
+  if (user != nullptr && kind_of(user) == ConnStateKind::kSession &&
+      static_cast<Session*>(user)->is_v5())
+    send_disconnect(conn, ReasonCode::kServerShuttingDown);
+  return Action::kCloseAfterFlush;
 }
 
 void MqttHandler::on_writable(Connection& conn) {
@@ -225,14 +294,22 @@ void MqttHandler::on_close(Connection& conn, CloseReason reason) {
 
 // --- input ------------------------------------------------------------------------------------
 
-Action MqttHandler::violation(Connection& c, const char* what) {
+Action MqttHandler::violation(Connection& c, const char* what, ReasonCode code) {
   // A protocol violation costs only this connection [MQTT-4.8.0-1].
   stats_.protocol_violations.add();
   void* user = c.user_data();
-  std::string_view who = (user != nullptr && kind_of(user) == ConnStateKind::kSession)
-                             ? static_cast<Session*>(user)->client_id()
-                             : std::string_view("(not connected)");
-  spdlog::debug("mqtt: client {}: protocol violation: {}; closing", who, what);
+  Session* s = (user != nullptr && kind_of(user) == ConnStateKind::kSession)
+                   ? static_cast<Session*>(user)
+                   : nullptr;
+  std::string_view who = s != nullptr ? s->client_id() : std::string_view("(not connected)");
+  spdlog::debug("mqtt: client {}: protocol violation: {} ({}); closing", who, what,
+                mqtt::reason_code_name(code));
+  if (s != nullptr && s->is_v5()) {
+    // 5.0: say why before closing [MQTT-4.13.1-1] (never before CONNACK: s is set once
+    // CONNACK went out).
+    send_disconnect(c, code);
+    return Action::kCloseAfterFlush;
+  }
   return Action::kClose;
 }
 
@@ -259,18 +336,33 @@ Action MqttHandler::handle_packet(Connection& c, const mqtt::FixedHeader& h, mqt
     case PacketType::kPingreq:
       send_packet(c, mqtt::Pingresp{}, s.version, PacketType::kPingresp);  // [MQTT-3.12.4-1]
       return Action::kKeep;
-    case PacketType::kDisconnect: {
-      auto d = mqtt::decode_disconnect(body, s.version);
-      if (!d) return violation(c, d.error().what);
-      s.disconnected = true;  // discard the will [MQTT-3.14.4-3]
-      s.take_will();
-      return Action::kClose;
-    }
+    case PacketType::kDisconnect:
+      return handle_disconnect(c, s, body);
     case PacketType::kConnect:
       return violation(c, "second CONNECT [MQTT-3.1.0-2]");
     default:
       return violation(c, "packet a client may not send");
   }
+}
+
+Action MqttHandler::handle_disconnect(Connection& c, Session& s, mqtt::Bytes body) {
+  auto d = mqtt::decode_disconnect(body, s.version);
+  if (!d) return violation(c, d.error().what, d.error().code);
+  if (s.is_v5()) {
+    if (auto e = d->properties.number(PropertyId::kSessionExpiryInterval)) {
+      SessionExtra& x = s.extra_ref();
+      if (x.session_expiry_s == 0 && *e != 0)
+        return violation(c, "DISCONNECT sets a Session Expiry Interval after 0 [MQTT-3.14.2-2]");
+      x.session_expiry_s = *e;
+      s.clean = (*e == 0);  // 0: the session ends with this connection
+    }
+    // Only a normal disconnection discards the will; 0x04 (and any error reason) keeps it
+    // [MQTT-3.14.4-3].
+    if (d->reason != ReasonCode::kSuccess) return Action::kClose;
+  }
+  s.disconnected = true;  // discard the will [MQTT-3.14.4-3]
+  s.take_will();
+  return Action::kClose;
 }
 
 Action MqttHandler::handle_connect(Connection& c, mqtt::Bytes body) {
@@ -295,17 +387,25 @@ Action MqttHandler::handle_connect(Connection& c, mqtt::Bytes body) {
     send_connack(c, k.version, false, code);
     return Action::kCloseAfterFlush;
   };
-  if (is_v5(k.version)) {
-    // This broker speaks 3.1.1 and 3.1; a 5.0 client is told so in its own CONNACK form.
-    send_connack(c, k.version, false, mqtt::to_byte(mqtt::ReasonCode::kUnsupportedProtocolVersion));
+  const bool v5 = is_v5(k.version);
+  if (v5 && k.properties.find(PropertyId::kAuthenticationMethod)) {
+    // No enhanced authentication here (5.0 §4.12): refuse with 0x8C [MQTT-4.12.0-1].
+    spdlog::debug("mqtt: CONNECT from '{}' refused: Authentication Method not supported",
+                  k.client_id);
+    stats_.connects_refused.add();
+    send_connack_v5(c, false, ReasonCode::kBadAuthenticationMethod);
     return Action::kCloseAfterFlush;
   }
   std::string client_id(k.client_id);
+  bool assigned = false;
   if (client_id.empty()) {
-    // A zero-byte id needs CleanSession 1 [MQTT-3.1.3-7], [MQTT-3.1.3-8]; 3.1 requires an id.
-    if (!k.clean_start || k.version == ProtocolVersion::kV31 || !cfg_.allow_zero_length_client_id)
+    // 3.1.1: a zero-byte id needs CleanSession 1 [MQTT-3.1.3-7], [MQTT-3.1.3-8]; 3.1 requires
+    // an id. 5.0 allows it with either Clean Start [MQTT-3.1.3-6].
+    if ((!v5 && !k.clean_start) || k.version == ProtocolVersion::kV31 ||
+        !cfg_.allow_zero_length_client_id)
       return refuse(0x02, "empty client id");
     client_id = cfg_.client_id_prefix + std::to_string(broker_.next_client_number());  // [MQTT-3.1.3-6]
+    assigned = true;
   }
   if (client_id.size() > cfg_.max_client_id_len)
     return refuse(0x02, "client id longer than --max-client-id-len [MQTT-3.1.3-9]");
@@ -322,6 +422,11 @@ Action MqttHandler::handle_connect(Connection& c, mqtt::Bytes body) {
     will->payload = SharedBytes::copy_of(k.will->payload);
     will->qos = k.will->qos;
     will->retain = k.will->retain;
+    if (v5 && !k.will->properties.empty()) {
+      will->props = message_props(k.will->properties, 0).wire;
+      will->expiry_s = k.will->properties.number(PropertyId::kMessageExpiryInterval).value_or(0);
+      will->delay_s = k.will->properties.number(PropertyId::kWillDelayInterval).value_or(0);
+    }
   }
   auto* p = new PendingConnect;
   p->version = k.version;
@@ -329,6 +434,15 @@ Action MqttHandler::handle_connect(Connection& c, mqtt::Bytes body) {
   p->keep_alive_s = k.keep_alive_s;
   p->client_id = std::move(client_id);
   p->will = std::move(will);
+  p->assigned_id = assigned;
+  if (v5) {
+    // Topic Alias Maximum: we send no aliases. Request Problem / Response Information: we send
+    // no Reason String and no Response Information. User Properties: accepted, not used.
+    p->session_expiry_s = k.properties.number(PropertyId::kSessionExpiryInterval).value_or(0);
+    p->max_packet_size = k.properties.number(PropertyId::kMaximumPacketSize).value_or(0);
+    p->receive_maximum = static_cast<uint16_t>(
+        k.properties.number(PropertyId::kReceiveMaximum).value_or(65535));
+  }
   if (k.username && broker_.authorizer().uses_username()) p->username = std::string(*k.username);
   c.set_user_data(p);
 
@@ -338,7 +452,10 @@ Action MqttHandler::handle_connect(Connection& c, mqtt::Bytes body) {
   // Hashing is slow: check on the worker pool, continue here. The connect deadline still runs.
   if (broker_.server().workers().queued() >= kMaxQueuedAuthChecks) {
     stats_.connects_refused.add();
-    send_connack(c, p->version, false, 0x03);  // server unavailable [MQTT-3.2.2.3]
+    if (is_v5(p->version))
+      send_connack_v5(c, false, ReasonCode::kServerBusy);
+    else
+      send_connack(c, p->version, false, 0x03);  // server unavailable [MQTT-3.2.2.3]
     return Action::kCloseAfterFlush;
   }
   c.pause_reading();
@@ -388,9 +505,14 @@ Action MqttHandler::continue_connect(Connection& c, PendingConnect* p) {
         // Session takeover: the existing client is disconnected [MQTT-3.1.4-2].
         Connection* old = s->conn;
         const bool was_clean = s->clean;
+        const bool old_v5 = s->is_v5();
         stats_.takeovers.add();
+        if (old_v5) send_disconnect(*old, ReasonCode::kSessionTakenOver);
         detach_connection(*s, true);  // frees a clean session
-        old->close(CloseReason::kKicked);
+        if (old_v5)
+          old->close_after_flush();  // the DISCONNECT 0x8E goes out first
+        else
+          old->close(CloseReason::kKicked);
         if (was_clean) return continue_connect(c, p);  // claim again for a fresh one
       }
       const bool reset = p->clean || s->clean;  // [MQTT-3.1.2-6]
@@ -424,6 +546,7 @@ Action MqttHandler::continue_connect(Connection& c, PendingConnect* p) {
       h->new_conn = c.id();
       h->pending = p;
       h->clean = p->clean;
+      h->ends_with_connection = is_v5(p->version) ? p->session_expiry_s == 0 : p->clean;
       owner->loop().post([owner, h] { owner->handover_request(h); });
       return Action::kKeep;
     }
@@ -444,10 +567,15 @@ void MqttHandler::handover_request(std::shared_ptr<Handover> h) {
     Connection* old = s->conn;
     stats_.takeovers.add();
     const bool was_clean = s->clean;
+    const bool old_v5 = s->is_v5();
+    if (old_v5) send_disconnect(*old, ReasonCode::kSessionTakenOver);
     s->clean = false;  // keep the object: the registry entry is keyed by its id
     detach_connection(*s, true);
     s->clean = was_clean;
-    old->close(CloseReason::kKicked);  // [MQTT-3.1.4-2]
+    if (old_v5)
+      old->close_after_flush();
+    else
+      old->close(CloseReason::kKicked);  // [MQTT-3.1.4-2]
   }
   if (s->offline) {
     s->offline = false;
@@ -456,7 +584,8 @@ void MqttHandler::handover_request(std::shared_ptr<Handover> h) {
   h->present = !(h->clean || s->clean);
   if (h->present) {
     for (SubRecord& r : s->subs)
-      h->filters.emplace_back(tree_.filter_of(r.node), r.node->entries()[r.index].qos());
+      h->filters.emplace_back(tree_.filter_of(r.node), r.node->entries()[r.index].qos(),
+                              static_cast<uint8_t>(r.options), uint32_t{r.subscription_id});
     if (s->has_queues()) {
       stats_.queued_messages.sub(static_cast<int64_t>(s->queues_->queued_count()));
       stats_.inflight_messages.sub(static_cast<int64_t>(s->queues_->inflight_count()));
@@ -475,7 +604,8 @@ void MqttHandler::handover_attach(std::shared_ptr<Handover> h) {
   Session* s = h->session;
   h->attached = true;
   s->match_epoch = 0;  // epochs are per loop
-  for (auto& [filter, qos] : h->filters) add_subscription(*s, filter, qos, nullptr);
+  for (auto& [filter, qos, options, sub_id] : h->filters)
+    add_subscription(*s, filter, qos, nullptr, options, sub_id);
   update_subscription_count();
   if (s->has_queues()) {
     stats_.queued_messages.add(static_cast<int64_t>(s->queues_->queued_count()));
@@ -488,12 +618,13 @@ void MqttHandler::handover_attach(std::shared_ptr<Handover> h) {
     return;
   }
   // The new connection went away while its session travelled.
-  if (h->clean) {
+  if (h->clean || h->ends_with_connection) {
     discard_session(s);
   } else {
     s->offline = true;
     stats_.sessions_offline.add();
     broker_.registry().set_conn(s->client_id(), s, ConnId{});
+    schedule_offline_timers(*s);  // 5.0: it expires from here (the old loop's timers are stale)
   }
 }
 
@@ -580,7 +711,9 @@ void MqttHandler::export_session(const std::string& client_id, Session* s,
     return;
   }
   take_over(*s);  // [MQTT-3.1.4-2]
-  if (s->clean) {
+  // 5.0 sessions do not cross processes (session images carry 3.x state only, docs/mqtt.md):
+  // the client starts over where it reconnected, as for a clean session.
+  if (s->clean || s->is_v5()) {
     end_session(s);  // a clean session ends with its connection [MQTT-3.1.2-6]
     (*done)(std::nullopt);
     return;
@@ -632,10 +765,15 @@ void MqttHandler::take_over(Session& s) {
   Connection* old = s.conn;
   stats_.takeovers.add();
   const bool was_clean = s.clean;
+  const bool old_v5 = s.is_v5();
+  if (old_v5) send_disconnect(*old, ReasonCode::kSessionTakenOver);
   s.clean = false;  // keep the object: the caller decides
   detach_connection(s, true);
   s.clean = was_clean;
-  old->close(CloseReason::kKicked);
+  if (old_v5)
+    old->close_after_flush();
+  else
+    old->close(CloseReason::kKicked);
 }
 
 void MqttHandler::end_session(Session* s) {
@@ -705,14 +843,33 @@ Action MqttHandler::attach(Connection& c, Session* s, PendingConnect* p, bool pr
     s->offline = false;
     stats_.sessions_offline.sub();
   }
+  // A will still delayed from the last connection: dropped if the session continues
+  // [MQTT-3.1.3-9]; if a new one starts, the old one has ended, so the will goes out now.
+  if (s->extra && s->extra->delayed_will) {
+    if (present)
+      s->extra->delayed_will.reset();
+    else
+      flush_delayed_will(*s);
+  }
   s->conn = &c;
   s->version = p->version;
-  s->clean = p->clean;
+  // 5.0: the session outlives the connection only with a Session Expiry Interval.
+  s->clean = is_v5(p->version) ? p->session_expiry_s == 0 : p->clean;
   s->disconnected = false;
   s->set_will(std::move(p->will));
   s->set_username(std::move(p->username));
   s->connected_since_s = static_cast<uint32_t>(::time(nullptr));
+  if (is_v5(p->version) || s->extra) {
+    SessionExtra& x = s->extra_ref();
+    x.session_expiry_s = is_v5(p->version) ? p->session_expiry_s : 0;
+    x.max_packet_size = p->max_packet_size;
+    x.receive_maximum = p->receive_maximum;
+    x.topic_aliases.clear();  // aliases live as long as the connection (5.0 §3.3.2.3.4)
+    x.topic_aliases.shrink_to_fit();
+    x.offline_generation = 0;  // timers set while offline are stale now
+  }
   const uint16_t keep_alive_s = p->keep_alive_s;
+  const bool assigned_id = p->assigned_id;
   c.set_user_data(s);
   delete p;
   broker_.registry().set_conn(s->client_id(), s, c.id());
@@ -720,7 +877,21 @@ Action MqttHandler::attach(Connection& c, Session* s, PendingConnect* p, bool pr
   stats_.sessions_connected.add();
   // Keep-alive on the engine's timer wheel; every read pushes the deadline [MQTT-3.1.2-24].
   c.set_timeout(keep_alive_s ? static_cast<uint32_t>(keep_alive_s) * 1500u : 0u);
-  send_connack(c, s->version, present, 0x00);
+  if (s->is_v5()) {
+    // What this server supports, so the client need not guess (5.0 §3.2.2.3). Retain,
+    // wildcards and QoS 2 are available: the defaults, not sent.
+    props_scratch_.resize(64 + s->client_id().size());
+    mqtt::PropertyBuilder b(props_scratch_);
+    if (assigned_id) b.add(PropertyId::kAssignedClientIdentifier, s->client_id());  // [MQTT-3.2.2-16]
+    b.add(PropertyId::kReceiveMaximum, static_cast<uint32_t>(server_receive_maximum()));
+    b.add(PropertyId::kMaximumPacketSize,
+          static_cast<uint32_t>(std::min<size_t>(cfg_.max_packet_size, mqtt::kMaxVarInt + 5)));
+    b.add(PropertyId::kTopicAliasMaximum, kTopicAliasMaximum);
+    b.add(PropertyId::kSharedSubscriptionAvailable, 0);
+    send_connack_v5(c, present, ReasonCode::kSuccess, b.properties());
+  } else {
+    send_connack(c, s->version, present, 0x00);
+  }
   if (s->has_queues()) {
     resend_inflight(*s);  // [MQTT-4.4.0-1]
     pump(*s);
@@ -746,56 +917,88 @@ void MqttHandler::after_async(Connection& c, Action a) {
 Action MqttHandler::handle_publish(Connection& c, Session& s, const mqtt::FixedHeader& h,
                                    mqtt::Bytes body) {
   auto d = mqtt::decode_publish(h.flags, body, s.version);
-  if (!d) return violation(c, d.error().what);
+  if (!d) return violation(c, d.error().what, d.error().code);
   const mqtt::Publish& p = *d;
   stats_.messages_in.add();
   stats_.bytes_payload_in.add(p.payload.size());
-  if (mqtt::validate_topic_name(p.topic, cfg_.max_topic_levels) != mqtt::TopicError::kOk) {
+  std::string_view topic = p.topic;
+  SharedBytes topic_bytes;
+  MessageProps props;
+  if (s.is_v5() && !p.properties.empty()) {
+    if (p.properties.find(PropertyId::kSubscriptionIdentifier))
+      return violation(c, "PUBLISH from a client carries a Subscription Identifier [MQTT-3.3.4-6]");
+    if (auto alias = p.properties.number(PropertyId::kTopicAlias)) {
+      // Inbound aliases, per connection, up to the Topic Alias Maximum we announced.
+      if (*alias == 0 || *alias > kTopicAliasMaximum)
+        return violation(c, "Topic Alias over our Topic Alias Maximum [MQTT-3.3.2-9]",
+                         ReasonCode::kTopicAliasInvalid);
+      std::vector<SharedBytes>& aliases = s.extra_ref().topic_aliases;
+      if (aliases.size() < *alias) aliases.resize(kTopicAliasMaximum);
+      SharedBytes& slot = aliases[*alias - 1];
+      if (topic.empty()) {
+        if (slot.empty()) return violation(c, "Topic Alias not defined on this connection");
+        topic_bytes = slot;
+      } else {
+        if (mqtt::validate_topic_name(topic, cfg_.max_topic_levels) != mqtt::TopicError::kOk)
+          return violation(c, "topic over --max-topic-levels", ReasonCode::kTopicNameInvalid);
+        topic_bytes = SharedBytes::copy_of(as_bytes(topic));
+        slot = topic_bytes;  // (re)defines the alias [MQTT-3.3.2-11]
+      }
+      topic = as_chars(topic_bytes.view());
+    }
+    props = message_props(p.properties, steady_ms());
+  }
+  if (mqtt::validate_topic_name(topic, cfg_.max_topic_levels) != mqtt::TopicError::kOk) {
     // 3.1.1 has no negative PUBACK: refusing a publish means closing the connection.
     stats_.refused_publishes.add();
     spdlog::debug("mqtt: client {}: topic over --max-topic-levels; closing", s.client_id());
+    if (s.is_v5()) return violation(c, "topic over --max-topic-levels", ReasonCode::kTopicNameInvalid);
     return Action::kClose;
   }
   // Clients may not publish into the broker's own statistics. A refused publish is dropped
-  // silently (3.1.1 has no negative PUBACK) and counted; QoS 1/2 handshakes still complete
-  // [MQTT-3.3.5-2].
+  // and counted; 3.1.1 has no negative PUBACK, so there its QoS 1/2 handshakes still complete
+  // [MQTT-3.3.5-2]; 5.0 acknowledges with 0x87 Not authorized.
   bool accept = true;
-  if (is_sys_topic(p.topic)) {
+  if (is_sys_topic(topic)) {
     accept = false;
     stats_.sys_publish_denied.add();
-  } else if (!broker_.authorizer().can_publish({s.client_id(), s.username()}, p.topic)) {
+  } else if (!broker_.authorizer().can_publish({s.client_id(), s.username()}, topic)) {
     accept = false;
     stats_.acl_publish_denied.add();
   }
+  const ReasonCode rc = accept ? ReasonCode::kSuccess : ReasonCode::kNotAuthorized;
 
   if (p.qos == QoS::k2) {
     SessionQueues& q = s.queues();
     if (q.incoming_seen(p.packet_id)) {
       // A resent PUBLISH whose PUBREL has not come yet: acknowledge, do not deliver twice
       // [MQTT-4.3.3-2].
-      send_packet(c, ack_packet(PacketType::kPubrec, p.packet_id), s.version,
-                  PacketType::kPubrec);
+      send_ack(c, s, PacketType::kPubrec, p.packet_id);
       return Action::kKeep;
     }
-    q.incoming_add(p.packet_id);
+    if (accept || !s.is_v5()) {  // a 5.0 PUBREC >= 0x80 ends the exchange: no PUBREL comes
+      if (s.is_v5() && q.incoming_count() >= server_receive_maximum())
+        return violation(c, "more QoS 2 publishes unreleased than our Receive Maximum",
+                         ReasonCode::kReceiveMaximumExceeded);  // 5.0 §3.3.4
+      q.incoming_add(p.packet_id);
+    }
+    s.trim();
   }
   if (accept) {
-    route(SharedBytes::copy_of(as_bytes(p.topic)), SharedBytes::copy_of(p.payload), p.qos,
-          p.retain, false);
+    if (topic_bytes.empty()) topic_bytes = SharedBytes::copy_of(as_bytes(topic));
+    route(topic_bytes, SharedBytes::copy_of(p.payload), p.qos, p.retain, false, props, &s);
   }
   if (p.qos == QoS::k1) {
-    send_packet(c, ack_packet(PacketType::kPuback, p.packet_id), s.version,
-                PacketType::kPuback);  // [MQTT-4.3.2-2]
+    send_ack(c, s, PacketType::kPuback, p.packet_id, rc);  // [MQTT-4.3.2-2]
   } else if (p.qos == QoS::k2) {
-    send_packet(c, ack_packet(PacketType::kPubrec, p.packet_id), s.version,
-                PacketType::kPubrec);  // [MQTT-4.3.3-2]
+    send_ack(c, s, PacketType::kPubrec, p.packet_id, rc);  // [MQTT-4.3.3-2]
   }
   return Action::kKeep;
 }
 
 Action MqttHandler::handle_ack(Connection& c, Session& s, PacketType type, mqtt::Bytes body) {
   auto d = mqtt::decode_publish_response(type, body, s.version);
-  if (!d) return violation(c, d.error().what);
+  if (!d) return violation(c, d.error().what, d.error().code);
   const uint16_t id = d->packet_id;
   switch (type) {
     case PacketType::kPuback:
@@ -806,17 +1009,27 @@ Action MqttHandler::handle_ack(Connection& c, Session& s, PacketType type, mqtt:
       break;
     case PacketType::kPubrec:
       if (s.has_queues() && s.queues_->on_pubrec(id)) {
-        send_packet(c, ack_packet(PacketType::kPubrel, id), s.version,
-                    PacketType::kPubrel);  // [MQTT-4.3.3-1]
+        if (mqtt::to_byte(d->reason) >= 0x80) {
+          // 5.0: a failed PUBREC ends the exchange; no PUBREL (4.3.3).
+          s.queues_->on_pubcomp(id);
+          stats_.inflight_messages.sub();
+          pump(s);
+          break;
+        }
+        send_ack(c, s, PacketType::kPubrel, id);  // [MQTT-4.3.3-1]
+      } else if (s.is_v5() && mqtt::to_byte(d->reason) < 0x80) {
+        send_ack(c, s, PacketType::kPubrel, id, ReasonCode::kPacketIdentifierNotFound);
       }
       break;
-    case PacketType::kPubrel:
-      if (s.has_queues()) s.queues_->incoming_release(id);
-      // PUBCOMP even for an id we do not know: the sender only needs to stop resending.
-      send_packet(c, ack_packet(PacketType::kPubcomp, id), s.version,
-                  PacketType::kPubcomp);
+    case PacketType::kPubrel: {
+      const bool known = s.has_queues() && s.queues_->incoming_release(id);
+      // PUBCOMP even for an id we do not know: the sender only needs to stop resending
+      // (5.0 says so with 0x92).
+      send_ack(c, s, PacketType::kPubcomp, id,
+               known ? ReasonCode::kSuccess : ReasonCode::kPacketIdentifierNotFound);
       s.trim();
       break;
+    }
     case PacketType::kPubcomp:
       if (s.has_queues() && s.queues_->on_pubcomp(id)) {
         stats_.inflight_messages.sub();
@@ -831,7 +1044,13 @@ Action MqttHandler::handle_ack(Connection& c, Session& s, PacketType type, mqtt:
 
 Action MqttHandler::handle_subscribe(Connection& c, Session& s, mqtt::Bytes body) {
   auto d = mqtt::decode_subscribe(body, s.version);
-  if (!d) return violation(c, d.error().what);
+  if (!d) return violation(c, d.error().what, d.error().code);
+  // 5.0 Subscription Identifier: kept with each subscription this SUBSCRIBE makes or
+  // replaces, sent back in matching PUBLISH (5.0 §3.8.2.1.2, §3.3.4).
+  const uint32_t sub_id =
+      s.is_v5() ? d->properties.number(PropertyId::kSubscriptionIdentifier).value_or(0) : 0;
+  const SharedBytes sub_id_props = sub_id != 0 ? encode_sub_ids(&sub_id, 1) : SharedBytes();
+  // 5.0 reason codes throughout; the 3.1.1 encoder turns every failure into 0x80.
   std::vector<std::byte> codes;
   struct Granted {
     size_t first, count;
@@ -842,26 +1061,40 @@ Action MqttHandler::handle_subscribe(Connection& c, Session& s, mqtt::Bytes body
   for (const mqtt::Subscription& sub : d->subscriptions) {
     const std::string_view filter = sub.filter;
     QoS qos = min_qos(sub.options.max_qos, QoS::k2);
-    if (mqtt::validate_topic_filter(filter, cfg_.max_topic_levels) != mqtt::TopicError::kOk ||
-        mqtt::is_shared_subscription(filter)) {
-      codes.push_back(std::byte{0x80});  // Failure [MQTT-3.8.4-5]
+    if (mqtt::is_shared_subscription(filter)) {
+      codes.push_back(std::byte{mqtt::to_byte(ReasonCode::kSharedSubscriptionsNotSupported)});
+      continue;
+    }
+    if (mqtt::validate_topic_filter(filter, cfg_.max_topic_levels) != mqtt::TopicError::kOk) {
+      codes.push_back(std::byte{mqtt::to_byte(ReasonCode::kTopicFilterInvalid)});  // [MQTT-3.8.4-5]
       continue;
     }
     if (!broker_.authorizer().can_subscribe({s.client_id(), s.username()}, filter)) {
       stats_.acl_subscribe_denied.add();
-      codes.push_back(std::byte{0x80});
+      codes.push_back(std::byte{mqtt::to_byte(ReasonCode::kNotAuthorized)});
       continue;
     }
     if (cfg_.max_subscriptions_per_client != 0 &&
         s.subs.size() >= cfg_.max_subscriptions_per_client && !subscribed_to(s, filter)) {
       stats_.subscriptions_over_limit.add();
-      codes.push_back(std::byte{0x80});
+      codes.push_back(std::byte{mqtt::to_byte(ReasonCode::kQuotaExceeded)});
       continue;
     }
-    add_subscription(s, filter, qos, nullptr);
+    uint8_t options = 0;
+    if (s.is_v5()) {
+      if (sub.options.no_local) options |= kSubNoLocal;
+      if (sub.options.retain_as_published) options |= kSubRetainAsPublished;
+    }
+    bool replaced = false;
+    add_subscription(s, filter, qos, &replaced, options, sub_id);
     codes.push_back(static_cast<std::byte>(qos));
     // Retained messages matching the filter go out after the SUBACK [MQTT-3.3.1-6]; on a
-    // replaced subscription too [MQTT-3.8.4-3].
+    // replaced subscription too [MQTT-3.8.4-3], unless 5.0 Retain Handling says otherwise:
+    // 1 only for a new subscription [MQTT-3.3.1-10], 2 never [MQTT-3.3.1-11].
+    const auto rh = sub.options.retain_handling;
+    if (rh == mqtt::RetainHandling::kDoNotSend ||
+        (rh == mqtt::RetainHandling::kSendIfNew && replaced))
+      continue;
     size_t before = retained_scratch_.size();
     broker_.retained().match(filter, retained_scratch_);
     if (retained_scratch_.size() > before) granted.push_back({before, retained_scratch_.size() - before, qos});
@@ -876,7 +1109,8 @@ Action MqttHandler::handle_subscribe(Connection& c, Session& s, mqtt::Bytes body
   for (const Granted& g : granted) {
     for (size_t i = g.first; i < g.first + g.count; ++i) {
       const RetainedMessage& m = retained[i];
-      deliver(s, m.topic, m.payload, min_qos(m.qos, g.qos), true);  // RETAIN 1 [MQTT-3.3.1-8]
+      // RETAIN 1 [MQTT-3.3.1-8]; with this subscription's identifier.
+      deliver(s, m.topic, m.payload, min_qos(m.qos, g.qos), true, m.props, sub_id_props);
     }
   }
   retained.clear();
@@ -892,17 +1126,22 @@ bool MqttHandler::subscribed_to(Session& s, std::string_view filter) const {
 
 Action MqttHandler::handle_unsubscribe(Connection& c, Session& s, mqtt::Bytes body) {
   auto d = mqtt::decode_unsubscribe(body, s.version);
-  if (!d) return violation(c, d.error().what);
+  if (!d) return violation(c, d.error().what, d.error().code);
+  std::vector<std::byte> codes;  // 5.0 only: one per filter
   for (std::string_view filter : d->filters) {
     bool last = false;
     if (tree_.unsubscribe(filter, &s, &last)) {
       stats_.subscriptions.sub();
       if (last && broker_.router().wants_filter_events()) broker_.filter_removed(filter);
+      if (s.is_v5()) codes.push_back(std::byte{0x00});
+    } else if (s.is_v5()) {
+      codes.push_back(std::byte{mqtt::to_byte(ReasonCode::kNoSubscriptionExisted)});
     }
   }
   update_subscription_count();
   mqtt::Unsuback ack;
   ack.packet_id = d->packet_id;
+  ack.reason_codes = mqtt::Bytes(codes.data(), codes.size());
   // UNSUBACK even when nothing matched [MQTT-3.10.4-4], [MQTT-3.10.4-5].
   send_packet(c, ack, s.version, PacketType::kUnsuback);
   return Action::kKeep;
@@ -922,16 +1161,66 @@ void MqttHandler::send_packet(Connection& c, const Packet& p, ProtocolVersion v,
 }
 
 void MqttHandler::send_connack(Connection& c, ProtocolVersion v, bool present, uint8_t code) {
+  const ReasonCode reason =
+      mqtt::from_connect_return_code(static_cast<mqtt::ConnectReturnCode>(code));
+  if (is_v5(v)) {
+    send_connack_v5(c, present, reason);
+    return;
+  }
   mqtt::Connack ack;
   ack.session_present = present && code == 0;
-  ack.reason = is_v5(v) ? static_cast<mqtt::ReasonCode>(code)
-                        : mqtt::from_connect_return_code(static_cast<mqtt::ConnectReturnCode>(code));
+  ack.reason = reason;
   send_packet(c, ack, v, PacketType::kConnack);
 }
 
-void MqttHandler::send_publish(Connection& c, Session& s, const SharedBytes& topic,
+void MqttHandler::send_connack_v5(Connection& c, bool present, ReasonCode code,
+                                  mqtt::Properties props) {
+  mqtt::Connack ack;
+  ack.session_present = present && code == ReasonCode::kSuccess;  // [MQTT-3.2.2-6]
+  ack.reason = code;
+  ack.properties = props;
+  send_packet(c, ack, ProtocolVersion::kV5, PacketType::kConnack);
+}
+
+void MqttHandler::send_disconnect(Connection& c, ReasonCode code) {
+  mqtt::Disconnect d;
+  d.reason = code;
+  send_packet(c, d, ProtocolVersion::kV5, PacketType::kDisconnect);
+}
+
+void MqttHandler::send_ack(Connection& c, Session& s, PacketType t, uint16_t id, ReasonCode code) {
+  mqtt::PublishResponse r = ack_packet(t, id);
+  r.reason = code;  // dropped by the 3.1.1 encoder
+  send_packet(c, r, s.version, t);
+}
+
+size_t MqttHandler::window(const Session& s) const noexcept {
+  // A 5.0 client's Receive Maximum caps our in-flight window [MQTT-3.3.4-9].
+  const size_t client = s.extra ? s.extra->receive_maximum : 65535;
+  return std::min<size_t>(cfg_.max_inflight, client);
+}
+
+bool MqttHandler::deliverable(Session& s, const OutMessage& m) {
+  if (m.props.expires_at_ms != 0 && m.props.expires_at_ms <= steady_ms())
+    return false;  // expired before onward delivery started [MQTT-3.3.2-5]
+  if (s.max_packet_size() == 0) return true;
+  // Sized as it would go out (packet id 1 stands for the one start() assigns).
+  mqtt::Publish p;
+  p.qos = m.qos;
+  p.topic = as_chars(m.topic.view());
+  p.packet_id = m.qos == QoS::k0 ? 0 : 1;
+  p.payload = m.payload.view();
+  size_t props = m.props.wire.size() + m.sub_ids.size() + (m.props.expires_at_ms != 0 ? 5 : 0);
+  props_scratch_.resize(props);  // only the size matters for publish_header_size
+  p.properties = mqtt::Properties(mqtt::Bytes(props_scratch_.data(), props));
+  const size_t n = mqtt::publish_header_size(p, s.version);
+  return n != 0 && n + m.payload.size() <= s.max_packet_size();  // [MQTT-3.1.2-25]
+}
+
+bool MqttHandler::send_publish(Connection& c, Session& s, const SharedBytes& topic,
                                const SharedBytes& payload, QoS qos, bool retain, bool dup,
-                               uint16_t packet_id) {
+                               uint16_t packet_id, const MessageProps& props,
+                               const SharedBytes& sub_ids, bool resend) {
   mqtt::Publish p;
   p.dup = dup;
   p.qos = qos;
@@ -939,22 +1228,55 @@ void MqttHandler::send_publish(Connection& c, Session& s, const SharedBytes& top
   p.topic = as_chars(topic.view());
   p.packet_id = packet_id;
   p.payload = payload.view();
+  uint32_t expiry_s = 0;
+  if (props.expires_at_ms != 0) {
+    expiry_s = expiry_left_s(props.expires_at_ms, steady_ms());
+    if (expiry_s == 0) {
+      if (!resend) return false;  // [MQTT-3.3.2-5]
+      expiry_s = 1;  // already in flight: finish its handshake
+    }
+  }
+  if (s.is_v5() && (expiry_s != 0 || !props.wire.empty() || !sub_ids.empty())) {
+    // Message Expiry Interval as left now [MQTT-3.3.2-6], this subscriber's Subscription
+    // Identifiers [MQTT-3.3.4-3], then the shared properties as the publisher sent them.
+    props_scratch_.resize(5 + sub_ids.size() + props.wire.size());
+    size_t used = 0;
+    if (expiry_s != 0) {
+      props_scratch_[0] = std::byte{0x02};
+      for (int i = 0; i < 4; ++i)
+        props_scratch_[1 + i] = static_cast<std::byte>(expiry_s >> (24 - 8 * i));
+      used = 5;
+    }
+    if (!sub_ids.empty()) {
+      std::memcpy(props_scratch_.data() + used, sub_ids.view().data(), sub_ids.size());
+      used += sub_ids.size();
+    }
+    if (!props.wire.empty()) std::memcpy(props_scratch_.data() + used, props.wire.view().data(),
+                  props.wire.size());
+    used += props.wire.size();
+    p.properties = mqtt::Properties(mqtt::Bytes(props_scratch_.data(), used));
+  }
   size_t n = mqtt::publish_header_size(p, s.version);
-  if (n == 0) return;
+  if (n == 0) return false;
+  if (s.max_packet_size() != 0 && n + payload.size() > s.max_packet_size())
+    return false;  // [MQTT-3.1.2-25]
   scratch_.resize(std::max(scratch_.size(), n));
   n = mqtt::encode_publish_header(p, s.version, mqtt::OutBytes(scratch_.data(), n));
   // The header is copied into the output queue; the payload is kept by reference.
   c.enqueue_shared(ByteView(scratch_.data(), n), payload);
   stats_.packets_out[static_cast<uint8_t>(PacketType::kPublish)].add();
   stats_.messages_out.add();
+  return true;
 }
 
 void MqttHandler::deliver(Session& s, const SharedBytes& topic, const SharedBytes& payload,
-                          QoS qos, bool retain) {
+                          QoS qos, bool retain, const MessageProps& props,
+                          const SharedBytes& sub_ids) {
   if (s.conn == nullptr) {
     // Offline persistent session: QoS 1/2 wait for the next connection [MQTT-3.1.2-5]; QoS 0
     // is not kept (the spec allows either; Mosquitto's default does the same).
-    if (qos != QoS::k0 && !s.clean) queue_message(s, OutMessage{topic, payload, 0, qos, {}, retain});
+    if (qos != QoS::k0 && !s.clean)
+      queue_message(s, OutMessage{topic, payload, 0, qos, {}, retain, props, sub_ids});
     return;
   }
   Connection& c = *s.conn;
@@ -964,17 +1286,22 @@ void MqttHandler::deliver(Session& s, const SharedBytes& topic, const SharedByte
       stats_.qos0_dropped_slow.add();  // a slow consumer loses QoS 0, nobody else notices
       return;
     }
-    send_publish(c, s, topic, payload, QoS::k0, retain, false, 0);
+    send_publish(c, s, topic, payload, QoS::k0, retain, false, 0, props, sub_ids);
     return;
   }
   SessionQueues& q = s.queues();
-  if (backlogged || q.has_queued() || !q.window_has_room(cfg_.max_inflight)) {
-    queue_message(s, OutMessage{topic, payload, 0, qos, {}, retain});
+  if (backlogged || q.has_queued() || !q.window_has_room(window(s))) {
+    queue_message(s, OutMessage{topic, payload, 0, qos, {}, retain, props, sub_ids});
     return;
   }
-  OutMessage& m = q.start(OutMessage{topic, payload, 0, qos, {}, retain});
+  OutMessage out{topic, payload, 0, qos, {}, retain, props, sub_ids};
+  if (!deliverable(s, out)) {
+    s.trim();
+    return;  // expired, or too big for this client: dropped for it alone
+  }
+  OutMessage& m = q.start(std::move(out));
   stats_.inflight_messages.add();
-  send_publish(c, s, m.topic, m.payload, m.qos, m.retain, false, m.packet_id);
+  send_publish(c, s, m.topic, m.payload, m.qos, m.retain, false, m.packet_id, m.props, m.sub_ids);
 }
 
 void MqttHandler::queue_message(Session& s, OutMessage m) {
@@ -990,12 +1317,15 @@ void MqttHandler::pump(Session& s) {
   if (s.conn == nullptr || !s.has_queues()) return;
   SessionQueues& q = *s.queues_;
   Connection& c = *s.conn;
-  while (q.has_queued() && q.window_has_room(cfg_.max_inflight) &&
+  while (q.has_queued() && q.window_has_room(window(s)) &&
          c.pending_output_bytes() <= cfg_.max_queued_bytes && c.open()) {
-    OutMessage& m = q.start(q.pop_queued());
+    OutMessage next = q.pop_queued();
     stats_.queued_messages.sub();
+    if (!deliverable(s, next)) continue;  // expired while it waited [MQTT-3.3.2-5]
+    OutMessage& m = q.start(std::move(next));
     stats_.inflight_messages.add();
-    send_publish(c, s, m.topic, m.payload, m.qos, m.retain, false, m.packet_id);
+    send_publish(c, s, m.topic, m.payload, m.qos, m.retain, false, m.packet_id, m.props,
+                 m.sub_ids);
   }
   s.trim();
 }
@@ -1007,7 +1337,8 @@ void MqttHandler::resend_inflight(Session& s) {
                   PacketType::kPubrel);
     } else {
       // Same packet id, DUP set [MQTT-4.4.0-1], [MQTT-3.3.1-1].
-      send_publish(*s.conn, s, m.topic, m.payload, m.qos, m.retain, true, m.packet_id);
+      send_publish(*s.conn, s, m.topic, m.payload, m.qos, m.retain, true, m.packet_id, m.props,
+                   m.sub_ids, true);
     }
   }
 }
@@ -1015,34 +1346,64 @@ void MqttHandler::resend_inflight(Session& s) {
 // --- routing ----------------------------------------------------------------------------------
 
 void MqttHandler::route(const SharedBytes& topic, const SharedBytes& payload, QoS qos,
-                        bool retain, bool from_remote) {
-  if (retain) broker_.retained().set(topic, payload, qos);  // [MQTT-3.3.1-5], [MQTT-3.3.1-10]
-  // Existing subscribers get RETAIN 0 [MQTT-3.3.1-9].
-  deliver_local(topic, payload, qos);
+                        bool retain, bool from_remote, const MessageProps& props,
+                        const Session* origin) {
+  if (retain) broker_.retained().set(topic, payload, qos, props);  // [MQTT-3.3.1-5], [MQTT-3.3.1-10]
+  // Existing subscribers get RETAIN 0 [MQTT-3.3.1-9] (unless Retain As Published).
+  deliver_local(topic, payload, qos, retain, props, origin);
   for (MqttHandler* other : broker_.handlers()) {
     if (other == this || !other->may_match(as_chars(topic.view()))) continue;
     // One task per loop, whatever the number of its subscribers.
-    if (other->loop().post([other, topic, payload, qos] { other->deliver_local(topic, payload, qos); }))
+    if (other->loop().post([other, topic, payload, qos, retain, props, origin] {
+          other->deliver_local(topic, payload, qos, retain, props, origin);
+        }))
       stats_.cross_loop_posts.add();
   }
+  // Other processes and nodes get topic, payload, QoS and retain only (docs/mqtt.md).
   if (!from_remote) broker_.router().on_local_publish(topic, payload, qos, retain);
 }
 
-void MqttHandler::deliver_local(const SharedBytes& topic, const SharedBytes& payload, QoS qos) {
+void MqttHandler::deliver_local(const SharedBytes& topic, const SharedBytes& payload, QoS qos,
+                                bool retain, const MessageProps& props, const Session* origin) {
   if (tree_.subscription_count() == 0) return;
   if (++epoch_ == 0) epoch_ = 1;
   matches_.clear();
-  tree_.match(as_chars(topic.view()), [this](Session* s, QoS granted) {
+  match_ids_.clear();
+  tree_.match(as_chars(topic.view()), [&, this](Session* s, QoS granted, const SubRecord* rec) {
+    bool keep_retain = false;
+    if (rec != nullptr) {
+      // No Local: not back to the publishing client [MQTT-3.8.3-3].
+      if ((rec->options & kSubNoLocal) && s == origin) return;
+      keep_retain = retain && (rec->options & kSubRetainAsPublished);  // [MQTT-3.3.1-13]
+    }
     if (s->match_epoch == epoch_) {
       Match& m = matches_[s->match_index];
       if (static_cast<uint8_t>(granted) > static_cast<uint8_t>(m.qos)) m.qos = granted;
-      return;
+      m.retain = m.retain || keep_retain;
+    } else {
+      s->match_epoch = epoch_;
+      s->match_index = static_cast<uint32_t>(matches_.size());
+      matches_.push_back(Match{s, granted, keep_retain});
     }
-    s->match_epoch = epoch_;
-    s->match_index = static_cast<uint32_t>(matches_.size());
-    matches_.push_back(Match{s, granted});
+    // One copy carries the ids of every matching subscription that has one [MQTT-3.3.4-4].
+    if (rec != nullptr && rec->subscription_id != 0)
+      match_ids_.emplace_back(s->match_index, rec->subscription_id);
   });
-  for (const Match& m : matches_) deliver(*m.s, topic, payload, min_qos(qos, m.qos), false);
+  if (match_ids_.empty()) {
+    for (const Match& m : matches_)
+      deliver(*m.s, topic, payload, min_qos(qos, m.qos), m.retain, props);
+    return;
+  }
+  std::sort(match_ids_.begin(), match_ids_.end());
+  size_t k = 0;
+  std::vector<uint32_t> ids;
+  for (uint32_t i = 0; i < matches_.size(); ++i) {
+    const Match& m = matches_[i];
+    ids.clear();
+    for (; k < match_ids_.size() && match_ids_[k].first == i; ++k) ids.push_back(match_ids_[k].second);
+    deliver(*m.s, topic, payload, min_qos(qos, m.qos), m.retain, props,
+            ids.empty() ? SharedBytes() : encode_sub_ids(ids.data(), ids.size()));
+  }
 }
 
 SendResult MqttHandler::push_to_client(std::string_view client_id, Session* s,
@@ -1056,6 +1417,11 @@ SendResult MqttHandler::push_to_client(std::string_view client_id, Session* s,
 
 void MqttHandler::kick(std::string_view client_id, Session* s) {
   if (!broker_.registry().owns(client_id, s, loop_.index()) || s->conn == nullptr) return;
+  if (s->is_v5()) {
+    send_disconnect(*s->conn, ReasonCode::kAdministrativeAction);
+    s->conn->close_after_flush();
+    return;
+  }
   s->conn->close(CloseReason::kKicked);
 }
 
@@ -1083,7 +1449,86 @@ void MqttHandler::collect_clients(std::vector<ClientInfo>& out) {
 
 void MqttHandler::publish_will(std::unique_ptr<Will> will) {
   if (!will) return;
-  route(will->topic, will->payload, will->qos, will->retain, false);
+  MessageProps props;
+  props.wire = will->props;
+  // The will's Message Expiry Interval starts when it is published.
+  if (will->expiry_s != 0) props.expires_at_ms = steady_ms() + uint64_t{will->expiry_s} * 1000;
+  route(will->topic, will->payload, will->qos, will->retain, false, props);
+}
+
+void MqttHandler::flush_delayed_will(Session& s) {
+  if (s.extra && s.extra->delayed_will) publish_will(std::move(s.extra->delayed_will));
+}
+
+MessageProps MqttHandler::message_props(mqtt::Properties in, uint64_t now_ms) {
+  MessageProps out;
+  props_scratch_.resize(in.wire_size());
+  mqtt::PropertyBuilder b(props_scratch_);
+  for (const mqtt::Property& pr : in) {
+    switch (pr.id) {
+      case PropertyId::kMessageExpiryInterval:
+        // 0 is taken as "no expiry", as Mosquitto does.
+        if (pr.number != 0) out.expires_at_ms = now_ms + uint64_t{pr.number} * 1000;
+        break;
+      case PropertyId::kTopicAlias:              // per connection
+      case PropertyId::kSubscriptionIdentifier:  // per subscription
+      case PropertyId::kWillDelayInterval:       // the server's business
+        break;
+      default:
+        copy_property(b, pr);  // forwarded unaltered [MQTT-3.3.2-18], [MQTT-3.3.2-20], ...
+    }
+  }
+  if (b.ok() && b.size() != 0)
+    out.wire = SharedBytes::copy_of(ByteView(props_scratch_.data(), b.size()));
+  return out;
+}
+
+void MqttHandler::schedule_offline_timers(Session& s) {
+  if (!s.extra || !s.is_v5()) return;
+  SessionExtra& x = *s.extra;
+  // Unique across loops (a session may move between them), so a stale timer never matches.
+  x.offline_generation = (next_generation_++ << 16) | (loop_.index() & 0xFFFF);
+  const uint64_t gen = x.offline_generation;
+  const uint64_t now = steady_ms();
+  auto arm = [&](uint64_t delay_ms, bool expiry) {
+    const uint64_t due = now + delay_ms;
+    std::string id(s.client_id());
+    Session* sp = &s;
+    loop_.run_after(static_cast<uint32_t>(std::min(delay_ms, kMaxTimerMs)),
+                    [this, id = std::move(id), sp, gen, due, expiry] {
+                      offline_timer(id, sp, gen, expiry ? due : due | (uint64_t{1} << 63));
+                    });
+  };
+  // 0xFFFFFFFF: the session does not expire (5.0 §3.1.2.11.2).
+  const bool expires = x.session_expiry_s != 0xFFFFFFFFu;
+  const uint64_t expiry_ms = uint64_t{x.session_expiry_s} * 1000;
+  if (expires) arm(expiry_ms, true);
+  // The will waits for its delay or the session's end, whichever comes first [MQTT-3.1.3-9].
+  if (x.delayed_will && (!expires || uint64_t{x.delayed_will->delay_s} * 1000 < expiry_ms))
+    arm(uint64_t{x.delayed_will->delay_s} * 1000, false);
+}
+
+void MqttHandler::offline_timer(const std::string& client_id, Session* s, uint64_t gen,
+                                uint64_t due_tagged) {
+  const bool expiry = (due_tagged >> 63) == 0;
+  const uint64_t due = due_tagged & ~(uint64_t{1} << 63);
+  // The session may be gone, moved, or back online: then this timer is stale.
+  if (!broker_.registry().owns(client_id, s, loop_.index())) return;
+  if (!s->offline || !s->extra || s->extra->offline_generation != gen) return;
+  const uint64_t now = steady_ms();
+  if (now < due) {  // longer than one loop timer: re-arm for the rest
+    loop_.run_after(static_cast<uint32_t>(std::min(due - now, kMaxTimerMs)),
+                    [this, client_id, s, gen, due_tagged] {
+                      offline_timer(client_id, s, gen, due_tagged);
+                    });
+    return;
+  }
+  if (expiry) {
+    spdlog::debug("mqtt: session '{}' expired", client_id);
+    end_session(s);  // the delayed will goes out with it (discard_session)
+  } else {
+    flush_delayed_will(*s);
+  }
 }
 
 void MqttHandler::detach_connection(Session& s, bool publish) {
@@ -1101,6 +1546,13 @@ void MqttHandler::detach_connection(Session& s, bool publish) {
     s.offline = true;
     stats_.sessions_offline.add();
     broker_.registry().set_conn(s.client_id(), &s, ConnId{});
+    if (s.extra) {
+      s.extra->topic_aliases.clear();
+      s.extra->topic_aliases.shrink_to_fit();
+    }
+    // 5.0: a will with a delay waits while the session lives [MQTT-3.1.3-9].
+    if (will && will->delay_s != 0) s.extra_ref().delayed_will = std::move(will);
+    schedule_offline_timers(s);
   }
   // After the session is settled, so the will cannot come back to it.
   publish_will(std::move(will));
@@ -1116,8 +1568,9 @@ void MqttHandler::remove_subscriptions(Session& s) {
   update_subscription_count();
 }
 
-void MqttHandler::add_subscription(Session& s, std::string_view filter, QoS qos, bool* replaced) {
-  auto r = tree_.subscribe(filter, &s, qos);
+void MqttHandler::add_subscription(Session& s, std::string_view filter, QoS qos, bool* replaced,
+                                   uint8_t options, uint32_t subscription_id) {
+  auto r = tree_.subscribe(filter, &s, qos, options, subscription_id);
   if (replaced) *replaced = r.replaced;
   if (!r.replaced) stats_.subscriptions.add();
   if (r.first_at_node && broker_.router().wants_filter_events()) broker_.filter_added(filter);
@@ -1138,8 +1591,11 @@ void MqttHandler::discard_session(Session* s) {
     s->offline = false;
     stats_.sessions_offline.sub();
   }
+  // A will still waiting for its delay goes out when the session ends [MQTT-3.1.3-9].
+  std::unique_ptr<Will> will = s->extra ? std::move(s->extra->delayed_will) : nullptr;
   broker_.registry().remove(s->client_id(), s);
   delete s;
+  publish_will(std::move(will));
 }
 
 void MqttHandler::update_subscription_count() {

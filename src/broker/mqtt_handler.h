@@ -1,4 +1,4 @@
-// MqttHandler: the engine Handler for MQTT 3.1.1 / 3.1, one per loop. It owns the loop's
+// MqttHandler: the engine Handler for MQTT 5.0, 3.1.1 and 3.1, one per loop. It owns the loop's
 // topic tree and the sessions living on the loop, runs each connection's state machine, and
 // delivers publishes matched on this loop.
 //
@@ -16,6 +16,7 @@
 // through EventLoop::post (see Broker).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -25,6 +26,7 @@
 
 #include "broker/broker.h"
 #include "broker/broker_stats.h"
+#include "broker/message_props.h"
 #include "broker/session.h"
 #include "broker/session_image.h"
 #include "broker/topic_tree.h"
@@ -65,10 +67,17 @@ class MqttHandler final : public Handler {
   // --- loop-thread entry points (run through EventLoop::post by Broker and other loops) ---
   // A publish entering the broker on this loop: retained store, local delivery, other loops,
   // then the router (unless it came from the router).
+  // `props`: 5.0 properties (message_props.h); `origin`: the publishing session, compared
+  // (never dereferenced) for No Local [MQTT-3.8.3-3].
   void route(const SharedBytes& topic, const SharedBytes& payload, mqtt::QoS qos, bool retain,
-             bool from_remote);
-  // Match on this loop's tree and deliver.
-  void deliver_local(const SharedBytes& topic, const SharedBytes& payload, mqtt::QoS qos);
+             bool from_remote, const MessageProps& props = {}, const Session* origin = nullptr);
+  // Match on this loop's tree and deliver. `retain` is the publish's flag, kept only for
+  // Retain As Published subscriptions [MQTT-3.3.1-12].
+  void deliver_local(const SharedBytes& topic, const SharedBytes& payload, mqtt::QoS qos,
+                     bool retain = false, const MessageProps& props = {},
+                     const Session* origin = nullptr);
+  // Server is stopping: a 5.0 client hears DISCONNECT 0x8B first.
+  Action on_shutdown(Connection& conn) override;
   SendResult push_to_client(std::string_view client_id, Session* s, const SharedBytes& topic,
                             const SharedBytes& payload, mqtt::QoS qos);
   void kick(std::string_view client_id, Session* s);
@@ -104,7 +113,9 @@ class MqttHandler final : public Handler {
   Action handle_ack(Connection& c, Session& s, mqtt::PacketType type, mqtt::Bytes body);
   Action handle_subscribe(Connection& c, Session& s, mqtt::Bytes body);
   Action handle_unsubscribe(Connection& c, Session& s, mqtt::Bytes body);
-  Action violation(Connection& c, const char* what);
+  // Closes for a protocol violation; a 5.0 client gets DISCONNECT `code` first (4.13).
+  Action violation(Connection& c, const char* what,
+                   mqtt::ReasonCode code = mqtt::ReasonCode::kProtocolError);
   // Per-client publish rate: takes the tokens, or pauses reading and schedules a resume.
   bool admit_publish(Connection& c, Session& s, size_t bytes);
   bool subscribed_to(Session& s, std::string_view filter) const;
@@ -112,11 +123,25 @@ class MqttHandler final : public Handler {
   // Output.
   template <typename Packet>
   void send_packet(Connection& c, const Packet& p, mqtt::ProtocolVersion v, mqtt::PacketType t);
+  // `code` is a 3.1.1 return code; a 5.0 client gets its 5.0 equivalent (0x02 -> 0x85, ...).
   void send_connack(Connection& c, mqtt::ProtocolVersion v, bool present, uint8_t code);
-  void send_publish(Connection& c, Session& s, const SharedBytes& topic, const SharedBytes& payload,
-                    mqtt::QoS qos, bool retain, bool dup, uint16_t packet_id);
+  void send_connack_v5(Connection& c, bool present, mqtt::ReasonCode code,
+                       mqtt::Properties props = {});
+  void send_disconnect(Connection& c, mqtt::ReasonCode code);  // 5.0 only
+  void send_ack(Connection& c, Session& s, mqtt::PacketType t, uint16_t id,
+                mqtt::ReasonCode code = mqtt::ReasonCode::kSuccess);
+  // False when nothing was sent: the message expired [MQTT-3.3.2-5] or is bigger than the
+  // client's Maximum Packet Size [MQTT-3.1.2-25]. `resend`: already in flight, so an expired
+  // one still goes (with 1 s left) to finish its handshake.
+  bool send_publish(Connection& c, Session& s, const SharedBytes& topic, const SharedBytes& payload,
+                    mqtt::QoS qos, bool retain, bool dup, uint16_t packet_id,
+                    const MessageProps& props, const SharedBytes& sub_ids, bool resend = false);
+  // Whether a message may start onward delivery to `s`: not expired, not too big for it.
+  bool deliverable(Session& s, const OutMessage& m);
+  size_t window(const Session& s) const noexcept;
+  // `sub_ids`: the Subscription Identifiers of the subscriptions that matched, as properties.
   void deliver(Session& s, const SharedBytes& topic, const SharedBytes& payload, mqtt::QoS qos,
-               bool retain);
+               bool retain, const MessageProps& props = {}, const SharedBytes& sub_ids = {});
   void queue_message(Session& s, OutMessage m);
   void pump(Session& s);
   void resend_inflight(Session& s);
@@ -126,8 +151,25 @@ class MqttHandler final : public Handler {
   void reset_session(Session& s);
   void discard_session(Session* s);
   void remove_subscriptions(Session& s);
-  void add_subscription(Session& s, std::string_view filter, mqtt::QoS qos, bool* replaced);
+  void add_subscription(Session& s, std::string_view filter, mqtt::QoS qos, bool* replaced,
+                        uint8_t options = 0, uint32_t subscription_id = 0);
   void publish_will(std::unique_ptr<Will> will);
+  // 5.0 session expiry and will delay, on loop timers checked against the session's
+  // offline generation (a reconnect makes them stale).
+  void schedule_offline_timers(Session& s);
+  // `due_tagged`: steady-clock ms when due; the top bit set for a will delay.
+  void offline_timer(const std::string& client_id, Session* s, uint64_t generation,
+                     uint64_t due_tagged);
+  // Receive Maximum we announce: inbound QoS 2 publishes awaiting PUBREL (QoS 1 is
+  // acknowledged at once). The same number as our outbound window, as Mosquitto does.
+  uint16_t server_receive_maximum() const noexcept {
+    return std::max<uint16_t>(1, cfg_.max_inflight);
+  }
+  // A delayed will goes out when its session ends [MQTT-3.1.3-9].
+  void flush_delayed_will(Session& s);
+  Action handle_disconnect(Connection& c, Session& s, mqtt::Bytes body);
+  // 5.0 PUBLISH properties: the forwarded part as shared bytes, the expiry as a deadline.
+  MessageProps message_props(mqtt::Properties in, uint64_t now_ms);
   // Closes the session's connection as a takeover (the will goes out) and leaves the session
   // offline, whatever its CleanSession, so the caller decides what becomes of it.
   void take_over(Session& s);
@@ -148,9 +190,13 @@ class MqttHandler final : public Handler {
   struct Match {
     Session* s;
     mqtt::QoS qos;
+    bool retain;  // a Retain As Published subscription matched and the publish had RETAIN
   };
   std::vector<Match> matches_;
+  std::vector<std::pair<uint32_t, uint32_t>> match_ids_;  // (index in matches_, subscription id)
   std::vector<std::byte> scratch_;
+  std::vector<std::byte> props_scratch_;
+  uint64_t next_generation_ = 1;
   std::vector<RetainedMessage> retained_scratch_;
 };
 

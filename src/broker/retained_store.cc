@@ -22,7 +22,8 @@ std::vector<std::string_view> split_levels(std::string_view s) {
 RetainedStore::RetainedStore() = default;
 RetainedStore::~RetainedStore() = default;
 
-void RetainedStore::set(const SharedBytes& topic, const SharedBytes& payload, mqtt::QoS qos) {
+void RetainedStore::set(const SharedBytes& topic, const SharedBytes& payload, mqtt::QoS qos,
+                        const MessageProps& props) {
   auto levels = split_levels(as_chars(topic.view()));
   std::lock_guard lock(mu_);
   if (payload.empty()) {
@@ -58,7 +59,7 @@ void RetainedStore::set(const SharedBytes& topic, const SharedBytes& payload, mq
   } else {
     ++count_;
   }
-  n->msg = RetainedMessage{topic, payload, qos};
+  n->msg = RetainedMessage{topic, payload, qos, props};
   n->has_msg = true;
   bytes_ += payload.size();
 }

@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "broker/message_props.h"
 #include "mqtt/types.h"
 #include "tcpms/shared_bytes.h"
 
@@ -29,6 +30,7 @@ struct RetainedMessage {
   SharedBytes topic;
   SharedBytes payload;
   mqtt::QoS qos = mqtt::QoS::k0;
+  MessageProps props;  // 5.0 properties; an expired message is not delivered (the reader checks)
 };
 
 class RetainedStore {
@@ -36,7 +38,8 @@ class RetainedStore {
   RetainedStore();
   ~RetainedStore();
   // Stores `payload` for `topic` (replacing), or clears the topic when the payload is empty.
-  void set(const SharedBytes& topic, const SharedBytes& payload, mqtt::QoS qos);
+  void set(const SharedBytes& topic, const SharedBytes& payload, mqtt::QoS qos,
+           const MessageProps& props = {});
   // Appends every retained message whose topic matches `filter` (a valid filter) to `out`.
   void match(std::string_view filter, std::vector<RetainedMessage>& out) const;
   size_t size() const;

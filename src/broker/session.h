@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "auth/token_bucket.h"
 #include "broker/inflight.h"
@@ -31,6 +32,11 @@ struct Will {
   SharedBytes payload;
   mqtt::QoS qos = mqtt::QoS::k0;
   bool retain = false;
+  // 5.0 Will Properties: forwarded ones as in MessageProps::wire; the Message Expiry Interval
+  // starts when the will is published; the Will Delay Interval [MQTT-3.1.3-9].
+  SharedBytes props;
+  uint32_t expiry_s = 0;  // 0: none
+  uint32_t delay_s = 0;
 };
 
 // Per-client publish rate state (only with mqtt.client_* limits, allocated on the first
@@ -46,6 +52,17 @@ struct SessionExtra {
   std::unique_ptr<Will> will;
   std::optional<std::string> username;
   std::unique_ptr<ClientRate> rate;
+
+  // --- MQTT 5.0 (allocated for every 5.0 client) ---
+  uint32_t session_expiry_s = 0;  // Session Expiry Interval; 0xFFFFFFFF: never
+  uint32_t max_packet_size = 0;   // the client's Maximum Packet Size; 0: no limit
+  uint16_t receive_maximum = 65535;  // the client's Receive Maximum: caps our in-flight window
+  uint16_t topic_alias_count = 0;    // inbound aliases defined on this connection
+  // Bumped whenever the session goes offline or comes back, so a session-expiry or will-delay
+  // timer set for an earlier disconnection finds it stale.
+  uint64_t offline_generation = 0;
+  std::unique_ptr<Will> delayed_will;  // waiting for its Will Delay Interval while offline
+  std::vector<SharedBytes> topic_aliases;  // inbound Topic Alias -> topic, index alias - 1
 };
 
 // Where one of the session's subscriptions sits in its loop's topic tree: the node of the
@@ -54,7 +71,16 @@ struct SessionExtra {
 struct SubRecord {
   TopicNode* node = nullptr;
   uint32_t index = 0;
+  // 5.0 subscription options kept for delivery (kSubNoLocal, kSubRetainAsPublished) and the
+  // Subscription Identifier (at most 268,435,455: 28 bits); both fit the record's padding. A
+  // tree entry with either set is flagged (SubEntry::has_options) so only those
+  // subscriptions pay the lookup.
+  uint32_t options : 4 = 0;
+  uint32_t subscription_id : 28 = 0;  // 0: none
 };
+inline constexpr uint8_t kSubNoLocal = 1;
+inline constexpr uint8_t kSubRetainAsPublished = 2;
+static_assert(sizeof(SubRecord) == 16);
 
 // A session's subscriptions; one inline (the common case), 24 bytes.
 class SubList : public InlineVector<SubRecord> {
@@ -119,6 +145,8 @@ struct Session {
   void set_username(std::optional<std::string> name) {
     if (name || extra) extra_ref().username = std::move(name);
   }
+  bool is_v5() const noexcept { return version == mqtt::ProtocolVersion::kV5; }
+  uint32_t max_packet_size() const noexcept { return extra ? extra->max_packet_size : 0; }
   std::optional<std::string_view> username() const noexcept {
     if (extra && extra->username) return std::string_view(*extra->username);
     return std::nullopt;

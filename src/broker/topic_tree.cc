@@ -85,18 +85,27 @@ TopicNode* TopicTree::find(std::string_view filter) const {
 }
 
 TopicTree::SubscribeResult TopicTree::subscribe(std::string_view filter, Session* s,
-                                                mqtt::QoS qos) {
+                                                mqtt::QoS qos, uint8_t options,
+                                                uint32_t subscription_id) {
   SubscribeResult r;
   r.node = walk(filter, true);
+  const bool flagged = options != 0 || subscription_id != 0;
   if (SubRecord* rec = s->subs.find(r.node)) {
-    r.node->entries()[rec->index] = SubEntry(s, qos);  // replace [MQTT-3.8.4-3]
+    r.node->entries()[rec->index] = SubEntry(s, qos, flagged);  // replace [MQTT-3.8.4-3]
+    rec->options = options & 0xF;
+    rec->subscription_id = subscription_id & 0x0FFFFFFF;
     r.replaced = true;
     return r;
   }
   r.first_at_node = r.node->subs_.empty();
   if (r.first_at_node) summarize(r.node, +1);
-  uint32_t index = r.node->subs_.push_back(SubEntry(s, qos));
-  s->subs.push_back(SubRecord{r.node, index});
+  uint32_t index = r.node->subs_.push_back(SubEntry(s, qos, flagged));
+  SubRecord rec;
+  rec.node = r.node;
+  rec.index = index;
+  rec.options = options & 0xF;
+  rec.subscription_id = subscription_id & 0x0FFFFFFF;
+  s->subs.push_back(rec);
   ++subscriptions_;
   return r;
 }

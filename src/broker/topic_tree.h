@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "broker/inline_vector.h"
@@ -32,19 +33,23 @@
 
 namespace tcpms::broker {
 
-// A subscriber entry: Session* | granted QoS.
+// A subscriber entry: Session* | has-options bit | granted QoS.
 class SubEntry {
  public:
   SubEntry() noexcept = default;
-  SubEntry(Session* s, mqtt::QoS q) noexcept
-      : bits_(reinterpret_cast<uintptr_t>(s) | static_cast<uintptr_t>(q)) {}
-  Session* session() const noexcept { return reinterpret_cast<Session*>(bits_ & ~uintptr_t{3}); }
+  SubEntry(Session* s, mqtt::QoS q, bool has_options = false) noexcept
+      : bits_(reinterpret_cast<uintptr_t>(s) | static_cast<uintptr_t>(q) |
+              (has_options ? uintptr_t{4} : 0)) {}
+  Session* session() const noexcept { return reinterpret_cast<Session*>(bits_ & ~uintptr_t{7}); }
   mqtt::QoS qos() const noexcept { return static_cast<mqtt::QoS>(bits_ & 3); }
+  // The session's SubRecord for this node carries 5.0 options (No Local, Retain As Published)
+  // or a Subscription Identifier.
+  bool has_options() const noexcept { return (bits_ & 4) != 0; }
 
  private:
   uintptr_t bits_ = 0;
 };
-static_assert(alignof(Session) >= 4);
+static_assert(alignof(Session) >= 8);
 
 class TopicNode {
  public:
@@ -79,8 +84,10 @@ class TopicTree {
     bool replaced = false;     // the session already had this filter: QoS updated [MQTT-3.8.4-3]
     bool first_at_node = false;  // the filter had no subscriber on this loop before
   };
-  // `filter` must be valid (mqtt::validate_topic_filter).
-  SubscribeResult subscribe(std::string_view filter, Session* s, mqtt::QoS qos);
+  // `filter` must be valid (mqtt::validate_topic_filter). `options`, `subscription_id`: as
+  // in SubRecord.
+  SubscribeResult subscribe(std::string_view filter, Session* s, mqtt::QoS qos,
+                            uint8_t options = 0, uint32_t subscription_id = 0);
   // Returns false if the session had no such subscription. `last_at_node` tells whether the
   // filter lost its last subscriber on this loop.
   bool unsubscribe(std::string_view filter, Session* s, bool* last_at_node = nullptr);
@@ -99,7 +106,9 @@ class TopicTree {
   }
   void set_filter_events(bool on) noexcept { on_last_needs_filter_ = on; }
 
-  // Calls visit(Session*, QoS) for every subscription matching `topic` (a valid topic name).
+  // Calls visit(Session*, QoS) for every subscription matching `topic` (a valid topic name);
+  // or visit(Session*, QoS, const SubRecord*), the record only for entries with 5.0 options
+  // or a Subscription Identifier.
   // A session with several matching filters is visited once per filter.
   template <typename Visit>
   void match(std::string_view topic, Visit&& visit) {
@@ -130,7 +139,14 @@ class TopicTree {
   template <typename Visit>
   void visit_all(const TopicNode* n, Visit& visit) {
     const SubEntry* e = n->entries();
-    for (uint32_t i = 0; i < n->subs_.size(); ++i) visit(e[i].session(), e[i].qos());
+    for (uint32_t i = 0; i < n->subs_.size(); ++i) {
+      if constexpr (std::is_invocable_v<Visit&, Session*, mqtt::QoS, const SubRecord*>) {
+        Session* s = e[i].session();
+        visit(s, e[i].qos(), e[i].has_options() ? s->subs.find(n) : nullptr);
+      } else {
+        visit(e[i].session(), e[i].qos());
+      }
+    }
   }
   template <typename Visit>
   void match_from(const TopicNode* n, size_t i, bool dollar, Visit& visit) {
