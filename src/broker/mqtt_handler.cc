@@ -563,20 +563,7 @@ void MqttHandler::handover_request(std::shared_ptr<Handover> h) {
     target->loop().post([target, h] { target->handover_retry(h->new_conn, h->pending); });
     return;
   }
-  if (s->conn != nullptr) {
-    Connection* old = s->conn;
-    stats_.takeovers.add();
-    const bool was_clean = s->clean;
-    const bool old_v5 = s->is_v5();
-    if (old_v5) send_disconnect(*old, ReasonCode::kSessionTakenOver);
-    s->clean = false;  // keep the object: the registry entry is keyed by its id
-    detach_connection(*s, true);
-    s->clean = was_clean;
-    if (old_v5)
-      old->close_after_flush();
-    else
-      old->close(CloseReason::kKicked);  // [MQTT-3.1.4-2]
-  }
+  take_over(*s);  // [MQTT-3.1.4-2]; keeps the object: the registry entry is keyed by its id
   if (s->offline) {
     s->offline = false;
     stats_.sessions_offline.sub();
@@ -639,6 +626,7 @@ Action MqttHandler::fetch_session(Connection& c, Session* fresh, PendingConnect*
   // Until the answer comes, a second CONNECT for the id meets kBusy and retries, and the
   // session is neither exported nor handed to another loop.
   broker_.registry().set_fetching(p->client_id, fresh, true);
+  fresh->clean = false;  // CleanSession 0: a push meanwhile is kept for the connection
   stats_.session_fetches.add();
   c.pause_reading();
   // The answer comes on any thread; the connection may be gone by then (checked on the loop).
@@ -698,7 +686,9 @@ void MqttHandler::export_session(const std::string& client_id, Session* s,
   }
   if (e->in_transit) {
     // Moving between this process's loops: ask its new loop once the move is done.
-    loop_.run_after(5, [this, client_id, done] { broker_.export_session(client_id, done); });
+    // A post, not a timer: a task dropped at shutdown is destroyed while every loop still
+    // exists (TaskQueue::close), and destroying `done` answers the asking process.
+    loop_.post([this, client_id, done] { broker_.export_session(client_id, done); });
     return;
   }
   // A CONNECT here is itself asking for it (two connects racing): nothing to give yet.
@@ -1409,7 +1399,13 @@ void MqttHandler::deliver_local(const SharedBytes& topic, const SharedBytes& pay
 SendResult MqttHandler::push_to_client(std::string_view client_id, Session* s,
                                        const SharedBytes& topic, const SharedBytes& payload,
                                        QoS qos) {
-  if (!broker_.registry().owns(client_id, s, loop_.index())) return SendResult::kNotConnected;
+  if (!broker_.registry().owns(client_id, s, loop_.index())) {
+    // A CONNECT here is fetching the client's session from another process: the fresh
+    // session takes the message (queued ahead of what the image brings) rather than losing it.
+    auto e = broker_.registry().find(client_id);
+    if (!e || e->session != s || e->loop != loop_.index() || !e->fetching)
+      return SendResult::kNotConnected;
+  }
   const bool connected = s->conn != nullptr;
   deliver(*s, topic, payload, qos, false);
   return connected ? SendResult::kSent : SendResult::kQueued;

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <string>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -220,6 +221,63 @@ TEST(SessionMoves, NobodyHasItAndLateImagesAreAdopted) {
   EXPECT_EQ(connect_present(c, "mv-4", false), 1);
   EXPECT_EQ(c.read_publish(0x02).topic, "late/x");
   EXPECT_EQ(b.router->fetches.load(), 1);
+}
+
+// Holds every fetch until release() answers it "nobody has it".
+class HoldingRouter final : public Router {
+ public:
+  bool shares_sessions() const override { return true; }
+  void fetch_session(std::string_view, SessionDone done) override {
+    std::lock_guard lock(mu);
+    held.push_back(std::move(done));
+  }
+  size_t held_count() {
+    std::lock_guard lock(mu);
+    return held.size();
+  }
+  void release() {
+    std::vector<SessionDone> out;
+    {
+      std::lock_guard lock(mu);
+      out.swap(held);
+    }
+    for (auto& d : out) d(std::nullopt);
+  }
+  std::mutex mu;
+  std::vector<SessionDone> held;
+};
+
+TEST(SessionMoves, APushWhileTheSessionIsFetchedWaitsForTheConnection) {
+  BrokerConfig config;
+  config.sys_interval_ms = 0;
+  Broker broker(config);
+  auto r = std::make_unique<HoldingRouter>();
+  HoldingRouter* router = r.get();
+  broker.set_router(std::move(r));
+  ServerConfig sc;
+  sc.threads = 1;
+  Server server(sc);
+  broker.attach(server);
+  server.listen(*Endpoint::parse("127.0.0.1:0"), broker.handler_factory());
+  ASSERT_EQ(server.start(), "");
+  {
+    Client c(server.bound_port(0));
+    c.send_connect("mv-7", false);
+    for (int i = 0; i < 400 && router->held_count() == 0; ++i) std::this_thread::sleep_for(5ms);
+    ASSERT_EQ(router->held_count(), 1u);
+    // The registry names the connection already, so the push is answered "sent": it must
+    // then reach the client, not vanish while the fetch is out.
+    EXPECT_EQ(broker.send_to_client("mv-7", "to/mv-7", as_bytes("during fetch"), mqtt::QoS::k1),
+              SendResult::kSent);
+    std::this_thread::sleep_for(50ms);
+    router->release();
+    auto [type, body] = c.read();
+    ASSERT_EQ(type, mqtt::PacketType::kConnack);
+    mqtt::Publish p = c.read_publish(0x02);
+    EXPECT_EQ(p.topic, "to/mv-7");
+  }
+  server.stop();
+  server.wait();
 }
 
 TEST(SessionMoves, ExportRunsDoneOnceForUnknownAndDrop) {
