@@ -68,6 +68,13 @@ bool SessionQueues::on_pubcomp(uint16_t id) {
   return true;
 }
 
+bool SessionQueues::abandon(uint16_t id) {
+  OutMessage* m = find(id);
+  if (m == nullptr) return false;
+  erase(m);
+  return true;
+}
+
 bool SessionQueues::enqueue(OutMessage m, size_t max_messages, size_t max_bytes) {
   size_t bytes = m.payload.size() + m.topic.size();
   if (queued_.size() >= max_messages) return false;

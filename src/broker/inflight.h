@@ -53,6 +53,9 @@ class SessionQueues {
   bool on_puback(uint16_t packet_id);    // QoS 1 done [MQTT-4.3.2-1]
   bool on_pubrec(uint16_t packet_id);    // QoS 2: -> kWaitPubcomp; payload dropped [MQTT-4.3.3-1]
   bool on_pubcomp(uint16_t packet_id);   // QoS 2 done
+  // Gives up on an in-flight message whatever its state (it can no longer be sent to this
+  // client: over the Maximum Packet Size its new connection announced).
+  bool abandon(uint16_t packet_id);
   std::vector<OutMessage>& inflight() noexcept { return inflight_; }
 
   // Waiting messages (FIFO). False when full (by count or bytes): the caller counts the drop.

@@ -1321,14 +1321,23 @@ void MqttHandler::pump(Session& s) {
 }
 
 void MqttHandler::resend_inflight(Session& s) {
+  std::vector<uint16_t> unsendable;
   for (OutMessage& m : s.queues_->inflight()) {
     if (m.state == OutMessage::State::kWaitPubcomp) {
       send_packet(*s.conn, ack_packet(PacketType::kPubrel, m.packet_id), s.version,
                   PacketType::kPubrel);
-    } else {
-      // Same packet id, DUP set [MQTT-4.4.0-1], [MQTT-3.3.1-1].
-      send_publish(*s.conn, s, m.topic, m.payload, m.qos, m.retain, true, m.packet_id, m.props,
-                   m.sub_ids, true);
+    } else if (!send_publish(*s.conn, s, m.topic, m.payload, m.qos, m.retain, true,
+                             m.packet_id, m.props, m.sub_ids, true)) {
+      // Same packet id, DUP set [MQTT-4.4.0-1], [MQTT-3.3.1-1]; refused only when the new
+      // connection's Maximum Packet Size is below it [MQTT-3.1.2-25]: then it can never be
+      // acknowledged, and would hold a window slot for the rest of the session.
+      unsendable.push_back(m.packet_id);
+    }
+  }
+  for (uint16_t id : unsendable) {
+    if (s.queues_->abandon(id)) {
+      stats_.inflight_messages.sub();
+      stats_.queue_dropped.add();
     }
   }
 }

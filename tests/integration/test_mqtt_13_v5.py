@@ -253,6 +253,28 @@ def test_maximum_packet_size_drops_what_would_not_fit():
         sub.expect_nothing(0.3)
 
 
+def test_inflight_too_big_for_the_new_connection_is_given_up_not_held():
+    # A QoS 1 message in flight when the client left, reconnecting with a Maximum Packet Size
+    # below it: it cannot be resent [MQTT-3.1.2-25], so it must not hold the window (Receive
+    # Maximum 1) and block what comes after it.
+    with mqtt_server("--threads", "1") as srv:
+        sub = v5(srv, "mps-re", clean=False, props=p_u32(0x11, 60) + p_u16(0x21, 1))
+        assert sub.sub5([("mpsre/t", opts(1))]) == [1]
+        pub = v5(srv, "mps-re-pub")
+        pub.send(publish5("mpsre/t", b"x" * 200, qos=1, pid=1))
+        pub.ack_code(PUBACK)
+        assert sub.read_pub().payload == b"x" * 200  # never acknowledged
+        sub.close()
+        time.sleep(0.3)
+        sub = V5(srv.port)
+        present, code, _ = sub.connect5("mps-re", clean=False,
+                                        props=p_u32(0x11, 60) + p_u16(0x21, 1) + p_u32(0x27, 64))
+        assert (present, code) == (True, 0)
+        pub.send(publish5("mpsre/t", b"after", qos=1, pid=2))
+        pub.ack_code(PUBACK)
+        assert sub.read_pub().payload == b"after"
+
+
 # --- sessions ---------------------------------------------------------------------------------
 
 
