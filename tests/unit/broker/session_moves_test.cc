@@ -47,9 +47,9 @@ class PeerRouter final : public Router {
 };
 
 struct Node {
-  explicit Node(Broker** peer) : broker(config()) {
-    auto r = std::make_unique<PeerRouter>(peer);
-    router = r.get();
+  explicit Node(Broker** peer) : Node(std::make_unique<PeerRouter>(peer)) {}
+  explicit Node(std::unique_ptr<Router> r) : broker(config()) {
+    router = dynamic_cast<PeerRouter*>(r.get());  // null for the other test routers
     broker.set_router(std::move(r));
     ServerConfig sc;
     sc.threads = 2;
@@ -248,20 +248,12 @@ class HoldingRouter final : public Router {
 };
 
 TEST(SessionMoves, APushWhileTheSessionIsFetchedWaitsForTheConnection) {
-  BrokerConfig config;
-  config.sys_interval_ms = 0;
-  Broker broker(config);
   auto r = std::make_unique<HoldingRouter>();
   HoldingRouter* router = r.get();
-  broker.set_router(std::move(r));
-  ServerConfig sc;
-  sc.threads = 1;
-  Server server(sc);
-  broker.attach(server);
-  server.listen(*Endpoint::parse("127.0.0.1:0"), broker.handler_factory());
-  ASSERT_EQ(server.start(), "");
+  Node node(std::move(r));
+  Broker& broker = node.broker;
   {
-    Client c(server.bound_port(0));
+    Client c(node.port);
     c.send_connect("mv-7", false);
     for (int i = 0; i < 400 && router->held_count() == 0; ++i) std::this_thread::sleep_for(5ms);
     ASSERT_EQ(router->held_count(), 1u);
@@ -276,8 +268,6 @@ TEST(SessionMoves, APushWhileTheSessionIsFetchedWaitsForTheConnection) {
     mqtt::Publish p = c.read_publish(0x02);
     EXPECT_EQ(p.topic, "to/mv-7");
   }
-  server.stop();
-  server.wait();
 }
 
 TEST(SessionMoves, ExportRunsDoneOnceForUnknownAndDrop) {
