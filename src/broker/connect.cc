@@ -179,20 +179,7 @@ Action MqttHandler::continue_connect(Connection& c, PendingConnect* p) {
       return attach(c, fresh, p, false);  // no stored session here [MQTT-3.2.2-3]
     case ClientRegistry::ClaimKind::kLocal: {
       Session* s = claim.entry.session;
-      if (s->conn != nullptr) {
-        // Session takeover: the existing client is disconnected [MQTT-3.1.4-2].
-        Connection* old = s->conn;
-        const bool was_clean = s->clean;
-        const bool old_v5 = s->is_v5();
-        stats_.takeovers.add();
-        if (old_v5) send_disconnect(*old, ReasonCode::kSessionTakenOver);
-        detach_connection(*s, true);  // frees a clean session
-        if (old_v5)
-          old->close_after_flush();  // the DISCONNECT 0x8E goes out first
-        else
-          old->close(CloseReason::kKicked);
-        if (was_clean) return continue_connect(c, p);  // claim again for a fresh one
-      }
+      take_over(*s);  // the existing client, if any, is disconnected [MQTT-3.1.4-2]
       // A clean start discards the stored session [MQTT-3.1.2-6]; so does a session another
       // process held meanwhile (this one is stale: the image, if any, replaces it).
       const bool reset = p->clean || s->clean || p->elsewhere;

@@ -134,15 +134,13 @@ void MqttHandler::take_over(Session& s) {
   Connection* old = s.conn;
   stats_.takeovers.add();
   const bool was_clean = s.clean;
-  const bool old_v5 = s.is_v5();
-  if (old_v5) send_disconnect(*old, ReasonCode::kSessionTakenOver);
+  // A 5.0 client hears why [MQTT-3.14.2-1]. The close waits for what is already queued, so a
+  // connection taken over right after its CONNACK was written still gets it [MQTT-3.1.4-4].
+  if (s.is_v5()) send_disconnect(*old, ReasonCode::kSessionTakenOver);
   s.clean = false;  // keep the object: the caller decides
   detach_connection(s, true);
   s.clean = was_clean;
-  if (old_v5)
-    old->close_after_flush();
-  else
-    old->close(CloseReason::kKicked);
+  old->close_after_flush();
 }
 
 bool MqttHandler::install_image(Session& s, const std::string& bytes) {
