@@ -218,6 +218,27 @@ void Broker::walk_filters(std::function<void(std::string_view)> on_filter,
   }
 }
 
+void Broker::shared_arrived(uint16_t from, std::string_view share, std::string_view filter,
+                            Message m, uint8_t hops) {
+  uint32_t group = 0;
+  uint16_t other = kLocalPeer;
+  auto member = shared_.pick_here(share, filter, group, from, other);
+  if (member) {
+    MqttHandler* h = handler_for(member->loop);
+    if (h != nullptr) {
+      h->loop().post([h, group, mm = *member, m = std::move(m)] { h->deliver_shared(group, mm, m, 0); });
+      return;
+    }
+  }
+  // Nobody here any more: another process that has a member, if it has not been through too
+  // many (a group that empties everywhere while its message travels ends here).
+  if (other != kLocalPeer && hops < kMaxSharedHops) {
+    router_->shared_deliver(other, share, filter, m, static_cast<uint8_t>(hops + 1));
+    return;
+  }
+  shared_dropped_.fetch_add(1, std::memory_order_relaxed);
+}
+
 void Broker::for_each_retained(const std::function<void(const Message&)>& visit) const {
   std::vector<RetainedMessage> all;
   retained_.all(all);
@@ -366,6 +387,15 @@ void Broker::render_metrics(std::string& out) const {
       {"tcpms_mqtt_session_images_bad_total", "counter",
        "Session images from another process that failed to decode (dropped).",
        &BrokerStats::session_images_bad},
+      {"tcpms_mqtt_shared_deliveries_total", "counter",
+       "Messages given to a member of a shared subscription ($share/...) here.",
+       &BrokerStats::shared_deliveries},
+      {"tcpms_mqtt_shared_skipped_total", "counter",
+       "Shared subscription messages passed on because the picked member was offline or stalled.",
+       &BrokerStats::shared_skipped},
+      {"tcpms_mqtt_shared_redistributed_total", "counter",
+       "Messages of a shared subscription member that left or went offline, given to another.",
+       &BrokerStats::shared_redistributed},
       {"tcpms_mqtt_cross_loop_posts_total", "counter",
        "Publishes posted to another loop (one task per loop, not per subscriber).",
        &BrokerStats::cross_loop_posts},
@@ -393,6 +423,13 @@ void Broker::render_metrics(std::string& out) const {
          "here again (dropped).");
   fmt::format_to(std::back_inserter(out), "tcpms_mqtt_session_images_dropped_total {}\n",
                  sessions_adopt_dropped());
+  family("tcpms_mqtt_shared_groups", "gauge",
+         "Shared subscription groups known here (with members here or in other processes).");
+  fmt::format_to(std::back_inserter(out), "tcpms_mqtt_shared_groups {}\n", shared_.group_count());
+  family("tcpms_mqtt_shared_dropped_total", "counter",
+         "Shared subscription messages that found no member left anywhere.");
+  fmt::format_to(std::back_inserter(out), "tcpms_mqtt_shared_dropped_total {}\n",
+                 shared_dropped_.load(std::memory_order_relaxed));
   family("tcpms_mqtt_registry_clients", "gauge", "Client ids in the registry (all sessions).");
   fmt::format_to(std::back_inserter(out), "tcpms_mqtt_registry_clients {}\n", registry_.size());
 }

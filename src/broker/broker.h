@@ -34,6 +34,7 @@
 #include "broker/config.h"
 #include "broker/retained_store.h"
 #include "broker/router.h"
+#include "broker/shared_groups.h"
 #include "mqtt/types.h"
 #include "tcpms/bytes.h"
 #include "tcpms/conn_id.h"
@@ -166,6 +167,12 @@ class Broker {
   // there, then on_done(loop position), each on that loop's thread.
   void walk_filters(std::function<void(std::string_view)> on_filter,
                     std::function<void(uint32_t)> on_done);
+  // Shared subscriptions of this process and which peers have members (shared_groups.h).
+  SharedGroups& shared() noexcept { return shared_; }
+  // A message another process picked this one for, for one member of a group; `from`: that
+  // process (not asked again if nobody here is left).
+  void shared_arrived(uint16_t from, std::string_view share, std::string_view filter, Message m,
+                      uint8_t hops);
   // Every retained message, copied out (a peer that started asks for them).
   void for_each_retained(const std::function<void(const Message&)>& visit) const;
   // A loop's position among this process's loops (0 .. threads-1).
@@ -186,11 +193,14 @@ class Broker {
   std::unique_ptr<Router> router_;
   ClientRegistry registry_;
   RetainedStore retained_;
+  SharedGroups shared_;
   std::vector<MqttHandler*> handlers_;  // by loop position; filled in Server::start
   uint32_t loop_base_ = 0;
   uint64_t start_ms_ = 0;
   std::atomic<uint64_t> client_numbers_{0};
-  std::atomic<uint64_t> adopt_dropped_{0};  // late session images dropped: the id had one
+  std::atomic<uint64_t> adopt_dropped_{0};
+  std::atomic<uint64_t> shared_dropped_{0};  // shared messages with no member left anywhere
+  static constexpr uint8_t kMaxSharedHops = 8;  // late session images dropped: the id had one
   std::atomic<uint32_t> next_loop_{0};
   // Client ids with a claim unsettled here, and the surrenders waiting for it.
   struct HeldSurrender {

@@ -30,6 +30,9 @@ struct BrokerStats {
   Counter refused_publishes;   // over a limit (topic levels): connection closed
   Counter connects_refused;    // CONNACK with a non-zero return code
   Counter cross_loop_posts;    // publish tasks posted to other loops
+  Counter shared_deliveries;   // messages given to a shared subscription member here
+  Counter shared_skipped;      // a member offline or stalled: the next one took it
+  Counter shared_redistributed;  // a leaving member's message given to another member
   Counter acl_publish_denied;  // PUBLISH dropped: the ACL refused the topic
   Counter acl_subscribe_denied;  // SUBACK 0x80: the ACL refused the filter
   Counter sys_publish_denied;  // PUBLISH to $SYS dropped

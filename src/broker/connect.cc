@@ -236,8 +236,7 @@ Action MqttHandler::attach(Connection& c, Session* s, PendingConnect* p, bool pr
     x.session_expiry_s = is_v5(p->version) ? p->session_expiry_s : 0;
     x.max_packet_size = p->max_packet_size;
     x.receive_maximum = p->receive_maximum;
-    x.topic_aliases.clear();  // aliases live as long as the connection (5.0 §3.3.2.3.4)
-    x.topic_aliases.shrink_to_fit();
+    x.topic_aliases.reset();  // aliases live as long as the connection (5.0 §3.3.2.3.4)
   }
   const uint16_t keep_alive_s = p->keep_alive_s;
   const bool assigned_id = p->assigned_id;
@@ -258,7 +257,7 @@ Action MqttHandler::attach(Connection& c, Session* s, PendingConnect* p, bool pr
 void MqttHandler::send_connack_success(Connection& c, Session& s, bool present, bool assigned_id) {
   if (s.is_v5()) {
     // What this server supports, so the client need not guess (5.0 §3.2.2.3). Retain,
-    // wildcards and QoS 2 are available: the defaults, not sent.
+    // wildcards, shared subscriptions and QoS 2 are available: the defaults, not sent.
     props_scratch_.resize(64 + s.client_id().size());
     mqtt::PropertyBuilder b(props_scratch_);
     if (assigned_id) b.add(PropertyId::kAssignedClientIdentifier, s.client_id());  // [MQTT-3.2.2-16]
@@ -266,7 +265,6 @@ void MqttHandler::send_connack_success(Connection& c, Session& s, bool present, 
     b.add(PropertyId::kMaximumPacketSize,
           static_cast<uint32_t>(std::min<size_t>(cfg_.max_packet_size, mqtt::kMaxVarInt + 5)));
     b.add(PropertyId::kTopicAliasMaximum, kTopicAliasMaximum);
-    b.add(PropertyId::kSharedSubscriptionAvailable, 0);
     send_connack_v5(c, present, ReasonCode::kSuccess, b.properties());
   } else {
     send_connack(c, s.version, present, 0x00);

@@ -33,7 +33,7 @@ void MqttHandler::collect_clients(std::vector<ClientInfo>& out) {
     ci.loop = loop_.index();
     ci.connected = s->conn != nullptr;
     if (s->conn) ci.conn = s->conn->id();
-    ci.subscriptions = s->subs.size();
+    ci.subscriptions = subscription_total(*s);
     ci.connected_since_s = s->connected_since_s;
     if (s->has_queues()) {
       ci.queued = static_cast<uint32_t>(s->queues_->queued_count());

@@ -34,11 +34,16 @@ bool MqttHandler::deliverable(Session& s, const OutMessage& m) {
 }
 
 void MqttHandler::deliver(Session& s, const Message& msg, QoS granted, bool retain_flag,
-                          const SharedBytes& sub_ids) {
+                          const SharedBytes& sub_ids, uint32_t shared_group) {
+  auto out_message = [&] {
+    OutMessage out(msg, granted, retain_flag, sub_ids);
+    out.shared_group = shared_group;
+    return out;
+  };
   if (s.conn == nullptr) {
     // Offline persistent session: QoS 1/2 wait for the next connection [MQTT-3.1.2-5]; QoS 0
     // is not kept (the spec allows either; Mosquitto's default does the same).
-    if (granted != QoS::k0 && !s.clean) queue_message(s, OutMessage(msg, granted, retain_flag, sub_ids));
+    if (granted != QoS::k0 && !s.clean) queue_message(s, out_message());
     return;
   }
   Connection& c = *s.conn;
@@ -53,10 +58,10 @@ void MqttHandler::deliver(Session& s, const Message& msg, QoS granted, bool reta
   }
   SessionQueues& q = s.queues();
   if (backlogged || q.has_queued() || !q.window_has_room(window(s))) {
-    queue_message(s, OutMessage(msg, granted, retain_flag, sub_ids));
+    queue_message(s, out_message());
     return;
   }
-  OutMessage out(msg, granted, retain_flag, sub_ids);
+  OutMessage out = out_message();
   if (!deliverable(s, out)) {
     s.trim();
     return;  // expired, or too big for this client: dropped for it alone
@@ -128,7 +133,12 @@ void MqttHandler::route(const Message& m, bool from_remote, const Session* origi
     if (other->loop().post([other, m, origin] { other->deliver_local(m, origin); }))
       stats_.cross_loop_posts.add();
   }
-  if (!from_remote) broker_.router().on_local_publish(m);
+  if (!from_remote) {
+    broker_.router().on_local_publish(m);
+    // Shared subscriptions: one member per group, picked where the message entered (a
+    // message from another process had its members picked there).
+    if (broker_.shared().any()) route_shared(m);
+  }
 }
 
 void MqttHandler::deliver_local(const Message& msg, const Session* origin) {

@@ -32,9 +32,9 @@ Action MqttHandler::handle_publish(Connection& c, Session& s, const mqtt::FixedH
       if (*alias == 0 || *alias > kTopicAliasMaximum)
         return violation(c, "Topic Alias over our Topic Alias Maximum [MQTT-3.3.2-9]",
                          ReasonCode::kTopicAliasInvalid);
-      std::vector<SharedBytes>& aliases = s.extra_ref().topic_aliases;
-      if (aliases.size() < *alias) aliases.resize(kTopicAliasMaximum);
-      SharedBytes& slot = aliases[*alias - 1];
+      auto& aliases = s.extra_ref().topic_aliases;
+      if (!aliases) aliases = std::make_unique<std::array<SharedBytes, kTopicAliasMaximum>>();
+      SharedBytes& slot = (*aliases)[*alias - 1];
       if (topic.empty()) {
         if (slot.empty()) return violation(c, "Topic Alias not defined on this connection");
         topic_bytes = slot;

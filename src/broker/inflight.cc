@@ -115,4 +115,39 @@ bool SessionQueues::incoming_release(uint16_t id) {
   return true;
 }
 
+void SessionQueues::take_shared(uint32_t group, std::vector<OutMessage>& out, size_t& inflight) {
+  inflight = 0;
+  for (size_t i = 0; i < inflight_.size();) {
+    OutMessage& m = inflight_[i];
+    if (m.shared_group == group && m.state == OutMessage::State::kWaitPuback) {
+      m.state = OutMessage::State::kQueued;
+      m.packet_id = 0;
+      out.push_back(std::move(m));
+      inflight_.erase(inflight_.begin() + static_cast<std::ptrdiff_t>(i));
+      ++inflight;
+    } else {
+      ++i;
+    }
+  }
+  for (auto it = queued_.begin(); it != queued_.end();) {
+    if (it->shared_group == group) {
+      queued_bytes_ -= it->payload.size() + it->topic.size();
+      out.push_back(std::move(*it));
+      it = queued_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+std::vector<uint32_t> SessionQueues::shared_groups() const {
+  std::vector<uint32_t> out;
+  auto add = [&](uint32_t g) {
+    if (g != 0 && std::find(out.begin(), out.end(), g) == out.end()) out.push_back(g);
+  };
+  for (const OutMessage& m : inflight_) add(m.shared_group);
+  for (const OutMessage& m : queued_) add(m.shared_group);
+  return out;
+}
+
 }  // namespace tcpms::broker

@@ -33,6 +33,9 @@ struct OutMessage : Message {
   SharedBytes sub_ids;
   uint16_t packet_id = 0;
   State state = State::kQueued;
+  // The shared subscription group it came through (SharedGroups id; 0: none): if this member
+  // leaves before it is acknowledged, another member of the group gets it.
+  uint32_t shared_group = 0;
 
   OutMessage() = default;
   OutMessage(const Message& m, mqtt::QoS granted, bool retain_flag, SharedBytes ids = {})
@@ -70,6 +73,13 @@ class SessionQueues {
   OutMessage pop_queued();
   // Drops everything (clean session reset); returns how many queued messages went.
   size_t clear();
+  // Moves out the messages of shared subscription group `group` that another member may take
+  // instead (5.0 §4.8.2): the queued ones (never sent) and QoS 1 ones in flight. A QoS 2
+  // message sent to this member stays: it must finish with this client, never go to another.
+  // `inflight` gets how many of those moved out were in flight.
+  void take_shared(uint32_t group, std::vector<OutMessage>& out, size_t& inflight);
+  // The shared subscription groups of the messages held here (distinct, unordered).
+  std::vector<uint32_t> shared_groups() const;
 
   // --- inbound QoS 2 (method B: deliver on PUBLISH, remember the id until PUBREL) ---------
   bool incoming_seen(uint16_t packet_id) const noexcept;

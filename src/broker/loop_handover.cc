@@ -25,6 +25,7 @@ struct MqttHandler::Handover {
   bool present = false;
   // filter, QoS, SubRecord::options, SubRecord::subscription_id
   std::vector<std::tuple<std::string, QoS, uint8_t, uint32_t>> filters;
+  std::vector<SharedSub> shared;
   bool attached = false;
   ~Handover() {
     if (session != nullptr && attached == false && moved) {
@@ -81,10 +82,13 @@ void MqttHandler::handover_request(std::shared_ptr<Handover> h) {
     for (SubRecord& r : s->subs)
       h->filters.emplace_back(tree_.filter_of(r.node), r.node->entries()[r.index].qos(),
                               static_cast<uint8_t>(r.options), uint32_t{r.subscription_id});
+    if (s->extra && s->extra->shared) h->shared = *s->extra->shared;
     if (s->has_queues()) {
       stats_.queued_messages.sub(static_cast<int64_t>(s->queues_->queued_count()));
       stats_.inflight_messages.sub(static_cast<int64_t>(s->queues_->inflight_count()));
     }
+    // A group member names its loop: it leaves here and joins again from the new one.
+    leave_all_shared(*s);
     remove_subscriptions(*s);
   } else {
     reset_session(*s);  // a new session starts with the new connection [MQTT-3.1.2-6]
@@ -99,6 +103,8 @@ void MqttHandler::handover_attach(std::shared_ptr<Handover> h) {
   s->match_epoch = 0;  // epochs are per loop
   for (auto& [filter, qos, options, sub_id] : h->filters)
     add_subscription(*s, filter, qos, nullptr, options, sub_id);
+  for (const SharedSub& sub : h->shared)
+    add_shared(*s, sub.share, sub.filter, sub.qos, sub.options, sub.subscription_id);
   update_subscription_count();
   if (s->has_queues()) {
     stats_.queued_messages.add(static_cast<int64_t>(s->queues_->queued_count()));

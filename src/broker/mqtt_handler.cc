@@ -29,6 +29,8 @@ MqttHandler::~MqttHandler() {
     owned.push_back(e.session);
   });
   for (Session* s : owned) {
+    if (s->extra && s->extra->shared)
+      for (const SharedSub& sub : *s->extra->shared) broker_.shared().leave(sub.group, s, nullptr);
     broker_.registry().remove(s->client_id(), s);
     while (!s->subs.empty()) tree_.remove(s, &s->subs[s->subs.size() - 1]);
     delete s;

@@ -14,6 +14,7 @@
 //   packet_writer.cc     encoding what goes to a client
 //   session_lifecycle.cc detach, reset, discard, wills, 5.0 expiry and delayed wills
 //   control.cc           control-plane requests on this loop: push, kick, listings
+//   shared_delivery.cc   shared subscriptions: one member of a group per message
 //
 // Connection::user_data is null before CONNECT, then a PendingConnect while the CONNECT waits
 // (authentication on the worker pool, or a session coming from another loop), then the
@@ -55,9 +56,6 @@ namespace tcpms::broker {
 
 struct PendingConnect;
 
-// Inbound Topic Aliases a 5.0 client may define per connection (CONNACK Topic Alias Maximum).
-// The table is allocated on the first alias, 16 bytes an entry.
-inline constexpr uint32_t kTopicAliasMaximum = 16;
 // Longest single loop timer; longer session expiries and will delays re-arm until due.
 inline constexpr uint64_t kMaxLoopTimerMs = 1ull << 30;
 
@@ -97,6 +95,10 @@ class MqttHandler final : public Handler {
   // subscriptions [MQTT-3.3.1-12].
   void deliver_local(const Message& m, const Session* origin = nullptr);
   SendResult push_to_client(std::string_view client_id, Session* s, const Message& m);
+  // A message for `member` of shared group `group` (picked here or on another loop or
+  // process): to it if it can take it now, else to the next member (`tried` so far).
+  void deliver_shared(uint32_t group, const SharedGroups::Member& member, const Message& m,
+                      uint32_t tried);
   void kick(std::string_view client_id, Session* s);
   void collect_clients(std::vector<ClientInfo>& out);
   void publish_sys();
@@ -162,10 +164,28 @@ class MqttHandler final : public Handler {
   Action handle_subscribe(Connection& c, Session& s, mqtt::Bytes body);
   Action handle_unsubscribe(Connection& c, Session& s, mqtt::Bytes body);
   bool subscribed_to(Session& s, std::string_view filter) const;
+  // Subscriptions of the session, shared ones included.
+  uint32_t subscription_total(const Session& s) const noexcept;
   void add_subscription(Session& s, std::string_view filter, mqtt::QoS qos, bool* replaced,
                         uint8_t options = 0, uint32_t subscription_id = 0);
   void remove_subscriptions(Session& s);
   void update_subscription_count();
+
+  // --- shared subscriptions (shared_delivery.cc) ---
+  // True when the session was a member already (QoS and options replaced).
+  bool add_shared(Session& s, std::string_view share, std::string_view filter, mqtt::QoS qos,
+                  uint8_t options, uint32_t subscription_id);
+  bool remove_shared(Session& s, std::string_view share, std::string_view filter);
+  void leave_group(Session& s, const SharedSub& sub);
+  void leave_all_shared(Session& s);
+  // Connected, not backlogged, and (QoS 1/2) with room in its window and nothing queued.
+  bool available_for(Session& s, mqtt::QoS qos);
+  void dispatch_shared(const SharedGroups::Choice& c, const Message& m, uint32_t tried);
+  // A member leaving or going offline: its queued and QoS 1 in-flight messages of its groups
+  // (or of `only_group`) go to other members, if there are any.
+  void redistribute_shared(Session& s, uint32_t only_group);
+  // One member per matching group, for a publish entering here.
+  void route_shared(const Message& m);
 
   // --- output (packet_writer.cc) ---
   template <typename Packet>
@@ -188,8 +208,9 @@ class MqttHandler final : public Handler {
   size_t window(const Session& s) const noexcept;
   // `granted`: min(publish QoS, subscription QoS); `retain_flag`: the RETAIN bit it gets;
   // `sub_ids`: the Subscription Identifiers of the subscriptions that matched, as properties.
+  // `shared_group`: the shared subscription group it came through (0: none).
   void deliver(Session& s, const Message& m, mqtt::QoS granted, bool retain_flag,
-               const SharedBytes& sub_ids = {});
+               const SharedBytes& sub_ids = {}, uint32_t shared_group = 0);
   void queue_message(Session& s, OutMessage m);
   // Into the window with a fresh packet id, and sent.
   void start_inflight(Connection& c, Session& s, OutMessage m);

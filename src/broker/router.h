@@ -72,6 +72,15 @@ class Router {
   }
   // Disconnects a client that is not in this process. True if routed; `done` as above.
   virtual bool kick_client(std::string_view client_id, PushDone done) { return false; }
+
+  // --- shared subscriptions (shared_groups.h) ---------------------------------------------
+  // This process has its first member of the group / lost its last: the others pick it (or
+  // stop picking it) for the group's messages.
+  virtual void on_shared_group(std::string_view share, std::string_view filter, bool joined) {}
+  // A message for one member of the group, picked to be in process `peer` (an id the router
+  // gave in SharedGroups::set_remote). `hops`: how many processes it passed already.
+  virtual void shared_deliver(uint16_t peer, std::string_view share, std::string_view filter,
+                              const Message& m, uint8_t hops) {}
 };
 
 }  // namespace tcpms::broker

@@ -9,6 +9,7 @@
 // (queues, will, more than one subscription) is a null pointer until used.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -46,6 +47,20 @@ struct ClientRate {
   auth::TokenBucket bytes;
 };
 
+// Inbound Topic Aliases a 5.0 client may define per connection (CONNACK Topic Alias Maximum).
+inline constexpr uint32_t kTopicAliasMaximum = 16;
+
+// One of a session's shared subscriptions ("$share/{share}/{filter}"): its group in the
+// process's SharedGroups and what it was granted.
+struct SharedSub {
+  uint32_t group = 0;
+  std::string share;
+  std::string filter;
+  mqtt::QoS qos = mqtt::QoS::k0;
+  uint8_t options = 0;
+  uint32_t subscription_id = 0;
+};
+
 // What few clients need, behind one pointer: the will, the user name (kept only when the
 // authorizer uses names), publish rate buckets (only with per-client rate limits).
 struct SessionExtra {
@@ -64,9 +79,13 @@ struct SessionExtra {
   // out (0: never), kept in its loop's OfflineTimers heap (offline_timers.h).
   uint64_t expires_at_ms = 0;
   uint64_t will_at_ms = 0;
-  std::vector<SharedBytes> topic_aliases;  // inbound Topic Alias -> topic, index alias - 1
+  // Inbound Topic Alias -> topic (index alias - 1), allocated on the first alias, freed when
+  // the connection goes.
+  std::unique_ptr<std::array<SharedBytes, kTopicAliasMaximum>> topic_aliases;
+  // Shared subscriptions (shared_groups.h), allocated on the first.
+  std::unique_ptr<std::vector<SharedSub>> shared;
 };
-static_assert(sizeof(SessionExtra) <= 120, "SessionExtra is paid per 5.0 client");
+static_assert(sizeof(SessionExtra) <= 112, "SessionExtra is paid per 5.0 client");
 
 // Where one of the session's subscriptions sits in its loop's topic tree: the node of the
 // filter and the entry's index in that node (kept current when entries move). The QoS lives

@@ -19,6 +19,9 @@ void MqttHandler::detach_connection(Session& s, bool publish) {
   }
   std::unique_ptr<Will> will = s.take_will();
   if (s.disconnected || !publish) will.reset();
+  // A shared subscription member that leaves or goes offline: the others take what it had not
+  // received yet (5.0 §4.8.2).
+  redistribute_shared(s, 0);
   if (s.clean) {
     discard_session(&s);  // a clean session lasts as long as its connection [MQTT-3.1.2-6]
   } else {
@@ -26,8 +29,7 @@ void MqttHandler::detach_connection(Session& s, bool publish) {
     stats_.sessions_offline.add();
     broker_.registry().set_conn(s.client_id(), &s, ConnId{});
     if (s.extra) {
-      s.extra->topic_aliases.clear();
-      s.extra->topic_aliases.shrink_to_fit();
+      s.extra->topic_aliases.reset();
     }
     // 5.0: a will with a delay waits while the session lives [MQTT-3.1.3-9].
     if (will && will->delay_s != 0) s.extra_ref().delayed_will = std::move(will);
@@ -38,6 +40,7 @@ void MqttHandler::detach_connection(Session& s, bool publish) {
 }
 
 void MqttHandler::reset_session(Session& s) {
+  leave_all_shared(s);
   remove_subscriptions(s);
   if (s.has_queues()) {
     stats_.queued_messages.sub(static_cast<int64_t>(s.queues_->queued_count()));

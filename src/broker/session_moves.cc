@@ -163,6 +163,10 @@ std::string MqttHandler::encode_image(Session& s) {
     img.subscriptions.push_back({std::string(tree_.filter_of(r.node)),
                                  r.node->entries()[r.index].qos(), static_cast<uint8_t>(r.options),
                                  uint32_t{r.subscription_id}});
+  if (s.extra && s.extra->shared)
+    for (const SharedSub& e : *s.extra->shared)
+      img.subscriptions.push_back({std::string(mqtt::kSharePrefix) + e.share + "/" + e.filter, e.qos,
+                                   e.options, e.subscription_id});
   if (s.has_queues()) {
     SessionQueues& q = *s.queues_;
     img.last_packet_id = q.last_packet_id();
@@ -200,9 +204,12 @@ void MqttHandler::import_image(Session& s, SessionImage& img) {
   if (img.version == mqtt::ProtocolVersion::kV5) s.extra_ref().session_expiry_s = img.session_expiry_s;
   for (const ImageSubscription& sub : img.subscriptions) {
     // Checked against this process's limits too; a filter refused here is left out.
-    if (mqtt::validate_topic_filter(sub.filter, cfg_.max_topic_levels) != mqtt::TopicError::kOk ||
-        mqtt::is_shared_subscription(sub.filter))
+    if (mqtt::validate_topic_filter(sub.filter, cfg_.max_topic_levels) != mqtt::TopicError::kOk)
       continue;
+    if (const auto shared = mqtt::parse_shared_subscription(sub.filter)) {
+      add_shared(s, shared->share_name, shared->filter, sub.qos, sub.options, sub.subscription_id);
+      continue;
+    }
     add_subscription(s, sub.filter, sub.qos, nullptr, sub.options, sub.subscription_id);
   }
   update_subscription_count();

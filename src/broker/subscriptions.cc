@@ -30,23 +30,33 @@ Action MqttHandler::handle_subscribe(Connection& c, Session& s, mqtt::Bytes body
   for (const mqtt::Subscription& sub : d->subscriptions) {
     const std::string_view filter = sub.filter;
     QoS qos = min_qos(sub.options.max_qos, QoS::k2);
-    if (mqtt::is_shared_subscription(filter)) {
-      codes.push_back(std::byte{mqtt::to_byte(ReasonCode::kSharedSubscriptionsNotSupported)});
-      continue;
-    }
     if (mqtt::validate_topic_filter(filter, cfg_.max_topic_levels) != mqtt::TopicError::kOk) {
       codes.push_back(std::byte{mqtt::to_byte(ReasonCode::kTopicFilterInvalid)});  // [MQTT-3.8.4-5]
       continue;
     }
-    if (!broker_.authorizer().can_subscribe({s.client_id(), s.username()}, filter)) {
+    const auto shared = mqtt::parse_shared_subscription(filter);
+    // No Local on a shared subscription is a protocol error [MQTT-3.8.3-4].
+    if (shared && s.is_v5() && sub.options.no_local)
+      return violation(c, "No Local on a shared subscription [MQTT-3.8.3-4]");
+    // The ACL sees the filter the messages come through, without "$share/{group}/".
+    const std::string_view acl_filter = shared ? shared->filter : filter;
+    if (!broker_.authorizer().can_subscribe({s.client_id(), s.username()}, acl_filter)) {
       stats_.acl_subscribe_denied.add();
       codes.push_back(std::byte{mqtt::to_byte(ReasonCode::kNotAuthorized)});
       continue;
     }
     if (cfg_.max_subscriptions_per_client != 0 &&
-        s.subs.size() >= cfg_.max_subscriptions_per_client && !subscribed_to(s, filter)) {
+        subscription_total(s) >= cfg_.max_subscriptions_per_client && !subscribed_to(s, filter)) {
       stats_.subscriptions_over_limit.add();
       codes.push_back(std::byte{mqtt::to_byte(ReasonCode::kQuotaExceeded)});
+      continue;
+    }
+    if (shared) {
+      // One member of the group gets each message; no retained messages on subscribe
+      // (5.0 §4.8.2).
+      add_shared(s, shared->share_name, shared->filter, qos,
+                 s.is_v5() && sub.options.retain_as_published ? kSubRetainAsPublished : 0, sub_id);
+      codes.push_back(static_cast<std::byte>(qos));
       continue;
     }
     uint8_t options = 0;
@@ -88,9 +98,19 @@ Action MqttHandler::handle_subscribe(Connection& c, Session& s, mqtt::Bytes body
 }
 
 bool MqttHandler::subscribed_to(Session& s, std::string_view filter) const {
+  if (const auto shared = mqtt::parse_shared_subscription(filter)) {
+    if (s.extra && s.extra->shared)
+      for (const SharedSub& e : *s.extra->shared)
+        if (e.share == shared->share_name && e.filter == shared->filter) return true;
+    return false;
+  }
   for (const SubRecord& r : s.subs)
     if (tree_.filter_of(r.node) == filter) return true;
   return false;
+}
+
+uint32_t MqttHandler::subscription_total(const Session& s) const noexcept {
+  return s.subs.size() + (s.extra && s.extra->shared ? static_cast<uint32_t>(s.extra->shared->size()) : 0);
 }
 
 Action MqttHandler::handle_unsubscribe(Connection& c, Session& s, mqtt::Bytes body) {
@@ -99,6 +119,13 @@ Action MqttHandler::handle_unsubscribe(Connection& c, Session& s, mqtt::Bytes bo
   std::vector<std::byte> codes;  // 5.0 only: one per filter
   for (std::string_view filter : d->filters) {
     bool last = false;
+    if (const auto shared = mqtt::parse_shared_subscription(filter)) {
+      const bool was = remove_shared(s, shared->share_name, shared->filter);
+      if (s.is_v5())
+        codes.push_back(was ? std::byte{0x00}
+                            : std::byte{mqtt::to_byte(ReasonCode::kNoSubscriptionExisted)});
+      continue;
+    }
     if (tree_.unsubscribe(filter, &s, &last)) {
       stats_.subscriptions.sub();
       if (last && broker_.router().wants_filter_events())

@@ -533,6 +533,36 @@ void PeerRouter::finish_by_id(uint64_t request, ReplyStatus status) {
   }
 }
 
+// --- shared subscriptions -------------------------------------------------------------------
+
+void PeerRouter::on_shared_group(std::string_view share, std::string_view filter, bool joined) {
+  SharedBytes frame = to_shared(SharedGroup{joined, share, filter});
+  for (PeerId p = 0; p < peers_; ++p)
+    if (p != self_) send(p, frame);
+}
+
+void PeerRouter::shared_deliver(uint16_t peer, std::string_view share, std::string_view filter,
+                                const broker::Message& m, uint8_t hops) {
+  if (send(peer, Frame(SharedDeliver{hops, share, filter, view_of(m, steady_now_ms())})))
+    stats_.shared_sent.fetch_add(1, std::memory_order_relaxed);
+}
+
+void PeerRouter::on_shared_group_frame(PeerId from, const SharedGroup& f) {
+  broker_.shared().set_remote(from, f.group, f.filter, f.joined);
+}
+
+void PeerRouter::on_shared_deliver(PeerId from, const SharedDeliver& f) {
+  if (mqtt::validate_topic_name(f.message.topic, broker_.config().max_topic_levels) !=
+          mqtt::TopicError::kOk ||
+      (!f.message.props.empty() &&
+       !mqtt::decode_property_list(f.message.props, mqtt::PropertyContext::kPublish).ok())) {
+    stats_.frames_bad.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  stats_.shared_received.fetch_add(1, std::memory_order_relaxed);
+  broker_.shared_arrived(from, f.group, f.filter, message_of(f.message, steady_now_ms()), f.hops);
+}
+
 // --- queries between peers --------------------------------------------------------------------
 
 void PeerRouter::on_query(PeerId from, const Query& f) {
@@ -556,14 +586,17 @@ void PeerRouter::on_peer_up(PeerId peer) {
   // What the peer must know of us, Hello first (the transport keeps this order).
   send(peer, Frame(Hello{incarnation_, local_.slots(), options_.interest.hashes}));
   send(peer, SharedBytes::copy_of(as_bytes(local_.snapshot())));
+  for (const auto& [share, filter] : broker_.shared().local_groups())
+    send(peer, Frame(SharedGroup{true, share, filter}));
   enroll_at(peer);
   sync_retained_from(peer);
 }
 
 void PeerRouter::on_peer_down(PeerId peer) {
   if (peer >= peers_ || peer == self_) return;
-  // Its filters are unknown until it says again; publishes for it would be dropped anyway.
+  // Its filters and groups are unknown until it says again; frames for it would be dropped.
   remote_.forget(peer);
+  broker_.shared().forget_peer(peer);
   // Requests waiting on it fail now rather than at their timeouts.
   std::vector<uint64_t> waiting;
   {
@@ -593,6 +626,7 @@ void PeerRouter::on_hello(PeerId from, const Hello& f) {
   if (restarted) {
     stats_.peers_restarted.fetch_add(1, std::memory_order_relaxed);
     remote_.forget(from);
+    broker_.shared().forget_peer(from);
     spdlog::info("routing: peer {} restarted; {} client ids it held forgotten", from, forgotten);
   }
 }
@@ -627,8 +661,8 @@ void PeerRouter::on_frame(PeerId from, ByteView bytes) {
                  [&](const Reply& x) { on_reply(from, x); },
                  [&](const Query& x) { on_query(from, x); },
                  [&](const QueryAnswer&) {},
-                 [&](const SharedGroup&) {},
-                 [&](const SharedDeliver&) {},
+                 [&](const SharedGroup& x) { on_shared_group_frame(from, x); },
+                 [&](const SharedDeliver& x) { on_shared_deliver(from, x); },
              },
              *f);
 }
@@ -678,6 +712,11 @@ void PeerRouter::render_metrics(std::string& out) const {
       {"tcpms_routing_enrolled_total", "Client ids enrolled by peers at this home after a restart.",
        &RouterStats::enrolled},
       {"tcpms_routing_peers_restarted_total", "Peers seen restarting.", &RouterStats::peers_restarted},
+      {"tcpms_routing_shared_sent_total",
+       "Shared subscription messages sent to a peer picked for one of its members.",
+       &RouterStats::shared_sent},
+      {"tcpms_routing_shared_received_total",
+       "Shared subscription messages a peer picked this process for.", &RouterStats::shared_received},
   };
   auto family = [&](const char* name, const char* help, const char* type, uint64_t v) {
     fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n{} {}\n", name, help, name,

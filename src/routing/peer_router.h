@@ -70,6 +70,7 @@ struct RouterStats {
   std::atomic<uint64_t> frames_bad{0}, frames_unknown{0}, sends_failed{0};
   std::atomic<uint64_t> interest_updates_sent{0}, interest_rebuilds{0};
   std::atomic<uint64_t> enrolled{0}, peers_restarted{0};
+  std::atomic<uint64_t> shared_sent{0}, shared_received{0};
 };
 
 class PeerRouter final : public broker::Router, public Transport::Receiver {
@@ -88,6 +89,9 @@ class PeerRouter final : public broker::Router, public Transport::Receiver {
   void enroll(std::string_view client_id, uint32_t ticket) override;
   bool push_to_client(std::string_view client_id, const broker::Message& m, PushDone done) override;
   bool kick_client(std::string_view client_id, PushDone done) override;
+  void on_shared_group(std::string_view share, std::string_view filter, bool joined) override;
+  void shared_deliver(uint16_t peer, std::string_view share, std::string_view filter,
+                      const broker::Message& m, uint8_t hops) override;
 
   // --- Transport::Receiver (transport threads) ---
   void on_frame(PeerId from, ByteView frame) override;
@@ -146,6 +150,8 @@ class PeerRouter final : public broker::Router, public Transport::Receiver {
   void on_by_id(PeerId from, const ById& f);
   void on_reply(PeerId from, const Reply& f);
   void on_query(PeerId from, const Query& f);
+  void on_shared_group_frame(PeerId from, const SharedGroup& f);
+  void on_shared_deliver(PeerId from, const SharedDeliver& f);
   void on_interest(PeerId from, const InterestSnapshot& f);
   void on_interest(PeerId from, const InterestDelta& f);
 

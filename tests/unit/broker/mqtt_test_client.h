@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdint>
 #include <utility>
 #include <vector>
@@ -63,6 +64,16 @@ class Client {
       if (n <= 0) return {mqtt::PacketType{}, {}};
       in_.insert(in_.end(), tmp, tmp + n);
     }
+  }
+  // read() with a shorter receive timeout (type 0 when nothing came).
+  std::pair<mqtt::PacketType, std::vector<std::byte>> read_for(std::chrono::milliseconds wait) {
+    timeval tv{static_cast<time_t>(wait.count() / 1000),
+               static_cast<suseconds_t>((wait.count() % 1000) * 1000)};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    auto r = read();
+    timeval five{5, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &five, sizeof five);
+    return r;
   }
   mqtt::Publish read_publish(uint8_t flags_qos1 = 0x02) {
     auto [type, body] = read();

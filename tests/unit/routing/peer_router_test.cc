@@ -280,6 +280,34 @@ TEST(PeerRouter, ARestartedHomeLearnsWhatTheOthersHold) {
   EXPECT_EQ(dev.read_publish(0x02).topic, "after/restart");
 }
 
+TEST(PeerRouter, ASharedSubscriptionMessageGoesToOneMemberInOnePeer) {
+  Mesh m(3);
+  Client a(m[1].port), b(m[2].port);
+  ASSERT_EQ(connect_present(a, "member-a", true), 0);
+  ASSERT_EQ(connect_present(b, "member-b", true), 0);
+  subscribe(a, "$share/pool/jobs/+");
+  subscribe(b, "$share/pool/jobs/+");
+  wait_for([&] { return m[0].broker.shared().peers_of("pool", "jobs/+") == 2; },
+           "peer 0 knows both peers with members");
+  const int n = 20;
+  for (int k = 0; k < n; ++k)
+    ASSERT_TRUE(m[0].broker.publish("jobs/" + std::to_string(k % 4), as_bytes("j"), mqtt::QoS::k0, false));
+  // Round robin over the two peers that have members: half each, none twice.
+  int got_a = 0, got_b = 0;
+  auto drain = [](Client& c, int& count) {
+    for (;;) {
+      auto [type, body] = c.read_for(std::chrono::milliseconds(300));
+      if (type != mqtt::PacketType::kPublish) return;
+      ++count;
+    }
+  };
+  drain(a, got_a);
+  drain(b, got_b);
+  EXPECT_EQ(got_a + got_b, n);
+  EXPECT_EQ(got_a, n / 2);
+  EXPECT_EQ(m[0].router->stats().shared_sent.load(), static_cast<uint64_t>(n));
+}
+
 TEST(PeerRouter, AClaimWhoseHomeIsDownGoesOnWithoutIt) {
   Mesh m(3);
   const std::string id = m.id_homed_at(1, "lonely-");
