@@ -120,6 +120,10 @@ struct Encoder {
     w.str16(f.group);
     w.str16(f.filter);
   }
+  void operator()(const InterestRelay& f) {
+    w.u16(f.count);
+    w.bytes(f.entries);
+  }
   void operator()(const SharedDeliver& f) {
     w.u8(f.hops);
     w.str16(f.group);
@@ -315,8 +319,28 @@ std::optional<Frame> decode(ByteView bytes) {
         return std::nullopt;
       return done(in, f);
     }
+    case FrameKind::kInterestRelay: {
+      InterestRelay f;
+      f.count = in.u16();
+      const ByteView start = in.rest();
+      // Every entry must be whole: the for_each above reads them without checks.
+      LeReader entries(start);
+      for (uint16_t i = 0; i < f.count; ++i) {
+        entries.u16();
+        entries.str32();
+      }
+      if (!in.ok() || !entries.ok() || entries.remaining() != 0) return std::nullopt;
+      f.entries = start;
+      return Frame(f);
+    }
   }
   return std::nullopt;  // a newer process's kind
+}
+
+void append_relay_entry(std::string& entries, PeerId origin, ByteView frame) {
+  LeWriter w(entries);
+  w.u16(origin);
+  w.str32(frame);
 }
 
 MessageView view_of(const broker::Message& m, uint64_t now_ms) {

@@ -23,6 +23,8 @@
 //   QueryAnswer      u64 request, u8 status, rest: body
 //   SharedGroup      u8 joined, str16 group (share name), str16 filter
 //   SharedDeliver    u8 hops, str16 group, str16 filter, message
+//   InterestRelay    u16 n, n x (u16 origin, str32 frame): interest updates of several peers,
+//                    forwarded by the interest hub (peer_router.h)
 //   message          u8 qos | retain << 2, u32 expiry left ms (0: none), str16 topic,
 //                    str32 properties (5.0, as forwarded), rest: payload
 //
@@ -68,6 +70,7 @@ enum class FrameKind : uint8_t {
   kQueryAnswer = 14,
   kSharedGroup = 15,
   kSharedDeliver = 16,
+  kInterestRelay = 17,
 };
 
 // A published message as it crosses: views into the frame. expiry_left_ms is the time left
@@ -189,9 +192,24 @@ struct SharedDeliver {
   MessageView message;
 };
 
+// Interest updates (InterestSnapshot or InterestDelta frames) of several peers in one frame.
+struct InterestRelay {
+  ByteView entries;  // n x (u16 origin, str32 frame), checked by decode
+  uint16_t count = 0;
+  struct Entry {
+    PeerId origin;
+    ByteView frame;
+  };
+  // Calls f(Entry) for each.
+  template <typename F>
+  void for_each(F&& f) const;
+};
+// Appends one entry to an InterestRelay's entries being built.
+void append_relay_entry(std::string& entries, PeerId origin, ByteView frame);
+
 using Frame = std::variant<Hello, Publish, InterestSnapshot, InterestDelta, ClaimRequest, ClaimAnswer,
                            Surrender, SessionImage, Release, Register, ById, Reply, Query,
-                           QueryAnswer, SharedGroup, SharedDeliver>;
+                           QueryAnswer, SharedGroup, SharedDeliver, InterestRelay>;
 
 // Appends the frame's bytes to `out`.
 void encode(const Frame& f, std::string& out);
@@ -210,5 +228,17 @@ broker::Message message_of(const MessageView& v, uint64_t now_ms);
 // A message as a ById push's body, and back.
 std::string encode_message_body(const MessageView& m);
 std::optional<MessageView> decode_message_body(ByteView body);
+
+template <typename F>
+void InterestRelay::for_each(F&& f) const {
+  size_t at = 0;
+  for (uint16_t i = 0; i < count; ++i) {
+    const auto byte = [&](size_t k) { return static_cast<uint32_t>(entries[at + k]); };
+    const PeerId origin = static_cast<PeerId>(byte(0) | byte(1) << 8);
+    const uint32_t n = byte(2) | byte(3) << 8 | byte(4) << 16 | byte(5) << 24;
+    f(Entry{origin, entries.subspan(at + 6, n)});
+    at += 6 + n;
+  }
+}
 
 }  // namespace tcpms::routing

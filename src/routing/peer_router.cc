@@ -44,6 +44,10 @@ PeerRouter::PeerRouter(broker::Broker& broker, Transport& transport, RouterOptio
       self_(transport.self()),
       peers_(std::min(transport.peer_slots(), kMaxPeers)),
       incarnation_(options.incarnation != 0 ? options.incarnation : make_incarnation()),
+      interest_interval_ms_(options.interest_interval_ms != 0
+                                ? options.interest_interval_ms
+                                : std::max<uint32_t>(2, static_cast<uint32_t>(peers_) * 5 / 2)),
+      hub_(peers_ > options.interest_relay_above ? PeerId{0} : kNoPeer),
       local_(options.interest, options.loops),
       remote_(transport.self(), std::min(transport.peer_slots(), kMaxPeers), options.interest.hashes),
       incarnations_(std::min(transport.peer_slots(), kMaxPeers), 0) {
@@ -69,13 +73,51 @@ bool PeerRouter::send(PeerId to, const Frame& f) { return send(to, to_shared(f))
 
 uint64_t PeerRouter::add_pending(Pending p, uint32_t timeout_ms) {
   uint64_t id;
+  const uint64_t due = steady_now_ms() + timeout_ms;
   {
     std::lock_guard lock(pending_mu_);
     id = next_request_++;
     pending_.emplace(id, std::move(p));
+    deadlines_.push({due, id});
   }
-  if (!transport_.run_after(timeout_ms, [this, id] { expire(id); })) expire(id);
+  arm_deadline_timer(due);
   return id;
+}
+
+void PeerRouter::arm_deadline_timer(uint64_t due) {
+  // One transport timer for the earliest deadline, not one per request: a request answered in
+  // time then costs no timer firing (a wake-up of an otherwise idle process).
+  uint64_t armed = timer_at_ms_.load(std::memory_order_relaxed);
+  while (armed == 0 || due < armed) {
+    if (timer_at_ms_.compare_exchange_weak(armed, due, std::memory_order_acq_rel)) {
+      const uint64_t now = steady_now_ms();
+      if (!transport_.run_after(static_cast<uint32_t>(due > now ? due - now : 0),
+                                [this, due] { run_deadlines(due); })) {
+        timer_at_ms_.store(0, std::memory_order_relaxed);
+      }
+      return;
+    }
+  }
+}
+
+void PeerRouter::run_deadlines(uint64_t fired_for) {
+  uint64_t expected = fired_for;
+  timer_at_ms_.compare_exchange_strong(expected, 0, std::memory_order_acq_rel);
+  const uint64_t now = steady_now_ms();
+  std::vector<uint64_t> due;
+  uint64_t next = 0;
+  {
+    std::lock_guard lock(pending_mu_);
+    while (!deadlines_.empty() && deadlines_.top().first <= now) {
+      if (pending_.count(deadlines_.top().second)) due.push_back(deadlines_.top().second);
+      deadlines_.pop();
+    }
+    // Deadlines of requests answered already go without a timer of their own.
+    while (!deadlines_.empty() && !pending_.count(deadlines_.top().second)) deadlines_.pop();
+    if (!deadlines_.empty()) next = deadlines_.top().first;
+  }
+  for (uint64_t id : due) expire(id);
+  if (next != 0) arm_deadline_timer(next);
 }
 
 std::optional<PeerRouter::Pending> PeerRouter::take_pending(uint64_t request) {
@@ -124,22 +166,92 @@ void PeerRouter::on_filter_removed(std::string_view filter, uint32_t loop) {
 }
 
 void PeerRouter::schedule_interest_flush() {
-  // Once per loop iteration at most: the task runs before the loop writes its output, so the
-  // peers hear of a subscription no later than its SUBACK leaves.
-  if (flush_scheduled_.exchange(true, std::memory_order_acq_rel)) return;
-  if (!transport_.run_after(0, [this] {
-        flush_scheduled_.store(false, std::memory_order_release);
-        flush_interest();
+  schedule_spaced(flush_scheduled_, last_flush_ms_, &PeerRouter::flush_interest);
+}
+
+void PeerRouter::schedule_spaced(std::atomic<bool>& scheduled, std::atomic<uint64_t>& last_ms,
+                                 void (PeerRouter::*task)()) {
+  // An update goes to every peer, so its cost grows with their number: updates are spaced by
+  // at least interest_interval_ms_ (more peers, longer), and everything that changed meanwhile
+  // goes in one. A change after a quiet spell goes at once, in the same loop iteration, so
+  // the peers hear of a subscription no later than its SUBACK leaves; under a subscription
+  // storm it waits up to the interval.
+  if (scheduled.exchange(true, std::memory_order_acq_rel)) return;
+  const uint64_t now = steady_now_ms();
+  const uint64_t due = last_ms.load(std::memory_order_relaxed) + interest_interval_ms_;
+  const uint32_t delay = now >= due ? 0 : static_cast<uint32_t>(due - now);
+  if (!transport_.run_after(delay, [this, &scheduled, &last_ms, task] {
+        scheduled.store(false, std::memory_order_release);
+        last_ms.store(steady_now_ms(), std::memory_order_relaxed);
+        (this->*task)();
       }))
-    flush_scheduled_.store(false, std::memory_order_release);
+    scheduled.store(false, std::memory_order_release);
 }
 
 void PeerRouter::flush_interest() {
   std::string update = local_.take_update();
   if (update.empty()) return;
+  stats_.interest_updates_sent.fetch_add(1, std::memory_order_relaxed);
+  if (hub_ == self_) {
+    queue_relay(self_, as_bytes(update));
+    return;
+  }
+  if (hub_ != kNoPeer) {
+    // Through the hub. If it is down the update is lost: when it comes back it gets a snapshot.
+    send(hub_, SharedBytes::copy_of(as_bytes(update)));
+    return;
+  }
   SharedBytes frame = SharedBytes::copy_of(as_bytes(update));
   for (PeerId p = 0; p < peers_; ++p)
-    if (p != self_ && send(p, frame)) stats_.interest_updates_sent.fetch_add(1, std::memory_order_relaxed);
+    if (p != self_) send(p, frame);
+}
+
+void PeerRouter::queue_relay(PeerId origin, ByteView frame) {
+  bool full;
+  {
+    std::lock_guard lock(relay_mu_);
+    append_relay_entry(relay_entries_, origin, frame);
+    full = ++relay_count_ == UINT16_MAX;
+  }
+  if (full) {
+    flush_relay();  // a frame holds at most 65,535 entries
+    return;
+  }
+  schedule_spaced(relay_scheduled_, last_relay_ms_, &PeerRouter::flush_relay);
+}
+
+void PeerRouter::flush_relay() {
+  std::string entries;
+  uint16_t count;
+  {
+    std::lock_guard lock(relay_mu_);
+    entries.swap(relay_entries_);
+    count = std::exchange(relay_count_, uint16_t{0});
+  }
+  if (count == 0) return;
+  SharedBytes frame = to_shared(InterestRelay{as_bytes(entries), count});
+  for (PeerId p = 0; p < peers_; ++p)
+    if (p != self_) send(p, frame);
+}
+
+void PeerRouter::on_interest_frame(PeerId origin, ByteView bytes, const Frame& f) {
+  if (const auto* s = std::get_if<InterestSnapshot>(&f)) on_interest(origin, *s);
+  if (const auto* d = std::get_if<InterestDelta>(&f)) on_interest(origin, *d);
+  if (hub_ == self_ && origin != self_) queue_relay(origin, bytes);
+}
+
+void PeerRouter::on_interest_relay(PeerId from, const InterestRelay& f) {
+  f.for_each([&](const InterestRelay::Entry& e) {
+    if (e.origin == self_ || e.origin >= peers_) return;
+    auto inner = decode(e.frame);
+    if (!inner || !(std::holds_alternative<InterestSnapshot>(*inner) ||
+                    std::holds_alternative<InterestDelta>(*inner))) {
+      stats_.frames_bad.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    if (const auto* s = std::get_if<InterestSnapshot>(&*inner)) on_interest(e.origin, *s);
+    if (const auto* d = std::get_if<InterestDelta>(&*inner)) on_interest(e.origin, *d);
+  });
 }
 
 void PeerRouter::maybe_grow_interest() {
@@ -585,7 +697,25 @@ void PeerRouter::on_peer_up(PeerId peer) {
   if (peer >= peers_ || peer == self_) return;
   // What the peer must know of us, Hello first (the transport keeps this order).
   send(peer, Frame(Hello{incarnation_, local_.slots(), options_.interest.hashes}));
-  send(peer, SharedBytes::copy_of(as_bytes(local_.snapshot())));
+  if (hub_ == kNoPeer || peer == hub_) {
+    // Our column, to the peer itself or to the hub (which passes it on to everyone).
+    send(peer, SharedBytes::copy_of(as_bytes(local_.snapshot())));
+  } else if (hub_ == self_) {
+    // The hub gives a peer that comes up every column it knows, its own included.
+    std::string entries;
+    uint16_t n = 0;
+    const std::string own = local_.snapshot();
+    append_relay_entry(entries, self_, as_bytes(own));
+    ++n;
+    for (PeerId q = 0; q < peers_; ++q) {
+      if (q == self_ || q == peer) continue;
+      const std::string column = remote_.column_snapshot(q);
+      if (column.empty()) continue;
+      append_relay_entry(entries, q, as_bytes(column));
+      ++n;
+    }
+    send(peer, Frame(InterestRelay{as_bytes(entries), n}));
+  }
   for (const auto& [share, filter] : broker_.shared().local_groups())
     send(peer, Frame(SharedGroup{true, share, filter}));
   enroll_at(peer);
@@ -638,7 +768,7 @@ void PeerRouter::on_frame(PeerId from, ByteView bytes) {
   auto f = decode(bytes);
   if (!f) {
     if (peek_kind(bytes).has_value() &&
-        static_cast<uint8_t>(*peek_kind(bytes)) > static_cast<uint8_t>(FrameKind::kSharedDeliver)) {
+        static_cast<uint8_t>(*peek_kind(bytes)) > static_cast<uint8_t>(FrameKind::kInterestRelay)) {
       stats_.frames_unknown.fetch_add(1, std::memory_order_relaxed);  // a newer peer's kind
     } else {
       stats_.frames_bad.fetch_add(1, std::memory_order_relaxed);
@@ -649,8 +779,9 @@ void PeerRouter::on_frame(PeerId from, ByteView bytes) {
   std::visit(Overloaded{
                  [&](const Hello& x) { on_hello(from, x); },
                  [&](const Publish& x) { on_publish(from, x); },
-                 [&](const InterestSnapshot& x) { on_interest(from, x); },
-                 [&](const InterestDelta& x) { on_interest(from, x); },
+                 [&](const InterestSnapshot&) { on_interest_frame(from, bytes, *f); },
+                 [&](const InterestDelta&) { on_interest_frame(from, bytes, *f); },
+                 [&](const InterestRelay& x) { on_interest_relay(from, x); },
                  [&](const ClaimRequest& x) { on_claim(from, x); },
                  [&](const ClaimAnswer& x) { on_claim_answer(from, x); },
                  [&](const Surrender& x) { on_surrender(from, x); },

@@ -39,6 +39,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <queue>
 #include <string>
 #include <unordered_map>
 #include <variant>
@@ -58,6 +59,12 @@ struct RouterOptions {
   uint32_t loops = 1;  // the broker's event loops (their trees are walked when interest grows)
   InterestOptions interest;
   uint32_t claim_timeout_ms = 3000;
+  // Shortest time between two interest updates to the peers; 0: 2.5 ms per peer (an update
+  // costs one frame per peer, so with many peers updates batch more).
+  uint32_t interest_interval_ms = 0;
+  // With more peers than this, interest updates go through one peer, the hub (peer 0), which
+  // forwards them all together: 2 frames per peer and interval instead of one per pair.
+  uint32_t interest_relay_above = 8;
   uint32_t request_timeout_ms = 5000;
   uint64_t incarnation = 0;  // this process's; 0: chosen from the pid and the clock
 };
@@ -110,6 +117,10 @@ class PeerRouter final : public broker::Router, public Transport::Receiver {
   size_t directory_size() const;
   // Sends the interest changes gathered so far (normally scheduled on its own).
   void flush_interest();
+  // Runs `task` now if `last_ms` is at least an interval ago, else when it will be; `scheduled`
+  // keeps one pending.
+  void schedule_spaced(std::atomic<bool>& scheduled, std::atomic<uint64_t>& last_ms,
+                       void (PeerRouter::*task)());
 
  private:
   struct PendingClaim {
@@ -128,6 +139,8 @@ class PeerRouter final : public broker::Router, public Transport::Receiver {
   using Pending = std::variant<PendingClaim, PendingById>;
 
   uint64_t add_pending(Pending p, uint32_t timeout_ms);
+  void arm_deadline_timer(uint64_t due_ms);
+  void run_deadlines(uint64_t fired_for_ms);
   std::optional<Pending> take_pending(uint64_t request);
   void expire(uint64_t request);
   // Completes a claim once its answer and (if one is coming) the image are in.
@@ -154,6 +167,12 @@ class PeerRouter final : public broker::Router, public Transport::Receiver {
   void on_shared_deliver(PeerId from, const SharedDeliver& f);
   void on_interest(PeerId from, const InterestSnapshot& f);
   void on_interest(PeerId from, const InterestDelta& f);
+  // An interest update from `origin` (through the hub or not); the hub queues it for the others.
+  void on_interest_frame(PeerId origin, ByteView bytes, const Frame& f);
+  void on_interest_relay(PeerId from, const InterestRelay& f);
+  // The hub's side: updates to forward to every peer, sent together at most once an interval.
+  void queue_relay(PeerId origin, ByteView frame);
+  void flush_relay();
 
   // The home's side of a claim (from a peer, or this one).
   void home_claim(PeerId claimer, uint64_t request, std::string_view client_id, bool persistent);
@@ -175,6 +194,14 @@ class PeerRouter final : public broker::Router, public Transport::Receiver {
   const uint64_t incarnation_;
   RouterStats stats_;
 
+  const uint32_t interest_interval_ms_;
+  std::atomic<uint64_t> last_flush_ms_{0};
+  const PeerId hub_;  // kNoPeer: every peer sends its interest updates to every other
+  std::mutex relay_mu_;
+  std::string relay_entries_;
+  uint16_t relay_count_ = 0;
+  std::atomic<bool> relay_scheduled_{false};
+  std::atomic<uint64_t> last_relay_ms_{0};
   LocalInterest local_;
   RemoteInterest remote_;
   std::atomic<bool> flush_scheduled_{false};
@@ -187,6 +214,11 @@ class PeerRouter final : public broker::Router, public Transport::Receiver {
   std::mutex pending_mu_;
   std::unordered_map<uint64_t, Pending> pending_;
   uint64_t next_request_ = 1;
+  // Deadlines of pending requests (steady ms, request), earliest first; one timer for the head.
+  std::priority_queue<std::pair<uint64_t, uint64_t>, std::vector<std::pair<uint64_t, uint64_t>>,
+                      std::greater<>>
+      deadlines_;
+  std::atomic<uint64_t> timer_at_ms_{0};  // the armed timer's deadline; 0: none
 
   std::atomic<bool> retained_asked_{false};
 };

@@ -48,6 +48,8 @@ RemoteInterest::RemoteInterest(PeerId self, uint32_t peer_slots, uint8_t hashes)
       words_((std::min(peer_slots, kMaxPeers) + 63) / 64),
       hashes_(hashes),
       table_of_(std::min(peer_slots, kMaxPeers), kNoTable),
+      peer_shapes_(std::min(peer_slots, kMaxPeers)),
+      peer_flags_(std::min(peer_slots, kMaxPeers), 0),
       everything_(std::make_unique<std::atomic<uint64_t>[]>(PeerSet::kWords)) {
   for (uint32_t i = 0; i < PeerSet::kWords; ++i) everything_[i].store(0, std::memory_order_relaxed);
 }
@@ -129,6 +131,8 @@ void RemoteInterest::apply(PeerId from, const InterestSnapshot& s) {
   std::lock_guard lock(mu_);
   // Shapes before bits: a reader that sees the new bits also tries their shapes.
   const bool fits = add_shapes(s.shapes) && (s.flags & kInterestOverflow) == 0;
+  peer_shapes_[from] = std::string(as_chars(s.shapes.bytes));
+  peer_flags_[from] = s.flags;
   Table* t = table_for(s.slots);
   const uint32_t w = from >> 6;
   const uint64_t bit = uint64_t{1} << (from & 63);
@@ -170,6 +174,8 @@ bool RemoteInterest::apply(PeerId from, const InterestDelta& d) {
   const uint64_t bit = uint64_t{1} << (from & 63);
   const bool fits = add_shapes(d.shapes) && (d.flags & kInterestOverflow) == 0;
   set_everything(from, !fits);
+  peer_shapes_[from] = std::string(as_chars(d.shapes.bytes));
+  peer_flags_[from] = d.flags;
   for (size_t i = 0; i < d.count(); ++i) {
     const uint32_t v = d.at(i);
     const uint32_t s = v & ~InterestDelta::kSet;
@@ -195,6 +201,26 @@ void RemoteInterest::forget(PeerId from) {
     table_of_[from] = kNoTable;
   }
   set_everything(from, false);
+}
+
+std::string RemoteInterest::column_snapshot(PeerId p) {
+  if (p >= peer_slots_) return {};
+  std::lock_guard lock(mu_);
+  const uint8_t place = table_of_[p];
+  Table* t = place == kNoTable ? nullptr : tables_[place].load(std::memory_order_relaxed);
+  if (t == nullptr) return {};
+  std::vector<std::byte> bitmap(t->slots / 8);
+  const uint32_t w = p >> 6;
+  const uint64_t bit = uint64_t{1} << (p & 63);
+  for (uint32_t i = 0; i < t->slots; ++i)
+    if (t->at(i, w).load(std::memory_order_relaxed) & bit)
+      bitmap[i / 8] |= std::byte{static_cast<uint8_t>(1u << (i % 8))};
+  InterestSnapshot f;
+  f.slots = t->slots;
+  f.flags = peer_flags_[p];
+  f.shapes.bytes = as_bytes(peer_shapes_[p]);
+  f.bitmap = ByteView(bitmap.data(), bitmap.size());
+  return encode(f);
 }
 
 void RemoteInterest::send_everything(PeerId from) {

@@ -57,6 +57,9 @@ class RemoteInterest {
   // publish until its next snapshot.
   void send_everything(PeerId from);
 
+  // The peer's column as an InterestSnapshot frame (empty if unknown): the interest hub sends
+  // these to a peer that comes up (peer_router.h).
+  std::string column_snapshot(PeerId p);
   // Adds to `out` every peer that may have a filter matching `topic`.
   void match(std::string_view topic, PeerSet& out) const;
   // The largest bitmap any peer uses (the size every process grows to).
@@ -80,6 +83,8 @@ class RemoteInterest {
   std::atomic<Table*> tables_[2] = {nullptr, nullptr};
   std::vector<std::unique_ptr<Table>> all_tables_;  // including retired ones (zeroed)
   std::vector<uint8_t> table_of_;                   // by peer: 0, 1, or kNone (under mu_)
+  std::vector<std::string> peer_shapes_;            // by peer: its shapes as frames carry them
+  std::vector<uint8_t> peer_flags_;                 // by peer: its last frame's flags
   // Every wildcard shape any peer has announced, append-only (so a reader never sees one
   // vanish): a publish looks up one key per shape here. Shapes no longer used stay and cost a
   // lookup that finds nothing.

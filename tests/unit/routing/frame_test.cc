@@ -14,6 +14,11 @@ std::vector<Frame> samples() {
   static const std::byte bitmap[4] = {std::byte{1}, std::byte{0}, std::byte{0x80}, std::byte{7}};
   static const std::string changes("\x05\x00\x00\x80\x09\x00\x00\x00", 8);
   static const std::string shapes("\x03\x01\x00\x00\x00\x00\x00\x00", 8);
+  static std::string relay;
+  if (relay.empty()) {
+    append_relay_entry(relay, 3, as_bytes(std::string_view("frame-a")));
+    append_relay_entry(relay, 7, as_bytes(std::string_view("bb")));
+  }
   MessageView m;
   m.qos = mqtt::QoS::k2;
   m.retain = true;
@@ -38,6 +43,7 @@ std::vector<Frame> samples() {
       QueryAnswer{9, 0, as_bytes(std::string_view("body"))},
       SharedGroup{true, "g1", "jobs/+"},
       SharedDeliver{1, "g1", "jobs/+", m},
+      InterestRelay{as_bytes(relay), 2},
   };
 }
 
@@ -50,6 +56,23 @@ TEST(RoutingFrame, EveryKindRoundTrips) {
     EXPECT_EQ(encode(*d), bytes) << "kind " << f.index() + 1;  // same bytes again
     EXPECT_EQ(*peek_kind(as_bytes(bytes)), static_cast<FrameKind>(f.index() + 1));
   }
+}
+
+TEST(RoutingFrame, RelayEntriesComeBackWhole) {
+  std::string entries;
+  append_relay_entry(entries, 5, as_bytes(std::string_view("one")));
+  append_relay_entry(entries, 9, as_bytes(std::string_view("")));
+  const std::string bytes = encode(InterestRelay{as_bytes(entries), 2});
+  auto d = decode(as_bytes(bytes));  // views into `bytes`
+  ASSERT_TRUE(d.has_value());
+  std::vector<std::pair<PeerId, std::string>> got;
+  std::get<InterestRelay>(*d).for_each(
+      [&](const InterestRelay::Entry& e) { got.emplace_back(e.origin, std::string(as_chars(e.frame))); });
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0], (std::pair<PeerId, std::string>{5, "one"}));
+  EXPECT_EQ(got[1], (std::pair<PeerId, std::string>{9, ""}));
+  // A count that promises more entries than there are does not decode.
+  EXPECT_FALSE(decode(as_bytes(encode(InterestRelay{as_bytes(entries), 3}))).has_value());
 }
 
 TEST(RoutingFrame, MessageFieldsSurvive) {

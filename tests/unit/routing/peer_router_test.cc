@@ -31,8 +31,7 @@ using namespace std::chrono_literals;
 using broker::testing::Client;
 
 struct Node {
-  Node(MemoryFabric& fabric, PeerId id) : broker(config()) {
-    RouterOptions o;
+  Node(MemoryFabric& fabric, PeerId id, RouterOptions o = {}) : broker(config()) {
     o.loops = 2;
     auto r = std::make_unique<PeerRouter>(broker, fabric.transport(id), o);
     router = r.get();
@@ -63,8 +62,9 @@ struct Node {
 // Peers linked in memory; a pump thread delivers frames and runs timers until paused.
 class Mesh {
  public:
-  explicit Mesh(uint32_t n) : fabric(n) {
-    for (uint32_t i = 0; i < n; ++i) nodes.push_back(std::make_unique<Node>(fabric, static_cast<PeerId>(i)));
+  explicit Mesh(uint32_t n, RouterOptions o = {}) : fabric(n), options(o) {
+    for (uint32_t i = 0; i < n; ++i)
+      nodes.push_back(std::make_unique<Node>(fabric, static_cast<PeerId>(i), o));
     fabric.start();
     pump_ = std::thread([this] {
       while (!stop_) {
@@ -106,6 +106,7 @@ class Mesh {
   }
 
   MemoryFabric fabric;
+  RouterOptions options;
   std::vector<std::unique_ptr<Node>> nodes;
 
  private:
@@ -269,7 +270,7 @@ TEST(PeerRouter, ARestartedHomeLearnsWhatTheOthersHold) {
   m.pause();
   m.fabric.set_up(1, false);
   m.nodes[1].reset();
-  m.nodes[1] = std::make_unique<Node>(m.fabric, 1);
+  m.nodes[1] = std::make_unique<Node>(m.fabric, 1, m.options);
   m.fabric.set_up(1, true);  // peer 2 enrolls what it holds, with its ticket
   m.resume();
   wait_for([&] { return m[1].router->directory_size() == 1; }, "enrolled again");
@@ -306,6 +307,34 @@ TEST(PeerRouter, ASharedSubscriptionMessageGoesToOneMemberInOnePeer) {
   EXPECT_EQ(got_a + got_b, n);
   EXPECT_EQ(got_a, n / 2);
   EXPECT_EQ(m[0].router->stats().shared_sent.load(), static_cast<uint64_t>(n));
+}
+
+TEST(PeerRouter, InterestThroughTheHubReachesEveryPeerAndSurvivesItsRestart) {
+  RouterOptions o;
+  o.interest_relay_above = 2;  // 4 peers: interest goes through peer 0
+  Mesh m(4, o);
+  Client sub(m[3].port);
+  ASSERT_EQ(connect_present(sub, "far-subscriber", true), 0);
+  subscribe(sub, "far/+");
+  wait_for([&] { return m[1].router->interested("far/x").has(3); }, "peer 1 hears through the hub");
+  ASSERT_TRUE(m[1].broker.publish("far/x", as_bytes("1"), mqtt::QoS::k1, false));
+  EXPECT_EQ(sub.read_publish(0x02).topic, "far/x");
+  EXPECT_EQ(m[1].router->stats().publishes_sent.load(), 1u);
+  // The hub restarts: every peer gives it its column again, and it gives every column to all.
+  m.pause();
+  m.fabric.set_up(0, false);
+  m.nodes[0].reset();
+  m.nodes[0] = std::make_unique<Node>(m.fabric, 0, m.options);
+  m.fabric.set_up(0, true);
+  m.resume();
+  wait_for([&] { return m[0].router->interested("far/x").has(3); }, "the new hub knows peer 3");
+  Client late(m[2].port);
+  ASSERT_EQ(connect_present(late, "late-subscriber", true), 0);
+  subscribe(late, "late/topic");
+  wait_for([&] { return m[1].router->interested("late/topic").has(2); }, "a new filter after it");
+  ASSERT_TRUE(m[1].broker.publish("late/topic", as_bytes("2"), mqtt::QoS::k1, false));
+  EXPECT_EQ(late.read_publish(0x02).topic, "late/topic");
+  EXPECT_TRUE(m[1].router->interested("far/x").has(3)) << "the old filter is still known";
 }
 
 TEST(PeerRouter, AClaimWhoseHomeIsDownGoesOnWithoutIt) {
