@@ -108,7 +108,9 @@ int serve(const ServerOptions& opt, config::Settings& settings, Endpoint listen_
     ac.acl_file = opt.auth_acl_file;
     ac.allow_anonymous = opt.auth_allow_anonymous ||
                          (!opt.mqtt_deny_anonymous && opt.auth_password_file.empty());
-    ac.login_failures = {opt.auth_login_failures_per_s, opt.auth_login_failure_burst};
+    ac.login_guard.per_user_address = {opt.auth_login_failures_per_s, opt.auth_login_failure_burst};
+    ac.login_guard.per_address = {opt.auth_login_failures_per_s_per_address,
+                                  opt.auth_login_failure_burst_per_address};
     std::string auth_error;
     auth_files = broker::AuthFiles::load(ac, &auth_error);
     if (!auth_files) {

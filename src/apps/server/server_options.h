@@ -39,8 +39,10 @@ struct ServerOptions {
   std::string auth_acl_file;
   bool auth_allow_anonymous = false;
   bool mqtt_deny_anonymous = false;
-  double auth_login_failures_per_s = 0.2;
+  double auth_login_failures_per_s = 0.2;   // per (user, address)
   double auth_login_failure_burst = 10;
+  double auth_login_failures_per_s_per_address = 1;
+  double auth_login_failure_burst_per_address = 100;
   // Cluster of nodes through Redis (src/cluster); empty redis: a single node, no Redis.
   std::string cluster_redis;
   std::string cluster_node_id;

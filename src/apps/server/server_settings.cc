@@ -152,11 +152,21 @@ void declare_settings(config::Settings& s, ServerOptions& o) {
     return "";
   });
   s.add("auth.login_failures_per_s", o.auth_login_failures_per_s,
-        "Failed logins per second one address (IPv6: its /64) may make after its burst; more "
-        "get CONNACK 0x05 without a password check (0: no throttle)")
+        "Failed logins per second one user may make from one address (IPv6: its /64) after "
+        "its burst; more get CONNACK 0x05 without a password check, other users of the "
+        "address are not affected (0: no throttle per user)")
       .range(0.0, 1e9);
   s.add("auth.login_failure_burst", o.auth_login_failure_burst,
-        "Failed logins one address may make at once before auth.login_failures_per_s applies")
+        "Failed logins one user may make from one address at once before "
+        "auth.login_failures_per_s applies")
+      .range(1.0, 1e9);
+  s.add("auth.login_failures_per_s_per_address", o.auth_login_failures_per_s_per_address,
+        "Failed logins per second one address may make for all users together after its "
+        "burst: the looser cap against guessing many users' passwords (0: none)")
+      .range(0.0, 1e9);
+  s.add("auth.login_failure_burst_per_address", o.auth_login_failure_burst_per_address,
+        "Failed logins one address may make at once, all users together, before "
+        "auth.login_failures_per_s_per_address applies")
       .range(1.0, 1e9);
   s.add("cluster.redis", o.cluster_redis,
         "redis://HOST:PORT through which this node routes to other tcpms nodes (docs/cluster.md; "
