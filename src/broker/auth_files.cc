@@ -107,6 +107,7 @@ AuthResult FileAuthenticator::check(const ConnectInfo& info) {
       return AuthResult::kAccept;
     }
     count(n.anonymous_refused);
+    info.why = "anonymous clients are refused";
     return AuthResult::kNotAuthorized;
   }
   const auto now = auth::LoginGuard::Clock::now();
@@ -116,9 +117,11 @@ AuthResult FileAuthenticator::check(const ConnectInfo& info) {
       case auth::LoginGuard::Verdict::kGo: break;
       case auth::LoginGuard::Verdict::kUserThrottled:
         count(n.throttled);
+        info.why = "throttled: too many failed logins for this user from this address";
         return AuthResult::kNotAuthorized;
       case auth::LoginGuard::Verdict::kAddressThrottled:
         count(n.throttled_address);
+        info.why = "throttled: too many failed logins from this address";
         return AuthResult::kNotAuthorized;
     }
   }
@@ -129,6 +132,7 @@ AuthResult FileAuthenticator::check(const ConnectInfo& info) {
   }
   if (!ok) {
     count(n.bad_credentials);
+    info.why = "bad user name or password";
     return AuthResult::kBadUserNameOrPassword;
   }
   if (key) files_->login_guard().on_success(*key, *info.username, now);

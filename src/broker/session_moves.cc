@@ -152,7 +152,7 @@ void MqttHandler::take_over(Session& s) {
   const bool old_v5 = s.is_v5();
   if (old_v5) send_disconnect(*old, ReasonCode::kSessionTakenOver);
   s.clean = false;  // keep the object: the caller decides
-  detach_connection(s, true);
+  detach_connection(s, true, "taken over by a new connection with the same client id");
   s.clean = was_clean;
   if (old_v5)
     old->close_after_flush();
