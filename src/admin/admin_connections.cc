@@ -168,7 +168,10 @@ Action AdminConnections::process(Connection& c, State& s) {
     if (r.status == FrameStatus::kError) {
       stats_.rejected_framing.add();
       s.in.clear();
-      c.send(as_bytes(error_response(r.http_status, r.reason, true)));
+      std::string why(r.reason);
+      if (r.http_status == 413)  // the same words as for a declared length (http_json's)
+        why = "request body larger than " + std::to_string(limits_.framer.max_body_bytes) + " bytes";
+      c.send(as_bytes(error_response(r.http_status, why, true)));
       return Action::kCloseAfterFlush;
     }
     std::string request = s.in.substr(0, r.request_bytes);
