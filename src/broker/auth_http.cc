@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 
+#include "auth/base64.h"
 #include "broker/client_log.h"
 #include "tcpms/connection.h"
 #include "tcpms/event_loop.h"
@@ -31,22 +32,8 @@ void put_bytes(nlohmann::json& out, const char* name, const std::string& bytes) 
     (void)nlohmann::json(bytes).dump();
     out[name] = bytes;
   } catch (const nlohmann::json::type_error&) {
-    static constexpr char kAlphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string b64;
-    size_t i = 0;
-    for (; i + 2 < bytes.size(); i += 3) {
-      uint32_t n = (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8) | uint8_t(bytes[i + 2]);
-      for (int s = 18; s >= 0; s -= 6) b64.push_back(kAlphabet[(n >> s) & 63]);
-    }
-    if (size_t left = bytes.size() - i; left) {
-      uint32_t n = uint8_t(bytes[i]) << 16;
-      if (left == 2) n |= uint8_t(bytes[i + 1]) << 8;
-      b64.push_back(kAlphabet[(n >> 18) & 63]);
-      b64.push_back(kAlphabet[(n >> 12) & 63]);
-      b64.push_back(left == 2 ? kAlphabet[(n >> 6) & 63] : '=');
-      b64.push_back('=');
-    }
+    std::string b64 = auth::base64_encode(
+        std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
     out[std::string(name) + "_base64"] = b64;
   }
 }

@@ -1,12 +1,12 @@
 #include "broker/client_log.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
+#include <sys/un.h>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "tcpms/connection.h"
+#include "tcpms/endpoint.h"
 
 namespace tcpms::broker {
 namespace {
@@ -38,19 +38,8 @@ std::string_view ClientLog::version_name(mqtt::ProtocolVersion v) noexcept {
 }
 
 std::string ClientLog::peer_text(const sockaddr_storage& peer) {
-  char host[INET6_ADDRSTRLEN] = {};
-  if (peer.ss_family == AF_INET) {
-    const auto& a = reinterpret_cast<const sockaddr_in&>(peer);
-    ::inet_ntop(AF_INET, &a.sin_addr, host, sizeof host);
-    return std::string(host) + ":" + std::to_string(ntohs(a.sin_port));
-  }
-  if (peer.ss_family == AF_INET6) {
-    const auto& a = reinterpret_cast<const sockaddr_in6&>(peer);
-    ::inet_ntop(AF_INET6, &a.sin6_addr, host, sizeof host);
-    return "[" + std::string(host) + "]:" + std::to_string(ntohs(a.sin6_port));
-  }
-  if (peer.ss_family == AF_UNIX) return "unix";
-  return {};
+  if (peer.ss_family != AF_INET && peer.ss_family != AF_INET6) return peer.ss_family == AF_UNIX ? "unix" : "";
+  return Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&peer), sizeof peer).to_string();
 }
 
 bool ClientLog::enabled() const {
