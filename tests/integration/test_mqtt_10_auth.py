@@ -288,13 +288,14 @@ def percentile(xs, p):
 
 
 def test_login_storm_while_others_keep_working(tmp_path):
-    """2,000 CONNECTs with wrong passwords (20,000 PBKDF2 iterations each, throttle off so every
+    """2,000 CONNECTs with wrong passwords (20,000 PBKDF2 iterations each, throttles off so every
     one is hashed) while a publisher and a subscriber keep going: hashing stays on the worker
     pool, so the loops keep delivering. Latencies are printed, not asserted."""
     pw = tmp_path / "passwd"
     add_user(pw, "alice", "secret", create=True, iterations=[])
     with mqtt_server("--threads", "2", "--password-file", str(pw), "--allow-anonymous",
-                     "--auth-login-failures-per-s", "0") as srv:
+                     "--auth-login-failures-per-s", "0",
+                     "--auth-login-failures-per-s-per-address", "0") as srv:
         sub = connected(srv.port, "lat-sub")
         assert sub.subscribe([("lat", 0)]) == [0]
         pub = connected(srv.port, "lat-pub")
