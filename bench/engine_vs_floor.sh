@@ -91,7 +91,7 @@ for s in floor tcpms; do
   out="$work/idle-$s.json"
   bench "$out" connect --target "$ADDR" -n "$IDLE_N" --hold 3 --server-pid "$PID"
   stop "$PID"
-  echo "| $s | $(field "$out" "f\"{d['server_cost']['rss_bytes_per_connection']:.0f}\"") | $(field "$out" "f\"{d['server_cost']['slab_bytes_per_connection']:.0f}\"") |"
+  echo "| $s | $(field "$out" "f\"{d['server_cost']['rss_bytes_per_connection']:.0f}\"") | $(field "$out" "f\"{d['server_cost']['slab_bytes_per_connection']:.0f}\" if 'slab_bytes_per_connection' in d['server_cost'] else 'n/a'") |"
 done
 echo
 echo "\`tcpms-bench connect -n $IDLE_N --hold 3 --server-pid PID\` against a fresh server: RSS after"

@@ -64,7 +64,7 @@ summary=$(cat <<TXT
 | time to ping all (the pings go out at once) | $(json "$out" "f\"{d['latency']['ping']['max_ns']/1e9:.2f} s\" if 'ping' in d['latency'] else 'n/a'") |
 | server processes | $processes (RLIMIT_NOFILE $(ulimit -n) each) |
 | server user-space memory per connection (RSS growth / N) | $(json "$out" "f\"{d['server_cost']['rss_bytes_per_connection']:.0f} bytes\"") |
-| kernel memory per connection pair (slab growth / N) | $(json "$out" "f\"{d['server_cost']['slab_bytes_per_connection']:.0f} bytes\"") |
+| kernel memory per connection pair (slab growth / N) | $(json "$out" "f\"{d['server_cost']['slab_bytes_per_connection']:.0f} bytes\" if 'slab_bytes_per_connection' in d['server_cost'] else 'n/a (the host slab did not grow)'") |
 | server total RSS (all workers) | $(json "$out" "f\"{d['server_after']['usage']['rss_bytes']/2**20:.0f} MiB\"") |
 | bench layout | $(json "$out" "d['layout']['plan']"); $(json "$out" "d['layout']['processes']") processes |
 TXT

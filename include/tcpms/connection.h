@@ -69,6 +69,8 @@ class Connection {
   // Idle deadline: on_timeout fires when no bytes arrived for `ms` (0 disables). Reads push
   // the deadline forward in O(1) without touching the timer wheel.
   void set_timeout(uint32_t ms) noexcept;
+  // The deadline set_timeout set, in the loop's timer ticks as milliseconds (0: none).
+  uint32_t timeout_ms() const noexcept;
 
   // Schedules a close after the current callback returns (never closes under the caller).
   void close(CloseReason reason = CloseReason::kProtocol) noexcept;

@@ -1,11 +1,10 @@
 #include "admin/admin_server.h"
 
-#include <arpa/inet.h>
-
-#include <httplib.h>
+#include <fmt/format.h>
 
 #include "admin/api_routes.h"
 #include "admin/dashboard_html.h"
+#include "admin/http_dispatcher.h"
 #include "admin/http_json.h"
 
 namespace tcpms::admin {
@@ -13,14 +12,14 @@ namespace tcpms::admin {
 AdminServer::AdminServer(Server& server, AdminConfig config)
     : server_(server),
       config_(std::move(config)),
-      http_(std::make_unique<httplib::Server>()),
+      http_(std::make_unique<HttpDispatcher>()),
       engine_target_(server),
       stats_(server) {
-  // A few threads: the admin API is for operators and dashboards, not the data path. More
-  // than two because a push routed to another node waits (bounded) for its answer on its
-  // thread, and health probes and /metrics must not queue behind such waits.
-  http_->new_task_queue = [] { return new httplib::ThreadPool(8); };
+  config_.limits.framer.max_body_bytes = config_.max_body_bytes;
   http_->set_payload_max_length(config_.max_body_bytes);
+  // What cpp-httplib announces in Keep-Alive headers; AdminConnections enforces it.
+  http_->set_keep_alive_max_count(config_.limits.max_requests_per_connection);
+  http_->set_keep_alive_timeout(std::max<uint32_t>(1, config_.limits.request_timeout_ms / 1000));
   http_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     // The dashboard page holds no data (it asks /api/v1/stats with the token), and health
     // checkers rarely carry secrets.
@@ -62,7 +61,9 @@ AdminServer::AdminServer(Server& server, AdminConfig config)
   std::vector<Route> routes = api_routes(ApiContext{
       [this]() -> PushTarget& { return *target_; }, &stats_, [this] { return ready(); }});
   routes.push_back({"/metrics", "GET", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(render_metrics(server_, sources_), "text/plain; version=0.0.4");
+    std::string text = render_metrics(server_, sources_);
+    render_admin_metrics(text);
+    res.set_content(text, "text/plain; version=0.0.4");
   }});
   routes.push_back({"/healthz", "GET", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", "text/plain");
@@ -86,33 +87,57 @@ bool AdminServer::ready() const {
 AdminServer::~AdminServer() { stop(); }
 
 std::string AdminServer::start() {
-  char host[INET6_ADDRSTRLEN] = {};
-  const auto& a = config_.listen.addr;
-  if (a.ss_family == AF_INET6) {
-    ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6&>(a).sin6_addr, host, sizeof host);
-  } else {
-    ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(a).sin_addr, host, sizeof host);
+  ServerConfig sc;
+  sc.threads = 1;  // admin connections are few; the routes' waiting happens on the workers
+  sc.worker_threads = config_.worker_threads;
+  // AdminConnections makes room under its own caps by evicting idle sockets; this is only
+  // the backstop past which the engine accepts and closes at once.
+  sc.max_connections = config_.limits.max_connections + 64;
+  sc.shared_ports = false;  // never share the port with another process (SO_REUSEPORT)
+  sc.loop.output_high_water_bytes = 4 << 20;
+  sc.loop.output_low_water_bytes = 1 << 20;
+  engine_ = std::make_unique<Server>(sc);
+  engine_->listen(config_.listen, [this](EventLoop& loop) {
+    return std::make_unique<AdminConnections>(loop, engine_->workers(), *http_, config_.limits,
+                                              admin_stats_);
+  });
+  if (std::string err = engine_->start(); !err.empty()) {
+    engine_.reset();
+    // The engine names the main listener's flag; this one is --admin-listen.
+    if (size_t at = err.find("--listen"); at != std::string::npos) err.replace(at, 8, "--admin-listen");
+    return "admin API: " + err;
   }
-  int port = config_.listen.port();
-  if (port == 0) {
-    port = http_->bind_to_any_port(host);
-  } else if (!http_->bind_to_port(host, port)) {
-    port = -1;
-  }
-  if (port < 0) {
-    return "cannot listen on " + config_.listen.to_string() +
-           " for the admin API (port in use? pick another with --admin-listen)";
-  }
-  port_ = static_cast<uint16_t>(port);
-  thread_ = std::thread([this] { http_->listen_after_bind(); });
+  port_ = engine_->bound_port(0);
   return {};
 }
 
 void AdminServer::stop() {
-  if (thread_.joinable()) {
-    http_->stop();
-    thread_.join();
-  }
+  if (!engine_) return;
+  engine_->stop();
+  engine_->wait();
+  engine_.reset();
+}
+
+void AdminServer::render_admin_metrics(std::string& out) const {
+  const AdminStats& s = admin_stats_;
+  auto one = [&](const char* name, const char* type, const char* help, const Counter& c) {
+    fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n{} {}\n", name, help, name,
+                   type, name, c.get());
+  };
+  one("tcpms_admin_connections", "gauge", "Open connections to the admin API.", s.connections);
+  one("tcpms_admin_requests_total", "counter", "Admin API requests answered.", s.requests);
+  one("tcpms_admin_request_timeouts_total", "counter",
+      "Admin connections closed because a request was not complete in time.", s.timeouts);
+  one("tcpms_admin_connections_evicted_total", "counter",
+      "Idle admin connections closed to make room for a newer one (per-source or total cap).",
+      s.evicted);
+  one("tcpms_admin_connections_refused_total", "counter",
+      "Admin connections closed at once: every slot had a request in progress.", s.refused);
+  one("tcpms_admin_busy_total", "counter",
+      "Admin requests answered 503 because too many were waiting for a worker.", s.busy);
+  one("tcpms_admin_bad_requests_total", "counter",
+      "Admin requests refused before routing (head or body too large, bad framing).",
+      s.rejected_framing);
 }
 
 }  // namespace tcpms::admin

@@ -1,9 +1,13 @@
-// AdminServer: the HTTP control plane (cpp-httplib) on its own thread. It reads loop
-// counters directly (atomics) and reaches connections only through the loops' task queues.
+// AdminServer: the HTTP control plane. Its connections live on an event loop of its own (a
+// second tcpms::Server with one loop and a worker pool), which reads each request completely
+// before a worker runs its route (admin_connections.h: timeouts, per-source caps, eviction of
+// idle sockets), so slow clients cannot starve health probes. Routing and responses are
+// cpp-httplib's (http_dispatcher.h). It reads the protocol loops' counters directly (atomics)
+// and reaches their connections only through their task queues.
 //
-// Routes: /metrics, /healthz, /readyz, the push API under /api/v1/ (answered by a PushTarget),
-// /api/v1/stats and the dashboard at /. Errors are JSON {"error": "..."} with 400 (bad JSON,
-// bad fields), 401 (token), 404, 405, 413 (body over max_body_bytes).
+// Routes: /metrics, /healthz, /readyz, the API under /api/v1/ (api_routes.h, answered by a
+// PushTarget), and the dashboard at /. Errors are JSON {"error": "..."} (docs/control-plane.md).
+// The listener never shares its port: a second server asking for a port in use fails to start.
 //
 // Thread rules: construct, set_push_target, add_metrics_source and start on one thread
 // (main), before start(); set_ready and stop from any thread.
@@ -12,9 +16,9 @@
 #include <atomic>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "admin/admin_connections.h"
 #include "admin/engine_push_target.h"
 #include "admin/metrics.h"
 #include "admin/push_target.h"
@@ -22,16 +26,16 @@
 #include "tcpms/endpoint.h"
 #include "tcpms/server.h"
 
-namespace httplib {
-class Server;
-}
-
 namespace tcpms::admin {
+
+class HttpDispatcher;
 
 struct AdminConfig {
   Endpoint listen;
   std::string bearer_token;  // required on every request except /healthz and / when non-empty
-  size_t max_body_bytes = 1 << 20;  // larger request bodies get 413
+  size_t max_body_bytes = 1 << 20;  // larger request bodies get 413 (chunked ones too)
+  ConnectionLimits limits;          // slow clients, caps per source (admin_connections.h)
+  unsigned worker_threads = 8;      // routes that wait for loops or other nodes run here
 };
 
 class AdminServer {
@@ -41,7 +45,7 @@ class AdminServer {
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
 
-  httplib::Server& http() { return *http_; }
+  HttpDispatcher& http() { return *http_; }
   void add_metrics_source(MetricsSource source) { sources_.push_back(std::move(source)); }
   // The protocol's answer to the push API (the MQTT broker's); it must outlive this server.
   // Until set, an EnginePushTarget serves raw sends, kicks and listings by connection id.
@@ -52,19 +56,22 @@ class AdminServer {
 
   // Binds and starts serving; returns an empty string or a message saying why not.
   std::string start();
-  void stop();
+  void stop();  // closes the listener and every admin connection; idempotent
   uint16_t port() const noexcept { return port_; }
 
  private:
+  void render_admin_metrics(std::string& out) const;
+
   Server& server_;
   AdminConfig config_;
-  std::unique_ptr<httplib::Server> http_;
+  std::unique_ptr<HttpDispatcher> http_;
+  AdminStats admin_stats_;
+  std::unique_ptr<Server> engine_;  // the admin API's own loop and workers
   std::vector<MetricsSource> sources_;
   EnginePushTarget engine_target_;
   PushTarget* target_ = &engine_target_;
   StatsSampler stats_;
   std::atomic<bool> ready_{true};
-  std::thread thread_;
   uint16_t port_ = 0;
 };
 

@@ -86,11 +86,13 @@ PushResult EnginePushTarget::send_raw(ConnId id, ByteView bytes) {
   return {PushStatus::kDone, "wrote " + std::to_string(bytes.size()) + " bytes", 0};
 }
 
-ClientPage EnginePushTarget::list_clients(std::string_view cursor, size_t limit) {
+ClientPage EnginePushTarget::list_clients(const ClientQuery& q) {
   ClientPage page;
+  const size_t limit = q.limit;
   uint32_t start_loop = 0, after_slot = 0;
-  bool have_cursor = !cursor.empty() && parse_cursor(cursor, start_loop, after_slot);
-  if (!cursor.empty() && !have_cursor) return page;  // the API checks cursors before calling
+  bool have_cursor = !q.cursor.empty() && parse_cursor(q.cursor, start_loop, after_slot);
+  if (!q.cursor.empty() && !have_cursor) return page;  // the API checks cursors before calling
+  if (q.connected == false) return page;  // raw connections are connected or gone
   for (size_t i = 0; i < server_.loop_count() && page.clients.size() <= limit; ++i) {
     EventLoop& loop = server_.loop(i);
     if (have_cursor && loop.index() < start_loop) continue;
@@ -99,11 +101,15 @@ ClientPage EnginePushTarget::list_clients(std::string_view cursor, size_t limit)
     // Connections are visited in slot order, so "after this slot" is a stable position.
     auto part = run_on_loop<std::vector<ClientInfo>>(
         loop,
-        [this, &loop, skip, after_slot, want] {
+        [this, &loop, skip, after_slot, want, search = q.search] {
           std::vector<ClientInfo> out;
           loop.for_each_connection([&](Connection& c) {
             if (out.size() >= want || (skip && c.id().slot() <= after_slot)) return;
-            out.push_back(describe(c));
+            ClientInfo info = describe(c);
+            if (!search.empty() && info.id.find(search) == std::string::npos &&
+                info.peer.find(search) == std::string::npos)
+              return;
+            out.push_back(std::move(info));
           });
           return out;
         },

@@ -44,7 +44,7 @@ class EnginePushTarget : public PushTarget {
   PushResult publish(const PublishRequest& request) override;
   PushResult send_to_client(std::string_view client_id, const PublishRequest& message) override;
   PushResult send_raw(ConnId id, ByteView bytes) override;
-  ClientPage list_clients(std::string_view cursor, size_t limit) override;
+  ClientPage list_clients(const ClientQuery& q) override;
   std::optional<ClientInfo> client(std::string_view id) override;
   PushResult kick(std::string_view id) override;
   void add_stats(nlohmann::json& out) override;

@@ -27,6 +27,12 @@ std::optional<nlohmann::json> parse_json_object(const httplib::Request& req,
     reply_error(res, 400, "bad JSON (byte " + std::to_string(e.byte) + "): " +
                               (at == std::string::npos ? what : what.substr(at)));
     return std::nullopt;
+  } catch (const nlohmann::json::exception& e) {
+    // The other parse failures: a number out of range ("1e400": out_of_range.406), ...
+    std::string what = e.what();
+    size_t at = what.find("] ");
+    reply_error(res, 400, "bad JSON: " + (at == std::string::npos ? what : what.substr(at + 2)));
+    return std::nullopt;
   }
   if (!body.is_object()) {
     reply_error(res, 400, "expected a JSON object");

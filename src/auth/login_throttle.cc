@@ -4,18 +4,23 @@
 #include <netinet/in.h>
 
 #include <cstring>
+#include <random>
 #include <string>
 
 namespace tcpms::auth {
 namespace {
 
+uint64_t fnv1a(const uint8_t* p, size_t n, uint64_t h = 1469598103934665603ull) noexcept {
+  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  return h;
+}
+
 struct KeyHash {
-  size_t operator()(const IpKey& k) const noexcept {
+  size_t operator()(const ThrottleKey& k) const noexcept {
     // FNV-1a; the table is per process and bounded, so flooding one bucket chain buys an
     // attacker little (and eviction caps the total).
-    uint64_t h = 1469598103934665603ull;
-    for (uint8_t b : k.bytes) h = (h ^ b) * 1099511628211ull;
-    return static_cast<size_t>(h);
+    uint64_t h = fnv1a(k.ip.bytes.data(), k.ip.bytes.size());
+    return static_cast<size_t>(fnv1a(reinterpret_cast<const uint8_t*>(&k.user), sizeof k.user, h));
   }
 };
 
@@ -61,12 +66,12 @@ std::optional<IpKey> ip_key_from_string(std::string_view text, unsigned ipv6_pre
 // Most recently used at the front; the map points into the list.
 struct LoginThrottle::Shard {
   struct Node {
-    IpKey key;
+    ThrottleKey key;
     TokenBucket bucket;
   };
   std::mutex mu;
   std::list<Node> lru;
-  std::unordered_map<IpKey, std::list<Node>::iterator, KeyHash> index;
+  std::unordered_map<ThrottleKey, std::list<Node>::iterator, KeyHash> index;
   uint64_t refused = 0;
   uint64_t evicted_active = 0;
 };
@@ -79,12 +84,12 @@ LoginThrottle::LoginThrottle(LoginThrottleConfig config) : config_(config) {
 
 LoginThrottle::~LoginThrottle() = default;
 
-LoginThrottle::Shard& LoginThrottle::shard_for(const IpKey& key) {
+LoginThrottle::Shard& LoginThrottle::shard_for(const ThrottleKey& key) {
   // The top bits, so the shard choice and the map's bucket choice are not the same bits.
   return *shards_[(KeyHash{}(key) >> 32) % shards_.size()];
 }
 
-bool LoginThrottle::try_acquire(const IpKey& key, Clock::time_point now) {
+bool LoginThrottle::try_acquire(const ThrottleKey& key, Clock::time_point now) {
   Shard& s = shard_for(key);
   const TokenBucketLimits& lim = config_.limits;
   std::lock_guard lock(s.mu);
@@ -115,7 +120,7 @@ bool LoginThrottle::try_acquire(const IpKey& key, Clock::time_point now) {
   return true;
 }
 
-void LoginThrottle::on_success(const IpKey& key, Clock::time_point now) {
+void LoginThrottle::on_success(const ThrottleKey& key, Clock::time_point now) {
   Shard& s = shard_for(key);
   std::lock_guard lock(s.mu);
   auto it = s.index.find(key);
@@ -136,6 +141,53 @@ LoginThrottle::Stats LoginThrottle::stats() const {
     st.evicted_active += s->evicted_active;
     st.entries += s->lru.size();
   }
+  return st;
+}
+
+namespace {
+std::unique_ptr<LoginThrottle> throttle_or_null(const TokenBucketLimits& limits, size_t entries) {
+  if (limits.rate_per_s <= 0) return nullptr;
+  LoginThrottleConfig c;
+  c.limits = limits;
+  c.max_entries = entries;
+  return std::make_unique<LoginThrottle>(c);
+}
+}  // namespace
+
+LoginGuard::LoginGuard(LoginGuardConfig config)
+    : pairs_(throttle_or_null(config.per_user_address, config.max_entries)),
+      addresses_(throttle_or_null(config.per_address, config.max_entries)),
+      seed_((uint64_t{std::random_device{}()} << 32) ^ std::random_device{}()) {}
+
+uint64_t LoginGuard::user_hash(std::string_view user) const noexcept {
+  // Keyed by the process's seed: two names that share a bucket cannot be chosen in advance,
+  // and a collision would only make two users of one address share their failures. Never 0
+  // (that is the address alone).
+  uint64_t h = fnv1a(reinterpret_cast<const uint8_t*>(&seed_), sizeof seed_);
+  h = fnv1a(reinterpret_cast<const uint8_t*>(user.data()), user.size(), h);
+  return h == 0 ? 1 : h;
+}
+
+LoginGuard::Verdict LoginGuard::try_acquire(const IpKey& ip, std::string_view user,
+                                            Clock::time_point now) {
+  const ThrottleKey pair(ip, user_hash(user));
+  if (pairs_ && !pairs_->try_acquire(pair, now)) return Verdict::kUserThrottled;
+  if (addresses_ && !addresses_->try_acquire(ip, now)) {
+    if (pairs_) pairs_->on_success(pair, now);  // not attempted: its token comes back
+    return Verdict::kAddressThrottled;
+  }
+  return Verdict::kGo;
+}
+
+void LoginGuard::on_success(const IpKey& ip, std::string_view user, Clock::time_point now) {
+  if (pairs_) pairs_->on_success(ThrottleKey(ip, user_hash(user)), now);
+  if (addresses_) addresses_->on_success(ip, now);
+}
+
+LoginGuard::Stats LoginGuard::stats() const {
+  Stats st;
+  if (pairs_) st.per_user_address = pairs_->stats();
+  if (addresses_) st.per_address = addresses_->stats();
   return st;
 }
 

@@ -1,7 +1,12 @@
 // render_html(): the self-contained HTML report. Everything is inline (CSS, SVG, the result
 // JSON), nothing is fetched, and every piece of text from the result is escaped.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <ctime>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -36,14 +41,34 @@ std::string json_text(const nlohmann::json& j) {
                        : j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-// One series per field, x in seconds since the start.
-ChartSeries series_of(const TimeSeries& series, std::string_view field, std::string name) {
+// One series per field, x in seconds since the start. `whole_seconds`: a per-second count
+// stops at the last whole second, since a last partial second would show as a drop to
+// nearly zero that never happened (a gauge keeps every sample).
+ChartSeries series_of(const TimeSeries& series, std::string_view field, std::string name,
+                      std::size_t whole_seconds = SIZE_MAX) {
   ChartSeries out{std::move(name), {}};
   const auto col = series.column(field);
-  for (std::size_t i = 0; i < col.size(); ++i) {
+  for (std::size_t i = 0; i < col.size() && i < whole_seconds; ++i) {
     out.points.emplace_back(static_cast<double>(i), static_cast<double>(col[i]));
   }
   return out;
+}
+
+// Histograms worth a percentile curve: per-event latencies, the busiest first, at most four
+// (more lines only hide each other). Per-loop spans (time_to_subscribe, publish_time, ...)
+// hold one value per event loop and are left to the table.
+constexpr std::uint64_t kMinChartSamples = 100;
+constexpr std::size_t kMaxChartSeries = 4;
+
+std::vector<std::string> charted_histograms(const RunResult& r) {
+  std::vector<std::pair<std::uint64_t, std::string>> by_count;
+  for (const auto& [name, h] : r.histograms)
+    if (h.count() >= kMinChartSamples) by_count.emplace_back(h.count(), name);
+  std::sort(by_count.begin(), by_count.end(), std::greater<>());
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < by_count.size() && i < kMaxChartSeries; ++i)
+    names.push_back(by_count[i].second);
+  return names;
 }
 
 ChartAxis seconds_axis() {
@@ -64,7 +89,8 @@ std::string latency_chart(const RunResult& r) {
   chart.title = "Latency by percentile (log scales)";
   chart.y = ChartAxis{"latency", true, {}, [](double ns) { return format_duration_ns(ns); }};
   double x_max = 1;
-  for (const auto& [name, h] : r.histograms) {
+  for (const std::string& name : charted_histograms(r)) {
+    const Histogram& h = r.histograms.at(name);
     ChartSeries s{name, {}};
     for (const auto& [p, ns] : h.percentile_curve()) {
       // p = 100 (the max) has no finite x: put it where 1 - p is one count.
@@ -91,6 +117,40 @@ void table_row(std::string& html, std::initializer_list<std::string> cells, bool
   html += "</tr>\n";
 }
 
+// The result first: what was done and what it cost, then the charts, then the detail.
+void headline(std::string& html, const RunResult& r) {
+  html += "<h2>Result</h2>\n<table>\n";
+  table_row(html, {"operations", fmt::format("{}", fmt::group_digits(r.counter(kCounterOps)))});
+  if (r.duration_s() > 0) {
+    table_row(html, {"operations per second (whole run)",
+                     fmt::format("{:.0f}", static_cast<double>(r.counter(kCounterOps)) / r.duration_s())});
+  }
+  for (const char* rate : {"deliveries_per_s", "round_trips_per_s", "cycles_per_s", "connects_per_s",
+                           "subscribes_per_s", "publishes_per_s"}) {
+    if (auto it = r.counters.find(rate); it != r.counters.end())
+      table_row(html, {rate, fmt::format("{}", fmt::group_digits(it->second))});
+  }
+  for (const char* loss : {"lost", "duplicates"}) {
+    if (auto it = r.counters.find(loss); it != r.counters.end())
+      table_row(html, {loss, fmt::format("{}", fmt::group_digits(it->second))});
+  }
+  table_row(html, {"failures", fmt::format("{}", fmt::group_digits(r.failure_total()))});
+  for (const std::string& name : charted_histograms(r)) {
+    const Histogram& h = r.histograms.at(name);
+    table_row(html, {name + " latency p50 / p99 / max",
+                     format_duration_ns(static_cast<double>(h.percentile(50))) + " / " +
+                         format_duration_ns(static_cast<double>(h.percentile(99))) + " / " +
+                         format_duration_ns(static_cast<double>(h.max()))});
+  }
+  if (r.server_before && r.server_after) {
+    const auto cost = server_cost(r);
+    if (cost.cpu_us_per_op) table_row(html, {"server CPU per operation", fmt::format("{:.2f} us", *cost.cpu_us_per_op)});
+    if (cost.rss_bytes_per_connection)
+      table_row(html, {"server memory per connection", fmt::format("{:.0f} bytes", *cost.rss_bytes_per_connection)});
+  }
+  html += "</table>\n";
+}
+
 }  // namespace
 
 std::string render_html(const RunResult& r) {
@@ -101,29 +161,22 @@ std::string render_html(const RunResult& r) {
       "<p class=\"meta\">started {2} &middot; {3:.1f} s &middot; {4} worker{5}</p>\n",
       html_escape(r.workload), kStyle, utc_time(r.started_unix_ms), r.duration_s(), r.workers,
       r.workers == 1 ? "" : "s");
+  headline(html, r);
 
-  if (!r.parameters.empty()) {
-    html += "<h2>Parameters</h2>\n<table>\n";
-    if (r.parameters.is_object()) {
-      for (const auto& [key, value] : r.parameters.items()) table_row(html, {key, json_text(value)});
-    } else {
-      table_row(html, {"parameters", json_text(r.parameters)});
-    }
-    html += "</table>\n";
-  }
-
-  LineChart connections{"Connections open", seconds_axis(), ChartAxis{"connections", false, {}, nullptr}, {}};
-  connections.series.push_back(series_of(r.series, kSeriesConnectionsOpen, "connections open"));
-  html += "<h2>Connections over time</h2>\n" + render_svg(connections);
-
+  // Seconds fully inside the run: the per-second counts stop there.
+  const auto whole = static_cast<std::size_t>(std::floor(r.duration_s() + 1e-6));
   LineChart throughput{"Throughput", seconds_axis(), ChartAxis{"per second", false, {}, nullptr}, {}};
-  throughput.series.push_back(series_of(r.series, kSeriesOps, "ops/s"));
+  throughput.series.push_back(series_of(r.series, kSeriesOps, "ops/s", whole));
   if (!r.series.column(kSeriesErrors).empty()) {
-    throughput.series.push_back(series_of(r.series, kSeriesErrors, "errors/s"));
+    throughput.series.push_back(series_of(r.series, kSeriesErrors, "errors/s", whole));
   }
   html += "<h2>Throughput over time</h2>\n" + render_svg(throughput);
+  html += "<p class=\"meta\">Whole seconds only: the run's last partial second is left out.</p>\n";
 
   html += "<h2>Latency</h2>\n" + latency_chart(r);
+  html += fmt::format("<p class=\"meta\">The curves: histograms with at least {} samples, at most {}, "
+                      "the busiest first; the table has every one.</p>\n",
+                      kMinChartSamples, kMaxChartSeries);
   html += "<table>\n";
   table_row(html, {"histogram", "count", "mean", "p50", "p90", "p99", "p99.9", "max"}, true);
   for (const auto& [name, h] : r.histograms) {
@@ -137,12 +190,9 @@ std::string render_html(const RunResult& r) {
   }
   html += "</table>\n";
 
-  html += "<h2>Counters</h2>\n<table>\n";
-  table_row(html, {"counter", "value"}, true);
-  for (const auto& [name, n] : r.counters) {
-    if (!name.starts_with(kFailurePrefix)) table_row(html, {name, fmt::format("{}", fmt::group_digits(n))});
-  }
-  html += "</table>\n";
+  LineChart connections{"Connections open", seconds_axis(), ChartAxis{"connections", false, {}, nullptr}, {}};
+  connections.series.push_back(series_of(r.series, kSeriesConnectionsOpen, "connections open"));
+  html += "<h2>Connections over time</h2>\n" + render_svg(connections);
 
   html += fmt::format("<h2>Failures: {}</h2>\n<table>\n", fmt::group_digits(r.failure_total()));
   table_row(html, {"cause", "count"}, true);
@@ -155,8 +205,9 @@ std::string render_html(const RunResult& r) {
     const auto& before = *r.server_before;
     const auto& after = *r.server_after;
     const auto cost = server_cost(r);
-    const auto opt = [](const std::optional<double>& v, const char* format_spec) {
-      return v ? fmt::format(fmt::runtime(format_spec), *v) : std::string("n/a");
+    const auto opt = [](const std::optional<double>& v, const char* format_spec, bool shrank) {
+      return v ? fmt::format(fmt::runtime(format_spec), *v)
+               : std::string(shrank ? "n/a (it went down)" : "n/a");
     };
     html += fmt::format("<h2>Server (pid {}, {} processes)</h2>\n<table>\n", after.usage.pid,
                         after.usage.processes);
@@ -164,18 +215,36 @@ std::string render_html(const RunResult& r) {
     table_row(html, {"resident memory (user space)",
                      format_bytes(static_cast<double>(before.usage.rss_bytes)),
                      format_bytes(static_cast<double>(after.usage.rss_bytes)),
-                     opt(cost.rss_bytes_per_connection, "{:.0f} bytes/connection")});
-    table_row(html, {"kernel slab", format_bytes(static_cast<double>(before.slab.slab_bytes)),
-                     format_bytes(static_cast<double>(after.slab.slab_bytes)),
-                     opt(cost.slab_bytes_per_connection, "{:.0f} bytes/connection")});
+                     opt(cost.rss_bytes_per_connection, "{:.0f} bytes/connection", cost.rss_shrank)});
+    table_row(html, {"kernel slab, unreclaimable (host)",
+                     format_bytes(static_cast<double>(before.slab.unreclaimable_bytes)),
+                     format_bytes(static_cast<double>(after.slab.unreclaimable_bytes)),
+                     opt(cost.slab_bytes_per_connection, "{:.0f} bytes/connection", cost.slab_shrank)});
     table_row(html, {"cpu user+system",
                      format_duration_ns(1e3 * static_cast<double>(before.usage.cpu_user_us +
                                                                   before.usage.cpu_system_us)),
                      format_duration_ns(1e3 * static_cast<double>(after.usage.cpu_user_us +
                                                                   after.usage.cpu_system_us)),
-                     opt(cost.cpu_us_per_op, "{:.2f} us/op")});
+                     opt(cost.cpu_us_per_op, "{:.2f} us/op", false)});
     table_row(html, {"listen drops (host)", fmt::format("{}", before.listen.listen_drops),
                      fmt::format("{}", after.listen.listen_drops), ""});
+    html += "</table>\n";
+  }
+
+  html += "<h2>Counters</h2>\n<table>\n";
+  table_row(html, {"counter", "value"}, true);
+  for (const auto& [name, n] : r.counters) {
+    if (!name.starts_with(kFailurePrefix)) table_row(html, {name, fmt::format("{}", fmt::group_digits(n))});
+  }
+  html += "</table>\n";
+
+  if (!r.parameters.empty()) {
+    html += "<h2>Parameters</h2>\n<table>\n";
+    if (r.parameters.is_object()) {
+      for (const auto& [key, value] : r.parameters.items()) table_row(html, {key, json_text(value)});
+    } else {
+      table_row(html, {"parameters", json_text(r.parameters)});
+    }
     html += "</table>\n";
   }
 

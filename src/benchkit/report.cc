@@ -94,11 +94,15 @@ ServerCost server_cost(const RunResult& result) {
     return static_cast<double>(b) - static_cast<double>(a);
   };
   if (connections > 0) {
-    cost.rss_bytes_per_connection = delta(before.usage.rss_bytes, after.usage.rss_bytes) /
-                                    static_cast<double>(connections);
+    const double rss = delta(before.usage.rss_bytes, after.usage.rss_bytes);
+    cost.rss_shrank = rss < 0;
+    if (!cost.rss_shrank) cost.rss_bytes_per_connection = rss / static_cast<double>(connections);
     if (before.slab.slab_bytes && after.slab.slab_bytes) {
-      cost.slab_bytes_per_connection =
-          delta(before.slab.slab_bytes, after.slab.slab_bytes) / static_cast<double>(connections);
+      const bool split = before.slab.unreclaimable_bytes && after.slab.unreclaimable_bytes;
+      const double slab = split ? delta(before.slab.unreclaimable_bytes, after.slab.unreclaimable_bytes)
+                                : delta(before.slab.slab_bytes, after.slab.slab_bytes);
+      cost.slab_shrank = slab <= 0;
+      if (!cost.slab_shrank) cost.slab_bytes_per_connection = slab / static_cast<double>(connections);
     }
   }
   const double cpu_us =
@@ -173,13 +177,20 @@ std::string format_summary(const RunResult& r) {
                        format_bytes(static_cast<double>(after.usage.rss_bytes)));
     if (cost.rss_bytes_per_connection) {
       out += fmt::format("  = {:.0f} bytes/connection", *cost.rss_bytes_per_connection);
+    } else if (cost.rss_shrank) {
+      out += "  (went down: a warm server reused memory it had freed; measure on a fresh one)";
     }
     out += '\n';
     if (cost.slab_bytes_per_connection) {
-      out += fmt::format("  kernel slab {} -> {}  = {:.0f} bytes/connection\n",
-                         format_bytes(static_cast<double>(before.slab.slab_bytes)),
-                         format_bytes(static_cast<double>(after.slab.slab_bytes)),
+      out += fmt::format("  kernel slab (unreclaimable) {} -> {}  = {:.0f} bytes/connection\n",
+                         format_bytes(static_cast<double>(before.slab.unreclaimable_bytes)),
+                         format_bytes(static_cast<double>(after.slab.unreclaimable_bytes)),
                          *cost.slab_bytes_per_connection);
+    } else if (cost.slab_shrank) {
+      out += fmt::format("  kernel slab (unreclaimable) {} -> {}: no figure, it did not grow (host-wide: "
+                         "others freed more than these connections took; measure on a quiet host)\n",
+                         format_bytes(static_cast<double>(before.slab.unreclaimable_bytes)),
+                         format_bytes(static_cast<double>(after.slab.unreclaimable_bytes)));
     }
     const double cpu_s =
         (static_cast<double>(after.usage.cpu_user_us + after.usage.cpu_system_us) -

@@ -67,7 +67,13 @@ RunResult merge_results(std::span<const RunResult> results);
 // samples and the counter it divides by are there.
 struct ServerCost {
   std::optional<double> rss_bytes_per_connection;   // user space: VmRSS delta / connections
-  std::optional<double> slab_bytes_per_connection;  // kernel slab delta / connections
+  // Kernel memory per connection: the host's unreclaimable slab (socket structures and
+  // buffers live there; reclaimable caches such as dentries come and go with unrelated
+  // activity) delta / connections. nullopt when it shrank: a warm host freed more than the
+  // connections took, and the figure would be meaningless (negative).
+  std::optional<double> slab_bytes_per_connection;
+  bool slab_shrank = false;
+  bool rss_shrank = false;  // the server's RSS went down: a warm server reused freed memory
   std::optional<double> cpu_us_per_op;              // (user + system) delta / ops
   std::optional<double> cpu_cores;                  // CPU time delta / wall time delta
   std::optional<std::int64_t> listen_drops;         // ListenDrops delta (host-wide)

@@ -26,12 +26,7 @@ std::shared_ptr<AuthFiles> AuthFiles::load(AuthFilesConfig config, std::string* 
     }
     f->acl_ = std::make_unique<auth::Snapshot<auth::Acl>>(*acl);
   }
-  if (c.login_failures.rate_per_s > 0) {
-    auth::LoginThrottleConfig tc;
-    tc.limits = c.login_failures;
-    tc.max_entries = c.login_throttle_entries;
-    f->throttle_ = std::make_unique<auth::LoginThrottle>(tc);
-  }
+  f->guard_ = std::make_unique<auth::LoginGuard>(c.login_guard);
   return f;
 }
 
@@ -77,6 +72,7 @@ void AuthFiles::render_metrics(std::string& out) const {
   line("bad_credentials", counters_.bad_credentials);
   line("anonymous_refused", counters_.anonymous_refused);
   line("throttled", counters_.throttled);
+  line("throttled_address", counters_.throttled_address);
   fmt::format_to(it,
                  "# HELP tcpms_mqtt_auth_reloads_total Password/ACL file reloads (SIGHUP), by "
                  "outcome (failed: the old rules stay).\n"
@@ -85,19 +81,20 @@ void AuthFiles::render_metrics(std::string& out) const {
                  "tcpms_mqtt_auth_reloads_total{{result=\"failed\"}} {}\n",
                  counters_.reloads_ok.load(std::memory_order_relaxed),
                  counters_.reloads_failed.load(std::memory_order_relaxed));
-  if (throttle_) {
-    auto st = throttle_->stats();
-    fmt::format_to(it,
-                   "# HELP tcpms_mqtt_login_throttle_entries Source addresses tracked by the "
-                   "failed-login throttle.\n"
-                   "# TYPE tcpms_mqtt_login_throttle_entries gauge\n"
-                   "tcpms_mqtt_login_throttle_entries {}\n"
-                   "# HELP tcpms_mqtt_login_throttle_evicted_total Throttled addresses dropped "
-                   "for room while still short of tokens.\n"
-                   "# TYPE tcpms_mqtt_login_throttle_evicted_total counter\n"
-                   "tcpms_mqtt_login_throttle_evicted_total {}\n",
-                   st.entries, st.evicted_active);
-  }
+  auto st = guard_->stats();
+  fmt::format_to(it,
+                 "# HELP tcpms_mqtt_login_throttle_entries Keys tracked by the failed-login "
+                 "throttle, per table.\n"
+                 "# TYPE tcpms_mqtt_login_throttle_entries gauge\n"
+                 "tcpms_mqtt_login_throttle_entries{{key=\"user_address\"}} {}\n"
+                 "tcpms_mqtt_login_throttle_entries{{key=\"address\"}} {}\n"
+                 "# HELP tcpms_mqtt_login_throttle_evicted_total Throttle entries dropped for "
+                 "room while still short of tokens.\n"
+                 "# TYPE tcpms_mqtt_login_throttle_evicted_total counter\n"
+                 "tcpms_mqtt_login_throttle_evicted_total{{key=\"user_address\"}} {}\n"
+                 "tcpms_mqtt_login_throttle_evicted_total{{key=\"address\"}} {}\n",
+                 st.per_user_address.entries, st.per_address.entries,
+                 st.per_user_address.evicted_active, st.per_address.evicted_active);
 }
 
 AuthResult FileAuthenticator::check(const ConnectInfo& info) {
@@ -110,16 +107,22 @@ AuthResult FileAuthenticator::check(const ConnectInfo& info) {
       return AuthResult::kAccept;
     }
     count(n.anonymous_refused);
+    info.why = "anonymous clients are refused";
     return AuthResult::kNotAuthorized;
   }
-  const auto now = auth::LoginThrottle::Clock::now();
-  std::optional<auth::IpKey> key;
-  auth::LoginThrottle* throttle = files_->throttle();
-  if (throttle != nullptr) {
-    key = auth::ip_key_from_sockaddr(reinterpret_cast<const sockaddr*>(&info.peer));
-    if (key && !throttle->try_acquire(*key, now)) {
-      count(n.throttled);
-      return AuthResult::kNotAuthorized;
+  const auto now = auth::LoginGuard::Clock::now();
+  auto key = auth::ip_key_from_sockaddr(reinterpret_cast<const sockaddr*>(&info.peer));
+  if (key) {
+    switch (files_->login_guard().try_acquire(*key, *info.username, now)) {
+      case auth::LoginGuard::Verdict::kGo: break;
+      case auth::LoginGuard::Verdict::kUserThrottled:
+        count(n.throttled);
+        info.why = "throttled: too many failed logins for this user from this address";
+        return AuthResult::kNotAuthorized;
+      case auth::LoginGuard::Verdict::kAddressThrottled:
+        count(n.throttled_address);
+        info.why = "throttled: too many failed logins from this address";
+        return AuthResult::kNotAuthorized;
     }
   }
   auto db = files_->passwords();
@@ -129,9 +132,10 @@ AuthResult FileAuthenticator::check(const ConnectInfo& info) {
   }
   if (!ok) {
     count(n.bad_credentials);
+    info.why = "bad user name or password";
     return AuthResult::kBadUserNameOrPassword;
   }
-  if (key) throttle->on_success(*key, now);
+  if (key) files_->login_guard().on_success(*key, *info.username, now);
   count(n.accepted);
   return AuthResult::kAccept;
 }

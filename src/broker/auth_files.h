@@ -1,6 +1,7 @@
 // The file-backed auth hooks tcpms-server installs (docs/auth.md, "Wiring"):
 //
-//   AuthFiles          the password file and ACL file snapshots, the failed-login throttle and
+//   AuthFiles          the password file and ACL file snapshots, the failed-login throttle
+//                      (auth::LoginGuard: per user and address, looser per address) and
 //                      the counters; reload() re-reads both files (SIGHUP), keeping the old
 //                      rules for a file that fails to parse.
 //   FileAuthenticator  Authenticator over AuthFiles: throttle, anonymous policy, PasswordDb.
@@ -27,9 +28,8 @@ struct AuthFilesConfig {
   std::string password_file;  // empty: no passwords (every user name is refused)
   std::string acl_file;       // empty: everything allowed (but publishing to $SYS)
   bool allow_anonymous = true;
-  // Failed logins per source address (rate 0: no throttle).
-  auth::TokenBucketLimits login_failures{0.2, 10};
-  size_t login_throttle_entries = 65536;
+  // Failed logins per (user, address) and per address (a rate of 0 turns one off).
+  auth::LoginGuardConfig login_guard;
 };
 
 class AuthFiles {
@@ -50,13 +50,15 @@ class AuthFiles {
     return passwords_ ? passwords_->load() : nullptr;
   }
   const auth::Snapshot<auth::Acl>* acl() const noexcept { return acl_.get(); }
-  auth::LoginThrottle* throttle() noexcept { return throttle_.get(); }
+  auth::LoginGuard& login_guard() noexcept { return *guard_; }
 
   struct Counters {
     std::atomic<uint64_t> accepted{0};
     std::atomic<uint64_t> bad_credentials{0};    // CONNACK 4: unknown user or wrong password
     std::atomic<uint64_t> anonymous_refused{0};  // CONNACK 5: no user name, not allowed
-    std::atomic<uint64_t> throttled{0};          // CONNACK 5: too many failures from the source
+    std::atomic<uint64_t> throttled{0};          // CONNACK 5: too many failures for the user
+                                                 // from the address
+    std::atomic<uint64_t> throttled_address{0};  // CONNACK 5: too many from the address
     std::atomic<uint64_t> reloads_ok{0};
     std::atomic<uint64_t> reloads_failed{0};
   };
@@ -68,7 +70,7 @@ class AuthFiles {
   AuthFilesConfig config_;
   std::unique_ptr<auth::Snapshot<auth::PasswordDb>> passwords_;
   std::unique_ptr<auth::Snapshot<auth::Acl>> acl_;
-  std::unique_ptr<auth::LoginThrottle> throttle_;
+  std::unique_ptr<auth::LoginGuard> guard_;
   Counters counters_;
 };
 
@@ -76,7 +78,7 @@ class FileAuthenticator final : public Authenticator {
  public:
   explicit FileAuthenticator(std::shared_ptr<AuthFiles> files) : files_(std::move(files)) {}
   bool enabled() const override { return true; }
-  // Order: anonymous (no hashing), then the throttle (a refused attempt costs no hashing),
+  // Order: anonymous (no hashing), then the login guard (a refused attempt costs no hashing),
   // then PasswordDb::verify. An unknown user costs the same work as a wrong password.
   AuthResult check(const ConnectInfo& info) override;
   void render_metrics(std::string& out) const override { files_->render_metrics(out); }

@@ -1,7 +1,9 @@
 #include "broker/broker.h"
 
+#include <algorithm>
 #include <condition_variable>
 #include <ctime>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -37,6 +39,7 @@ Broker::Broker(BrokerConfig config)
       auth_(std::make_unique<Authenticator>()),
       acl_(std::make_unique<Authorizer>()),
       router_(std::make_unique<Router>()),
+      client_log_(config_.client_log),
       start_ms_(monotonic_ms()) {
   if (config_.connects_per_s_per_source > 0) {
     auth::LoginThrottleConfig c;
@@ -56,6 +59,7 @@ void Broker::attach(Server& server) {
   server_ = &server;
   loop_base_ = server.config().loop_index_base;
   handlers_.assign(server.config().threads, nullptr);
+  acl_->prepare_loops(server.config().threads);
 }
 
 HandlerFactory Broker::handler_factory() {
@@ -81,10 +85,16 @@ MqttHandler* Broker::handler_for(uint32_t loop_index) const noexcept {
   return handlers_[loop_index - loop_base_];
 }
 
+namespace {
+bool publishable(std::string_view topic, mqtt::QoS qos, uint32_t max_levels) {
+  // $SYS/ is the broker's own: the API may not publish there, as clients may not.
+  return static_cast<uint8_t>(qos) <= 2 && !is_sys_topic(topic) &&
+         mqtt::validate_topic_name(topic, max_levels) == mqtt::TopicError::kOk;
+}
+}  // namespace
+
 bool Broker::publish(std::string_view topic, ByteView payload, mqtt::QoS qos, bool retain) {
-  if (handlers_.empty() || static_cast<uint8_t>(qos) > 2) return false;
-  if (mqtt::validate_topic_name(topic, config_.max_topic_levels) != mqtt::TopicError::kOk)
-    return false;
+  if (handlers_.empty() || !publishable(topic, qos, config_.max_topic_levels)) return false;
   MqttHandler* h = handlers_[next_loop_.fetch_add(1, std::memory_order_relaxed) % handlers_.size()];
   if (h == nullptr) return false;
   SharedBytes t = SharedBytes::copy_of(as_bytes(topic));
@@ -94,11 +104,25 @@ bool Broker::publish(std::string_view topic, ByteView payload, mqtt::QoS qos, bo
   });
 }
 
+PublishOutcome Broker::publish_counted(std::string_view topic, ByteView payload, mqtt::QoS qos,
+                                       bool retain, std::chrono::milliseconds timeout) {
+  PublishOutcome out;
+  if (handlers_.empty() || !publishable(topic, qos, config_.max_topic_levels)) return out;
+  MqttHandler* h = handlers_[next_loop_.fetch_add(1, std::memory_order_relaxed) % handlers_.size()];
+  if (h == nullptr) return out;
+  auto tally = std::make_shared<DeliveryTally>();
+  SharedBytes t = SharedBytes::copy_of(as_bytes(topic));
+  SharedBytes p = SharedBytes::copy_of(payload);
+  out.accepted = h->loop().post([h, tally, m = Message{std::move(t), std::move(p), {}, qos, retain}] {
+    h->route(m, false, nullptr, tally);
+  });
+  if (out.accepted) out.counted = tally->wait(timeout, out.receivers);
+  return out;
+}
+
 SendResult Broker::send_to_client(std::string_view client_id, std::string_view topic,
                                   ByteView payload, mqtt::QoS qos, Router::PushDone routed) {
-  if (static_cast<uint8_t>(qos) > 2 ||
-      mqtt::validate_topic_name(topic, config_.max_topic_levels) != mqtt::TopicError::kOk)
-    return SendResult::kInvalid;
+  if (!publishable(topic, qos, config_.max_topic_levels)) return SendResult::kInvalid;
   Message m{SharedBytes::copy_of(as_bytes(topic)), SharedBytes::copy_of(payload), {}, qos, false};
   if (!registry_.find(client_id)) {
     return router_->push_to_client(client_id, m, std::move(routed)) ? SendResult::kRouted
@@ -247,38 +271,126 @@ void Broker::for_each_retained(const std::function<void(const Message&)>& visit)
     if (m.props.expires_at_ms == 0 || m.props.expires_at_ms > now) visit(m);
 }
 
-std::vector<ClientInfo> Broker::list_clients(std::chrono::milliseconds timeout) {
+namespace {
+
+// Runs `work(h, out)` on the loop of each handler in `targets` and gathers what they append,
+// waiting up to `timeout` (a loop that does not answer in time is left out).
+template <typename T, typename Work>
+std::vector<T> gather(const std::vector<MqttHandler*>& targets, Work work,
+                      std::chrono::milliseconds timeout) {
   struct Gather {
     std::mutex mu;
     std::condition_variable cv;
-    std::vector<ClientInfo> out;
+    std::vector<T> out;
     size_t pending = 0;
   };
   auto g = std::make_shared<Gather>();
-  size_t posted = 0;
-  for (MqttHandler* h : handlers_) {
+  for (MqttHandler* h : targets) {
     if (h == nullptr) continue;
     {
       std::lock_guard lock(g->mu);
       ++g->pending;
     }
-    bool ok = h->loop().post([h, g] {
-      std::vector<ClientInfo> mine;
-      h->collect_clients(mine);
+    bool ok = h->loop().post([h, g, work] {
+      std::vector<T> mine;
+      work(h, mine);
       std::lock_guard lock(g->mu);
-      for (auto& c : mine) g->out.push_back(std::move(c));
+      for (auto& x : mine) g->out.push_back(std::move(x));
       if (--g->pending == 0) g->cv.notify_all();
     });
     if (!ok) {
       std::lock_guard lock(g->mu);
       --g->pending;
-    } else {
-      ++posted;
     }
   }
   std::unique_lock lock(g->mu);
   g->cv.wait_for(lock, timeout, [&] { return g->pending == 0; });
   return std::move(g->out);
+}
+
+}  // namespace
+
+std::vector<ClientInfo> Broker::list_clients(std::chrono::milliseconds timeout) {
+  return gather<ClientInfo>(
+      handlers_, [](MqttHandler* h, std::vector<ClientInfo>& out) { h->collect_clients(out); },
+      timeout);
+}
+
+std::vector<ClientInfo> Broker::describe_clients(const std::vector<std::string>& client_ids,
+                                                 bool with_subscriptions,
+                                                 std::chrono::milliseconds timeout) {
+  // One task per loop holding some of them.
+  std::vector<std::vector<std::pair<std::string, Session*>>> by_loop(handlers_.size());
+  std::vector<MqttHandler*> targets;
+  for (const std::string& id : client_ids) {
+    auto e = registry_.find(id);
+    if (!e || handler_for(e->loop) == nullptr) continue;
+    by_loop[e->loop - loop_base_].emplace_back(id, e->session);
+  }
+  auto wanted = std::make_shared<decltype(by_loop)>(std::move(by_loop));
+  for (size_t i = 0; i < handlers_.size(); ++i)
+    if (!(*wanted)[i].empty()) targets.push_back(handlers_[i]);
+  auto out = gather<ClientInfo>(
+      targets,
+      [wanted, with_subscriptions, base = loop_base_](MqttHandler* h, std::vector<ClientInfo>& mine) {
+        for (const auto& [id, s] : (*wanted)[h->loop().index() - base])
+          if (auto ci = h->describe_client(id, s, with_subscriptions)) mine.push_back(std::move(*ci));
+      },
+      timeout);
+  // In the order asked.
+  std::vector<ClientInfo> ordered;
+  ordered.reserve(out.size());
+  for (const std::string& id : client_ids) {
+    auto it = std::find_if(out.begin(), out.end(), [&](const ClientInfo& c) { return c.client_id == id; });
+    if (it != out.end()) ordered.push_back(std::move(*it));
+  }
+  return ordered;
+}
+
+SessionDeleteResult Broker::delete_session(std::string_view client_id,
+                                           std::chrono::milliseconds timeout) {
+  auto e = registry_.find(client_id);
+  MqttHandler* h = e ? handler_for(e->loop) : nullptr;
+  if (h == nullptr) return SessionDeleteResult::kNotFound;
+  if (e->conn.valid()) return SessionDeleteResult::kConnected;
+  auto result = gather<SessionDeleteResult>(
+      {h},
+      [id = std::string(client_id), s = e->session](MqttHandler* h, std::vector<SessionDeleteResult>& out) {
+        out.push_back(h->delete_session(id, s));
+      },
+      timeout);
+  return result.empty() ? SessionDeleteResult::kUnavailable : result.front();
+}
+
+std::vector<SubscriptionInfo> Broker::find_subscriptions(std::string_view filter, bool match_topic,
+                                                         size_t limit,
+                                                         std::chrono::milliseconds timeout) {
+  auto out = gather<SubscriptionInfo>(
+      handlers_,
+      [f = std::string(filter), match_topic, limit](MqttHandler* h, std::vector<SubscriptionInfo>& mine) {
+        h->collect_subscriptions(f, match_topic, limit, mine);
+      },
+      timeout);
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.client_id, a.filter) < std::tie(b.client_id, b.filter);
+  });
+  if (out.size() > limit) out.resize(limit);
+  return out;
+}
+
+std::vector<RetainedMessage> Broker::retained_matching(std::string_view filter) const {
+  std::vector<RetainedMessage> out;
+  retained_.match(filter, out);
+  return out;
+}
+
+std::optional<RetainedMessage> Broker::retained_get(std::string_view topic) const {
+  return retained_.get(topic);
+}
+
+bool Broker::retained_delete(std::string_view topic) {
+  if (is_sys_topic(topic)) return false;
+  return retained_.erase(topic);
 }
 
 void Broker::deliver_remote(Message m) {
@@ -301,6 +413,27 @@ bool Broker::admit_connection(const sockaddr_storage& peer) {
     if (key && !source_rate_->try_acquire(*key, now)) return false;
   }
   return true;
+}
+
+BrokerTotals Broker::totals() const {
+  BrokerTotals t;
+  auto v = [](const Counter& c) { return static_cast<int64_t>(c.get()); };
+  for (MqttHandler* h : handlers_) {
+    if (h == nullptr) continue;
+    const BrokerStats& s = h->stats();
+    t.sessions_connected += v(s.sessions_connected);
+    t.sessions_offline += v(s.sessions_offline);
+    t.subscriptions += v(s.subscriptions);
+    t.messages_in += v(s.messages_in);
+    t.messages_out += v(s.messages_out);
+    t.dropped += v(s.qos0_dropped_slow) + v(s.queue_dropped);
+    t.queued += v(s.queued_messages);
+    t.inflight += v(s.inflight_messages);
+    t.connects_refused += v(s.connects_refused);
+    t.auth_refused += v(s.auth_refused);
+    t.protocol_violations += v(s.protocol_violations);
+  }
+  return t;
 }
 
 void Broker::render_metrics(std::string& out) const {
@@ -357,6 +490,12 @@ void Broker::render_metrics(std::string& out) const {
        &BrokerStats::connect_timeouts},
       {"tcpms_mqtt_connects_refused_total", "counter", "CONNACK with a non-zero return code.",
        &BrokerStats::connects_refused},
+      {"tcpms_mqtt_auth_refused_total", "counter",
+       "CONNECTs refused by the authenticator or for a will topic the ACL refuses.",
+       &BrokerStats::auth_refused},
+      {"tcpms_mqtt_authorization_waits_total", "counter",
+       "PUBLISH/SUBSCRIBE paused while their authorization was fetched (HTTP service).",
+       &BrokerStats::authorization_waits},
       {"tcpms_mqtt_publishes_refused_total", "counter",
        "Connections closed for a PUBLISH over a limit.", &BrokerStats::refused_publishes},
       {"tcpms_mqtt_acl_publish_denied_total", "counter",
@@ -430,6 +569,12 @@ void Broker::render_metrics(std::string& out) const {
          "Shared subscription messages that found no member left anywhere.");
   fmt::format_to(std::back_inserter(out), "tcpms_mqtt_shared_dropped_total {}\n",
                  shared_dropped_.load(std::memory_order_relaxed));
+  family("tcpms_mqtt_log_lines_dropped_total", "counter",
+         "Client connect/disconnect/auth-failure log lines dropped by the rate limit.");
+  fmt::format_to(std::back_inserter(out), "tcpms_mqtt_log_lines_dropped_total {}\n",
+                 client_log_.suppressed_total());
+  family("tcpms_mqtt_topic_taps", "gauge", "Topic viewer taps open (admin API).");
+  fmt::format_to(std::back_inserter(out), "tcpms_mqtt_topic_taps {}\n", taps_.count());
   family("tcpms_mqtt_registry_clients", "gauge", "Client ids in the registry (all sessions).");
   fmt::format_to(std::back_inserter(out), "tcpms_mqtt_registry_clients {}\n", registry_.size());
 }

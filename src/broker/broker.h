@@ -12,8 +12,9 @@
 //   broker.publish("a/b", payload, QoS::k1, false);   // from any thread
 //
 // Thread rules: construct, set hooks and attach() before Server::start(); afterwards every
-// public method may be called from any thread except list_clients(), which waits for the
-// loops and so must not be called on a loop thread.
+// public method may be called from any thread, except those that wait for the loops
+// (list_clients, describe_clients, delete_session, find_subscriptions, publish_counted),
+// which must not be called on a loop thread.
 #pragma once
 
 #include <atomic>
@@ -30,11 +31,13 @@
 #include "auth/login_throttle.h"
 #include "auth/token_bucket.h"
 #include "broker/auth.h"
+#include "broker/client_log.h"
 #include "broker/client_registry.h"
 #include "broker/config.h"
 #include "broker/retained_store.h"
 #include "broker/router.h"
 #include "broker/shared_groups.h"
+#include "broker/topic_taps.h"
 #include "mqtt/types.h"
 #include "tcpms/bytes.h"
 #include "tcpms/conn_id.h"
@@ -54,6 +57,16 @@ enum class SendResult : uint8_t {
 };
 const char* send_result_name(SendResult r) noexcept;
 
+// One subscription as the control plane shows it.
+struct SubscriptionInfo {
+  std::string client_id;
+  std::string filter;
+  mqtt::QoS qos = mqtt::QoS::k0;
+  bool no_local = false;             // 5.0 options
+  bool retain_as_published = false;
+  uint32_t subscription_id = 0;      // 0: none
+};
+
 struct ClientInfo {
   std::string client_id;
   uint32_t loop = 0;
@@ -63,6 +76,36 @@ struct ClientInfo {
   uint32_t queued = 0;
   uint32_t inflight = 0;
   bool connected = false;
+  mqtt::ProtocolVersion version = mqtt::ProtocolVersion::kV311;
+  bool persistent = false;          // the session outlives its connection
+  // Filled by describe_clients only (a syscall or a walk per client):
+  bool described = false;
+  std::string peer;                 // "host:port" of the connection; "" when offline
+  uint16_t keep_alive_s = 0;        // as the client asked (the broker allows 1.5 x)
+  std::optional<std::string> username;  // kept only when the authorizer uses names
+  uint32_t session_expiry_s = 0;    // 5.0
+  bool has_will = false;
+  uint64_t pending_output_bytes = 0;
+  std::vector<SubscriptionInfo> subscription_list;  // with_subscriptions
+};
+
+// Every loop's counters summed (relaxed reads): for $SYS/ and the admin API's stats.
+struct BrokerTotals {
+  int64_t sessions_connected = 0, sessions_offline = 0, subscriptions = 0;
+  int64_t messages_in = 0, messages_out = 0;
+  int64_t dropped = 0;  // QoS 0 to slow consumers plus full session queues
+  int64_t queued = 0, inflight = 0;
+  int64_t connects_refused = 0, auth_refused = 0, protocol_violations = 0;
+};
+
+enum class SessionDeleteResult : uint8_t { kDeleted, kConnected, kNotFound, kUnavailable };
+
+// A control-plane publish, as the API reports it: whether it was taken, and how many sessions
+// in this process it reached (on every loop; other processes and nodes are not counted).
+struct PublishOutcome {
+  bool accepted = false;
+  uint64_t receivers = 0;
+  bool counted = false;  // every loop answered within the wait
 };
 
 class Broker {
@@ -96,7 +139,11 @@ class Broker {
   uint64_t next_client_number() noexcept { return client_numbers_.fetch_add(1) + 1; }
 
   // --- control plane: any thread -----------------------------------------------------------
+  // Entry points the admin API (and, with worker processes, its front door) calls. Those that
+  // wait for loops must not be called on a loop thread; each says so.
+  //
   // Publishes as a client would (retained, QoS per subscription), from one of the loops.
+  // $SYS/ is the broker's: refused, as for clients.
   bool publish(std::string_view topic, ByteView payload, mqtt::QoS qos, bool retain);
   // Pushes to one client over its existing connection, subscribed or not, wherever it is. When
   // the answer is kRouted, `routed` (if set) runs once, on any thread, with what the router
@@ -106,7 +153,35 @@ class Broker {
   // Disconnects a client, here or (through the router) in another process. True if it was
   // here or the request was routed; `routed` as above.
   bool kick(std::string_view client_id, Router::PushDone routed = {});
+  // The same, waiting (up to `timeout`; not on a loop thread) to count the sessions of this
+  // process it reached.
+  PublishOutcome publish_counted(std::string_view topic, ByteView payload, mqtt::QoS qos,
+                                 bool retain, std::chrono::milliseconds timeout);
+  // Every session of this process, connected or not, without the per-client details (waits
+  // for every loop: not on a loop thread).
   std::vector<ClientInfo> list_clients(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  // The details of these clients (peer, keep-alive, ...; subscriptions if asked), from their
+  // loops; ids not here are left out. Not on a loop thread.
+  std::vector<ClientInfo> describe_clients(const std::vector<std::string>& client_ids,
+                                           bool with_subscriptions,
+                                           std::chrono::milliseconds timeout = std::chrono::seconds(2));
+  // Deletes an offline session (its subscriptions and queued messages); a connected client's
+  // session is not deleted (kick it first). Not on a loop thread.
+  SessionDeleteResult delete_session(std::string_view client_id,
+                                     std::chrono::milliseconds timeout = std::chrono::seconds(2));
+  // Subscriptions whose filter is exactly `filter` (match_topic false), or that match the
+  // topic name `filter` (true); at most `limit`, from every loop. Not on a loop thread.
+  std::vector<SubscriptionInfo> find_subscriptions(std::string_view filter, bool match_topic,
+                                                   size_t limit,
+                                                   std::chrono::milliseconds timeout = std::chrono::seconds(2));
+  // Retained messages (RetainedStore); a delete removes the message here only, without
+  // publishing anything ($SYS/ is refused: the broker's).
+  std::vector<RetainedMessage> retained_matching(std::string_view filter) const;
+  std::optional<RetainedMessage> retained_get(std::string_view topic) const;
+  bool retained_delete(std::string_view topic);
+  // The topic viewer's taps (topic_taps.h).
+  TopicTaps& taps() noexcept { return taps_; }
+  ClientLog& client_log() noexcept { return client_log_; }
 
   // --- the router's entry points: any thread -----------------------------------------------
   // A publish that came from another process: delivered locally, not routed again.
@@ -182,6 +257,7 @@ class Broker {
   bool connect_limits_enabled() const noexcept { return source_rate_ || total_rate_on_; }
   bool admit_connection(const sockaddr_storage& peer);
 
+  BrokerTotals totals() const;
   // Prometheus families for /metrics (admin::MetricsSource).
   void render_metrics(std::string& out) const;
 
@@ -194,6 +270,8 @@ class Broker {
   ClientRegistry registry_;
   RetainedStore retained_;
   SharedGroups shared_;
+  TopicTaps taps_;
+  ClientLog client_log_;
   std::vector<MqttHandler*> handlers_;  // by loop position; filled in Server::start
   uint32_t loop_base_ = 0;
   uint64_t start_ms_ = 0;

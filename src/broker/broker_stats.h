@@ -29,12 +29,14 @@ struct BrokerStats {
   Counter connect_timeouts;
   Counter refused_publishes;   // over a limit (topic levels): connection closed
   Counter connects_refused;    // CONNACK with a non-zero return code
+  Counter auth_refused;        // ... of which the authenticator's or the will topic's ACL
   Counter cross_loop_posts;    // publish tasks posted to other loops
   Counter shared_deliveries;   // messages given to a shared subscription member here
   Counter shared_skipped;      // a member offline or stalled: the next one took it
   Counter shared_redistributed;  // a leaving member's message given to another member
   Counter acl_publish_denied;  // PUBLISH dropped: the ACL refused the topic
   Counter acl_subscribe_denied;  // SUBACK 0x80: the ACL refused the filter
+  Counter authorization_waits;   // PUBLISH/SUBSCRIBE paused while an answer was fetched
   Counter sys_publish_denied;  // PUBLISH to $SYS dropped
   Counter subscriptions_over_limit;  // SUBACK 0x80: mqtt.max_subscriptions_per_client
   Counter rate_limit_pauses;   // reading from a client paused by its publish rate

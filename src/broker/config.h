@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string>
 
+#include "broker/client_log.h"
+
 namespace tcpms::broker {
 
 struct BrokerConfig {
@@ -53,6 +55,8 @@ struct BrokerConfig {
   // left out of the image (dropped, counted in tcpms_mqtt_queue_dropped_total, logged).
   size_t max_session_image_bytes = 8 << 20;
   std::string version = "tcpms 0.1.0";
+  // Connect, disconnect and authentication-failure log lines (client_log.h).
+  ClientLogConfig client_log;
 };
 
 }  // namespace tcpms::broker

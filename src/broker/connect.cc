@@ -71,8 +71,13 @@ Action MqttHandler::handle_connect(Connection& c, mqtt::Bytes body) {
       return refuse(0x05, "will topic over --max-topic-levels");
     std::optional<std::string_view> user;
     if (k.username) user = *k.username;
-    if (is_sys_topic(k.will->topic) || !broker_.authorizer().can_publish({client_id, user}, k.will->topic))
+    if (is_sys_topic(k.will->topic) || !broker_.authorizer().can_publish({client_id, user}, k.will->topic)) {
+      stats_.auth_refused.add();
+      if (sockaddr_storage peer{}; broker_.client_log().enabled() && c.peer_address(peer))
+        broker_.client_log().auth_failed(peer, client_id, k.username.value_or(""),
+                                         "will topic not authorized");
       return refuse(0x05, "will topic not authorized");
+    }
     will = std::make_unique<Will>();
     will->topic = SharedBytes::copy_of(as_bytes(k.will->topic));
     will->payload = SharedBytes::copy_of(k.will->payload);
@@ -99,7 +104,8 @@ Action MqttHandler::handle_connect(Connection& c, mqtt::Bytes body) {
     p->receive_maximum = static_cast<uint16_t>(
         k.properties.number(PropertyId::kReceiveMaximum).value_or(65535));
   }
-  if (k.username && broker_.authorizer().uses_username()) p->username = std::string(*k.username);
+  // Kept until CONNACK for the log line; the session keeps it only if the authorizer uses it.
+  if (k.username) p->username = std::string(*k.username);
   c.set_user_data(p);
 
   Authenticator& auth = broker_.authenticator();
@@ -121,26 +127,27 @@ Action MqttHandler::handle_connect(Connection& c, mqtt::Bytes body) {
   if (k.username) info->username = std::string(*k.username);
   if (k.password) info->password = std::string(as_chars(*k.password));
   info->version = k.version;
+  if (k.will) info->will_topic = std::string(k.will->topic);
   if (!c.peer_address(info->peer)) info->peer.ss_family = AF_UNSPEC;
-  auto result = std::make_shared<AuthResult>(AuthResult::kAccept);
   ConnId id = c.id();
-  broker_.server().workers().offload(
-      loop_,
-      [info, result, &auth, cancelled = p->auth_cancelled] {
-        if (!cancelled->load(std::memory_order_relaxed)) *result = auth.check(*info);
-      },
-      [this, id, p, result] {
-        Connection* cc = loop_.find(id);
-        if (cc == nullptr || cc->user_data() != p) return;  // gone meanwhile
-        if (*result != AuthResult::kAccept) {
-          spdlog::debug("mqtt: CONNECT from '{}' refused by the authenticator", p->client_id);
-          stats_.connects_refused.add();
-          send_connack(*cc, p->version, false, static_cast<uint8_t>(*result));
-          cc->close_after_flush();
-          return;
-        }
-        after_async(*cc, continue_connect(*cc, p));
-      });
+  auth.check_async(info, p->auth_cancelled, loop_, broker_.server().workers(),
+                   [this, id, p, info](AuthResult result) {
+    Connection* cc = loop_.find(id);
+    if (cc == nullptr || cc->user_data() != p) return;  // gone meanwhile
+    if (result != AuthResult::kAccept) {
+      stats_.connects_refused.add();
+      stats_.auth_refused.add();
+      broker_.client_log().auth_failed(
+          info->peer, p->client_id, info->username.value_or(""),
+          info->why ? info->why
+                    : (result == AuthResult::kBadUserNameOrPassword ? "bad user name or password"
+                                                                     : "not authorized"));
+      send_connack(*cc, p->version, false, static_cast<uint8_t>(result));
+      cc->close_after_flush();
+      return;
+    }
+    after_async(*cc, continue_connect(*cc, p));
+  });
   return Action::kKeep;
 }
 
@@ -229,7 +236,10 @@ Action MqttHandler::attach(Connection& c, Session* s, PendingConnect* p, bool pr
   s->clean = is_v5(p->version) ? p->session_expiry_s == 0 : p->clean;
   s->disconnected = false;
   s->set_will(std::move(p->will));
-  s->set_username(std::move(p->username));
+  broker_.client_log().connected(c, s->client_id(), p->version, p->keep_alive_s, present,
+                                 p->username.value_or(""));
+  if (broker_.authorizer().uses_username()) s->set_username(std::move(p->username));
+  else s->set_username(std::nullopt);
   s->connected_since_s = static_cast<uint32_t>(::time(nullptr));
   if (is_v5(p->version) || s->extra) {
     SessionExtra& x = s->extra_ref();

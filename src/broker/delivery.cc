@@ -123,16 +123,26 @@ void MqttHandler::resend_inflight(Session& s) {
 
 // --- routing ----------------------------------------------------------------------------------
 
-void MqttHandler::route(const Message& m, bool from_remote, const Session* origin) {
+void MqttHandler::route(const Message& m, bool from_remote, const Session* origin,
+                        const std::shared_ptr<DeliveryTally>& tally) {
+  if (broker_.taps().active()) broker_.taps().offer(m);  // the dashboard's topic viewer
   if (m.retain) broker_.retained().set(m);  // [MQTT-3.3.1-5], [MQTT-3.3.1-10]
   // Existing subscribers get RETAIN 0 [MQTT-3.3.1-9] (unless Retain As Published).
-  deliver_local(m, origin);
+  const size_t here = deliver_local(m, origin);
   for (MqttHandler* other : broker_.handlers()) {
     if (other == this || !other->may_match(as_chars(m.topic.view()))) continue;
     // One task per loop, whatever the number of its subscribers.
-    if (other->loop().post([other, m, origin] { other->deliver_local(m, origin); }))
-      stats_.cross_loop_posts.add();
+    bool posted = false;
+    if (tally) {
+      tally->expect();
+      posted = other->loop().post([other, m, origin, tally] { tally->add(other->deliver_local(m, origin)); });
+      if (!posted) tally->add(0);
+    } else {
+      posted = other->loop().post([other, m, origin] { other->deliver_local(m, origin); });
+    }
+    if (posted) stats_.cross_loop_posts.add();
   }
+  if (tally) tally->add(here);  // last: the count cannot complete before every post is made
   if (!from_remote) {
     broker_.router().on_local_publish(m);
     // Shared subscriptions: one member per group, picked where the message entered (a
@@ -141,8 +151,8 @@ void MqttHandler::route(const Message& m, bool from_remote, const Session* origi
   }
 }
 
-void MqttHandler::deliver_local(const Message& msg, const Session* origin) {
-  if (tree_.subscription_count() == 0) return;
+size_t MqttHandler::deliver_local(const Message& msg, const Session* origin) {
+  if (tree_.subscription_count() == 0) return 0;
   if (++epoch_ == 0) epoch_ = 1;
   matches_.clear();
   match_ids_.clear();
@@ -168,7 +178,7 @@ void MqttHandler::deliver_local(const Message& msg, const Session* origin) {
   });
   if (match_ids_.empty()) {
     for (const Match& m : matches_) deliver(*m.s, msg, min_qos(msg.qos, m.qos), m.retain);
-    return;
+    return matches_.size();
   }
   std::sort(match_ids_.begin(), match_ids_.end());
   size_t k = 0;
@@ -179,6 +189,7 @@ void MqttHandler::deliver_local(const Message& msg, const Session* origin) {
     for (; k < match_ids_.size() && match_ids_[k].first == i; ++k) ids.push_back(match_ids_[k].second);
     deliver(*m.s, msg, min_qos(msg.qos, m.qos), m.retain, subscription_id_props(ids));
   }
+  return matches_.size();
 }
 
 SharedBytes subscription_id_props(std::span<const uint32_t> ids) {

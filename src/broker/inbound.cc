@@ -19,8 +19,6 @@ Action MqttHandler::handle_publish(Connection& c, Session& s, const mqtt::FixedH
   auto d = mqtt::decode_publish(h.flags, body, s.version);
   if (!d) return violation(c, d.error().what, d.error().code);
   const mqtt::Publish& p = *d;
-  stats_.messages_in.add();
-  stats_.bytes_payload_in.add(p.payload.size());
   std::string_view topic = p.topic;
   SharedBytes topic_bytes;
   MessageProps props;
@@ -62,10 +60,20 @@ Action MqttHandler::handle_publish(Connection& c, Session& s, const mqtt::FixedH
   if (is_sys_topic(topic)) {
     accept = false;
     stats_.sys_publish_denied.add();
-  } else if (!broker_.authorizer().can_publish({s.client_id(), s.username()}, topic)) {
-    accept = false;
-    stats_.acl_publish_denied.add();
+  } else {
+    switch (authorize(c, s, AclAction::kPublish, topic)) {
+      case Decision::kAllow: break;
+      case Decision::kDeny:
+        accept = false;
+        stats_.acl_publish_denied.add();
+        break;
+      case Decision::kPending:
+        return Action::kKeep;  // read again once the answer is in (a topic alias it defined
+                               // is defined again, to the same topic)
+    }
   }
+  stats_.messages_in.add();
+  stats_.bytes_payload_in.add(p.payload.size());
   const ReasonCode rc = accept ? ReasonCode::kSuccess : ReasonCode::kNotAuthorized;
 
   if (p.qos == QoS::k2) {
@@ -203,6 +211,21 @@ bool MqttHandler::admit_publish(Connection& c, Session& s, size_t bytes) {
       after_async(*cc, Action::kKeep);
   });
   return false;
+}
+
+Decision MqttHandler::authorize(Connection& c, Session& s, AclAction action,
+                               std::string_view topic) {
+  Decision d = broker_.authorizer().decide(
+      {s.client_id(), s.username(), &c}, action, topic, loop_, pos_,
+      [this, id = c.id()] {
+        if (Connection* cc = loop_.find(id)) cc->resume_reading();
+      });
+  if (d == Decision::kPending) {
+    c.pause_reading();
+    replay_packet_ = true;
+    stats_.authorization_waits.add();
+  }
+  return d;
 }
 
 }  // namespace tcpms::broker

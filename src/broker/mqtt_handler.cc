@@ -80,11 +80,18 @@ size_t MqttHandler::process(Connection& c, ByteView data, Action& action) {
         !admit_publish(c, *static_cast<Session*>(user), f.header.packet_size())) {
       return off;  // reading paused; the rest is presented again when it resumes
     }
+    const size_t start = off;
     off += f.header.packet_size();
     Action a = handle_packet(c, f.header, f.body);
     if (a != Action::kKeep) {
       action = a;
       return data.size();
+    }
+    if (replay_packet_) {
+      // Its authorization is being fetched: the engine keeps it (reading is paused) and
+      // presents it again once the answer is in.
+      replay_packet_ = false;
+      return start;
     }
   }
   return off;
@@ -102,6 +109,7 @@ Action MqttHandler::on_timeout(Connection& conn) {
   stats_.keepalive_expired.add();
   Session& s = *static_cast<Session*>(user);
   spdlog::debug("mqtt: client {} keep-alive expired", s.client_id());
+  note_close(conn, "keep-alive timeout (nothing from the client for 1.5 x its Keep Alive)");
   if (s.is_v5()) {
     send_disconnect(conn, ReasonCode::kKeepAliveTimeout);  // 5.0 §3.1.2.10
     return Action::kCloseAfterFlush;
@@ -124,16 +132,48 @@ void MqttHandler::on_writable(Connection& conn) {
 
 void MqttHandler::on_close(Connection& conn, CloseReason reason) {
   void* user = conn.user_data();
-  if (user == nullptr) return;
-  conn.set_user_data(nullptr);
+  if (user == nullptr) {
+    if (!close_notes_.empty()) close_notes_.erase(conn.id().value);
+    return;
+  }
   if (kind_of(user) == ConnStateKind::kPendingConnect) {
+    conn.set_user_data(nullptr);
+    if (!close_notes_.empty()) close_notes_.erase(conn.id().value);
     delete static_cast<PendingConnect*>(user);
     return;
   }
   Session& s = *static_cast<Session*>(user);
   // The will goes out on any loss but DISCONNECT [MQTT-3.1.2-8], [MQTT-3.14.4-3]; not when
   // the whole server stops.
-  detach_connection(s, reason != CloseReason::kShutdown);
+  detach_connection(s, reason != CloseReason::kShutdown, close_reason_text(conn, s, reason));
+}
+
+void MqttHandler::note_close(Connection& c, const char* why) {
+  if (broker_.client_log().enabled()) close_notes_[c.id().value] = why;
+}
+
+std::string_view MqttHandler::close_reason_text(Connection& c, Session& s, CloseReason reason) {
+  if (!close_notes_.empty()) {
+    if (auto it = close_notes_.find(c.id().value); it != close_notes_.end()) {
+      close_text_ = it->second;
+      close_notes_.erase(it);
+      return close_text_;
+    }
+  }
+  if (s.disconnected) return "client sent DISCONNECT";
+  switch (reason) {
+    case CloseReason::kPeerClosed: return "connection closed by the client without DISCONNECT";
+    case CloseReason::kPeerReset: return "connection reset by the client";
+    case CloseReason::kIoError: return "socket error";
+    case CloseReason::kIdleTimeout: return "keep-alive timeout";
+    case CloseReason::kProtocol: return "closed by the broker";
+    case CloseReason::kOutputOverflow: return "output over its hard limit (the client does not read)";
+    case CloseReason::kInputOverflow: return "a partial packet over the input limit";
+    case CloseReason::kKicked: return "kicked by the admin API";
+    case CloseReason::kShutdown: return "server shutting down";
+    default: break;
+  }
+  return close_reason_name(reason);
 }
 
 // --- input ------------------------------------------------------------------------------------
@@ -148,6 +188,7 @@ Action MqttHandler::violation(Connection& c, const char* what, ReasonCode code) 
   std::string_view who = s != nullptr ? s->client_id() : std::string_view("(not connected)");
   spdlog::debug("mqtt: client {}: protocol violation: {} ({}); closing", who, what,
                 mqtt::reason_code_name(code));
+  if (s != nullptr) note_close(c, what);
   if (s != nullptr && s->is_v5()) {
     // 5.0: say why before closing [MQTT-4.13.1-1] (never before CONNACK: s is set once
     // CONNACK went out).
@@ -158,7 +199,7 @@ Action MqttHandler::violation(Connection& c, const char* what, ReasonCode code) 
 }
 
 Action MqttHandler::handle_packet(Connection& c, const mqtt::FixedHeader& h, mqtt::Bytes body) {
-  stats_.packets_in[static_cast<uint8_t>(h.type) & 15].add();
+  stats_.packets_in[static_cast<uint8_t>(h.type) & 15].add();  // a replayed packet twice
   void* user = c.user_data();
   if (user == nullptr) {
     if (h.type != PacketType::kConnect) return violation(c, "first packet is not CONNECT [MQTT-3.1.0-1]");
@@ -202,7 +243,10 @@ Action MqttHandler::handle_disconnect(Connection& c, Session& s, mqtt::Bytes bod
     }
     // Only a normal disconnection discards the will; 0x04 (and any error reason) keeps it
     // [MQTT-3.14.4-3].
-    if (d->reason != ReasonCode::kSuccess) return Action::kClose;
+    if (d->reason != ReasonCode::kSuccess) {
+      note_close(c, "client sent DISCONNECT with a reason code (will published)");
+      return Action::kClose;
+    }
   }
   s.disconnected = true;  // discard the will [MQTT-3.14.4-3]
   s.take_will();

@@ -31,8 +31,12 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <mutex>
+#include <optional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -55,6 +59,35 @@
 namespace tcpms::broker {
 
 struct PendingConnect;
+
+// Counts the sessions a control-plane publish reaches on every loop: each loop it is posted to
+// adds its count; the waiting thread is woken when the last one has.
+class DeliveryTally {
+ public:
+  void expect() {
+    std::lock_guard lock(mu_);
+    ++pending_;
+  }
+  void add(size_t receivers) {
+    std::lock_guard lock(mu_);
+    receivers_ += receivers;
+    if (pending_ > 0) --pending_;
+    if (pending_ == 0) cv_.notify_all();
+  }
+  // Waits until every loop answered; false on timeout. `receivers` gets the count so far.
+  bool wait(std::chrono::milliseconds timeout, uint64_t& receivers) {
+    std::unique_lock lock(mu_);
+    bool done = cv_.wait_for(lock, timeout, [&] { return pending_ == 0; });
+    receivers = receivers_;
+    return done;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  size_t pending_ = 1;  // the publishing loop itself
+  uint64_t receivers_ = 0;
+};
 
 // Longest single loop timer; longer session expiries and will delays re-arm until due.
 inline constexpr uint64_t kMaxLoopTimerMs = 1ull << 30;
@@ -90,10 +123,14 @@ class MqttHandler final : public Handler {
   // A message entering the broker on this loop: retained store, local delivery, other loops,
   // then the router (unless it came from the router). `origin`: the publishing session,
   // compared (never dereferenced) for No Local [MQTT-3.8.3-3].
-  void route(const Message& m, bool from_remote, const Session* origin = nullptr);
-  // Match on this loop's tree and deliver. `m.retain` is kept only for Retain As Published
-  // subscriptions [MQTT-3.3.1-12].
-  void deliver_local(const Message& m, const Session* origin = nullptr);
+  // `tally` (control-plane publishes only) counts the sessions reached on every loop.
+  void route(const Message& m, bool from_remote, const Session* origin = nullptr,
+             const std::shared_ptr<DeliveryTally>& tally = {});
+  // Match on this loop's tree and deliver; returns the number of sessions it went to.
+  // `m.retain` is kept only for Retain As Published subscriptions [MQTT-3.3.1-12].
+  size_t deliver_local(const Message& m, const Session* origin = nullptr);
+
+  // --- control plane (control.cc), posted by Broker ---
   SendResult push_to_client(std::string_view client_id, Session* s, const Message& m);
   // A message for `member` of shared group `group` (picked here or on another loop or
   // process): to it if it can take it now, else to the next member (`tried` so far).
@@ -101,6 +138,13 @@ class MqttHandler final : public Handler {
                       uint32_t tried);
   void kick(std::string_view client_id, Session* s);
   void collect_clients(std::vector<ClientInfo>& out);
+  // The details of `s` (registered as `client_id` on this loop); nullopt if it moved or ended.
+  std::optional<ClientInfo> describe_client(std::string_view client_id, Session* s,
+                                            bool with_subscriptions);
+  SessionDeleteResult delete_session(std::string_view client_id, Session* s);
+  // See Broker::find_subscriptions; appends at most `limit` to `out`.
+  void collect_subscriptions(std::string_view filter, bool match_topic, size_t limit,
+                             std::vector<SubscriptionInfo>& out);
   void publish_sys();
 
   // Session handover between loops (client_registry.h describes the protocol).
@@ -160,6 +204,10 @@ class MqttHandler final : public Handler {
   // 5.0 PUBLISH properties: the forwarded part as shared bytes, the expiry as a deadline.
   MessageProps message_props(mqtt::Properties in, uint64_t now_ms);
 
+  // The authorizer's answer for a PUBLISH topic or SUBSCRIBE filter. kPending: reading
+  // pauses and replay_packet_ is set, so the packet is read again once the answer is in.
+  Decision authorize(Connection& c, Session& s, AclAction action, std::string_view topic);
+
   // --- subscriptions (subscriptions.cc) ---
   Action handle_subscribe(Connection& c, Session& s, mqtt::Bytes body);
   Action handle_unsubscribe(Connection& c, Session& s, mqtt::Bytes body);
@@ -218,7 +266,13 @@ class MqttHandler final : public Handler {
   void resend_inflight(Session& s);
 
   // --- session lifecycle (session_lifecycle.cc) ---
-  void detach_connection(Session& s, bool publish_will);
+  // `why` goes to the disconnect log line (ClientLog).
+  void detach_connection(Session& s, bool publish_will, std::string_view why);
+  // Why a connection is about to close, for its disconnect log line: set where the handler
+  // decides (violation, keep-alive, kick), read and erased in on_close. Entries live only
+  // until the loop's closing phase.
+  void note_close(Connection& c, const char* why);
+  std::string_view close_reason_text(Connection& c, Session& s, CloseReason reason);
   void reset_session(Session& s);
   // The session ends here: out of the tree and the registry, the router told, freed; a will
   // still delayed goes out [MQTT-3.1.3-9].
@@ -261,6 +315,11 @@ class MqttHandler final : public Handler {
   std::vector<std::byte> scratch_;
   std::vector<std::byte> props_scratch_;
   std::vector<RetainedMessage> retained_scratch_;
+  std::unordered_map<uint64_t, const char*> close_notes_;  // ConnId -> why (see note_close)
+  std::string close_text_;
+  // Set by a PUBLISH or SUBSCRIBE whose authorization is being fetched: process() gives the
+  // packet back to the engine (reading paused) so that it is read again once the answer is in.
+  bool replay_packet_ = false;
 };
 
 // The first byte of Connection::user_data says what it points to.

@@ -26,7 +26,7 @@ struct PendingConnect {
   bool clean = true;
   uint16_t keep_alive_s = 0;
   std::string client_id;
-  std::optional<std::string> username;  // only when the authorizer uses names
+  std::optional<std::string> username;  // the session keeps it only if the authorizer uses names
   std::unique_ptr<Will> will;
   // 5.0 CONNECT properties.
   bool assigned_id = false;        // the client sent an empty id [MQTT-3.2.2-16]

@@ -22,29 +22,53 @@ std::vector<std::string_view> split_levels(std::string_view s) {
 RetainedStore::RetainedStore() = default;
 RetainedStore::~RetainedStore() = default;
 
+bool RetainedStore::erase_locked(const std::vector<std::string_view>& levels) {
+  // Walk down remembering the path, then prune empty nodes bottom-up.
+  std::vector<Node*> path{&root_};
+  for (auto level : levels) {
+    auto it = path.back()->children.find(level);
+    if (it == path.back()->children.end()) return false;
+    path.push_back(it->second.get());
+  }
+  Node* n = path.back();
+  if (!n->has_msg) return false;
+  bytes_ -= n->msg.payload.size();
+  n->msg = RetainedMessage{};
+  n->has_msg = false;
+  --count_;
+  for (size_t i = path.size() - 1; i > 0; --i) {
+    Node* cur = path[i];
+    if (cur->has_msg || !cur->children.empty()) break;
+    path[i - 1]->children.erase(std::string(levels[i - 1]));
+  }
+  return true;
+}
+
+bool RetainedStore::erase(std::string_view topic) {
+  auto levels = split_levels(topic);
+  std::lock_guard lock(mu_);
+  return erase_locked(levels);
+}
+
+std::optional<RetainedMessage> RetainedStore::get(std::string_view topic) const {
+  auto levels = split_levels(topic);
+  std::lock_guard lock(mu_);
+  const Node* n = &root_;
+  for (auto level : levels) {
+    auto it = n->children.find(level);
+    if (it == n->children.end()) return std::nullopt;
+    n = it->second.get();
+  }
+  if (!n->has_msg) return std::nullopt;
+  return n->msg;
+}
+
 void RetainedStore::set(const SharedBytes& topic, const SharedBytes& payload, mqtt::QoS qos,
                         const MessageProps& props) {
   auto levels = split_levels(as_chars(topic.view()));
   std::lock_guard lock(mu_);
   if (payload.empty()) {
-    // Clear: walk down remembering the path, then prune empty nodes bottom-up.
-    std::vector<Node*> path{&root_};
-    for (auto level : levels) {
-      auto it = path.back()->children.find(level);
-      if (it == path.back()->children.end()) return;
-      path.push_back(it->second.get());
-    }
-    Node* n = path.back();
-    if (!n->has_msg) return;
-    bytes_ -= n->msg.payload.size();
-    n->msg = RetainedMessage{};
-    n->has_msg = false;
-    --count_;
-    for (size_t i = path.size() - 1; i > 0; --i) {
-      Node* cur = path[i];
-      if (cur->has_msg || !cur->children.empty()) break;
-      path[i - 1]->children.erase(std::string(levels[i - 1]));
-    }
+    erase_locked(levels);
     return;
   }
   Node* n = &root_;

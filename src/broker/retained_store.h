@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,6 +43,10 @@ class RetainedStore {
   void match(std::string_view filter, std::vector<RetainedMessage>& out) const;
   // Appends every retained message to `out`.
   void all(std::vector<RetainedMessage>& out) const;
+  // The message retained for exactly `topic`.
+  std::optional<RetainedMessage> get(std::string_view topic) const;
+  // Removes it; false when there was none.
+  bool erase(std::string_view topic);
   size_t size() const;
   size_t payload_bytes() const;
 
@@ -51,6 +56,7 @@ class RetainedStore {
     RetainedMessage msg;
     bool has_msg = false;
   };
+  bool erase_locked(const std::vector<std::string_view>& levels);
   void collect_all(const Node& n, std::vector<RetainedMessage>& out) const;
   void match_from(const Node& n, const std::vector<std::string_view>& levels, size_t i,
                   std::vector<RetainedMessage>& out) const;

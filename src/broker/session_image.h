@@ -1,5 +1,5 @@
 // SessionImage: the portable state of one persistent MQTT session (3.1.1 §4.1), as bytes that
-// can travel to another process (Router::fetch_session, Broker::export_session/adopt_session).
+// can travel to another process (Router::claim, Broker::surrender_session/adopt_session).
 //
 // What travels: the protocol version, the subscriptions (filter, granted QoS, 5.0 options
 // and Subscription Identifier), the outbound QoS 1/2 messages in flight (with their packet ids

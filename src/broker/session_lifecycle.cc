@@ -11,8 +11,9 @@ namespace tcpms::broker {
 
 using mqtt::ReasonCode;
 
-void MqttHandler::detach_connection(Session& s, bool publish) {
+void MqttHandler::detach_connection(Session& s, bool publish, std::string_view why) {
   if (s.conn != nullptr) {
+    broker_.client_log().disconnected(*s.conn, s.client_id(), why);
     s.conn->set_user_data(nullptr);
     s.conn = nullptr;
     stats_.sessions_connected.sub();

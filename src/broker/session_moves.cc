@@ -138,7 +138,7 @@ void MqttHandler::take_over(Session& s) {
   // connection taken over right after its CONNACK was written still gets it [MQTT-3.1.4-4].
   if (s.is_v5()) send_disconnect(*old, ReasonCode::kSessionTakenOver);
   s.clean = false;  // keep the object: the caller decides
-  detach_connection(s, true);
+  detach_connection(s, true, "taken over by a new connection with the same client id");
   s.clean = was_clean;
   old->close_after_flush();
 }

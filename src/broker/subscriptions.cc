@@ -26,8 +26,30 @@ Action MqttHandler::handle_subscribe(Connection& c, Session& s, mqtt::Bytes body
     QoS qos;
   };
   std::vector<Granted> granted;
-  retained_scratch_.clear();
+  // Every filter's authorization first: if one is being fetched, the SUBSCRIBE is read again
+  // once it is in, and nothing of it has been applied yet.
+  std::vector<Decision> decisions;
+  bool pending = false;
   for (const mqtt::Subscription& sub : d->subscriptions) {
+    const std::string_view filter = sub.filter;
+    Decision dec = Decision::kDeny;  // not asked: refused for another reason below
+    if (mqtt::validate_topic_filter(filter, cfg_.max_topic_levels) == mqtt::TopicError::kOk) {
+      // The ACL sees the filter the messages come through, without "$share/{group}/".
+      const auto shared = mqtt::parse_shared_subscription(filter);
+      dec = authorize(c, s, AclAction::kSubscribe, shared ? shared->filter : filter);
+      replay_packet_ = false;  // set again below, once for the packet
+    }
+    pending = pending || dec == Decision::kPending;
+    decisions.push_back(dec);
+  }
+  if (pending) {
+    replay_packet_ = true;
+    return Action::kKeep;
+  }
+  retained_scratch_.clear();
+  size_t index = 0;
+  for (const mqtt::Subscription& sub : d->subscriptions) {
+    const Decision decision = decisions[index++];
     const std::string_view filter = sub.filter;
     QoS qos = min_qos(sub.options.max_qos, QoS::k2);
     if (mqtt::validate_topic_filter(filter, cfg_.max_topic_levels) != mqtt::TopicError::kOk) {
@@ -38,9 +60,7 @@ Action MqttHandler::handle_subscribe(Connection& c, Session& s, mqtt::Bytes body
     // No Local on a shared subscription is a protocol error [MQTT-3.8.3-4].
     if (shared && s.is_v5() && sub.options.no_local)
       return violation(c, "No Local on a shared subscription [MQTT-3.8.3-4]");
-    // The ACL sees the filter the messages come through, without "$share/{group}/".
-    const std::string_view acl_filter = shared ? shared->filter : filter;
-    if (!broker_.authorizer().can_subscribe({s.client_id(), s.username()}, acl_filter)) {
+    if (decision != Decision::kAllow) {
       stats_.acl_subscribe_denied.add();
       codes.push_back(std::byte{mqtt::to_byte(ReasonCode::kNotAuthorized)});
       continue;

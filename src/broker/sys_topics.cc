@@ -9,18 +9,8 @@
 namespace tcpms::broker {
 
 std::vector<std::pair<std::string, std::string>> sys_topic_values(Broker& broker) {
-  int64_t connected = 0, offline = 0, subs = 0, msg_in = 0, msg_out = 0, dropped = 0, queued = 0;
-  for (MqttHandler* h : broker.handlers()) {
-    if (h == nullptr) continue;
-    const BrokerStats& s = h->stats();
-    connected += static_cast<int64_t>(s.sessions_connected.get());
-    offline += static_cast<int64_t>(s.sessions_offline.get());
-    subs += static_cast<int64_t>(s.subscriptions.get());
-    msg_in += static_cast<int64_t>(s.messages_in.get());
-    msg_out += static_cast<int64_t>(s.messages_out.get());
-    dropped += static_cast<int64_t>(s.qos0_dropped_slow.get() + s.queue_dropped.get());
-    queued += static_cast<int64_t>(s.queued_messages.get());
-  }
+  const BrokerTotals t = broker.totals();
+  const int64_t connected = t.sessions_connected, offline = t.sessions_offline;
   uint64_t bytes_in = 0, bytes_out = 0;
   Server& server = broker.server();
   for (size_t i = 0; i < server.loop_count(); ++i) {
@@ -37,12 +27,12 @@ std::vector<std::pair<std::string, std::string>> sys_topic_values(Broker& broker
       {"$SYS/broker/clients/connected", std::to_string(connected)},
       {"$SYS/broker/clients/disconnected", std::to_string(offline)},
       {"$SYS/broker/clients/total", std::to_string(connected + offline)},
-      {"$SYS/broker/subscriptions/count", std::to_string(subs)},
+      {"$SYS/broker/subscriptions/count", std::to_string(t.subscriptions)},
       {"$SYS/broker/retained messages/count", std::to_string(broker.retained().size())},
-      {"$SYS/broker/messages/received", std::to_string(msg_in)},
-      {"$SYS/broker/messages/sent", std::to_string(msg_out)},
-      {"$SYS/broker/messages/dropped", std::to_string(dropped)},
-      {"$SYS/broker/messages/queued", std::to_string(queued)},
+      {"$SYS/broker/messages/received", std::to_string(t.messages_in)},
+      {"$SYS/broker/messages/sent", std::to_string(t.messages_out)},
+      {"$SYS/broker/messages/dropped", std::to_string(t.dropped)},
+      {"$SYS/broker/messages/queued", std::to_string(t.queued)},
       {"$SYS/broker/bytes/received", std::to_string(bytes_in)},
       {"$SYS/broker/bytes/sent", std::to_string(bytes_out)},
   };

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 
 #include <toml++/toml.h>
 
@@ -119,8 +120,12 @@ std::string to_toml(bool v) { return v ? "true" : "false"; }
 std::string to_toml(int64_t v) { return std::to_string(v); }
 std::string to_toml(uint64_t v) { return std::to_string(v); }
 std::string to_toml(double v) {
+  // The shortest form that reads back as the same double: 0.2, not 0.20000000000000001.
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
+  for (int precision = 15; precision <= 17; ++precision) {
+    std::snprintf(buf, sizeof buf, "%.*g", precision, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
   std::string s = buf;
   // A TOML float needs a '.' or an exponent; "3" would read back as an integer.
   if (std::isfinite(v) && s.find_first_of(".eE") == std::string::npos) s += ".0";

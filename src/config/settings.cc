@@ -146,6 +146,23 @@ std::string Settings::suggest(std::string_view name) const {
   return best;
 }
 
+std::string Settings::suggest_flag(std::string_view flag) const {
+  std::string best;
+  size_t best_distance = std::max<size_t>(2, flag.size() / 4) + 1;
+  auto consider = [&](std::string_view candidate) {
+    if (!candidate.starts_with("--")) return;
+    size_t d = edit_distance(flag, candidate);
+    if (d < best_distance) best_distance = d, best = std::string(candidate);
+  };
+  for (const auto& s : settings_) {
+    consider(s->flag());
+    for (const auto& a : s->aliases()) consider(a.starts_with("!") ? std::string_view(a).substr(1) : a);
+  }
+  for (std::string_view own : {"--config", "--check-config", "--print-example-config", "--help", "--version"})
+    consider(own);
+  return best;
+}
+
 // --- loading ----------------------------------------------------------------------------------
 
 std::vector<Error> Settings::stage_file(std::string_view toml_text, const std::string& name) {
@@ -347,7 +364,19 @@ int Settings::parse_command_line(CLI::App& app, int argc, const char* const* arg
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e, out, err) == 0 ? 0 : kExitUsage;
+    int rc = app.exit(e, out, err);
+    // An unknown flag: name the closest one, as the file's unknown keys do.
+    if (dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr) {
+      for (int i = 1; i < argc; ++i) {
+        std::string_view arg = argv[i];
+        if (!arg.starts_with("--")) continue;
+        arg = arg.substr(0, arg.find('='));
+        if (app.get_option_no_throw(std::string(arg)) != nullptr) continue;
+        if (std::string near = suggest_flag(arg); !near.empty())
+          err << program_ << ": " << arg << ": unknown flag (did you mean " << near << "?)\n";
+      }
+    }
+    return rc == 0 ? 0 : kExitUsage;
   }
   if (print_example_) {
     out << example();

@@ -121,6 +121,8 @@ class Settings {
   const std::vector<std::unique_ptr<SettingBase>>& all() const noexcept { return settings_; }
   // The declared name closest to `name` if it is a likely typo, else "".
   std::string suggest(std::string_view name) const;
+  // The same for a command-line flag ("--max-inflght" -> "--max-inflight").
+  std::string suggest_flag(std::string_view flag) const;
 
  private:
   void insert(std::unique_ptr<SettingBase> setting);

@@ -65,6 +65,10 @@ void Connection::set_timeout(uint32_t ms) noexcept {
   loop_->set_conn_timeout(*this, ms);
 }
 
+uint32_t Connection::timeout_ms() const noexcept {
+  return timeout_ticks_ * loop_->config().timer_tick_ms;
+}
+
 void Connection::close(CloseReason reason) noexcept { loop_->schedule_close(*this, reason); }
 
 void Connection::close_after_flush() noexcept {

@@ -654,6 +654,14 @@ void EventLoop::handle_accept(uint32_t listener) {
       if (core_->max_connections > 0 && before >= core_->max_connections) {
         core_->shared_count->fetch_sub(1, std::memory_order_relaxed);
         stats_.rejected_over_limit.add();
+        ++core_->cap_rejected_unlogged;
+        if (core_->last_cap_warning_ms == 0 || now_ms_ - core_->last_cap_warning_ms >= 10000) {
+          core_->last_cap_warning_ms = now_ms_;
+          spdlog::warn("loop {}: max_connections ({}) reached; closed {} new connection(s) at "
+                       "accept (raise --max-connections, or add processes or nodes)",
+                       index_, core_->max_connections, core_->cap_rejected_unlogged);
+          core_->cap_rejected_unlogged = 0;
+        }
         continue;  // `fd` closes here: accept-and-close, as documented for the cap
       }
     }

@@ -85,6 +85,8 @@ class LoopCore {
   std::atomic<int64_t>* shared_count = nullptr;
   int64_t max_connections = 0;
   uint64_t last_accept_warning_ms = 0;
+  uint64_t last_cap_warning_ms = 0;  // max_connections reached: logged at most every 10 s
+  uint64_t cap_rejected_unlogged = 0;
   bool wake_pending = false;  // the task queue's eventfd fired in this iteration
 
   std::map<uint64_t, LoopTimer> timers;              // by id

@@ -4,6 +4,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -20,7 +23,27 @@ int read_somaxconn() {
   return value;
 }
 
+namespace {
+
+// A Unix socket file left by a server that did not exit cleanly (kill -9, a crash) makes bind
+// fail with EADDRINUSE although nobody listens. Remove it when a connect to it is refused;
+// one that answers belongs to a live server and is left alone (bind then says in use).
+void remove_stale_unix_socket(const Endpoint& at) {
+  const auto& un = reinterpret_cast<const sockaddr_un&>(at.addr);
+  if (un.sun_path[0] == '\0') return;  // abstract name: no file
+  struct stat st{};
+  if (::lstat(un.sun_path, &st) != 0 || !S_ISSOCK(st.st_mode)) return;
+  UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!probe) return;
+  if (::connect(probe.get(), reinterpret_cast<const sockaddr*>(&at.addr), at.len) != 0 &&
+      errno == ECONNREFUSED)
+    ::unlink(un.sun_path);
+}
+
+}  // namespace
+
 UniqueFd open_listener(const Endpoint& at, int backlog, int& err, const char*& what) {
+  if (at.is_unix()) remove_stale_unix_socket(at);
   UniqueFd fd(::socket(at.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) {
     err = errno;

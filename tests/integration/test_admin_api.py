@@ -272,3 +272,188 @@ def test_readyz_is_503_while_draining():
         assert srv.admin("/healthz")[0] == 200  # alive, just not taking new work
         s.close()
         assert srv.proc.wait(timeout=20) == 0
+
+
+def healthz_ok(srv, timeout=1.0):
+    import urllib.request
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{srv.admin_port}/healthz", timeout=timeout) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def test_slow_and_silent_sockets_do_not_stall_health_probes():
+    """Issue 14 #6: eight sockets sending one header byte every 2 s made every /healthz fail,
+    40 silent ones caused ~24 s of failures. Requests are read on the admin loop, slow ones
+    time out, and past the per-source cap the oldest idle socket makes room."""
+    with echo_server("--admin-request-timeout-ms", "1500",
+                     "--admin-max-connections-per-source", "24") as srv:
+        silent = [socket.create_connection(("127.0.0.1", srv.admin_port)) for _ in range(40)]
+        slow = [socket.create_connection(("127.0.0.1", srv.admin_port)) for _ in range(8)]
+        try:
+            ok = failed = 0
+            start = time.monotonic()
+            while time.monotonic() - start < 4:
+                for s in slow:
+                    try:
+                        s.send(b"G")
+                    except OSError:
+                        pass
+                if healthz_ok(srv):
+                    ok += 1
+                else:
+                    failed += 1
+                time.sleep(0.2)
+            assert failed == 0 and ok >= 15, (ok, failed)
+            # The slow senders were closed by the request deadline, not served forever.
+            for s in slow:
+                s.settimeout(3)
+                try:
+                    while s.recv(4096):
+                        pass
+                except (ConnectionResetError, socket.timeout):
+                    pass
+            m = srv.metrics()
+            assert m["tcpms_admin_request_timeouts_total"] + m["tcpms_admin_connections_evicted_total"] >= 8, m
+            assert m["tcpms_admin_connections"] <= 24 + 2
+        finally:
+            close_all(silent + slow)
+
+
+def test_chunked_body_over_the_limit_is_refused_as_it_arrives():
+    """Issue 14 #7: with a token, a chunked body bypassed the 1 MiB limit (100 MiB accepted,
+    554 MB RSS). It is counted as it arrives and refused with 413."""
+    from tcpms_harness import rss_bytes
+    with echo_server("--admin-token", "T") as srv:
+        before = rss_bytes(srv.pid)
+        s = socket.create_connection(("127.0.0.1", srv.admin_port))
+        s.sendall(b"POST /api/v1/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer T\r\n"
+                  b"Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n")
+        chunk = b"10000\r\n" + b"x" * 0x10000 + b"\r\n"
+        sent = 0
+        try:
+            for _ in range(1600):  # 100 MiB if nobody stops it
+                s.sendall(chunk)
+                sent += 0x10000
+        except OSError:
+            pass
+        s.settimeout(5)
+        answer = b""
+        try:
+            while True:
+                part = s.recv(65536)
+                if not part:
+                    break
+                answer += part
+        except (ConnectionResetError, socket.timeout):
+            pass
+        s.close()
+        assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+        assert b"request body larger than 1048576 bytes" in answer
+        assert rss_bytes(srv.pid) - before < 16 << 20
+        assert healthz_ok(srv)
+
+
+def test_json_numbers_out_of_range_are_a_400():
+    """Issue 14 #7: {"qos": 1e400} answered 500 with an internal exception text."""
+    with echo_server() as srv:
+        status, body, _ = call(srv, "/api/v1/publish", method="POST",
+                               raw=b'{"topic": "a", "payload": "x", "qos": 1e400}')
+        assert status == 400, body
+        assert "number overflow" in body["error"] and "exception" not in body["error"]
+
+
+def test_a_second_server_cannot_share_the_admin_port():
+    """cpp-httplib set SO_REUSEPORT on its listener, so two servers with the same
+    --admin-listen both started and the kernel split the requests between them."""
+    with echo_server("--threads", "1") as first:
+        port = first.admin_port
+        r = subprocess.run([first.args[0], "--protocol", "echo", "--listen", "127.0.0.1:0",
+                            "--admin-listen", f"127.0.0.1:{port}"],
+                           capture_output=True, text=True, timeout=30)
+        out = r.stdout + r.stderr
+        assert r.returncode == 69, out
+        assert f"127.0.0.1:{port}" in out and "in use" in out and "--admin-listen" in out, out
+        # Every request still reaches the first server.
+        for _ in range(20):
+            status, body, _ = call(first, "/api/v1/stats")
+            assert status == 200 and len(body["loops"]) == 1
+
+
+def test_readyz_turns_503_at_once_while_new_clients_are_still_accepted():
+    """On SIGTERM an idle server used to exit ~4 ms later, before a balancer polling /readyz
+    could see it go unready. Now /readyz says 503 at once and the listener keeps accepting
+    (and serving) for drain.announce_ms before the drain."""
+    with echo_server("--drain-announce-ms", "1500") as srv:
+        srv.proc.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        srv.wait_for(lambda: srv.admin("/readyz")[0] == 503, timeout=1, interval=0.01, what="readyz 503")
+        assert time.monotonic() - t0 < 0.5
+        time.sleep(0.5)
+        c = srv.connect(timeout=2)  # still accepted, and served
+        c.sendall(b"late but welcome")
+        assert recv_exactly(c, 16) == b"late but welcome"
+        c.close()
+        assert srv.proc.poll() is None
+        assert srv.proc.wait(timeout=20) == 0
+        assert time.monotonic() - t0 >= 1.4
+        assert "still accepting for 1500 ms" in srv.output()
+
+
+def test_a_second_signal_cuts_the_announcement_short():
+    with echo_server("--drain-announce-ms", "60000") as srv:
+        srv.proc.send_signal(signal.SIGTERM)
+        srv.wait_for(lambda: "still accepting" in srv.output(), timeout=5)
+        srv.proc.send_signal(signal.SIGTERM)
+        assert srv.proc.wait(timeout=10) == 0
+
+
+def test_reaching_the_connection_cap_is_logged():
+    """Issue 14 #13: hitting the connection cap logged nothing (descriptor exhaustion did)."""
+    with echo_server("--max-connections", "2", "--threads", "1") as srv:
+        socks = [srv.connect() for _ in range(4)]
+        try:
+            srv.wait_for(lambda: "max_connections (2) reached" in srv.output(), timeout=5)
+            assert srv.metrics()["tcpms_connections_rejected_total"] >= 1
+        finally:
+            close_all(socks)
+
+
+def start_on_unix_socket(path):
+    """tcpms-server echo on a Unix socket (the harness parses HOST:PORT, which it has not)."""
+    from tcpms_harness import binary
+    proc = subprocess.Popen([binary("tcpms-server"), "--protocol", "echo", "--listen",
+                             f"unix:{path}", "--no-admin"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "listening on" in line or "cannot listen" in line:
+            break
+    return proc, "".join(lines)
+
+
+def test_a_stale_unix_socket_file_does_not_block_a_restart(tmp_path):
+    """A Unix socket file left behind by a server that was killed made the next start fail
+    with "Address already in use"."""
+    path = tmp_path / "echo.sock"
+    proc, out = start_on_unix_socket(path)
+    assert "listening on" in out, out
+    proc.kill()  # kill -9: the socket file stays behind
+    proc.wait()
+    assert path.exists()
+    proc, out = start_on_unix_socket(path)
+    try:
+        assert "listening on" in out, out
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(str(path))
+        s.sendall(b"back")
+        assert recv_exactly(s, 4) == b"back"
+        s.close()
+        # A live server's socket is not taken away: a second one fails to start.
+        other, out2 = start_on_unix_socket(path)
+        assert other.wait(timeout=10) == 69 and "in use" in out2, out2
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)

@@ -152,6 +152,40 @@ def test_mqtt_usage_errors(server):
     proc = subprocess.run([binary("tcpms-bench"), "mqtt-p2p", "--target", target(server), "--connections", "1"],
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 64
-    proc = subprocess.run([binary("tcpms-bench"), "mqtt-conn", "--target", target(server), "--qos", "2"],
+    proc = subprocess.run([binary("tcpms-bench"), "mqtt-conn", "--target", target(server), "--qos", "3"],
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 64
+    proc = subprocess.run([binary("tcpms-bench"), "mqtt-conn", "--target", target(server),
+                           "--mqtt-version", "4"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 64
+
+
+def test_shared_flags_may_come_before_the_workload(server):
+    """`tcpms-bench --target X mqtt-fanout` said "--target is required"."""
+    rc, j, err = bench("--target", target(server), "--connections", "20", "mqtt-conn", "--hold", "0")
+    assert rc == 0, err
+    assert j["counters"]["subscribed"] == 20
+    rc, j, err = bench("--target", target(server), "mqtt-fanout", "--subscribers", "5", "--publishers", "1",
+                       "--publish-rate", "50", "--duration", "0.5")
+    assert rc == 0, err
+
+
+def test_mqtt_fanout_qos2_over_mqtt5_with_a_user_name_and_password():
+    """No --qos 2, no user name or password, no MQTT 5 in tcpms-bench before."""
+    with mqtt_server("--threads", "2", "--auth-user", "bench:s3cret", "--deny-anonymous") as s:
+        rc, j, err = bench("mqtt-fanout", "--target", target(s), "--subscribers", "50", "--publishers", "2",
+                           "--qos", "2", "--mqtt-version", "5", "--username", "bench", "--password", "s3cret",
+                           "--publish-rate", "200", "--duration", "1")
+        assert rc == 0, err
+        c = assert_all_delivered(j, 50, 50)
+        assert c["published"] >= 150
+        assert j["parameters"]["protocol"] == "mqtt-5.0" and j["parameters"]["qos"] == 2
+        m = s.metrics()
+        # The QoS 2 handshakes ran both ways: PUBREL from the publishers, PUBCOMP from the
+        # subscribers.
+        assert m['tcpms_mqtt_packets_received_total{type="pubrel"}'] >= c["published"]
+        assert m['tcpms_mqtt_packets_received_total{type="pubcomp"}'] >= c["deliveries"]
+        rc, j, err = bench("mqtt-conn", "--target", target(s), "--connections", "5", "--hold", "0",
+                           "--mqtt-version", "5", "--username", "bench", "--password", "wrong")
+        assert rc == 1
+        assert j["failures"] == {"connack_rc_4": 5}, j["failures"]

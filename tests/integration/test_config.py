@@ -59,3 +59,17 @@ def test_sighup_applies_live_settings_reports_the_rest_and_survives_a_broken_fil
             c.sendall(b"still here")
             assert c.recv(64) == b"still here"
             assert srv.proc.poll() is None
+
+
+def test_help_shows_numbers_as_written_and_a_mistyped_flag_gets_a_suggestion():
+    """--help printed 0.20000000000000001; a flag typo got no "did you mean" (the file did)."""
+    r = subprocess.run([binary("tcpms-server"), "--help"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0
+    assert "0.20000000000000001" not in r.stdout and "=0.2 " in r.stdout.replace("\n", " ")
+    r = subprocess.run([binary("tcpms-server"), "--max-inflght", "5"], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 64
+    assert "did you mean --max-inflight?" in r.stderr, r.stderr
+    r = subprocess.run([binary("tcpms-server"), "--auth-http-ulr", "http://x/"], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 64 and "did you mean --auth-http-url?" in r.stderr, r.stderr

@@ -2,7 +2,8 @@
 tcpms-passwd and by mosquitto_passwd (CONNACK 4 for a bad name or password), anonymous clients
 on and off (CONNACK 5), ACLs with %c/%u patterns (a refused PUBLISH is dropped silently, QoS 1
 still acknowledged [MQTT-3.3.5-2]; a refused SUBSCRIBE gets 0x80), $SYS protection, SIGHUP
-reloads (a broken file keeps the old rules and names FILE:LINE), the failed-login throttle,
+reloads (a broken file keeps the old rules and names FILE:LINE), the failed-login throttle
+(per user and address, looser per address),
 and a login storm of 2,000 wrong passwords while other clients keep publishing."""
 import os
 import signal
@@ -228,7 +229,7 @@ def test_sighup_reloads_both_files_without_dropping_clients(tmp_path):
         assert m['tcpms_mqtt_auth_reloads_total{result="ok"}'] == 3
 
 
-def test_failed_logins_are_throttled_per_source(tmp_path):
+def test_failed_logins_are_throttled_per_user_and_source(tmp_path):
     pw = tmp_path / "passwd"
     add_user(pw, "alice", "secret", create=True)
     with mqtt_server("--threads", "1", "--password-file", str(pw),
@@ -244,19 +245,57 @@ def test_failed_logins_are_throttled_per_source(tmp_path):
         assert m['tcpms_mqtt_auth_total{result="bad_credentials"}'] == 3
 
 
+def test_one_users_wrong_guesses_do_not_lock_out_other_users_of_the_address(tmp_path):
+    """Issue 14 #12 (and issue 16): after 10 wrong guesses for one user from an address (the
+    default burst), other users' correct logins from that address still get in; a guess
+    every 2 s for one user does not keep a third user out; guessing many users from one
+    address still meets the address's looser cap."""
+    pw = tmp_path / "passwd"
+    add_user(pw, "alice", "secret", create=True)
+    add_user(pw, "bob", "hunter2")
+    add_user(pw, "carol", "pw3")
+    with mqtt_server("--threads", "1", "--password-file", str(pw),
+                     "--auth-login-failure-burst-per-address", "15",
+                     "--auth-login-failures-per-s-per-address", "0.01") as srv:
+        for i in range(10):
+            assert refused(srv.port, f"m{i}", username="mallory", password="guess") == 4
+        assert refused(srv.port, "m10", username="mallory", password="guess") == 5  # that user
+        connected(srv.port, "a1", username="alice", password="secret").ping()
+        connected(srv.port, "b1", username="bob", password="hunter2").ping()
+        # Slow guessing at one user while a third user logs in, 15 times.
+        ok = 0
+        for i in range(15):
+            refused(srv.port, f"slow{i}", username="mallory", password="guess")
+            c = RawClient(srv.port)
+            present, rc = c.connect(f"c{i}", username="carol", password="pw3")
+            ok += rc == 0
+            c.close()
+            time.sleep(0.1)
+        assert ok == 15
+        # Many users guessed from the same address: the address cap (15 failures in all; the
+        # 10 above, and the slow guesses that mallory's own bucket let through) stops them.
+        codes = [refused(srv.port, f"u{i}", username=f"user{i}", password="x") for i in range(10)]
+        assert codes.count(5) >= 5, codes
+        m = srv.metrics()
+        assert m['tcpms_mqtt_auth_total{result="throttled_address"}'] >= 4
+        # The address cap holds for the users that had done nothing wrong too.
+        assert refused(srv.port, "a2", username="alice", password="secret") == 5
+
+
 def percentile(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(len(xs) * p))]
 
 
 def test_login_storm_while_others_keep_working(tmp_path):
-    """2,000 CONNECTs with wrong passwords (20,000 PBKDF2 iterations each, throttle off so every
+    """2,000 CONNECTs with wrong passwords (20,000 PBKDF2 iterations each, throttles off so every
     one is hashed) while a publisher and a subscriber keep going: hashing stays on the worker
     pool, so the loops keep delivering. Latencies are printed, not asserted."""
     pw = tmp_path / "passwd"
     add_user(pw, "alice", "secret", create=True, iterations=[])
     with mqtt_server("--threads", "2", "--password-file", str(pw), "--allow-anonymous",
-                     "--auth-login-failures-per-s", "0") as srv:
+                     "--auth-login-failures-per-s", "0",
+                     "--auth-login-failures-per-s-per-address", "0") as srv:
         sub = connected(srv.port, "lat-sub")
         assert sub.subscribe([("lat", 0)]) == [0]
         pub = connected(srv.port, "lat-pub")

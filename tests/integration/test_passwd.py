@@ -251,3 +251,17 @@ def test_mosquitto_accepts_our_file(tmp_path):
     finally:
         broker.terminate()
         broker.wait(timeout=10)
+
+
+def test_a_user_name_that_is_not_utf8_is_refused(tmp_path):
+    """Issue 14 #13: such a user could never log in (the broker's codec refuses the CONNECT)."""
+    f = tmp_path / "f"
+    # The argument reaches the program as the single byte 0xE9 (Latin-1, not UTF-8): refused.
+    r = subprocess.run([binary("tcpms-passwd").encode(), b"-c", b"--stdin", str(f).encode(), b"caf\xe9"],
+                       input=b"pw\n", capture_output=True, timeout=30)
+    assert r.returncode == 64, r
+    assert b"not valid UTF-8" in r.stderr
+    assert not f.exists()
+    ok = subprocess.run([binary("tcpms-passwd"), "-c", "--stdin", str(f), "café"], input="pw\n",
+                        capture_output=True, text=True, timeout=30)
+    assert ok.returncode == 0, ok.stderr

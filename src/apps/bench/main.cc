@@ -51,11 +51,18 @@ int run(int argc, char** argv) {
   CLI::App app{"tcpms-bench: load generator for tcpms (and any TCP echo server)"};
   app.require_subcommand(1);
   CommonOptions common;
+  // The shared flags belong to the program, so they may come before the workload
+  // (`tcpms-bench --target X mqtt-fanout`) or after it: a workload passes the flags it does
+  // not know up (fallthrough).
+  add_common_options(app, common);
   auto workloads = make_workloads();
   std::vector<std::pair<CLI::App*, Workload*>> commands;
   for (auto& w : workloads) {
     CLI::App* cmd = app.add_subcommand(std::string(w->name()), std::string(w->description()));
-    add_common_options(*cmd, common);
+    cmd->fallthrough();
+    cmd->footer("Options shared by every workload (--target, --connections, --rate, --json, "
+                "--report, --server-pid, ...): tcpms-bench --help. They may come before or "
+                "after the workload's name.");
     w->add_options(*cmd);
     commands.emplace_back(cmd, w.get());
   }

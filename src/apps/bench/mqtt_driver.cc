@@ -21,7 +21,6 @@
 namespace tcpms::benchapp {
 namespace {
 
-constexpr mqtt::ProtocolVersion kVersion = mqtt::ProtocolVersion::kV311;
 constexpr uint64_t kControlTag = ~uint64_t{0} >> 1;  // Connection::user_data of a control connection
 constexpr uint32_t kMaxPacket = 16u << 20;
 constexpr uint32_t kTickMs = 100;
@@ -38,7 +37,7 @@ struct Client {
   uint64_t last_send_ns = 0;  // keep-alive
   uint32_t seq = 0;           // publisher: data messages sent
   uint16_t next_packet_id = 1;
-  uint16_t inflight = 0;      // publisher, QoS 1: PUBLISH not yet acknowledged
+  uint16_t inflight = 0;      // publisher, QoS 1/2: PUBLISH not yet acknowledged (PUBACK/PUBCOMP)
   uint32_t ends_seen = 0;     // subscriber: end markers received
   Phase phase = Phase::kTcp;
   bool subscriber = false;
@@ -49,7 +48,7 @@ struct Client {
 class MqttDriver final : public FleetDriver {
  public:
   MqttDriver(const DriverContext& ctx, const MqttOptions& o, const MqttLayout& layout)
-      : FleetDriver(ctx), o_(o), lay_(layout), clients_(slots_.size()) {
+      : FleetDriver(ctx), o_(o), lay_(layout), version_(o.version), clients_(slots_.size()) {
     const uint32_t sources = lay_.sources_per_subscriber();
     for (uint64_t l = 0; l < clients_.size(); ++l) {
       const uint64_t i = conn_number(l);
@@ -140,16 +139,37 @@ class MqttDriver final : public FleetDriver {
   // --- phase 1: CONNECT, SUBSCRIBE ----------------------------------------------------------
   void send_connect(Connection& conn, const std::string& id) {
     mqtt::Connect c;
-    c.version = kVersion;
+    c.version = version_;
     c.clean_start = true;
     c.keep_alive_s = o_.keep_alive_s;
     c.client_id = id;
+    if (!o_.username.empty()) c.username = o_.username;
+    if (!o_.password.empty())
+      c.password = mqtt::Bytes(reinterpret_cast<const std::byte*>(o_.password.data()), o_.password.size());
     send_bytes(conn, mqtt::encode(c, scratch_));
+  }
+
+  void send_ack(Connection& conn, mqtt::PacketType type, uint16_t packet_id) {
+    mqtt::PublishResponse ack;
+    ack.type = type;
+    ack.packet_id = packet_id;
+    send_bytes(conn, mqtt::encode(ack, version_, scratch_));
+  }
+
+  // 5.0: how many QoS 1/2 publishes the broker takes unacknowledged from one client
+  // (CONNACK Receive Maximum [MQTT-3.3.4-7]); a publisher never has more in flight.
+  void note_receive_maximum(const mqtt::Connack& ack) {
+    if (version_ != mqtt::ProtocolVersion::kV5) return;
+    const auto rm = ack.properties.number(mqtt::PropertyId::kReceiveMaximum).value_or(65535);
+    server_receive_max_ = static_cast<uint16_t>(std::min<uint32_t>(server_receive_max_, std::max<uint32_t>(rm, 1)));
+  }
+  uint16_t window_limit() const noexcept {
+    return std::min<uint16_t>(kMaxOpenLoopInflight, server_receive_max_);
   }
 
   void send_subscribe(Connection& conn, std::string_view topic, mqtt::QoS qos) {
     mqtt::Subscription s{topic, {qos}};
-    send_bytes(conn, mqtt::encode_subscribe(1, std::span(&s, 1), {}, kVersion, scratch_));
+    send_bytes(conn, mqtt::encode_subscribe(1, std::span(&s, 1), {}, version_, scratch_));
   }
 
   void send_bytes(Connection& conn, size_t n) {
@@ -163,9 +183,10 @@ class MqttDriver final : public FleetDriver {
     const uint64_t now = monotonic_ns();
     switch (f.header.type) {
       case mqtt::PacketType::kConnack: {
-        auto ack = mqtt::decode_connack(f.body, kVersion);
+        auto ack = mqtt::decode_connack(f.body, version_);
         if (c.phase != Phase::kConnack || !ack) return client_failed(l, ack ? "unexpected_connack" : "malformed_packet");
         result_.histogram("connack").record(now - c.sent_ns);
+        note_receive_maximum(*ack);
         if (ack->reason != mqtt::ReasonCode::kSuccess) {
           return client_failed(
               l, fmt::format("connack_rc_{}", static_cast<int>(mqtt::to_connect_return_code(ack->reason))));
@@ -183,12 +204,12 @@ class MqttDriver final : public FleetDriver {
         return Action::kKeep;
       }
       case mqtt::PacketType::kSuback: {
-        auto ack = mqtt::decode_suback(f.body, kVersion);
+        auto ack = mqtt::decode_suback(f.body, version_);
         if (c.phase != Phase::kSuback || !ack) return client_failed(l, ack ? "unexpected_suback" : "malformed_packet");
         result_.histogram("suback").record(now - c.sent_ns);
         if (ack->packet_id != 1 || ack->reason_codes.size() != 1) return client_failed(l, "suback_mismatch");
         const auto granted = static_cast<uint8_t>(ack->reason_codes[0]);
-        if (granted >= 0x80) return client_failed(l, "suback_refused");
+        if (granted >= 0x80) return client_failed(l, fmt::format("suback_refused_{:#04x}", granted));
         if (granted < o_.qos) result_.add("suback_qos_downgraded");
         conn.set_timeout(0);
         result_.add("subscribed");
@@ -200,30 +221,62 @@ class MqttDriver final : public FleetDriver {
         return Action::kKeep;
       }
       case mqtt::PacketType::kPublish: {
-        auto p = mqtt::decode_publish(f.header.flags, f.body, kVersion);
+        auto p = mqtt::decode_publish(f.header.flags, f.body, version_);
         if (!p) return client_failed(l, "malformed_packet");
         return on_delivery(conn, l, *p, now);
       }
-      case mqtt::PacketType::kPuback: {
-        auto ack = mqtt::decode_publish_response(f.header.type, f.body, kVersion);
-        if (!ack || !c.publisher || c.inflight == 0) return client_failed(l, "unexpected_puback");
-        --c.inflight;
-        --inflight_total_;
-        if (sending_ && loop_rate_ <= 0) {
-          if (now >= publish_end_ns_) {
-            end_publishing();
-          } else {
-            publish(conn, l, now);
-          }
+      case mqtt::PacketType::kPubrec: {
+        // QoS 2, publisher: PUBREC, then our PUBREL; the exchange ends with PUBCOMP.
+        auto ack = mqtt::decode_publish_response(f.header.type, f.body, version_);
+        if (!ack || !c.publisher || c.inflight == 0 || o_.qos != 2) return client_failed(l, "unexpected_pubrec");
+        if (mqtt::to_byte(ack->reason) >= 0x80) {
+          count_failure(fmt::format("pubrec_refused_{:#04x}", mqtt::to_byte(ack->reason)));
+          return publish_acknowledged(conn, c, now);
         }
-        maybe_finish();
+        send_ack(conn, mqtt::PacketType::kPubrel, ack->packet_id);
         return Action::kKeep;
+      }
+      case mqtt::PacketType::kPubrel: {
+        // QoS 2, subscriber: the broker releases what it sent; PUBCOMP ends it.
+        auto ack = mqtt::decode_publish_response(f.header.type, f.body, version_);
+        if (!ack || !c.subscriber) return client_failed(l, "unexpected_pubrel");
+        send_ack(conn, mqtt::PacketType::kPubcomp, ack->packet_id);
+        return Action::kKeep;
+      }
+      case mqtt::PacketType::kDisconnect: {
+        auto d = mqtt::decode_disconnect(f.body, version_);
+        return client_failed(l, d ? fmt::format("disconnect_{:#04x}", mqtt::to_byte(d->reason)) : "malformed_packet");
+      }
+      case mqtt::PacketType::kPubcomp:
+      case mqtt::PacketType::kPuback: {
+        auto ack = mqtt::decode_publish_response(f.header.type, f.body, version_);
+        const bool expected = f.header.type == (o_.qos == 2 ? mqtt::PacketType::kPubcomp : mqtt::PacketType::kPuback);
+        if (!ack || !c.publisher || c.inflight == 0 || !expected)
+          return client_failed(l, f.header.type == mqtt::PacketType::kPuback ? "unexpected_puback" : "unexpected_pubcomp");
+        if (mqtt::to_byte(ack->reason) >= 0x80)
+          count_failure(fmt::format("puback_refused_{:#04x}", mqtt::to_byte(ack->reason)));
+        return publish_acknowledged(conn, c, now);
       }
       case mqtt::PacketType::kPingresp:
         return Action::kKeep;
       default:
         return client_failed(l, "unexpected_packet");
     }
+  }
+
+  // A QoS 1/2 publish finished its handshake: the publisher may send the next one.
+  Action publish_acknowledged(Connection& conn, Client& c, uint64_t now) {
+    --c.inflight;
+    --inflight_total_;
+    if (sending_ && loop_rate_ <= 0) {
+      if (now >= publish_end_ns_) {
+        end_publishing();
+      } else {
+        publish(conn, slot_index(conn), now);
+      }
+    }
+    maybe_finish();
+    return Action::kKeep;
   }
 
   // A client failed during its handshake or broke the protocol: counted once, closed.
@@ -312,7 +365,7 @@ class MqttDriver final : public FleetDriver {
   Action control_packet(Connection& conn, const mqtt::FrameResult& f) {
     switch (f.header.type) {
       case mqtt::PacketType::kConnack: {
-        auto ack = mqtt::decode_connack(f.body, kVersion);
+        auto ack = mqtt::decode_connack(f.body, version_);
         if (!ack || ack->reason != mqtt::ReasonCode::kSuccess) {
           fail_run(ack ? fmt::format("control_connack_rc_{}", static_cast<int>(mqtt::to_connect_return_code(ack->reason)))
                        : "control_malformed_packet");
@@ -330,7 +383,7 @@ class MqttDriver final : public FleetDriver {
         }
         return Action::kKeep;
       case mqtt::PacketType::kPublish: {
-        auto p = mqtt::decode_publish(f.header.flags, f.body, kVersion);
+        auto p = mqtt::decode_publish(f.header.flags, f.body, version_);
         if (!p || !p->topic.starts_with(lay_.ready_prefix())) return Action::kKeep;
         uint64_t first = 0, count = 0;
         std::string_view key = p->topic.substr(lay_.ready_prefix().size());
@@ -364,7 +417,7 @@ class MqttDriver final : public FleetDriver {
     p.retain = true;
     p.topic = topic;
     p.payload = ByteView(reinterpret_cast<const std::byte*>(text.data()), text.size());
-    conn->enqueue(ByteView(scratch_.data(), mqtt::encode(p, kVersion, scratch_)));
+    conn->enqueue(ByteView(scratch_.data(), mqtt::encode(p, version_, scratch_)));
   }
 
   // The run cannot go on (the control connection failed, the barrier never passed).
@@ -393,7 +446,8 @@ class MqttDriver final : public FleetDriver {
       for (uint64_t l = 0; l < clients_.size(); ++l) {
         if (!publisher_ready(l)) continue;
         Connection* conn = loop().find(slots_[l].id);
-        for (uint32_t k = 0; conn && k < o_.inflight; ++k) publish(*conn, l, monotonic_ns());
+        for (uint32_t k = 0; conn && k < std::min<uint32_t>(o_.inflight, window_limit()); ++k)
+          publish(*conn, l, monotonic_ns());
       }
     }
   }
@@ -418,7 +472,7 @@ class MqttDriver final : public FleetDriver {
       ++inflight_total_;
     }
     p.payload = payload_;
-    send_bytes(conn, mqtt::encode(p, kVersion, scratch_));
+    send_bytes(conn, mqtt::encode(p, version_, scratch_));
     c.last_send_ns = monotonic_ns();
     if (!end) {
       ++c.seq;
@@ -454,7 +508,7 @@ class MqttDriver final : public FleetDriver {
           continue;
         }
         const uint64_t l = slot_index(*conn);
-        if (clients_[l].inflight >= kMaxOpenLoopInflight) {
+        if (clients_[l].inflight >= window_limit()) {
           count_failure("publisher_window_full");
           continue;
         }
@@ -502,11 +556,8 @@ class MqttDriver final : public FleetDriver {
     Client& c = clients_[l];
     if (!c.subscriber || c.phase != Phase::kReady || lay_.kind == MqttKind::kConn)
       return client_failed(l, "unexpected_publish");
-    if (p.qos != mqtt::QoS::k0) {
-      mqtt::PublishResponse ack;
-      ack.packet_id = p.packet_id;
-      send_bytes(conn, mqtt::encode(ack, kVersion, scratch_));
-    }
+    if (p.qos == mqtt::QoS::k1) send_ack(conn, mqtt::PacketType::kPuback, p.packet_id);
+    if (p.qos == mqtt::QoS::k2) send_ack(conn, mqtt::PacketType::kPubrec, p.packet_id);
     if (done()) return Action::kKeep;  // late, after this loop reported
     const uint64_t i = conn_number(l);
     const std::string& want = lay_.kind == MqttKind::kFanout ? fanout_topic_ : topics_[subscriber_rank(l)];
@@ -588,14 +639,14 @@ class MqttDriver final : public FleetDriver {
       Client& c = clients_[l];
       if (c.phase != Phase::kReady || now - c.last_send_ns < every_ns) continue;
       if (Connection* conn = loop().find(slots_[l].id)) {
-        send_bytes(*conn, mqtt::encode(mqtt::Pingreq{}, kVersion, scratch_));
+        send_bytes(*conn, mqtt::encode(mqtt::Pingreq{}, version_, scratch_));
         c.last_send_ns = now;
       }
     }
     if (Connection* conn = loop().find(control_); conn != nullptr && o_.keep_alive_s > 0) {
       // The control connection connected with the same keep-alive.
       if (now - control_ping_ns_ >= every_ns) {
-        conn->enqueue(ByteView(scratch_.data(), mqtt::encode(mqtt::Pingreq{}, kVersion, scratch_)));
+        conn->enqueue(ByteView(scratch_.data(), mqtt::encode(mqtt::Pingreq{}, version_, scratch_)));
         control_ping_ns_ = now;
       }
     }
@@ -666,6 +717,8 @@ class MqttDriver final : public FleetDriver {
 
   MqttOptions o_;
   MqttLayout lay_;
+  const mqtt::ProtocolVersion version_;
+  uint16_t server_receive_max_ = 65535;  // 5.0: the least Receive Maximum a CONNACK announced
   std::vector<Client> clients_;
   std::vector<uint32_t> next_seq_;  // [local subscriber][source]: next sequence expected
   std::vector<std::string> topics_;  // p2p: each local client's own topic
@@ -721,7 +774,18 @@ void MqttWorkload::add_options(CLI::App& cmd) {
   cmd.add_option("--keep-alive", o_.keep_alive_s,
                  "Keep-alive in CONNECT, seconds (0: none); a PINGREQ goes out every half of it")
       ->capture_default_str();
-  cmd.add_option("--qos", o_.qos, "QoS of SUBSCRIBE and PUBLISH")->check(CLI::Range(0, 1))->capture_default_str();
+  cmd.add_option("--qos", o_.qos, "QoS of SUBSCRIBE and PUBLISH (2: the full PUBREC/PUBREL/PUBCOMP exchange)")
+      ->check(CLI::Range(0, 2))
+      ->capture_default_str();
+  cmd.add_option_function<std::string>(
+         "--mqtt-version",
+         [this](const std::string& v) {
+           o_.version = v == "5" || v == "5.0" ? mqtt::ProtocolVersion::kV5 : mqtt::ProtocolVersion::kV311;
+         },
+         "MQTT version the clients speak: 3.1.1 or 5 (default 3.1.1)")
+      ->check(CLI::IsMember({"3.1.1", "5", "5.0"}));
+  cmd.add_option("--username", o_.username, "User name in every CONNECT (also the control connections')");
+  cmd.add_option("--password", o_.password, "Password in every CONNECT");
   if (!publishing()) {
     cmd.add_option("--hold", o_.hold_s, "Seconds to hold the clients once all are subscribed")
         ->check(CLI::NonNegativeNumber)
@@ -747,7 +811,10 @@ void MqttWorkload::add_options(CLI::App& cmd) {
 }
 
 nlohmann::json MqttWorkload::parameters() const {
-  nlohmann::json j{{"keep_alive_s", o_.keep_alive_s}, {"qos", o_.qos}, {"protocol", "mqtt-3.1.1"}};
+  nlohmann::json j{{"keep_alive_s", o_.keep_alive_s},
+                   {"qos", o_.qos},
+                   {"protocol", o_.version == mqtt::ProtocolVersion::kV5 ? "mqtt-5.0" : "mqtt-3.1.1"}};
+  if (!o_.username.empty()) j["username"] = o_.username;
   if (!publishing()) {
     j["hold_s"] = o_.hold_s;
     return j;

@@ -1,6 +1,7 @@
 // The MQTT client side of tcpms-bench, shared by mqtt-conn, mqtt-fanout and mqtt-p2p: every
-// loop opens its share of clients (FleetDriver's pacing), sends CONNECT (MQTT 3.1.1, clean
-// session, a unique client id), SUBSCRIBE for the clients that subscribe, and then runs the
+// loop opens its share of clients (FleetDriver's pacing), sends CONNECT (MQTT 3.1.1 or 5.0,
+// clean session, a unique client id, the user name and password if given), SUBSCRIBE for the
+// clients that subscribe, and then runs the
 // workload's phase 2: hold (mqtt-conn) or publish for --duration and check every delivery.
 //
 // Client i of the run (global number) has a role fixed by MqttLayout:
@@ -31,6 +32,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "fleet_driver.h"
+#include "mqtt/types.h"
 
 namespace CLI {
 class App;
@@ -40,10 +42,12 @@ namespace tcpms::benchapp {
 
 struct MqttOptions {
   uint16_t keep_alive_s = 0;     // in CONNECT; > 0 sends PINGREQ every keep_alive / 2
-  int qos = 0;                   // publish and subscribe QoS (0 or 1)
+  int qos = 0;                   // publish and subscribe QoS (0, 1 or 2)
+  mqtt::ProtocolVersion version = mqtt::ProtocolVersion::kV311;
+  std::string username, password;  // in every CONNECT when set
   uint32_t payload = 64;         // data message size in bytes
   double publish_rate = 0;       // total PUBLISH per second over all publishers; 0: flat out
-  uint32_t inflight = 10;        // QoS 1 flat out: unacknowledged PUBLISH per publisher
+  uint32_t inflight = 10;        // QoS 1/2 flat out: unacknowledged PUBLISH per publisher
   double hold_s = 0;             // mqtt-conn: hold once every client is subscribed
   double drain_s = 2;            // after publishing: give up on silence this long
   int64_t slow_subscribers = 0;  // the first K subscribers stop reading while publishing

@@ -17,6 +17,7 @@
 #include "auth/file_io.h"
 #include "auth/password_file.h"
 #include "auth/password_hash.h"
+#include "mqtt/utf8.h"
 
 namespace {
 
@@ -133,6 +134,14 @@ int main(int argc, char** argv) {
   }
   if (std::string why = username_problem(user); !why.empty()) {
     std::fprintf(stderr, "tcpms-passwd: %s\n", why.c_str());
+    return kExitUsage;
+  }
+  // An MQTT user name is a UTF-8 string [MQTT-1.5.3-1]: the broker's codec refuses a CONNECT
+  // whose name is not, so a user written with one could never log in. The codec's own check
+  // decides, so the two cannot disagree.
+  if (tcpms::mqtt::validate_utf8(user) != tcpms::mqtt::Utf8Status::kValid) {
+    std::fprintf(stderr, "tcpms-passwd: username is not valid UTF-8 (MQTT user names are UTF-8 "
+                         "strings; such a user could never log in)\n");
     return kExitUsage;
   }
 

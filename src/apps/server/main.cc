@@ -19,11 +19,13 @@
 
 #include "admin/admin_server.h"
 #include "broker/auth_files.h"
+#include "broker/auth_http.h"
 #include "broker/broker.h"
 #include "cluster/redis_router.h"
 #include "config/settings.h"
 #include "doctor/checks.h"
 #include "echo/echo_handler.h"
+#include "json_log_formatter.h"
 #include "net/socket.h"
 #include "mqtt_push_target.h"
 #include "server_options.h"
@@ -59,6 +61,39 @@ std::string cluster_node_id(const ServerOptions& opt) {
   return host;
 }
 
+broker::HttpAuthConfig http_auth_config(const ServerOptions& opt) {
+  broker::HttpAuthConfig c;
+  c.url = opt.auth_http_url;
+  c.bearer_token = opt.auth_http_token;
+  c.timeout_ms = opt.auth_http_timeout_ms;
+  c.allow_ttl_s = opt.auth_http_allow_ttl_s;
+  c.deny_ttl_s = opt.auth_http_deny_ttl_s;
+  c.cache_entries = opt.auth_http_cache_entries;
+  c.failure_threshold = opt.auth_http_failure_threshold;
+  c.retry_after_ms = opt.auth_http_retry_after_ms;
+  c.fallback_to_files = opt.auth_http_when_down == "password_file";
+  c.threads = opt.auth_http_threads;
+  c.authorize = opt.auth_http_authorize;
+  return c;
+}
+
+// SIGTERM/SIGINT: /readyz already says 503; keep accepting for drain.announce_ms so that a
+// balancer polling it takes this server out before connections are refused. A second
+// SIGTERM/SIGINT cuts the wait short.
+void announce_drain(const ServerOptions& opt, int sig, SignalWatcher& signals) {
+  if (opt.drain_announce_ms == 0) return;
+  spdlog::info("{}: not ready (/readyz 503); still accepting for {} ms before draining "
+               "(drain.announce_ms; signal again to drain now)",
+               strsignal(sig), opt.drain_announce_ms);
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(opt.drain_announce_ms);
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return;
+    int again = signals.wait(static_cast<int>(left.count()));
+    if (again == SIGTERM || again == SIGINT) return;
+  }
+}
+
 // Which worker this process is, when the server runs as several.
 struct WorkerRole {
   unsigned index = 0;
@@ -84,6 +119,7 @@ int serve(const ServerOptions& opt, config::Settings& settings, Endpoint listen_
   // Declared before the server: loops hold handlers that point into the broker.
   std::unique_ptr<broker::Broker> mqtt_broker;
   std::shared_ptr<broker::AuthFiles> auth_files;
+  std::shared_ptr<broker::HttpAuthService> auth_http;  // stopped before the loops go away
   if (mqtt) {
     // The slow-consumer bound is the engine's high-water mark, so on_writable fires when a
     // backlogged client drains and its session queue can move again.
@@ -108,14 +144,23 @@ int serve(const ServerOptions& opt, config::Settings& settings, Endpoint listen_
     ac.acl_file = opt.auth_acl_file;
     ac.allow_anonymous = opt.auth_allow_anonymous ||
                          (!opt.mqtt_deny_anonymous && opt.auth_password_file.empty());
-    ac.login_failures = {opt.auth_login_failures_per_s, opt.auth_login_failure_burst};
+    ac.login_guard.per_user_address = {opt.auth_login_failures_per_s, opt.auth_login_failure_burst};
+    ac.login_guard.per_address = {opt.auth_login_failures_per_s_per_address,
+                                  opt.auth_login_failure_burst_per_address};
     std::string auth_error;
     auth_files = broker::AuthFiles::load(ac, &auth_error);
     if (!auth_files) {
       spdlog::critical("{}", auth_error);
       return kExitUsage;
     }
-    if (!opt.mqtt_auth_users.empty()) {
+    if (!opt.auth_http_url.empty()) {
+      // An HTTP service decides (broker/auth_http.h); the files are its fallback.
+      auth_http = std::make_shared<broker::HttpAuthService>(http_auth_config(opt));
+      mqtt_broker->set_authenticator(std::make_unique<broker::HttpAuthenticator>(auth_http, auth_files));
+      mqtt_broker->set_authorizer(std::make_unique<broker::HttpAuthorizer>(auth_http, auth_files));
+      spdlog::info("auth: HTTP service {} (authorization {}; when down: {})", opt.auth_http_url,
+                   opt.auth_http_authorize ? "too" : "not asked", opt.auth_http_when_down);
+    } else if (!opt.mqtt_auth_users.empty()) {
       std::map<std::string, std::string> users;
       for (const auto& u : opt.mqtt_auth_users) {
         auto colon = u.find(':');
@@ -126,7 +171,8 @@ int serve(const ServerOptions& opt, config::Settings& settings, Endpoint listen_
     } else if (!ac.password_file.empty() || !ac.allow_anonymous) {
       mqtt_broker->set_authenticator(std::make_unique<broker::FileAuthenticator>(auth_files));
     }
-    mqtt_broker->set_authorizer(std::make_unique<broker::AclAuthorizer>(auth_files));
+    if (opt.auth_http_url.empty())
+      mqtt_broker->set_authorizer(std::make_unique<broker::AclAuthorizer>(auth_files));
     if (!ac.password_file.empty() || !ac.acl_file.empty()) {
       spdlog::info("auth: password file {}, ACL file {}, anonymous clients {}",
                    ac.password_file.empty() ? "(none)" : ac.password_file,
@@ -184,7 +230,11 @@ int serve(const ServerOptions& opt, config::Settings& settings, Endpoint listen_
   std::unique_ptr<MqttPushTarget> mqtt_push;  // outlives the AdminServer (declared before it)
   std::unique_ptr<admin::AdminServer> admin;
   if (admin_at) {
-    admin = std::make_unique<admin::AdminServer>(server, admin::AdminConfig{*admin_at, opt.admin_token});
+    admin::AdminConfig ac{*admin_at, opt.admin_token};
+    ac.limits.request_timeout_ms = opt.admin_request_timeout_ms;
+    ac.limits.max_connections = opt.admin_max_connections;
+    ac.limits.max_connections_per_source = opt.admin_max_connections_per_source;
+    admin = std::make_unique<admin::AdminServer>(server, std::move(ac));
     if (mqtt_broker) {
       mqtt_push = std::make_unique<MqttPushTarget>(server, *mqtt_broker);
       admin->set_push_target(mqtt_push.get());
@@ -204,6 +254,7 @@ int serve(const ServerOptions& opt, config::Settings& settings, Endpoint listen_
       spdlog::critical("{}", err);
       // The router's threads call into the broker's loops: stop them before the loops go.
       if (cluster_router) cluster_router->stop();
+      if (auth_http) auth_http->stop();
       server.stop();
       server.wait();
       return kExitUnavailable;
@@ -240,9 +291,10 @@ int serve(const ServerOptions& opt, config::Settings& settings, Endpoint listen_
       continue;
     }
     if (sig == SIGTERM || sig == SIGINT) {
+      if (admin) admin->set_ready(false);  // /readyz: 503 from now on
+      announce_drain(opt, sig, signals);
       spdlog::info("{}: draining {} connections (up to {} ms)", strsignal(sig),
                    server.connection_count(), opt.drain_timeout_ms);
-      if (admin) admin->set_ready(false);
       // Say goodbye first, so the other nodes stop routing here while we drain.
       if (cluster_router) cluster_router->stop();
       server.drain(std::chrono::milliseconds(opt.drain_timeout_ms));
@@ -251,6 +303,7 @@ int serve(const ServerOptions& opt, config::Settings& settings, Endpoint listen_
   }
   server.wait();
   if (cluster_router) cluster_router->stop();  // its threads call into the broker
+  if (auth_http) auth_http->stop();  // its threads post answers to the (stopped) loops
   if (admin) admin->stop();
   spdlog::info("stopped");
   return kExitOk;
@@ -261,6 +314,7 @@ int run(int argc, char** argv) {
   config::Settings settings("tcpms-server");
   if (int rc = parse_server_options(argc, argv, opt, settings); rc >= 0) return rc;
   spdlog::set_level(spdlog::level::from_str(opt.log_level));
+  if (opt.log_format == "json") spdlog::set_formatter(std::make_unique<JsonLogFormatter>());
 
   if (opt.listen.empty()) opt.listen = opt.protocol == "mqtt" ? "0.0.0.0:1883" : "127.0.0.1:7000";
   std::string error;
@@ -317,7 +371,7 @@ int run(int argc, char** argv) {
   WorkerRole role{0, opt.processes, std::to_string(::getpid())};
   workers::SupervisorConfig sup;
   sup.processes = opt.processes;
-  sup.stop_timeout = std::chrono::milliseconds(opt.drain_timeout_ms + 10000);
+  sup.stop_timeout = std::chrono::milliseconds(opt.drain_timeout_ms + opt.drain_announce_ms + 10000);
   return workers::run_supervisor(
       sup,
       [&](unsigned index) {

@@ -27,7 +27,12 @@ struct ServerOptions {
   uint64_t output_high_water = 1 << 20;
   uint64_t output_hard_limit = 64 << 20;
   std::string log_level = "info";
+  std::string log_format = "text";       // or "json": one JSON object per line
   bool no_admin = false;
+  uint32_t admin_request_timeout_ms = 10000;
+  uint32_t admin_max_connections = 256;
+  uint32_t admin_max_connections_per_source = 32;
+  uint32_t drain_announce_ms = 2000;     // SIGTERM: /readyz 503 and still accepting, this long
   // MQTT (--protocol mqtt)
   broker::BrokerConfig mqtt;
   uint32_t mqtt_connect_timeout_s = 10;
@@ -39,8 +44,22 @@ struct ServerOptions {
   std::string auth_acl_file;
   bool auth_allow_anonymous = false;
   bool mqtt_deny_anonymous = false;
-  double auth_login_failures_per_s = 0.2;
+  double auth_login_failures_per_s = 0.2;   // per (user, address)
   double auth_login_failure_burst = 10;
+  double auth_login_failures_per_s_per_address = 1;
+  double auth_login_failure_burst_per_address = 100;
+  // auth.http.*: an HTTP service that authenticates and authorizes (broker/auth_http.h).
+  std::string auth_http_url;
+  std::string auth_http_token;
+  uint32_t auth_http_timeout_ms = 2000;
+  uint32_t auth_http_allow_ttl_s = 60;
+  uint32_t auth_http_deny_ttl_s = 10;
+  uint64_t auth_http_cache_entries = 100000;
+  uint32_t auth_http_failure_threshold = 5;
+  uint32_t auth_http_retry_after_ms = 5000;
+  std::string auth_http_when_down = "deny";  // or "password_file"
+  uint32_t auth_http_threads = 8;
+  bool auth_http_authorize = true;
   // Cluster of nodes through Redis (src/cluster); empty redis: a single node, no Redis.
   std::string cluster_redis;
   std::string cluster_node_id;

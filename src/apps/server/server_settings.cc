@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "broker/auth_http.h"
+
 namespace tcpms::app {
 
 void declare_settings(config::Settings& s, ServerOptions& o) {
@@ -38,10 +40,38 @@ void declare_settings(config::Settings& s, ServerOptions& o) {
   s.add("log.level", o.log_level, "Least severe log messages written")
       .one_of({"trace", "debug", "info", "warn", "error", "critical", "off"})
       .live([](const std::string& level) { spdlog::set_level(spdlog::level::from_str(level)); });
+  s.add("log.format", o.log_format,
+        "How log lines are written: text, or json (one object per line, for log shippers)")
+      .one_of({"text", "json"});
+  s.add("log.client_events_per_s", o.mqtt.client_log.lines_per_s,
+        "Connect, disconnect and authentication-failure lines written per second at most (info "
+        "level; past it they are counted and dropped, so a storm cannot fill the disk; 0: none)")
+      .range(0.0, 1e6);
+  s.add("log.client_events_burst", o.mqtt.client_log.burst,
+        "Such lines written at once before log.client_events_per_s applies")
+      .range(1.0, 1e9);
+  s.add("drain.announce_ms", o.drain_announce_ms,
+        "On SIGTERM/SIGINT, how long /readyz answers 503 while the listeners still accept, so "
+        "a balancer polling it stops sending clients before they are refused (a second signal "
+        "cuts it short)")
+      .range(0u, 600000u)
+      .live();
   s.add("admin.listen", o.admin_listen, "HOST:PORT of the admin HTTP API and dashboard");
   s.add("admin.token", o.admin_token,
         "Bearer token the admin API requires (needed when it listens beyond loopback)");
   s.add("admin.disabled", o.no_admin, "Do not start the admin HTTP API").alias("--no-admin");
+  s.add("admin.request_timeout_ms", o.admin_request_timeout_ms,
+        "A request to the admin API must be complete within this long of the connection's "
+        "opening or of the previous answer; slower connections are closed")
+      .range(100u, 3600000u);
+  s.add("admin.max_connections", o.admin_max_connections,
+        "Admin API connections held at once; a new one past it closes the oldest that is "
+        "still waiting for its request")
+      .range(1u, 100000u);
+  s.add("admin.max_connections_per_source", o.admin_max_connections_per_source,
+        "Admin API connections from one address; a new one past it closes that address's "
+        "oldest that is still waiting for its request")
+      .range(1u, 100000u);
 
   auto& m = o.mqtt;
   s.add("mqtt.max_packet_size", m.max_packet_size,
@@ -152,12 +182,71 @@ void declare_settings(config::Settings& s, ServerOptions& o) {
     return "";
   });
   s.add("auth.login_failures_per_s", o.auth_login_failures_per_s,
-        "Failed logins per second one address (IPv6: its /64) may make after its burst; more "
-        "get CONNACK 0x05 without a password check (0: no throttle)")
+        "Failed logins per second one user may make from one address (IPv6: its /64) after "
+        "its burst; more get CONNACK 0x05 without a password check, other users of the "
+        "address are not affected (0: no throttle per user)")
       .range(0.0, 1e9);
   s.add("auth.login_failure_burst", o.auth_login_failure_burst,
-        "Failed logins one address may make at once before auth.login_failures_per_s applies")
+        "Failed logins one user may make from one address at once before "
+        "auth.login_failures_per_s applies")
       .range(1.0, 1e9);
+  s.add("auth.login_failures_per_s_per_address", o.auth_login_failures_per_s_per_address,
+        "Failed logins per second one address may make for all users together after its "
+        "burst: the looser cap against guessing many users' passwords (0: none)")
+      .range(0.0, 1e9);
+  s.add("auth.login_failure_burst_per_address", o.auth_login_failure_burst_per_address,
+        "Failed logins one address may make at once, all users together, before "
+        "auth.login_failures_per_s_per_address applies")
+      .range(1.0, 1e9);
+  s.add("auth.http.url", o.auth_http_url,
+        "http(s)://HOST:PORT/PATH of a service that authenticates CONNECTs and authorizes "
+        "PUBLISH and SUBSCRIBE (a JSON POST answered {\"result\": \"allow\"} or \"deny\"; "
+        "docs/auth.md). Empty: none")
+      .check([](const std::string& url) -> std::string {
+        std::string origin, path, error;
+        if (url.empty() || broker::split_http_url(url, origin, path, &error)) return {};
+        return error;
+      })
+      .alias("--auth-http-url");
+  s.add("auth.http.token", o.auth_http_token,
+        "Bearer token sent to the auth service (Authorization header); empty: none");
+  s.add("auth.http.timeout_ms", o.auth_http_timeout_ms,
+        "How long to wait for the auth service to connect, and then to answer; longer is a "
+        "failure")
+      .range(10u, 60000u);
+  s.add("auth.http.allow_ttl_s", o.auth_http_allow_ttl_s,
+        "Seconds an allow from the auth service is reused for the same question (0: not kept)")
+      .range(0u, 86400u);
+  s.add("auth.http.deny_ttl_s", o.auth_http_deny_ttl_s,
+        "Seconds a deny from the auth service is reused for the same question (0: not kept)")
+      .range(0u, 86400u);
+  s.add("auth.http.cache_entries", o.auth_http_cache_entries,
+        "Answers kept: for CONNECTs in all, and for PUBLISH/SUBSCRIBE per event loop (least "
+        "recently used first out)")
+      .range(uint64_t{1}, uint64_t{1} << 30);
+  s.add("auth.http.failure_threshold", o.auth_http_failure_threshold,
+        "Failures of the auth service in a row (timeouts, refused connections, bad answers) "
+        "after which it is taken to be down and not asked (circuit breaker)")
+      .range(1u, 1000000u);
+  s.add("auth.http.retry_after_ms", o.auth_http_retry_after_ms,
+        "How long the auth service is taken to be down before one request tries it again")
+      .range(10u, 3600000u);
+  s.add("auth.http.when_down", o.auth_http_when_down,
+        "What answers while the auth service fails or is taken to be down: deny, or "
+        "password_file (the password and ACL files decide, as without a service)")
+      .one_of({"deny", "password_file"});
+  s.add("auth.http.threads", o.auth_http_threads,
+        "Requests to the auth service in flight at once (a thread and a keep-alive connection "
+        "each)")
+      .range(1u, 256u);
+  s.add("auth.http.authorize", o.auth_http_authorize,
+        "Ask the auth service about every PUBLISH topic and SUBSCRIBE filter too (answers "
+        "cached per client and topic); false: it only authenticates CONNECTs");
+  s.add_rule([&o] {
+    if (!o.auth_http_url.empty() && !o.mqtt_auth_users.empty())
+      return "auth.http.url and mqtt.auth_users (--auth-user) exclude each other";
+    return "";
+  });
   s.add("cluster.redis", o.cluster_redis,
         "redis://HOST:PORT through which this node routes to other tcpms nodes (docs/cluster.md; "
         "empty: a single node, no Redis)")

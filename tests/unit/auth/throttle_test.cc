@@ -1,4 +1,5 @@
-// TokenBucket arithmetic and LoginThrottle: per-address limiting, refunds, bounded memory.
+// TokenBucket arithmetic, LoginThrottle (refunds, bounded memory) and LoginGuard (per user and
+// address, looser per address).
 #include "auth/login_throttle.h"
 
 #include <arpa/inet.h>
@@ -134,6 +135,42 @@ TEST(LoginThrottle, ParallelAttemptsCannotOverdraw) {
     });
   for (auto& t : ts) t.join();
   EXPECT_EQ(granted.load(), 5);
+}
+
+TEST(LoginGuard, OneUsersWrongGuessesDoNotLockOutOthersFromTheAddress) {
+  // Issue 14 #12: 10 wrong guesses for one user used to refuse everyone from that address.
+  LoginGuard g({{0.2, 10}, {1.0, 100}, 1024});
+  IpKey nat = key("198.51.100.1");
+  for (int i = 0; i < 10; ++i)
+    EXPECT_EQ(g.try_acquire(nat, "mallory", t0), LoginGuard::Verdict::kGo) << i;
+  EXPECT_EQ(g.try_acquire(nat, "mallory", t0), LoginGuard::Verdict::kUserThrottled);
+  // Other users of the address log in (and their success refunds both buckets).
+  for (const char* user : {"alice", "bob"}) {
+    ASSERT_EQ(g.try_acquire(nat, user, t0), LoginGuard::Verdict::kGo) << user;
+    g.on_success(nat, user, t0);
+  }
+  // The same user from elsewhere is not throttled either.
+  EXPECT_EQ(g.try_acquire(key("198.51.100.2"), "mallory", t0), LoginGuard::Verdict::kGo);
+}
+
+TEST(LoginGuard, ManyUsersFromOneAddressMeetTheAddressCap) {
+  LoginGuard g({{0.2, 10}, {1.0, 20}, 1024});
+  IpKey a = key("203.0.113.9");
+  int go = 0;
+  for (int i = 0; i < 50; ++i)
+    if (g.try_acquire(a, "user" + std::to_string(i), t0) == LoginGuard::Verdict::kGo) ++go;
+  EXPECT_EQ(go, 20);
+  EXPECT_EQ(g.try_acquire(a, "fresh", t0), LoginGuard::Verdict::kAddressThrottled);
+  // Refused by the address cap: the user's own bucket got its token back.
+  EXPECT_EQ(g.stats().per_user_address.entries, 20u);
+  EXPECT_EQ(g.try_acquire(a, "fresh", t0 + seconds(1)), LoginGuard::Verdict::kGo);
+}
+
+TEST(LoginGuard, ARateOfZeroTurnsABucketOff) {
+  LoginGuard g({{0.0, 10}, {0.0, 100}, 1024});
+  IpKey a = key("203.0.113.10");
+  for (int i = 0; i < 500; ++i) ASSERT_EQ(g.try_acquire(a, "u", t0), LoginGuard::Verdict::kGo);
+  EXPECT_EQ(g.stats().per_address.entries, 0u);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "benchkit/report.h"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -98,7 +99,8 @@ TEST(RunResult, ServerCostPerConnectionAndPerOp) {
   ASSERT_TRUE(cost.rss_bytes_per_connection);
   EXPECT_DOUBLE_EQ(*cost.rss_bytes_per_connection, 800.0);
   ASSERT_TRUE(cost.slab_bytes_per_connection);
-  EXPECT_DOUBLE_EQ(*cost.slab_bytes_per_connection, 2000.0);
+  // The unreclaimable part (3/4 of the fixture's slab), where socket memory lives.
+  EXPECT_DOUBLE_EQ(*cost.slab_bytes_per_connection, 1500.0);
   ASSERT_TRUE(cost.cpu_us_per_op);
   EXPECT_DOUBLE_EQ(*cost.cpu_us_per_op, 20.0);  // 2 s of CPU over 100,000 ops
   ASSERT_TRUE(cost.cpu_cores);
@@ -107,6 +109,22 @@ TEST(RunResult, ServerCostPerConnectionAndPerOp) {
 
   RunResult no_samples;
   EXPECT_FALSE(server_cost(no_samples).rss_bytes_per_connection);
+}
+
+TEST(RunResult, ShrinkingMemoryGivesNoFigureRatherThanANegativeOne) {
+  // A warm host: the slab shrank and the server's RSS went down during the run.
+  auto r = worker_result(0, 1000, 10'000);
+  r.server_before = server_at(1'000, 20 << 20, 1'000'000, 200 << 20, 3);
+  r.server_after = server_at(11'000, 10 << 20, 3'000'000, 100 << 20, 3);
+  const auto cost = server_cost(r);
+  EXPECT_FALSE(cost.slab_bytes_per_connection);
+  EXPECT_TRUE(cost.slab_shrank);
+  EXPECT_FALSE(cost.rss_bytes_per_connection);
+  EXPECT_TRUE(cost.rss_shrank);
+  const auto text = format_summary(r);
+  EXPECT_EQ(text.find("bytes/connection"), std::string::npos) << text;
+  EXPECT_NE(text.find("no figure, it did not grow"), std::string::npos) << text;
+  EXPECT_EQ(text.find(" -"), text.find(" -> "));  // no negative number anywhere
 }
 
 TEST(RunResult, ServerCostFallsBackToPeakConnectionsGauge) {
@@ -140,10 +158,14 @@ TEST(Report, SummaryHasPercentilesFailuresAndServerCost) {
 
 TEST(Report, HtmlIsSelfContainedWithCharts) {
   auto r = worker_result(1'700'000'000'000, 1000, 10'000);
-  r.histogram("connect").record(300'000);
+  for (int i = 0; i < 200; ++i) r.histogram("connect").record(300'000 + i);
   r.server_before = server_at(1'000, 10 << 20, 1'000'000, 100 << 20, 3);
   r.server_after = server_at(11'000, (10 << 20) + 1000 * 800, 3'000'000, 100 << 20, 3);
   const auto html = render_html(r);
+  // The result comes first, the parameters last.
+  ASSERT_NE(html.find("<h2>Result</h2>"), std::string::npos);
+  EXPECT_LT(html.find("<h2>Result</h2>"), html.find("Throughput over time"));
+  EXPECT_LT(html.find("<h2>Counters</h2>"), html.find("<h2>Parameters</h2>"));
   EXPECT_TRUE(html.starts_with("<!DOCTYPE html>"));
   EXPECT_TRUE(html.ends_with("</html>\n"));
   EXPECT_NE(html.find("Connections over time"), std::string::npos);
@@ -169,6 +191,34 @@ TEST(Report, HtmlIsSelfContainedWithCharts) {
   EXPECT_EQ(nlohmann::json::parse(html.substr(begin + open.size(), end - begin - open.size()))
                 .get<RunResult>(),
             r);
+}
+
+TEST(Report, HtmlChartsLeaveOutThePartialLastSecondAndSpans) {
+  auto r = worker_result(1'700'000'000'000, 1000, 10'000);
+  r.ended_unix_ms = r.started_unix_ms + 10'400;  // 10.4 s: second 10 is partial
+  r.series.set(kSeriesOps, 10, 7);               // ... and looks like a collapse
+  // Nine histograms: four per-event ones with many samples, five per-loop spans.
+  for (const char* name : {"a_latency", "b_latency", "c_latency", "d_latency"})
+    for (int i = 0; i < 150; ++i) r.histogram(name).record(1000 + i);
+  for (const char* span : {"time_to_subscribe", "publish_time", "deliver_time", "barrier_wait", "send_time"})
+    r.histogram(span).record(5'000'000'000);
+  const auto html = render_html(r);
+  // The throughput line has ten points (seconds 0..9), not eleven.
+  const auto chart = html.find("Throughput over time");
+  const auto poly = html.find("<polyline", chart);
+  const auto points = html.substr(poly, html.find("/>", poly) - poly);
+  EXPECT_EQ(std::count(points.begin(), points.end(), ','), 10) << points;
+  // The latency chart: four curves (rtt and three of a..d), no span.
+  const auto lat = html.find("Latency by percentile");
+  const auto lat_end = html.find("</svg>", lat);
+  size_t curves = 0;
+  for (auto pos = html.find("<polyline", lat); pos != std::string::npos && pos < lat_end;
+       pos = html.find("<polyline", pos + 1))
+    ++curves;
+  EXPECT_EQ(curves, 4u);
+  EXPECT_EQ(html.substr(lat, lat_end - lat).find("publish_time"), std::string::npos);
+  // The table still lists every histogram.
+  EXPECT_NE(html.find("<td>publish_time</td>"), std::string::npos);
 }
 
 TEST(Report, HtmlEscapesEveryText) {

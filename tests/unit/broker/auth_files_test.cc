@@ -55,9 +55,9 @@ ConnectInfo who(const char* user, const char* password, const char* ip = "192.0.
 TEST(FileAuthenticator, PasswordsAnonymousAndThrottle) {
   TempDir dir;
   AuthFilesConfig c;
-  c.password_file = dir.write("passwd", user_line("alice", "secret"));
+  c.password_file = dir.write("passwd", user_line("alice", "secret") + user_line("bob", "pw"));
   c.allow_anonymous = false;
-  c.login_failures = {0.001, 2};
+  c.login_guard = {{0.001, 2}, {0.001, 4}, 1024};
   std::string error;
   auto files = AuthFiles::load(c, &error);
   ASSERT_TRUE(files) << error;
@@ -65,16 +65,23 @@ TEST(FileAuthenticator, PasswordsAnonymousAndThrottle) {
   EXPECT_EQ(a.check(who("alice", "secret")), AuthResult::kAccept);
   EXPECT_EQ(a.check(who(nullptr, nullptr)), AuthResult::kNotAuthorized);
   EXPECT_EQ(a.check(who("alice", "wrong")), AuthResult::kBadUserNameOrPassword);
-  EXPECT_EQ(a.check(who("bob", "secret")), AuthResult::kBadUserNameOrPassword);
-  // Two failures from 192.0.2.1 used its burst: refused before hashing, even when right.
+  EXPECT_EQ(a.check(who("alice", "wrong")), AuthResult::kBadUserNameOrPassword);
+  // Two failures for alice from 192.0.2.1 used that pair's burst: refused before hashing,
+  // even when right.
   EXPECT_EQ(a.check(who("alice", "secret")), AuthResult::kNotAuthorized);
-  // Another address is not affected.
+  // Another user from the same address is not affected, nor alice from another address.
+  EXPECT_EQ(a.check(who("bob", "pw")), AuthResult::kAccept);
   EXPECT_EQ(a.check(who("alice", "secret", "192.0.2.2")), AuthResult::kAccept);
+  // Guessing many users from one address meets the address's cap (4 failures).
+  EXPECT_EQ(a.check(who("carol", "x")), AuthResult::kBadUserNameOrPassword);
+  EXPECT_EQ(a.check(who("dave", "x")), AuthResult::kBadUserNameOrPassword);
+  EXPECT_EQ(a.check(who("erin", "x")), AuthResult::kNotAuthorized);
   auto& n = files->counters();
-  EXPECT_EQ(n.accepted.load(), 2u);
-  EXPECT_EQ(n.bad_credentials.load(), 2u);
+  EXPECT_EQ(n.accepted.load(), 3u);
+  EXPECT_EQ(n.bad_credentials.load(), 4u);
   EXPECT_EQ(n.anonymous_refused.load(), 1u);
   EXPECT_EQ(n.throttled.load(), 1u);
+  EXPECT_EQ(n.throttled_address.load(), 1u);
 }
 
 TEST(FileAuthenticator, AnonymousAllowedAndNoPasswordFile) {
