@@ -134,6 +134,7 @@ class EventLoop {
   Connection& slot_ref(uint32_t slot) noexcept;
 
   // Iteration phases and their helpers (event_loop.cc).
+  uint32_t now_tick() const noexcept;
   int next_timeout_ms() const;
   void dispatch(uint64_t tag, uint32_t events);
   void handle_accept(uint32_t listener);

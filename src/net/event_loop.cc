@@ -57,7 +57,7 @@ EventLoop::EventLoop(uint32_t index, const LoopConfig& config, Server* server)
   if (::epoll_ctl(core_->epoll.get(), EPOLL_CTL_ADD, core_->tasks.wake_fd(), &ev) != 0)
     throw std::system_error(errno, std::generic_category(), "epoll_ctl(eventfd)");
   now_ms_ = monotonic_ms();
-  core_->wheel.advance(static_cast<uint32_t>(now_ms_ / config_.timer_tick_ms), [](uint32_t) {});
+  core_->wheel.sync_if_empty(now_tick());
 }
 
 EventLoop::~EventLoop() {
@@ -187,6 +187,14 @@ void EventLoop::cancel_timer(uint64_t timer_id) {
   core_->timers.erase(timer_id);
 }
 
+// The wheel tick of the loop's clock. Every connection deadline is armed from this, not from
+// the wheel's own tick: the wheel advances only in the timer phase and not at all while it is
+// empty, so on a loop that slept its tick lies in the past, and a deadline armed from it
+// (a new connection's CONNECT timer, a keep-alive extended by a read) would already be due.
+uint32_t EventLoop::now_tick() const noexcept {
+  return static_cast<uint32_t>(now_ms_ / config_.timer_tick_ms);
+}
+
 void EventLoop::set_conn_timeout(Connection& c, uint32_t ms) {
   if (ms == 0) {
     c.timeout_ticks_ = 0;
@@ -194,7 +202,8 @@ void EventLoop::set_conn_timeout(Connection& c, uint32_t ms) {
     return;
   }
   c.timeout_ticks_ = (ms + config_.timer_tick_ms - 1) / config_.timer_tick_ms;
-  core_->wheel.schedule(c.slot_, core_->wheel.now_tick() + c.timeout_ticks_);
+  core_->wheel.sync_if_empty(now_tick());
+  core_->wheel.schedule(c.slot_, now_tick() + c.timeout_ticks_);
 }
 
 // --- closing --------------------------------------------------------------------------------
@@ -513,7 +522,7 @@ void EventLoop::handle_read(Connection& c, bool peer_hung_up) {
     if (n > 0) {
       stats_.bytes_in.add(static_cast<uint64_t>(n));
       if (c.timeout_ticks_ != 0) {
-        c.timer_.deadline_tick = core_->wheel.now_tick() + c.timeout_ticks_;  // lazy extension
+        c.timer_.deadline_tick = now_tick() + c.timeout_ticks_;  // lazy extension
       }
       if (!deliver(c, ByteView{buf, static_cast<size_t>(n)})) return;
       // A short read drained the socket: with edge-triggered epoll the next byte raises a
@@ -755,8 +764,7 @@ void EventLoop::dispatch(uint64_t tag, uint32_t events) {
 }
 
 void EventLoop::run_timers() {
-  uint32_t tick = static_cast<uint32_t>(now_ms_ / config_.timer_tick_ms);
-  core_->wheel.advance(tick, [this](uint32_t slot) {
+  core_->wheel.advance(now_tick(), [this](uint32_t slot) {
     Connection& c = core_->slot(slot);
     if (!c.open()) return;
     if (c.flags_ & Connection::kLingering) {
@@ -769,8 +777,9 @@ void EventLoop::run_timers() {
     }
     Action a = handlers_[c.handler_]->on_timeout(c);
     if (a == Action::kKeep) {
+      // From the loop's clock: after a stall the wheel is still catching up on old ticks.
       if (c.timeout_ticks_ && c.open() && !core_->wheel.scheduled(slot))
-        core_->wheel.schedule(slot, core_->wheel.now_tick() + c.timeout_ticks_);
+        core_->wheel.schedule(slot, now_tick() + c.timeout_ticks_);
       return;
     }
     apply(c, a, CloseReason::kIdleTimeout);

@@ -250,6 +250,49 @@ TEST(EventLoop, IdleTimeoutClosesOnlyTheIdleConnection) {
             1u);
 }
 
+// Arms a timeout when a connection opens and records, in the loop's clock, when it was armed
+// and when it fired.
+class ArmTimeoutOnOpen : public RecordingHandler {
+ public:
+  static constexpr uint32_t kTimeoutMs = 200;
+  std::atomic<uint64_t> armed_at_ms{0};
+  std::atomic<uint64_t> fired_at_ms{0};
+  Action on_open(Connection& c) override {
+    RecordingHandler::on_open(c);
+    armed_at_ms = c.loop().now_ms();
+    c.set_timeout(kTimeoutMs);
+    return Action::kKeep;
+  }
+  Action on_timeout(Connection& c) override {
+    fired_at_ms = c.loop().now_ms();
+    return Action::kClose;
+  }
+};
+
+// A loop with nothing to time sleeps in epoll_wait, and its wheel does not advance meanwhile.
+// A deadline armed when it wakes (a new connection's first timer) must count from the time it
+// woke, not from the wheel's last tick: armed from that, it would be due at once.
+TEST(EventLoop, ATimeoutArmedAfterALongSleepIsNotAlreadyDue) {
+  LoopConfig config;
+  config.timer_tick_ms = 10;
+  LoopThread lt(config);
+  uint16_t port = 0;
+  auto* h = lt.serve<ArmTimeoutOnOpen>(port);
+  lt.start();
+  for (int round = 1; round <= 2; ++round) {
+    // Idle for longer than the timeout: no connection, no timer, the loop sleeps.
+    std::this_thread::sleep_for(std::chrono::milliseconds(3 * ArmTimeoutOnOpen::kTimeoutMs));
+    UniqueFd c = connect_client(port);
+    ASSERT_TRUE(eventually([&] { return h->closed.load() == round; }));
+    EXPECT_EQ(h->reason(round - 1), CloseReason::kIdleTimeout);
+    // The loop's clock is cached per iteration and the wheel counts whole ticks: the timeout
+    // may fire up to one tick early, never at once.
+    EXPECT_GE(h->fired_at_ms.load() - h->armed_at_ms.load(),
+              ArmTimeoutOnOpen::kTimeoutMs - config.timer_tick_ms)
+        << "round " << round << ": the deadline was armed from a stale wheel tick";
+  }
+}
+
 // A listening socket the test owns (blocking), for outbound connects.
 struct TestListener {
   UniqueFd fd;
