@@ -129,7 +129,7 @@ class EventLoop {
   void close_gracefully(Connection& c);
   void discard_input(Connection& c);
   void read_again_later(Connection& c);
-  void set_conn_timeout(Connection& c, uint32_t ms);
+  void set_conn_timeout(Connection& c, uint32_t ms, bool fixed);
   void resume_reading(Connection& c);
   Connection& slot_ref(uint32_t slot) noexcept;
 

@@ -232,7 +232,9 @@ Action MqttHandler::attach(Connection& c, Session* s, PendingConnect* p, bool pr
   broker_.registry().set_conn(s->client_id(), s, c.id());
   broker_.router().on_client_connected(s->client_id());
   stats_.sessions_connected.add();
-  // Keep-alive on the engine's timer wheel; every read pushes the deadline [MQTT-3.1.2-24].
+  // Keep-alive on the engine's timer wheel, replacing the CONNECT deadline: every complete
+  // packet pushes it [MQTT-3.1.2-24]; a partial one does not (the engine counts only input
+  // the handler consumes), so a packet trickled without end cannot keep the connection.
   c.set_timeout(keep_alive_s ? static_cast<uint32_t>(keep_alive_s) * 1500u : 0u);
   send_connack_success(c, *s, present, assigned_id);
   if (s->has_queues()) {

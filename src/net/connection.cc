@@ -62,7 +62,12 @@ void Connection::set_timeout(uint32_t ms) noexcept {
   // While closing after a flush the engine's own deadline bounds the wait; a late protocol
   // timer must not replace it.
   if (flags_ & (kFlushThenClose | kLingering)) return;
-  loop_->set_conn_timeout(*this, ms);
+  loop_->set_conn_timeout(*this, ms, false);
+}
+
+void Connection::set_deadline(uint32_t ms) noexcept {
+  if (flags_ & (kFlushThenClose | kLingering)) return;
+  loop_->set_conn_timeout(*this, ms, true);
 }
 
 void Connection::close(CloseReason reason) noexcept { loop_->schedule_close(*this, reason); }

@@ -195,7 +195,12 @@ uint32_t EventLoop::now_tick() const noexcept {
   return static_cast<uint32_t>(now_ms_ / config_.timer_tick_ms);
 }
 
-void EventLoop::set_conn_timeout(Connection& c, uint32_t ms) {
+void EventLoop::set_conn_timeout(Connection& c, uint32_t ms, bool fixed) {
+  if (fixed) {
+    c.flags_ |= Connection::kFixedDeadline;
+  } else {
+    c.flags_ &= static_cast<uint16_t>(~Connection::kFixedDeadline);
+  }
   if (ms == 0) {
     c.timeout_ticks_ = 0;
     core_->wheel.cancel(c.slot_);
@@ -230,7 +235,7 @@ void EventLoop::apply(Connection& c, Action action, CloseReason reason) {
         close_gracefully(c);
       } else {
         // Bound how long a peer that stops reading can keep us waiting.
-        set_conn_timeout(c, kFlushThenCloseLingerMs);
+        set_conn_timeout(c, kFlushThenCloseLingerMs, true);
       }
       return;
   }
@@ -250,7 +255,7 @@ void EventLoop::close_gracefully(Connection& c) {
   if (c.flags_ & Connection::kLingering) return;
   c.flags_ |= Connection::kLingering;
   ::shutdown(c.fd_.get(), SHUT_WR);
-  set_conn_timeout(c, kLingeringCloseMs);
+  set_conn_timeout(c, kLingeringCloseMs, true);
   // Discard in the read-again phase, not here: a handler may be calling us from on_data
   // with a view into the loop's read buffer still live.
   read_again_later(c);
@@ -479,6 +484,11 @@ bool EventLoop::deliver(Connection& c, ByteView fresh) {
   }
   DataResult r = h.on_data(c, data);
   size_t consumed = std::min(r.consumed, data.size());
+  // Activity is input the handler consumed (whole frames), not bytes that arrived: a partial
+  // frame trickled a byte at a time must not keep an idle timeout from firing. The extension
+  // is lazy: the wheel moves the node when its old bucket comes due.
+  if (consumed != 0 && c.timeout_ticks_ != 0 && !(c.flags_ & Connection::kFixedDeadline))
+    c.timer_.deadline_tick = now_tick() + c.timeout_ticks_;
   if (c.in_ != nullptr) {
     stats_.pending_input_bytes.sub(std::min<size_t>(consumed, c.in_->size));
     net::pending_consume(c.in_, consumed);
@@ -521,9 +531,6 @@ void EventLoop::handle_read(Connection& c, bool peer_hung_up) {
     stats_.read_calls.add();
     if (n > 0) {
       stats_.bytes_in.add(static_cast<uint64_t>(n));
-      if (c.timeout_ticks_ != 0) {
-        c.timer_.deadline_tick = now_tick() + c.timeout_ticks_;  // lazy extension
-      }
       if (!deliver(c, ByteView{buf, static_cast<size_t>(n)})) return;
       // A short read drained the socket: with edge-triggered epoll the next byte raises a
       // new event, so skip the recv that would only say EAGAIN. Not after a FIN, whose
@@ -601,7 +608,7 @@ ConnId EventLoop::adopt(UniqueFd fd, uint8_t handler, bool connecting, void* use
   }
   ++live_;
   stats_.connections.add();
-  if (config_.idle_timeout_ms) set_conn_timeout(c, config_.idle_timeout_ms);
+  if (config_.idle_timeout_ms) set_conn_timeout(c, config_.idle_timeout_ms, false);
   if (!connecting) apply(c, handlers_[handler]->on_open(c), CloseReason::kProtocol);
   return id;
 }

@@ -44,3 +44,48 @@ def test_a_server_left_idle_past_the_connect_timeout_answers_every_connect():
             ids = [f"idle-{round_}-{i}" for i in range(16)]
             assert connack_for_each(srv.port, ids) == [], srv.output()
         assert srv.metrics()["tcpms_mqtt_connect_timeouts_total"] == 0
+
+
+# --- item 5: partial packets do not extend the CONNECT deadline or keep-alive ----------------
+
+
+def trickle(sock, data, interval=0.25):
+    """Sends `data` one byte per `interval` until the server closes the connection. Returns
+    how many bytes went out before the close was seen (len(data) if it never closed)."""
+    sock.settimeout(interval)
+    for i in range(len(data)):
+        try:
+            sock.send(data[i:i + 1])
+        except OSError:
+            return i
+        try:
+            if sock.recv(4096) == b"":
+                return i + 1
+        except socket.timeout:
+            pass
+        except OSError:
+            return i + 1
+    return len(data)
+
+
+def test_connect_sent_a_byte_at_a_time_is_cut_at_the_deadline():
+    with mqtt_server("--threads", "1", "--connect-timeout", "1") as srv:
+        packet = connect_packet("a-slow-client-id", keepalive=60)  # 30 bytes: 7.5 s at 4/s
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+        sent = trickle(s, packet)
+        s.close()
+        assert sent < len(packet), "the server waited for the whole trickled CONNECT"
+        assert srv.metrics()["tcpms_mqtt_connect_timeouts_total"] == 1
+
+
+def test_a_packet_never_finished_does_not_extend_keep_alive():
+    with mqtt_server("--threads", "1") as srv:
+        c = connected(srv.port, "half-sent", keepalive=1)  # 1.5 s without a whole packet
+        # A PUBLISH that declares 40 more bytes, then sends them a byte at a time (10 s).
+        body = struct.pack("!H", 3) + b"a/b" + b"p" * 35
+        header = bytes([0x30, len(body)])
+        c.send(header)
+        sent = trickle(c.sock, body)
+        c.close()
+        assert sent < len(body), "bytes of an unfinished packet kept the connection alive"
+        assert srv.metrics()["tcpms_mqtt_keepalive_expired_total"] == 1

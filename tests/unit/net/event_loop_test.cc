@@ -293,6 +293,82 @@ TEST(EventLoop, ATimeoutArmedAfterALongSleepIsNotAlreadyDue) {
   }
 }
 
+// Consumes only whole kFrame-byte frames (echoing them); arms its timer on open: an idle
+// timeout, or a fixed deadline.
+template <bool kFixed>
+class FrameTimeouts : public RecordingHandler {
+ public:
+  static constexpr size_t kFrame = 64;
+  static constexpr uint32_t kTimeoutMs = 300;
+  Action on_open(Connection& c) override {
+    RecordingHandler::on_open(c);
+    if (kFixed) {
+      c.set_deadline(kTimeoutMs);
+    } else {
+      c.set_timeout(kTimeoutMs);
+    }
+    return Action::kKeep;
+  }
+  DataResult on_data(Connection& c, ByteView data) override {
+    size_t whole = data.size() / kFrame * kFrame;
+    if (whole) c.send(data.first(whole));
+    return {whole, Action::kKeep};
+  }
+};
+
+// Sends `unit` every 50 ms until the server closes the connection or `limit` passes; true if
+// it was closed.
+bool trickle_until_closed(int fd, std::string_view unit, std::chrono::milliseconds limit) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (::send(fd, unit.data(), unit.size(), MSG_NOSIGNAL) <= 0) return true;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 50) == 1) {
+      char buf[4096];
+      ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN)) return true;
+    }
+  }
+  return false;
+}
+
+TEST(EventLoop, APartialFrameTrickledForeverDoesNotPushAnIdleTimeout) {
+  using H = FrameTimeouts<false>;
+  LoopConfig config;
+  config.timer_tick_ms = 10;
+  LoopThread lt(config);
+  uint16_t port = 0;
+  auto* h = lt.serve<H>(port);
+  lt.start();
+  // Whole frames are activity: the connection lives while they come.
+  UniqueFd talker = connect_client(port);
+  const std::string frame(H::kFrame, 'f');
+  EXPECT_FALSE(trickle_until_closed(talker.get(), frame, 3 * std::chrono::milliseconds(H::kTimeoutMs)))
+      << "whole frames must push the idle timeout";
+  // A frame never finished is not: one byte every 50 ms, 64 bytes would take 3.2 s.
+  UniqueFd trickler = connect_client(port);
+  EXPECT_TRUE(trickle_until_closed(trickler.get(), "x", 20 * std::chrono::milliseconds(H::kTimeoutMs)))
+      << "bytes of a frame that never completes kept the connection open";
+  ASSERT_TRUE(eventually([&] { return h->closed.load() >= 1; }));
+  EXPECT_EQ(h->reason(0), CloseReason::kIdleTimeout);
+}
+
+TEST(EventLoop, AFixedDeadlineIsNotPushedByInput) {
+  using H = FrameTimeouts<true>;
+  LoopConfig config;
+  config.timer_tick_ms = 10;
+  LoopThread lt(config);
+  uint16_t port = 0;
+  auto* h = lt.serve<H>(port);
+  lt.start();
+  UniqueFd c = connect_client(port);
+  const std::string frame(H::kFrame, 'f');
+  EXPECT_TRUE(trickle_until_closed(c.get(), frame, 20 * std::chrono::milliseconds(H::kTimeoutMs)))
+      << "whole frames pushed a fixed deadline";
+  ASSERT_TRUE(eventually([&] { return h->closed.load() == 1; }));
+  EXPECT_EQ(h->reason(0), CloseReason::kIdleTimeout);
+}
+
 // A listening socket the test owns (blocking), for outbound connects.
 struct TestListener {
   UniqueFd fd;
