@@ -77,7 +77,7 @@ class Connection {
 
   // Schedules a close after the current callback returns (never closes under the caller).
   void close(CloseReason reason = CloseReason::kProtocol) noexcept;
-  void close_after_flush() noexcept;
+  void close_after_flush(CloseReason reason = CloseReason::kProtocol) noexcept;
 
   // Peer and local addresses (a syscall each: connections do not store them).
   bool peer_address(sockaddr_storage& out) const noexcept;

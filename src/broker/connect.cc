@@ -157,20 +157,9 @@ Action MqttHandler::continue_connect(Connection& c, PendingConnect* p) {
       return attach(c, fresh, p, false);  // no stored session [MQTT-3.2.2-3]
     case ClientRegistry::ClaimKind::kLocal: {
       Session* s = claim.entry.session;
-      if (s->conn != nullptr) {
-        // Session takeover: the existing client is disconnected [MQTT-3.1.4-2].
-        Connection* old = s->conn;
-        const bool was_clean = s->clean;
-        const bool old_v5 = s->is_v5();
-        stats_.takeovers.add();
-        if (old_v5) send_disconnect(*old, ReasonCode::kSessionTakenOver);
-        detach_connection(*s, true);  // frees a clean session
-        if (old_v5)
-          old->close_after_flush();  // the DISCONNECT 0x8E goes out first
-        else
-          old->close(CloseReason::kKicked);
-        if (was_clean) return continue_connect(c, p);  // claim again for a fresh one
-      }
+      // Session takeover: the existing client, if any, is disconnected [MQTT-3.1.4-2]. The
+      // session object stays; a clean one is reset below and starts over for this connection.
+      take_over(*s);
       const bool reset = p->clean || s->clean;  // [MQTT-3.1.2-6]
       if (reset) {
         reset_session(*s);

@@ -198,8 +198,9 @@ class MqttHandler final : public Handler {
   void arm_offline_timers(Session& s);
   void arm_offline_loop_timer();
   void run_offline_timers();
-  // Closes the session's connection as a takeover (the will goes out) and leaves the session
-  // offline, whatever its CleanSession, so the caller decides what becomes of it.
+  // Closes the session's connection as a takeover (the will goes out; what was queued for it,
+  // a CONNACK included, is flushed first) and leaves the session offline, whatever its
+  // CleanSession, so the caller decides what becomes of it. No-op for an offline session.
   void take_over(Session& s);
   // An offline session leaves this process: discarded, and the router told.
   void end_session(Session* s);

@@ -149,15 +149,14 @@ void MqttHandler::take_over(Session& s) {
   Connection* old = s.conn;
   stats_.takeovers.add();
   const bool was_clean = s.clean;
-  const bool old_v5 = s.is_v5();
-  if (old_v5) send_disconnect(*old, ReasonCode::kSessionTakenOver);
+  if (s.is_v5()) send_disconnect(*old, ReasonCode::kSessionTakenOver);
   s.clean = false;  // keep the object: the caller decides
   detach_connection(s, true);
   s.clean = was_clean;
-  if (old_v5)
-    old->close_after_flush();
-  else
-    old->close(CloseReason::kKicked);
+  // Flushed first: the old connection may have been answered in this very loop iteration,
+  // and its CONNACK (every valid CONNECT gets one [MQTT-3.1.4-4]) must reach it before it is
+  // disconnected, as must a 5.0 client's DISCONNECT 0x8E.
+  old->close_after_flush(CloseReason::kKicked);
 }
 
 void MqttHandler::end_session(Session* s) {

@@ -72,8 +72,8 @@ void Connection::set_deadline(uint32_t ms) noexcept {
 
 void Connection::close(CloseReason reason) noexcept { loop_->schedule_close(*this, reason); }
 
-void Connection::close_after_flush() noexcept {
-  loop_->apply(*this, Action::kCloseAfterFlush, CloseReason::kProtocol);
+void Connection::close_after_flush(CloseReason reason) noexcept {
+  loop_->apply(*this, Action::kCloseAfterFlush, reason);
 }
 
 bool Connection::peer_address(sockaddr_storage& out) const noexcept {

@@ -89,3 +89,67 @@ def test_a_packet_never_finished_does_not_extend_keep_alive():
         c.close()
         assert sent < len(body), "bytes of an unfinished packet kept the connection alive"
         assert srv.metrics()["tcpms_mqtt_keepalive_expired_total"] == 1
+
+
+# --- item 3: connects racing for one client id ------------------------------------------------
+
+
+def answers_ping(client):
+    """PINGRESP: the connection is live; EOF or reset: the server closed it."""
+    try:
+        client.send(b"\xc0\x00")
+        p = client.read(timeout=5)
+    except (ConnectionError, OSError) as e:
+        if isinstance(e, (TimeoutError, socket.timeout)):
+            raise
+        return False
+    assert p.type == PINGRESP, p
+    return True
+
+
+def race_one_id(srv, watcher, rounds, clients_per_round, auth=()):
+    """Each round, `clients_per_round` 3.1.1 clients send a CONNECT for the same id (each with a
+    will of its own) at the same moment. Every one must get CONNACK 0 [MQTT-3.1.4-4] first;
+    all but one are then disconnected [MQTT-3.1.4-2], and each of those wills goes out once."""
+    kw = {"username": auth[0], "password": auth[1]} if auth else {}
+    for r in range(rounds):
+        clients = [RawClient(srv.port) for _ in range(clients_per_round)]
+        packets = [connect_packet("race", will=("race/will", f"{r}-{i}", 0, False), **kw)
+                   for i in range(clients_per_round)]
+        for c, p in zip(clients, packets):
+            c.send(p)
+        for i, c in enumerate(clients):
+            try:
+                p = c.read(timeout=5)
+            except (ConnectionError, OSError) as e:
+                raise AssertionError(f"round {r}: client {i} closed without CONNACK ({e})")
+            assert p.type == CONNACK and p.body[1] == 0, f"round {r}: client {i}: {p}"
+        # Every CONNECT has been answered, so every takeover has happened: the superseded
+        # connections read no more and are closing.
+        open_ = [i for i, c in enumerate(clients) if answers_ping(c)]
+        assert len(open_) == 1, f"round {r}: connections left open: {open_}"
+        survivor = clients[open_[0]]
+        wills = sorted(watcher.expect(PUBLISH).payload.decode() for _ in range(clients_per_round - 1))
+        expected = sorted(f"{r}-{i}" for i in range(clients_per_round) if i != open_[0])
+        assert wills == expected, f"round {r}: wills {wills}, expected {expected}"
+        survivor.send(b"\xe0\x00")  # DISCONNECT: its will is discarded
+        survivor.expect_closed()
+        watcher.expect_nothing(0.3)
+        for c in clients:
+            c.close()
+
+
+def test_racing_connects_on_one_loop_each_get_connack():
+    with mqtt_server("--threads", "1") as srv:
+        watcher = connected(srv.port, "race-watch")
+        watcher.subscribe([("race/will", 0)])
+        race_one_id(srv, watcher, rounds=5, clients_per_round=10)
+
+
+def test_racing_connects_across_loops_and_authentication_each_get_connack():
+    # Two loops (takeovers and handovers between them) and authentication on the worker pool
+    # (CONNECTs finishing out of order).
+    with mqtt_server("--threads", "2", "--auth-user", "u:p", "--deny-anonymous") as srv:
+        watcher = connected(srv.port, "race-watch", username="u", password="p")
+        watcher.subscribe([("race/will", 0)])
+        race_one_id(srv, watcher, rounds=5, clients_per_round=10, auth=("u", "p"))
