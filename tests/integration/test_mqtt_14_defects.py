@@ -153,3 +153,22 @@ def test_racing_connects_across_loops_and_authentication_each_get_connack():
         watcher = connected(srv.port, "race-watch", username="u", password="p")
         watcher.subscribe([("race/will", 0)])
         race_one_id(srv, watcher, rounds=5, clients_per_round=10, auth=("u", "p"))
+
+
+# --- item 8: MQTT 3.1 has no Session Present ----------------------------------------------------
+
+
+def test_mqtt31_connack_never_sets_session_present():
+    with mqtt_server("--threads", "1") as srv:
+        kw = {"name": "MQIsdp", "level": 3, "clean": False}
+        c = RawClient(srv.port)
+        c.send(connect_packet("v31-persistent", **kw))
+        assert c.expect(CONNACK).body == b"\x00\x00"
+        c.send(b"\xe0\x00")
+        c.expect_closed()
+        # The session was kept (a 3.1.1 client would hear session present 1); 3.1's first
+        # CONNACK byte is reserved and stays 0.
+        c = RawClient(srv.port)
+        c.send(connect_packet("v31-persistent", **kw))
+        assert c.expect(CONNACK).body == b"\x00\x00"
+        assert srv.metrics()["tcpms_mqtt_sessions_connected"] == 1
