@@ -189,15 +189,7 @@ Action MqttHandler::attach(Connection& c, Session* s, PendingConnect* p, bool pr
     s->offline = false;
     stats_.sessions_offline.sub();
   }
-  offline_timers_.disarm(*s);  // back online: no expiry, no delayed will
-  // A will still delayed from the last connection: dropped if the session continues
-  // [MQTT-3.1.3-9]; if a new one starts, the old one has ended, so the will goes out now.
-  if (s->extra && s->extra->delayed_will) {
-    if (present)
-      s->extra->delayed_will.reset();
-    else
-      flush_delayed_will(*s);
-  }
+  offline_timers_.disarm(*s);  // back online: no expiry (a delayed will went in take_over)
   s->conn = &c;
   s->version = p->version;
   // 5.0: the session outlives the connection only with a Session Expiry Interval.

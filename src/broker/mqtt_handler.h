@@ -198,9 +198,11 @@ class MqttHandler final : public Handler {
   void arm_offline_timers(Session& s);
   void arm_offline_loop_timer();
   void run_offline_timers();
-  // Closes the session's connection as a takeover (the will goes out; what was queued for it,
-  // a CONNACK included, is flushed first) and leaves the session offline, whatever its
-  // CleanSession, so the caller decides what becomes of it. No-op for an offline session.
+  // A new connection for the session's client id is opening: closes the session's connection
+  // as a takeover (its will goes out, unless it has a Will Delay [MQTT-3.1.2-8]; what was
+  // queued for it, a CONNACK included, is flushed first), drops a will still waiting for its
+  // delay, and leaves the session offline whatever its CleanSession, so the caller decides
+  // what becomes of it.
   void take_over(Session& s);
   // An offline session leaves this process: discarded, and the router told.
   void end_session(Session* s);

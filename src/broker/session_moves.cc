@@ -145,14 +145,21 @@ void MqttHandler::drop_session(const std::string& client_id, Session* s) {
 }
 
 void MqttHandler::take_over(Session& s) {
-  if (s.conn == nullptr) return;
+  // A new connection for the id is opening (every caller is one): a will still waiting for its
+  // delay is not published [MQTT-3.1.2-8], [MQTT-3.1.3-9], whether the new connection
+  // continues the session or starts a new one; a will without a delay goes out at once.
+  if (s.conn == nullptr) {
+    if (s.extra) s.extra->delayed_will.reset();
+    return;
+  }
   Connection* old = s.conn;
   stats_.takeovers.add();
   const bool was_clean = s.clean;
   if (s.is_v5()) send_disconnect(*old, ReasonCode::kSessionTakenOver);
   s.clean = false;  // keep the object: the caller decides
-  detach_connection(s, true);
+  detach_connection(s, true);  // a will with a delay is parked as delayed_will, then dropped
   s.clean = was_clean;
+  if (s.extra) s.extra->delayed_will.reset();
   // Flushed first: the old connection may have been answered in this very loop iteration,
   // and its CONNACK (every valid CONNECT gets one [MQTT-3.1.4-4]) must reach it before it is
   // disconnected, as must a 5.0 client's DISCONNECT 0x8E.

@@ -9,6 +9,7 @@ import time
 from mqtt_raw import (CONNACK, PINGRESP, PUBACK, PUBLISH, RawClient, connect_packet, connected,
                       frame, mqtt_server)
 from tcpms_harness import SANITIZED, rss_bytes
+from test_mqtt_13_v5 import V5, connect5, opts, p_str, p_u16, p_u32, publish5, v5
 
 # --- item 1: a loop that slept past --connect-timeout ------------------------------------------
 
@@ -172,3 +173,61 @@ def test_mqtt31_connack_never_sets_session_present():
         c.send(connect_packet("v31-persistent", **kw))
         assert c.expect(CONNACK).body == b"\x00\x00"
         assert srv.metrics()["tcpms_mqtt_sessions_connected"] == 1
+
+
+# --- item 11: MQTT 5.0 will delay, Response Topic, Topic Alias 0 --------------------------------
+
+
+def test_topic_alias_0_gets_0x94():
+    # "A Topic Alias value of 0 or greater than the Maximum Topic Alias is a Protocol Error,
+    # the receiver uses DISCONNECT with Reason Code of 0x94" (5.0 §3.3.4).
+    with mqtt_server("--threads", "1") as srv:
+        c = v5(srv, "alias-zero")
+        c.send(publish5("ta/x", "x", props=p_u16(0x23, 0)))
+        assert c.expect_disconnect() == 0x94
+
+
+def test_a_response_topic_with_a_wildcard_is_a_protocol_error():
+    with mqtt_server("--threads", "1") as srv:
+        sub = v5(srv, "rt-sub")
+        sub.sub5([("rt/#", opts(0))])
+        for i, bad in enumerate(["reply/+", "reply/#"]):
+            pub = v5(srv, f"rt-pub-{i}")
+            pub.send(publish5("rt/request", "q", props=p_str(0x08, bad)))
+            assert pub.expect_disconnect() == 0x82  # [MQTT-3.3.2-14]
+        sub.expect_nothing(0.3)  # nothing was forwarded
+        ok = v5(srv, "rt-pub-ok")
+        ok.send(publish5("rt/request", "q", props=p_str(0x08, "reply/rt-pub-ok")))
+        m = sub.read_pub()
+        assert m.payload == b"q" and dict(m.props)[0x08] == b"reply/rt-pub-ok"
+        # A will's Response Topic too: the CONNECT is refused (closed, no session).
+        w = V5(srv.port)
+        w.send(connect5("rt-will", will=("rt/will", "gone", 0, False, p_str(0x08, "reply/#"))))
+        w.expect_closed()
+        assert srv.metrics()["tcpms_mqtt_sessions_connected"] == 3
+
+
+def test_a_delayed_will_is_not_published_when_the_client_id_connects_again_in_time():
+    # [MQTT-3.1.2-8]: the will is not published if "a new Network Connection for the ClientID
+    # is opened before the Will Delay Interval has elapsed" -- with Clean Start 1 too, which
+    # ends the old session [MQTT-3.1.3-9].
+    with mqtt_server("--threads", "2") as srv:
+        w = v5(srv, "wd-watch")
+        w.sub5([("wd/#", opts(0))])
+        will = lambda n: (f"wd/{n}", "gone", 0, False, p_u32(0x18, 3))  # noqa: E731
+        # Lost, then back after 1 s with Clean Start 1.
+        c = v5(srv, "wd-clean", clean=False, props=p_u32(0x11, 30), will=will("clean"))
+        c.close()
+        time.sleep(1.0)
+        c = v5(srv, "wd-clean", clean=True)
+        # Taken over while connected (session expiry 30 s, then 0), by Clean Start 1 and 0.
+        for n, expiry, clean in [("t1", 30, True), ("t2", 30, False), ("t3", 0, True)]:
+            old = v5(srv, f"wd-{n}", clean=False, props=p_u32(0x11, expiry), will=will(n))
+            new = v5(srv, f"wd-{n}", clean=clean, props=p_u32(0x11, expiry))
+            assert old.expect_disconnect() == 0x8E
+        w.expect_nothing(4.0)  # past the 3 s delay of each
+        # Without a new connection the will still goes out after its delay.
+        c = v5(srv, "wd-lost", clean=False, props=p_u32(0x11, 30), will=will("lost"))
+        c.close()
+        m = w.read_pub(timeout=10)
+        assert m.topic == "wd/lost"
