@@ -1,6 +1,7 @@
 #include "broker/inflight.h"
 
 #include <algorithm>
+#include <utility>
 
 namespace tcpms::broker {
 
@@ -31,10 +32,26 @@ bool SessionQueues::restore_inflight(OutMessage m) {
   return true;
 }
 
-OutMessage* SessionQueues::find(uint16_t id) noexcept {
-  for (auto& m : inflight_)
+const OutMessage* SessionQueues::find(uint16_t id) const noexcept {
+  for (const auto& m : inflight_)
     if (m.packet_id == id) return &m;
   return nullptr;
+}
+
+OutMessage* SessionQueues::find(uint16_t id) noexcept {
+  return const_cast<OutMessage*>(std::as_const(*this).find(id));
+}
+
+bool SessionQueues::wrong_ack(mqtt::PacketType type, uint16_t id) const noexcept {
+  const OutMessage* m = find(id);
+  if (m == nullptr) return false;
+  using S = OutMessage::State;
+  switch (type) {
+    case mqtt::PacketType::kPuback: return m->state != S::kWaitPuback;
+    case mqtt::PacketType::kPubrec: return m->state == S::kWaitPuback;  // repeated: PUBREL again
+    case mqtt::PacketType::kPubcomp: return m->state != S::kWaitPubcomp;
+    default: return false;
+  }
 }
 
 void SessionQueues::erase(OutMessage* m) {

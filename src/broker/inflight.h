@@ -53,10 +53,16 @@ class SessionQueues {
   // [MQTT-2.3.1-2]) and the state that awaits its first acknowledgement.
   OutMessage& start(OutMessage m);
   // Acknowledgements. Each returns false when no entry with that id is in the matching state
-  // (a duplicate or unknown ack, which 3.1.1 lets us ignore).
+  // (a duplicate or unknown ack, which 3.1.1 lets us ignore; wrong_ack() tells the ones that
+  // are violations).
   bool on_puback(uint16_t packet_id);    // QoS 1 done [MQTT-4.3.2-1]
   bool on_pubrec(uint16_t packet_id);    // QoS 2: -> kWaitPubcomp; payload dropped [MQTT-4.3.3-1]
   bool on_pubcomp(uint16_t packet_id);   // QoS 2 done
+  // True when `type` (PUBACK, PUBREC or PUBCOMP) names a message in flight at a stage of its
+  // handshake that type cannot acknowledge: PUBREC or PUBCOMP for QoS 1, PUBACK for QoS 2,
+  // PUBCOMP before our PUBREL. A protocol violation [MQTT-4.8.0-1]. An id not in flight is not
+  // (a late duplicate, e.g. after a reconnect), nor is a PUBREC repeated after our PUBREL.
+  bool wrong_ack(mqtt::PacketType type, uint16_t packet_id) const noexcept;
   // Gives up on an in-flight message whatever its state (it can no longer be sent to this
   // client: over the Maximum Packet Size its new connection announced).
   bool abandon(uint16_t packet_id);
@@ -91,6 +97,7 @@ class SessionQueues {
 
  private:
   OutMessage* find(uint16_t packet_id) noexcept;
+  const OutMessage* find(uint16_t packet_id) const noexcept;
   bool id_in_use(uint16_t packet_id) const noexcept;
   void erase(OutMessage* m);
 

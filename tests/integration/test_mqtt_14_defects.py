@@ -6,8 +6,8 @@ import struct
 import threading
 import time
 
-from mqtt_raw import (CONNACK, PINGRESP, PUBACK, PUBLISH, RawClient, connect_packet, connected,
-                      frame, mqtt_server)
+from mqtt_raw import (CONNACK, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, RawClient,
+                      connect_packet, connected, frame, mqtt_server)
 from tcpms_harness import SANITIZED, rss_bytes
 from test_mqtt_13_v5 import V5, connect5, opts, p_str, p_u16, p_u32, publish5, v5
 
@@ -231,3 +231,57 @@ def test_a_delayed_will_is_not_published_when_the_client_id_connects_again_in_ti
         c.close()
         m = w.read_pub(timeout=10)
         assert m.topic == "wd/lost"
+
+
+# --- item 10: an acknowledgement of the wrong type is a protocol violation --------------------
+
+
+def subscriber_with_one_message(srv, client_id, qos, v5_client=False, clean=True):
+    """A subscriber that has received one QoS `qos` message and not acknowledged it."""
+    if v5_client:
+        sub = v5(srv, client_id)
+        sub.sub5([(f"ack/{client_id}", opts(qos))])
+    else:
+        sub = connected(srv.port, client_id, clean=clean)
+        sub.subscribe([(f"ack/{client_id}", qos)])
+    pub = connected(srv.port, f"{client_id}-pub")
+    pub.publish(f"ack/{client_id}", "m", qos=qos)
+    m = sub.expect(PUBLISH)
+    assert m.qos == qos
+    return sub, m.pid
+
+
+def test_an_ack_of_the_wrong_type_closes_the_connection():
+    with mqtt_server("--threads", "1") as srv:
+        for qos, wrong in [(1, PUBREC), (1, PUBCOMP), (2, PUBACK), (2, PUBCOMP)]:
+            sub, pid = subscriber_with_one_message(srv, f"wrong-{qos}-{wrong}", qos)
+            sub.send(frame(wrong << 4, struct.pack("!H", pid)))
+            sub.expect_closed()  # [MQTT-4.8.0-1]
+        # 5.0: DISCONNECT 0x82 first.
+        sub, pid = subscriber_with_one_message(srv, "wrong-v5", 2, v5_client=True)
+        sub.send(frame(PUBACK << 4, struct.pack("!H", pid)))
+        assert sub.expect_disconnect() == 0x82
+        assert srv.metrics()["tcpms_mqtt_protocol_violations_total"] == 5
+
+
+def test_acks_a_client_may_legitimately_repeat_are_still_accepted():
+    with mqtt_server("--threads", "1") as srv:
+        # A PUBACK for an id no longer in flight: ignored.
+        sub, pid = subscriber_with_one_message(srv, "dup-1", 1)
+        sub.send(frame(PUBACK << 4, struct.pack("!H", pid)) * 2)
+        sub.ping()
+        # PUBREC repeated after our PUBREL (a reconnect in between): PUBREL again; PUBCOMP ends it.
+        sub2, pid2 = subscriber_with_one_message(srv, "dup-2", 2, clean=False)
+        sub2.send(frame(PUBREC << 4, struct.pack("!H", pid2)))
+        assert sub2.expect(PUBREL).pid == pid2
+        sub2.close()
+        sub2 = RawClient(srv.port)
+        sub2.send(connect_packet("dup-2", clean=False))
+        assert sub2.expect(CONNACK).body[0] == 1
+        assert sub2.expect(PUBREL).pid == pid2  # resent [MQTT-4.4.0-1]
+        sub2.send(frame(PUBREC << 4, struct.pack("!H", pid2)))
+        assert sub2.expect(PUBREL).pid == pid2
+        sub2.send(frame((PUBCOMP << 4), struct.pack("!H", pid2)))
+        sub2.send(frame((PUBCOMP << 4), struct.pack("!H", pid2)))  # late duplicate: ignored
+        sub2.ping()
+        assert srv.metrics()["tcpms_mqtt_protocol_violations_total"] == 0

@@ -46,6 +46,30 @@ TEST(SessionQueues, Qos2Handshake) {
   EXPECT_TRUE(q.idle());
 }
 
+TEST(SessionQueues, AnAckOfTheWrongTypeForAnIdInFlightIsAViolation) {
+  using mqtt::PacketType;
+  SessionQueues q;
+  const uint16_t q1 = q.start(msg(mqtt::QoS::k1)).packet_id;
+  const uint16_t q2 = q.start(msg(mqtt::QoS::k2)).packet_id;
+  // QoS 1 is acknowledged by PUBACK only.
+  EXPECT_TRUE(q.wrong_ack(PacketType::kPubrec, q1));
+  EXPECT_TRUE(q.wrong_ack(PacketType::kPubcomp, q1));
+  EXPECT_FALSE(q.wrong_ack(PacketType::kPuback, q1));
+  // QoS 2 awaiting PUBREC: neither PUBACK nor PUBCOMP (no PUBREL was sent).
+  EXPECT_TRUE(q.wrong_ack(PacketType::kPuback, q2));
+  EXPECT_TRUE(q.wrong_ack(PacketType::kPubcomp, q2));
+  EXPECT_FALSE(q.wrong_ack(PacketType::kPubrec, q2));
+  ASSERT_TRUE(q.on_pubrec(q2));
+  // Awaiting PUBCOMP: a repeated PUBREC is legitimate (PUBREL again), PUBACK is not.
+  EXPECT_FALSE(q.wrong_ack(PacketType::kPubrec, q2));
+  EXPECT_FALSE(q.wrong_ack(PacketType::kPubcomp, q2));
+  EXPECT_TRUE(q.wrong_ack(PacketType::kPuback, q2));
+  // Ids not in flight are late duplicates, never violations.
+  ASSERT_TRUE(q.on_puback(q1));
+  for (PacketType t : {PacketType::kPuback, PacketType::kPubrec, PacketType::kPubcomp})
+    EXPECT_FALSE(q.wrong_ack(t, q1));
+}
+
 TEST(SessionQueues, PacketIdsSkipZeroAndIdsInUse) {
   SessionQueues q;
   for (int i = 0; i < 65534; ++i) {
