@@ -9,7 +9,8 @@ import time
 from mqtt_raw import (CONNACK, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, RawClient,
                       connect_packet, connected, frame, mqtt_server)
 from tcpms_harness import SANITIZED, rss_bytes
-from test_mqtt_13_v5 import V5, connect5, opts, p_str, p_u16, p_u32, publish5, v5
+from test_mqtt_13_v5 import (V5, connect5, opts, p_str, p_u16, p_u32, props_of, publish5,
+                             subscribe5, v5)
 
 # --- item 1: a loop that slept past --connect-timeout ------------------------------------------
 
@@ -285,3 +286,53 @@ def test_acks_a_client_may_legitimately_repeat_are_still_accepted():
         sub2.send(frame((PUBCOMP << 4), struct.pack("!H", pid2)))  # late duplicate: ignored
         sub2.ping()
         assert srv.metrics()["tcpms_mqtt_protocol_violations_total"] == 0
+
+
+# --- item 9: nothing larger than the client's Maximum Packet Size, a CONNACK included ----------
+
+
+def connack_bytes_with_limit(srv, limit, client_id="mps"):
+    """CONNECTs with Maximum Packet Size `limit`; returns the raw CONNACK (b"" if the server
+    closed without one)."""
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+    s.sendall(connect5(client_id, props=p_u32(0x27, limit)))
+    data = b""
+    try:
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+            if len(data) >= 2 and len(data) >= 2 + data[1]:
+                break
+    except ConnectionResetError:
+        pass
+    s.close()
+    return data
+
+
+def test_connack_fits_the_clients_maximum_packet_size():
+    with mqtt_server("--threads", "1") as srv:
+        full = connack_bytes_with_limit(srv, 1000)
+        assert full[0] == 0x20 and full[3] == 0
+        for limit in range(5, len(full) + 1):
+            ack = connack_bytes_with_limit(srv, limit, f"mps-{limit}")
+            assert ack and ack[0] == 0x20 and ack[3] == 0, (limit, ack)
+            assert len(ack) <= limit, f"a {len(ack)}-byte CONNACK for Maximum Packet Size {limit}"
+        # The limits the client must keep to come first: Maximum Packet Size (0x27) fits in 10.
+        props, _ = props_of(connack_bytes_with_limit(srv, 10, "mps-10b")[2:], 2)
+        assert dict(props).get(0x27) is not None
+        # Below the smallest CONNACK (5 bytes) nothing can be sent: closed without one.
+        for limit in (2, 4):
+            assert connack_bytes_with_limit(srv, limit, f"mps-small-{limit}") == b""
+        # An assigned id must be in the CONNACK [MQTT-3.2.2-16]: too big for 12 bytes.
+        assert connack_bytes_with_limit(srv, 12, "") == b""
+        ack = connack_bytes_with_limit(srv, 40, "")
+        assert ack[3] == 0 and len(ack) <= 40 and 0x12 in dict(props_of(ack[2:], 2)[0])
+        # Past CONNACK too: a SUBACK that would not fit is not sent, and the connection, whose
+        # subscribe can then never complete, is closed. One that fits is sent.
+        c = V5(srv.port)
+        assert c.connect5("mps-sub", props=p_u32(0x27, 8))[1] == 0
+        assert c.sub5([("a", opts(0))]) == [0]  # 6 bytes
+        c.send(subscribe5(2, [(f"f/{i}", opts(0)) for i in range(5)]))  # SUBACK: 10 bytes
+        c.expect_closed()
