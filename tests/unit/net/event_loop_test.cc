@@ -269,26 +269,37 @@ class ArmTimeoutOnOpen : public RecordingHandler {
   }
 };
 
+// A running loop with a 10 ms timer tick serving one H.
+template <typename H>
+struct FineTickLoop {
+  static constexpr uint32_t kTickMs = 10;
+  static LoopConfig config() {
+    LoopConfig c;
+    c.timer_tick_ms = kTickMs;
+    return c;
+  }
+  LoopThread lt{config()};
+  uint16_t port = 0;
+  H* h = lt.serve<H>(port);
+  FineTickLoop() { lt.start(); }
+};
+
 // A loop with nothing to time sleeps in epoll_wait, and its wheel does not advance meanwhile.
 // A deadline armed when it wakes (a new connection's first timer) must count from the time it
 // woke, not from the wheel's last tick: armed from that, it would be due at once.
 TEST(EventLoop, ATimeoutArmedAfterALongSleepIsNotAlreadyDue) {
-  LoopConfig config;
-  config.timer_tick_ms = 10;
-  LoopThread lt(config);
-  uint16_t port = 0;
-  auto* h = lt.serve<ArmTimeoutOnOpen>(port);
-  lt.start();
+  FineTickLoop<ArmTimeoutOnOpen> loop;
+  auto* h = loop.h;
   for (int round = 1; round <= 2; ++round) {
     // Idle for longer than the timeout: no connection, no timer, the loop sleeps.
     std::this_thread::sleep_for(std::chrono::milliseconds(3 * ArmTimeoutOnOpen::kTimeoutMs));
-    UniqueFd c = connect_client(port);
+    UniqueFd c = connect_client(loop.port);
     ASSERT_TRUE(eventually([&] { return h->closed.load() == round; }));
     EXPECT_EQ(h->reason(round - 1), CloseReason::kIdleTimeout);
     // The loop's clock is cached per iteration and the wheel counts whole ticks: the timeout
     // may fire up to one tick early, never at once.
     EXPECT_GE(h->fired_at_ms.load() - h->armed_at_ms.load(),
-              ArmTimeoutOnOpen::kTimeoutMs - config.timer_tick_ms)
+              ArmTimeoutOnOpen::kTimeoutMs - loop.kTickMs)
         << "round " << round << ": the deadline was armed from a stale wheel tick";
   }
 }
@@ -334,39 +345,29 @@ bool trickle_until_closed(int fd, std::string_view unit, std::chrono::millisecon
 
 TEST(EventLoop, APartialFrameTrickledForeverDoesNotPushAnIdleTimeout) {
   using H = FrameTimeouts<false>;
-  LoopConfig config;
-  config.timer_tick_ms = 10;
-  LoopThread lt(config);
-  uint16_t port = 0;
-  auto* h = lt.serve<H>(port);
-  lt.start();
+  FineTickLoop<H> loop;
   // Whole frames are activity: the connection lives while they come.
-  UniqueFd talker = connect_client(port);
+  UniqueFd talker = connect_client(loop.port);
   const std::string frame(H::kFrame, 'f');
   EXPECT_FALSE(trickle_until_closed(talker.get(), frame, 3 * std::chrono::milliseconds(H::kTimeoutMs)))
       << "whole frames must push the idle timeout";
   // A frame never finished is not: one byte every 50 ms, 64 bytes would take 3.2 s.
-  UniqueFd trickler = connect_client(port);
+  UniqueFd trickler = connect_client(loop.port);
   EXPECT_TRUE(trickle_until_closed(trickler.get(), "x", 20 * std::chrono::milliseconds(H::kTimeoutMs)))
       << "bytes of a frame that never completes kept the connection open";
-  ASSERT_TRUE(eventually([&] { return h->closed.load() >= 1; }));
-  EXPECT_EQ(h->reason(0), CloseReason::kIdleTimeout);
+  ASSERT_TRUE(eventually([&] { return loop.h->closed.load() >= 1; }));
+  EXPECT_EQ(loop.h->reason(0), CloseReason::kIdleTimeout);
 }
 
 TEST(EventLoop, AFixedDeadlineIsNotPushedByInput) {
   using H = FrameTimeouts<true>;
-  LoopConfig config;
-  config.timer_tick_ms = 10;
-  LoopThread lt(config);
-  uint16_t port = 0;
-  auto* h = lt.serve<H>(port);
-  lt.start();
-  UniqueFd c = connect_client(port);
+  FineTickLoop<H> loop;
+  UniqueFd c = connect_client(loop.port);
   const std::string frame(H::kFrame, 'f');
   EXPECT_TRUE(trickle_until_closed(c.get(), frame, 20 * std::chrono::milliseconds(H::kTimeoutMs)))
       << "whole frames pushed a fixed deadline";
-  ASSERT_TRUE(eventually([&] { return h->closed.load() == 1; }));
-  EXPECT_EQ(h->reason(0), CloseReason::kIdleTimeout);
+  ASSERT_TRUE(eventually([&] { return loop.h->closed.load() == 1; }));
+  EXPECT_EQ(loop.h->reason(0), CloseReason::kIdleTimeout);
 }
 
 // A listening socket the test owns (blocking), for outbound connects.
