@@ -24,7 +24,7 @@ struct BrokerConfig {
   // and below).
   size_t max_queued_bytes = 16 << 20;
   // Bytes the QoS 1/2 messages of one session may hold, queued and in flight together, as
-  // SessionQueues::held_bytes counts them (entries, topics, payloads, properties, each shared
+  // held_bytes_of (inflight.h) counts them (entries, topics, payloads, properties, each shared
   // buffer in full); past it new ones are dropped and counted. One message is always admitted
   // into an empty session. 0: bounded by max_queued_messages and max_inflight only, which is no
   // bound in bytes worth the name (100,000 x a 1 MiB packet).

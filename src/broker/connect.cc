@@ -23,11 +23,15 @@ using mqtt::ReasonCode;
 // "server unavailable" (CONNACK 3) rather than waiting behind a login storm.
 constexpr size_t kMaxQueuedAuthChecks = 10000;
 
+namespace {
+
 // Bytes of a 5.0 CONNACK carrying `props` bytes of properties.
 size_t connack_size(size_t props) {
   const size_t remaining = 2 + mqtt::varint_size(static_cast<uint32_t>(props)) + props;
   return 1 + mqtt::varint_size(static_cast<uint32_t>(remaining)) + remaining;
 }
+
+}  // namespace
 
 Action MqttHandler::handle_connect(Connection& c, mqtt::Bytes body) {
   auto d = mqtt::decode_connect(body);

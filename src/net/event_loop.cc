@@ -190,7 +190,7 @@ void EventLoop::cancel_timer(uint64_t timer_id) {
 // The wheel tick of the loop's clock. Every connection deadline is armed from this, not from
 // the wheel's own tick: the wheel advances only in the timer phase and not at all while it is
 // empty, so on a loop that slept its tick lies in the past, and a deadline armed from it
-// (a new connection's CONNECT timer, a keep-alive extended by a read) would already be due.
+// (a new connection's CONNECT timer, a keep-alive pushed by a packet) would already be due.
 uint32_t EventLoop::now_tick() const noexcept {
   return static_cast<uint32_t>(now_ms_ / config_.timer_tick_ms);
 }
