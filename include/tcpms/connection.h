@@ -66,15 +66,20 @@ class Connection {
   // --- flow control and timers ------------------------------------------------------------
   void pause_reading() noexcept;   // e.g. rate limits; resume_reading() continues
   void resume_reading() noexcept;
-  // Idle deadline: on_timeout fires when no bytes arrived for `ms` (0 disables). Reads push
-  // the deadline forward in O(1) without touching the timer wheel.
+  // Idle deadline: on_timeout fires when the handler consumed no input for `ms` (0 disables).
+  // Input it consumes (whole frames) pushes the deadline forward in O(1) without touching the
+  // timer wheel; bytes it leaves pending (a partial frame) do not, so a peer cannot hold the
+  // connection by trickling a frame it never finishes.
   void set_timeout(uint32_t ms) noexcept;
   // The deadline set_timeout set, in the loop's timer ticks as milliseconds (0: none).
   uint32_t timeout_ms() const noexcept;
+  // Fixed deadline: on_timeout fires `ms` from now whatever arrives (a login that must be done
+  // in time). set_timeout or set_deadline replace it; 0 disables.
+  void set_deadline(uint32_t ms) noexcept;
 
   // Schedules a close after the current callback returns (never closes under the caller).
   void close(CloseReason reason = CloseReason::kProtocol) noexcept;
-  void close_after_flush() noexcept;
+  void close_after_flush(CloseReason reason = CloseReason::kProtocol) noexcept;
 
   // Peer and local addresses (a syscall each: connections do not store them).
   bool peer_address(sockaddr_storage& out) const noexcept;
@@ -104,6 +109,7 @@ class Connection {
     kLingering = 1 << 10,       // output flushed and FIN sent: discarding input until the
                                 // peer's FIN, so our close cannot turn into a reset
     kRedeliver = 1 << 11,       // reading resumed: present held input again before reading
+    kFixedDeadline = 1 << 12,   // the timer is a set_deadline: input does not push it
   };
 
   EventLoop* loop_ = nullptr;
@@ -114,7 +120,7 @@ class Connection {
   uint32_t slot_ = 0;
   uint32_t generation_ = 1;
   net::TimerHook timer_;
-  uint32_t timeout_ticks_ = 0;
+  uint32_t timeout_ticks_ = 0;  // the idle timeout (or fixed deadline), in wheel ticks
   uint16_t flags_ = 0;
   uint8_t handler_ = 0;
   CloseReason close_reason_ = CloseReason::kPeerClosed;

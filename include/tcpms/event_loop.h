@@ -129,11 +129,12 @@ class EventLoop {
   void close_gracefully(Connection& c);
   void discard_input(Connection& c);
   void read_again_later(Connection& c);
-  void set_conn_timeout(Connection& c, uint32_t ms);
+  void set_conn_timeout(Connection& c, uint32_t ms, bool fixed);
   void resume_reading(Connection& c);
   Connection& slot_ref(uint32_t slot) noexcept;
 
   // Iteration phases and their helpers (event_loop.cc).
+  uint32_t now_tick() const noexcept;
   int next_timeout_ms() const;
   void dispatch(uint64_t tag, uint32_t events);
   void handle_accept(uint32_t listener);

@@ -63,7 +63,8 @@ class Handler {
   // The peer sent FIN. The default answers what is queued, then closes.
   virtual Action on_peer_shutdown(Connection& conn) { return Action::kCloseAfterFlush; }
 
-  // The connection's timer (Connection::set_timeout) expired with no read activity.
+  // The connection's timer expired: no input consumed for its set_timeout, or its
+  // set_deadline came.
   virtual Action on_timeout(Connection& conn) { return Action::kClose; }
 
   // Output that had been held back by backpressure drained below the low-water mark.

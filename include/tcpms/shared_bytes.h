@@ -44,6 +44,9 @@ class SharedBytes {
   }
   std::byte* mutable_data() noexcept { return block_ ? block_->data() : nullptr; }
   size_t size() const noexcept { return block_ ? block_->size : 0; }
+  // Bytes the block occupies (its header and data; the allocator adds a few of its own);
+  // 0 without one.
+  size_t footprint() const noexcept { return block_ ? sizeof(Block) + block_->size : 0; }
   bool empty() const noexcept { return size() == 0; }
   uint32_t use_count() const noexcept {
     return block_ ? block_->refs.load(std::memory_order_relaxed) : 0;

@@ -478,7 +478,8 @@ void Broker::render_metrics(std::string& out) const {
        "QoS 0 messages dropped because the subscriber's output backlog was over its bound.",
        &BrokerStats::qos0_dropped_slow},
       {"tcpms_mqtt_queue_dropped_total", "counter",
-       "QoS 1/2 messages dropped because the session queue was full.", &BrokerStats::queue_dropped},
+       "QoS 1/2 messages dropped for a session that held its limit (mqtt.max_queued_messages "
+       "or mqtt.max_session_bytes).", &BrokerStats::queue_dropped},
       {"tcpms_mqtt_protocol_violations_total", "counter",
        "Connections closed for a protocol violation.", &BrokerStats::protocol_violations},
       {"tcpms_mqtt_takeovers_total", "counter",

@@ -22,7 +22,7 @@ struct BrokerStats {
   Counter queued_messages;     // gauge: QoS 1/2 waiting in sessions
   Counter inflight_messages;   // gauge
   Counter qos0_dropped_slow;   // QoS 0 dropped for a slow consumer
-  Counter queue_dropped;       // QoS 1/2 dropped: session queue full
+  Counter queue_dropped;       // QoS 1/2 dropped: session at its count or byte bound
   Counter protocol_violations;
   Counter takeovers;
   Counter keepalive_expired;

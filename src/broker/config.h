@@ -25,8 +25,12 @@ struct BrokerConfig {
   // it are dropped (counted), QoS 1/2 wait in its session (bounded by the two limits above
   // and below).
   size_t max_queued_bytes = 16 << 20;
-  // Payload bytes of QoS 1/2 messages waiting in one session (0: bounded by count only).
-  size_t max_session_bytes = 0;
+  // Bytes the QoS 1/2 messages of one session may hold, queued and in flight together, as
+  // held_bytes_of (inflight.h) counts them (entries, topics, payloads, properties, each shared
+  // buffer in full); past it new ones are dropped and counted. One message is always admitted
+  // into an empty session. 0: bounded by max_queued_messages and max_inflight only, which is no
+  // bound in bytes worth the name (100,000 x a 1 MiB packet).
+  size_t max_session_bytes = 16 << 20;
   uint32_t max_client_id_len = 256;   // longer ids get CONNACK 0x02 [MQTT-3.1.3-9]
   uint32_t max_topic_levels = 32;     // deeper topics/filters are refused
   uint32_t connect_timeout_ms = 10000;  // accept -> CONNECT deadline

@@ -1,6 +1,7 @@
 // MqttHandler, CONNECT: the packet's checks, authentication on the worker pool, claiming the
 // client id (a takeover on this loop, a handover from another loop, a fetch from another
 // process), and CONNACK.
+#include <array>
 #include <ctime>
 
 #include <spdlog/spdlog.h>
@@ -8,6 +9,7 @@
 #include "broker/mqtt_handler.h"
 #include "broker/pending_connect.h"
 #include "mqtt/topic.h"
+#include "mqtt/vbi.h"
 #include "tcpms/server.h"
 #include "tcpms/worker_pool.h"
 
@@ -20,6 +22,16 @@ using mqtt::ReasonCode;
 // Password checks queued on the worker pool past which a CONNECT is refused at once with
 // "server unavailable" (CONNACK 3) rather than waiting behind a login storm.
 constexpr size_t kMaxQueuedAuthChecks = 10000;
+
+namespace {
+
+// Bytes of a 5.0 CONNACK carrying `props` bytes of properties.
+size_t connack_size(size_t props) {
+  const size_t remaining = 2 + mqtt::varint_size(static_cast<uint32_t>(props)) + props;
+  return 1 + mqtt::varint_size(static_cast<uint32_t>(remaining)) + remaining;
+}
+
+}  // namespace
 
 Action MqttHandler::handle_connect(Connection& c, mqtt::Bytes body) {
   auto d = mqtt::decode_connect(body);
@@ -35,21 +47,24 @@ Action MqttHandler::handle_connect(Connection& c, mqtt::Bytes body) {
     return violation(c, d.error().what);
   }
   const mqtt::Connect& k = *d;
+  const bool v5 = is_v5(k.version);
+  // The client's Maximum Packet Size: nothing we send may exceed it [MQTT-3.1.2-24], a
+  // CONNACK included (0: no limit).
+  const uint32_t client_max = v5 ? k.properties.number(PropertyId::kMaximumPacketSize).value_or(0) : 0;
   auto refuse = [&](uint8_t code, const char* why) {
     // A refused CONNECT gets session present 0 [MQTT-3.2.2-4] and the connection closes
     // [MQTT-3.2.2-5].
     spdlog::debug("mqtt: CONNECT from '{}' refused ({}): {}", k.client_id, code, why);
     stats_.connects_refused.add();
-    send_connack(c, k.version, false, code);
+    send_connack(c, k.version, false, code, client_max);
     return Action::kCloseAfterFlush;
   };
-  const bool v5 = is_v5(k.version);
   if (v5 && k.properties.find(PropertyId::kAuthenticationMethod)) {
     // No enhanced authentication here (5.0 §4.12): refuse with 0x8C [MQTT-4.12.0-1].
     spdlog::debug("mqtt: CONNECT from '{}' refused: Authentication Method not supported",
                   k.client_id);
     stats_.connects_refused.add();
-    send_connack_v5(c, false, ReasonCode::kBadAuthenticationMethod);
+    send_connack_v5(c, false, ReasonCode::kBadAuthenticationMethod, {}, client_max);
     return Action::kCloseAfterFlush;
   }
   std::string client_id(k.client_id);
@@ -65,6 +80,15 @@ Action MqttHandler::handle_connect(Connection& c, mqtt::Bytes body) {
   }
   if (client_id.size() > cfg_.max_client_id_len)
     return refuse(0x02, "client id longer than --max-client-id-len [MQTT-3.1.3-9]");
+  if (client_max != 0 && connack_size(assigned ? 3 + client_id.size() : 0) > client_max) {
+    // Not even the CONNACK without the properties we may leave out fits: we can send this
+    // client nothing at all [MQTT-3.1.2-24]. Close before the id is claimed (no takeover, no
+    // session), as Mosquitto does.
+    spdlog::debug("mqtt: CONNECT from '{}' closed: its Maximum Packet Size ({}) is below the "
+                  "smallest CONNACK", client_id, client_max);
+    stats_.connects_refused.add();
+    return Action::kClose;
+  }
   std::unique_ptr<Will> will;
   if (k.will) {
     if (mqtt::validate_topic_name(k.will->topic, cfg_.max_topic_levels) != mqtt::TopicError::kOk)
@@ -115,7 +139,7 @@ Action MqttHandler::handle_connect(Connection& c, mqtt::Bytes body) {
   if (broker_.server().workers().queued() >= kMaxQueuedAuthChecks) {
     stats_.connects_refused.add();
     if (is_v5(p->version))
-      send_connack_v5(c, false, ReasonCode::kServerBusy);
+      send_connack_v5(c, false, ReasonCode::kServerBusy, {}, p->max_packet_size);
     else
       send_connack(c, p->version, false, 0x03);  // server unavailable [MQTT-3.2.2.3]
     return Action::kCloseAfterFlush;
@@ -142,7 +166,7 @@ Action MqttHandler::handle_connect(Connection& c, mqtt::Bytes body) {
           info->why ? info->why
                     : (result == AuthResult::kBadUserNameOrPassword ? "bad user name or password"
                                                                      : "not authorized"));
-      send_connack(*cc, p->version, false, static_cast<uint8_t>(result));
+      send_connack(*cc, p->version, false, static_cast<uint8_t>(result), p->max_packet_size);
       cc->close_after_flush();
       return;
     }
@@ -221,15 +245,7 @@ Action MqttHandler::attach(Connection& c, Session* s, PendingConnect* p, bool pr
     s->offline = false;
     stats_.sessions_offline.sub();
   }
-  offline_timers_.disarm(*s);  // back online: no expiry, no delayed will
-  // A will still delayed from the last connection: dropped if the session continues
-  // [MQTT-3.1.3-9]; if a new one starts, the old one has ended, so the will goes out now.
-  if (s->extra && s->extra->delayed_will) {
-    if (present)
-      s->extra->delayed_will.reset();
-    else
-      flush_delayed_will(*s);
-  }
+  offline_timers_.disarm(*s);  // back online: no expiry (a delayed will went in take_over)
   s->conn = &c;
   s->version = p->version;
   // 5.0: the session outlives the connection only with a Session Expiry Interval.
@@ -254,7 +270,9 @@ Action MqttHandler::attach(Connection& c, Session* s, PendingConnect* p, bool pr
   delete p;
   broker_.registry().set_conn(s->client_id(), s, c.id());
   stats_.sessions_connected.add();
-  // Keep-alive on the engine's timer wheel; every read pushes the deadline [MQTT-3.1.2-24].
+  // Keep-alive on the engine's timer wheel, replacing the CONNECT deadline: every complete
+  // packet pushes it [MQTT-3.1.2-24]; a partial one does not (the engine counts only input
+  // the handler consumes), so a packet trickled without end cannot keep the connection.
   c.set_timeout(keep_alive_s ? static_cast<uint32_t>(keep_alive_s) * 1500u : 0u);
   send_connack_success(c, *s, present, assigned_id);
   if (s->has_queues()) {
@@ -270,12 +288,25 @@ void MqttHandler::send_connack_success(Connection& c, Session& s, bool present, 
     // wildcards, shared subscriptions and QoS 2 are available: the defaults, not sent.
     props_scratch_.resize(64 + s.client_id().size());
     mqtt::PropertyBuilder b(props_scratch_);
-    if (assigned_id) b.add(PropertyId::kAssignedClientIdentifier, s.client_id());  // [MQTT-3.2.2-16]
-    b.add(PropertyId::kReceiveMaximum, static_cast<uint32_t>(server_receive_maximum()));
-    b.add(PropertyId::kMaximumPacketSize,
-          static_cast<uint32_t>(std::min<size_t>(cfg_.max_packet_size, mqtt::kMaxVarInt + 5)));
-    b.add(PropertyId::kTopicAliasMaximum, kTopicAliasMaximum);
-    send_connack_v5(c, present, ReasonCode::kSuccess, b.properties());
+    // Required when we assigned the id [MQTT-3.2.2-16]; handle_connect made sure it fits.
+    if (assigned_id) b.add(PropertyId::kAssignedClientIdentifier, s.client_id());
+    // The rest only as far as the client's Maximum Packet Size allows [MQTT-3.1.2-24], most
+    // useful first: the limits it must keep to (over them it is disconnected, 0x95 / 0x93),
+    // then what an absent property says safely enough (Topic Alias Maximum absent is 0, so the
+    // client uses no aliases; shared subscriptions are available, the default).
+    const std::pair<PropertyId, uint32_t> optional[] = {
+        {PropertyId::kMaximumPacketSize,
+         static_cast<uint32_t>(std::min<size_t>(cfg_.max_packet_size, mqtt::kMaxVarInt + 5))},
+        {PropertyId::kReceiveMaximum, server_receive_maximum()},
+        {PropertyId::kTopicAliasMaximum, kTopicAliasMaximum},
+    };
+    const uint32_t limit = s.max_packet_size();
+    for (const auto& [id, value] : optional) {
+      std::array<std::byte, 8> one;
+      const size_t wire = mqtt::PropertyBuilder(one).add(id, value).size();
+      if (limit == 0 || connack_size(b.size() + wire) <= limit) b.add(id, value);
+    }
+    send_connack_v5(c, present, ReasonCode::kSuccess, b.properties(), limit);
   } else {
     send_connack(c, s.version, present, 0x00);
   }

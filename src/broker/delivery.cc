@@ -66,6 +66,11 @@ void MqttHandler::deliver(Session& s, const Message& msg, QoS granted, bool reta
     s.trim();
     return;  // expired, or too big for this client: dropped for it alone
   }
+  if (!q.admits(out, cfg_.max_session_bytes)) {
+    // The window holds the session's byte bound already (large messages not yet acknowledged).
+    stats_.queue_dropped.add();
+    return;
+  }
   start_inflight(c, s, std::move(out));
 }
 
@@ -80,7 +85,9 @@ void MqttHandler::queue_message(Session& s, OutMessage m) {
   if (s.queues().enqueue(std::move(m), cfg_.max_queued_messages, cfg_.max_session_bytes)) {
     stats_.queued_messages.add();
   } else {
-    stats_.queue_dropped.add();  // bounded per client: the newest message is dropped
+    // Bounded per client, by count and by the bytes its queued and in-flight messages hold:
+    // the newest message is dropped.
+    stats_.queue_dropped.add();
     s.trim();
   }
 }

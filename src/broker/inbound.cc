@@ -110,6 +110,11 @@ Action MqttHandler::handle_ack(Connection& c, Session& s, PacketType type, mqtt:
   auto d = mqtt::decode_publish_response(type, body, s.version);
   if (!d) return violation(c, d.error().what, d.error().code);
   const uint16_t id = d->packet_id;
+  if (type != PacketType::kPubrel && s.has_queues() && s.queues_->wrong_ack(type, id)) {
+    // PUBCOMP or PUBREC for a QoS 1 message, PUBACK for a QoS 2 one, PUBCOMP before our PUBREL:
+    // not a late duplicate (those name ids no longer in flight) but a broken handshake.
+    return violation(c, "acknowledgement of the wrong type for an in-flight message [MQTT-4.8.0-1]");
+  }
   switch (type) {
     case PacketType::kPuback:
       if (s.has_queues() && s.queues_->on_puback(id)) {

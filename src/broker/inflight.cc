@@ -1,8 +1,29 @@
 #include "broker/inflight.h"
 
 #include <algorithm>
+#include <utility>
 
 namespace tcpms::broker {
+
+namespace {
+
+// What malloc adds to a block: an 8-byte chunk header, and rounding to 16 bytes.
+constexpr size_t kAllocOverhead = 16;
+// A queue entry beyond the OutMessage itself: a std::deque node keeps 9 entries in 512 bytes
+// behind a map pointer (about 8 bytes an entry); the in-flight window is a std::vector whose
+// capacity runs up to twice its size (half an entry each, on average).
+constexpr size_t kEntryOverhead = sizeof(OutMessage) / 2 + 8;
+
+size_t held(const SharedBytes& b) noexcept {
+  return b.footprint() == 0 ? 0 : b.footprint() + kAllocOverhead;
+}
+
+}  // namespace
+
+size_t held_bytes_of(const OutMessage& m) noexcept {
+  return sizeof(OutMessage) + kEntryOverhead + held(m.topic) + held(m.payload) +
+         held(m.props.wire) + held(m.sub_ids);
+}
 
 bool SessionQueues::id_in_use(uint16_t id) const noexcept {
   return std::any_of(inflight_.begin(), inflight_.end(),
@@ -16,6 +37,7 @@ OutMessage& SessionQueues::start(OutMessage m) {
   } while (id_in_use(last_packet_id_));
   m.packet_id = last_packet_id_;
   m.state = m.qos == mqtt::QoS::k2 ? OutMessage::State::kWaitPubrec : OutMessage::State::kWaitPuback;
+  held_bytes_ += held_bytes_of(m);
   inflight_.push_back(std::move(m));
   return inflight_.back();
 }
@@ -27,17 +49,35 @@ bool SessionQueues::restore_inflight(OutMessage m) {
     m.topic = SharedBytes();  // only the id matters from here on [MQTT-4.3.3-1]
     m.payload = SharedBytes();
   }
+  held_bytes_ += held_bytes_of(m);
   inflight_.push_back(std::move(m));
   return true;
 }
 
-OutMessage* SessionQueues::find(uint16_t id) noexcept {
-  for (auto& m : inflight_)
+const OutMessage* SessionQueues::find(uint16_t id) const noexcept {
+  for (const auto& m : inflight_)
     if (m.packet_id == id) return &m;
   return nullptr;
 }
 
+OutMessage* SessionQueues::find(uint16_t id) noexcept {
+  return const_cast<OutMessage*>(std::as_const(*this).find(id));
+}
+
+bool SessionQueues::wrong_ack(mqtt::PacketType type, uint16_t id) const noexcept {
+  const OutMessage* m = find(id);
+  if (m == nullptr) return false;
+  using S = OutMessage::State;
+  switch (type) {
+    case mqtt::PacketType::kPuback: return m->state != S::kWaitPuback;
+    case mqtt::PacketType::kPubrec: return m->state == S::kWaitPuback;  // repeated: PUBREL again
+    case mqtt::PacketType::kPubcomp: return m->state != S::kWaitPubcomp;
+    default: return false;
+  }
+}
+
 void SessionQueues::erase(OutMessage* m) {
+  held_bytes_ -= held_bytes_of(*m);
   // Keep send order: redelivery after reconnect must follow the original order [MQTT-4.6.0-2].
   inflight_.erase(inflight_.begin() + (m - inflight_.data()));
 }
@@ -56,8 +96,12 @@ bool SessionQueues::on_pubrec(uint16_t id) {
   if (m->state != OutMessage::State::kWaitPubrec) return false;
   m->state = OutMessage::State::kWaitPubcomp;
   // From here on only the packet id matters [MQTT-4.3.3-1]: release the shared bytes.
+  held_bytes_ -= held_bytes_of(*m);
   m->payload = SharedBytes();
   m->topic = SharedBytes();
+  m->props = MessageProps();
+  m->sub_ids = SharedBytes();
+  held_bytes_ += held_bytes_of(*m);
   return true;
 }
 
@@ -75,12 +119,15 @@ bool SessionQueues::abandon(uint16_t id) {
   return true;
 }
 
+bool SessionQueues::admits(const OutMessage& m, size_t max_bytes) const noexcept {
+  if (max_bytes == 0 || (queued_.empty() && inflight_.empty())) return true;
+  return held_bytes_ + held_bytes_of(m) <= max_bytes;
+}
+
 bool SessionQueues::enqueue(OutMessage m, size_t max_messages, size_t max_bytes) {
-  size_t bytes = m.payload.size() + m.topic.size();
-  if (queued_.size() >= max_messages) return false;
-  if (max_bytes != 0 && !queued_.empty() && queued_bytes_ + bytes > max_bytes) return false;
+  if (queued_.size() >= max_messages || !admits(m, max_bytes)) return false;
   m.state = OutMessage::State::kQueued;
-  queued_bytes_ += bytes;
+  held_bytes_ += held_bytes_of(m);
   queued_.push_back(std::move(m));
   return true;
 }
@@ -88,7 +135,7 @@ bool SessionQueues::enqueue(OutMessage m, size_t max_messages, size_t max_bytes)
 OutMessage SessionQueues::pop_queued() {
   OutMessage m = std::move(queued_.front());
   queued_.pop_front();
-  queued_bytes_ -= m.payload.size() + m.topic.size();
+  held_bytes_ -= held_bytes_of(m);
   return m;
 }
 
@@ -97,7 +144,7 @@ size_t SessionQueues::clear() {
   inflight_.clear();
   queued_.clear();
   incoming_.clear();
-  queued_bytes_ = 0;
+  held_bytes_ = 0;
   return n;
 }
 
@@ -120,6 +167,7 @@ void SessionQueues::take_shared(uint32_t group, std::vector<OutMessage>& out, si
   for (size_t i = 0; i < inflight_.size();) {
     OutMessage& m = inflight_[i];
     if (m.shared_group == group && m.state == OutMessage::State::kWaitPuback) {
+      held_bytes_ -= held_bytes_of(m);
       m.state = OutMessage::State::kQueued;
       m.packet_id = 0;
       out.push_back(std::move(m));
@@ -131,7 +179,7 @@ void SessionQueues::take_shared(uint32_t group, std::vector<OutMessage>& out, si
   }
   for (auto it = queued_.begin(); it != queued_.end();) {
     if (it->shared_group == group) {
-      queued_bytes_ -= it->payload.size() + it->topic.size();
+      held_bytes_ -= held_bytes_of(*it);
       out.push_back(std::move(*it));
       it = queued_.erase(it);
     } else {

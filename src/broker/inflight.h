@@ -45,6 +45,14 @@ struct OutMessage : Message {
   }
 };
 
+// Bytes one queued or in-flight message may keep alive: its entry (the container's share
+// included) and every buffer it references, each in full with the allocator's overhead. Topic,
+// payload and properties are shared with the other subscribers of the same publish, but any one
+// session may end up the last to hold them, so each session that holds one is charged for it:
+// the charges bound the memory from above (a payload shared by 10,000 queues is one payload in
+// memory and 10,000 charges). A QoS 2 message past PUBREC holds only its entry.
+size_t held_bytes_of(const OutMessage& m) noexcept;
+
 class SessionQueues {
  public:
   bool idle() const noexcept { return inflight_.empty() && queued_.empty() && incoming_.empty(); }
@@ -53,23 +61,36 @@ class SessionQueues {
   bool window_has_room(size_t window) const noexcept { return inflight_.size() < window; }
   size_t inflight_count() const noexcept { return inflight_.size(); }
   // Moves `m` into the window with a fresh packet id (never 0, never one in use
-  // [MQTT-2.3.1-2]) and the state that awaits its first acknowledgement.
+  // [MQTT-2.3.1-2]) and the state that awaits its first acknowledgement. Not checked against
+  // the byte bound: the caller asked admits() (a message from the queue was admitted there).
   OutMessage& start(OutMessage m);
   // Acknowledgements. Each returns false when no entry with that id is in the matching state
-  // (a duplicate or unknown ack, which 3.1.1 lets us ignore).
+  // (a duplicate or unknown ack, which 3.1.1 lets us ignore; wrong_ack() tells the ones that
+  // are violations).
   bool on_puback(uint16_t packet_id);    // QoS 1 done [MQTT-4.3.2-1]
   bool on_pubrec(uint16_t packet_id);    // QoS 2: -> kWaitPubcomp; payload dropped [MQTT-4.3.3-1]
   bool on_pubcomp(uint16_t packet_id);   // QoS 2 done
+  // True when `type` (PUBACK, PUBREC or PUBCOMP) names a message in flight at a stage of its
+  // handshake that type cannot acknowledge: PUBREC or PUBCOMP for QoS 1, PUBACK for QoS 2,
+  // PUBCOMP before our PUBREL. A protocol violation [MQTT-4.8.0-1]. An id not in flight is not
+  // (a late duplicate, e.g. after a reconnect), nor is a PUBREC repeated after our PUBREL.
+  bool wrong_ack(mqtt::PacketType type, uint16_t packet_id) const noexcept;
   // Gives up on an in-flight message whatever its state (it can no longer be sent to this
   // client: over the Maximum Packet Size its new connection announced).
   bool abandon(uint16_t packet_id);
   std::vector<OutMessage>& inflight() noexcept { return inflight_; }
 
-  // Waiting messages (FIFO). False when full (by count or bytes): the caller counts the drop.
+  // Whether `m` may join this session's messages, queued or in flight, within `max_bytes` of
+  // held_bytes_of() for all of them together (0: no byte bound). A session holding none admits
+  // any one message, so a message larger than the bound still gets through, alone.
+  bool admits(const OutMessage& m, size_t max_bytes) const noexcept;
+  // Waiting messages (FIFO). False when full (by count, or admits() says no): the caller
+  // counts the drop.
   bool enqueue(OutMessage m, size_t max_messages, size_t max_bytes);
   bool has_queued() const noexcept { return !queued_.empty(); }
   size_t queued_count() const noexcept { return queued_.size(); }
-  size_t queued_bytes() const noexcept { return queued_bytes_; }
+  // held_bytes_of() every message queued or in flight, summed.
+  size_t held_bytes() const noexcept { return held_bytes_; }
   OutMessage pop_queued();
   // Drops everything (clean session reset); returns how many queued messages went.
   size_t clear();
@@ -101,13 +122,14 @@ class SessionQueues {
 
  private:
   OutMessage* find(uint16_t packet_id) noexcept;
+  const OutMessage* find(uint16_t packet_id) const noexcept;
   bool id_in_use(uint16_t packet_id) const noexcept;
   void erase(OutMessage* m);
 
   std::vector<OutMessage> inflight_;
   std::deque<OutMessage> queued_;
   std::vector<uint16_t> incoming_;
-  size_t queued_bytes_ = 0;
+  size_t held_bytes_ = 0;
   uint16_t last_packet_id_ = 0;
 };
 

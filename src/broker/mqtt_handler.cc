@@ -49,9 +49,10 @@ Action MqttHandler::on_open(Connection& conn) {
       return Action::kClose;
     }
   }
-  // A CONNECT must arrive within the deadline (Mosquitto has none by default; a peer that
-  // opens sockets and says nothing would hold them forever).
-  conn.set_timeout(cfg_.connect_timeout_ms);
+  // A CONNECT must arrive, and be answered, within the deadline counted from accept
+  // (Mosquitto has none by default; a peer that opens sockets and says nothing, or sends its
+  // CONNECT a byte at a time, would hold them forever). A fixed deadline: bytes do not push it.
+  conn.set_deadline(cfg_.connect_timeout_ms);
   return Action::kKeep;
 }
 

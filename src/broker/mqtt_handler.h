@@ -239,9 +239,15 @@ class MqttHandler final : public Handler {
   template <typename Packet>
   void send_packet(Connection& c, const Packet& p, mqtt::ProtocolVersion v, mqtt::PacketType t);
   // `code` is a 3.1.1 return code; a 5.0 client gets its 5.0 equivalent (0x02 -> 0x85, ...).
-  void send_connack(Connection& c, mqtt::ProtocolVersion v, bool present, uint8_t code);
+  // `client_max_packet_size`: the CONNECT's Maximum Packet Size (0: none); a CONNACK over it
+  // is not sent [MQTT-3.1.2-24].
+  void send_connack(Connection& c, mqtt::ProtocolVersion v, bool present, uint8_t code,
+                    uint32_t client_max_packet_size = 0);
   void send_connack_v5(Connection& c, bool present, mqtt::ReasonCode code,
-                       mqtt::Properties props = {});
+                       mqtt::Properties props = {}, uint32_t client_max_packet_size = 0);
+  // False (and the connection closing) when a packet of `packet_bytes` would exceed the
+  // client's Maximum Packet Size [MQTT-3.1.2-24]; send_packet asks before every packet.
+  bool fits_client(Connection& c, size_t packet_bytes);
   void send_disconnect(Connection& c, mqtt::ReasonCode code);  // 5.0 only
   void send_ack(Connection& c, Session& s, mqtt::PacketType t, uint16_t id,
                 mqtt::ReasonCode code = mqtt::ReasonCode::kSuccess);
@@ -284,8 +290,11 @@ class MqttHandler final : public Handler {
   void arm_offline_timers(Session& s);
   void arm_offline_loop_timer();
   void run_offline_timers();
-  // Closes the session's connection as a takeover (the will goes out) and leaves the session
-  // offline, whatever its CleanSession, so the caller decides what becomes of it.
+  // A new connection for the session's client id is opening: closes the session's connection
+  // as a takeover (its will goes out, unless it has a Will Delay [MQTT-3.1.2-8]; what was
+  // queued for it, a CONNACK included, is flushed first), drops a will still waiting for its
+  // delay, and leaves the session offline whatever its CleanSession, so the caller decides
+  // what becomes of it.
   void take_over(Session& s);
 
   // Receive Maximum we announce: inbound QoS 2 publishes awaiting PUBREL (QoS 1 is
@@ -334,7 +343,7 @@ template <typename Packet>
 void MqttHandler::send_packet(Connection& c, const Packet& p, mqtt::ProtocolVersion v,
                               mqtt::PacketType t) {
   size_t n = mqtt::encoded_size(p, v);
-  if (n == 0) return;
+  if (n == 0 || !fits_client(c, n)) return;
   scratch_.resize(std::max(scratch_.size(), n));
   n = mqtt::encode(p, v, mqtt::OutBytes(scratch_.data(), n));
   // enqueue: everything for this client in one loop iteration leaves in one write.

@@ -3,6 +3,8 @@
 // a PUBLISH enqueues its header and keeps the payload by reference.
 #include <cstring>
 
+#include <spdlog/spdlog.h>
+
 #include "broker/mqtt_handler.h"
 
 namespace tcpms::broker {
@@ -12,11 +14,12 @@ using mqtt::ProtocolVersion;
 using mqtt::QoS;
 using mqtt::ReasonCode;
 
-void MqttHandler::send_connack(Connection& c, ProtocolVersion v, bool present, uint8_t code) {
+void MqttHandler::send_connack(Connection& c, ProtocolVersion v, bool present, uint8_t code,
+                               uint32_t client_max_packet_size) {
   const ReasonCode reason =
       mqtt::from_connect_return_code(static_cast<mqtt::ConnectReturnCode>(code));
   if (is_v5(v)) {
-    send_connack_v5(c, present, reason);
+    send_connack_v5(c, present, reason, {}, client_max_packet_size);
     return;
   }
   mqtt::Connack ack;
@@ -26,12 +29,30 @@ void MqttHandler::send_connack(Connection& c, ProtocolVersion v, bool present, u
 }
 
 void MqttHandler::send_connack_v5(Connection& c, bool present, ReasonCode code,
-                                  mqtt::Properties props) {
+                                  mqtt::Properties props, uint32_t client_max_packet_size) {
   mqtt::Connack ack;
   ack.session_present = present && code == ReasonCode::kSuccess;  // [MQTT-3.2.2-6]
   ack.reason = code;
   ack.properties = props;
+  // Before CONNACK the connection has no session for send_packet to check against: a refusal
+  // that does not fit is not sent; the connection closes all the same [MQTT-3.1.2-24].
+  if (client_max_packet_size != 0 &&
+      mqtt::encoded_size(ack, ProtocolVersion::kV5) > client_max_packet_size)
+    return;
   send_packet(c, ack, ProtocolVersion::kV5, PacketType::kConnack);
+}
+
+bool MqttHandler::fits_client(Connection& c, size_t packet_bytes) {
+  const Session* s = session_of(c);
+  if (s == nullptr || s->max_packet_size() == 0 || packet_bytes <= s->max_packet_size())
+    return true;
+  // Never sent [MQTT-3.1.2-24]. A PUBLISH is dropped for that client alone (send_publish);
+  // anything else answers the client or ends the connection, and without it the exchange
+  // cannot go on (a SUBACK for many filters to a client with a tiny limit): close.
+  spdlog::debug("mqtt: client {}: a {}-byte packet exceeds its Maximum Packet Size ({}); closing",
+                s->client_id(), packet_bytes, s->max_packet_size());
+  c.close(CloseReason::kProtocol);
+  return false;
 }
 
 void MqttHandler::send_disconnect(Connection& c, ReasonCode code) {

@@ -130,17 +130,25 @@ void MqttHandler::adopt_session(const std::string& client_id, std::string image,
 }
 
 void MqttHandler::take_over(Session& s) {
-  if (s.conn == nullptr) return;
+  // A new connection for the id is opening (every caller is one): a will still waiting for its
+  // delay is not published [MQTT-3.1.2-8], [MQTT-3.1.3-9], whether the new connection
+  // continues the session or starts a new one; a will without a delay goes out at once.
+  if (s.conn == nullptr) {
+    if (s.extra) s.extra->delayed_will.reset();
+    return;
+  }
   Connection* old = s.conn;
   stats_.takeovers.add();
   const bool was_clean = s.clean;
-  // A 5.0 client hears why [MQTT-3.14.2-1]. The close waits for what is already queued, so a
-  // connection taken over right after its CONNACK was written still gets it [MQTT-3.1.4-4].
   if (s.is_v5()) send_disconnect(*old, ReasonCode::kSessionTakenOver);
   s.clean = false;  // keep the object: the caller decides
-  detach_connection(s, true, "taken over by a new connection with the same client id");
+  detach_connection(s, true, "taken over by a new connection with the same client id");  // a will with a delay is parked as delayed_will, then dropped
   s.clean = was_clean;
-  old->close_after_flush();
+  if (s.extra) s.extra->delayed_will.reset();
+  // Flushed first: the old connection may have been answered in this very loop iteration,
+  // and its CONNACK (every valid CONNECT gets one [MQTT-3.1.4-4]) must reach it before it is
+  // disconnected, as must a 5.0 client's DISCONNECT 0x8E.
+  old->close_after_flush(CloseReason::kKicked);
 }
 
 bool MqttHandler::install_image(Session& s, const std::string& bytes) {

@@ -62,7 +62,12 @@ void Connection::set_timeout(uint32_t ms) noexcept {
   // While closing after a flush the engine's own deadline bounds the wait; a late protocol
   // timer must not replace it.
   if (flags_ & (kFlushThenClose | kLingering)) return;
-  loop_->set_conn_timeout(*this, ms);
+  loop_->set_conn_timeout(*this, ms, false);
+}
+
+void Connection::set_deadline(uint32_t ms) noexcept {
+  if (flags_ & (kFlushThenClose | kLingering)) return;
+  loop_->set_conn_timeout(*this, ms, true);
 }
 
 uint32_t Connection::timeout_ms() const noexcept {
@@ -71,8 +76,8 @@ uint32_t Connection::timeout_ms() const noexcept {
 
 void Connection::close(CloseReason reason) noexcept { loop_->schedule_close(*this, reason); }
 
-void Connection::close_after_flush() noexcept {
-  loop_->apply(*this, Action::kCloseAfterFlush, CloseReason::kProtocol);
+void Connection::close_after_flush(CloseReason reason) noexcept {
+  loop_->apply(*this, Action::kCloseAfterFlush, reason);
 }
 
 bool Connection::peer_address(sockaddr_storage& out) const noexcept {

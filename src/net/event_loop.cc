@@ -57,7 +57,7 @@ EventLoop::EventLoop(uint32_t index, const LoopConfig& config, Server* server)
   if (::epoll_ctl(core_->epoll.get(), EPOLL_CTL_ADD, core_->tasks.wake_fd(), &ev) != 0)
     throw std::system_error(errno, std::generic_category(), "epoll_ctl(eventfd)");
   now_ms_ = monotonic_ms();
-  core_->wheel.advance(static_cast<uint32_t>(now_ms_ / config_.timer_tick_ms), [](uint32_t) {});
+  core_->wheel.sync_if_empty(now_tick());
 }
 
 EventLoop::~EventLoop() {
@@ -187,14 +187,28 @@ void EventLoop::cancel_timer(uint64_t timer_id) {
   core_->timers.erase(timer_id);
 }
 
-void EventLoop::set_conn_timeout(Connection& c, uint32_t ms) {
+// The wheel tick of the loop's clock. Every connection deadline is armed from this, not from
+// the wheel's own tick: the wheel advances only in the timer phase and not at all while it is
+// empty, so on a loop that slept its tick lies in the past, and a deadline armed from it
+// (a new connection's CONNECT timer, a keep-alive pushed by a packet) would already be due.
+uint32_t EventLoop::now_tick() const noexcept {
+  return static_cast<uint32_t>(now_ms_ / config_.timer_tick_ms);
+}
+
+void EventLoop::set_conn_timeout(Connection& c, uint32_t ms, bool fixed) {
+  if (fixed) {
+    c.flags_ |= Connection::kFixedDeadline;
+  } else {
+    c.flags_ &= static_cast<uint16_t>(~Connection::kFixedDeadline);
+  }
   if (ms == 0) {
     c.timeout_ticks_ = 0;
     core_->wheel.cancel(c.slot_);
     return;
   }
   c.timeout_ticks_ = (ms + config_.timer_tick_ms - 1) / config_.timer_tick_ms;
-  core_->wheel.schedule(c.slot_, core_->wheel.now_tick() + c.timeout_ticks_);
+  core_->wheel.sync_if_empty(now_tick());
+  core_->wheel.schedule(c.slot_, now_tick() + c.timeout_ticks_);
 }
 
 // --- closing --------------------------------------------------------------------------------
@@ -221,7 +235,7 @@ void EventLoop::apply(Connection& c, Action action, CloseReason reason) {
         close_gracefully(c);
       } else {
         // Bound how long a peer that stops reading can keep us waiting.
-        set_conn_timeout(c, kFlushThenCloseLingerMs);
+        set_conn_timeout(c, kFlushThenCloseLingerMs, true);
       }
       return;
   }
@@ -241,7 +255,7 @@ void EventLoop::close_gracefully(Connection& c) {
   if (c.flags_ & Connection::kLingering) return;
   c.flags_ |= Connection::kLingering;
   ::shutdown(c.fd_.get(), SHUT_WR);
-  set_conn_timeout(c, kLingeringCloseMs);
+  set_conn_timeout(c, kLingeringCloseMs, true);
   // Discard in the read-again phase, not here: a handler may be calling us from on_data
   // with a view into the loop's read buffer still live.
   read_again_later(c);
@@ -470,6 +484,11 @@ bool EventLoop::deliver(Connection& c, ByteView fresh) {
   }
   DataResult r = h.on_data(c, data);
   size_t consumed = std::min(r.consumed, data.size());
+  // Activity is input the handler consumed (whole frames), not bytes that arrived: a partial
+  // frame trickled a byte at a time must not keep an idle timeout from firing. The extension
+  // is lazy: the wheel moves the node when its old bucket comes due.
+  if (consumed != 0 && c.timeout_ticks_ != 0 && !(c.flags_ & Connection::kFixedDeadline))
+    c.timer_.deadline_tick = now_tick() + c.timeout_ticks_;
   if (c.in_ != nullptr) {
     stats_.pending_input_bytes.sub(std::min<size_t>(consumed, c.in_->size));
     net::pending_consume(c.in_, consumed);
@@ -512,9 +531,6 @@ void EventLoop::handle_read(Connection& c, bool peer_hung_up) {
     stats_.read_calls.add();
     if (n > 0) {
       stats_.bytes_in.add(static_cast<uint64_t>(n));
-      if (c.timeout_ticks_ != 0) {
-        c.timer_.deadline_tick = core_->wheel.now_tick() + c.timeout_ticks_;  // lazy extension
-      }
       if (!deliver(c, ByteView{buf, static_cast<size_t>(n)})) return;
       // A short read drained the socket: with edge-triggered epoll the next byte raises a
       // new event, so skip the recv that would only say EAGAIN. Not after a FIN, whose
@@ -592,7 +608,7 @@ ConnId EventLoop::adopt(UniqueFd fd, uint8_t handler, bool connecting, void* use
   }
   ++live_;
   stats_.connections.add();
-  if (config_.idle_timeout_ms) set_conn_timeout(c, config_.idle_timeout_ms);
+  if (config_.idle_timeout_ms) set_conn_timeout(c, config_.idle_timeout_ms, false);
   if (!connecting) apply(c, handlers_[handler]->on_open(c), CloseReason::kProtocol);
   return id;
 }
@@ -763,8 +779,7 @@ void EventLoop::dispatch(uint64_t tag, uint32_t events) {
 }
 
 void EventLoop::run_timers() {
-  uint32_t tick = static_cast<uint32_t>(now_ms_ / config_.timer_tick_ms);
-  core_->wheel.advance(tick, [this](uint32_t slot) {
+  core_->wheel.advance(now_tick(), [this](uint32_t slot) {
     Connection& c = core_->slot(slot);
     if (!c.open()) return;
     if (c.flags_ & Connection::kLingering) {
@@ -777,8 +792,9 @@ void EventLoop::run_timers() {
     }
     Action a = handlers_[c.handler_]->on_timeout(c);
     if (a == Action::kKeep) {
+      // From the loop's clock: after a stall the wheel is still catching up on old ticks.
       if (c.timeout_ticks_ && c.open() && !core_->wheel.scheduled(slot))
-        core_->wheel.schedule(slot, core_->wheel.now_tick() + c.timeout_ticks_);
+        core_->wheel.schedule(slot, now_tick() + c.timeout_ticks_);
       return;
     }
     apply(c, a, CloseReason::kIdleTimeout);

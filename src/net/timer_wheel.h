@@ -27,9 +27,18 @@ class TimerWheel {
   TimerWheel(uint32_t buckets, HookOf hook_of)
       : mask_(buckets - 1), heads_(buckets + 2, kNil), hook_of_(hook_of) {}
 
+  // The last tick advance() reached: behind the owner's clock between advances.
   uint32_t now_tick() const noexcept { return current_; }
   size_t size() const noexcept { return size_; }
   bool scheduled(uint32_t id) { return hook_of_(id).bucket != 0; }
+
+  // Moves an empty wheel's clock to `now_tick`. The wheel's clock is only what advance() was
+  // last told, and an owner that slept with nothing scheduled may be far ahead of it: nothing
+  // can expire on the way, and jumping saves the next advance() from walking every tick of the
+  // sleep. Owners compute deadlines from their own clock, never from now_tick().
+  void sync_if_empty(uint32_t now_tick) noexcept {
+    if (size_ == 0) current_ = now_tick;
+  }
 
   // (Re)schedules `id` to fire at `deadline_tick` (at the next tick if that has passed).
   void schedule(uint32_t id, uint32_t deadline_tick) {

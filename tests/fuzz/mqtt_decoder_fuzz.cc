@@ -72,9 +72,11 @@ void walk(const Packet& p, Bytes frame) {
 }
 
 // 5.0 lets these packets omit a Success reason or empty properties in several ways; we encode
-// the shortest, so only idempotence holds. 3.1 CONNECT may omit a flagged password.
+// the shortest, so only idempotence holds. 3.1 CONNECT may omit a flagged password; a 3.1
+// CONNACK's first byte is reserved: read as nothing, written as 0.
 bool must_be_byte_identical(const Packet& p, PacketType type, ProtocolVersion v) {
   if (const auto* c = std::get_if<Connect>(&p)) return c->version != ProtocolVersion::kV31;
+  if (type == PacketType::kConnack && v == ProtocolVersion::kV31) return false;
   if (!is_v5(v)) return true;
   switch (type) {
     case PacketType::kPuback:

@@ -94,8 +94,9 @@ void declare_settings(config::Settings& s, ServerOptions& o) {
       .range(size_t{1024}, size_t{1} << 40)
       .alias("--max-queued-bytes");
   s.add("mqtt.max_session_bytes", m.max_session_bytes,
-        "Payload bytes of QoS 1/2 messages waiting in one session; past it new ones are dropped "
-        "and counted (0: bounded by mqtt.max_queued_messages only)")
+        "Bytes the QoS 1/2 messages of one session may hold, queued and in flight (payload, "
+        "topic, properties and bookkeeping); past it new ones are dropped and counted (0: no "
+        "byte bound)")
       .alias("--max-session-bytes");
   s.add("mqtt.max_client_id_len", m.max_client_id_len,
         "Longest client id accepted; longer ids get CONNACK 0x02")

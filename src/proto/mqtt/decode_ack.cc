@@ -41,9 +41,13 @@ Decoded<Connack> decode_connack(Bytes body, ProtocolVersion v) noexcept {
   ByteReader in(body);
   std::uint8_t ack_flags = 0, code = 0;
   if (!in.u8(ack_flags) || !in.u8(code)) return malformed("CONNACK truncated");
+  Connack c;
+  if (v == ProtocolVersion::kV31) {
+    // 3.1 has no Session Present: the whole byte is reserved and not used (3.1 §3.2).
+    ack_flags = 0;
+  }
   // Bits 7-1 of the Connect Acknowledge Flags are reserved, 0 (3.1.1 §3.2.2.1, 5.0 §3.2.2.1.1).
   if ((ack_flags & 0xFEu) != 0) return malformed("CONNACK reserved flags set");
-  Connack c;
   c.session_present = (ack_flags & 0x01u) != 0;
   if (is_v5(v)) {
     if (!is_valid_reason_code(PacketType::kConnack, code)) return protocol_error("bad CONNACK reason code");

@@ -74,8 +74,11 @@ std::size_t encoded_size(const Connack& p, ProtocolVersion v) noexcept {
 std::size_t encode(const Connack& c, ProtocolVersion v, OutBytes out) noexcept {
   return detail::encode_frame(detail::type_byte(PacketType::kConnack), connack_body_size(c, v), out,
                               [&](detail::ByteWriter& w) {
-    // A refused connection never reports a session [MQTT-3.2.2-4] (5.0: [MQTT-3.2.2-6]).
-    w.u8(c.session_present && c.reason == ReasonCode::kSuccess ? 1 : 0);
+    // A refused connection never reports a session [MQTT-3.2.2-4] (5.0: [MQTT-3.2.2-6]); 3.1
+    // has no Session Present flag at all: its first byte is reserved, 0 (3.1 §3.2).
+    const bool present = c.session_present && c.reason == ReasonCode::kSuccess &&
+                         v != ProtocolVersion::kV31;
+    w.u8(present ? 1 : 0);
     if (is_v5(v)) {
       w.u8(to_byte(c.reason));
       detail::write_properties(w, c.properties);

@@ -106,9 +106,11 @@ bool read_property(detail::ByteReader& in, Property& p, PropertyType& type) noex
 }
 
 // Value rules the spec states as "It is a Protocol Error to ..." in §3.1.2.11, §3.2.2.3,
-// §3.3.2.3 and §3.8.2.1.
-const char* value_error(PropertyId id, std::uint32_t v) noexcept {
-  switch (id) {
+// §3.3.2.3 and §3.8.2.1. A default DecodeError (kSuccess) when the value is fine.
+DecodeError value_error(const Property& p) noexcept {
+  const std::uint32_t v = p.number;
+  auto fail_if = [](bool bad, const char* what) { return bad ? protocol_error(what) : DecodeError{}; };
+  switch (p.id) {
     case PropertyId::kPayloadFormatIndicator:
     case PropertyId::kRequestProblemInformation:
     case PropertyId::kRequestResponseInformation:
@@ -117,13 +119,21 @@ const char* value_error(PropertyId id, std::uint32_t v) noexcept {
     case PropertyId::kWildcardSubscriptionAvailable:
     case PropertyId::kSubscriptionIdentifierAvailable:
     case PropertyId::kSharedSubscriptionAvailable:
-      return v > 1 ? "property value must be 0 or 1" : nullptr;
-    case PropertyId::kReceiveMaximum: return v == 0 ? "Receive Maximum is 0" : nullptr;
-    case PropertyId::kMaximumPacketSize: return v == 0 ? "Maximum Packet Size is 0" : nullptr;
-    case PropertyId::kTopicAlias: return v == 0 ? "Topic Alias is 0 [MQTT-3.3.2-8]" : nullptr;
+      return fail_if(v > 1, "property value must be 0 or 1");
+    case PropertyId::kReceiveMaximum: return fail_if(v == 0, "Receive Maximum is 0");
+    case PropertyId::kMaximumPacketSize: return fail_if(v == 0, "Maximum Packet Size is 0");
+    case PropertyId::kTopicAlias:
+      // "A Topic Alias value of 0 or greater than the Maximum Topic Alias is a Protocol Error,
+      // the receiver uses DISCONNECT with Reason Code of 0x94 (Topic Alias invalid)" (5.0 §3.3.4).
+      if (v == 0) return {ReasonCode::kTopicAliasInvalid, "Topic Alias is 0 [MQTT-3.3.2-8]"};
+      return {};
     case PropertyId::kSubscriptionIdentifier:
-      return v == 0 ? "Subscription Identifier is 0" : nullptr;
-    default: return nullptr;
+      return fail_if(v == 0, "Subscription Identifier is 0");
+    case PropertyId::kResponseTopic:
+      // The topic a response is published to: a Topic Name, never a filter.
+      return fail_if(p.text.find_first_of("+#") != std::string_view::npos,
+                     "Response Topic contains a wildcard [MQTT-3.3.2-14]");
+    default: return {};
   }
 }
 
@@ -184,7 +194,7 @@ Decoded<Properties> decode_property_list(Bytes wire, PropertyContext context) no
     const std::uint64_t mask = std::uint64_t{1} << id;
     if ((seen & mask) != 0 && !may_repeat) return protocol_error("property included more than once");
     seen |= mask;
-    if (const char* why = value_error(p.id, p.number)) return protocol_error(why);
+    if (DecodeError e = value_error(p); e.code != ReasonCode::kSuccess) return e;
     if (type == PropertyType::kUtf8 && !is_utf8_ok(p.text)) return malformed("property string is not valid UTF-8");
     if (type == PropertyType::kUtf8Pair && (!is_utf8_ok(p.text) || !is_utf8_ok(p.text2))) {
       return malformed("User Property is not valid UTF-8 [MQTT-1.5.7-1]");

@@ -183,6 +183,10 @@ TEST(Connect, V5PropertyErrorsPropagate) {
   EXPECT_EQ(code(frame(0x10, cat({str("MQTT"), B({0x05, 0x06, 0x00, 0x0A}), props({}), str("c"),
                                   props(B({0x23, 0, 1})), str("t"), str("m")}))),
             ReasonCode::kProtocolError);
+  // A will's Response Topic is a Topic Name too [MQTT-3.3.2-14].
+  EXPECT_EQ(code(frame(0x10, cat({str("MQTT"), B({0x05, 0x06, 0x00, 0x0A}), props({}), str("c"),
+                                  props(cat({B({0x08}), str("reply/#")})), str("t"), str("m")}))),
+            ReasonCode::kProtocolError);
 }
 
 }  // namespace

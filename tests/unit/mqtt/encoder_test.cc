@@ -12,6 +12,12 @@ TEST(Encode, ConnackBothVersions) {
   Connack c{true, ReasonCode::kSuccess, {}};
   EXPECT_EQ(encode_to_vec(c, k311), B({0x20, 0x02, 0x01, 0x00}));
   EXPECT_EQ(encode_to_vec(c, k5), B({0x20, 0x03, 0x01, 0x00, 0x00}));
+  // 3.1 has no Session Present: the byte is reserved and 0, whatever the session, and it is
+  // not read as a flag either.
+  EXPECT_EQ(encode_to_vec(c, ProtocolVersion::kV31), B({0x20, 0x02, 0x00, 0x00}));
+  const auto d = decode_connack(view(B({0x01, 0x00})), ProtocolVersion::kV31);
+  ASSERT_TRUE(d);
+  EXPECT_FALSE(d->session_present);
   // [MQTT-3.1.2-2]: the answer to an unknown protocol level; session present is forced off.
   c.reason = ReasonCode::kUnsupportedProtocolVersion;
   EXPECT_EQ(encode_to_vec(c, k311), B({0x20, 0x02, 0x00, 0x01}));

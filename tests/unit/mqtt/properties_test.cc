@@ -100,7 +100,8 @@ TEST(Properties, SubscriptionIdentifierRepeatsInPublishOnly) {
 TEST(Properties, ZeroValuesThatTheSpecForbid) {
   EXPECT_EQ(code_of(B({0x21, 0x00, 0x00}), PropertyContext::kConnect), ReasonCode::kProtocolError);  // Receive Maximum
   EXPECT_EQ(code_of(B({0x27, 0, 0, 0, 0}), PropertyContext::kConnect), ReasonCode::kProtocolError);   // Maximum Packet Size
-  EXPECT_EQ(code_of(B({0x23, 0x00, 0x00}), PropertyContext::kPublish), ReasonCode::kProtocolError);  // [MQTT-3.3.2-8]
+  // [MQTT-3.3.2-8]: Topic Alias 0 is answered with 0x94 Topic Alias invalid (5.0 §3.3.4).
+  EXPECT_EQ(code_of(B({0x23, 0x00, 0x00}), PropertyContext::kPublish), ReasonCode::kTopicAliasInvalid);
   EXPECT_EQ(code_of(B({0x0B, 0x00}), PropertyContext::kSubscribe), ReasonCode::kProtocolError);      // Subscription Id
 }
 

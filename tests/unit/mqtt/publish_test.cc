@@ -85,9 +85,20 @@ TEST(Publish, V5EmptyTopicNeedsTopicAlias) {
   EXPECT_EQ(as_chars(r->payload), "p");
 }
 
-TEST(Publish, V5TopicAliasZeroIsProtocolError) {
-  // [MQTT-3.3.2-8]
-  EXPECT_EQ(code(frame(0x30, cat({str("a"), props(B({0x23, 0x00, 0x00}))})), k5), ReasonCode::kProtocolError);
+TEST(Publish, V5TopicAliasZeroIsTopicAliasInvalid) {
+  // [MQTT-3.3.2-8]; the receiver disconnects with 0x94, as for one over the maximum (§3.3.4).
+  EXPECT_EQ(code(frame(0x30, cat({str("a"), props(B({0x23, 0x00, 0x00}))})), k5),
+            ReasonCode::kTopicAliasInvalid);
+}
+
+TEST(Publish, V5ResponseTopicWithAWildcardIsProtocolError) {
+  // [MQTT-3.3.2-14]: a Response Topic is a Topic Name.
+  for (const char* t : {"reply/+", "reply/#", "+", "#", "a+b"}) {
+    EXPECT_EQ(code(frame(0x30, cat({str("a"), props(cat({B({0x08}), str(t)}))})), k5),
+              ReasonCode::kProtocolError) << t;
+  }
+  const auto r = dec(frame(0x30, cat({str("a"), props(cat({B({0x08}), str("reply/to/me")}))})), k5);
+  ASSERT_TRUE(r) << r.error().what;
 }
 
 TEST(Publish, V5PropertiesFollowThePacketId) {

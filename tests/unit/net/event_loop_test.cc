@@ -250,6 +250,126 @@ TEST(EventLoop, IdleTimeoutClosesOnlyTheIdleConnection) {
             1u);
 }
 
+// Arms a timeout when a connection opens and records, in the loop's clock, when it was armed
+// and when it fired.
+class ArmTimeoutOnOpen : public RecordingHandler {
+ public:
+  static constexpr uint32_t kTimeoutMs = 200;
+  std::atomic<uint64_t> armed_at_ms{0};
+  std::atomic<uint64_t> fired_at_ms{0};
+  Action on_open(Connection& c) override {
+    RecordingHandler::on_open(c);
+    armed_at_ms = c.loop().now_ms();
+    c.set_timeout(kTimeoutMs);
+    return Action::kKeep;
+  }
+  Action on_timeout(Connection& c) override {
+    fired_at_ms = c.loop().now_ms();
+    return Action::kClose;
+  }
+};
+
+// A running loop with a 10 ms timer tick serving one H.
+template <typename H>
+struct FineTickLoop {
+  static constexpr uint32_t kTickMs = 10;
+  static LoopConfig config() {
+    LoopConfig c;
+    c.timer_tick_ms = kTickMs;
+    return c;
+  }
+  LoopThread lt{config()};
+  uint16_t port = 0;
+  H* h = lt.serve<H>(port);
+  FineTickLoop() { lt.start(); }
+};
+
+// A loop with nothing to time sleeps in epoll_wait, and its wheel does not advance meanwhile.
+// A deadline armed when it wakes (a new connection's first timer) must count from the time it
+// woke, not from the wheel's last tick: armed from that, it would be due at once.
+TEST(EventLoop, ATimeoutArmedAfterALongSleepIsNotAlreadyDue) {
+  FineTickLoop<ArmTimeoutOnOpen> loop;
+  auto* h = loop.h;
+  for (int round = 1; round <= 2; ++round) {
+    // Idle for longer than the timeout: no connection, no timer, the loop sleeps.
+    std::this_thread::sleep_for(std::chrono::milliseconds(3 * ArmTimeoutOnOpen::kTimeoutMs));
+    UniqueFd c = connect_client(loop.port);
+    ASSERT_TRUE(eventually([&] { return h->closed.load() == round; }));
+    EXPECT_EQ(h->reason(round - 1), CloseReason::kIdleTimeout);
+    // The loop's clock is cached per iteration and the wheel counts whole ticks: the timeout
+    // may fire up to one tick early, never at once.
+    EXPECT_GE(h->fired_at_ms.load() - h->armed_at_ms.load(),
+              ArmTimeoutOnOpen::kTimeoutMs - loop.kTickMs)
+        << "round " << round << ": the deadline was armed from a stale wheel tick";
+  }
+}
+
+// Consumes only whole kFrame-byte frames (echoing them); arms its timer on open: an idle
+// timeout, or a fixed deadline.
+template <bool kFixed>
+class FrameTimeouts : public RecordingHandler {
+ public:
+  static constexpr size_t kFrame = 64;
+  static constexpr uint32_t kTimeoutMs = 300;
+  Action on_open(Connection& c) override {
+    RecordingHandler::on_open(c);
+    if (kFixed) {
+      c.set_deadline(kTimeoutMs);
+    } else {
+      c.set_timeout(kTimeoutMs);
+    }
+    return Action::kKeep;
+  }
+  DataResult on_data(Connection& c, ByteView data) override {
+    size_t whole = data.size() / kFrame * kFrame;
+    if (whole) c.send(data.first(whole));
+    return {whole, Action::kKeep};
+  }
+};
+
+// Sends `unit` every 50 ms until the server closes the connection or `limit` passes; true if
+// it was closed.
+bool trickle_until_closed(int fd, std::string_view unit, std::chrono::milliseconds limit) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (::send(fd, unit.data(), unit.size(), MSG_NOSIGNAL) <= 0) return true;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 50) == 1) {
+      char buf[4096];
+      ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN)) return true;
+    }
+  }
+  return false;
+}
+
+TEST(EventLoop, APartialFrameTrickledForeverDoesNotPushAnIdleTimeout) {
+  using H = FrameTimeouts<false>;
+  FineTickLoop<H> loop;
+  // Whole frames are activity: the connection lives while they come.
+  UniqueFd talker = connect_client(loop.port);
+  const std::string frame(H::kFrame, 'f');
+  EXPECT_FALSE(trickle_until_closed(talker.get(), frame, 3 * std::chrono::milliseconds(H::kTimeoutMs)))
+      << "whole frames must push the idle timeout";
+  // A frame never finished is not: one byte every 50 ms, 64 bytes would take 3.2 s.
+  UniqueFd trickler = connect_client(loop.port);
+  EXPECT_TRUE(trickle_until_closed(trickler.get(), "x", 20 * std::chrono::milliseconds(H::kTimeoutMs)))
+      << "bytes of a frame that never completes kept the connection open";
+  ASSERT_TRUE(eventually([&] { return loop.h->closed.load() >= 1; }));
+  EXPECT_EQ(loop.h->reason(0), CloseReason::kIdleTimeout);
+}
+
+TEST(EventLoop, AFixedDeadlineIsNotPushedByInput) {
+  using H = FrameTimeouts<true>;
+  FineTickLoop<H> loop;
+  UniqueFd c = connect_client(loop.port);
+  const std::string frame(H::kFrame, 'f');
+  EXPECT_TRUE(trickle_until_closed(c.get(), frame, 20 * std::chrono::milliseconds(H::kTimeoutMs)))
+      << "whole frames pushed a fixed deadline";
+  ASSERT_TRUE(eventually([&] { return loop.h->closed.load() == 1; }));
+  EXPECT_EQ(loop.h->reason(0), CloseReason::kIdleTimeout);
+}
+
 // A listening socket the test owns (blocking), for outbound connects.
 struct TestListener {
   UniqueFd fd;

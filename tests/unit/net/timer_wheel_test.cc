@@ -166,5 +166,17 @@ TEST_F(TimerWheelTest, FireMaySchedulesNewNodesForTheCurrentTick) {
   EXPECT_EQ(at[1], std::make_pair(2u, 4u));
 }
 
+TEST_F(TimerWheelTest, AnEmptyWheelJumpsToTheOwnersClockAndAFullOneDoesNot) {
+  wheel.sync_if_empty(1000);  // the owner slept with nothing scheduled
+  EXPECT_EQ(wheel.now_tick(), 1000u);
+  wheel.schedule(1, 1003);
+  wheel.sync_if_empty(2000);  // not empty: its nodes must still be visited tick by tick
+  EXPECT_EQ(wheel.now_tick(), 1000u);
+  advance(1002);
+  EXPECT_TRUE(fired.empty());
+  advance(1003);
+  EXPECT_EQ(fired, std::vector<uint32_t>{1});
+}
+
 }  // namespace
 }  // namespace tcpms::net
