@@ -2,8 +2,14 @@
 
 #include <sys/socket.h>
 
+#include <netinet/in.h>
+
+#include <cstring>
+
 #include "net/out_queue.h"
 #include "net/pending_input.h"
+#include "net/tls_context.h"
+#include "net/transport.h"
 #include "tcpms/event_loop.h"
 
 namespace tcpms {
@@ -72,8 +78,49 @@ void Connection::close_after_flush() noexcept {
 }
 
 bool Connection::peer_address(sockaddr_storage& out) const noexcept {
+  if (flags_ & kTransport) {
+    // The PROXY header's source is the client; the socket's peer is only the balancer.
+    const auto* t = static_cast<const net::Transport*>(user_);
+    if (t->flags & net::Transport::kHasPeer) {
+      std::memset(&out, 0, sizeof out);
+      if (t->peer_family == AF_INET) {
+        auto* a = reinterpret_cast<sockaddr_in*>(&out);
+        a->sin_family = AF_INET;
+        a->sin_port = t->peer_port;
+        std::memcpy(&a->sin_addr, t->peer_addr.data(), 4);
+      } else {
+        auto* a = reinterpret_cast<sockaddr_in6*>(&out);
+        a->sin6_family = AF_INET6;
+        a->sin6_port = t->peer_port;
+        std::memcpy(&a->sin6_addr, t->peer_addr.data(), 16);
+      }
+      return true;
+    }
+  }
   socklen_t len = sizeof out;
   return ::getpeername(fd_.get(), reinterpret_cast<sockaddr*>(&out), &len) == 0;
+}
+
+bool Connection::is_tls() const noexcept {
+  return (flags_ & kTransport) && static_cast<const net::Transport*>(user_)->ssl != nullptr;
+}
+
+bool Connection::is_websocket() const noexcept {
+  return (flags_ & kTransport) && static_cast<const net::Transport*>(user_)->config->options.websocket;
+}
+
+std::string_view Connection::transport_name() const noexcept {
+  if (!(flags_ & kTransport)) return "tcp";
+  return static_cast<const net::Transport*>(user_)->config->name;
+}
+
+bool Connection::certificate_identity(std::string& out) const {
+  if (!(flags_ & kTransport)) return false;
+  const auto* t = static_cast<const net::Transport*>(user_);
+  if (t->ssl == nullptr || !t->config->options.tls) return false;
+  const TlsServerSettings& s = t->config->options.tls->server_settings();
+  if (!s.identity_as_username) return false;
+  return tcpms::certificate_identity(t->ssl, s.identity_field, out);
 }
 
 }  // namespace tcpms
