@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -90,9 +91,10 @@ class Connection {
   bool has_transport() const noexcept { return (flags_ & kTransport) != 0; }
   bool is_tls() const noexcept;
   bool is_websocket() const noexcept;
-  // The verified client certificate's identity (its CN, or first SAN: tls.identity_field),
-  // when the listener takes identities as user names (tls.identity_as_username).
-  bool certificate_identity(std::string& out) const;
+  // The verified client certificate's identity (its CN, or first SAN: tls.identity_field)
+  // when the listener takes identities as user names (tls.identity_as_username): nullopt
+  // when it does not, "" when the certificate has no such identity.
+  std::optional<std::string> certificate_identity() const;
   // "tcp", "tls", "websocket+tls", ...: the listener's transport, for logs and listings.
   std::string_view transport_name() const noexcept;
 

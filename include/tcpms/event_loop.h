@@ -181,6 +181,7 @@ class EventLoop {
   bool transport_output(Connection& c, const ByteView* parts, size_t count,
                         const SharedBytes* body, bool defer);
   void transport_goodbye(Connection& c);
+  void transport_abort(Connection& c, CloseReason reason);
   void transport_timeout(Connection& c);
   void transport_eof(Connection& c);
   void free_transport(Connection& c);

@@ -16,6 +16,8 @@
 // loops and so must not be called on a loop thread.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -62,6 +64,9 @@ struct ClientInfo {
   uint32_t queued = 0;
   uint32_t inflight = 0;
   bool connected = false;
+  sockaddr_storage peer{};        // the client's address (PROXY header's when there is one);
+                                  // AF_UNSPEC when offline
+  std::string transport;          // "tcp", "tls", "websocket+tls", ... ("" when offline)
 };
 
 class Broker {

@@ -38,7 +38,11 @@ void MqttHandler::collect_clients(std::vector<ClientInfo>& out) {
     ci.client_id = std::string(s->client_id());
     ci.loop = loop_.index();
     ci.connected = s->conn != nullptr;
-    if (s->conn) ci.conn = s->conn->id();
+    if (s->conn) {
+      ci.conn = s->conn->id();
+      if (!s->conn->peer_address(ci.peer)) ci.peer.ss_family = AF_UNSPEC;
+      ci.transport = s->conn->transport_name();
+    }
     ci.subscriptions = s->subs.size();
     ci.connected_since_s = s->connected_since_s;
     if (s->has_queues()) {

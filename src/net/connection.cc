@@ -114,13 +114,15 @@ std::string_view Connection::transport_name() const noexcept {
   return static_cast<const net::Transport*>(user_)->config->name;
 }
 
-bool Connection::certificate_identity(std::string& out) const {
-  if (!(flags_ & kTransport)) return false;
+std::optional<std::string> Connection::certificate_identity() const {
+  if (!(flags_ & kTransport)) return std::nullopt;
   const auto* t = static_cast<const net::Transport*>(user_);
-  if (t->ssl == nullptr || !t->config->options.tls) return false;
+  if (t->ssl == nullptr || !t->config->options.tls || t->config->client) return std::nullopt;
   const TlsServerSettings& s = t->config->options.tls->server_settings();
-  if (!s.identity_as_username) return false;
-  return tcpms::certificate_identity(t->ssl, s.identity_field, out);
+  if (!s.identity_as_username) return std::nullopt;
+  std::string id;
+  if (!tcpms::certificate_identity(t->ssl, s.identity_field, id)) id.clear();
+  return id;
 }
 
 }  // namespace tcpms

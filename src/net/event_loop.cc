@@ -215,6 +215,7 @@ void EventLoop::set_conn_timeout(Connection& c, uint32_t ms) {
 
 void EventLoop::schedule_close(Connection& c, CloseReason reason) {
   if (!(c.flags_ & Connection::kOpen) || (c.flags_ & Connection::kClosing)) return;
+  if (c.flags_ & Connection::kTransport) transport_abort(c, reason);  // a last Close frame
   c.flags_ |= Connection::kClosing;
   c.close_reason_ = reason;
   core_->closing.push_back(c.slot_);

@@ -338,6 +338,36 @@ void EventLoop::transport_goodbye(Connection& c) {
   }
 }
 
+// An immediate close the handler or the engine decided: a WebSocket peer still hears why
+// (a browser would otherwise see 1006, "abnormal"), in one direct write of at most 127 bytes
+// ahead of the close. Not for I/O errors and full sockets, where nothing more can be sent.
+void EventLoop::transport_abort(Connection& c, CloseReason reason) {
+  Transport& t = *static_cast<Transport*>(c.user_);
+  if (!t.config->options.websocket || t.stage != Stage::kOpen || (t.flags & Transport::kCloseSent))
+    return;
+  ws::CloseCode code;
+  switch (reason) {
+    // The handler closed (kClose): after an MQTT DISCONNECT, by far the most common case, or
+    // on a violation, which MQTT 5.0 explains in its own DISCONNECT packet just before. The
+    // engine cannot tell the two apart, so it says "normal" rather than blame the peer.
+    case CloseReason::kProtocol: code = ws::CloseCode::kNormal; break;
+    case CloseReason::kInputOverflow: code = ws::CloseCode::kMessageTooBig; break;
+    case CloseReason::kShutdown: code = ws::CloseCode::kGoingAway; break;
+    case CloseReason::kIdleTimeout:
+    case CloseReason::kKicked: code = ws::CloseCode::kPolicyViolation; break;
+    default: return;
+  }
+  t.flags |= Transport::kCloseSent;
+  std::byte payload[2];
+  size_t n = ws::encode_close(payload, code, {});
+  std::byte frame[ws::kMaxHeaderBytes + 2];
+  uint8_t mask[4] = {0x6d, 0x02, 0xa1, 0x55};
+  size_t h = ws::encode_header(frame, ws::Opcode::kClose, true, n, t.config->client ? mask : nullptr);
+  std::memcpy(frame + h, payload, n);
+  if (t.config->client) ws::apply_mask(frame + h, n, mask, 0);
+  send_transport_bytes(c, ByteView(frame, h + n));
+}
+
 // --- input ------------------------------------------------------------------------------------
 
 void EventLoop::transport_input(Connection& c, MutableByteView data) {

@@ -6,7 +6,11 @@
 #include <mutex>
 #include <optional>
 
+#include <netinet/in.h>
+
 #include <fmt/format.h>
+
+#include "tcpms/endpoint.h"
 
 namespace tcpms::app {
 
@@ -79,7 +83,11 @@ admin::ClientInfo to_admin(const broker::ClientInfo& c) {
   admin::ClientInfo out;
   out.id = c.client_id;
   out.conn_id = c.connected ? c.conn.value : 0;
-  out.protocol = "mqtt";
+  out.protocol = c.transport.empty() || c.transport == "tcp" ? "mqtt" : "mqtt+" + c.transport;
+  if (c.peer.ss_family == AF_INET || c.peer.ss_family == AF_INET6) {
+    socklen_t len = c.peer.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+    out.peer = Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&c.peer), len).to_string();
+  }
   out.loop = c.loop;
   out.connected = c.connected;
   out.details_json = fmt::format(
