@@ -935,6 +935,7 @@ void EventLoop::run() {
     run_timers();
     run_flush_list();
     run_closing();
+    trim_after_handshakes();
     stats_.busy_ns.add(monotonic_ns() - busy_start);
     if (stop_requested_.load(std::memory_order_relaxed)) break;
     if (draining_.load(std::memory_order_relaxed) && live_ == 0) break;

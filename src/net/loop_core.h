@@ -105,6 +105,8 @@ class LoopCore {
   std::unique_ptr<std::byte[]> plain_buffer;     // SSL_read target, kReadBufferBytes
   std::unique_ptr<std::byte[]> scratch_out;      // output gathered for one SSL_write / mask
   uint64_t ws_key_seed = 0;                      // client Sec-WebSocket-Key material
+  uint32_t handshakes_since_trim = 0;            // TLS handshakes ended since the last trim
+  uint64_t last_trim_ms = 0;
 
   std::map<uint64_t, LoopTimer> timers;              // by id
   std::set<std::pair<uint64_t, uint64_t>> timer_order;  // (due ms, id)

@@ -63,6 +63,9 @@ struct Transport : TransportBase {
   uint16_t peer_port = 0;
   std::array<uint8_t, 16> peer_addr{};
 };
+// What a connection with a transport pays on top of its Connection (besides OpenSSL's SSL for
+// TLS): one 80-byte malloc chunk.
+static_assert(sizeof(Transport) <= 72, "Transport grew: docs/transports.md lists its cost");
 
 
 }  // namespace tcpms::net

@@ -7,6 +7,8 @@
 //    never needs bytes after the header to decide);
 //  - addresses are AF_INET or AF_INET6 exactly when has_addresses says so, and re-encoding
 //    them and parsing again gives the same addresses.
+#include <netinet/in.h>
+
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
