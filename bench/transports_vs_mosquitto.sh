@@ -122,7 +122,7 @@ if kind == "conn":
     print(f"{c.get('subscribed', 0):,} | {cost.get('rss_bytes_per_connection', 0):,.0f} | {cpu:.1f} | {fails}")
 elif kind == "hs":
     ops = c.get("established", 0)
-    rate = d.get("rates", {}).get("established_per_s", c.get("established_per_s", 0))
+    rate = c.get("connects_per_s", 0)
     per_core = 1e6 / cpu if cpu else 0
     print(f"{ops:,} | {rate:,.0f} | {cpu:.1f} | {per_core:,.0f} | {fails}")
 else:
