@@ -38,6 +38,7 @@ namespace tcpms {
 
 namespace ws {
 enum class Opcode : uint8_t;
+enum class CloseCode : uint16_t;
 }
 
 class Server;
@@ -191,6 +192,8 @@ class EventLoop {
   void plaintext_input(Connection& c, MutableByteView data);
   void websocket_input(Connection& c, MutableByteView data);
   bool websocket_control(Connection& c, ws::Opcode opcode, MutableByteView payload);
+  bool send_ws_control(Connection& c, ws::Opcode opcode, ByteView payload);
+  bool send_ws_close(Connection& c, ws::CloseCode code, std::string_view reason);
   void websocket_fail(Connection& c, int code, const char* what);
   void app_input(Connection& c, ByteView data);
   bool send_transport_bytes(Connection& c, ByteView bytes);

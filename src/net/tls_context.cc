@@ -5,6 +5,7 @@
 #include <openssl/x509v3.h>
 
 #include <cstring>
+#include <memory>
 
 namespace tcpms {
 namespace {
@@ -62,28 +63,44 @@ bool fail(std::string& error, std::string what) {
   return false;
 }
 
-bool apply_common(SSL_CTX* ctx, const std::string& min, const std::string& max,
-                  const std::string& ciphers, const std::string& suites, const std::string& groups,
-                  std::string& error) {
+using CtxPtr = std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)>;
+
+// A context with what both sides share; null and `error` on failure.
+CtxPtr new_context(const SSL_METHOD* method, const std::string& min, const std::string& max,
+                   const std::string& ciphers, const std::string& suites, const std::string& groups,
+                   std::string& error) {
+  ERR_clear_error();
+  CtxPtr ctx(SSL_CTX_new(method), SSL_CTX_free);
+  auto bad = [&](std::string what) {
+    fail(error, std::move(what));
+    return CtxPtr(nullptr, SSL_CTX_free);
+  };
+  if (!ctx) return bad("cannot create a TLS context");
   const int lo = version_of(min.empty() ? "1.2" : min);
-  if (lo == 0) return fail(error, "tls.min_version must be \"1.2\" or \"1.3\", got \"" + min + "\"");
-  SSL_CTX_set_min_proto_version(ctx, lo);
+  if (lo == 0) return bad("tls.min_version must be \"1.2\" or \"1.3\", got \"" + min + "\"");
+  SSL_CTX_set_min_proto_version(ctx.get(), lo);
   if (!max.empty()) {
     const int hi = version_of(max);
-    if (hi == 0) return fail(error, "TLS max version must be \"1.2\" or \"1.3\"");
-    SSL_CTX_set_max_proto_version(ctx, hi);
+    if (hi == 0) return bad("TLS max version must be \"1.2\" or \"1.3\"");
+    SSL_CTX_set_max_proto_version(ctx.get(), hi);
   }
-  if (SSL_CTX_set_cipher_list(ctx, ciphers.empty() ? kDefaultCiphers : ciphers.c_str()) != 1)
-    return fail(error, "tls.ciphers: no usable cipher in \"" + ciphers + "\"");
-  if (!suites.empty() && SSL_CTX_set_ciphersuites(ctx, suites.c_str()) != 1)
-    return fail(error, "tls.ciphersuites: no usable suite in \"" + suites + "\"");
-  if (SSL_CTX_set1_groups_list(ctx, groups.empty() ? kDefaultGroups : groups.c_str()) != 1)
-    return fail(error, "tls.groups: unknown group in \"" + groups + "\"");
+  if (SSL_CTX_set_cipher_list(ctx.get(), ciphers.empty() ? kDefaultCiphers : ciphers.c_str()) != 1)
+    return bad("tls.ciphers: no usable cipher in \"" + ciphers + "\"");
+  if (!suites.empty() && SSL_CTX_set_ciphersuites(ctx.get(), suites.c_str()) != 1)
+    return bad("tls.ciphersuites: no usable suite in \"" + suites + "\"");
+  if (SSL_CTX_set1_groups_list(ctx.get(), groups.empty() ? kDefaultGroups : groups.c_str()) != 1)
+    return bad("tls.groups: unknown group in \"" + groups + "\"");
   // Renegotiation and compression have only ever been attack surface; a connection that is
   // idle must not keep OpenSSL's 17 KiB read and write buffers (the engine's own rule).
-  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
-  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-  return true;
+  SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+  SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
+  return ctx;
+}
+
+// A build step that failed: `error` says why; the context is freed by its CtxPtr.
+SSL_CTX* refuse(std::string& error, std::string what) {
+  fail(error, std::move(what));
+  return nullptr;
 }
 
 }  // namespace
@@ -100,21 +117,11 @@ std::string take_ssl_errors() {
 }
 
 SSL_CTX* build_server_ctx(const TlsServerSettings& s, TlsContext::Impl& impl, std::string& error) {
-  ERR_clear_error();
-  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
-  if (ctx == nullptr) {
-    fail(error, "cannot create a TLS context");
-    return nullptr;
-  }
-  auto bad = [&](std::string what) -> SSL_CTX* {
-    fail(error, std::move(what));
-    SSL_CTX_free(ctx);
-    return nullptr;
-  };
-  if (!apply_common(ctx, s.min_version, {}, s.ciphers, s.ciphersuites, s.groups, error)) {
-    SSL_CTX_free(ctx);
-    return nullptr;
-  }
+  CtxPtr owned = new_context(TLS_server_method(), s.min_version, {}, s.ciphers, s.ciphersuites,
+                             s.groups, error);
+  if (!owned) return nullptr;
+  SSL_CTX* ctx = owned.get();
+  auto bad = [&](std::string what) { return refuse(error, std::move(what)); };
   SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
   if (s.cert_file.empty() || s.key_file.empty()) return bad("tls.cert_file and tls.key_file are both needed");
   if (SSL_CTX_use_certificate_chain_file(ctx, s.cert_file.c_str()) != 1)
@@ -157,25 +164,14 @@ SSL_CTX* build_server_ctx(const TlsServerSettings& s, TlsContext::Impl& impl, st
   }
   if (!impl.alpn_wire.empty()) SSL_CTX_set_alpn_select_cb(ctx, select_alpn, &impl);
   SSL_CTX_set_app_data(ctx, &impl);
-  return ctx;
+  return owned.release();
 }
 
 SSL_CTX* build_client_ctx(const TlsClientSettings& s, TlsContext::Impl& impl, std::string& error) {
-  ERR_clear_error();
-  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
-  if (ctx == nullptr) {
-    fail(error, "cannot create a TLS context");
-    return nullptr;
-  }
-  auto bad = [&](std::string what) -> SSL_CTX* {
-    fail(error, std::move(what));
-    SSL_CTX_free(ctx);
-    return nullptr;
-  };
-  if (!apply_common(ctx, s.min_version, s.max_version, {}, {}, {}, error)) {
-    SSL_CTX_free(ctx);
-    return nullptr;
-  }
+  CtxPtr owned = new_context(TLS_client_method(), s.min_version, s.max_version, {}, {}, {}, error);
+  if (!owned) return nullptr;
+  SSL_CTX* ctx = owned.get();
+  auto bad = [&](std::string what) { return refuse(error, std::move(what)); };
   if (!s.ca_file.empty()) {
     if (SSL_CTX_load_verify_locations(ctx, s.ca_file.c_str(), nullptr) != 1)
       return bad("CA file " + s.ca_file + ": cannot load");
@@ -197,7 +193,7 @@ SSL_CTX* build_client_ctx(const TlsClientSettings& s, TlsContext::Impl& impl, st
     SSL_CTX_sess_set_new_cb(ctx, new_client_session);
   }
   SSL_CTX_set_app_data(ctx, &impl);
-  return ctx;
+  return owned.release();
 }
 
 TlsContext::Impl::~Impl() {

@@ -332,17 +332,8 @@ void EventLoop::transport_eof(Connection& c) {
 void EventLoop::transport_goodbye(Connection& c) {
   Transport& t = *static_cast<Transport*>(c.user_);
   if (t.config->passthrough) return;
-  if (t.config->options.websocket && t.stage == Stage::kOpen && !(t.flags & Transport::kCloseSent)) {
-    t.flags |= Transport::kCloseSent;
-    std::byte payload[ws::kMaxControlPayload];
-    size_t n = ws::encode_close(payload, draining() ? ws::CloseCode::kGoingAway : ws::CloseCode::kNormal, {});
-    std::byte frame[ws::kMaxControlFrameBytes];
-    uint8_t mask[4] = {0x5a, 0x17, 0xc3, 0x2e};
-    size_t h = ws::encode_header(frame, ws::Opcode::kClose, true, n, t.config->client ? mask : nullptr);
-    std::memcpy(frame + h, payload, n);
-    if (t.config->client) ws::apply_mask(frame + h, n, mask, 0);
-    send_transport_bytes(c, ByteView(frame, h + n));
-  }
+  if (t.config->options.websocket && t.stage == Stage::kOpen && !(t.flags & Transport::kCloseSent))
+    send_ws_close(c, draining() ? ws::CloseCode::kGoingAway : ws::CloseCode::kNormal, {});
   if (t.ssl && (t.flags & Transport::kHandshakeDone) && !(SSL_get_shutdown(t.ssl) & SSL_SENT_SHUTDOWN)) {
     core_->tls_in = {};
     core_->tls_in_used = 0;
@@ -371,15 +362,26 @@ void EventLoop::transport_abort(Connection& c, CloseReason reason) {
     case CloseReason::kKicked: code = ws::CloseCode::kPolicyViolation; break;
     default: return;
   }
-  t.flags |= Transport::kCloseSent;
-  std::byte payload[2];
-  size_t n = ws::encode_close(payload, code, {});
-  std::byte frame[ws::kMaxHeaderBytes + 2];
-  uint8_t mask[4] = {0x6d, 0x02, 0xa1, 0x55};
-  size_t h = ws::encode_header(frame, ws::Opcode::kClose, true, n, t.config->client ? mask : nullptr);
-  std::memcpy(frame + h, payload, n);
+  send_ws_close(c, code, {});
+}
+
+bool EventLoop::send_ws_control(Connection& c, ws::Opcode opcode, ByteView payload) {
+  Transport& t = *static_cast<Transport*>(c.user_);
+  std::byte frame[ws::kMaxControlFrameBytes];
+  // A client masks every frame (RFC 6455 section 5.3); the key need not be secret here, the
+  // load generator being the only client this engine is.
+  const uint8_t mask[4] = {0x3c, 0x91, 0x0e, 0x7b};
+  const size_t n = std::min(payload.size(), ws::kMaxControlPayload);
+  const size_t h = ws::encode_header(frame, opcode, true, n, t.config->client ? mask : nullptr);
+  std::memcpy(frame + h, payload.data(), n);
   if (t.config->client) ws::apply_mask(frame + h, n, mask, 0);
-  send_transport_bytes(c, ByteView(frame, h + n));
+  return send_transport_bytes(c, ByteView(frame, h + n));
+}
+
+bool EventLoop::send_ws_close(Connection& c, ws::CloseCode code, std::string_view reason) {
+  static_cast<Transport*>(c.user_)->flags |= Transport::kCloseSent;
+  std::byte payload[ws::kMaxControlPayload];
+  return send_ws_control(c, ws::Opcode::kClose, ByteView(payload, ws::encode_close(payload, code, reason)));
 }
 
 // --- input ------------------------------------------------------------------------------------
@@ -652,18 +654,10 @@ void EventLoop::websocket_input(Connection& c, MutableByteView in) {
 
 bool EventLoop::websocket_control(Connection& c, ws::Opcode opcode, MutableByteView payload) {
   Transport& t = *static_cast<Transport*>(c.user_);
-  auto send_frame = [&](ws::Opcode op, ByteView body) {
-    std::byte frame[ws::kMaxControlFrameBytes];
-    uint8_t mask[4] = {0x3c, 0x91, 0x0e, 0x7b};
-    size_t h = ws::encode_header(frame, op, true, body.size(), t.config->client ? mask : nullptr);
-    std::memcpy(frame + h, body.data(), body.size());
-    if (t.config->client) ws::apply_mask(frame + h, body.size(), mask, 0);
-    return send_transport_bytes(c, ByteView(frame, h + body.size()));
-  };
   switch (opcode) {
     case ws::Opcode::kPing:
       stats_.ws_pings.add();
-      if (!(t.flags & Transport::kCloseSent)) send_frame(ws::Opcode::kPong, payload);
+      if (!(t.flags & Transport::kCloseSent)) send_ws_control(c, ws::Opcode::kPong, payload);
       return c.open();
     case ws::Opcode::kPong:
       return true;
@@ -677,10 +671,7 @@ bool EventLoop::websocket_control(Connection& c, ws::Opcode opcode, MutableByteV
       if (!(t.flags & Transport::kCloseSent)) {
         // Echo the peer's code (section 5.5.1), then close once it is sent.
         t.flags |= Transport::kCloseSent;
-        std::byte body[2];
-        size_t n = r.close.has_code ? 2 : 0;
-        if (n) std::memcpy(body, payload.data(), 2);
-        send_frame(ws::Opcode::kClose, ByteView(body, n));
+        send_ws_control(c, ws::Opcode::kClose, ByteView(payload.data(), r.close.has_code ? 2 : 0));
       }
       apply(c, handlers_[c.handler_]->on_peer_shutdown(c), CloseReason::kPeerClosed);
       apply(c, Action::kCloseAfterFlush, CloseReason::kPeerClosed);
@@ -696,17 +687,7 @@ void EventLoop::websocket_fail(Connection& c, int code, const char* what) {
   stats_.ws_protocol_errors.add();
   spdlog::info("loop {}: websocket: closing {} with {}: {}", index_, net::peer_text(c), code, what);
   t.flags |= Transport::kCloseReceived;
-  if (!(t.flags & Transport::kCloseSent)) {
-    t.flags |= Transport::kCloseSent;
-    std::byte payload[ws::kMaxControlPayload];
-    size_t n = ws::encode_close(payload, static_cast<ws::CloseCode>(code), what);
-    std::byte frame[ws::kMaxControlFrameBytes];
-    uint8_t mask[4] = {0x11, 0x22, 0x33, 0x44};
-    size_t h = ws::encode_header(frame, ws::Opcode::kClose, true, n, t.config->client ? mask : nullptr);
-    std::memcpy(frame + h, payload, n);
-    if (t.config->client) ws::apply_mask(frame + h, n, mask, 0);
-    send_transport_bytes(c, ByteView(frame, h + n));
-  }
+  if (!(t.flags & Transport::kCloseSent)) send_ws_close(c, static_cast<ws::CloseCode>(code), what);
   apply(c, Action::kCloseAfterFlush, CloseReason::kProtocol);
 }
 

@@ -81,59 +81,61 @@ void reload_certificates(const std::vector<Listener>& listeners) {
 }
 
 void render_transport_metrics(Server& server, std::string& out) {
-  uint64_t conns = 0, full = 0, resumed = 0, upgrades = 0, refused = 0, ws_errors = 0, pings = 0,
-           proxy_ok = 0, proxy_bad = 0, timeouts = 0, capped = 0;
-  uint64_t failures[static_cast<size_t>(TlsFailure::kCount)] = {};
-  for (size_t i = 0; i < server.loop_count(); ++i) {
-    const LoopStats& s = server.loop(i).stats();
-    conns += s.transport_connections.get();
-    full += s.tls_handshakes.get();
-    resumed += s.tls_resumed.get();
-    for (size_t f = 0; f < std::size(failures); ++f) failures[f] += s.tls_failures[f].get();
-    upgrades += s.ws_upgrades.get();
-    refused += s.ws_refused.get();
-    ws_errors += s.ws_protocol_errors.get();
-    pings += s.ws_pings.get();
-    proxy_ok += s.proxy_headers.get();
-    proxy_bad += s.proxy_refused.get();
-    timeouts += s.handshake_timeouts.get();
-    capped += s.listener_rejected.get();
-  }
+  auto sum = [&](auto field) {
+    uint64_t total = 0;
+    for (size_t i = 0; i < server.loop_count(); ++i) total += field(server.loop(i).stats()).get();
+    return total;
+  };
   auto family = [&](const char* name, const char* type, const char* help) {
     out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
   };
-  family("tcpms_transport_connections", "gauge",
-         "Connections with transport state (TLS, WebSocket, PROXY header, a listener cap)");
-  out += fmt::format("tcpms_transport_connections {}\n", conns);
-  family("tcpms_tls_handshakes_total", "counter", "TLS handshakes completed, full or resumed");
-  out += fmt::format("tcpms_tls_handshakes_total{{kind=\"full\"}} {}\n", full);
-  out += fmt::format("tcpms_tls_handshakes_total{{kind=\"resumed\"}} {}\n", resumed);
-  family("tcpms_tls_handshake_failures_total", "counter", "TLS handshakes that failed, by cause");
-  for (size_t f = 0; f < std::size(failures); ++f) {
-    out += fmt::format("tcpms_tls_handshake_failures_total{{cause=\"{}\"}} {}\n",
-                       tls_failure_name(static_cast<TlsFailure>(f)), failures[f]);
+  struct Scalar {
+    const char* name;
+    const char* type;
+    const char* help;
+    const Counter& (*field)(const LoopStats&);
+  };
+  static constexpr Scalar kScalars[] = {
+      {"tcpms_transport_connections", "gauge",
+       "Connections with transport state (TLS, WebSocket, PROXY header, a listener cap)",
+       [](const LoopStats& s) -> const Counter& { return s.transport_connections; }},
+      {"tcpms_websocket_upgrades_total", "counter", "WebSocket handshakes completed",
+       [](const LoopStats& s) -> const Counter& { return s.ws_upgrades; }},
+      {"tcpms_websocket_refused_total", "counter",
+       "WebSocket Upgrade requests answered with an HTTP error (or that timed out)",
+       [](const LoopStats& s) -> const Counter& { return s.ws_refused; }},
+      {"tcpms_websocket_protocol_errors_total", "counter",
+       "WebSocket connections closed by us with a close code for a bad frame",
+       [](const LoopStats& s) -> const Counter& { return s.ws_protocol_errors; }},
+      {"tcpms_websocket_pings_total", "counter", "WebSocket pings answered",
+       [](const LoopStats& s) -> const Counter& { return s.ws_pings; }},
+      {"tcpms_proxy_headers_total", "counter", "PROXY protocol headers accepted",
+       [](const LoopStats& s) -> const Counter& { return s.proxy_headers; }},
+      {"tcpms_proxy_refused_total", "counter",
+       "Connections on a proxy_protocol listener closed for a missing or bad header",
+       [](const LoopStats& s) -> const Counter& { return s.proxy_refused; }},
+      {"tcpms_handshake_timeouts_total", "counter",
+       "Connections closed because their handshakes outlasted handshake_timeout_ms",
+       [](const LoopStats& s) -> const Counter& { return s.handshake_timeouts; }},
+      {"tcpms_listener_rejected_total", "counter",
+       "Connections closed at once for a listener's own max_connections",
+       [](const LoopStats& s) -> const Counter& { return s.listener_rejected; }},
+  };
+  for (const Scalar& m : kScalars) {
+    family(m.name, m.type, m.help);
+    out += fmt::format("{} {}\n", m.name, sum(m.field));
   }
-  family("tcpms_websocket_upgrades_total", "counter", "WebSocket handshakes completed");
-  out += fmt::format("tcpms_websocket_upgrades_total {}\n", upgrades);
-  family("tcpms_websocket_refused_total", "counter",
-         "WebSocket Upgrade requests answered with an HTTP error (or that timed out)");
-  out += fmt::format("tcpms_websocket_refused_total {}\n", refused);
-  family("tcpms_websocket_protocol_errors_total", "counter",
-         "WebSocket connections closed by us with a close code for a bad frame");
-  out += fmt::format("tcpms_websocket_protocol_errors_total {}\n", ws_errors);
-  family("tcpms_websocket_pings_total", "counter", "WebSocket pings answered");
-  out += fmt::format("tcpms_websocket_pings_total {}\n", pings);
-  family("tcpms_proxy_headers_total", "counter", "PROXY protocol headers accepted");
-  out += fmt::format("tcpms_proxy_headers_total {}\n", proxy_ok);
-  family("tcpms_proxy_refused_total", "counter",
-         "Connections on a proxy_protocol listener closed for a missing or bad header");
-  out += fmt::format("tcpms_proxy_refused_total {}\n", proxy_bad);
-  family("tcpms_handshake_timeouts_total", "counter",
-         "Connections closed because their handshakes outlasted handshake_timeout_ms");
-  out += fmt::format("tcpms_handshake_timeouts_total {}\n", timeouts);
-  family("tcpms_listener_rejected_total", "counter",
-         "Connections closed at once for a listener's own max_connections");
-  out += fmt::format("tcpms_listener_rejected_total {}\n", capped);
+  family("tcpms_tls_handshakes_total", "counter", "TLS handshakes completed, full or resumed");
+  out += fmt::format("tcpms_tls_handshakes_total{{kind=\"full\"}} {}\n",
+                     sum([](const LoopStats& s) -> const Counter& { return s.tls_handshakes; }));
+  out += fmt::format("tcpms_tls_handshakes_total{{kind=\"resumed\"}} {}\n",
+                     sum([](const LoopStats& s) -> const Counter& { return s.tls_resumed; }));
+  family("tcpms_tls_handshake_failures_total", "counter", "TLS handshakes that failed, by cause");
+  for (size_t f = 0; f < static_cast<size_t>(TlsFailure::kCount); ++f) {
+    out += fmt::format("tcpms_tls_handshake_failures_total{{cause=\"{}\"}} {}\n",
+                       tls_failure_name(static_cast<TlsFailure>(f)),
+                       sum([f](const LoopStats& s) -> const Counter& { return s.tls_failures[f]; }));
+  }
 }
 
 }  // namespace tcpms::app
