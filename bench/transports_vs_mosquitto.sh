@@ -39,8 +39,6 @@ work=$(mktemp -d)
 . bench/lib.sh
 trap cleanup_all EXIT
 
-free_port() { /usr/bin/python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"; }
-
 # One certificate for both brokers: P-256 ECDSA, a CA, a server certificate for localhost.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/ca.key" \
   -out "$work/ca.pem" -days 2 -subj /CN=bench-ca 2>/dev/null
@@ -108,8 +106,6 @@ transport_flags() {
     websocket) echo "--websocket" ;;
   esac
 }
-
-bench() { local out=$1; shift; "$B/tcpms-bench" "$@" --json --no-progress >"$out" 2>"$out.log" || true; }
 
 row() {
   /usr/bin/python3 - "$1" "$2" <<'PY'
