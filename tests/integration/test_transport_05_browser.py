@@ -63,7 +63,7 @@ def test_mqtt_js_in_chromium_receives_a_mosquitto_pub_message(server, scheme):
         r = subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(server.port), "-t", topic,
                             "-m", f"hello {scheme} browser", "-q", "1"],
                            capture_output=True, text=True, timeout=10)
-        assert r.returncode == 0, r.stderr
+        assert r.returncode == 0, r.stderr + server.output()[-3000:]
         got = proc.stdout.readline().strip()
         assert got == f"RECEIVED {topic} hello {scheme} browser", got + "".join(stderr)[-2000:]
         assert proc.wait(timeout=30) == 0
