@@ -423,11 +423,12 @@ std::string Settings::effective() const {
   return out;
 }
 
-std::string Settings::effective_inline() const {
+std::string Settings::effective_inline(const Settings& defaults) const {
   std::string out = "{";
   bool first = true;
   for (const auto& s : settings_) {
-    if (s->value_text() == s->default_text()) continue;
+    const SettingBase* d = defaults.find(s->name());
+    if (d != nullptr && s->value_text() == d->value_text()) continue;
     out += (first ? "" : ", ") + s->name() + " = " + s->value_text();
     first = false;
   }

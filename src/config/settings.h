@@ -127,8 +127,9 @@ class Settings {
   // --- output -------------------------------------------------------------------------------
   // Effective settings as TOML with where each value came from (--check-config).
   std::string effective() const;
-  // The settings that differ from their defaults as one TOML inline table ({bind = "x"}).
-  std::string effective_inline() const;
+  // The settings whose values differ from `defaults`' (the same declarations bound to a
+  // default element) as one TOML inline table ({bind = "x"}).
+  std::string effective_inline(const Settings& defaults) const;
   // Every setting, commented out at its default, with help, flag, constraint and whether it
   // changes live: the example tcpms.toml (--print-example-config).
   std::string example() const;

@@ -86,12 +86,15 @@ class TableArray final : public TableArrayBase {
 
  private:
   std::string render(const std::vector<Item>& items) const {
+    Item fresh{};
+    Settings defaults(name());
+    declare_(defaults, fresh);
     std::string out = "[";
     for (size_t i = 0; i < items.size(); ++i) {
       Item copy = items[i];
       Settings element(name());
       declare_(element, copy);
-      out += (i ? ", " : "") + element.effective_inline();
+      out += (i ? ", " : "") + element.effective_inline(defaults);
     }
     return out + "]";
   }

@@ -7,10 +7,7 @@
 namespace tcpms::app {
 
 void declare_listener(config::Settings& s, ListenerSettings& l) {
-  s.add("bind", l.bind, "HOST:PORT to accept clients on (port 0: any free port)")
-      .check([](const std::string& v) -> std::string {
-        return v.empty() ? "every [[listeners]] table needs bind = \"HOST:PORT\"" : "";
-      });
+  s.add("bind", l.bind, "HOST:PORT to accept clients on (port 0: any free port)");
   s.add("proxy_protocol", l.proxy_protocol,
         "Connections start with a PROXY protocol v1 or v2 header (HAProxy send-proxy-v2); its "
         "client address is the one logs, limits, the login throttle and ACLs see. A connection "
@@ -66,6 +63,7 @@ void declare_listener(config::Settings& s, ListenerSettings& l) {
   s.add("tls.session_lifetime_s", l.tls.session_lifetime_s, "How long a ticket can resume a session")
       .range(60u, 604800u);
   s.add_rule([&l] {
+    if (l.bind.empty()) return "every [[listeners]] table needs bind = \"HOST:PORT\"";
     if (!l.tls.key_file.empty() && l.tls.cert_file.empty()) return "tls.key_file needs tls.cert_file";
     if (!l.tls.cert_file.empty() && l.tls.key_file.empty()) return "tls.cert_file needs tls.key_file";
     if (!l.has_tls() && (l.tls.require_client_cert || l.tls.request_client_cert ||
