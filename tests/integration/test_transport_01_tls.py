@@ -29,7 +29,8 @@ def pki():
 
 def config(pki, extra_listeners="", top=""):
     """A config file: a plain listener, a TLS one, a mutual-TLS one taking the certificate's
-    CN as user name, and a mutual-TLS one with a CRL."""
+    CN as user name, a mutual-TLS one with a CRL, one taking the SAN as user name, and a TLS
+    one with a short handshake deadline."""
     text = f"""{top}
 listen = "127.0.0.1:0"
 [[listeners]]
@@ -45,12 +46,24 @@ tls.require_client_cert = true
 tls.identity_as_username = true
 [[listeners]]
 bind = "127.0.0.1:0"
-handshake_timeout_ms = 600
 tls.cert_file = "{pki.server_cert}"
 tls.key_file = "{pki.server_key}"
 tls.ca_file = "{pki.ca.cert}"
 tls.crl_file = "{pki.crl}"
 tls.require_client_cert = true
+[[listeners]]
+bind = "127.0.0.1:0"
+tls.cert_file = "{pki.server_cert}"
+tls.key_file = "{pki.server_key}"
+tls.ca_file = "{pki.ca.cert}"
+tls.require_client_cert = true
+tls.identity_as_username = true
+tls.identity_field = "san"
+[[listeners]]
+bind = "127.0.0.1:0"
+handshake_timeout_ms = 600
+tls.cert_file = "{pki.server_cert}"
+tls.key_file = "{pki.server_key}"
 {extra_listeners}
 """
     f = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False, dir=pki.root)
@@ -65,10 +78,11 @@ def server(pki):
     with open(acl, "w") as f:
         # Anonymous clients: read everything, write where the tests publish anonymously.
         f.write("topic read #\ntopic readwrite tls/#\ntopic readwrite paho/#\n"
-                "user alice\ntopic readwrite alice/#\n")
+                "user alice\ntopic readwrite alice/#\n"
+                "user alice@example.com\ntopic readwrite san/#\n")
     with mqtt_server("--config", config(pki), "--acl-file", acl, "--threads", "2") as srv:
-        srv.tls, srv.mtls, srv.crl_port = (srv.port_of("tls", 0), srv.port_of("tls", 1),
-                                           srv.port_of("tls", 2))
+        srv.tls, srv.mtls, srv.crl_port, srv.san_port, srv.quick_port = (
+            srv.port_of("tls", i) for i in range(5))
         yield srv
 
 
@@ -146,6 +160,24 @@ def test_mutual_tls_identity_is_the_user_name(server, pki):
     assert "bob/x" not in out
 
 
+def test_identity_from_the_subject_alternative_name(server, pki):
+    """tls.identity_field = "san": alice's certificate names alice@example.com, whose ACL block
+    allows san/#; her CN's block (alice/#) does not apply on this listener."""
+    sub = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(server.port), "-t", "#",
+                            "-v", "-W", "6"], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)
+        for topic in ("alice/y", "san/y"):
+            r = mosquitto("mosquitto_pub", server.san_port, "--cafile", pki.ca.cert, "--cert",
+                          pki.alice[0], "--key", pki.alice[1], "-t", topic, "-m", "by-san")
+            assert r.returncode == 0, r.stderr
+        out, _ = sub.communicate(timeout=10)
+    finally:
+        sub.kill()
+    assert "san/y by-san" in out
+    assert "alice/y" not in out
+
+
 @pytest.mark.parametrize("who,cause", [
     (None, "no_client_cert"),
     ("expired", "client_cert_expired"),
@@ -185,7 +217,7 @@ def test_plain_mqtt_on_a_tls_port_and_silence_are_closed(server):
     server.wait_for(lambda: failures(server, "not_tls") == before + 1, what="not_tls")
     # Nothing at all: closed at the listener's handshake deadline (600 ms), counted.
     before = failures(server, "timeout")
-    s = socket.create_connection(("127.0.0.1", server.crl_port))
+    s = socket.create_connection(("127.0.0.1", server.quick_port))
     s.settimeout(5)
     t0 = time.monotonic()
     assert s.recv(10) == b""
