@@ -1,7 +1,7 @@
 // Headless Chromium (Debian's) opens mqtt_page.html, whose MQTT.js connects to URL over
 // WebSocket and subscribes to TOPIC. Prints "STATE subscribed 1" once subscribed (the test
 // then publishes with mosquitto_pub), then "RECEIVED <topic> <payload>" and exits 0; exits 1
-// with the page's state on any failure or after 30 s.
+// with the page's state on any failure or after 90 s.
 //
 //   node browser_client.mjs ws://127.0.0.1:PORT/mqtt some/topic [--insecure]
 import { chromium } from 'playwright-core';
@@ -30,7 +30,7 @@ try {
   const q = new URLSearchParams({ url, topic });
   await page.goto(pathToFileURL(path.join(here, 'mqtt_page.html')).href + '?' + q.toString());
   await page.waitForFunction(() => !['connecting', 'connected'].includes(window.state), null,
-                             { timeout: 30000 });
+                             { timeout: 90000 });
   const state = await page.evaluate(() => window.state);
   console.log('STATE ' + state);
   if (state.startsWith('subscribed')) {
