@@ -373,7 +373,7 @@ bool EventLoop::send_ws_control(Connection& c, ws::Opcode opcode, ByteView paylo
   const uint8_t mask[4] = {0x3c, 0x91, 0x0e, 0x7b};
   const size_t n = std::min(payload.size(), ws::kMaxControlPayload);
   const size_t h = ws::encode_header(frame, opcode, true, n, t.config->client ? mask : nullptr);
-  std::memcpy(frame + h, payload.data(), n);
+  if (n != 0) std::memcpy(frame + h, payload.data(), n);  // an empty view may have no data()
   if (t.config->client) ws::apply_mask(frame + h, n, mask, 0);
   return send_transport_bytes(c, ByteView(frame, h + n));
 }
@@ -752,6 +752,7 @@ bool EventLoop::transport_output(Connection& c, const ByteView* parts, size_t co
       masked.resize(total);
       size_t at = 0;
       for (size_t i = 0; i < count; ++i) {
+        if (parts[i].empty()) continue;
         std::memcpy(masked.data() + at, parts[i].data(), parts[i].size());
         at += parts[i].size();
       }
@@ -783,6 +784,7 @@ bool EventLoop::tls_write(Connection& c, const ByteView* pieces, size_t count, b
     if (!core_->scratch_out) core_->scratch_out.reset(new std::byte[kCoalesce]);
     size_t at = 0;
     for (size_t i = 0; i < count; ++i) {
+      if (pieces[i].empty()) continue;
       std::memcpy(core_->scratch_out.get() + at, pieces[i].data(), pieces[i].size());
       at += pieces[i].size();
     }

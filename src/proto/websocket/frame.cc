@@ -195,7 +195,7 @@ size_t encode_close(std::byte* out, CloseCode code, std::string_view reason) noe
          (static_cast<uint8_t>(reason[take]) & 0xC0) == 0x80) {
     --take;
   }
-  std::memcpy(out + 2, reason.data(), take);
+  if (take != 0) std::memcpy(out + 2, reason.data(), take);  // data() may be null when empty
   return 2 + take;
 }
 
