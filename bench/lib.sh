@@ -20,6 +20,13 @@ wait_listening() {
   return 1
 }
 
+# free_port -> a loopback port nobody listens on now (for brokers that cannot bind port 0)
+free_port() { /usr/bin/python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"; }
+
+# bench OUT ARGS... -> tcpms-bench with --json into OUT, its log beside it (exit 1 only means
+# some operations failed, which the result says)
+bench() { local out=$1; shift; "$B/tcpms-bench" "$@" --json --no-progress >"$out" 2>"$out.log" || true; }
+
 # json FILE EXPR: evaluates a Python expression over the parsed JSON `d`.
 json() { /usr/bin/python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
 

@@ -42,8 +42,6 @@ work=$(mktemp -d)
 . bench/lib.sh
 trap cleanup_all EXIT
 
-free_port() { /usr/bin/python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"; }
-
 # start NAME -> sets PID and ADDR (a fresh broker): tcpms, mosquitto or mosquitto-dup
 start() {
   local name=$1 log="$work/$1.$RANDOM.log"
@@ -80,9 +78,6 @@ EOF
   echo "mosquitto did not start" >&2; cat "$log" >&2; exit 1
 }
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
-
-# bench OUT ARGS... -> tcpms-bench with --json into OUT (exit 1 only means some ops failed)
-bench() { local out=$1; shift; "$B/tcpms-bench" "$@" --json --no-progress >"$out" 2>"$out.log" || true; }
 
 # row FILE KIND -> one Markdown table row body from a result
 row() {

@@ -16,7 +16,7 @@ BIN=${BIN:-build/release/bin}
 REDIS_PORT=${REDIS_PORT:-6390}
 FRONT_PORT=${FRONT_PORT:-1883}
 # Below the ephemeral port range, so no outgoing connection holds them.
-BASE_PORT=${BASE_PORT:-1883}   # node i: MQTT BASE+i, admin BASE+100+i
+BASE_PORT=${BASE_PORT:-1883}   # node i: MQTT BASE+i, from HAProxy (PROXY v2) BASE+50+i, admin BASE+100+i
 LEASE_S=${LEASE_S:-3}
 WORK=$(mktemp -d -t tcpms-cluster-demo.XXXX)
 pids=()
@@ -42,11 +42,13 @@ for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break;
 
 servers=""
 for i in 1 2 3; do
-  "$BIN/tcpms-server" --listen "127.0.0.1:$((BASE_PORT + i))" --admin-listen "127.0.0.1:$((BASE_PORT + 100 + i))" \
+  printf '[[listeners]]\nbind = "127.0.0.1:%d"\nproxy_protocol = true\n' $((BASE_PORT + 50 + i)) >"$WORK/node$i.toml"
+  "$BIN/tcpms-server" --config "$WORK/node$i.toml" --listen "127.0.0.1:$((BASE_PORT + i))" \
+    --admin-listen "127.0.0.1:$((BASE_PORT + 100 + i))" \
     --cluster "redis://127.0.0.1:$REDIS_PORT" --node-id "node$i" --cluster-lease-s "$LEASE_S" \
     >"$WORK/node$i.log" 2>&1 &
   pids+=($!)
-  servers+="  server node$i 127.0.0.1:$((BASE_PORT + i)) check port $((BASE_PORT + 100 + i))"$'\n'
+  servers+="  server node$i 127.0.0.1:$((BASE_PORT + 50 + i)) send-proxy-v2 check port $((BASE_PORT + 100 + i))"$'\n'
 done
 
 sed -e "s/^  bind :1883/  bind 127.0.0.1:$FRONT_PORT/" -e '/^  server node/d' -e 's/^  nbthread 4/  nbthread 1/' \

@@ -11,7 +11,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
+#include <string>
+#include <string_view>
 
 #include "tcpms/bytes.h"
 #include "tcpms/conn_id.h"
@@ -28,6 +31,12 @@ struct PendingInput;
 
 // Intrusive hook for the loop's timer wheel (src/net/timer_wheel.h). Links are slot indices,
 // not pointers: 16 bytes instead of 24, and stable across slab growth.
+// Connections with a transport (TLS, WebSocket, PROXY header: src/net/transport.h) keep the
+// handler's pointer here, first, so that user_data() stays one load and a branch.
+struct TransportBase {
+  void* user = nullptr;
+};
+
 struct TimerHook {
   uint32_t prev = 0;
   uint32_t next = 0;
@@ -81,13 +90,30 @@ class Connection {
   void close(CloseReason reason = CloseReason::kProtocol) noexcept;
   void close_after_flush(CloseReason reason = CloseReason::kProtocol) noexcept;
 
-  // Peer and local addresses (a syscall each: connections do not store them).
+  // The client's address: from the PROXY header on a listener that asked for one, else the
+  // socket's peer (a syscall: connections do not store it).
   bool peer_address(sockaddr_storage& out) const noexcept;
+
+  // --- transport (TLS, WebSocket, PROXY; see include/tcpms/transport.h) -------------------
+  bool has_transport() const noexcept { return (flags_ & kTransport) != 0; }
+  bool is_tls() const noexcept;
+  bool is_websocket() const noexcept;
+  // The verified client certificate's identity (its CN, or first SAN: tls.identity_field)
+  // when the listener takes identities as user names (tls.identity_as_username): nullopt
+  // when it does not, "" when the certificate has no such identity.
+  std::optional<std::string> certificate_identity() const;
+  // "tcp", "tls", "websocket+tls", ...: the listener's transport, for logs and listings.
+  std::string_view transport_name() const noexcept;
 
   // One pointer for the protocol's per-connection state; the handler owns what it points to
   // and frees it in on_close.
-  void* user_data() const noexcept { return user_; }
-  void set_user_data(void* p) noexcept { user_ = p; }
+  void* user_data() const noexcept {
+    return (flags_ & kTransport) ? static_cast<net::TransportBase*>(user_)->user : user_;
+  }
+  void set_user_data(void* p) noexcept {
+    if (flags_ & kTransport) static_cast<net::TransportBase*>(user_)->user = p;
+    else user_ = p;
+  }
   template <typename T>
   T* user() const noexcept { return static_cast<T*>(user_); }
 
@@ -110,12 +136,13 @@ class Connection {
                                 // peer's FIN, so our close cannot turn into a reset
     kRedeliver = 1 << 11,       // reading resumed: present held input again before reading
     kFixedDeadline = 1 << 12,   // the timer is a set_deadline: input does not push it
+    kTransport = 1 << 13,       // user_ points to a net::Transport (which holds the user's)
   };
 
   EventLoop* loop_ = nullptr;
   net::PendingInput* in_ = nullptr;  // partial frame only
   net::OutQueue* out_ = nullptr;     // unsent output only
-  void* user_ = nullptr;
+  void* user_ = nullptr;  // the handler's, or a net::Transport with kTransport
   UniqueFd fd_;  // reset in the loop's closing phase
   uint32_t slot_ = 0;
   uint32_t generation_ = 1;

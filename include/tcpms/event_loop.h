@@ -36,9 +36,16 @@
 
 namespace tcpms {
 
+namespace ws {
+enum class Opcode : uint8_t;
+enum class CloseCode : uint16_t;
+}
+
 class Server;
 namespace net {
 class LoopCore;
+struct TransportConfig;
+struct TlsBio;
 }
 
 struct LoopConfig {
@@ -83,8 +90,14 @@ class EventLoop {
   // Registers a handler; returns its index for listeners and outbound connects.
   uint8_t add_handler(std::unique_ptr<Handler> handler);
   Handler& handler(uint8_t index) { return *handlers_.at(index); }
-  // Adopts an already bound and listening socket for `handler`.
-  void add_listener(UniqueFd listen_fd, uint8_t handler);
+  // Adopts an already bound and listening socket for `handler`; its connections go through
+  // `transport` first (TLS, WebSocket, PROXY header, a listener cap) when it is set. The
+  // configuration must outlive the loop (Server keeps it).
+  void add_listener(UniqueFd listen_fd, uint8_t handler,
+                    const net::TransportConfig* transport = nullptr);
+  // Outbound connections made for `handler` go through `transport` (tcpms-bench: TLS and
+  // WebSocket clients).
+  void set_outbound_transport(uint8_t handler, const net::TransportConfig* transport);
   void set_connection_cap(std::atomic<int64_t>* shared_count, int64_t max_connections);
 
   // Outbound connection (used by tcpms-bench). `source` may be null; with it the socket is
@@ -120,10 +133,14 @@ class EventLoop {
  private:
   friend class Connection;
   friend class net::LoopCore;
+  friend struct net::TlsBio;
 
   // Connection internals, called by Connection's methods.
   bool write_parts(Connection& c, const ByteView* parts, size_t count, const SharedBytes* body,
                    bool defer);
+  // The socket-level write under write_parts: direct, with only the remainder queued.
+  bool write_raw(Connection& c, const ByteView* parts, size_t count, const SharedBytes* body,
+                 bool defer);
   void schedule_close(Connection& c, CloseReason reason);
   void apply(Connection& c, Action action, CloseReason reason);
   void close_gracefully(Connection& c);
@@ -139,7 +156,8 @@ class EventLoop {
   void dispatch(uint64_t tag, uint32_t events);
   void handle_accept(uint32_t listener);
   void pause_listener(uint32_t listener, int err);
-  ConnId adopt(UniqueFd fd, uint8_t handler, bool connecting, void* user_data);
+  ConnId adopt(UniqueFd fd, uint8_t handler, bool connecting, void* user_data,
+               const net::TransportConfig* transport);
   void finish_connect(Connection& c);
   void handle_read(Connection& c, bool peer_hung_up);
   bool deliver(Connection& c, ByteView fresh);
@@ -153,6 +171,35 @@ class EventLoop {
   void run_timers();
   void run_closing();
 
+  // Transports (transport.cc): the PROXY header, TLS and WebSocket between the socket and
+  // the handler.
+  // The handler has had on_open (no transport, or its handshakes are done).
+  bool handler_sees(const Connection& c) const noexcept;
+  // The handler is told of the close: it saw on_open, or it made the connection itself.
+  bool handler_knows(const Connection& c) const noexcept;
+  bool start_transport(Connection& c, const net::TransportConfig& config);
+  void transport_connected(Connection& c);
+  void transport_input(Connection& c, MutableByteView raw);
+  bool transport_output(Connection& c, const ByteView* parts, size_t count,
+                        const SharedBytes* body, bool defer);
+  void transport_goodbye(Connection& c);
+  void transport_abort(Connection& c, CloseReason reason);
+  void transport_timeout(Connection& c);
+  void transport_eof(Connection& c);
+  void free_transport(Connection& c);
+  bool tls_input(Connection& c, ByteView raw);
+  bool tls_write(Connection& c, const ByteView* pieces, size_t count, bool defer);
+  void tls_failed(Connection& c, int ssl_error, bool timeout_or_eof);
+  void plaintext_input(Connection& c, MutableByteView data);
+  void websocket_input(Connection& c, MutableByteView data);
+  bool websocket_control(Connection& c, ws::Opcode opcode, MutableByteView payload);
+  bool send_ws_control(Connection& c, ws::Opcode opcode, ByteView payload);
+  bool send_ws_close(Connection& c, ws::CloseCode code, std::string_view reason);
+  void websocket_fail(Connection& c, int code, const char* what);
+  void app_input(Connection& c, ByteView data);
+  bool send_transport_bytes(Connection& c, ByteView bytes);
+  void open_for_handler(Connection& c);
+  void trim_after_handshakes();
   uint32_t index_;
   LoopConfig config_;
   Server* server_;

@@ -5,6 +5,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <string_view>
 
 #include "tcpms/handler.h"
 
@@ -24,6 +25,25 @@ class Counter {
  private:
   std::atomic<uint64_t> v_{0};
 };
+
+// Why TLS handshakes fail, as counted in LoopStats::tls_failures and logged.
+enum class TlsFailure : uint8_t {
+  kTimeout,
+  kEof,                  // the peer closed mid-handshake
+  kNotTls,               // plain bytes (MQTT, HTTP) on a TLS port
+  kVersion,              // no protocol version in common
+  kCipher,               // no cipher or group in common
+  kNoClientCert,
+  kClientCertExpired,
+  kClientCertRevoked,
+  kClientCertUntrusted,  // does not chain to tls.ca_file
+  kClientCertInvalid,    // any other verification failure
+  kPeerAlert,            // the peer refused (our certificate, usually)
+  kOther,
+  kCount
+};
+// "timeout", "eof", "not_tls", ...: the label in /metrics and the word in the log line.
+std::string_view tls_failure_name(TlsFailure f) noexcept;
 
 struct LoopStats {
   Counter connections;           // gauge: open right now
@@ -46,6 +66,20 @@ struct LoopStats {
   Counter conns_with_input;      // gauge: connections that own an input buffer
   Counter conns_with_output;     // gauge: connections that own an output queue
   std::array<Counter, static_cast<size_t>(CloseReason::kCount)> closed_by_reason;
+
+  // Transports (TLS, WebSocket, PROXY header; src/net/transport.cc).
+  Counter transport_connections;      // gauge: connections with transport state
+  Counter tls_handshakes;             // completed, full
+  Counter tls_resumed;                // completed by resuming a session (ticket)
+  std::array<Counter, static_cast<size_t>(TlsFailure::kCount)> tls_failures;
+  Counter ws_upgrades;                // WebSocket handshakes completed
+  Counter ws_refused;                 // Upgrade requests answered with an HTTP error
+  Counter ws_protocol_errors;         // connections closed with a WebSocket close code >= 1002
+  Counter ws_pings;                   // pings answered
+  Counter proxy_headers;              // PROXY headers accepted
+  Counter proxy_refused;              // connections closed for a missing or bad header
+  Counter handshake_timeouts;         // any transport's handshake past its deadline
+  Counter listener_rejected;          // over a listener's own max_connections
 };
 
 }  // namespace tcpms

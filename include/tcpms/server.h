@@ -23,6 +23,7 @@
 #include "tcpms/endpoint.h"
 #include "tcpms/event_loop.h"
 #include "tcpms/handler.h"
+#include "tcpms/transport.h"
 #include "tcpms/worker_pool.h"
 
 namespace tcpms {
@@ -39,6 +40,10 @@ struct ServerConfig {
   LoopConfig loop;
 };
 
+namespace net {
+struct TransportConfig;
+}
+
 class Server {
  public:
   explicit Server(ServerConfig config);
@@ -46,12 +51,22 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Adds a listening address served by handlers from `factory` (one handler per loop).
-  // Returns the listener's index.
-  size_t listen(const Endpoint& at, HandlerFactory factory);
-  // A handler on every loop that serves no listener (outbound connections, e.g. the bench).
-  // Returns its handler index (the same on every loop).
-  uint8_t add_handler(HandlerFactory factory);
+  // Adds a listening address served by handlers from `factory` (one handler per loop), with
+  // its transport (TLS, WebSocket, PROXY header) and limits. Returns the listener's index.
+  size_t listen(const Endpoint& at, HandlerFactory factory, ListenerOptions options = {});
+  // Another listening address for a handler already added (several listeners, one protocol
+  // state per loop: an MQTT broker on 1883, 8883 and 8084).
+  size_t listen(const Endpoint& at, uint8_t handler, ListenerOptions options = {});
+  // A handler on every loop; listeners or outbound connections use it by the returned index
+  // (the same on every loop). Outbound connections made for it go through `outbound`
+  // (tcpms-bench: TLS, WebSocket).
+  uint8_t add_handler(HandlerFactory factory, TransportOptions outbound = {});
+  // The handler index of a listener.
+  uint8_t listener_handler(size_t listener) const { return listeners_.at(listener).handler; }
+  const ListenerOptions& listener_options(size_t listener) const {
+    return listeners_.at(listener).options;
+  }
+  size_t listener_count() const noexcept { return listeners_.size(); }
 
   // Creates the loops, binds every listener on every loop, starts the threads. Returns an
   // empty string on success, else a message naming the address, the failing call and why.
@@ -82,12 +97,19 @@ class Server {
  private:
   struct ListenerSpec {
     Endpoint at;
+    uint8_t handler = 0;
+    ListenerOptions options;
+    std::unique_ptr<net::TransportConfig> transport;  // null: plain TCP and no cap
+    std::unique_ptr<std::atomic<int64_t>> count;
+  };
+  struct HandlerSpec {
     HandlerFactory factory;
+    std::unique_ptr<net::TransportConfig> outbound;
   };
 
   ServerConfig config_;
   std::vector<ListenerSpec> listeners_;
-  std::vector<HandlerFactory> extra_handlers_;
+  std::vector<HandlerSpec> handlers_;
   std::vector<std::unique_ptr<EventLoop>> loops_;
   std::vector<std::thread> threads_;
   std::unique_ptr<WorkerPool> workers_;

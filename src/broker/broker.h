@@ -87,6 +87,7 @@ struct ClientInfo {
   bool has_will = false;
   uint64_t pending_output_bytes = 0;
   std::vector<SubscriptionInfo> subscription_list;  // with_subscriptions
+  std::string transport;            // "tcp", "tls", "websocket+tls", ... ("" when offline)
 };
 
 // Every loop's counters summed (relaxed reads): for $SYS/ and the admin API's stats.

@@ -67,6 +67,14 @@ Action MqttHandler::handle_connect(Connection& c, mqtt::Bytes body) {
     send_connack_v5(c, false, ReasonCode::kBadAuthenticationMethod, {}, client_max);
     return Action::kCloseAfterFlush;
   }
+  // On a listener with tls.identity_as_username the verified client certificate says who this
+  // is (Mosquitto's use_identity_as_username): its identity is the user name for the ACL and
+  // no password is checked; the CONNECT's own user name is not used.
+  const std::optional<std::string> cert_user = c.certificate_identity();
+  if (cert_user && cert_user->empty())
+    return refuse(0x05, "client certificate has no identity to use as user name");
+  const std::optional<std::string_view> username =
+      cert_user ? std::optional<std::string_view>(*cert_user) : k.username;
   std::string client_id(k.client_id);
   bool assigned = false;
   if (client_id.empty()) {
@@ -93,12 +101,10 @@ Action MqttHandler::handle_connect(Connection& c, mqtt::Bytes body) {
   if (k.will) {
     if (mqtt::validate_topic_name(k.will->topic, cfg_.max_topic_levels) != mqtt::TopicError::kOk)
       return refuse(0x05, "will topic over --max-topic-levels");
-    std::optional<std::string_view> user;
-    if (k.username) user = *k.username;
-    if (is_sys_topic(k.will->topic) || !broker_.authorizer().can_publish({client_id, user}, k.will->topic)) {
+    if (is_sys_topic(k.will->topic) || !broker_.authorizer().can_publish({client_id, username}, k.will->topic)) {
       stats_.auth_refused.add();
       if (sockaddr_storage peer{}; broker_.client_log().enabled() && c.peer_address(peer))
-        broker_.client_log().auth_failed(peer, client_id, k.username.value_or(""),
+        broker_.client_log().auth_failed(peer, client_id, username.value_or(""),
                                          "will topic not authorized");
       return refuse(0x05, "will topic not authorized");
     }
@@ -129,11 +135,11 @@ Action MqttHandler::handle_connect(Connection& c, mqtt::Bytes body) {
         k.properties.number(PropertyId::kReceiveMaximum).value_or(65535));
   }
   // Kept until CONNACK for the log line; the session keeps it only if the authorizer uses it.
-  if (k.username) p->username = std::string(*k.username);
+  if (username) p->username = std::string(*username);
   c.set_user_data(p);
 
   Authenticator& auth = broker_.authenticator();
-  if (!auth.enabled()) return continue_connect(c, p);
+  if (!auth.enabled() || cert_user) return continue_connect(c, p);
 
   // Hashing is slow: check on the worker pool, continue here. The connect deadline still runs.
   if (broker_.server().workers().queued() >= kMaxQueuedAuthChecks) {

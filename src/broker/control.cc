@@ -36,7 +36,10 @@ void MqttHandler::collect_clients(std::vector<ClientInfo>& out) {
     ci.client_id = std::string(s->client_id());
     ci.loop = loop_.index();
     ci.connected = s->conn != nullptr;
-    if (s->conn) ci.conn = s->conn->id();
+    if (s->conn) {
+      ci.conn = s->conn->id();
+      ci.transport = s->conn->transport_name();
+    }
     ci.subscriptions = subscription_total(*s);
     ci.connected_since_s = s->connected_since_s;
     ci.version = s->version;
@@ -68,6 +71,7 @@ std::optional<ClientInfo> MqttHandler::describe_client(std::string_view client_i
   ci.described = true;
   if (Connection* c = s->conn) {
     ci.conn = c->id();
+    ci.transport = c->transport_name();
     sockaddr_storage peer{};
     if (c->peer_address(peer)) ci.peer = ClientLog::peer_text(peer);
     // The connection's deadline is 1.5 x the Keep Alive the client asked for (attach()).

@@ -106,6 +106,9 @@ class SettingBase {
   virtual std::string value_text() const = 0;  // current value as a TOML literal
   virtual bool is_bool() const noexcept = 0;
   virtual bool is_list() const noexcept = 0;
+  // An array of tables ([[listeners]]): no flag, staged from the file by Settings itself
+  // (table_array.h).
+  virtual bool is_table_array() const noexcept { return false; }
 
  protected:
   SettingBase(std::string name, std::string help);

@@ -11,6 +11,8 @@
 #include <CLI/CLI.hpp>
 #include <toml++/toml.h>
 
+#include "config/table_array.h"
+
 namespace tcpms::config {
 namespace {
 
@@ -174,10 +176,15 @@ std::vector<Error> Settings::stage_file(std::string_view toml_text, const std::s
     return {Error{name, static_cast<uint32_t>(at.line), static_cast<uint32_t>(at.column), {},
                   std::string(e.description())}};
   }
+  return stage_table(root, name, {});
+}
+
+std::vector<Error> Settings::stage_table(const toml::table& root, const std::string& name,
+                                         const std::string& error_prefix) {
   std::vector<Error> errors;
   auto error_at = [&](const toml::source_region& where, std::string setting, std::string msg) {
     errors.push_back(Error{name, static_cast<uint32_t>(where.begin.line),
-                           static_cast<uint32_t>(where.begin.column), std::move(setting),
+                           static_cast<uint32_t>(where.begin.column), error_prefix + setting,
                            std::move(msg)});
   };
   std::function<void(const toml::table&, const std::string&)> walk =
@@ -186,6 +193,15 @@ std::vector<Error> Settings::stage_file(std::string_view toml_text, const std::s
           std::string full = prefix.empty() ? std::string(key.str())
                                             : prefix + "." + std::string(key.str());
           if (SettingBase* s = find(full)) {
+            if (s->is_table_array()) {
+              auto more = static_cast<TableArrayBase*>(s)->stage_elements(node, name, error_prefix);
+              errors.insert(errors.end(), more.begin(), more.end());
+              if (more.empty()) {
+                s->staged_source_ = Source::kFile;
+                s->staged_origin_ = name + ":" + std::to_string(node.source().begin.line);
+              }
+              continue;
+            }
             if (std::string err = s->stage_toml(node); !err.empty()) {
               error_at(node.source(), full, err);
             } else {
@@ -244,6 +260,28 @@ std::vector<Error> Settings::stage(const std::string_view* toml_text, const std:
       s->staged_source_ = Source::kFlag;
       s->staged_origin_ = s->flag();
     }
+  }
+  return errors;
+}
+
+std::vector<Error> Settings::load_table(const toml::table& table, const std::string& file,
+                                        const std::string& prefix) {
+  for (auto& s : settings_) {
+    s->stage_default();
+    s->staged_source_ = Source::kDefault;
+  }
+  std::vector<Error> errors = stage_table(table, file, prefix);
+  if (!errors.empty()) return errors;
+  for (auto& s : settings_) {
+    s->commit();
+    s->source_ = s->staged_source_;
+  }
+  for (auto& e : run_rules()) {
+    e.file = file;
+    e.line = static_cast<uint32_t>(table.source().begin.line);
+    e.column = static_cast<uint32_t>(table.source().begin.column);
+    e.message = prefix.substr(0, prefix.size() - 1) + ": " + e.message;
+    errors.push_back(std::move(e));
   }
   return errors;
 }
@@ -334,6 +372,7 @@ void Settings::add_flags(CLI::App& app) {
   app.add_flag("--print-example-config", print_example_,
                "Print a TOML file documenting every setting at its default, and exit");
   for (auto& s : settings_) {
+    if (s->is_table_array()) continue;  // file only: [[name]] tables have no flag spelling
     std::string names = s->flag();
     for (const auto& a : s->aliases()) {
       if (a != s->flag()) names += "," + a;
@@ -413,6 +452,18 @@ std::string Settings::effective() const {
   return out;
 }
 
+std::string Settings::effective_inline(const Settings& defaults) const {
+  std::string out = "{";
+  bool first = true;
+  for (const auto& s : settings_) {
+    const SettingBase* d = defaults.find(s->name());
+    if (d != nullptr && s->value_text() == d->value_text()) continue;
+    out += (first ? "" : ", ") + s->name() + " = " + s->value_text();
+    first = false;
+  }
+  return out + "}";
+}
+
 std::string Settings::example() const {
   std::string out;
   comment(out, program_ + " configuration: every setting, commented out at its default. Load "
@@ -423,6 +474,7 @@ std::string Settings::example() const {
                "others need a restart, and a reload says so in the log.");
   std::vector<std::string_view> tables;
   for (const auto& s : settings_) {
+    if (s->is_table_array()) continue;
     std::string_view t = table_of(s->name());
     if (std::find(tables.begin(), tables.end(), t) == tables.end()) tables.push_back(t);
   }
@@ -431,7 +483,7 @@ std::string Settings::example() const {
   for (std::string_view table : tables) {
     if (!table.empty()) out += "\n[" + std::string(table) + "]\n";
     for (const auto& s : settings_) {
-      if (table_of(s->name()) != table) continue;
+      if (s->is_table_array() || table_of(s->name()) != table) continue;
       out += '\n';
       comment(out, s->help());
       std::string facts = s->type_name();
@@ -440,6 +492,36 @@ std::string Settings::example() const {
       comment(out, facts);
       out += "#" + std::string(key_of(s->name())) + " = " + s->default_text() + "\n";
     }
+  }
+  // Arrays of tables come last: a [[name]] header opens a table that would swallow any plain
+  // key written after it.
+  for (const auto& s : settings_) {
+    if (!s->is_table_array()) continue;
+    out += '\n';
+    comment(out, s->help());
+    comment(out, "Repeat the [[" + s->name() + "]] table once per element; file only (no flag); "
+                 "needs a restart. Each element's keys:");
+    out += "#[[" + s->name() + "]]\n";
+    out += static_cast<const TableArrayBase*>(s.get())->example_element();
+  }
+  return out;
+}
+
+std::string Settings::example_entries() const {
+  std::string out;
+  for (const auto& s : settings_) {
+    out += "#\n";
+    std::string text;
+    comment(text, s->help());
+    std::string facts = s->type_name();
+    if (!s->constraint().empty()) facts += ", " + s->constraint();
+    comment(text, facts);
+    for (size_t at = 0; at < text.size();) {  // "#   " indent inside the element
+      size_t eol = text.find('\n', at);
+      out += "#  " + text.substr(at + 1, eol - at - 1) + "\n";
+      at = eol + 1;
+    }
+    out += "#" + s->name() + " = " + s->default_text() + "\n";
   }
   return out;
 }

@@ -35,8 +35,16 @@
 namespace CLI {
 class App;
 }
+namespace toml {
+inline namespace v3 {
+class table;
+}
+}  // namespace toml
 
 namespace tcpms::config {
+
+template <typename Item>
+class TableArray;
 
 // Exit codes of parse_command_line (sysexits.h): usage errors, including a bad config file.
 inline constexpr int kExitUsage = 64;
@@ -84,6 +92,12 @@ class Settings {
     insert(std::move(s));
     return ref;
   }
+  // An array of tables ([[name]]) whose elements have settings of their own, declared by
+  // `declare` on an Item (config/table_array.h, which defines this).
+  template <typename Item>
+  TableArray<Item>& add_table_array(std::string name, std::vector<Item>& target, std::string help,
+                                    std::function<void(Settings&, Item&)> declare);
+
   // A rule over several settings, run on the bound values after every load and reload:
   // returns "" or the problem ("output.hard_limit must be at least output.high_water").
   void add_rule(std::function<std::string()> rule) { rules_.push_back(std::move(rule)); }
@@ -113,11 +127,24 @@ class Settings {
   // --- output -------------------------------------------------------------------------------
   // Effective settings as TOML with where each value came from (--check-config).
   std::string effective() const;
+  // The settings whose values differ from `defaults`' (the same declarations bound to a
+  // default element) as one TOML inline table ({bind = "x"}).
+  std::string effective_inline(const Settings& defaults) const;
   // Every setting, commented out at its default, with help, flag, constraint and whether it
   // changes live: the example tcpms.toml (--print-example-config).
   std::string example() const;
+  // The settings as commented-out dotted keys ("#tls.cert_file = \"\""), for the elements of
+  // an array of tables, whose keys cannot use [table] headers.
+  std::string example_entries() const;
+
+  // Stages, commits and checks one element of an array of tables (table_array.h): no flags,
+  // errors located in `file` and named `prefix` + setting.
+  std::vector<Error> load_table(const toml::table& table, const std::string& file,
+                                const std::string& prefix);
 
   SettingBase* find(std::string_view name) const;
+  template <typename Item>
+  friend class TableArray;
   const std::vector<std::unique_ptr<SettingBase>>& all() const noexcept { return settings_; }
   // The declared name closest to `name` if it is a likely typo, else "".
   std::string suggest(std::string_view name) const;
@@ -129,6 +156,8 @@ class Settings {
   // Stages defaults, then the file (if `toml` is set), then flags; returns the errors.
   std::vector<Error> stage(const std::string_view* toml, const std::string& name);
   std::vector<Error> stage_file(std::string_view toml, const std::string& name);
+  std::vector<Error> stage_table(const toml::table& root, const std::string& name,
+                                 const std::string& prefix);
   std::vector<Error> run_rules() const;
   ReloadResult reload_staged(std::vector<Error> errors);
 

@@ -2,8 +2,14 @@
 
 #include <sys/socket.h>
 
+#include <netinet/in.h>
+
+#include <cstring>
+
 #include "net/out_queue.h"
 #include "net/pending_input.h"
+#include "net/tls_context.h"
+#include "net/transport.h"
 #include "tcpms/event_loop.h"
 
 namespace tcpms {
@@ -81,8 +87,51 @@ void Connection::close_after_flush(CloseReason reason) noexcept {
 }
 
 bool Connection::peer_address(sockaddr_storage& out) const noexcept {
+  if (flags_ & kTransport) {
+    // The PROXY header's source is the client; the socket's peer is only the balancer.
+    const auto* t = static_cast<const net::Transport*>(user_);
+    if (t->flags & net::Transport::kHasPeer) {
+      std::memset(&out, 0, sizeof out);
+      if (t->peer_family == AF_INET) {
+        auto* a = reinterpret_cast<sockaddr_in*>(&out);
+        a->sin_family = AF_INET;
+        a->sin_port = t->peer_port;
+        std::memcpy(&a->sin_addr, t->peer_addr.data(), 4);
+      } else {
+        auto* a = reinterpret_cast<sockaddr_in6*>(&out);
+        a->sin6_family = AF_INET6;
+        a->sin6_port = t->peer_port;
+        std::memcpy(&a->sin6_addr, t->peer_addr.data(), 16);
+      }
+      return true;
+    }
+  }
   socklen_t len = sizeof out;
   return ::getpeername(fd_.get(), reinterpret_cast<sockaddr*>(&out), &len) == 0;
+}
+
+bool Connection::is_tls() const noexcept {
+  return (flags_ & kTransport) && static_cast<const net::Transport*>(user_)->ssl != nullptr;
+}
+
+bool Connection::is_websocket() const noexcept {
+  return (flags_ & kTransport) && static_cast<const net::Transport*>(user_)->config->options.websocket;
+}
+
+std::string_view Connection::transport_name() const noexcept {
+  if (!(flags_ & kTransport)) return "tcp";
+  return static_cast<const net::Transport*>(user_)->config->name;
+}
+
+std::optional<std::string> Connection::certificate_identity() const {
+  if (!(flags_ & kTransport)) return std::nullopt;
+  const auto* t = static_cast<const net::Transport*>(user_);
+  if (t->ssl == nullptr || !t->config->options.tls || t->config->client) return std::nullopt;
+  const TlsServerSettings& s = t->config->options.tls->server_settings();
+  if (!s.identity_as_username) return std::nullopt;
+  std::string id;
+  if (!tcpms::certificate_identity(t->ssl, s.identity_field, id)) id.clear();
+  return id;
 }
 
 }  // namespace tcpms

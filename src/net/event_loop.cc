@@ -14,6 +14,7 @@
 
 #include "net/loop_core.h"
 #include "net/socket.h"
+#include "net/transport.h"
 
 namespace tcpms {
 namespace {
@@ -72,7 +73,8 @@ EventLoop::~EventLoop() {
   closing.swap(core_->closing);
   for (uint32_t s : closing) {
     Connection& c = core_->slot(s);
-    handlers_[c.handler_]->on_close(c, c.close_reason_);
+    if (handler_knows(c)) handlers_[c.handler_]->on_close(c, c.close_reason_);
+    if (c.flags_ & Connection::kTransport) free_transport(c);
     net::pending_free(c.in_);
     delete c.out_;
     c.out_ = nullptr;
@@ -92,7 +94,8 @@ uint8_t EventLoop::add_handler(std::unique_ptr<Handler> handler) {
   return static_cast<uint8_t>(handlers_.size() - 1);
 }
 
-void EventLoop::add_listener(UniqueFd listen_fd, uint8_t handler) {
+void EventLoop::add_listener(UniqueFd listen_fd, uint8_t handler,
+                             const net::TransportConfig* transport) {
   uint32_t tag = static_cast<uint32_t>(core_->listeners.size());
   epoll_event ev{};
   ev.events = EPOLLIN;  // level-triggered: accepts are capped per wake-up, the rest stays ready
@@ -100,7 +103,13 @@ void EventLoop::add_listener(UniqueFd listen_fd, uint8_t handler) {
   if (::epoll_ctl(core_->epoll.get(), EPOLL_CTL_ADD, listen_fd.get(), &ev) != 0)
     throw std::system_error(errno, std::generic_category(), "epoll_ctl(listener)");
   bool is_unix = net::local_endpoint(listen_fd.get()).is_unix();
-  core_->listeners.push_back(LoopCore::Listener{std::move(listen_fd), handler, false, is_unix});
+  core_->listeners.push_back(
+      LoopCore::Listener{std::move(listen_fd), handler, false, is_unix, transport});
+}
+
+void EventLoop::set_outbound_transport(uint8_t handler, const net::TransportConfig* transport) {
+  if (core_->outbound.size() <= handler) core_->outbound.resize(handler + 1u, nullptr);
+  core_->outbound[handler] = transport;
 }
 
 void EventLoop::set_connection_cap(std::atomic<int64_t>* shared_count, int64_t max_connections) {
@@ -140,7 +149,7 @@ bool EventLoop::close(ConnId id, CloseReason reason) {
 void EventLoop::for_each_connection(const std::function<void(Connection&)>& visit) {
   for (uint32_t s = 0; s < core_->slots_created; ++s) {
     Connection& c = core_->slot(s);
-    if (c.open()) visit(c);
+    if (c.open() && handler_sees(c)) visit(c);
   }
 }
 
@@ -157,6 +166,11 @@ void EventLoop::drain(std::chrono::milliseconds deadline) {
     for (auto& l : core_->listeners) {
       ::epoll_ctl(core_->epoll.get(), EPOLL_CTL_DEL, l.fd.get(), nullptr);
       l.fd.reset();
+    }
+    // Connections still in a handshake have no handler to ask: they just go.
+    for (uint32_t s = 0; s < core_->slots_created; ++s) {
+      Connection& c = core_->slot(s);
+      if (c.open() && !handler_sees(c)) schedule_close(c, CloseReason::kShutdown);
     }
     for_each_connection([this](Connection& c) {
       apply(c, handlers_[c.handler_]->on_shutdown(c), CloseReason::kShutdown);
@@ -215,6 +229,7 @@ void EventLoop::set_conn_timeout(Connection& c, uint32_t ms, bool fixed) {
 
 void EventLoop::schedule_close(Connection& c, CloseReason reason) {
   if (!(c.flags_ & Connection::kOpen) || (c.flags_ & Connection::kClosing)) return;
+  if (c.flags_ & Connection::kTransport) transport_abort(c, reason);  // a last Close frame
   c.flags_ |= Connection::kClosing;
   c.close_reason_ = reason;
   core_->closing.push_back(c.slot_);
@@ -229,6 +244,7 @@ void EventLoop::apply(Connection& c, Action action, CloseReason reason) {
       return;
     case Action::kCloseAfterFlush:
       if (c.flags_ & (Connection::kClosing | Connection::kFlushThenClose)) return;
+      if (c.flags_ & Connection::kTransport) transport_goodbye(c);  // Close frame, close_notify
       c.flags_ |= Connection::kFlushThenClose;
       c.close_reason_ = reason;
       if (c.out_ == nullptr || c.out_->empty()) {
@@ -340,6 +356,15 @@ ssize_t EventLoop::send_iov(Connection& c, const iovec* iov, int n) {
 
 bool EventLoop::write_parts(Connection& c, const ByteView* parts, size_t count,
                             const SharedBytes* body, bool defer) {
+  if (c.flags_ & Connection::kTransport) {
+    if (!c.open() || (c.flags_ & Connection::kLingering)) return false;
+    return transport_output(c, parts, count, body, defer);
+  }
+  return write_raw(c, parts, count, body, defer);
+}
+
+bool EventLoop::write_raw(Connection& c, const ByteView* parts, size_t count,
+                          const SharedBytes* body, bool defer) {
   if (!c.open() || (c.flags_ & Connection::kLingering)) return false;  // FIN already sent
   const bool queued = c.out_ != nullptr && !c.out_->empty();
   size_t total = body ? body->size() : 0;
@@ -531,7 +556,12 @@ void EventLoop::handle_read(Connection& c, bool peer_hung_up) {
     stats_.read_calls.add();
     if (n > 0) {
       stats_.bytes_in.add(static_cast<uint64_t>(n));
-      if (!deliver(c, ByteView{buf, static_cast<size_t>(n)})) return;
+      if (c.flags_ & Connection::kTransport) {
+        transport_input(c, MutableByteView{buf, static_cast<size_t>(n)});
+        if (c.flags_ & (Connection::kClosing | Connection::kFlushThenClose)) return;
+      } else if (!deliver(c, ByteView{buf, static_cast<size_t>(n)})) {
+        return;
+      }
       // A short read drained the socket: with edge-triggered epoll the next byte raises a
       // new event, so skip the recv that would only say EAGAIN. Not after a FIN, whose
       // event has been consumed and must still be read as 0.
@@ -539,6 +569,10 @@ void EventLoop::handle_read(Connection& c, bool peer_hung_up) {
       continue;
     }
     if (n == 0) {
+      if (!handler_sees(c)) {
+        transport_eof(c);
+        return;
+      }
       c.flags_ |= Connection::kPeerShutdown;
       apply(c, handlers_[c.handler_]->on_peer_shutdown(c), CloseReason::kPeerClosed);
       return;
@@ -581,7 +615,8 @@ void EventLoop::run_read_again() {
 
 // --- accept and connect ---------------------------------------------------------------------
 
-ConnId EventLoop::adopt(UniqueFd fd, uint8_t handler, bool connecting, void* user_data) {
+ConnId EventLoop::adopt(UniqueFd fd, uint8_t handler, bool connecting, void* user_data,
+                        const net::TransportConfig* transport) {
   uint32_t slot;
   if (!core_->allocate_slot(slot)) return {};
   Connection& c = core_->slot(slot);
@@ -609,7 +644,12 @@ ConnId EventLoop::adopt(UniqueFd fd, uint8_t handler, bool connecting, void* use
   ++live_;
   stats_.connections.add();
   if (config_.idle_timeout_ms) set_conn_timeout(c, config_.idle_timeout_ms, false);
-  if (!connecting) apply(c, handlers_[handler]->on_open(c), CloseReason::kProtocol);
+  if (transport != nullptr && !start_transport(c, *transport)) {
+    schedule_close(c, CloseReason::kProtocol);
+    return id;
+  }
+  // With a transport the handler hears of the connection once its handshakes are done.
+  if (!connecting && handler_sees(c)) apply(c, handlers_[handler]->on_open(c), CloseReason::kProtocol);
   return id;
 }
 
@@ -681,11 +721,23 @@ void EventLoop::handle_accept(uint32_t listener) {
         continue;  // `fd` closes here: accept-and-close, as documented for the cap
       }
     }
+    // A listener's own cap (ListenerOptions::max_connections), released in free_transport.
+    std::atomic<int64_t>* listener_count = l.transport ? l.transport->listener_count : nullptr;
+    if (listener_count != nullptr) {
+      int64_t before = listener_count->fetch_add(1, std::memory_order_relaxed);
+      if (l.transport->max_connections > 0 && before >= l.transport->max_connections) {
+        listener_count->fetch_sub(1, std::memory_order_relaxed);
+        if (core_->shared_count) core_->shared_count->fetch_sub(1, std::memory_order_relaxed);
+        stats_.listener_rejected.add();
+        continue;  // closed here, like the server-wide cap
+      }
+    }
     if (config_.tcp_nodelay && !l.is_unix) net::set_tcp_nodelay(fd.get());
     stats_.accepted.add();
-    ConnId id = adopt(std::move(fd), l.handler, false, nullptr);
+    ConnId id = adopt(std::move(fd), l.handler, false, nullptr, l.transport);
     if (!id.valid()) {
       if (core_->shared_count) core_->shared_count->fetch_sub(1, std::memory_order_relaxed);
+      if (listener_count) listener_count->fetch_sub(1, std::memory_order_relaxed);
       stats_.accept_errors.add();
     } else if (core_->shared_count) {
       // Released in run_closing. Set after on_open, which cannot have freed the slot yet.
@@ -729,7 +781,13 @@ ConnId EventLoop::connect(const Endpoint& target, const Endpoint* source, uint8_
     return {};
   }
   stats_.connects_started.add();
-  ConnId id = adopt(std::move(fd), handler, r != 0, user_data);
+  const net::TransportConfig* transport =
+      handler < core_->outbound.size() ? core_->outbound[handler] : nullptr;
+  ConnId id = adopt(std::move(fd), handler, r != 0, user_data, transport);
+  if (id.valid() && r == 0 && transport != nullptr) {
+    Connection& c = core_->slot(id.slot());
+    if (c.open()) transport_connected(c);  // connected at once (a Unix socket)
+  }
   if (!id.valid()) {
     error = ENOBUFS;
     return {};
@@ -748,6 +806,10 @@ void EventLoop::finish_connect(Connection& c) {
     return;
   }
   c.flags_ &= static_cast<uint16_t>(~Connection::kConnecting);
+  if (c.flags_ & Connection::kTransport) {
+    transport_connected(c);  // the handshakes first; on_open when they are done
+    return;
+  }
   apply(c, handlers_[c.handler_]->on_open(c), CloseReason::kProtocol);
 }
 
@@ -790,6 +852,10 @@ void EventLoop::run_timers() {
       schedule_close(c, CloseReason::kIdleTimeout);
       return;
     }
+    if (!handler_sees(c)) {
+      transport_timeout(c);  // a handshake past its deadline
+      return;
+    }
     Action a = handlers_[c.handler_]->on_timeout(c);
     if (a == Action::kKeep) {
       // From the loop's clock: after a stall the wheel is still catching up on old ticks.
@@ -828,8 +894,10 @@ void EventLoop::run_closing() {
     batch.swap(core_->closing);
     for (uint32_t s : batch) {
       Connection& c = core_->slot(s);
-      // on_close may close other connections; they join the next round of this loop.
-      handlers_[c.handler_]->on_close(c, c.close_reason_);
+      // on_close may close other connections; they join the next round of this loop. A
+      // connection that never got through its handshakes was never the handler's.
+      if (handler_knows(c)) handlers_[c.handler_]->on_close(c, c.close_reason_);
+      if (c.flags_ & Connection::kTransport) free_transport(c);
       core_->wheel.cancel(s);
       if (c.in_ != nullptr) {
         stats_.pending_input_bytes.sub(c.in_->size);
@@ -891,6 +959,7 @@ void EventLoop::run() {
     run_timers();
     run_flush_list();
     run_closing();
+    trim_after_handshakes();
     stats_.busy_ns.add(monotonic_ns() - busy_start);
     if (stop_requested_.load(std::memory_order_relaxed)) break;
     if (draining_.load(std::memory_order_relaxed) && live_ == 0) break;

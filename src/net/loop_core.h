@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include <openssl/bio.h>
+
 #include "net/out_queue.h"
 #include "net/pending_input.h"
 #include "net/task_queue.h"
@@ -17,6 +19,8 @@
 #include "tcpms/unique_fd.h"
 
 namespace tcpms::net {
+
+struct TransportConfig;
 
 class LoopCore {
  public:
@@ -37,6 +41,7 @@ class LoopCore {
     uint8_t handler = 0;
     bool paused = false;
     bool is_unix = false;  // no TCP_NODELAY for accepted Unix sockets
+    const TransportConfig* transport = nullptr;  // null: plain TCP, no cap of its own
   };
 
   struct LoopTimer {
@@ -45,6 +50,9 @@ class LoopCore {
   };
 
   LoopCore() : wheel(1024, SlotHook{this}), read_buffer(new std::byte[65536]) {}
+  ~LoopCore() {
+    if (bio_method) BIO_meth_free(bio_method);
+  }
 
   Connection& slot(uint32_t s) noexcept {
     return chunks[s >> kSlabChunkShift][s & (kSlabChunk - 1)];
@@ -88,6 +96,19 @@ class LoopCore {
   uint64_t last_cap_warning_ms = 0;  // max_connections reached: logged at most every 10 s
   uint64_t cap_rejected_unlogged = 0;
   bool wake_pending = false;  // the task queue's eventfd fired in this iteration
+
+  // Transports (transport.cc). Buffers are made the first time a TLS connection needs them,
+  // so a loop without TLS pays nothing.
+  std::vector<const TransportConfig*> outbound;  // by handler index
+  BIO_METHOD* bio_method = nullptr;              // the engine's BIO: OpenSSL reads `tls_in`
+  ByteView tls_in;                               // ciphertext being fed to one SSL
+  size_t tls_in_used = 0;
+  bool tls_defer = false;                        // ciphertext written now goes out deferred
+  std::unique_ptr<std::byte[]> plain_buffer;     // SSL_read target, kReadBufferBytes
+  std::unique_ptr<std::byte[]> scratch_out;      // output gathered for one SSL_write / mask
+  uint64_t ws_key_seed = 0;                      // client Sec-WebSocket-Key material
+  uint32_t handshakes_since_trim = 0;            // TLS handshakes ended since the last trim
+  uint64_t last_trim_ms = 0;
 
   std::map<uint64_t, LoopTimer> timers;              // by id
   std::set<std::pair<uint64_t, uint64_t>> timer_order;  // (due ms, id)

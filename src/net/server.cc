@@ -3,9 +3,11 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <stdexcept>
 #include <string>
 
 #include "net/socket.h"
+#include "net/transport.h"
 
 namespace tcpms {
 
@@ -21,14 +23,47 @@ Server::~Server() {
   loops_.clear();
 }
 
-size_t Server::listen(const Endpoint& at, HandlerFactory factory) {
-  listeners_.push_back(ListenerSpec{at, std::move(factory)});
+namespace {
+
+std::unique_ptr<net::TransportConfig> make_transport(const TransportOptions& o, bool client) {
+  auto t = std::make_unique<net::TransportConfig>();
+  t->options = o;
+  t->client = client;
+  t->name = o.describe();
+  for (const auto& p : t->options.ws.subprotocols) t->subprotocols.emplace_back(p);
+  return t;
+}
+
+}  // namespace
+
+size_t Server::listen(const Endpoint& at, HandlerFactory factory, ListenerOptions options) {
+  return listen(at, add_handler(std::move(factory)), std::move(options));
+}
+
+size_t Server::listen(const Endpoint& at, uint8_t handler, ListenerOptions options) {
+  ListenerSpec spec;
+  spec.at = at;
+  spec.handler = handler;
+  spec.options = std::move(options);
+  // Plain TCP without a cap of its own gets no transport at all: its connections cost
+  // exactly what they did before transports existed.
+  if (!spec.options.transport.plain() || spec.options.max_connections > 0) {
+    spec.transport = make_transport(spec.options.transport, false);
+    spec.transport->passthrough = spec.options.transport.plain();
+    spec.transport->max_connections = spec.options.max_connections;
+    spec.count = std::make_unique<std::atomic<int64_t>>(0);
+    spec.transport->listener_count = spec.count.get();
+  }
+  listeners_.push_back(std::move(spec));
   return listeners_.size() - 1;
 }
 
-uint8_t Server::add_handler(HandlerFactory factory) {
-  extra_handlers_.push_back(std::move(factory));
-  return static_cast<uint8_t>(listeners_.size() + extra_handlers_.size() - 1);
+uint8_t Server::add_handler(HandlerFactory factory, TransportOptions outbound) {
+  if (handlers_.size() >= 255) throw std::length_error("too many handlers");
+  HandlerSpec spec{std::move(factory), nullptr};
+  if (!outbound.plain()) spec.outbound = make_transport(outbound, true);
+  handlers_.push_back(std::move(spec));
+  return static_cast<uint8_t>(handlers_.size() - 1);
 }
 
 std::string Server::start() {
@@ -40,13 +75,16 @@ std::string Server::start() {
     loop->set_connection_cap(&conn_count_, config_.max_connections);
     loops_.push_back(std::move(loop));
   }
-  // Handler indices are the same on every loop: listeners first, then extra handlers.
+  // Handler indices are the same on every loop: the order they were added in.
   for (auto& loop : loops_) {
-    for (auto& l : listeners_) loop->add_handler(l.factory(*loop));
-    for (auto& f : extra_handlers_) loop->add_handler(f(*loop));
+    for (size_t h = 0; h < handlers_.size(); ++h) {
+      loop->add_handler(handlers_[h].factory(*loop));
+      if (handlers_[h].outbound) loop->set_outbound_transport(static_cast<uint8_t>(h), handlers_[h].outbound.get());
+    }
   }
   for (size_t li = 0; li < listeners_.size(); ++li) {
     Endpoint& at = listeners_[li].at;
+    net::TransportConfig* transport = listeners_[li].transport.get();
     if (!config_.shared_ports) {
       if (int err = net::probe_port_free(at); err != 0) {
         loops_.clear();
@@ -71,7 +109,8 @@ std::string Server::start() {
       }
       // Port 0: the first loop's bind picked a port; the other loops join that one.
       if (at.port() == 0) at.set_port(net::local_endpoint(fd.get()).port());
-      loop->add_listener(std::move(fd), static_cast<uint8_t>(li));
+      if (transport) transport->listen_address = at.to_string();
+      loop->add_listener(std::move(fd), listeners_[li].handler, transport);
     }
   }
   // Loop threads must not take process signals: main owns them through a signalfd.

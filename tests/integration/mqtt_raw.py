@@ -117,6 +117,14 @@ class RawClient:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = bytearray()
 
+    @classmethod
+    def over(cls, sock):
+        """A client on a socket that is already connected (a TLS one, say)."""
+        c = cls.__new__(cls)
+        c.sock = sock
+        c.buf = bytearray()
+        return c
+
     def send(self, data):
         self.sock.sendall(data)
 

@@ -18,6 +18,10 @@ BIN_DIR = os.environ.get("TCPMS_BIN_DIR", os.path.join(HERE, "..", "..", "build"
 SANITIZED = os.environ.get("TCPMS_SANITIZE", "OFF").upper() in ("ON", "1", "TRUE")
 
 LISTEN_RE = re.compile(r"listening on (\S+):(\d+)(?:, admin on (\S+):(\d+))?")
+# With several listeners (or one with a transport) the line lists each with its transport:
+# "listening on 127.0.0.1:1883 (tcp), 127.0.0.1:8883 (tls), admin on 127.0.0.1:8080; ..."
+LISTENERS_RE = re.compile(r"listening on (.*?)(?:, admin on (\S+):(\d+))?; ")
+LISTENER_RE = re.compile(r"(\S+):(\d+)(?: \(([^)]*)\))?")
 
 
 def binary(name):
@@ -44,6 +48,7 @@ class Server:
         self.proc = None
         self.port = None
         self.admin_port = None
+        self.listeners = []  # [(port, transport)] in the order of the start-up line
         self.lines = []
         self._lock = threading.Lock()
 
@@ -59,9 +64,21 @@ class Server:
             for line in self.proc.stdout:
                 with self._lock:
                     self.lines.append(line.rstrip("\n"))
+                m = LISTENERS_RE.search(line)
+                if m and not ready.is_set():
+                    for item in m.group(1).split(", "):
+                        lm = LISTENER_RE.fullmatch(item)
+                        if lm:
+                            self.listeners.append((int(lm.group(2)), lm.group(3) or "tcp"))
+                    self.port = self.listeners[0][0] if self.listeners else None
+                    if m.group(3):
+                        self.admin_port = int(m.group(3))
+                    ready.set()
+                    continue
                 m = LISTEN_RE.search(line)
                 if m and not ready.is_set():
                     self.port = int(m.group(2))
+                    self.listeners = [(self.port, "tcp")]
                     if m.group(4):
                         self.admin_port = int(m.group(4))
                     ready.set()
@@ -92,6 +109,14 @@ class Server:
     def output(self):
         with self._lock:
             return "\n".join(self.lines)
+
+    def port_of(self, transport, nth=0):
+        """The port of the nth listener whose transport is `transport` ("tls", "websocket",
+        "websocket+tls", "proxy+tcp", ...)."""
+        ports = [p for p, t in self.listeners if t == transport]
+        if len(ports) <= nth:
+            raise AssertionError(f"no {transport} listener #{nth} in {self.listeners}")
+        return ports[nth]
 
     @property
     def pid(self):

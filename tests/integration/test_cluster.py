@@ -100,10 +100,18 @@ class Redis:
         raise RuntimeError(f"unexpected reply {line!r}")
 
 
+# Every node has a plain listener (tests that talk to one node directly) and one that
+# expects HAProxy's PROXY v2 header, as deploy/haproxy.cfg sets it up: clients through the
+# balancer keep their own addresses on the nodes.
+NODE_CONFIG = tempfile.NamedTemporaryFile("w", prefix="tcpms-node-", suffix=".toml", delete=False)
+NODE_CONFIG.write('[[listeners]]\nbind = "127.0.0.1:0"\nproxy_protocol = true\n')
+NODE_CONFIG.close()
+
+
 def node(redis_port, name):
     return Server("--protocol", "mqtt", "--sys-interval", "0", "--threads", "2",
                   "--cluster", f"redis://127.0.0.1:{redis_port}", "--node-id", name,
-                  "--cluster-lease-s", str(LEASE_S))
+                  "--cluster-lease-s", str(LEASE_S), "--config", NODE_CONFIG.name)
 
 
 HAPROXY_CFG = """global
@@ -129,7 +137,8 @@ class HAProxy:
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="tcpms-haproxy-")
         servers = "\n".join(
-            f"  server {name} 127.0.0.1:{n.port} check port {n.admin_port} inter 300ms fall 2 rise 1"
+            f"  server {name} 127.0.0.1:{n.port_of('proxy+tcp')} send-proxy-v2 "
+            f"check port {n.admin_port} inter 300ms fall 2 rise 1"
             for name, n in nodes.items())
         self.cfg = os.path.join(self.dir, "haproxy.cfg")
         with open(self.cfg, "w") as f:
@@ -626,6 +635,10 @@ def test_through_haproxy_every_client_hears_every_publish(cluster):
     pub.pub("fleet/7/cmd", b"go", qos=1)
     for s in subs:
         assert s.get()[:3] == ("fleet/7/cmd", b"go", 1)
+    # Every one of them reached its node through a PROXY v2 header (send-proxy-v2), so the
+    # nodes saw the clients' addresses, not HAProxy's.
+    assert sum(cluster_metric(n, "tcpms_proxy_headers_total") for n in nodes.values()) >= 7
+    assert all(cluster_metric(n, "tcpms_proxy_refused_total") == 0 for n in nodes.values())
     for s in subs + [pub]:
         s.close()
 

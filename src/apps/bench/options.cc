@@ -54,6 +54,21 @@ void add_common_options(CLI::App& cmd, CommonOptions& opt) {
   cmd.add_option("--server-pid", opt.server_pid,
                  "Sample this process (and its children): RSS and CPU before, during and after");
   cmd.add_flag("--no-progress", opt.no_progress, "No live progress line even on a terminal");
+  cmd.add_flag("--tls", opt.tls, "Connect with TLS (handshakes on the bench's loops)");
+  cmd.add_option("--tls-ca-file", opt.tls_ca_file,
+                 "Verify the server's certificate against these CAs (default: no verification)");
+  cmd.add_option("--tls-cert-file", opt.tls_cert_file, "Client certificate for mutual TLS (PEM)");
+  cmd.add_option("--tls-key-file", opt.tls_key_file, "Its private key (PEM)");
+  cmd.add_option("--tls-version", opt.tls_version, "Highest TLS version to offer: 1.2 or 1.3")
+      ->check(CLI::IsMember({"1.2", "1.3"}));
+  cmd.add_flag("!--no-tls-resume", opt.tls_resume,
+               "Full handshakes only: never offer a session ticket (default: resume when one is "
+               "held, so all connections but the first few are resumed)");
+  cmd.add_option("--tls-server-name", opt.tls_server_name, "SNI and the name verified")
+      ->capture_default_str();
+  cmd.add_flag("--websocket", opt.websocket,
+               "MQTT over WebSocket: an HTTP Upgrade, then masked binary frames (with --tls: wss)");
+  cmd.add_option("--ws-path", opt.ws_path, "The WebSocket path")->capture_default_str();
   // Hidden: how the parent starts its workers (fork+exec of itself).
   cmd.add_option("--worker-index", opt.worker_index)->group("");
   cmd.add_option("--worker-count", opt.worker_count)->group("");
@@ -62,6 +77,8 @@ void add_common_options(CLI::App& cmd, CommonOptions& opt) {
 std::string validate(const CommonOptions& opt) {
   if (opt.is_worker() && (opt.worker_index < 0 || opt.worker_index >= opt.worker_count))
     return "--worker-index must be in [0, --worker-count)";
+  if (!opt.tls && (!opt.tls_ca_file.empty() || !opt.tls_cert_file.empty() || !opt.tls_version.empty()))
+    return "--tls-ca-file, --tls-cert-file and --tls-version need --tls";
   if (opt.processes > 1 && opt.connections > 0 && opt.processes > opt.connections)
     return "--processes is larger than --connections";
   return {};
@@ -77,6 +94,9 @@ nlohmann::json common_parameters(const CommonOptions& opt) {
                       {"duration_s", opt.duration_s},
                       {"max_time_s", opt.max_time_s}};
   if (!opt.source_ips.empty()) j["source_ips"] = opt.source_ips;
+  if (opt.tls) j["tls"] = {{"version", opt.tls_version.empty() ? "highest" : opt.tls_version},
+                           {"resume", opt.tls_resume}, {"client_cert", !opt.tls_cert_file.empty()}};
+  if (opt.websocket) j["websocket"] = opt.ws_path;
   if (opt.server_pid) j["server_pid"] = opt.server_pid;
   return j;
 }

@@ -33,6 +33,15 @@ struct CommonOptions {
   std::string report_path;           // self-contained HTML report
   int server_pid = 0;                // sample this process tree's RSS and CPU
   bool no_progress = false;
+  // Transport of every connection (the engine's outbound transports).
+  bool tls = false;
+  std::string tls_ca_file;           // verify the server (empty: do not)
+  std::string tls_cert_file, tls_key_file;  // client certificate (mutual TLS)
+  std::string tls_version;           // "1.2" or "1.3" (empty: the highest both speak)
+  bool tls_resume = true;            // offer the last session ticket (resumed handshakes)
+  std::string tls_server_name = "localhost";
+  bool websocket = false;
+  std::string ws_path = "/mqtt";
   // Hidden: set by the parent when it runs this process as one of its workers.
   int worker_index = -1;
   int worker_count = 0;

@@ -75,6 +75,28 @@ bench::RunResult run_local(Workload& workload, const CommonOptions& opt, const T
   auto live = std::make_unique<LiveCounters[]>(threads);
   Server server(config);
 
+  // TLS and WebSocket run in the engine, below the workload's handler, as on the server.
+  TransportOptions transport;
+  if (opt.tls) {
+    TlsClientSettings tls;
+    tls.ca_file = opt.tls_ca_file;
+    tls.cert_file = opt.tls_cert_file;
+    tls.key_file = opt.tls_key_file;
+    tls.server_name = opt.tls_server_name;
+    tls.max_version = opt.tls_version;
+    tls.resume = opt.tls_resume;
+    tls.alpn = {opt.websocket ? "http/1.1" : "mqtt"};
+    std::string error;
+    transport.tls = TlsContext::client(tls, error);
+    if (!transport.tls) throw std::runtime_error("--tls: " + error);
+  }
+  if (opt.websocket) {
+    transport.websocket = true;
+    transport.ws.path = opt.ws_path;
+    transport.ws.host = opt.targets.empty() ? "localhost" : opt.targets.front();
+  }
+  transport.handshake_timeout_ms = static_cast<uint32_t>(opt.connect_timeout_s * 1000);
+
   std::vector<LoopDriver*> drivers(threads, nullptr);
   uint8_t handler = 0;
   handler = server.add_handler([&](EventLoop& loop) -> std::unique_ptr<Handler> {
@@ -89,7 +111,7 @@ bench::RunResult run_local(Workload& workload, const CommonOptions& opt, const T
     auto d = workload.make_driver(ctx);
     drivers[i] = d.get();
     return d;
-  });
+  }, transport);
   if (std::string err = server.start(); !err.empty()) throw std::runtime_error(err);
 
   bench::RunResult result;

@@ -26,6 +26,7 @@
 #include "doctor/checks.h"
 #include "echo/echo_handler.h"
 #include "json_log_formatter.h"
+#include "listeners.h"
 #include "net/socket.h"
 #include "mqtt_push_target.h"
 #include "server_options.h"
@@ -101,7 +102,7 @@ struct WorkerRole {
   std::string group;  // names the PeerMesh sockets: the supervisor's pid
 };
 
-int serve(const ServerOptions& opt, config::Settings& settings, Endpoint listen_at,
+int serve(const ServerOptions& opt, config::Settings& settings, std::vector<Listener> listeners,
           std::optional<Endpoint> admin_at, const WorkerRole& role, SignalWatcher& signals) {
   const bool mqtt = opt.protocol == "mqtt";
   ServerConfig config;
@@ -213,12 +214,15 @@ int serve(const ServerOptions& opt, config::Settings& settings, Endpoint listen_
       mqtt_broker->set_router(std::move(router));
     }
   }
+  // One protocol handler per loop serves every listener; each listener brings its transport.
+  uint8_t protocol_handler;
   if (mqtt) {
     mqtt_broker->attach(server);
-    server.listen(listen_at, mqtt_broker->handler_factory());
+    protocol_handler = server.add_handler(mqtt_broker->handler_factory());
   } else {
-    server.listen(listen_at, [](EventLoop&) { return std::make_unique<echo::EchoHandler>(); });
+    protocol_handler = server.add_handler([](EventLoop&) { return std::make_unique<echo::EchoHandler>(); });
   }
+  for (const auto& l : listeners) server.listen(l.at, protocol_handler, l.options);
   if (mesh) mesh->attach(server);
   if (std::string err = server.start(); !err.empty()) {
     spdlog::critical("{}", err);
@@ -250,6 +254,7 @@ int serve(const ServerOptions& opt, config::Settings& settings, Endpoint listen_
     if (cluster_router) {
       admin->add_metrics_source([r = cluster_router](std::string& out) { r->render_metrics(out); });
     }
+    admin->add_metrics_source([&server](std::string& out) { render_transport_metrics(server, out); });
     if (std::string err = admin->start(); !err.empty()) {
       spdlog::critical("{}", err);
       // The router's threads call into the broker's loops: stop them before the loops go.
@@ -263,7 +268,7 @@ int serve(const ServerOptions& opt, config::Settings& settings, Endpoint listen_
   // One line that says what listens where; tests and scripts parse "listening on" from it.
   spdlog::info("tcpms-server {} listening on {}{}; {} loops, max {} connections{}; stop with "
                "Ctrl-C or SIGTERM",
-               opt.protocol, with_port(listen_at, server.bound_port(0)),
+               opt.protocol, describe_listeners(listeners, server),
                admin ? ", admin on " + with_port(*admin_at, admin->port()) : std::string(),
                server.loop_count(), config.max_connections,
                role.count > 1 ? fmt::format(" (worker {} of {})", role.index, role.count)
@@ -272,6 +277,9 @@ int serve(const ServerOptions& opt, config::Settings& settings, Endpoint listen_
   for (;;) {
     int sig = signals.wait(-1);
     if (sig == SIGHUP) {
+      // Certificates first: a renewed certificate is what a SIGHUP is most often for. New
+      // handshakes use it; established connections keep theirs.
+      reload_certificates(listeners);
       // Password and ACL files: a file that fails to parse keeps its old rules; connections
       // stay up, new CONNECTs and checks see the new rules.
       if (auth_files) {
@@ -316,11 +324,12 @@ int run(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(opt.log_level));
   if (opt.log_format == "json") spdlog::set_formatter(std::make_unique<JsonLogFormatter>());
 
-  if (opt.listen.empty()) opt.listen = opt.protocol == "mqtt" ? "0.0.0.0:1883" : "127.0.0.1:7000";
   std::string error;
-  auto listen_at = Endpoint::parse(opt.listen, &error);
-  if (!listen_at) {
-    std::fprintf(stderr, "tcpms-server: --listen: %s\n", error.c_str());
+  std::vector<Listener> listeners;
+  const config::SettingBase* listen_setting = settings.find("listen");
+  if (!build_listeners(opt, listen_setting && listen_setting->source() != config::Source::kDefault,
+                       listeners, error)) {
+    std::fprintf(stderr, "tcpms-server: %s\n", error.c_str());
     return kExitUsage;
   }
   std::optional<Endpoint> admin_at;
@@ -351,23 +360,28 @@ int run(int argc, char** argv) {
     return kExitUsage;
   }
   SignalWatcher signals({SIGTERM, SIGINT, SIGHUP, SIGCHLD});
-  if (opt.processes <= 1) return serve(opt, settings, *listen_at, admin_at, WorkerRole{}, signals);
+  if (opt.processes <= 1)
+    return serve(opt, settings, std::move(listeners), admin_at, WorkerRole{}, signals);
 
-  // Worker processes share the port: pick it (port 0) and check nobody else has it before
-  // forking, and keep a bound, non-listening SO_REUSEPORT socket so the port stays ours while
+  // Worker processes share the ports: pick them (port 0) and check nobody else has them before
+  // forking, and keep bound, non-listening SO_REUSEPORT sockets so the ports stay ours while
   // a worker restarts.
-  int err = 0;
-  if (int busy = net::probe_port_free(*listen_at); busy != 0) {
-    spdlog::critical("cannot listen on {}: {}{}", listen_at->to_string(), net::errno_text(busy),
-                     busy == EADDRINUSE ? " (another process has this port; pick another with --listen)" : "");
-    return kExitUnavailable;
+  std::vector<UniqueFd> reservations;
+  for (auto& l : listeners) {
+    int err = 0;
+    if (int busy = net::probe_port_free(l.at); busy != 0) {
+      spdlog::critical("cannot listen on {}: {}{}", l.at.to_string(), net::errno_text(busy),
+                       busy == EADDRINUSE ? " (another process has this port; pick another with --listen)" : "");
+      return kExitUnavailable;
+    }
+    UniqueFd reservation = net::reserve_port(l.at, err);
+    if (!reservation) {
+      spdlog::critical("cannot listen on {}: bind: {}", l.at.to_string(), net::errno_text(err));
+      return kExitUnavailable;
+    }
+    if (!l.at.is_unix()) l.at.set_port(net::local_endpoint(reservation.get()).port());
+    reservations.push_back(std::move(reservation));
   }
-  UniqueFd reservation = net::reserve_port(*listen_at, err);
-  if (!reservation) {
-    spdlog::critical("cannot listen on {}: bind: {}", listen_at->to_string(), net::errno_text(err));
-    return kExitUnavailable;
-  }
-  listen_at->set_port(net::local_endpoint(reservation.get()).port());
   WorkerRole role{0, opt.processes, std::to_string(::getpid())};
   workers::SupervisorConfig sup;
   sup.processes = opt.processes;
@@ -375,10 +389,10 @@ int run(int argc, char** argv) {
   return workers::run_supervisor(
       sup,
       [&](unsigned index) {
-        reservation.reset();  // the worker's own listeners hold the port
+        reservations.clear();  // the worker's own listeners hold the ports
         WorkerRole mine = role;
         mine.index = index;
-        return serve(opt, settings, *listen_at, admin_at, mine, signals);
+        return serve(opt, settings, listeners, admin_at, mine, signals);
       },
       signals);
 }

@@ -6,10 +6,14 @@
 #include <mutex>
 #include <optional>
 
+#include <netinet/in.h>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "mqtt/topic.h"
+
+#include "tcpms/endpoint.h"
 
 namespace tcpms::app {
 
@@ -107,7 +111,7 @@ admin::ClientInfo to_admin(const broker::ClientInfo& c, bool with_subscriptions)
   admin::ClientInfo out;
   out.id = c.client_id;
   out.conn_id = c.connected ? c.conn.value : 0;
-  out.protocol = "mqtt";
+  out.protocol = c.transport.empty() || c.transport == "tcp" ? "mqtt" : "mqtt+" + c.transport;
   out.loop = c.loop;
   out.connected = c.connected;
   out.peer = c.peer;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "broker/config.h"
+#include "tcpms/tls.h"
 
 namespace tcpms::config {
 class Settings;
@@ -14,9 +15,26 @@ class Settings;
 
 namespace tcpms::app {
 
+// One [[listeners]] table: an address with its own transport and limits (docs/config.md,
+// "Listeners").
+struct ListenerSettings {
+  std::string bind;
+  bool proxy_protocol = false;
+  bool websocket = false;
+  std::string websocket_path = "/mqtt";
+  uint64_t websocket_max_frame_bytes = 0;
+  uint64_t websocket_max_request_bytes = 8192;
+  int64_t max_connections = 0;
+  uint32_t handshake_timeout_ms = 10000;
+  TlsServerSettings tls;  // TLS when tls.cert_file is set
+
+  bool has_tls() const noexcept { return !tls.cert_file.empty(); }
+};
+
 struct ServerOptions {
   std::string protocol = "mqtt";
   std::string listen;                    // default depends on the protocol (mqtt 1883, echo 7000)
+  std::vector<ListenerSettings> listeners;  // [[listeners]]: more addresses and transports
   std::string admin_listen = "127.0.0.1:8080";
   std::string admin_token;
   unsigned threads = 0;                  // 0: one per CPU

@@ -4,12 +4,93 @@
 
 #include "broker/auth_http.h"
 
+#include "config/table_array.h"
+
 namespace tcpms::app {
+
+void declare_listener(config::Settings& s, ListenerSettings& l) {
+  s.add("bind", l.bind, "HOST:PORT to accept clients on (port 0: any free port)");
+  s.add("proxy_protocol", l.proxy_protocol,
+        "Connections start with a PROXY protocol v1 or v2 header (HAProxy send-proxy-v2); its "
+        "client address is the one logs, limits, the login throttle and ACLs see. A connection "
+        "without one is closed. Only for listeners behind a balancer you trust");
+  s.add("websocket", l.websocket,
+        "MQTT over WebSocket (RFC 6455, subprotocol mqtt): an HTTP Upgrade, then binary frames");
+  s.add("websocket_path", l.websocket_path, "The WebSocket endpoint's path; others get 404")
+      .check([](const std::string& v) -> std::string {
+        return v.empty() || v.front() != '/' ? "must start with '/'" : "";
+      });
+  s.add("websocket_max_frame_bytes", l.websocket_max_frame_bytes,
+        "Largest WebSocket data frame accepted (frames are streamed, not buffered); larger "
+        "closes with 1009 (0: no limit beyond mqtt.max_packet_size on the MQTT bytes)");
+  s.add("websocket_max_request_bytes", l.websocket_max_request_bytes,
+        "Largest HTTP Upgrade request; larger gets 431")
+      .range(uint64_t{256}, uint64_t{65536});
+  s.add("max_connections", l.max_connections,
+        "Connections on this listener in each process; more are accepted and closed at once, "
+        "counted (0: only the server-wide max_connections)")
+      .range(0, int64_t{1} << 40);
+  s.add("handshake_timeout_ms", l.handshake_timeout_ms,
+        "Time a new connection has for its PROXY header, TLS handshake and WebSocket upgrade "
+        "together; then it is closed (counted)")
+      .range(100u, 600000u);
+  s.add("tls.cert_file", l.tls.cert_file,
+        "PEM certificate chain (server certificate first); set, the listener speaks TLS 1.2/1.3. "
+        "Re-read with the key on SIGHUP without dropping connections");
+  s.add("tls.key_file", l.tls.key_file, "PEM private key of tls.cert_file");
+  s.add("tls.ca_file", l.tls.ca_file, "PEM CA certificates that client certificates must chain to");
+  s.add("tls.crl_file", l.tls.crl_file,
+        "PEM certificate revocation list for client certificates (needs tls.ca_file; each "
+        "issuing CA then needs a CRL)");
+  s.add("tls.require_client_cert", l.tls.require_client_cert,
+        "Mutual TLS: a client without a certificate valid for tls.ca_file fails the handshake");
+  s.add("tls.request_client_cert", l.tls.request_client_cert,
+        "Ask for a client certificate and verify one if given, but accept clients without");
+  s.add("tls.identity_as_username", l.tls.identity_as_username,
+        "The client certificate's identity (tls.identity_field) is the MQTT user name: no "
+        "password is checked, ACLs apply to it (needs tls.require_client_cert)");
+  s.add("tls.identity_field", l.tls.identity_field,
+        "Which identity: the subject's CN, or the first DNS, email or URI subject alternative name")
+      .one_of({"cn", "san"});
+  s.add("tls.min_version", l.tls.min_version, "Oldest TLS version accepted").one_of({"1.2", "1.3"});
+  s.add("tls.ciphers", l.tls.ciphers,
+        "TLS 1.2 cipher list in OpenSSL's syntax (empty: ECDHE key exchange with AES-GCM and "
+        "ChaCha20-Poly1305 only)");
+  s.add("tls.ciphersuites", l.tls.ciphersuites,
+        "TLS 1.3 cipher suites in OpenSSL's syntax (empty: OpenSSL's default)");
+  s.add("tls.groups", l.tls.groups, "Key exchange groups (empty: X25519:P-256:P-384)");
+  s.add("tls.session_tickets", l.tls.session_tickets,
+        "Resume sessions with tickets (no per-client state on the server; the keys survive "
+        "SIGHUP and are shared by worker processes)");
+  s.add("tls.session_lifetime_s", l.tls.session_lifetime_s, "How long a ticket can resume a session")
+      .range(60u, 604800u);
+  s.add_rule([&l] {
+    if (l.bind.empty()) return "every [[listeners]] table needs bind = \"HOST:PORT\"";
+    if (!l.tls.key_file.empty() && l.tls.cert_file.empty()) return "tls.key_file needs tls.cert_file";
+    if (!l.tls.cert_file.empty() && l.tls.key_file.empty()) return "tls.cert_file needs tls.key_file";
+    if (!l.has_tls() && (l.tls.require_client_cert || l.tls.request_client_cert ||
+                         !l.tls.ca_file.empty()))
+      return "client certificates need TLS: set tls.cert_file and tls.key_file";
+    if ((l.tls.require_client_cert || l.tls.request_client_cert) && l.tls.ca_file.empty())
+      return "client certificates need tls.ca_file to verify them against";
+    if (l.tls.identity_as_username && !l.tls.require_client_cert)
+      return "tls.identity_as_username needs tls.require_client_cert = true";
+    return "";
+  });
+}
 
 void declare_settings(config::Settings& s, ServerOptions& o) {
   s.add("protocol", o.protocol, "Protocol spoken on the listener").one_of({"mqtt", "echo"});
   s.add("listen", o.listen,
         "HOST:PORT to accept clients on (empty: 0.0.0.0:1883 for mqtt, 127.0.0.1:7000 for echo)");
+  s.add_table_array<ListenerSettings>(
+      "listeners", o.listeners,
+      "More addresses to accept clients on, each with its own transport: TLS (tls.cert_file "
+      "set), MQTT over WebSocket (websocket = true), a PROXY protocol header from a balancer "
+      "(proxy_protocol = true), and limits. `listen` is the one-listener shorthand: with "
+      "[[listeners]] tables it is used only when set explicitly. Certificate files are re-read "
+      "on SIGHUP",
+      declare_listener);
   s.add("threads", o.threads, "Event loops, one thread each (0: one per CPU)");
   s.add("processes", o.processes,
         "Worker processes sharing the port (SO_REUSEPORT), each with `threads` loops and its own "

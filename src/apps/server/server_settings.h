@@ -9,5 +9,7 @@
 namespace tcpms::app {
 
 void declare_settings(config::Settings& settings, ServerOptions& opt);
+// The keys of one [[listeners]] table.
+void declare_listener(config::Settings& settings, ListenerSettings& listener);
 
 }  // namespace tcpms::app

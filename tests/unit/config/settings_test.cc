@@ -1,5 +1,6 @@
 // tcpms::config: defaults, TOML file, flags, errors with positions, reload, example output.
 #include "config/settings.h"
+#include "config/table_array.h"
 
 #include <unistd.h>
 
@@ -344,6 +345,87 @@ TEST(Settings, TomlLiterals) {
   EXPECT_EQ(detail::to_toml(std::string("a\"b\\c\n")), "\"a\\\"b\\\\c\\n\"");
   EXPECT_EQ(detail::to_toml(2.0), "2.0");
   EXPECT_EQ(detail::to_toml(std::vector<std::string>{"x", "y"}), "[\"x\", \"y\"]");
+}
+
+}  // namespace
+}  // namespace tcpms::config
+
+// --- arrays of tables ([[listeners]]) ---------------------------------------------------------
+
+namespace tcpms::config {
+namespace {
+
+struct Item {
+  std::string bind;
+  bool flag = false;
+  int64_t limit = 0;
+};
+
+void declare_item(Settings& s, Item& i) {
+  s.add("bind", i.bind, "where");
+  s.add("tls.flag", i.flag, "a dotted key");
+  s.add("limit", i.limit, "a number").range(int64_t{0}, int64_t{10});
+  s.add_rule([&i] {
+    if (i.bind.empty()) return "needs bind";  // a rule: a check would not see a missing key
+    return i.flag && i.limit == 0 ? "tls.flag needs limit" : "";
+  });
+}
+
+struct ArrayFixture {
+  std::string top;
+  std::vector<Item> items;
+  Settings settings{"t"};
+  ArrayFixture() {
+    settings.add("top", top, "a top-level key");
+    settings.add_table_array<Item>("items", items, "More items", declare_item);
+  }
+};
+
+TEST(TableArray, LoadsEveryElementWithDottedKeys) {
+  ArrayFixture f;
+  auto errors = f.settings.load_text(
+      "top = \"x\"\n[[items]]\nbind = \"a\"\n[[items]]\nbind = \"b\"\ntls.flag = true\nlimit = 3\n", "f.toml");
+  ASSERT_TRUE(errors.empty()) << errors[0].to_string();
+  ASSERT_EQ(f.items.size(), 2u);
+  EXPECT_EQ(f.items[0].bind, "a");
+  EXPECT_FALSE(f.items[0].flag);
+  EXPECT_TRUE(f.items[1].flag);
+  EXPECT_EQ(f.items[1].limit, 3);
+  EXPECT_NE(f.settings.effective().find(
+                "items = [{bind = \"a\"}, {bind = \"b\", tls.flag = true, limit = 3}]"),
+            std::string::npos)
+      << f.settings.effective();
+}
+
+TEST(TableArray, ErrorsNameTheElementAndItsPosition) {
+  ArrayFixture f;
+  auto errors = f.settings.load_text(
+      "[[items]]\nbind = \"a\"\nlimit = 11\n[[items]]\nbnd = \"b\"\n[[items]]\nbind = \"c\"\ntls.flag = true\n",
+      "f.toml");
+  ASSERT_EQ(errors.size(), 3u);
+  EXPECT_EQ(errors[0].to_string(), "f.toml:3:9: items[0].limit: must be in 0..10, got 11");
+  EXPECT_EQ(errors[1].to_string(), "f.toml:5:1: items[1].bnd: unknown setting (did you mean bind?)");
+  EXPECT_EQ(errors[2].to_string(), "f.toml:6:1: items[2]: tls.flag needs limit");
+  EXPECT_TRUE(f.items.empty());  // nothing applied
+  ArrayFixture g;
+  errors = g.settings.load_text("[[items]]\nlimit = 1\n", "g.toml");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].to_string(), "g.toml:1:1: items[0]: needs bind");
+}
+
+TEST(TableArray, ExampleListsEveryKeyAndReloadNeedsARestart) {
+  ArrayFixture f;
+  std::string example = f.settings.example();
+  EXPECT_NE(example.find("#[[items]]\n"), std::string::npos) << example;
+  EXPECT_NE(example.find("#tls.flag = false\n"), std::string::npos) << example;
+  EXPECT_NE(example.find("#limit = 0\n"), std::string::npos);
+  EXPECT_LT(example.find("#top = "), example.find("#[[items]]"));  // plain keys first
+  ASSERT_TRUE(f.settings.load_text("[[items]]\nbind = \"a\"\n", "f.toml").empty());
+  auto r = f.settings.reload_text("[[items]]\nbind = \"b\"\n", "f.toml");
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r.needs_restart.size(), 1u);
+  EXPECT_EQ(r.needs_restart[0].setting, "items");
+  EXPECT_EQ(f.items[0].bind, "a");  // unchanged until a restart
 }
 
 }  // namespace
