@@ -89,7 +89,9 @@ bool Broker::publish(std::string_view topic, ByteView payload, mqtt::QoS qos, bo
   if (h == nullptr) return false;
   SharedBytes t = SharedBytes::copy_of(as_bytes(topic));
   SharedBytes p = SharedBytes::copy_of(payload);
-  return h->loop().post([h, t, p, qos, retain] { h->route(t, p, qos, retain, false); });
+  return h->loop().post([h, m = Message{std::move(t), std::move(p), {}, qos, retain}] {
+    h->route(m, false);
+  });
 }
 
 SendResult Broker::send_to_client(std::string_view client_id, std::string_view topic,
@@ -111,8 +113,9 @@ SendResult Broker::send_to_client(std::string_view client_id, std::string_view t
   if (!connected && qos == mqtt::QoS::k0) return SendResult::kNotConnected;  // QoS 0 is not kept
   // The answer reflects the registry now; the delivery happens on the session's loop, which
   // checks again that it still owns the session.
-  h->loop().post([h, id = std::string(client_id), s = e->session, t, p, qos] {
-    h->push_to_client(id, s, t, p, qos);
+  h->loop().post([h, id = std::string(client_id), s = e->session,
+                  m = Message{std::move(t), std::move(p), {}, qos, false}] {
+    h->push_to_client(id, s, m);
   });
   return connected ? SendResult::kSent : SendResult::kQueued;
 }
@@ -210,7 +213,7 @@ void Broker::deliver_remote(const SharedBytes& topic, const SharedBytes& payload
   size_t pick = std::hash<std::string_view>{}(as_chars(topic.view())) % handlers_.size();
   MqttHandler* h = handlers_[pick];
   if (h != nullptr)
-    h->loop().post([h, topic, payload, qos, retain] { h->route(topic, payload, qos, retain, true); });
+    h->loop().post([h, m = Message{topic, payload, {}, qos, retain}] { h->route(m, true); });
 }
 
 bool Broker::admit_connection(const sockaddr_storage& peer) {

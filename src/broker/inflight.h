@@ -12,30 +12,34 @@
 #include <deque>
 #include <vector>
 
-#include "broker/message_props.h"
+#include "broker/message.h"
 #include "mqtt/types.h"
 #include "tcpms/shared_bytes.h"
 
 namespace tcpms::broker {
 
-// One outbound message. Topic and payload are shared by every subscriber (SharedBytes).
-struct OutMessage {
+// One outbound message to one subscriber: the message as this subscriber gets it (qos and
+// retain are its granted QoS and the RETAIN flag it is sent with), plus its delivery state.
+// Topic, payload and properties stay shared with every other subscriber (SharedBytes).
+struct OutMessage : Message {
   enum class State : uint8_t {
     kQueued,       // not sent yet
     kWaitPuback,   // QoS 1 sent
     kWaitPubrec,   // QoS 2 sent
     kWaitPubcomp,  // QoS 2: PUBREC received, PUBREL sent; payload released
   };
-  SharedBytes topic;
-  SharedBytes payload;
-  uint16_t packet_id = 0;
-  mqtt::QoS qos = mqtt::QoS::k1;
-  State state = State::kQueued;
-  bool retain = false;
-  MessageProps props;  // 5.0 properties (empty for most messages; not in session images)
   // This subscriber's matching Subscription Identifiers, encoded as properties (5.0; empty
   // unless its subscriptions have ids).
   SharedBytes sub_ids;
+  uint16_t packet_id = 0;
+  State state = State::kQueued;
+
+  OutMessage() = default;
+  OutMessage(const Message& m, mqtt::QoS granted, bool retain_flag, SharedBytes ids = {})
+      : Message(m), sub_ids(std::move(ids)) {
+    qos = granted;
+    retain = retain_flag;
+  }
 };
 
 class SessionQueues {

@@ -2,6 +2,19 @@
 // topic tree and the sessions living on the loop, runs each connection's state machine, and
 // delivers publishes matched on this loop.
 //
+// The handler's code is split by concern, one file each:
+//   mqtt_handler.cc      engine callbacks, packet dispatch, protocol violations, DISCONNECT
+//   connect.cc           CONNECT: checks, authentication, claiming the client id, CONNACK
+//   loop_handover.cc     a session moving to the loop where its client reconnected
+//   session_moves.cc     a session moving to or from another process (worker, node)
+//   inbound.cc           PUBLISH and the acknowledgements from the client; publish rate
+//   subscriptions.cc     SUBSCRIBE, UNSUBSCRIBE and the loop's topic tree
+//   delivery.cc          a message through the broker: retained store, loops, router, the
+//                        matching sessions, their QoS 1/2 windows and queues
+//   packet_writer.cc     encoding what goes to a client
+//   session_lifecycle.cc detach, reset, discard, wills, 5.0 expiry and delayed wills
+//   control.cc           control-plane requests on this loop: push, kick, listings
+//
 // Connection::user_data is null before CONNECT, then a PendingConnect while the CONNECT waits
 // (authentication on the worker pool, or a session coming from another loop), then the
 // client's Session (session.h). Both start with a ConnStateKind byte.
@@ -26,7 +39,9 @@
 
 #include "broker/broker.h"
 #include "broker/broker_stats.h"
+#include "broker/message.h"
 #include "broker/message_props.h"
+#include "broker/offline_timers.h"
 #include "broker/session.h"
 #include "broker/session_image.h"
 #include "broker/topic_tree.h"
@@ -38,6 +53,12 @@
 namespace tcpms::broker {
 
 struct PendingConnect;
+
+// Inbound Topic Aliases a 5.0 client may define per connection (CONNACK Topic Alias Maximum).
+// The table is allocated on the first alias, 16 bytes an entry.
+inline constexpr uint32_t kTopicAliasMaximum = 16;
+// Longest single loop timer; longer session expiries and will delays re-arm until due.
+inline constexpr uint64_t kMaxLoopTimerMs = 1ull << 30;
 
 class MqttHandler final : public Handler {
  public:
@@ -51,6 +72,8 @@ class MqttHandler final : public Handler {
   Action on_peer_shutdown(Connection& conn) override { return Action::kCloseAfterFlush; }
   Action on_timeout(Connection& conn) override;
   void on_writable(Connection& conn) override;
+  // Server is stopping: a 5.0 client hears DISCONNECT 0x8B first.
+  Action on_shutdown(Connection& conn) override;
   void on_close(Connection& conn, CloseReason reason) override;
 
   EventLoop& loop() noexcept { return loop_; }
@@ -65,27 +88,22 @@ class MqttHandler final : public Handler {
   }
 
   // --- loop-thread entry points (run through EventLoop::post by Broker and other loops) ---
-  // A publish entering the broker on this loop: retained store, local delivery, other loops,
-  // then the router (unless it came from the router).
-  // `props`: 5.0 properties (message_props.h); `origin`: the publishing session, compared
-  // (never dereferenced) for No Local [MQTT-3.8.3-3].
-  void route(const SharedBytes& topic, const SharedBytes& payload, mqtt::QoS qos, bool retain,
-             bool from_remote, const MessageProps& props = {}, const Session* origin = nullptr);
-  // Match on this loop's tree and deliver. `retain` is the publish's flag, kept only for
-  // Retain As Published subscriptions [MQTT-3.3.1-12].
-  void deliver_local(const SharedBytes& topic, const SharedBytes& payload, mqtt::QoS qos,
-                     bool retain = false, const MessageProps& props = {},
-                     const Session* origin = nullptr);
-  // Server is stopping: a 5.0 client hears DISCONNECT 0x8B first.
-  Action on_shutdown(Connection& conn) override;
-  SendResult push_to_client(std::string_view client_id, Session* s, const SharedBytes& topic,
-                            const SharedBytes& payload, mqtt::QoS qos);
+  // A message entering the broker on this loop: retained store, local delivery, other loops,
+  // then the router (unless it came from the router). `origin`: the publishing session,
+  // compared (never dereferenced) for No Local [MQTT-3.8.3-3].
+  void route(const Message& m, bool from_remote, const Session* origin = nullptr);
+  // Match on this loop's tree and deliver. `m.retain` is kept only for Retain As Published
+  // subscriptions [MQTT-3.3.1-12].
+  void deliver_local(const Message& m, const Session* origin = nullptr);
+  SendResult push_to_client(std::string_view client_id, Session* s, const Message& m);
   void kick(std::string_view client_id, Session* s);
   void collect_clients(std::vector<ClientInfo>& out);
   void publish_sys();
 
   // Session handover between loops (client_registry.h describes the protocol).
   struct Handover;
+  // On the new loop: asks the session's loop to let it go.
+  Action start_handover(Connection& c, PendingConnect* p, const RegistryEntry& entry);
   void handover_request(std::shared_ptr<Handover> h);   // on the owning loop
   void handover_attach(std::shared_ptr<Handover> h);    // on the new loop
   void handover_retry(ConnId conn, PendingConnect* p);  // back on the new loop
@@ -98,29 +116,49 @@ class MqttHandler final : public Handler {
   void drop_session(const std::string& client_id, Session* s);
 
  private:
-  // Input.
+  // --- input (mqtt_handler.cc) ---
   size_t process(Connection& c, ByteView data, Action& action);
   Action handle_packet(Connection& c, const mqtt::FixedHeader& h, mqtt::Bytes body);
+  // Closes for a protocol violation; a 5.0 client gets DISCONNECT `code` first (4.13).
+  Action violation(Connection& c, const char* what,
+                   mqtt::ReasonCode code = mqtt::ReasonCode::kProtocolError);
+  Action handle_disconnect(Connection& c, Session& s, mqtt::Bytes body);
+  // Runs the outcome of work that finished off the input path (authentication, a session
+  // arriving): close, or resume reading.
+  void after_async(Connection& c, Action a);
+
+  // --- CONNECT (connect.cc) ---
   Action handle_connect(Connection& c, mqtt::Bytes body);
   Action continue_connect(Connection& c, PendingConnect* p);
   Action attach(Connection& c, Session* s, PendingConnect* p, bool session_present);
+  void send_connack_success(Connection& c, Session& s, bool present, bool assigned_id);
+
+  // --- sessions from other processes (session_moves.cc) ---
   // CleanSession 0 and no session in this process: ask the router's other processes.
   Action fetch_session(Connection& c, Session* fresh, PendingConnect* p);
   void fetch_done(const std::string& client_id, ConnId conn, PendingConnect* p, Session* s,
                   std::optional<std::string> image);
-  void after_async(Connection& c, Action a);
+  std::string encode_image(Session& s);
+  void import_image(Session& s, SessionImage& image);
+
+  // --- PUBLISH and acknowledgements from the client (inbound.cc) ---
   Action handle_publish(Connection& c, Session& s, const mqtt::FixedHeader& h, mqtt::Bytes body);
   Action handle_ack(Connection& c, Session& s, mqtt::PacketType type, mqtt::Bytes body);
-  Action handle_subscribe(Connection& c, Session& s, mqtt::Bytes body);
-  Action handle_unsubscribe(Connection& c, Session& s, mqtt::Bytes body);
-  // Closes for a protocol violation; a 5.0 client gets DISCONNECT `code` first (4.13).
-  Action violation(Connection& c, const char* what,
-                   mqtt::ReasonCode code = mqtt::ReasonCode::kProtocolError);
   // Per-client publish rate: takes the tokens, or pauses reading and schedules a resume.
   bool admit_publish(Connection& c, Session& s, size_t bytes);
-  bool subscribed_to(Session& s, std::string_view filter) const;
+  // 5.0 PUBLISH properties: the forwarded part as shared bytes, the expiry as a deadline.
+  MessageProps message_props(mqtt::Properties in, uint64_t now_ms);
 
-  // Output.
+  // --- subscriptions (subscriptions.cc) ---
+  Action handle_subscribe(Connection& c, Session& s, mqtt::Bytes body);
+  Action handle_unsubscribe(Connection& c, Session& s, mqtt::Bytes body);
+  bool subscribed_to(Session& s, std::string_view filter) const;
+  void add_subscription(Session& s, std::string_view filter, mqtt::QoS qos, bool* replaced,
+                        uint8_t options = 0, uint32_t subscription_id = 0);
+  void remove_subscriptions(Session& s);
+  void update_subscription_count();
+
+  // --- output (packet_writer.cc) ---
   template <typename Packet>
   void send_packet(Connection& c, const Packet& p, mqtt::ProtocolVersion v, mqtt::PacketType t);
   // `code` is a 3.1.1 return code; a 5.0 client gets its 5.0 equivalent (0x02 -> 0x85, ...).
@@ -130,54 +168,47 @@ class MqttHandler final : public Handler {
   void send_disconnect(Connection& c, mqtt::ReasonCode code);  // 5.0 only
   void send_ack(Connection& c, Session& s, mqtt::PacketType t, uint16_t id,
                 mqtt::ReasonCode code = mqtt::ReasonCode::kSuccess);
-  // False when nothing was sent: the message expired [MQTT-3.3.2-5] or is bigger than the
-  // client's Maximum Packet Size [MQTT-3.1.2-25]. `resend`: already in flight, so an expired
-  // one still goes (with 1 s left) to finish its handshake.
-  bool send_publish(Connection& c, Session& s, const SharedBytes& topic, const SharedBytes& payload,
-                    mqtt::QoS qos, bool retain, bool dup, uint16_t packet_id,
-                    const MessageProps& props, const SharedBytes& sub_ids, bool resend = false);
+  // False when nothing was sent: the message expired [MQTT-3.3.2-5] (unless `how.resend`) or
+  // is bigger than the client's Maximum Packet Size [MQTT-3.1.2-25].
+  bool send_publish(Connection& c, Session& s, const Message& m, const SharedBytes& sub_ids,
+                    PublishSend how);
+
+  // --- delivery (delivery.cc) ---
   // Whether a message may start onward delivery to `s`: not expired, not too big for it.
   bool deliverable(Session& s, const OutMessage& m);
   size_t window(const Session& s) const noexcept;
+  // `granted`: min(publish QoS, subscription QoS); `retain_flag`: the RETAIN bit it gets;
   // `sub_ids`: the Subscription Identifiers of the subscriptions that matched, as properties.
-  void deliver(Session& s, const SharedBytes& topic, const SharedBytes& payload, mqtt::QoS qos,
-               bool retain, const MessageProps& props = {}, const SharedBytes& sub_ids = {});
+  void deliver(Session& s, const Message& m, mqtt::QoS granted, bool retain_flag,
+               const SharedBytes& sub_ids = {});
   void queue_message(Session& s, OutMessage m);
+  // Into the window with a fresh packet id, and sent.
+  void start_inflight(Connection& c, Session& s, OutMessage m);
   void pump(Session& s);
   void resend_inflight(Session& s);
 
-  // Sessions.
+  // --- session lifecycle (session_lifecycle.cc) ---
   void detach_connection(Session& s, bool publish_will);
   void reset_session(Session& s);
   void discard_session(Session* s);
-  void remove_subscriptions(Session& s);
-  void add_subscription(Session& s, std::string_view filter, mqtt::QoS qos, bool* replaced,
-                        uint8_t options = 0, uint32_t subscription_id = 0);
   void publish_will(std::unique_ptr<Will> will);
-  // 5.0 session expiry and will delay, on loop timers checked against the session's
-  // offline generation (a reconnect makes them stale).
-  void schedule_offline_timers(Session& s);
-  // `due_tagged`: steady-clock ms when due; the top bit set for a will delay.
-  void offline_timer(const std::string& client_id, Session* s, uint64_t generation,
-                     uint64_t due_tagged);
-  // Receive Maximum we announce: inbound QoS 2 publishes awaiting PUBREL (QoS 1 is
-  // acknowledged at once). The same number as our outbound window, as Mosquitto does.
-  uint16_t server_receive_maximum() const noexcept {
-    return std::max<uint16_t>(1, cfg_.max_inflight);
-  }
   // A delayed will goes out when its session ends [MQTT-3.1.3-9].
   void flush_delayed_will(Session& s);
-  Action handle_disconnect(Connection& c, Session& s, mqtt::Bytes body);
-  // 5.0 PUBLISH properties: the forwarded part as shared bytes, the expiry as a deadline.
-  MessageProps message_props(mqtt::Properties in, uint64_t now_ms);
+  // 5.0 session expiry and will delay while offline (OfflineTimers); a reconnect disarms.
+  void arm_offline_timers(Session& s);
+  void arm_offline_loop_timer();
+  void run_offline_timers();
   // Closes the session's connection as a takeover (the will goes out) and leaves the session
   // offline, whatever its CleanSession, so the caller decides what becomes of it.
   void take_over(Session& s);
   // An offline session leaves this process: discarded, and the router told.
   void end_session(Session* s);
-  std::string encode_image(Session& s);
-  void import_image(Session& s, SessionImage& image);
-  void update_subscription_count();
+
+  // Receive Maximum we announce: inbound QoS 2 publishes awaiting PUBREL (QoS 1 is
+  // acknowledged at once). The same number as our outbound window, as Mosquitto does.
+  uint16_t server_receive_maximum() const noexcept {
+    return std::max<uint16_t>(1, cfg_.max_inflight);
+  }
 
   Broker& broker_;
   EventLoop& loop_;
@@ -186,6 +217,8 @@ class MqttHandler final : public Handler {
   TopicTree tree_;
   BrokerStats stats_;
   std::atomic<size_t> subscription_count_{0};
+  OfflineTimers offline_timers_;
+  uint64_t offline_timer_at_ms_ = 0;  // when the loop timer armed for offline_timers_ fires
   uint32_t epoch_ = 0;
   struct Match {
     Session* s;
@@ -196,8 +229,32 @@ class MqttHandler final : public Handler {
   std::vector<std::pair<uint32_t, uint32_t>> match_ids_;  // (index in matches_, subscription id)
   std::vector<std::byte> scratch_;
   std::vector<std::byte> props_scratch_;
-  uint64_t next_generation_ = 1;
   std::vector<RetainedMessage> retained_scratch_;
 };
+
+// The first byte of Connection::user_data says what it points to.
+inline ConnStateKind kind_of(void* user) { return *static_cast<const ConnStateKind*>(user); }
+// The session of a connection past its CONNACK, else null.
+inline Session* session_of(Connection& c) {
+  void* user = c.user_data();
+  return user != nullptr && kind_of(user) == ConnStateKind::kSession ? static_cast<Session*>(user)
+                                                                      : nullptr;
+}
+template <typename Packet>
+void MqttHandler::send_packet(Connection& c, const Packet& p, mqtt::ProtocolVersion v,
+                              mqtt::PacketType t) {
+  size_t n = mqtt::encoded_size(p, v);
+  if (n == 0) return;
+  scratch_.resize(std::max(scratch_.size(), n));
+  n = mqtt::encode(p, v, mqtt::OutBytes(scratch_.data(), n));
+  // enqueue: everything for this client in one loop iteration leaves in one write.
+  c.enqueue(ByteView(scratch_.data(), n));
+  stats_.packets_out[static_cast<uint8_t>(t) & 15].add();
+}
+
+inline bool is_sys_topic(std::string_view t) { return t.starts_with("$SYS/") || t == "$SYS"; }
+inline mqtt::QoS min_qos(mqtt::QoS a, mqtt::QoS b) {
+  return static_cast<uint8_t>(a) < static_cast<uint8_t>(b) ? a : b;
+}
 
 }  // namespace tcpms::broker

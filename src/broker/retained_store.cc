@@ -59,7 +59,7 @@ void RetainedStore::set(const SharedBytes& topic, const SharedBytes& payload, mq
   } else {
     ++count_;
   }
-  n->msg = RetainedMessage{topic, payload, qos, props};
+  n->msg = RetainedMessage{topic, payload, props, qos, true};
   n->has_msg = true;
   bytes_ += payload.size();
 }

@@ -20,18 +20,15 @@
 #include <string_view>
 #include <vector>
 
-#include "broker/message_props.h"
+#include "broker/message.h"
 #include "mqtt/types.h"
 #include "tcpms/shared_bytes.h"
 
 namespace tcpms::broker {
 
-struct RetainedMessage {
-  SharedBytes topic;
-  SharedBytes payload;
-  mqtt::QoS qos = mqtt::QoS::k0;
-  MessageProps props;  // 5.0 properties; an expired message is not delivered (the reader checks)
-};
+// A retained message is kept as it was published (retain set); an expired one is not
+// delivered (the reader checks props.expires_at_ms).
+using RetainedMessage = Message;
 
 class RetainedStore {
  public:
@@ -40,6 +37,7 @@ class RetainedStore {
   // Stores `payload` for `topic` (replacing), or clears the topic when the payload is empty.
   void set(const SharedBytes& topic, const SharedBytes& payload, mqtt::QoS qos,
            const MessageProps& props = {});
+  void set(const Message& m) { set(m.topic, m.payload, m.qos, m.props); }
   // Appends every retained message whose topic matches `filter` (a valid filter) to `out`.
   void match(std::string_view filter, std::vector<RetainedMessage>& out) const;
   size_t size() const;

@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 
+#include "broker/message.h"
 #include "mqtt/types.h"
 #include "tcpms/shared_bytes.h"
 
@@ -29,8 +30,7 @@ class Router {
 
   // A publish from a local client (or the control plane), after local delivery. A remote
   // publish arriving is handed to Broker::deliver_remote, which does not call this again.
-  virtual void on_local_publish(const SharedBytes& topic, const SharedBytes& payload,
-                                mqtt::QoS qos, bool retain) {}
+  virtual void on_local_publish(const Message& m) {}
 
   // A client with this id connected in this process (its CONNECT was accepted) / its
   // connection here closed. Lets a router keep a registry outside the process and close the

@@ -58,12 +58,15 @@ struct SessionExtra {
   uint32_t max_packet_size = 0;   // the client's Maximum Packet Size; 0: no limit
   uint16_t receive_maximum = 65535;  // the client's Receive Maximum: caps our in-flight window
   uint16_t topic_alias_count = 0;    // inbound aliases defined on this connection
-  // Bumped whenever the session goes offline or comes back, so a session-expiry or will-delay
-  // timer set for an earlier disconnection finds it stale.
-  uint64_t offline_generation = 0;
+  uint32_t timer_slot = 0;  // place in its loop's OfflineTimers heap + 1; 0: not in it
   std::unique_ptr<Will> delayed_will;  // waiting for its Will Delay Interval while offline
+  // While offline: steady-clock ms when the session expires and when its delayed will goes
+  // out (0: never), kept in its loop's OfflineTimers heap (offline_timers.h).
+  uint64_t expires_at_ms = 0;
+  uint64_t will_at_ms = 0;
   std::vector<SharedBytes> topic_aliases;  // inbound Topic Alias -> topic, index alias - 1
 };
+static_assert(sizeof(SessionExtra) <= 120, "SessionExtra is paid per 5.0 client");
 
 // Where one of the session's subscriptions sits in its loop's topic tree: the node of the
 // filter and the entry's index in that node (kept current when entries move). The QoS lives

@@ -50,8 +50,10 @@ std::vector<std::pair<std::string, std::string>> sys_topic_values(Broker& broker
 
 void MqttHandler::publish_sys() {
   for (auto& [topic, value] : sys_topic_values(broker_)) {
-    route(SharedBytes::copy_of(as_bytes(topic)), SharedBytes::copy_of(as_bytes(value)), mqtt::QoS::k0,
-          true, true);
+    // Each process publishes its own figures, so they are not routed to the others.
+    route(Message{SharedBytes::copy_of(as_bytes(topic)), SharedBytes::copy_of(as_bytes(value)), {},
+                  mqtt::QoS::k0, true},
+          true);
   }
 }
 

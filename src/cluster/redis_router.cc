@@ -136,8 +136,11 @@ void RedisRouter::on_filter_removed(std::string_view filter) {
   enqueue(std::move(op), false);
 }
 
-void RedisRouter::on_local_publish(const SharedBytes& topic, const SharedBytes& payload,
-                                   mqtt::QoS qos, bool retain) {
+void RedisRouter::on_local_publish(const broker::Message& m) {
+  const SharedBytes& topic = m.topic;
+  const SharedBytes& payload = m.payload;
+  const mqtt::QoS qos = m.qos;
+  const bool retain = m.retain;
   if (stopping_.load(std::memory_order_relaxed)) return;
   const std::string_view t = as_chars(topic.view());
   Op op(Op::kPublish);

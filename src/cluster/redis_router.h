@@ -113,8 +113,7 @@ class RedisRouter final : public broker::Router {
   bool wants_filter_events() const override { return true; }
   void on_filter_added(std::string_view filter) override;
   void on_filter_removed(std::string_view filter) override;
-  void on_local_publish(const SharedBytes& topic, const SharedBytes& payload, mqtt::QoS qos,
-                        bool retain) override;
+  void on_local_publish(const broker::Message& m) override;
   bool push_to_client(std::string_view client_id, const SharedBytes& topic,
                       const SharedBytes& payload, mqtt::QoS qos, PushDone done) override;
   void on_client_connected(std::string_view client_id) override;

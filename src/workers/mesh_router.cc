@@ -196,8 +196,11 @@ void MeshRouter::on_connected(broker::Broker& broker, ByteView body) {
   broker.drop_session(id);
 }
 
-void MeshRouter::on_local_publish(const SharedBytes& topic, const SharedBytes& payload,
-                                  mqtt::QoS qos, bool retain) {
+void MeshRouter::on_local_publish(const broker::Message& m) {
+  const SharedBytes& topic = m.topic;
+  const SharedBytes& payload = m.payload;
+  const mqtt::QoS qos = m.qos;
+  const bool retain = m.retain;
   std::string body;
   body.reserve(3 + topic.size() + payload.size());
   body.push_back(static_cast<char>(static_cast<uint8_t>(qos) | (retain ? 4 : 0)));

@@ -64,8 +64,7 @@ class MeshRouter final : public broker::Router {
 
   explicit MeshRouter(PeerMesh& mesh) : mesh_(mesh) {}
 
-  void on_local_publish(const SharedBytes& topic, const SharedBytes& payload, mqtt::QoS qos,
-                        bool retain) override;
+  void on_local_publish(const broker::Message& m) override;
   bool push_to_client(std::string_view client_id, const SharedBytes& topic,
                       const SharedBytes& payload, mqtt::QoS qos, PushDone done) override;
   void on_client_connected(std::string_view client_id) override;

@@ -63,4 +63,24 @@ PropertyBuilder& PropertyBuilder::add_user_property(std::string_view name,
   return *this;
 }
 
+PropertyBuilder& PropertyBuilder::add(const Property& p) noexcept {
+  switch (property_type(static_cast<std::uint8_t>(p.id))) {
+    case PropertyType::kByte:
+    case PropertyType::kTwoByte:
+    case PropertyType::kFourByte:
+    case PropertyType::kVarInt:
+      return add(p.id, p.number);
+    case PropertyType::kUtf8:
+      return add(p.id, p.text);
+    case PropertyType::kBinary:
+      return add_binary(p.id, p.binary);
+    case PropertyType::kUtf8Pair:
+      return add_user_property(p.text, p.text2);
+    case PropertyType::kInvalid:
+      break;
+  }
+  ok_ = false;
+  return *this;
+}
+
 }  // namespace tcpms::mqtt

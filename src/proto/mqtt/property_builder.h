@@ -24,6 +24,8 @@ class PropertyBuilder {
   PropertyBuilder& add(PropertyId id, std::string_view value) noexcept;
   PropertyBuilder& add_binary(PropertyId id, Bytes value) noexcept;
   PropertyBuilder& add_user_property(std::string_view name, std::string_view value) noexcept;
+  // Appends a decoded property as it was (forwarding: User Properties keep their order).
+  PropertyBuilder& add(const Property& p) noexcept;
 
   bool ok() const noexcept { return ok_; }
   std::size_t size() const noexcept { return used_; }

@@ -1,0 +1,263 @@
+// MqttHandler, CONNECT: the packet's checks, authentication on the worker pool, claiming the
+// client id (a takeover on this loop, a handover from another loop, a fetch from another
+// process), and CONNACK.
+#include <ctime>
+
+#include <spdlog/spdlog.h>
+
+#include "broker/mqtt_handler.h"
+#include "broker/pending_connect.h"
+#include "mqtt/topic.h"
+#include "tcpms/server.h"
+#include "tcpms/worker_pool.h"
+
+namespace tcpms::broker {
+
+using mqtt::PropertyId;
+using mqtt::ProtocolVersion;
+using mqtt::ReasonCode;
+
+// Password checks queued on the worker pool past which a CONNECT is refused at once with
+// "server unavailable" (CONNACK 3) rather than waiting behind a login storm.
+constexpr size_t kMaxQueuedAuthChecks = 10000;
+
+Action MqttHandler::handle_connect(Connection& c, mqtt::Bytes body) {
+  auto d = mqtt::decode_connect(body);
+  if (!d) {
+    if (d.error().code == mqtt::ReasonCode::kUnsupportedProtocolVersion) {
+      // Answer CONNACK 0x01 and close [MQTT-3.1.2-2]; a 5.0 peer gets its own form.
+      auto v = mqtt::peek_connect_version(body).value_or(ProtocolVersion::kV311);
+      send_connack(c, v, false, is_v5(v) ? 0x84 : 0x01);
+      stats_.protocol_violations.add();
+      return Action::kCloseAfterFlush;
+    }
+    // Malformed CONNECT: close without CONNACK [MQTT-3.1.4-1].
+    return violation(c, d.error().what);
+  }
+  const mqtt::Connect& k = *d;
+  auto refuse = [&](uint8_t code, const char* why) {
+    // A refused CONNECT gets session present 0 [MQTT-3.2.2-4] and the connection closes
+    // [MQTT-3.2.2-5].
+    spdlog::debug("mqtt: CONNECT from '{}' refused ({}): {}", k.client_id, code, why);
+    stats_.connects_refused.add();
+    send_connack(c, k.version, false, code);
+    return Action::kCloseAfterFlush;
+  };
+  const bool v5 = is_v5(k.version);
+  if (v5 && k.properties.find(PropertyId::kAuthenticationMethod)) {
+    // No enhanced authentication here (5.0 §4.12): refuse with 0x8C [MQTT-4.12.0-1].
+    spdlog::debug("mqtt: CONNECT from '{}' refused: Authentication Method not supported",
+                  k.client_id);
+    stats_.connects_refused.add();
+    send_connack_v5(c, false, ReasonCode::kBadAuthenticationMethod);
+    return Action::kCloseAfterFlush;
+  }
+  std::string client_id(k.client_id);
+  bool assigned = false;
+  if (client_id.empty()) {
+    // 3.1.1: a zero-byte id needs CleanSession 1 [MQTT-3.1.3-7], [MQTT-3.1.3-8]; 3.1 requires
+    // an id. 5.0 allows it with either Clean Start [MQTT-3.1.3-6].
+    if ((!v5 && !k.clean_start) || k.version == ProtocolVersion::kV31 ||
+        !cfg_.allow_zero_length_client_id)
+      return refuse(0x02, "empty client id");
+    client_id = cfg_.client_id_prefix + std::to_string(broker_.next_client_number());  // [MQTT-3.1.3-6]
+    assigned = true;
+  }
+  if (client_id.size() > cfg_.max_client_id_len)
+    return refuse(0x02, "client id longer than --max-client-id-len [MQTT-3.1.3-9]");
+  std::unique_ptr<Will> will;
+  if (k.will) {
+    if (mqtt::validate_topic_name(k.will->topic, cfg_.max_topic_levels) != mqtt::TopicError::kOk)
+      return refuse(0x05, "will topic over --max-topic-levels");
+    std::optional<std::string_view> user;
+    if (k.username) user = *k.username;
+    if (is_sys_topic(k.will->topic) || !broker_.authorizer().can_publish({client_id, user}, k.will->topic))
+      return refuse(0x05, "will topic not authorized");
+    will = std::make_unique<Will>();
+    will->topic = SharedBytes::copy_of(as_bytes(k.will->topic));
+    will->payload = SharedBytes::copy_of(k.will->payload);
+    will->qos = k.will->qos;
+    will->retain = k.will->retain;
+    if (v5 && !k.will->properties.empty()) {
+      will->props = message_props(k.will->properties, 0).wire;
+      will->expiry_s = k.will->properties.number(PropertyId::kMessageExpiryInterval).value_or(0);
+      will->delay_s = k.will->properties.number(PropertyId::kWillDelayInterval).value_or(0);
+    }
+  }
+  auto* p = new PendingConnect;
+  p->version = k.version;
+  p->clean = k.clean_start;
+  p->keep_alive_s = k.keep_alive_s;
+  p->client_id = std::move(client_id);
+  p->will = std::move(will);
+  p->assigned_id = assigned;
+  if (v5) {
+    // Topic Alias Maximum: we send no aliases. Request Problem / Response Information: we send
+    // no Reason String and no Response Information. User Properties: accepted, not used.
+    p->session_expiry_s = k.properties.number(PropertyId::kSessionExpiryInterval).value_or(0);
+    p->max_packet_size = k.properties.number(PropertyId::kMaximumPacketSize).value_or(0);
+    p->receive_maximum = static_cast<uint16_t>(
+        k.properties.number(PropertyId::kReceiveMaximum).value_or(65535));
+  }
+  if (k.username && broker_.authorizer().uses_username()) p->username = std::string(*k.username);
+  c.set_user_data(p);
+
+  Authenticator& auth = broker_.authenticator();
+  if (!auth.enabled()) return continue_connect(c, p);
+
+  // Hashing is slow: check on the worker pool, continue here. The connect deadline still runs.
+  if (broker_.server().workers().queued() >= kMaxQueuedAuthChecks) {
+    stats_.connects_refused.add();
+    if (is_v5(p->version))
+      send_connack_v5(c, false, ReasonCode::kServerBusy);
+    else
+      send_connack(c, p->version, false, 0x03);  // server unavailable [MQTT-3.2.2.3]
+    return Action::kCloseAfterFlush;
+  }
+  c.pause_reading();
+  p->auth_cancelled = std::make_shared<std::atomic<bool>>(false);
+  auto info = std::make_shared<ConnectInfo>();
+  info->client_id = p->client_id;
+  if (k.username) info->username = std::string(*k.username);
+  if (k.password) info->password = std::string(as_chars(*k.password));
+  info->version = k.version;
+  if (!c.peer_address(info->peer)) info->peer.ss_family = AF_UNSPEC;
+  auto result = std::make_shared<AuthResult>(AuthResult::kAccept);
+  ConnId id = c.id();
+  broker_.server().workers().offload(
+      loop_,
+      [info, result, &auth, cancelled = p->auth_cancelled] {
+        if (!cancelled->load(std::memory_order_relaxed)) *result = auth.check(*info);
+      },
+      [this, id, p, result] {
+        Connection* cc = loop_.find(id);
+        if (cc == nullptr || cc->user_data() != p) return;  // gone meanwhile
+        if (*result != AuthResult::kAccept) {
+          spdlog::debug("mqtt: CONNECT from '{}' refused by the authenticator", p->client_id);
+          stats_.connects_refused.add();
+          send_connack(*cc, p->version, false, static_cast<uint8_t>(*result));
+          cc->close_after_flush();
+          return;
+        }
+        after_async(*cc, continue_connect(*cc, p));
+      });
+  return Action::kKeep;
+}
+
+Action MqttHandler::continue_connect(Connection& c, PendingConnect* p) {
+  Session* fresh = nullptr;
+  auto claim = broker_.registry().claim(p->client_id, loop_.index(), c.id(), [&] {
+    fresh = new Session(p->client_id);
+    return fresh;
+  });
+  switch (claim.kind) {
+    case ClientRegistry::ClaimKind::kCreated:
+      // Another process may hold the session (worker processes, cluster nodes).
+      if (!p->clean && broker_.router().shares_sessions()) return fetch_session(c, fresh, p);
+      return attach(c, fresh, p, false);  // no stored session [MQTT-3.2.2-3]
+    case ClientRegistry::ClaimKind::kLocal: {
+      Session* s = claim.entry.session;
+      if (s->conn != nullptr) {
+        // Session takeover: the existing client is disconnected [MQTT-3.1.4-2].
+        Connection* old = s->conn;
+        const bool was_clean = s->clean;
+        const bool old_v5 = s->is_v5();
+        stats_.takeovers.add();
+        if (old_v5) send_disconnect(*old, ReasonCode::kSessionTakenOver);
+        detach_connection(*s, true);  // frees a clean session
+        if (old_v5)
+          old->close_after_flush();  // the DISCONNECT 0x8E goes out first
+        else
+          old->close(CloseReason::kKicked);
+        if (was_clean) return continue_connect(c, p);  // claim again for a fresh one
+      }
+      const bool reset = p->clean || s->clean;  // [MQTT-3.1.2-6]
+      if (reset) {
+        reset_session(*s);
+        // The stored session ends here (a new one starts with this connection).
+        broker_.router().on_session_ended(s->client_id());
+      }
+      return attach(c, s, p, !reset);  // [MQTT-3.2.2-2]
+    }
+    case ClientRegistry::ClaimKind::kBusy: {
+      // The session is moving between loops: ask again in a moment.
+      c.pause_reading();
+      ConnId id = c.id();
+      loop_.run_after(5, [this, id, p] {
+        Connection* cc = loop_.find(id);
+        if (cc != nullptr && cc->user_data() == p) after_async(*cc, continue_connect(*cc, p));
+      });
+      return Action::kKeep;
+    }
+    case ClientRegistry::ClaimKind::kRemote:
+      return start_handover(c, p, claim.entry);
+  }
+  return Action::kClose;
+}
+
+Action MqttHandler::attach(Connection& c, Session* s, PendingConnect* p, bool present) {
+  if (s->offline) {
+    s->offline = false;
+    stats_.sessions_offline.sub();
+  }
+  offline_timers_.disarm(*s);  // back online: no expiry, no delayed will
+  // A will still delayed from the last connection: dropped if the session continues
+  // [MQTT-3.1.3-9]; if a new one starts, the old one has ended, so the will goes out now.
+  if (s->extra && s->extra->delayed_will) {
+    if (present)
+      s->extra->delayed_will.reset();
+    else
+      flush_delayed_will(*s);
+  }
+  s->conn = &c;
+  s->version = p->version;
+  // 5.0: the session outlives the connection only with a Session Expiry Interval.
+  s->clean = is_v5(p->version) ? p->session_expiry_s == 0 : p->clean;
+  s->disconnected = false;
+  s->set_will(std::move(p->will));
+  s->set_username(std::move(p->username));
+  s->connected_since_s = static_cast<uint32_t>(::time(nullptr));
+  if (is_v5(p->version) || s->extra) {
+    SessionExtra& x = s->extra_ref();
+    x.session_expiry_s = is_v5(p->version) ? p->session_expiry_s : 0;
+    x.max_packet_size = p->max_packet_size;
+    x.receive_maximum = p->receive_maximum;
+    x.topic_aliases.clear();  // aliases live as long as the connection (5.0 §3.3.2.3.4)
+    x.topic_aliases.shrink_to_fit();
+  }
+  const uint16_t keep_alive_s = p->keep_alive_s;
+  const bool assigned_id = p->assigned_id;
+  c.set_user_data(s);
+  delete p;
+  broker_.registry().set_conn(s->client_id(), s, c.id());
+  broker_.router().on_client_connected(s->client_id());
+  stats_.sessions_connected.add();
+  // Keep-alive on the engine's timer wheel; every read pushes the deadline [MQTT-3.1.2-24].
+  c.set_timeout(keep_alive_s ? static_cast<uint32_t>(keep_alive_s) * 1500u : 0u);
+  send_connack_success(c, *s, present, assigned_id);
+  if (s->has_queues()) {
+    resend_inflight(*s);  // [MQTT-4.4.0-1]
+    pump(*s);
+  }
+  return Action::kKeep;
+}
+
+void MqttHandler::send_connack_success(Connection& c, Session& s, bool present, bool assigned_id) {
+  if (s.is_v5()) {
+    // What this server supports, so the client need not guess (5.0 §3.2.2.3). Retain,
+    // wildcards and QoS 2 are available: the defaults, not sent.
+    props_scratch_.resize(64 + s.client_id().size());
+    mqtt::PropertyBuilder b(props_scratch_);
+    if (assigned_id) b.add(PropertyId::kAssignedClientIdentifier, s.client_id());  // [MQTT-3.2.2-16]
+    b.add(PropertyId::kReceiveMaximum, static_cast<uint32_t>(server_receive_maximum()));
+    b.add(PropertyId::kMaximumPacketSize,
+          static_cast<uint32_t>(std::min<size_t>(cfg_.max_packet_size, mqtt::kMaxVarInt + 5)));
+    b.add(PropertyId::kTopicAliasMaximum, kTopicAliasMaximum);
+    b.add(PropertyId::kSharedSubscriptionAvailable, 0);
+    send_connack_v5(c, present, ReasonCode::kSuccess, b.properties());
+  } else {
+    send_connack(c, s.version, present, 0x00);
+  }
+}
+
+}  // namespace tcpms::broker

@@ -1,0 +1,182 @@
+// MqttHandler, delivery: a message through the broker (retained store, this loop's matching
+// sessions, the other loops, the router) and into each session's QoS 1/2 window or queue.
+#include <algorithm>
+
+#include "broker/mqtt_handler.h"
+#include "mqtt/property_builder.h"
+
+namespace tcpms::broker {
+
+using mqtt::PropertyId;
+using mqtt::QoS;
+
+size_t MqttHandler::window(const Session& s) const noexcept {
+  // A 5.0 client's Receive Maximum caps our in-flight window [MQTT-3.3.4-9].
+  const size_t client = s.extra ? s.extra->receive_maximum : 65535;
+  return std::min<size_t>(cfg_.max_inflight, client);
+}
+
+bool MqttHandler::deliverable(Session& s, const OutMessage& m) {
+  if (m.props.expires_at_ms != 0 && m.props.expires_at_ms <= steady_ms())
+    return false;  // expired before onward delivery started [MQTT-3.3.2-5]
+  if (s.max_packet_size() == 0) return true;
+  // Sized as it would go out (packet id 1 stands for the one start() assigns).
+  mqtt::Publish p;
+  p.qos = m.qos;
+  p.topic = as_chars(m.topic.view());
+  p.packet_id = m.qos == QoS::k0 ? 0 : 1;
+  p.payload = m.payload.view();
+  size_t props = m.props.wire.size() + m.sub_ids.size() + (m.props.expires_at_ms != 0 ? 5 : 0);
+  props_scratch_.resize(props);  // only the size matters for publish_header_size
+  p.properties = mqtt::Properties(mqtt::Bytes(props_scratch_.data(), props));
+  const size_t n = mqtt::publish_header_size(p, s.version);
+  return n != 0 && n + m.payload.size() <= s.max_packet_size();  // [MQTT-3.1.2-25]
+}
+
+void MqttHandler::deliver(Session& s, const Message& msg, QoS granted, bool retain_flag,
+                          const SharedBytes& sub_ids) {
+  if (s.conn == nullptr) {
+    // Offline persistent session: QoS 1/2 wait for the next connection [MQTT-3.1.2-5]; QoS 0
+    // is not kept (the spec allows either; Mosquitto's default does the same).
+    if (granted != QoS::k0 && !s.clean) queue_message(s, OutMessage(msg, granted, retain_flag, sub_ids));
+    return;
+  }
+  Connection& c = *s.conn;
+  const bool backlogged = c.pending_output_bytes() > cfg_.max_queued_bytes;
+  if (granted == QoS::k0) {
+    if (backlogged) {
+      stats_.qos0_dropped_slow.add();  // a slow consumer loses QoS 0, nobody else notices
+      return;
+    }
+    send_publish(c, s, msg, sub_ids, PublishSend{.qos = QoS::k0, .retain = retain_flag});
+    return;
+  }
+  SessionQueues& q = s.queues();
+  if (backlogged || q.has_queued() || !q.window_has_room(window(s))) {
+    queue_message(s, OutMessage(msg, granted, retain_flag, sub_ids));
+    return;
+  }
+  OutMessage out(msg, granted, retain_flag, sub_ids);
+  if (!deliverable(s, out)) {
+    s.trim();
+    return;  // expired, or too big for this client: dropped for it alone
+  }
+  start_inflight(c, s, std::move(out));
+}
+
+void MqttHandler::start_inflight(Connection& c, Session& s, OutMessage out) {
+  OutMessage& m = s.queues().start(std::move(out));
+  stats_.inflight_messages.add();
+  send_publish(c, s, m, m.sub_ids,
+               PublishSend{.qos = m.qos, .retain = m.retain, .packet_id = m.packet_id});
+}
+
+void MqttHandler::queue_message(Session& s, OutMessage m) {
+  if (s.queues().enqueue(std::move(m), cfg_.max_queued_messages, cfg_.max_session_bytes)) {
+    stats_.queued_messages.add();
+  } else {
+    stats_.queue_dropped.add();  // bounded per client: the newest message is dropped
+    s.trim();
+  }
+}
+
+void MqttHandler::pump(Session& s) {
+  if (s.conn == nullptr || !s.has_queues()) return;
+  SessionQueues& q = *s.queues_;
+  Connection& c = *s.conn;
+  while (q.has_queued() && q.window_has_room(window(s)) &&
+         c.pending_output_bytes() <= cfg_.max_queued_bytes && c.open()) {
+    OutMessage next = q.pop_queued();
+    stats_.queued_messages.sub();
+    if (!deliverable(s, next)) continue;  // expired while it waited [MQTT-3.3.2-5]
+    start_inflight(c, s, std::move(next));
+  }
+  s.trim();
+}
+
+void MqttHandler::resend_inflight(Session& s) {
+  std::vector<uint16_t> unsendable;
+  for (OutMessage& m : s.queues_->inflight()) {
+    if (m.state == OutMessage::State::kWaitPubcomp) {
+      send_ack(*s.conn, s, mqtt::PacketType::kPubrel, m.packet_id);
+    } else if (!send_publish(*s.conn, s, m, m.sub_ids,
+                             PublishSend{.qos = m.qos, .retain = m.retain, .dup = true,
+                                         .resend = true, .packet_id = m.packet_id})) {
+      // Same packet id, DUP set [MQTT-4.4.0-1], [MQTT-3.3.1-1]; refused only when the new
+      // connection's Maximum Packet Size is below it [MQTT-3.1.2-25]: then it can never be
+      // acknowledged, and would hold a window slot for the rest of the session.
+      unsendable.push_back(m.packet_id);
+    }
+  }
+  for (uint16_t id : unsendable) {
+    if (s.queues_->abandon(id)) {
+      stats_.inflight_messages.sub();
+      stats_.queue_dropped.add();
+    }
+  }
+}
+
+// --- routing ----------------------------------------------------------------------------------
+
+void MqttHandler::route(const Message& m, bool from_remote, const Session* origin) {
+  if (m.retain) broker_.retained().set(m);  // [MQTT-3.3.1-5], [MQTT-3.3.1-10]
+  // Existing subscribers get RETAIN 0 [MQTT-3.3.1-9] (unless Retain As Published).
+  deliver_local(m, origin);
+  for (MqttHandler* other : broker_.handlers()) {
+    if (other == this || !other->may_match(as_chars(m.topic.view()))) continue;
+    // One task per loop, whatever the number of its subscribers.
+    if (other->loop().post([other, m, origin] { other->deliver_local(m, origin); }))
+      stats_.cross_loop_posts.add();
+  }
+  if (!from_remote) broker_.router().on_local_publish(m);
+}
+
+void MqttHandler::deliver_local(const Message& msg, const Session* origin) {
+  if (tree_.subscription_count() == 0) return;
+  if (++epoch_ == 0) epoch_ = 1;
+  matches_.clear();
+  match_ids_.clear();
+  tree_.match(as_chars(msg.topic.view()), [&, this](Session* s, QoS granted, const SubRecord* rec) {
+    bool keep_retain = false;
+    if (rec != nullptr) {
+      // No Local: not back to the publishing client [MQTT-3.8.3-3].
+      if ((rec->options & kSubNoLocal) && s == origin) return;
+      keep_retain = msg.retain && (rec->options & kSubRetainAsPublished);  // [MQTT-3.3.1-13]
+    }
+    if (s->match_epoch == epoch_) {
+      Match& m = matches_[s->match_index];
+      if (static_cast<uint8_t>(granted) > static_cast<uint8_t>(m.qos)) m.qos = granted;
+      m.retain = m.retain || keep_retain;
+    } else {
+      s->match_epoch = epoch_;
+      s->match_index = static_cast<uint32_t>(matches_.size());
+      matches_.push_back(Match{s, granted, keep_retain});
+    }
+    // One copy carries the ids of every matching subscription that has one [MQTT-3.3.4-4].
+    if (rec != nullptr && rec->subscription_id != 0)
+      match_ids_.emplace_back(s->match_index, rec->subscription_id);
+  });
+  if (match_ids_.empty()) {
+    for (const Match& m : matches_) deliver(*m.s, msg, min_qos(msg.qos, m.qos), m.retain);
+    return;
+  }
+  std::sort(match_ids_.begin(), match_ids_.end());
+  size_t k = 0;
+  std::vector<uint32_t> ids;
+  for (uint32_t i = 0; i < matches_.size(); ++i) {
+    const Match& m = matches_[i];
+    ids.clear();
+    for (; k < match_ids_.size() && match_ids_[k].first == i; ++k) ids.push_back(match_ids_[k].second);
+    deliver(*m.s, msg, min_qos(msg.qos, m.qos), m.retain, subscription_id_props(ids));
+  }
+}
+
+SharedBytes subscription_id_props(std::span<const uint32_t> ids) {
+  if (ids.empty()) return {};
+  std::vector<std::byte> out(ids.size() * 5);
+  mqtt::PropertyBuilder b(out);
+  for (uint32_t id : ids) b.add(PropertyId::kSubscriptionIdentifier, id);
+  return SharedBytes::copy_of(ByteView(out.data(), b.size()));
+}
+
+}  // namespace tcpms::broker

@@ -1,0 +1,208 @@
+// MqttHandler, what a client publishes: PUBLISH (topic aliases, 5.0 properties, ACL, QoS 2
+// ids awaiting PUBREL), the acknowledgements of what we sent, and the per-client publish
+// rate.
+#include <spdlog/spdlog.h>
+
+#include "broker/mqtt_handler.h"
+#include "mqtt/property_builder.h"
+#include "mqtt/topic.h"
+
+namespace tcpms::broker {
+
+using mqtt::PacketType;
+using mqtt::PropertyId;
+using mqtt::QoS;
+using mqtt::ReasonCode;
+
+Action MqttHandler::handle_publish(Connection& c, Session& s, const mqtt::FixedHeader& h,
+                                   mqtt::Bytes body) {
+  auto d = mqtt::decode_publish(h.flags, body, s.version);
+  if (!d) return violation(c, d.error().what, d.error().code);
+  const mqtt::Publish& p = *d;
+  stats_.messages_in.add();
+  stats_.bytes_payload_in.add(p.payload.size());
+  std::string_view topic = p.topic;
+  SharedBytes topic_bytes;
+  MessageProps props;
+  if (s.is_v5() && !p.properties.empty()) {
+    if (p.properties.find(PropertyId::kSubscriptionIdentifier))
+      return violation(c, "PUBLISH from a client carries a Subscription Identifier [MQTT-3.3.4-6]");
+    if (auto alias = p.properties.number(PropertyId::kTopicAlias)) {
+      // Inbound aliases, per connection, up to the Topic Alias Maximum we announced.
+      if (*alias == 0 || *alias > kTopicAliasMaximum)
+        return violation(c, "Topic Alias over our Topic Alias Maximum [MQTT-3.3.2-9]",
+                         ReasonCode::kTopicAliasInvalid);
+      std::vector<SharedBytes>& aliases = s.extra_ref().topic_aliases;
+      if (aliases.size() < *alias) aliases.resize(kTopicAliasMaximum);
+      SharedBytes& slot = aliases[*alias - 1];
+      if (topic.empty()) {
+        if (slot.empty()) return violation(c, "Topic Alias not defined on this connection");
+        topic_bytes = slot;
+      } else {
+        if (mqtt::validate_topic_name(topic, cfg_.max_topic_levels) != mqtt::TopicError::kOk)
+          return violation(c, "topic over --max-topic-levels", ReasonCode::kTopicNameInvalid);
+        topic_bytes = SharedBytes::copy_of(as_bytes(topic));
+        slot = topic_bytes;  // (re)defines the alias [MQTT-3.3.2-11]
+      }
+      topic = as_chars(topic_bytes.view());
+    }
+    props = message_props(p.properties, steady_ms());
+  }
+  if (mqtt::validate_topic_name(topic, cfg_.max_topic_levels) != mqtt::TopicError::kOk) {
+    // 3.1.1 has no negative PUBACK: refusing a publish means closing the connection.
+    stats_.refused_publishes.add();
+    spdlog::debug("mqtt: client {}: topic over --max-topic-levels; closing", s.client_id());
+    if (s.is_v5()) return violation(c, "topic over --max-topic-levels", ReasonCode::kTopicNameInvalid);
+    return Action::kClose;
+  }
+  // Clients may not publish into the broker's own statistics. A refused publish is dropped
+  // and counted; 3.1.1 has no negative PUBACK, so there its QoS 1/2 handshakes still complete
+  // [MQTT-3.3.5-2]; 5.0 acknowledges with 0x87 Not authorized.
+  bool accept = true;
+  if (is_sys_topic(topic)) {
+    accept = false;
+    stats_.sys_publish_denied.add();
+  } else if (!broker_.authorizer().can_publish({s.client_id(), s.username()}, topic)) {
+    accept = false;
+    stats_.acl_publish_denied.add();
+  }
+  const ReasonCode rc = accept ? ReasonCode::kSuccess : ReasonCode::kNotAuthorized;
+
+  if (p.qos == QoS::k2) {
+    SessionQueues& q = s.queues();
+    if (q.incoming_seen(p.packet_id)) {
+      // A resent PUBLISH whose PUBREL has not come yet: acknowledge, do not deliver twice
+      // [MQTT-4.3.3-2].
+      send_ack(c, s, PacketType::kPubrec, p.packet_id);
+      return Action::kKeep;
+    }
+    if (accept || !s.is_v5()) {  // a 5.0 PUBREC >= 0x80 ends the exchange: no PUBREL comes
+      if (s.is_v5() && q.incoming_count() >= server_receive_maximum())
+        return violation(c, "more QoS 2 publishes unreleased than our Receive Maximum",
+                         ReasonCode::kReceiveMaximumExceeded);  // 5.0 §3.3.4
+      q.incoming_add(p.packet_id);
+    }
+    s.trim();
+  }
+  if (accept) {
+    if (topic_bytes.empty()) topic_bytes = SharedBytes::copy_of(as_bytes(topic));
+    route(Message{std::move(topic_bytes), SharedBytes::copy_of(p.payload), std::move(props), p.qos,
+                  p.retain},
+          false, &s);
+  }
+  if (p.qos == QoS::k1) {
+    send_ack(c, s, PacketType::kPuback, p.packet_id, rc);  // [MQTT-4.3.2-2]
+  } else if (p.qos == QoS::k2) {
+    send_ack(c, s, PacketType::kPubrec, p.packet_id, rc);  // [MQTT-4.3.3-2]
+  }
+  return Action::kKeep;
+}
+
+Action MqttHandler::handle_ack(Connection& c, Session& s, PacketType type, mqtt::Bytes body) {
+  auto d = mqtt::decode_publish_response(type, body, s.version);
+  if (!d) return violation(c, d.error().what, d.error().code);
+  const uint16_t id = d->packet_id;
+  switch (type) {
+    case PacketType::kPuback:
+      if (s.has_queues() && s.queues_->on_puback(id)) {
+        stats_.inflight_messages.sub();
+        pump(s);
+      }
+      break;
+    case PacketType::kPubrec:
+      if (s.has_queues() && s.queues_->on_pubrec(id)) {
+        if (mqtt::to_byte(d->reason) >= 0x80) {
+          // 5.0: a failed PUBREC ends the exchange; no PUBREL (4.3.3).
+          s.queues_->on_pubcomp(id);
+          stats_.inflight_messages.sub();
+          pump(s);
+          break;
+        }
+        send_ack(c, s, PacketType::kPubrel, id);  // [MQTT-4.3.3-1]
+      } else if (s.is_v5() && mqtt::to_byte(d->reason) < 0x80) {
+        send_ack(c, s, PacketType::kPubrel, id, ReasonCode::kPacketIdentifierNotFound);
+      }
+      break;
+    case PacketType::kPubrel: {
+      const bool known = s.has_queues() && s.queues_->incoming_release(id);
+      // PUBCOMP even for an id we do not know: the sender only needs to stop resending
+      // (5.0 says so with 0x92).
+      send_ack(c, s, PacketType::kPubcomp, id,
+               known ? ReasonCode::kSuccess : ReasonCode::kPacketIdentifierNotFound);
+      s.trim();
+      break;
+    }
+    case PacketType::kPubcomp:
+      if (s.has_queues() && s.queues_->on_pubcomp(id)) {
+        stats_.inflight_messages.sub();
+        pump(s);
+      }
+      break;
+    default:
+      break;
+  }
+  return Action::kKeep;
+}
+
+MessageProps MqttHandler::message_props(mqtt::Properties in, uint64_t now_ms) {
+  MessageProps out;
+  props_scratch_.resize(in.wire_size());
+  mqtt::PropertyBuilder b(props_scratch_);
+  for (const mqtt::Property& pr : in) {
+    switch (pr.id) {
+      case PropertyId::kMessageExpiryInterval:
+        // 0 is taken as "no expiry", as Mosquitto does.
+        if (pr.number != 0) out.expires_at_ms = now_ms + uint64_t{pr.number} * 1000;
+        break;
+      case PropertyId::kTopicAlias:              // per connection
+      case PropertyId::kSubscriptionIdentifier:  // per subscription
+      case PropertyId::kWillDelayInterval:       // the server's business
+        break;
+      default:
+        b.add(pr);  // forwarded unaltered [MQTT-3.3.2-18], [MQTT-3.3.2-20], ...
+    }
+  }
+  if (b.ok() && b.size() != 0)
+    out.wire = SharedBytes::copy_of(ByteView(props_scratch_.data(), b.size()));
+  return out;
+}
+
+bool MqttHandler::admit_publish(Connection& c, Session& s, size_t bytes) {
+  using Clock = auth::TokenBucket::Clock;
+  const auth::TokenBucketLimits msgs{cfg_.client_messages_per_s, cfg_.client_message_burst};
+  const auth::TokenBucketLimits data{cfg_.client_bytes_per_s, cfg_.client_bytes_burst};
+  const bool msgs_on = msgs.rate_per_s > 0, data_on = data.rate_per_s > 0;
+  const auto now = Clock::now();
+  SessionExtra& x = s.extra_ref();
+  if (!x.rate) {
+    x.rate = std::make_unique<ClientRate>(
+        ClientRate{auth::TokenBucket(msgs.burst, now), auth::TokenBucket(data.burst, now)});
+  }
+  ClientRate& r = *x.rate;
+  // A packet larger than the byte burst costs the whole burst (it could never pass otherwise).
+  const double cost = std::min(static_cast<double>(bytes), data.burst);
+  if (!msgs_on || r.messages.try_take(msgs, 1, now)) {
+    if (!data_on || r.bytes.try_take(data, cost, now)) return true;
+    if (msgs_on) r.messages.give_back(msgs, 1, now);
+  }
+  Clock::duration wait = Clock::duration::zero();
+  if (msgs_on) wait = std::max(wait, r.messages.wait_for(msgs, 1, now));
+  if (data_on) wait = std::max(wait, r.bytes.wait_for(data, cost, now));
+  auto ms = std::chrono::ceil<std::chrono::milliseconds>(
+                std::min<Clock::duration>(wait, std::chrono::seconds(1)))
+                .count();
+  // Over its rate: stop reading (TCP pushes back on the client) and look again once its
+  // bucket has refilled. Nothing is dropped.
+  stats_.rate_limit_pauses.add();
+  c.pause_reading();
+  ConnId id = c.id();
+  loop_.run_after(static_cast<uint32_t>(std::max<int64_t>(ms, 1)), [this, id] {
+    Connection* cc = loop_.find(id);
+    if (cc != nullptr && cc->user_data() != nullptr &&
+        kind_of(cc->user_data()) == ConnStateKind::kSession)
+      after_async(*cc, Action::kKeep);
+  });
+  return false;
+}
+
+}  // namespace tcpms::broker

@@ -1,0 +1,141 @@
+// MqttHandler, subscriptions: SUBSCRIBE (5.0 options and identifiers, retained messages on
+// subscribe), UNSUBSCRIBE, and the loop's topic tree with the router's filter events.
+#include "broker/mqtt_handler.h"
+#include "mqtt/topic.h"
+
+namespace tcpms::broker {
+
+using mqtt::PacketType;
+using mqtt::PropertyId;
+using mqtt::QoS;
+using mqtt::ReasonCode;
+
+Action MqttHandler::handle_subscribe(Connection& c, Session& s, mqtt::Bytes body) {
+  auto d = mqtt::decode_subscribe(body, s.version);
+  if (!d) return violation(c, d.error().what, d.error().code);
+  // 5.0 Subscription Identifier: kept with each subscription this SUBSCRIBE makes or
+  // replaces, sent back in matching PUBLISH (5.0 §3.8.2.1.2, §3.3.4).
+  const uint32_t sub_id =
+      s.is_v5() ? d->properties.number(PropertyId::kSubscriptionIdentifier).value_or(0) : 0;
+  const SharedBytes sub_id_props =
+      sub_id != 0 ? subscription_id_props(std::span(&sub_id, 1)) : SharedBytes();
+  // 5.0 reason codes throughout; the 3.1.1 encoder turns every failure into 0x80.
+  std::vector<std::byte> codes;
+  struct Granted {
+    size_t first, count;
+    QoS qos;
+  };
+  std::vector<Granted> granted;
+  retained_scratch_.clear();
+  for (const mqtt::Subscription& sub : d->subscriptions) {
+    const std::string_view filter = sub.filter;
+    QoS qos = min_qos(sub.options.max_qos, QoS::k2);
+    if (mqtt::is_shared_subscription(filter)) {
+      codes.push_back(std::byte{mqtt::to_byte(ReasonCode::kSharedSubscriptionsNotSupported)});
+      continue;
+    }
+    if (mqtt::validate_topic_filter(filter, cfg_.max_topic_levels) != mqtt::TopicError::kOk) {
+      codes.push_back(std::byte{mqtt::to_byte(ReasonCode::kTopicFilterInvalid)});  // [MQTT-3.8.4-5]
+      continue;
+    }
+    if (!broker_.authorizer().can_subscribe({s.client_id(), s.username()}, filter)) {
+      stats_.acl_subscribe_denied.add();
+      codes.push_back(std::byte{mqtt::to_byte(ReasonCode::kNotAuthorized)});
+      continue;
+    }
+    if (cfg_.max_subscriptions_per_client != 0 &&
+        s.subs.size() >= cfg_.max_subscriptions_per_client && !subscribed_to(s, filter)) {
+      stats_.subscriptions_over_limit.add();
+      codes.push_back(std::byte{mqtt::to_byte(ReasonCode::kQuotaExceeded)});
+      continue;
+    }
+    uint8_t options = 0;
+    if (s.is_v5()) {
+      if (sub.options.no_local) options |= kSubNoLocal;
+      if (sub.options.retain_as_published) options |= kSubRetainAsPublished;
+    }
+    bool replaced = false;
+    add_subscription(s, filter, qos, &replaced, options, sub_id);
+    codes.push_back(static_cast<std::byte>(qos));
+    // Retained messages matching the filter go out after the SUBACK [MQTT-3.3.1-6]; on a
+    // replaced subscription too [MQTT-3.8.4-3], unless 5.0 Retain Handling says otherwise:
+    // 1 only for a new subscription [MQTT-3.3.1-10], 2 never [MQTT-3.3.1-11].
+    const auto rh = sub.options.retain_handling;
+    if (rh == mqtt::RetainHandling::kDoNotSend ||
+        (rh == mqtt::RetainHandling::kSendIfNew && replaced))
+      continue;
+    size_t before = retained_scratch_.size();
+    broker_.retained().match(filter, retained_scratch_);
+    if (retained_scratch_.size() > before) granted.push_back({before, retained_scratch_.size() - before, qos});
+  }
+  update_subscription_count();
+  mqtt::Suback ack;
+  ack.packet_id = d->packet_id;  // [MQTT-3.8.4-2]
+  ack.reason_codes = mqtt::Bytes(codes.data(), codes.size());
+  send_packet(c, ack, s.version, PacketType::kSuback);
+  std::vector<RetainedMessage> retained;
+  retained.swap(retained_scratch_);
+  for (const Granted& g : granted) {
+    for (size_t i = g.first; i < g.first + g.count; ++i) {
+      const RetainedMessage& m = retained[i];
+      // RETAIN 1 [MQTT-3.3.1-8]; with this subscription's identifier.
+      deliver(s, m, min_qos(m.qos, g.qos), true, sub_id_props);
+    }
+  }
+  retained.clear();
+  retained_scratch_.swap(retained);
+  return Action::kKeep;
+}
+
+bool MqttHandler::subscribed_to(Session& s, std::string_view filter) const {
+  for (const SubRecord& r : s.subs)
+    if (tree_.filter_of(r.node) == filter) return true;
+  return false;
+}
+
+Action MqttHandler::handle_unsubscribe(Connection& c, Session& s, mqtt::Bytes body) {
+  auto d = mqtt::decode_unsubscribe(body, s.version);
+  if (!d) return violation(c, d.error().what, d.error().code);
+  std::vector<std::byte> codes;  // 5.0 only: one per filter
+  for (std::string_view filter : d->filters) {
+    bool last = false;
+    if (tree_.unsubscribe(filter, &s, &last)) {
+      stats_.subscriptions.sub();
+      if (last && broker_.router().wants_filter_events()) broker_.filter_removed(filter);
+      if (s.is_v5()) codes.push_back(std::byte{0x00});
+    } else if (s.is_v5()) {
+      codes.push_back(std::byte{mqtt::to_byte(ReasonCode::kNoSubscriptionExisted)});
+    }
+  }
+  update_subscription_count();
+  mqtt::Unsuback ack;
+  ack.packet_id = d->packet_id;
+  ack.reason_codes = mqtt::Bytes(codes.data(), codes.size());
+  // UNSUBACK even when nothing matched [MQTT-3.10.4-4], [MQTT-3.10.4-5].
+  send_packet(c, ack, s.version, PacketType::kUnsuback);
+  return Action::kKeep;
+}
+
+void MqttHandler::remove_subscriptions(Session& s) {
+  const bool events = broker_.router().wants_filter_events();
+  const uint32_t n = s.subs.size();
+  tree_.remove_all(&s, [&](std::string_view filter) {
+    if (events) broker_.filter_removed(filter);
+  });
+  stats_.subscriptions.sub(n);
+  update_subscription_count();
+}
+
+void MqttHandler::add_subscription(Session& s, std::string_view filter, QoS qos, bool* replaced,
+                                   uint8_t options, uint32_t subscription_id) {
+  auto r = tree_.subscribe(filter, &s, qos, options, subscription_id);
+  if (replaced) *replaced = r.replaced;
+  if (!r.replaced) stats_.subscriptions.add();
+  if (r.first_at_node && broker_.router().wants_filter_events()) broker_.filter_added(filter);
+}
+
+void MqttHandler::update_subscription_count() {
+  subscription_count_.store(tree_.subscription_count(), std::memory_order_relaxed);
+}
+
+}  // namespace tcpms::broker
