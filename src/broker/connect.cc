@@ -204,10 +204,12 @@ Action MqttHandler::attach(Connection& c, Session* s, PendingConnect* p, bool pr
   // A will still delayed from the last connection: dropped if the session continues
   // [MQTT-3.1.3-9]; if a new one starts, the old one has ended, so the will goes out now.
   if (s->extra && s->extra->delayed_will) {
-    if (present)
+    if (present) {
       s->extra->delayed_will.reset();
-    else
+      if (store_) store_->will_deleted(*s);
+    } else {
       flush_delayed_will(*s);
+    }
   }
   s->conn = &c;
   s->version = p->version;
@@ -224,6 +226,16 @@ Action MqttHandler::attach(Connection& c, Session* s, PendingConnect* p, bool pr
     x.receive_maximum = p->receive_maximum;
     x.topic_aliases.clear();  // aliases live as long as the connection (5.0 §3.3.2.3.4)
     x.topic_aliases.shrink_to_fit();
+  }
+  if (store_) {
+    // A persistent session is written (whole, the first time: it may have come from another
+    // process); one that now ends with its connection leaves the store.
+    if (s->clean)
+      store_->drop_session(*s);
+    else if (s->stored)
+      store_->save_session(*s);
+    else
+      store_whole_session(*s);
   }
   const uint16_t keep_alive_s = p->keep_alive_s;
   const bool assigned_id = p->assigned_id;

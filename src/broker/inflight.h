@@ -33,6 +33,10 @@ struct OutMessage : Message {
   SharedBytes sub_ids;
   uint16_t packet_id = 0;
   State state = State::kQueued;
+  // In the persistent store (session_store.h): this copy's ref and the body it names (0: not
+  // stored). 16 bytes per queued or in-flight message, nothing per client.
+  uint64_t store_seq = 0;
+  uint64_t store_body = 0;
 
   OutMessage() = default;
   OutMessage(const Message& m, mqtt::QoS granted, bool retain_flag, SharedBytes ids = {})
@@ -61,6 +65,8 @@ class SessionQueues {
   // client: over the Maximum Packet Size its new connection announced).
   bool abandon(uint16_t packet_id);
   std::vector<OutMessage>& inflight() noexcept { return inflight_; }
+  // The in-flight message with this packet id (null: none).
+  OutMessage* find_inflight(uint16_t packet_id) noexcept { return find(packet_id); }
 
   // Waiting messages (FIFO). False when full (by count or bytes): the caller counts the drop.
   bool enqueue(OutMessage m, size_t max_messages, size_t max_bytes);
@@ -68,6 +74,7 @@ class SessionQueues {
   size_t queued_count() const noexcept { return queued_.size(); }
   size_t queued_bytes() const noexcept { return queued_bytes_; }
   OutMessage pop_queued();
+  OutMessage& last_queued() noexcept { return queued_.back(); }
   // Drops everything (clean session reset); returns how many queued messages went.
   size_t clear();
 
@@ -88,6 +95,7 @@ class SessionQueues {
   void set_last_packet_id(uint16_t id) noexcept { last_packet_id_ = id; }
   uint16_t last_packet_id() const noexcept { return last_packet_id_; }
   const std::deque<OutMessage>& queued() const noexcept { return queued_; }
+  std::deque<OutMessage>& queued() noexcept { return queued_; }
 
  private:
   OutMessage* find(uint16_t packet_id) noexcept;

@@ -66,6 +66,7 @@ void MqttHandler::fetch_done(const std::string& client_id, ConnId conn, PendingC
     stats_.sessions_offline.add();
     broker_.registry().set_conn(client_id, s, ConnId{});
     broker_.router().on_client_disconnected(client_id, true);
+    if (store_) store_whole_session(*s);
   } else {
     discard_session(s);
   }
@@ -131,6 +132,7 @@ void MqttHandler::adopt_session(const std::string& client_id, std::string image)
   fresh->offline = true;
   stats_.sessions_offline.add();
   broker_.router().on_client_disconnected(client_id, true);  // kept here, offline
+  if (store_) store_whole_session(*fresh);
 }
 
 void MqttHandler::drop_session(const std::string& client_id, Session* s) {

@@ -224,7 +224,6 @@ void StoreWriter::run() {
 
 bool StoreWriter::commit(std::vector<Pending>& batch) {
   const auto t0 = Clock::now();
-  created_.clear();
   if (!execute(st_->begin)) {
     stats_.commit_errors.fetch_add(1, std::memory_order_relaxed);
     spdlog::error("store: BEGIN failed: {}", db_.error());
@@ -236,11 +235,6 @@ bool StoreWriter::commit(std::vector<Pending>& batch) {
       ok = false;
       break;
     }
-  }
-  // A body no ref took up in its batch (cannot happen with the broker's op order) is not kept.
-  for (uint64_t id : created_) {
-    auto it = refs_.find(id);
-    if (ok && it != refs_.end() && it->second == 0) release_body(id);
   }
   if (ok) ok = execute(st_->commit);
   if (!ok) {
@@ -311,8 +305,9 @@ bool StoreWriter::apply(const WriteOp& op) {
             s.put_body.bind(1, static_cast<int64_t>(o.body_id));
             s.put_body.bind(2, scratch_);
             if (!execute(s.put_body)) return false;
+            // Its first ref follows (the broker submits a body right before the ref that
+            // needs it), possibly in the next batch: a count of 0 here is not "unused".
             refs_.emplace(o.body_id, 0);
-            created_.push_back(o.body_id);
             return true;
           },
           [&](const DeleteBody& o) {

@@ -101,7 +101,6 @@ class StoreWriter {
   const SyncPolicy policy_;
   std::unique_ptr<Statements> st_;
   std::unordered_map<uint64_t, uint32_t> refs_;  // store thread only
-  std::vector<uint64_t> created_;                // bodies written by the current batch
   std::string scratch_;
   std::atomic<uint64_t> next_id_;
 

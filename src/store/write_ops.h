@@ -35,7 +35,8 @@ struct DeleteSubscription {
   std::string filter;
 };
 // A body is written by the first ref that needs it (ignored when the store has it) and
-// deleted with its last ref; the store thread counts the refs.
+// deleted with its last ref; the store thread counts the refs. Always submitted right before
+// a PutMessage naming it.
 struct PutBody {
   uint64_t body_id = 0;
   MessageBody body;
