@@ -80,7 +80,7 @@ class MqttDriver final : public FleetDriver {
 
   Action on_open(Connection& conn) override {
     if (tag_index(conn) == kControlTag) {
-      send_connect(conn, client_id(lay_.run, "c", ctx_.share.offset));
+      send_connect(conn, client_id(lay_.run, "c", ctx_.share.offset), true);
       conn.set_timeout(ms(opt().reply_timeout_s));
       control_phase_ = Phase::kConnack;
       return Action::kKeep;
@@ -91,7 +91,7 @@ class MqttDriver final : public FleetDriver {
     Client& c = clients_[l];
     c.phase = Phase::kConnack;
     c.sent_ns = monotonic_ns();
-    send_connect(conn, client_id(lay_.run, "-", conn_number(l)));
+    send_connect(conn, client_id(lay_.run, "-", conn_number(l)), !o_.persistent);
     conn.set_timeout(ms(opt().reply_timeout_s));
     return Action::kKeep;
   }
@@ -138,10 +138,10 @@ class MqttDriver final : public FleetDriver {
 
  private:
   // --- phase 1: CONNECT, SUBSCRIBE ----------------------------------------------------------
-  void send_connect(Connection& conn, const std::string& id) {
+  void send_connect(Connection& conn, const std::string& id, bool clean) {
     mqtt::Connect c;
     c.version = kVersion;
-    c.clean_start = true;
+    c.clean_start = clean;
     c.keep_alive_s = o_.keep_alive_s;
     c.client_id = id;
     send_bytes(conn, mqtt::encode(c, scratch_));
@@ -722,6 +722,9 @@ void MqttWorkload::add_options(CLI::App& cmd) {
                  "Keep-alive in CONNECT, seconds (0: none); a PINGREQ goes out every half of it")
       ->capture_default_str();
   cmd.add_option("--qos", o_.qos, "QoS of SUBSCRIBE and PUBLISH")->check(CLI::Range(0, 1))->capture_default_str();
+  cmd.add_flag("--persistent-sessions", o_.persistent,
+               "CONNECT with CleanSession 0: the server keeps every client's session (and, with "
+               "persistence.dir, writes it to disk)");
   if (!publishing()) {
     cmd.add_option("--hold", o_.hold_s, "Seconds to hold the clients once all are subscribed")
         ->check(CLI::NonNegativeNumber)
@@ -747,7 +750,8 @@ void MqttWorkload::add_options(CLI::App& cmd) {
 }
 
 nlohmann::json MqttWorkload::parameters() const {
-  nlohmann::json j{{"keep_alive_s", o_.keep_alive_s}, {"qos", o_.qos}, {"protocol", "mqtt-3.1.1"}};
+  nlohmann::json j{{"keep_alive_s", o_.keep_alive_s}, {"qos", o_.qos}, {"protocol", "mqtt-3.1.1"},
+                   {"persistent_sessions", o_.persistent}};
   if (!publishing()) {
     j["hold_s"] = o_.hold_s;
     return j;

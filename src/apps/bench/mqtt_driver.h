@@ -41,6 +41,7 @@ namespace tcpms::benchapp {
 struct MqttOptions {
   uint16_t keep_alive_s = 0;     // in CONNECT; > 0 sends PINGREQ every keep_alive / 2
   int qos = 0;                   // publish and subscribe QoS (0 or 1)
+  bool persistent = false;       // CONNECT with CleanSession 0 (the control client stays clean)
   uint32_t payload = 64;         // data message size in bytes
   double publish_rate = 0;       // total PUBLISH per second over all publishers; 0: flat out
   uint32_t inflight = 10;        // QoS 1 flat out: unacknowledged PUBLISH per publisher
