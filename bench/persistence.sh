@@ -69,6 +69,8 @@ start() {
   fi
   local port conf="$dir/mosquitto.conf"
   port=$(free_port)
+  # Run as root, Mosquitto drops to its own user: it must be able to write its database here.
+  if [ "$(id -u)" = 0 ] && id mosquitto >/dev/null 2>&1; then chmod o+x "$work"; chown mosquitto "$dir"; fi
   cat >"$conf" <<EOF
 listener $port 127.0.0.1
 allow_anonymous true
