@@ -199,8 +199,11 @@ void MqttHandler::deliver_local(const Message& msg, const Session* origin) {
     if (rec != nullptr && rec->subscription_id != 0)
       match_ids_.emplace_back(s->match_index, rec->subscription_id);
   });
+  // The sessions of this pass that store the message share one body (session_store.h).
+  if (store_) store_->begin_pass();
   if (match_ids_.empty()) {
     for (const Match& m : matches_) deliver(*m.s, msg, min_qos(msg.qos, m.qos), m.retain);
+    if (store_) store_->end_pass();
     return;
   }
   std::sort(match_ids_.begin(), match_ids_.end());
@@ -212,6 +215,7 @@ void MqttHandler::deliver_local(const Message& msg, const Session* origin) {
     for (; k < match_ids_.size() && match_ids_[k].first == i; ++k) ids.push_back(match_ids_[k].second);
     deliver(*m.s, msg, min_qos(msg.qos, m.qos), m.retain, subscription_id_props(ids));
   }
+  if (store_) store_->end_pass();
 }
 
 SharedBytes subscription_id_props(std::span<const uint32_t> ids) {

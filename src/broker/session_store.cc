@@ -66,8 +66,15 @@ void SessionStore::delete_subscription(Session& s, std::string_view filter) {
   submit(store::DeleteSubscription{std::string(s.client_id()), std::string(filter)});
 }
 
+void SessionStore::end_pass() noexcept {
+  in_pass_ = false;
+  body_id_ = 0;
+  body_payload_ = SharedBytes();
+  body_topic_ = SharedBytes();
+}
+
 uint64_t SessionStore::body_for(const Message& m) {
-  if (body_id_ != 0 && body_payload_.view().data() == m.payload.view().data() &&
+  if (in_pass_ && body_id_ != 0 && body_payload_.view().data() == m.payload.view().data() &&
       body_payload_.size() == m.payload.size() && body_topic_.view().data() == m.topic.view().data())
     return body_id_;
   body_id_ = w_.next_id();

@@ -45,6 +45,13 @@ class SessionStore {
   void delete_subscription(Session& s, std::string_view filter);
 
   // --- QoS 1/2 messages of a stored session (OutMessage::store_seq / store_body) ---
+  // One publish's delivery to this loop's sessions: within it, the sessions that store the
+  // message share one body. Outside a pass every stored message gets a body of its own. (A
+  // pass is synchronous, so no acknowledgement can drop the body's last ref before the pass
+  // has written all of its refs; across passes it could, and a reused id would name a body
+  // already deleted.)
+  void begin_pass() noexcept { in_pass_ = true; }
+  void end_pass() noexcept;
   // Queued for later (window full, backlog, offline).
   void message_queued(Session& s, OutMessage& m);
   // In flight with its packet id: a new ref, or the queued one updated.
@@ -73,11 +80,12 @@ class SessionStore {
 
   store::StoreWriter& w_;
   uint64_t last_seq_ = 0;
-  // The last body written, and the publish it was for (its payload and topic blocks, held so
-  // their addresses cannot be reused by another publish meanwhile).
+  // The body written in the current pass, and the publish it is for (its payload and topic
+  // blocks, held so their addresses cannot be reused meanwhile).
   SharedBytes body_payload_;
   SharedBytes body_topic_;
   uint64_t body_id_ = 0;
+  bool in_pass_ = false;
 };
 
 }  // namespace tcpms::broker

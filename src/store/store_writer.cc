@@ -230,12 +230,16 @@ bool StoreWriter::commit(std::vector<Pending>& batch) {
     return false;
   }
   bool ok = true;
-  for (const Pending& p : batch) {
-    if (!apply(p.op)) {
+  created_.clear();
+  cancel_pairs(batch);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (skip_[i]) continue;
+    if (!apply(batch[i].op)) {
       ok = false;
       break;
     }
   }
+  if (ok) sweep_bodies();
   if (ok) ok = execute(st_->commit);
   if (!ok) {
     const std::string why = db_.error();
@@ -246,6 +250,7 @@ bool StoreWriter::commit(std::vector<Pending>& batch) {
                   "acknowledgements wait",
                   batch.size(), why);
     recount_bodies();  // the rolled-back batch changed counts in memory
+    unreferenced_.clear();
     return false;
   }
   stats_.commits.fetch_add(1, std::memory_order_relaxed);
@@ -308,6 +313,7 @@ bool StoreWriter::apply(const WriteOp& op) {
             // Its first ref follows (the broker submits a body right before the ref that
             // needs it), possibly in the next batch: a count of 0 here is not "unused".
             refs_.emplace(o.body_id, 0);
+            created_.push_back(o.body_id);
             return true;
           },
           [&](const DeleteBody& o) {
@@ -368,6 +374,68 @@ bool StoreWriter::apply(const WriteOp& op) {
           },
       },
       op);
+}
+
+namespace {
+
+struct RefKey {
+  std::string_view client_id;
+  uint64_t seq;
+  bool operator==(const RefKey&) const = default;
+};
+struct RefKeyHash {
+  size_t operator()(const RefKey& k) const noexcept {
+    return std::hash<std::string_view>{}(k.client_id) ^ (k.seq * 0x9E3779B97F4A7C15ull);
+  }
+};
+
+}  // namespace
+
+void StoreWriter::cancel_pairs(const std::vector<Pending>& batch) {
+  skip_.assign(batch.size(), 0);
+  // Under load most QoS 1 deliveries are acknowledged within a commit or two; those whose ref
+  // was created in this very batch need no row at all. Every op on such a ref is skipped: its
+  // puts (no count for its body), its updates (a released body was never counted either) and
+  // its delete.
+  std::unordered_map<RefKey, std::vector<uint32_t>, RefKeyHash> born;
+  for (uint32_t i = 0; i < batch.size(); ++i) {
+    if (const auto* p = std::get_if<PutMessage>(&batch[i].op)) {
+      auto it = born.find(RefKey{p->client_id, p->seq});
+      if (p->is_new)
+        born[RefKey{p->client_id, p->seq}] = {i};
+      else if (it != born.end())
+        it->second.push_back(i);
+    } else if (const auto* d = std::get_if<DeleteMessage>(&batch[i].op)) {
+      auto it = born.find(RefKey{d->client_id, d->seq});
+      if (it == born.end()) continue;
+      for (uint32_t j : it->second) skip_[j] = 1;
+      skip_[i] = 1;
+      born.erase(it);
+    } else if (const auto* s = std::get_if<DropSession>(&batch[i].op)) {
+      // The drop reads the session's refs back: keep earlier ones of this batch as they are.
+      for (auto it = born.begin(); it != born.end();)
+        it = it->first.client_id == s->client_id ? born.erase(it) : std::next(it);
+    }
+  }
+}
+
+void StoreWriter::sweep_bodies() {
+  // A body's first ref follows its PutBody, at most one batch later; one the previous batch
+  // left without a ref and this one gave none has none coming (its refs were acknowledged
+  // before they were written).
+  for (uint64_t id : unreferenced_) {
+    auto it = refs_.find(id);
+    if (it != refs_.end() && it->second == 0) {
+      refs_.erase(it);
+      st_->del_body.bind(1, static_cast<int64_t>(id));
+      execute(st_->del_body);
+    }
+  }
+  unreferenced_.clear();
+  for (uint64_t id : created_) {
+    auto it = refs_.find(id);
+    if (it != refs_.end() && it->second == 0) unreferenced_.push_back(id);
+  }
 }
 
 void StoreWriter::release_body(uint64_t id) {

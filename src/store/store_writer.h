@@ -88,6 +88,10 @@ class StoreWriter {
 
   void run();
   bool commit(std::vector<Pending>& batch);
+  // Marks in skip_ the refs written and deleted within `batch` (a message acknowledged before
+  // its commit): applying them would write and delete the same row.
+  void cancel_pairs(const std::vector<Pending>& batch);
+  void sweep_bodies();
   bool apply(const WriteOp& op);
   void release_body(uint64_t id);
   void recount_bodies();
@@ -101,6 +105,9 @@ class StoreWriter {
   const SyncPolicy policy_;
   std::unique_ptr<Statements> st_;
   std::unordered_map<uint64_t, uint32_t> refs_;  // store thread only
+  std::vector<uint64_t> created_;     // bodies inserted by the current batch
+  std::vector<uint64_t> unreferenced_;  // bodies the last batch left without a ref
+  std::vector<char> skip_;            // ops of the current batch that cancel out
   std::string scratch_;
   std::atomic<uint64_t> next_id_;
 

@@ -213,6 +213,55 @@ TEST_F(StoreTest, BodiesGoWithTheirLastRefAndSessionsWithEverything) {
   EXPECT_EQ(count("sessions"), 1);
 }
 
+TEST_F(StoreTest, ARefWrittenAndDeletedInOneBatchCostsNoRow) {
+  {
+    Collect c;
+    RecoveryReport r;
+    auto s = open(c, r);
+    ASSERT_TRUE(s);
+    StoreWriter& w = s->writer();
+    // Queued before the thread starts: one batch. The ref is acknowledged before its commit.
+    w.submit(PutSession{"a", SessionRecord{}});
+    const uint64_t body = w.next_id(), seq = w.next_id(), kept = w.next_id();
+    w.submit(PutBody{body, MessageBody{sb("t"), sb("x"), {}, 0}});
+    w.submit(PutMessage{"a", seq, MessageRef{body, mqtt::QoS::k1, false, DeliveryState::kQueued, 0, {}}});
+    w.submit(PutMessage{"a", seq, MessageRef{body, mqtt::QoS::k1, false, DeliveryState::kWaitPuback, 4, {}}, false, 0});
+    w.submit(DeleteMessage{"a", seq, body});
+    w.submit(PutMessage{"a", kept, MessageRef{body, mqtt::QoS::k1, false, DeliveryState::kQueued, 0, {}}});
+    s->start();
+    s->stop();
+  }
+  EXPECT_EQ(count("messages"), 1);
+  EXPECT_EQ(count("bodies"), 1);  // still named by the kept ref
+  RecoveryReport r;
+  Collect c = reopen(&r);
+  EXPECT_FALSE(r.damaged());
+  ASSERT_EQ(c.sessions["a"].messages.size(), 1u);
+  EXPECT_EQ(c.sessions["a"].messages[0].ref.state, DeliveryState::kQueued);
+}
+
+TEST_F(StoreTest, ABodyWhoseRefsAllCancelOutIsNotKept) {
+  {
+    Collect c;
+    RecoveryReport r;
+    auto s = open(c, r);
+    ASSERT_TRUE(s);
+    StoreWriter& w = s->writer();
+    w.submit(PutSession{"a", SessionRecord{}});
+    const uint64_t body = w.next_id(), seq = w.next_id();
+    w.submit(PutBody{body, MessageBody{sb("t"), sb("x"), {}, 0}});
+    w.submit(PutMessage{"a", seq, MessageRef{body, mqtt::QoS::k1, false, DeliveryState::kWaitPuback, 1, {}}});
+    w.submit(DeleteMessage{"a", seq, body});
+    s->start();
+    // A second batch: the body the first left without a ref goes.
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    w.submit(PutSession{"b", SessionRecord{}});
+    s->stop();
+  }
+  EXPECT_EQ(count("messages"), 0);
+  EXPECT_EQ(count("bodies"), 0);
+}
+
 TEST_F(StoreTest, ExpiredSessionsAreReclaimedAndTheirWillOwed) {
   {
     Collect c;
