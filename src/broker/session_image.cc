@@ -2,115 +2,100 @@
 
 #include <algorithm>
 
-#include "mqtt/topic.h"
+#include "store/message_record.h"
+#include "store/session_record.h"
+#include "store/subscription_record.h"
+#include "store/wire.h"
 
 namespace tcpms::broker {
 namespace {
 
 using State = OutMessage::State;
+using store::Reader;
+using store::Writer;
 
 constexpr char kMagic[3] = {'T', 'S', 'I'};
+// A ref's body id in an image: the body right behind it.
+constexpr uint64_t kInlineBody = 1;
 
-void put_u8(std::string& out, uint8_t v) { out.push_back(static_cast<char>(v)); }
-void put_u16(std::string& out, uint16_t v) {
-  out.push_back(static_cast<char>(v & 0xff));
-  out.push_back(static_cast<char>(v >> 8));
-}
-void put_u32(std::string& out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-void put_topic(std::string& out, const SharedBytes& topic) {
-  put_u16(out, static_cast<uint16_t>(topic.size()));
-  out.append(as_chars(topic.view()));
-}
-void put_payload(std::string& out, const SharedBytes& payload) {
-  put_u32(out, static_cast<uint32_t>(payload.size()));
-  out.append(as_chars(payload.view()));
+// Appends a record produced by `encode` behind its u32 length.
+template <typename Encode>
+void put_record(std::string& out, Encode encode) {
+  const size_t at = out.size();
+  Writer(out).u32(0);
+  encode(out);
+  const uint32_t n = static_cast<uint32_t>(out.size() - at - 4);
+  for (int i = 0; i < 4; ++i) out[at + i] = static_cast<char>((n >> (8 * i)) & 0xff);
 }
 
-// Every read is checked against what is left; a failed read leaves `ok_` false for good, so
-// the decoder can read a whole entry and check once.
-class Reader {
- public:
-  explicit Reader(ByteView in) : in_(in) {}
-  bool ok() const noexcept { return ok_; }
-  size_t remaining() const noexcept { return in_.size() - pos_; }
-  uint8_t u8() { return take(1) ? static_cast<uint8_t>(in_[pos_ - 1]) : 0; }
-  uint16_t u16() {
-    if (!take(2)) return 0;
-    return static_cast<uint16_t>(static_cast<unsigned>(in_[pos_ - 2]) |
-                                 static_cast<unsigned>(in_[pos_ - 1]) << 8);
+void put_message(std::string& out, const OutMessage& m) {
+  const bool released = m.state == State::kWaitPubcomp;  // only the id matters [MQTT-4.3.3-1]
+  put_record(out, [&](std::string& o) {
+    store::encode_message_ref(
+        store::MessageRef{released ? 0 : kInlineBody, m.qos, m.retain,
+                          static_cast<store::DeliveryState>(m.state), m.packet_id, m.sub_ids},
+        o);
+  });
+  if (released) {
+    Writer(out).u32(0);
+    return;
   }
-  uint32_t u32() {
-    if (!take(4)) return 0;
-    uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(in_[pos_ - 4 + i]) << (8 * i);
-    return v;
-  }
-  ByteView bytes(size_t n) {
-    if (!take(n)) return {};
-    return in_.subspan(pos_ - n, n);
-  }
-  // A count of entries, each at least `min_entry_bytes` long: refused when the input cannot
-  // hold that many, so a forged count never makes the decoder reserve memory it lacks.
-  uint32_t count(size_t min_entry_bytes) {
-    uint32_t n = u32();
-    if (ok_ && static_cast<uint64_t>(n) * min_entry_bytes > remaining()) ok_ = false;
-    return ok_ ? n : 0;
-  }
+  put_record(out, [&](std::string& o) {
+    store::encode_message_body(store::MessageBody{m.topic, m.payload, m.props.wire, 0}, o);
+  });
+}
 
- private:
-  bool take(size_t n) {
-    if (!ok_ || remaining() < n) {
-      ok_ = false;
-      return false;
-    }
-    pos_ += n;
-    return true;
+// One message: its ref and (unless released) its body. Null on success, else why not.
+const char* read_message(Reader& in, OutMessage& m) {
+  auto ref = store::decode_message_ref(in.str32());
+  if (!in.ok()) return "truncated message";
+  if (!ref.ok()) return ref.error;
+  const ByteView body_bytes = in.str32();
+  if (!in.ok()) return "truncated message";
+  const bool released = ref.value.state == store::DeliveryState::kWaitPubcomp;
+  if (ref.value.body_id != (released ? 0 : kInlineBody)) return "message names a body it does not carry";
+  if (released) {
+    if (!body_bytes.empty()) return "released message carries a body";
+  } else {
+    auto body = store::decode_message_body(body_bytes);
+    if (!body.ok()) return body.error;
+    if (body.value.expires_at_ms != 0) return "message in a session image carries an expiry";
+    m.topic = std::move(body.value.topic);
+    m.payload = std::move(body.value.payload);
+    m.props.wire = std::move(body.value.properties);
   }
-  ByteView in_;
-  size_t pos_ = 0;
-  bool ok_ = true;
-};
-
-bool valid_topic(ByteView t) {
-  return !t.empty() && mqtt::validate_topic_name(as_chars(t)) == mqtt::TopicError::kOk;
+  m.qos = ref.value.qos;
+  m.retain = ref.value.retain;
+  m.state = static_cast<State>(ref.value.state);
+  m.packet_id = ref.value.packet_id;
+  m.sub_ids = std::move(ref.value.subscription_ids);
+  return nullptr;
 }
 
 }  // namespace
 
 void encode_session_image(const SessionImage& image, std::string& out) {
   out.append(kMagic, sizeof kMagic);
-  put_u8(out, kSessionImageVersion);
-  put_u8(out, static_cast<uint8_t>(image.version));
-  put_u16(out, image.last_packet_id);
-
-  put_u32(out, static_cast<uint32_t>(image.subscriptions.size()));
+  Writer w(out);
+  w.u8(kSessionImageVersion);
+  put_record(out, [&](std::string& o) {
+    store::encode_session_record(
+        store::SessionRecord{image.version, store::kNeverExpires, 0, image.last_packet_id}, o);
+  });
+  w.u32(static_cast<uint32_t>(image.subscriptions.size()));
   for (const ImageSubscription& s : image.subscriptions) {
-    put_u16(out, static_cast<uint16_t>(s.filter.size()));
-    out.append(s.filter);
-    put_u8(out, static_cast<uint8_t>(s.qos));
+    w.str16(s.filter);
+    put_record(out, [&](std::string& o) {
+      store::encode_subscription_record(
+          store::SubscriptionRecord{s.qos, s.options, s.subscription_id}, o);
+    });
   }
-  put_u32(out, static_cast<uint32_t>(image.inflight.size()));
-  for (const OutMessage& m : image.inflight) {
-    put_u8(out, static_cast<uint8_t>(m.state));
-    put_u8(out, static_cast<uint8_t>(m.qos));
-    put_u8(out, m.retain ? 1 : 0);
-    put_u16(out, m.packet_id);
-    if (m.state != State::kWaitPubcomp) {  // only the id matters once PUBREC came [MQTT-4.3.3-1]
-      put_topic(out, m.topic);
-      put_payload(out, m.payload);
-    }
-  }
-  put_u32(out, static_cast<uint32_t>(image.queued.size()));
-  for (const OutMessage& m : image.queued) {
-    put_u8(out, static_cast<uint8_t>(m.qos));
-    put_u8(out, m.retain ? 1 : 0);
-    put_topic(out, m.topic);
-    put_payload(out, m.payload);
-  }
-  put_u32(out, static_cast<uint32_t>(image.incoming.size()));
-  for (uint16_t id : image.incoming) put_u16(out, id);
+  w.u32(static_cast<uint32_t>(image.inflight.size()));
+  for (const OutMessage& m : image.inflight) put_message(out, m);
+  w.u32(static_cast<uint32_t>(image.queued.size()));
+  for (const OutMessage& m : image.queued) put_message(out, m);
+  w.u32(static_cast<uint32_t>(image.incoming.size()));
+  for (uint16_t id : image.incoming) w.u16(id);
 }
 
 SessionImageResult decode_session_image(ByteView bytes) {
@@ -127,82 +112,52 @@ SessionImageResult decode_session_image(ByteView bytes) {
   const uint8_t version = in.u8();
   if (!in.ok()) return fail("truncated session image header");
   if (version != kSessionImageVersion) return fail("unknown session image version");
-  const uint8_t level = in.u8();
-  r.image.last_packet_id = in.u16();
+  auto session = store::decode_session_record(in.str32());
   if (!in.ok()) return fail("truncated session image header");
-  if (level != static_cast<uint8_t>(mqtt::ProtocolVersion::kV31) &&
-      level != static_cast<uint8_t>(mqtt::ProtocolVersion::kV311))
+  if (!session.ok()) return fail(session.error);
+  if (session.value.version != mqtt::ProtocolVersion::kV31 &&
+      session.value.version != mqtt::ProtocolVersion::kV311)
     return fail("session image protocol level is not 3.1 or 3.1.1");
-  r.image.version = static_cast<mqtt::ProtocolVersion>(level);
+  if (session.value.expiry_s != store::kNeverExpires || session.value.offline_since_ms != 0)
+    return fail("session image with an expiry");
+  r.image.version = session.value.version;
+  r.image.last_packet_id = session.value.last_packet_id;
 
-  uint32_t n = in.count(3);
+  // Each entry is at least its length prefixes: a forged count cannot reserve memory.
+  uint32_t n = in.count(2 + 4);
   if (!in.ok()) return fail("truncated subscription count");
   r.image.subscriptions.reserve(n);
   for (uint32_t i = 0; i < n; ++i) {
-    ByteView f = in.bytes(in.u16());
-    uint8_t qos = in.u8();
+    const std::string_view filter = as_chars(in.str16());
+    auto sub = store::decode_subscription_record(in.str32());
     if (!in.ok()) return fail("truncated subscription");
-    if (qos > 2) return fail("subscription QoS over 2");
-    std::string_view filter = as_chars(f);
-    if (filter.empty() || mqtt::validate_topic_filter(filter) != mqtt::TopicError::kOk)
-      return fail("invalid subscription filter");
-    r.image.subscriptions.push_back({std::string(filter), static_cast<mqtt::QoS>(qos)});
+    if (!sub.ok()) return fail(sub.error);
+    if (!store::valid_stored_filter(filter)) return fail("invalid subscription filter");
+    r.image.subscriptions.push_back(
+        {std::string(filter), sub.value.qos, sub.value.options, sub.value.subscription_id});
   }
 
   // Packet ids seen so far: a bitmap keeps duplicate checks linear on forged input.
   std::vector<bool> seen(65536, false);
-  n = in.count(5);
+  n = in.count(4 + 4);
   if (!in.ok()) return fail("truncated in-flight count");
   r.image.inflight.reserve(n);
   for (uint32_t i = 0; i < n; ++i) {
     OutMessage m;
-    const uint8_t state = in.u8(), qos = in.u8(), retain = in.u8();
-    m.packet_id = in.u16();
-    if (!in.ok()) return fail("truncated in-flight message");
-    if (m.packet_id == 0) return fail("in-flight packet id 0");
-    // The state must be one that awaits an acknowledgement, and match the QoS.
-    if (state == static_cast<uint8_t>(State::kWaitPuback)) {
-      if (qos != 1) return fail("in-flight state does not match its QoS");
-    } else if (state == static_cast<uint8_t>(State::kWaitPubrec) ||
-               state == static_cast<uint8_t>(State::kWaitPubcomp)) {
-      if (qos != 2) return fail("in-flight state does not match its QoS");
-    } else {
-      return fail("unknown in-flight state");
-    }
-    if (retain > 1) return fail("bad retain flag");
-    m.state = static_cast<State>(state);
-    m.qos = static_cast<mqtt::QoS>(qos);
-    m.retain = retain != 0;
+    if (const char* why = read_message(in, m)) return fail(why);
+    if (m.state == State::kQueued) return fail("queued message among those in flight");
     if (seen[m.packet_id]) return fail("duplicate in-flight packet id");
     seen[m.packet_id] = true;
-    if (m.state != State::kWaitPubcomp) {
-      ByteView topic = in.bytes(in.u16());
-      ByteView payload = in.bytes(in.u32());
-      if (!in.ok()) return fail("truncated in-flight message");
-      if (!valid_topic(topic)) return fail("invalid in-flight topic");
-      m.topic = SharedBytes::copy_of(topic);
-      m.payload = SharedBytes::copy_of(payload);
-    }
     r.image.inflight.push_back(std::move(m));
   }
 
-  n = in.count(8);
+  n = in.count(4 + 4);
   if (!in.ok()) return fail("truncated queue count");
   r.image.queued.reserve(n);
   for (uint32_t i = 0; i < n; ++i) {
     OutMessage m;
-    const uint8_t qos = in.u8(), retain = in.u8();
-    ByteView topic = in.bytes(in.u16());
-    ByteView payload = in.bytes(in.u32());
-    if (!in.ok()) return fail("truncated queued message");
-    if (qos != 1 && qos != 2) return fail("queued message QoS not 1 or 2");
-    if (retain > 1) return fail("bad retain flag");
-    if (!valid_topic(topic)) return fail("invalid queued topic");
-    m.qos = static_cast<mqtt::QoS>(qos);
-    m.retain = retain != 0;
-    m.state = State::kQueued;
-    m.topic = SharedBytes::copy_of(topic);
-    m.payload = SharedBytes::copy_of(payload);
+    if (const char* why = read_message(in, m)) return fail(why);
+    if (m.state != State::kQueued) return fail("in-flight message among the queued");
     r.image.queued.push_back(std::move(m));
   }
 

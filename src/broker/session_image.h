@@ -8,14 +8,18 @@
 // [MQTT-4.3.3-2]), and the last packet id used. What does not: the will and the user name
 // (both belong to the connection, and the new CONNECT brings its own), rate buckets.
 //
-// Encoding (little endian), version 1:
-//   "TSI" u8 version=1 | u8 protocol level | u16 last packet id
-//   u32 subscriptions  { u16 len, filter, u8 qos }
-//   u32 in flight      { u8 state, u8 qos, u8 retain, u16 packet id,
-//                        [u16 len, topic, u32 len, payload]  (not for kWaitPubcomp) }
-//   u32 queued         { u8 qos, u8 retain, u16 len, topic, u32 len, payload }
+// Encoding (little endian), version 2: the store's own records (src/store/*_record.h: each
+// versioned and CRC-checked), so a session has one format whether it is kept on disk or sent
+// to another process:
+//   "TSI" u8 version=2
+//   u32 len, SessionRecord          (level, expiry never, offline since 0, last packet id)
+//   u32 subscriptions  { u16 len, filter, u32 len, SubscriptionRecord }
+//   u32 in flight      { u32 len, MessageRef, u32 len, MessageBody (empty for kWaitPubcomp) }
+//   u32 queued         { u32 len, MessageRef, u32 len, MessageBody }
 //   u32 inbound QoS 2  { u16 packet id }
-// A new version bumps the byte; a decoder refuses versions it does not know.
+// A ref's body id is 1 ("the body that follows"), 0 in kWaitPubcomp; bodies carry no expiry
+// (a deadline of this process's clock means nothing to another). A new version bumps the
+// byte; a decoder refuses versions it does not know.
 //
 // Pure functions, no I/O. decode_session_image never reads past its input and refuses
 // anything inconsistent (unknown state, QoS out of range, duplicate or zero packet ids,
@@ -39,6 +43,8 @@ namespace tcpms::broker {
 struct ImageSubscription {
   std::string filter;
   mqtt::QoS qos = mqtt::QoS::k0;
+  uint8_t options = 0;           // SubRecord::options (5.0)
+  uint32_t subscription_id = 0;  // 5.0 Subscription Identifier; 0: none
   bool operator==(const ImageSubscription&) const = default;
 };
 
@@ -46,12 +52,14 @@ struct SessionImage {
   mqtt::ProtocolVersion version = mqtt::ProtocolVersion::kV311;
   uint16_t last_packet_id = 0;
   std::vector<ImageSubscription> subscriptions;
+  // Messages keep their forwarded properties (MessageProps::wire) and Subscription
+  // Identifiers, not their expiry.
   std::vector<OutMessage> inflight;  // send order; states kWaitPuback/kWaitPubrec/kWaitPubcomp
   std::vector<OutMessage> queued;    // FIFO; QoS 1/2, state kQueued
   std::vector<uint16_t> incoming;    // inbound QoS 2 ids awaiting PUBREL
 };
 
-inline constexpr uint8_t kSessionImageVersion = 1;
+inline constexpr uint8_t kSessionImageVersion = 2;
 
 // Appends the encoding of `image` to `out`. Entries the decoder would refuse (a topic over
 // 65,535 bytes, say) cannot come from a live session; they are encoded as given.

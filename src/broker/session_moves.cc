@@ -172,8 +172,9 @@ std::string MqttHandler::encode_image(Session& s) {
   SessionImage img;
   img.version = s.version;
   for (SubRecord& r : s.subs)
-    img.subscriptions.push_back(
-        {std::string(tree_.filter_of(r.node)), r.node->entries()[r.index].qos()});
+    img.subscriptions.push_back({std::string(tree_.filter_of(r.node)),
+                                 r.node->entries()[r.index].qos(), static_cast<uint8_t>(r.options),
+                                 r.subscription_id});
   if (s.has_queues()) {
     SessionQueues& q = *s.queues_;
     img.last_packet_id = q.last_packet_id();
@@ -210,7 +211,7 @@ void MqttHandler::import_image(Session& s, SessionImage& img) {
     if (mqtt::validate_topic_filter(sub.filter, cfg_.max_topic_levels) != mqtt::TopicError::kOk ||
         mqtt::is_shared_subscription(sub.filter))
       continue;
-    add_subscription(s, sub.filter, sub.qos, nullptr);
+    add_subscription(s, sub.filter, sub.qos, nullptr, sub.options, sub.subscription_id);
   }
   update_subscription_count();
   if (img.inflight.empty() && img.queued.empty() && img.incoming.empty()) return;

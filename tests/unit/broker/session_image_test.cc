@@ -29,7 +29,7 @@ SessionImage sample() {
   SessionImage img;
   img.version = mqtt::ProtocolVersion::kV31;
   img.last_packet_id = 65535;
-  img.subscriptions = {{"a/+/c", mqtt::QoS::k0}, {"#", mqtt::QoS::k2}, {"x/y", mqtt::QoS::k1}};
+  img.subscriptions = {{"a/+/c", mqtt::QoS::k0}, {"#", mqtt::QoS::k2}, {"x/y", mqtt::QoS::k1, 3, 77}};
   img.inflight.push_back(msg("t/1", "one", mqtt::QoS::k1, 7, State::kWaitPuback));
   img.inflight.push_back(msg("t/2", std::string(70000, 'z'), mqtt::QoS::k2, 65535, State::kWaitPubrec, true));
   img.inflight.push_back(msg("", "", mqtt::QoS::k2, 1, State::kWaitPubcomp));
@@ -122,18 +122,22 @@ TEST(SessionImage, RefusesInconsistentInput) {
   bytes.push_back('x');
   EXPECT_STREQ(decode_session_image(as_bytes(bytes)).error, "trailing bytes after session image");
   bytes = encoded(sample());
-  bytes[3] = 2;
+  bytes[3] = 9;
   EXPECT_STREQ(decode_session_image(as_bytes(bytes)).error, "unknown session image version");
+  img = sample();
+  img.version = mqtt::ProtocolVersion::kV5;
+  EXPECT_STREQ(decode_session_image(as_bytes(encoded(img))).error,
+               "session image protocol level is not 3.1 or 3.1.1");
   bytes = encoded(sample());
-  bytes[4] = 5;
-  EXPECT_FALSE(decode_session_image(as_bytes(bytes)).ok()) << "MQTT 5 level";
+  bytes[12] ^= 0x40;  // inside the session record: its CRC no longer matches
+  EXPECT_STREQ(decode_session_image(as_bytes(bytes)).error, "record checksum mismatch");
   EXPECT_FALSE(decode_session_image(as_bytes("garbage")).ok());
 }
 
 TEST(SessionImage, ForgedCountsDoNotAllocate) {
   // Header, then a subscription count of 2^32-1 with nothing behind it.
   std::string bytes = encoded(SessionImage{});
-  bytes.resize(8);
+  bytes.resize(bytes.size() - 16);  // the four counts of an empty image
   bytes.append("\xff\xff\xff\xff", 4);
   SessionImageResult r = decode_session_image(as_bytes(bytes));
   EXPECT_FALSE(r.ok());
