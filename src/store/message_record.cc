@@ -19,23 +19,18 @@ bool valid_stored_properties(ByteView properties) noexcept {
 }
 
 void encode_message_body(const MessageBody& b, std::string& out) {
-  const size_t start = out.size();
-  begin_record(out, kMessageBodyVersion);
-  Writer w(out);
+  RecordWriter w(out, kMessageBodyVersion);
   w.str16(b.topic.view());
   w.str32(b.payload.view());
   w.str32(b.properties.view());
   w.u64(b.expires_at_ms);
-  seal_record(out, start);
+  w.finish();
 }
 
 Decoded<MessageBody> decode_message_body(ByteView record) {
-  Decoded<MessageBody> d;
   auto body = open_record(record, kMessageBodyVersion);
-  if (!body.ok()) {
-    d.error = body.error;
-    return d;
-  }
+  if (!body.ok()) return refused<MessageBody>(body.error);
+  Decoded<MessageBody> d;
   Reader in(body.value);
   const ByteView topic = in.str16();
   const ByteView payload = in.str32();
@@ -60,16 +55,14 @@ Decoded<MessageBody> decode_message_body(ByteView record) {
 }
 
 void encode_message_ref(const MessageRef& r, std::string& out) {
-  const size_t start = out.size();
-  begin_record(out, kMessageRefVersion);
-  Writer w(out);
+  RecordWriter w(out, kMessageRefVersion);
   w.u64(r.body_id);
   w.u8(static_cast<uint8_t>(r.qos));
   w.u8(r.retain ? 1 : 0);
   w.u8(static_cast<uint8_t>(r.state));
   w.u16(r.packet_id);
   w.str32(r.subscription_ids.view());
-  seal_record(out, start);
+  w.finish();
 }
 
 namespace {
@@ -102,12 +95,9 @@ const char* check_ref(uint8_t qos, uint8_t retain, uint8_t state, const MessageR
 }  // namespace
 
 Decoded<MessageRef> decode_message_ref(ByteView record) {
-  Decoded<MessageRef> d;
   auto body = open_record(record, kMessageRefVersion);
-  if (!body.ok()) {
-    d.error = body.error;
-    return d;
-  }
+  if (!body.ok()) return refused<MessageRef>(body.error);
+  Decoded<MessageRef> d;
   Reader in(body.value);
   d.value.body_id = in.u64();
   const uint8_t qos = in.u8(), retain = in.u8(), state = in.u8();

@@ -5,23 +5,18 @@
 namespace tcpms::store {
 
 void encode_retained_record(const RetainedRecord& r, std::string& out) {
-  const size_t start = out.size();
-  begin_record(out, kRetainedRecordVersion);
-  Writer w(out);
+  RecordWriter w(out, kRetainedRecordVersion);
   w.u8(static_cast<uint8_t>(r.qos));
   w.str32(r.payload.view());
   w.str32(r.properties.view());
   w.u64(r.expires_at_ms);
-  seal_record(out, start);
+  w.finish();
 }
 
 Decoded<RetainedRecord> decode_retained_record(ByteView record) {
-  Decoded<RetainedRecord> d;
   auto body = open_record(record, kRetainedRecordVersion);
-  if (!body.ok()) {
-    d.error = body.error;
-    return d;
-  }
+  if (!body.ok()) return refused<RetainedRecord>(body.error);
+  Decoded<RetainedRecord> d;
   Reader in(body.value);
   const uint8_t qos = in.u8();
   const ByteView payload = in.str32();

@@ -3,23 +3,18 @@
 namespace tcpms::store {
 
 void encode_session_record(const SessionRecord& r, std::string& out) {
-  const size_t start = out.size();
-  begin_record(out, kSessionRecordVersion);
-  Writer w(out);
+  RecordWriter w(out, kSessionRecordVersion);
   w.u8(static_cast<uint8_t>(r.version));
   w.u32(r.expiry_s);
   w.u64(r.offline_since_ms);
   w.u16(r.last_packet_id);
-  seal_record(out, start);
+  w.finish();
 }
 
 Decoded<SessionRecord> decode_session_record(ByteView record) {
-  Decoded<SessionRecord> d;
   auto body = open_record(record, kSessionRecordVersion);
-  if (!body.ok()) {
-    d.error = body.error;
-    return d;
-  }
+  if (!body.ok()) return refused<SessionRecord>(body.error);
+  Decoded<SessionRecord> d;
   Reader in(body.value);
   const uint8_t level = in.u8();
   d.value.expiry_s = in.u32();

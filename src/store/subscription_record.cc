@@ -5,22 +5,17 @@
 namespace tcpms::store {
 
 void encode_subscription_record(const SubscriptionRecord& r, std::string& out) {
-  const size_t start = out.size();
-  begin_record(out, kSubscriptionRecordVersion);
-  Writer w(out);
+  RecordWriter w(out, kSubscriptionRecordVersion);
   w.u8(static_cast<uint8_t>(r.qos));
   w.u8(r.options);
   w.u32(r.subscription_id);
-  seal_record(out, start);
+  w.finish();
 }
 
 Decoded<SubscriptionRecord> decode_subscription_record(ByteView record) {
-  Decoded<SubscriptionRecord> d;
   auto body = open_record(record, kSubscriptionRecordVersion);
-  if (!body.ok()) {
-    d.error = body.error;
-    return d;
-  }
+  if (!body.ok()) return refused<SubscriptionRecord>(body.error);
+  Decoded<SubscriptionRecord> d;
   Reader in(body.value);
   const uint8_t qos = in.u8();
   d.value.options = in.u8();

@@ -5,9 +5,7 @@
 namespace tcpms::store {
 
 void encode_will_record(const WillRecord& r, std::string& out) {
-  const size_t start = out.size();
-  begin_record(out, kWillRecordVersion);
-  Writer w(out);
+  RecordWriter w(out, kWillRecordVersion);
   w.str16(r.topic.view());
   w.str32(r.payload.view());
   w.u8(static_cast<uint8_t>(r.qos));
@@ -16,16 +14,13 @@ void encode_will_record(const WillRecord& r, std::string& out) {
   w.u32(r.expiry_s);
   w.u32(r.delay_s);
   w.u64(r.due_ms);
-  seal_record(out, start);
+  w.finish();
 }
 
 Decoded<WillRecord> decode_will_record(ByteView record) {
-  Decoded<WillRecord> d;
   auto body = open_record(record, kWillRecordVersion);
-  if (!body.ok()) {
-    d.error = body.error;
-    return d;
-  }
+  if (!body.ok()) return refused<WillRecord>(body.error);
+  Decoded<WillRecord> d;
   Reader in(body.value);
   const ByteView topic = in.str16();
   const ByteView payload = in.str32();

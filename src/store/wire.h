@@ -75,9 +75,30 @@ class Reader {
 };
 
 // --- the record envelope ---------------------------------------------------------------------
-// Appends the version byte; fields follow; seal() appends the CRC over everything from `start`.
-inline void begin_record(std::string& out, uint8_t version) { out.push_back(static_cast<char>(version)); }
+// Appends the CRC over everything from `start` (the version byte) to the end.
 void seal_record(std::string& out, size_t start);
+
+// Writes one record: the version byte at construction, the fields through Writer, the CRC at
+// finish().
+class RecordWriter : public Writer {
+ public:
+  RecordWriter(std::string& out, uint8_t version) : Writer(out), out_(out), start_(out.size()) {
+    u8(version);
+  }
+  void finish() { seal_record(out_, start_); }
+
+ private:
+  std::string& out_;
+  size_t start_;
+};
+
+// A refusal with its reason.
+template <typename T>
+Decoded<T> refused(const char* why) {
+  Decoded<T> d;
+  d.error = why;
+  return d;
+}
 // Checks length, CRC and version; on success the view of the fields (between the version byte
 // and the CRC).
 Decoded<ByteView> open_record(ByteView record, uint8_t version);

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <random>
 #include <thread>
@@ -56,6 +57,17 @@ class StoreTest : public ::testing::Test {
     error_ = error;
     return s;
   }
+  // Opens the store, starts its thread, runs `ops` against its writer, stops (everything
+  // submitted is committed) and closes it.
+  void write(const std::function<void(StoreWriter&)>& ops) {
+    Collect c;
+    RecoveryReport r;
+    auto s = open(c, r);
+    ASSERT_TRUE(s) << error_;
+    s->start();
+    ops(s->writer());
+    s->stop();
+  }
   // Opens, reads back, and closes again; what was recovered.
   Collect reopen(RecoveryReport* report = nullptr) {
     Collect c;
@@ -77,12 +89,9 @@ class StoreTest : public ::testing::Test {
   // A store with `n` sessions "c<i>", each with a subscription, a queued message and (every
   // third) a retained message.
   void fill(int n) {
-    Collect c;
-    RecoveryReport r;
-    auto s = open(c, r);
-    ASSERT_TRUE(s) << error_;
-    s->start();
-    StoreWriter& w = s->writer();
+    write([&](StoreWriter& w) { fill_with(w, n); });
+  }
+  void fill_with(StoreWriter& w, int n) {
     for (int i = 0; i < n; ++i) {
       const std::string id = "c" + std::to_string(i);
       w.submit(PutSession{id, SessionRecord{mqtt::ProtocolVersion::kV311, kNeverExpires, 0, 0}});
@@ -94,7 +103,6 @@ class StoreTest : public ::testing::Test {
       if (i % 3 == 0)
         w.submit(PutRetained{"r/" + id, RetainedRecord{mqtt::QoS::k0, sb("r" + id), {}, 0}});
     }
-    s->stop();
   }
   fs::path db_path() const { return dir_ / kStoreFileName; }
   std::vector<fs::path> aside_dirs() const {
@@ -119,13 +127,7 @@ TEST_F(StoreTest, FreshDirectoryRecoversNothing) {
 }
 
 TEST_F(StoreTest, EverythingComesBack) {
-  {
-    Collect c;
-    RecoveryReport r;
-    auto s = open(c, r);
-    ASSERT_TRUE(s);
-    s->start();
-    StoreWriter& w = s->writer();
+  write([&](StoreWriter& w) {
     w.submit(PutSession{"v5", SessionRecord{mqtt::ProtocolVersion::kV5, 3600, 0, 41}});
     w.submit(PutSubscription{"v5", "a/+", SubscriptionRecord{mqtt::QoS::k2, kSubscriptionNoLocal, 77}});
     w.submit(PutSubscription{"v5", "b/#", SubscriptionRecord{mqtt::QoS::k1, 0, 0}});
@@ -141,8 +143,7 @@ TEST_F(StoreTest, EverythingComesBack) {
     w.submit(PutSession{"old", SessionRecord{mqtt::ProtocolVersion::kV311, kNeverExpires, 0, 0}});
     w.submit(PutMessage{"old", w.next_id(), MessageRef{body, mqtt::QoS::k1, false, DeliveryState::kQueued, 0, {}}});
     w.submit(PutRetained{"r/1", RetainedRecord{mqtt::QoS::k1, sb("on"), {}, 0}});
-    s->stop();
-  }
+  });
   RecoveryReport r;
   Collect c = reopen(&r);
   EXPECT_FALSE(r.damaged());
@@ -263,20 +264,13 @@ TEST_F(StoreTest, ABodyWhoseRefsAllCancelOutIsNotKept) {
 }
 
 TEST_F(StoreTest, ExpiredSessionsAreReclaimedAndTheirWillOwed) {
-  {
-    Collect c;
-    RecoveryReport r;
-    auto s = open(c, r);
-    ASSERT_TRUE(s);
-    s->start();
-    StoreWriter& w = s->writer();
+  write([&](StoreWriter& w) {
     const uint64_t long_ago = unix_ms() - 60'000;
     w.submit(PutSession{"gone", SessionRecord{mqtt::ProtocolVersion::kV5, 10, long_ago, 0}});
     w.submit(PutWill{"gone", WillRecord{sb("w"), sb("bye"), mqtt::QoS::k0, false, {}, 0, 3600, long_ago + 3'600'000}});
     w.submit(PutSubscription{"gone", "t", SubscriptionRecord{}});
     w.submit(PutSession{"kept", SessionRecord{mqtt::ProtocolVersion::kV5, 3600, long_ago, 0}});
-    s->stop();
-  }
+  });
   RecoveryReport r;
   Collect c = reopen(&r);
   EXPECT_EQ(r.expired_sessions, 1u);
