@@ -68,6 +68,22 @@ class StoreTest : public ::testing::Test {
     ops(s->writer());
     s->stop();
   }
+  // The same, with `ops` submitted before the thread starts, so they make one batch, and
+  // `then` (if any) a batch after it.
+  void write_one_batch(const std::function<void(StoreWriter&)>& ops,
+                       const std::function<void(StoreWriter&)>& then = {}) {
+    Collect c;
+    RecoveryReport r;
+    auto s = open(c, r);
+    ASSERT_TRUE(s) << error_;
+    ops(s->writer());
+    s->start();
+    if (then) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      then(s->writer());
+    }
+    s->stop();
+  }
   // Opens, reads back, and closes again; what was recovered.
   Collect reopen(RecoveryReport* report = nullptr) {
     Collect c;
@@ -215,13 +231,8 @@ TEST_F(StoreTest, BodiesGoWithTheirLastRefAndSessionsWithEverything) {
 }
 
 TEST_F(StoreTest, ARefWrittenAndDeletedInOneBatchCostsNoRow) {
-  {
-    Collect c;
-    RecoveryReport r;
-    auto s = open(c, r);
-    ASSERT_TRUE(s);
-    StoreWriter& w = s->writer();
-    // Queued before the thread starts: one batch. The ref is acknowledged before its commit.
+  // The ref is acknowledged before its commit; another of the same body stays.
+  write_one_batch([&](StoreWriter& w) {
     w.submit(PutSession{"a", SessionRecord{}});
     const uint64_t body = w.next_id(), seq = w.next_id(), kept = w.next_id();
     w.submit(PutBody{body, MessageBody{sb("t"), sb("x"), {}, 0}});
@@ -229,9 +240,7 @@ TEST_F(StoreTest, ARefWrittenAndDeletedInOneBatchCostsNoRow) {
     w.submit(PutMessage{"a", seq, MessageRef{body, mqtt::QoS::k1, false, DeliveryState::kWaitPuback, 4, {}}, false, 0});
     w.submit(DeleteMessage{"a", seq, body});
     w.submit(PutMessage{"a", kept, MessageRef{body, mqtt::QoS::k1, false, DeliveryState::kQueued, 0, {}}});
-    s->start();
-    s->stop();
-  }
+  });
   EXPECT_EQ(count("messages"), 1);
   EXPECT_EQ(count("bodies"), 1);  // still named by the kept ref
   RecoveryReport r;
@@ -242,23 +251,16 @@ TEST_F(StoreTest, ARefWrittenAndDeletedInOneBatchCostsNoRow) {
 }
 
 TEST_F(StoreTest, ABodyWhoseRefsAllCancelOutIsNotKept) {
-  {
-    Collect c;
-    RecoveryReport r;
-    auto s = open(c, r);
-    ASSERT_TRUE(s);
-    StoreWriter& w = s->writer();
-    w.submit(PutSession{"a", SessionRecord{}});
-    const uint64_t body = w.next_id(), seq = w.next_id();
-    w.submit(PutBody{body, MessageBody{sb("t"), sb("x"), {}, 0}});
-    w.submit(PutMessage{"a", seq, MessageRef{body, mqtt::QoS::k1, false, DeliveryState::kWaitPuback, 1, {}}});
-    w.submit(DeleteMessage{"a", seq, body});
-    s->start();
-    // A second batch: the body the first left without a ref goes.
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    w.submit(PutSession{"b", SessionRecord{}});
-    s->stop();
-  }
+  write_one_batch(
+      [&](StoreWriter& w) {
+        w.submit(PutSession{"a", SessionRecord{}});
+        const uint64_t body = w.next_id(), seq = w.next_id();
+        w.submit(PutBody{body, MessageBody{sb("t"), sb("x"), {}, 0}});
+        w.submit(PutMessage{"a", seq, MessageRef{body, mqtt::QoS::k1, false, DeliveryState::kWaitPuback, 1, {}}});
+        w.submit(DeleteMessage{"a", seq, body});
+      },
+      // A second batch: the body the first left without a ref goes.
+      [&](StoreWriter& w) { w.submit(PutSession{"b", SessionRecord{}}); });
   EXPECT_EQ(count("messages"), 0);
   EXPECT_EQ(count("bodies"), 0);
 }
