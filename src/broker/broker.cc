@@ -151,28 +151,34 @@ SendResult Broker::send_to_client(std::string_view client_id, std::string_view t
   if (static_cast<uint8_t>(qos) > 2 ||
       mqtt::validate_topic_name(topic, config_.max_topic_levels) != mqtt::TopicError::kOk)
     return SendResult::kInvalid;
-  SharedBytes t = SharedBytes::copy_of(as_bytes(topic));
-  SharedBytes p = SharedBytes::copy_of(payload);
-  auto e = registry_.find(client_id);
-  if (!e) {
-    return router_->push_to_client(client_id, t, p, qos, std::move(routed))
-               ? SendResult::kRouted
-               : SendResult::kNotConnected;
+  Message m{SharedBytes::copy_of(as_bytes(topic)), SharedBytes::copy_of(payload), {}, qos, false};
+  if (!registry_.find(client_id)) {
+    return router_->push_to_client(client_id, m, std::move(routed)) ? SendResult::kRouted
+                                                                     : SendResult::kNotConnected;
   }
+  return send_to_local_client(client_id, m);
+}
+
+SendResult Broker::send_to_local_client(std::string_view client_id, const Message& m) {
+  auto e = registry_.find(client_id);
+  if (!e) return SendResult::kNotConnected;
   MqttHandler* h = handler_for(e->loop);
   if (h == nullptr) return SendResult::kNotConnected;
   const bool connected = e->conn.valid() || e->in_transit;
-  if (!connected && qos == mqtt::QoS::k0) return SendResult::kNotConnected;  // QoS 0 is not kept
+  if (!connected && m.qos == mqtt::QoS::k0) return SendResult::kNotConnected;  // QoS 0 is not kept
   // The answer reflects the registry now; the delivery happens on the session's loop, which
   // checks again that it still owns the session.
-  h->loop().post([h, id = std::string(client_id), s = e->session,
-                  m = Message{std::move(t), std::move(p), {}, qos, false}] {
-    h->push_to_client(id, s, m);
-  });
+  h->loop().post([h, id = std::string(client_id), s = e->session, m] { h->push_to_client(id, s, m); });
   return connected ? SendResult::kSent : SendResult::kQueued;
 }
 
-bool Broker::kick(std::string_view client_id) {
+bool Broker::kick(std::string_view client_id, Router::PushDone routed) {
+  if (kick_local(client_id)) return true;
+  if (registry_.find(client_id)) return false;  // here, but offline: nothing to disconnect
+  return router_->kick_client(client_id, std::move(routed));
+}
+
+bool Broker::kick_local(std::string_view client_id) {
   auto e = registry_.find(client_id);
   if (!e || !e->conn.valid()) return false;
   MqttHandler* h = handler_for(e->loop);
@@ -180,12 +186,25 @@ bool Broker::kick(std::string_view client_id) {
   return h->loop().post([h, id = std::string(client_id), s = e->session] { h->kick(id, s); });
 }
 
-void Broker::export_session(std::string_view client_id, Router::SessionDone done) {
-  export_session(client_id, std::make_shared<SessionDoneOnce>(std::move(done)));
+void Broker::surrender_session(std::string_view client_id, uint32_t ticket, bool want_image,
+                               SessionDone done) {
+  surrender_session(client_id, ticket, want_image, std::make_shared<SessionDoneOnce>(std::move(done)));
 }
 
-void Broker::export_session(std::string_view client_id, std::shared_ptr<SessionDoneOnce> done) {
+void Broker::surrender_session(std::string_view client_id, uint32_t ticket, bool want_image,
+                               std::shared_ptr<SessionDoneOnce> done) {
   auto e = registry_.find(client_id);
+  if (!e) {
+    std::lock_guard lock(claiming_mu_);
+    e = registry_.find(client_id);  // settled meanwhile?
+    if (!e) {
+      auto it = claiming_.find(std::string(client_id));
+      if (it != claiming_.end()) {
+        it->second.held.push_back({ticket, want_image, std::move(done)});
+        return;  // sent again once the claim here is settled
+      }
+    }
+  }
   MqttHandler* h = e ? handler_for(e->loop) : nullptr;
   if (h == nullptr) {
     (*done)(std::nullopt);  // no session here
@@ -193,12 +212,30 @@ void Broker::export_session(std::string_view client_id, std::shared_ptr<SessionD
   }
   // The session's loop does the work. If the post fails (loop stopping), the task and with it
   // the last reference to `done` are dropped, which answers nullopt.
-  h->loop().post([h, id = std::string(client_id), s = e->session, done] {
-    h->export_session(id, s, done);
+  h->loop().post([h, id = std::string(client_id), s = e->session, ticket, want_image, done] {
+    h->surrender_session(id, s, ticket, want_image, done);
   });
 }
 
-bool Broker::adopt_session(std::string_view client_id, std::string image) {
+void Broker::claim_started(std::string_view client_id) {
+  std::lock_guard lock(claiming_mu_);
+  ++claiming_[std::string(client_id)].unsettled;
+}
+
+void Broker::claim_settled(std::string_view client_id) {
+  std::vector<HeldSurrender> held;
+  {
+    std::lock_guard lock(claiming_mu_);
+    auto it = claiming_.find(std::string(client_id));
+    if (it == claiming_.end()) return;
+    if (--it->second.unsettled != 0) return;
+    held = std::move(it->second.held);
+    claiming_.erase(it);
+  }
+  for (HeldSurrender& r : held) surrender_session(client_id, r.ticket, r.want_image, std::move(r.done));
+}
+
+bool Broker::adopt_session(std::string_view client_id, std::string image, uint32_t ticket) {
   if (handlers_.empty()) return false;
   if (registry_.find(client_id)) {
     // The client reconnected (here or through a fresh session) before its old state came
@@ -211,16 +248,34 @@ bool Broker::adopt_session(std::string_view client_id, std::string image) {
   // Any loop will do: the session's next CONNECT moves it wherever that lands.
   MqttHandler* h = handlers_[std::hash<std::string_view>{}(client_id) % handlers_.size()];
   if (h == nullptr) return false;
-  return h->loop().post([h, id = std::string(client_id), image = std::move(image)]() mutable {
-    h->adopt_session(id, std::move(image));
+  return h->loop().post([h, id = std::string(client_id), image = std::move(image), ticket]() mutable {
+    h->adopt_session(id, std::move(image), ticket);
   });
 }
 
-void Broker::drop_session(std::string_view client_id) {
-  auto e = registry_.find(client_id);
-  MqttHandler* h = e ? handler_for(e->loop) : nullptr;
-  if (h == nullptr) return;
-  h->loop().post([h, id = std::string(client_id), s = e->session] { h->drop_session(id, s); });
+void Broker::for_each_session(const std::function<void(std::string_view, uint32_t)>& visit) const {
+  registry_.for_each([&](const RegistryEntry& e) { visit(e.session->client_id(), e.ticket); });
+}
+
+void Broker::walk_filters(std::function<void(std::string_view)> on_filter,
+                          std::function<void(uint32_t)> on_done) {
+  for (MqttHandler* h : handlers_) {
+    if (h == nullptr) continue;
+    const uint32_t pos = loop_position(h->loop().index());
+    if (!h->loop().post([h, pos, on_filter, on_done] {
+          h->walk_filters(on_filter);
+          on_done(pos);
+        }))
+      on_done(pos);  // a stopping loop: nothing to walk
+  }
+}
+
+void Broker::for_each_retained(const std::function<void(const Message&)>& visit) const {
+  std::vector<RetainedMessage> all;
+  retained_.all(all);
+  const uint64_t now = steady_ms();
+  for (const RetainedMessage& m : all)
+    if (m.props.expires_at_ms == 0 || m.props.expires_at_ms > now) visit(m);
 }
 
 std::vector<ClientInfo> Broker::list_clients(std::chrono::milliseconds timeout) {
@@ -257,15 +312,13 @@ std::vector<ClientInfo> Broker::list_clients(std::chrono::milliseconds timeout) 
   return std::move(g->out);
 }
 
-void Broker::deliver_remote(const SharedBytes& topic, const SharedBytes& payload, mqtt::QoS qos,
-                            bool retain) {
+void Broker::deliver_remote(Message m) {
   if (handlers_.empty()) return;
   // One loop per topic, so messages on a topic arrive in the order they were sent (ordered
   // topics, MQTT 3.1.1 §4.6); round robin over loops could swap two of them.
-  size_t pick = std::hash<std::string_view>{}(as_chars(topic.view())) % handlers_.size();
+  size_t pick = std::hash<std::string_view>{}(as_chars(m.topic.view())) % handlers_.size();
   MqttHandler* h = handlers_[pick];
-  if (h != nullptr)
-    h->loop().post([h, m = Message{topic, payload, {}, qos, retain}] { h->route(m, true); });
+  if (h != nullptr) h->loop().post([h, m = std::move(m)] { h->route(m, true); });
 }
 
 bool Broker::admit_connection(const sockaddr_storage& peer) {
@@ -279,21 +332,6 @@ bool Broker::admit_connection(const sockaddr_storage& peer) {
     if (key && !source_rate_->try_acquire(*key, now)) return false;
   }
   return true;
-}
-
-void Broker::filter_added(std::string_view filter) {
-  std::lock_guard lock(filters_mu_);
-  if (++filter_loops_[std::string(filter)] == 1) router_->on_filter_added(filter);
-}
-
-void Broker::filter_removed(std::string_view filter) {
-  std::lock_guard lock(filters_mu_);
-  auto it = filter_loops_.find(std::string(filter));
-  if (it == filter_loops_.end()) return;
-  if (--it->second == 0) {
-    filter_loops_.erase(it);
-    router_->on_filter_removed(filter);
-  }
 }
 
 void Broker::render_metrics(std::string& out) const {

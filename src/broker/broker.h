@@ -53,7 +53,7 @@ enum class SendResult : uint8_t {
   kNotConnected,  // no such client here (and the router knew none elsewhere)
   kQueued,        // offline persistent session: kept for its next connection (QoS 1/2)
   kSent,          // handed to its connection's loop
-  kRouted,        // the router took it to another process
+  kRouted,        // the router took it to another process (the answer comes to `routed`)
   kInvalid,       // bad topic or QoS
 };
 const char* send_result_name(SendResult r) noexcept;
@@ -115,53 +115,79 @@ class Broker {
   // --- control plane: any thread -----------------------------------------------------------
   // Publishes as a client would (retained, QoS per subscription), from one of the loops.
   bool publish(std::string_view topic, ByteView payload, mqtt::QoS qos, bool retain);
-  // Pushes to one client over its existing connection, subscribed or not. When the answer is
-  // kRouted, `routed` (if set) runs once, on any thread, with what the router learnt.
+  // Pushes to one client over its existing connection, subscribed or not, wherever it is. When
+  // the answer is kRouted, `routed` (if set) runs once, on any thread, with what the router
+  // learnt.
   SendResult send_to_client(std::string_view client_id, std::string_view topic, ByteView payload,
                             mqtt::QoS qos, Router::PushDone routed = {});
-  bool kick(std::string_view client_id);
+  // Disconnects a client, here or (through the router) in another process. True if it was
+  // here or the request was routed; `routed` as above.
+  bool kick(std::string_view client_id, Router::PushDone routed = {});
   std::vector<ClientInfo> list_clients(std::chrono::milliseconds timeout = std::chrono::seconds(5));
-  // --- persistent sessions across processes (the other side of Router::fetch_session) -----
-  // Wraps a SessionDone so it runs exactly once: explicitly, or with nullopt when the last
-  // holder lets go of it unanswered (a task dropped because its loop stopped).
+
+  // --- the router's entry points: any thread -----------------------------------------------
+  // A publish that came from another process: delivered locally, not routed again.
+  void deliver_remote(Message m);
+  // Push and kick for a client of this process only (kNotConnected / false if none).
+  SendResult send_to_local_client(std::string_view client_id, const Message& m);
+  bool kick_local(std::string_view client_id);
+
+  using SessionDone = std::function<void(std::optional<std::string> image)>;
+  // Runs a SessionDone exactly once: explicitly, or with nullopt when the last holder lets go
+  // of it unanswered (a task dropped because its loop stopped).
   class SessionDoneOnce {
    public:
-    explicit SessionDoneOnce(Router::SessionDone done) : done_(std::move(done)) {}
+    explicit SessionDoneOnce(SessionDone done) : done_(std::move(done)) {}
     ~SessionDoneOnce() { (*this)(std::nullopt); }
     SessionDoneOnce(const SessionDoneOnce&) = delete;
     SessionDoneOnce& operator=(const SessionDoneOnce&) = delete;
     void operator()(std::optional<std::string> image) {
       if (!done_) return;
-      Router::SessionDone d = std::move(done_);
+      SessionDone d = std::move(done_);
       done_ = nullptr;
       d(std::move(image));
     }
 
    private:
-    Router::SessionDone done_;
+    SessionDone done_;
   };
-  // Gives up `client_id`'s session for another process: closes its connection here if any
-  // (takeover [MQTT-3.1.4-2]; the will goes out), removes the session and calls `done` with
-  // its image (session_image.h), or with nullopt if there is none or it is a clean session.
-  // `done` runs exactly once, on a loop thread or the caller's.
-  void export_session(std::string_view client_id, Router::SessionDone done);
-  // An image that arrived after its fetch gave up: kept as an offline session if the id has
-  // none here now; otherwise dropped and counted. False when dropped.
-  bool adopt_session(std::string_view client_id, std::string image);
-  // The client connected elsewhere with a session of its own: closes it here and discards
-  // its session, persistent or not [MQTT-3.1.2-6].
-  void drop_session(std::string_view client_id);
-  // export_session once the wrapper exists (a retry, or an entry that moved meanwhile).
-  void export_session(std::string_view client_id, std::shared_ptr<SessionDoneOnce> done);
+  // The client id was claimed by another process (Router::claim). If the session here is the
+  // one registered under `ticket`: its connection closes (takeover [MQTT-3.1.4-2], the will
+  // goes out), and the session leaves: as its image (session_image.h) when `want_image` and it
+  // is persistent, else discarded [MQTT-3.1.2-6]. `done` runs exactly once, on a loop thread
+  // or the caller's, with the image or nullopt. A session under another ticket (newer) is
+  // left alone.
+  void surrender_session(std::string_view client_id, uint32_t ticket, bool want_image,
+                         SessionDone done);
+  void surrender_session(std::string_view client_id, uint32_t ticket, bool want_image,
+                         std::shared_ptr<SessionDoneOnce> done);
+  // A CONNECT here claims `client_id` with the router / its outcome is in the registry. A
+  // request to give the id's session up that arrives in between (the home answered the claim
+  // and then told this process to give the session up to a newer claim, before the answer was
+  // applied on its loop) waits for it, instead of finding no session.
+  void claim_started(std::string_view client_id);
+  void claim_settled(std::string_view client_id);
+  // An image that arrived after its claim gave up: kept as an offline session if the id has
+  // none here now (and the router is told); otherwise dropped and counted. False when dropped.
+  // `ticket`: the claim it came with, if this process claimed the id for it (else it is
+  // enrolled with the router, which keeps it only if nobody else holds the id).
+  bool adopt_session(std::string_view client_id, std::string image, uint32_t ticket = 0);
   uint64_t sessions_adopt_dropped() const noexcept {
     return adopt_dropped_.load(std::memory_order_relaxed);
   }
   // Counted by the loop that found the id taken (any thread).
   void count_adopt_dropped() noexcept { adopt_dropped_.fetch_add(1, std::memory_order_relaxed); }
-
-  // A publish that came from another process (router): delivered locally, not routed again.
-  void deliver_remote(const SharedBytes& topic, const SharedBytes& payload, mqtt::QoS qos,
-                      bool retain);
+  // Calls visit(client id, ticket) for every session in this process (under the registry's
+  // locks: keep it short).
+  void for_each_session(const std::function<void(std::string_view, uint32_t)>& visit) const;
+  // Every loop walks its topic tree: on_filter(filter) for each filter with a subscriber
+  // there, then on_done(loop position), each on that loop's thread.
+  void walk_filters(std::function<void(std::string_view)> on_filter,
+                    std::function<void(uint32_t)> on_done);
+  // Every retained message, copied out (a peer that started asks for them).
+  void for_each_retained(const std::function<void(const Message&)>& visit) const;
+  // A loop's position among this process's loops (0 .. threads-1).
+  uint32_t loop_position(uint32_t loop_index) const noexcept { return loop_index - loop_base_; }
 
   // New-connection rates (mqtt.connects_per_s*): false means close it at once. Any loop.
   bool connect_limits_enabled() const noexcept { return source_rate_ || total_rate_on_; }
@@ -169,10 +195,6 @@ class Broker {
 
   // Prometheus families for /metrics (admin::MetricsSource).
   void render_metrics(std::string& out) const;
-
-  // --- process-wide filter accounting for Router::on_filter_added/removed (loop threads) ---
-  void filter_added(std::string_view filter);
-  void filter_removed(std::string_view filter);
 
  private:
   BrokerConfig config_;
@@ -188,6 +210,18 @@ class Broker {
   std::atomic<uint64_t> client_numbers_{0};
   std::atomic<uint64_t> adopt_dropped_{0};  // late session images dropped: the id had one
   std::atomic<uint32_t> next_loop_{0};
+  // Client ids with a claim unsettled here, and the surrenders waiting for it.
+  struct HeldSurrender {
+    uint32_t ticket;
+    bool want_image;
+    std::shared_ptr<SessionDoneOnce> done;
+  };
+  struct Claiming {
+    uint32_t unsettled = 0;
+    std::vector<HeldSurrender> held;
+  };
+  std::mutex claiming_mu_;
+  std::unordered_map<std::string, Claiming> claiming_;
   // Per-source connection rate: a bounded, sharded table of buckets (shared by the loops, so
   // a source spread over loops is limited as one); overall rate: one bucket under a lock.
   std::unique_ptr<auth::LoginThrottle> source_rate_;
@@ -197,8 +231,6 @@ class Broker {
   store::StoreWriter* store_ = nullptr;
   class Recovery;
   std::unique_ptr<Recovery> recovery_;
-  std::mutex filters_mu_;
-  std::unordered_map<std::string, uint32_t> filter_loops_;  // filter -> loops subscribed
 };
 
 }  // namespace tcpms::broker

@@ -33,7 +33,7 @@ void ClientRegistry::Shard::erase(size_t index) noexcept {
 
 RegistryEntry ClientRegistry::entry_of(const Session* s) noexcept {
   return RegistryEntry{const_cast<Session*>(s), s->reg.conn, s->reg.loop, s->reg.in_transit,
-                       s->reg.fetching};
+                       s->reg.ticket};
 }
 
 ClientRegistry::Claim ClientRegistry::claim(std::string_view client_id, uint32_t loop,
@@ -44,11 +44,11 @@ ClientRegistry::Claim ClientRegistry::claim(std::string_view client_id, uint32_t
   Session* s = sh.slots.empty() ? nullptr : sh.slots[sh.probe(client_id, h)];
   if (s == nullptr) {
     s = make();
-    s->reg = Session::RegistryFields{conn, loop, false, false};
+    s->reg = Session::RegistryFields{conn, static_cast<uint16_t>(loop), false, 0};
     sh.insert(s, h);
     return {ClaimKind::kCreated, entry_of(s)};
   }
-  if (s->reg.in_transit || s->reg.fetching) return {ClaimKind::kBusy, entry_of(s)};
+  if (s->reg.in_transit) return {ClaimKind::kBusy, entry_of(s)};
   if (s->reg.loop == loop) return {ClaimKind::kLocal, entry_of(s)};
   return {ClaimKind::kRemote, entry_of(s)};
 }
@@ -76,8 +76,7 @@ bool ClientRegistry::begin_handover(std::string_view client_id, Session* s, uint
   Shard& sh = shard_for(h);
   std::lock_guard lock(sh.mu);
   if (lookup(sh, client_id, h) != s || s->reg.loop != from_loop || s->reg.in_transit) return false;
-  if (s->reg.fetching) return false;
-  s->reg = Session::RegistryFields{new_conn, to_loop, true, false};
+  s->reg = Session::RegistryFields{new_conn, static_cast<uint16_t>(to_loop), true, s->reg.ticket};
   return true;
 }
 
@@ -88,13 +87,11 @@ void ClientRegistry::finish_handover(std::string_view client_id, Session* s) {
   if (lookup(sh, client_id, h) == s) s->reg.in_transit = false;
 }
 
-bool ClientRegistry::set_fetching(std::string_view client_id, Session* s, bool fetching) {
+void ClientRegistry::set_ticket(std::string_view client_id, Session* s, uint32_t ticket) {
   const size_t h = hash_of(client_id);
   Shard& sh = shard_for(h);
   std::lock_guard lock(sh.mu);
-  if (lookup(sh, client_id, h) != s) return false;
-  s->reg.fetching = fetching;
-  return true;
+  if (lookup(sh, client_id, h) == s) s->reg.ticket = ticket;
 }
 
 void ClientRegistry::set_conn(std::string_view client_id, Session* s, ConnId conn) {
@@ -119,8 +116,7 @@ bool ClientRegistry::owns(std::string_view client_id, Session* s, uint32_t loop)
   const size_t h = hash_of(client_id);
   Shard& sh = shard_for(h);
   std::lock_guard lock(sh.mu);
-  return lookup(sh, client_id, h) == s && s->reg.loop == loop && !s->reg.in_transit &&
-         !s->reg.fetching;
+  return lookup(sh, client_id, h) == s && s->reg.loop == loop && !s->reg.in_transit;
 }
 
 void ClientRegistry::for_each_owned_by(uint32_t loop,
@@ -129,6 +125,14 @@ void ClientRegistry::for_each_owned_by(uint32_t loop,
     std::lock_guard lock(sh.mu);
     for (const Session* s : sh.slots)
       if (s != nullptr && s->reg.loop == loop && !s->reg.in_transit) visit(entry_of(s));
+  }
+}
+
+void ClientRegistry::for_each(const std::function<void(const RegistryEntry&)>& visit) const {
+  for (auto& sh : shards_) {
+    std::lock_guard lock(sh.mu);
+    for (const Session* s : sh.slots)
+      if (s != nullptr) visit(entry_of(s));
   }
 }
 

@@ -36,7 +36,9 @@ struct RegistryEntry {
   ConnId conn;            // invalid while the session is offline
   uint32_t loop = 0;      // loop index (EventLoop::index) owning the session
   bool in_transit = false;
-  bool fetching = false;  // a CONNECT on `loop` waits for this id's session from another process
+  // The ticket of the claim this session was registered under with the router (0: none; see
+  // Router::claim).
+  uint32_t ticket = 0;
 };
 
 class ClientRegistry {
@@ -47,8 +49,7 @@ class ClientRegistry {
     kCreated,  // no session existed: `fresh` was registered, owned by the caller's loop
     kLocal,    // a session exists on the caller's loop (entry.session)
     kRemote,   // a session exists on another loop (entry.loop)
-    kBusy,     // that session is moving between loops, or being fetched from another
-               // process: retry shortly
+    kBusy,     // that session is moving between loops: retry shortly
   };
   struct Claim {
     ClaimKind kind;
@@ -63,19 +64,18 @@ class ClientRegistry {
   bool begin_handover(std::string_view client_id, Session* s, uint32_t from_loop,
                       uint32_t to_loop, ConnId new_conn);
   void finish_handover(std::string_view client_id, Session* s);
-  // Marks (or clears) `s` as waiting for its state from another process (Router::
-  // fetch_session): meanwhile claim() answers kBusy, so a second CONNECT for the id waits
-  // for the first to finish. The owning loop still owns it (for_each_owned_by visits it).
-  // False if the entry no longer names `s`.
-  bool set_fetching(std::string_view client_id, Session* s, bool fetching);
+  // Records the router's ticket for the session's current registration.
+  void set_ticket(std::string_view client_id, Session* s, uint32_t ticket);
   // Records the session's current connection (invalid id: offline).
   void set_conn(std::string_view client_id, Session* s, ConnId conn);
   // Removes the entry if it still names `s`.
   bool remove(std::string_view client_id, Session* s);
-  // True if `s` is still registered as owned by `loop`, not in transit and not being fetched.
+  // True if `s` is still registered as owned by `loop` and not in transit.
   bool owns(std::string_view client_id, Session* s, uint32_t loop) const;
   // Visits entries owned by `loop` (under each shard's lock: keep `visit` short).
   void for_each_owned_by(uint32_t loop, const std::function<void(const RegistryEntry&)>& visit) const;
+  // Visits every entry (under each shard's lock: keep `visit` short).
+  void for_each(const std::function<void(const RegistryEntry&)>& visit) const;
   size_t size() const;
 
  private:

@@ -145,38 +145,45 @@ Action MqttHandler::handle_connect(Connection& c, mqtt::Bytes body) {
 }
 
 Action MqttHandler::continue_connect(Connection& c, PendingConnect* p) {
+  Router& router = broker_.router();
+  if (router.claims_client_ids() && !p->claim_done) {
+    // Other processes may hold the id: claim it first, so the newest connection anywhere wins
+    // [MQTT-3.1.4-2] and a persistent session comes here (session_moves.cc).
+    if (!p->claim_sent) {
+      p->claim_sent = true;
+      p->claiming = &broker_;
+      broker_.claim_started(p->client_id);
+      stats_.session_fetches.add();
+      c.pause_reading();
+      router.claim(p->client_id, !p->clean,
+                   [this, id = c.id(), p, cid = p->client_id](Router::Claim r) mutable {
+                     // A failed post (loop stopping) drops the answer with the task.
+                     loop_.post([this, id, p, cid = std::move(cid), r = std::move(r)]() mutable {
+                       claim_done(id, p, cid, std::move(r));
+                     });
+                   });
+    }
+    return Action::kKeep;
+  }
   Session* fresh = nullptr;
   auto claim = broker_.registry().claim(p->client_id, loop_.index(), c.id(), [&] {
     fresh = new Session(p->client_id);
     return fresh;
   });
+  // A session here under a newer ticket: another connection claimed the id after this one.
+  if (claim.kind != ClientRegistry::ClaimKind::kCreated && p->ticket != 0 &&
+      claim.entry.ticket != 0 && newer_claim(claim.entry.ticket, p->ticket))
+    return superseded_connect(c, p);
   switch (claim.kind) {
     case ClientRegistry::ClaimKind::kCreated:
-      // Another process may hold the session (worker processes, cluster nodes).
-      if (!p->clean && broker_.router().shares_sessions()) return fetch_session(c, fresh, p);
-      return attach(c, fresh, p, false);  // no stored session [MQTT-3.2.2-3]
+      return attach(c, fresh, p, false);  // no stored session here [MQTT-3.2.2-3]
     case ClientRegistry::ClaimKind::kLocal: {
       Session* s = claim.entry.session;
-      if (s->conn != nullptr) {
-        // Session takeover: the existing client is disconnected [MQTT-3.1.4-2].
-        Connection* old = s->conn;
-        const bool was_clean = s->clean;
-        const bool old_v5 = s->is_v5();
-        stats_.takeovers.add();
-        if (old_v5) send_disconnect(*old, ReasonCode::kSessionTakenOver);
-        detach_connection(*s, true);  // frees a clean session
-        if (old_v5)
-          old->close_after_flush();  // the DISCONNECT 0x8E goes out first
-        else
-          old->close(CloseReason::kKicked);
-        if (was_clean) return continue_connect(c, p);  // claim again for a fresh one
-      }
-      const bool reset = p->clean || s->clean;  // [MQTT-3.1.2-6]
-      if (reset) {
-        reset_session(*s);
-        // The stored session ends here (a new one starts with this connection).
-        broker_.router().on_session_ended(s->client_id());
-      }
+      take_over(*s);  // the existing client, if any, is disconnected [MQTT-3.1.4-2]
+      // A clean start discards the stored session [MQTT-3.1.2-6]; so does a session another
+      // process held meanwhile (this one is stale: the image, if any, replaces it).
+      const bool reset = p->clean || s->clean || p->elsewhere;
+      if (reset) reset_session(*s);
       return attach(c, s, p, !reset);  // [MQTT-3.2.2-2]
     }
     case ClientRegistry::ClaimKind::kBusy: {
@@ -196,6 +203,13 @@ Action MqttHandler::continue_connect(Connection& c, PendingConnect* p) {
 }
 
 Action MqttHandler::attach(Connection& c, Session* s, PendingConnect* p, bool present) {
+  if (p->image) {
+    // The session another process gave up for this CONNECT (it replaces any stale one here).
+    if (install_image(*s, *p->image)) present = !p->clean;
+    p->image.reset();
+  }
+  if (p->claim_done) broker_.registry().set_ticket(s->client_id(), s, p->ticket);
+  p->settle_claim();
   if (s->offline) {
     s->offline = false;
     stats_.sessions_offline.sub();
@@ -242,7 +256,6 @@ Action MqttHandler::attach(Connection& c, Session* s, PendingConnect* p, bool pr
   c.set_user_data(s);
   delete p;
   broker_.registry().set_conn(s->client_id(), s, c.id());
-  broker_.router().on_client_connected(s->client_id());
   stats_.sessions_connected.add();
   // Keep-alive on the engine's timer wheel; every read pushes the deadline [MQTT-3.1.2-24].
   c.set_timeout(keep_alive_s ? static_cast<uint32_t>(keep_alive_s) * 1500u : 0u);

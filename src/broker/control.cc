@@ -7,13 +7,7 @@ namespace tcpms::broker {
 using mqtt::ReasonCode;
 
 SendResult MqttHandler::push_to_client(std::string_view client_id, Session* s, const Message& m) {
-  if (!broker_.registry().owns(client_id, s, loop_.index())) {
-    // A CONNECT here is fetching the client's session from another process: the fresh
-    // session takes the message (queued ahead of what the image brings) rather than losing it.
-    auto e = broker_.registry().find(client_id);
-    if (!e || e->session != s || e->loop != loop_.index() || !e->fetching)
-      return SendResult::kNotConnected;
-  }
+  if (!broker_.registry().owns(client_id, s, loop_.index())) return SendResult::kNotConnected;
   const bool connected = s->conn != nullptr;
   deliver(*s, m, m.qos, false);
   return connected ? SendResult::kSent : SendResult::kQueued;

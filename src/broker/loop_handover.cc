@@ -20,6 +20,7 @@ struct MqttHandler::Handover {
   ConnId new_conn;
   PendingConnect* pending = nullptr;  // only compared, never dereferenced, off its loop
   bool clean = true;
+  uint32_t ticket = 0;  // the new connection's claim ticket (0: the router claims no ids)
   bool ends_with_connection = true;  // CleanSession 1, or 5.0 Session Expiry Interval 0
   bool present = false;
   // filter, QoS, SubRecord::options, SubRecord::subscription_id
@@ -46,7 +47,9 @@ Action MqttHandler::start_handover(Connection& c, PendingConnect* p, const Regis
   h->to_loop = loop_.index();
   h->new_conn = c.id();
   h->pending = p;
-  h->clean = p->clean;
+  // A session another process held meanwhile is stale here: it is reset, as for a clean start.
+  h->clean = p->clean || p->elsewhere;
+  h->ticket = p->ticket;
   h->ends_with_connection = is_v5(p->version) ? p->session_expiry_s == 0 : p->clean;
   owner->loop().post([owner, h] { owner->handover_request(h); });
   return Action::kKeep;
@@ -56,6 +59,12 @@ void MqttHandler::handover_request(std::shared_ptr<Handover> h) {
   MqttHandler* target = broker_.handler_for(h->to_loop);
   Session* s = h->session;
   if (target == nullptr) return;
+  auto e = broker_.registry().find(h->client_id);
+  if (e && e->session == s && h->ticket != 0 && e->ticket != 0 && newer_claim(e->ticket, h->ticket)) {
+    // A newer connection claimed the id after the one asking: the asking one lost.
+    target->loop().post([target, h] { target->handover_superseded(h->new_conn, h->pending); });
+    return;
+  }
   if (!broker_.registry().begin_handover(h->client_id, s, loop_.index(), h->to_loop, h->new_conn)) {
     // The entry changed meanwhile (the session closed, or moved): the new loop starts over.
     target->loop().post([target, h] { target->handover_retry(h->new_conn, h->pending); });
@@ -78,9 +87,7 @@ void MqttHandler::handover_request(std::shared_ptr<Handover> h) {
     }
     remove_subscriptions(*s);
   } else {
-    reset_session(*s);
-    // The router heard "kept" when it went offline (or just now, detached as persistent).
-    broker_.router().on_session_ended(s->client_id());
+    reset_session(*s);  // a new session starts with the new connection [MQTT-3.1.2-6]
   }
   h->moved = true;
   target->loop().post([target, h] { target->handover_attach(h); });
@@ -112,6 +119,11 @@ void MqttHandler::handover_attach(std::shared_ptr<Handover> h) {
     broker_.registry().set_conn(s->client_id(), s, ConnId{});
     arm_offline_timers(*s);  // 5.0: it expires from here
   }
+}
+
+void MqttHandler::handover_superseded(ConnId conn, PendingConnect* p) {
+  Connection* c = loop_.find(conn);
+  if (c != nullptr && c->user_data() == p) after_async(*c, superseded_connect(*c, p));
 }
 
 void MqttHandler::handover_retry(ConnId conn, PendingConnect* p) {

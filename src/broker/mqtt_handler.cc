@@ -16,7 +16,8 @@ MqttHandler::MqttHandler(Broker& broker, EventLoop& loop)
     : broker_(broker),
       loop_(loop),
       cfg_(broker.config()),
-      rate_limited_(cfg_.client_messages_per_s > 0 || cfg_.client_bytes_per_s > 0) {
+      rate_limited_(cfg_.client_messages_per_s > 0 || cfg_.client_bytes_per_s > 0),
+      pos_(broker.loop_position(loop.index())) {
   tree_.set_filter_events(broker_.router().wants_filter_events());
   if (store::StoreWriter* w = broker_.store()) {
     store_ = std::make_unique<SessionStore>(*w);

@@ -33,6 +33,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -116,13 +117,16 @@ class MqttHandler final : public Handler {
   void handover_request(std::shared_ptr<Handover> h);   // on the owning loop
   void handover_attach(std::shared_ptr<Handover> h);    // on the new loop
   void handover_retry(ConnId conn, PendingConnect* p);  // back on the new loop
+  void handover_superseded(ConnId conn, PendingConnect* p);  // back on the new loop
 
-  // Sessions moving between processes (Broker::export_session, adopt_session, drop_session;
-  // session_image.h). Each runs on the loop the registry names for the id.
-  void export_session(const std::string& client_id, Session* s,
-                      std::shared_ptr<Broker::SessionDoneOnce> done);
-  void adopt_session(const std::string& client_id, std::string image);
-  void drop_session(const std::string& client_id, Session* s);
+  // Sessions moving between processes (session_image.h): the holder's side of a claim made
+  // elsewhere (Broker::surrender_session), and a late image kept here (Broker::adopt_session).
+  // Each runs on the loop the registry names for the id.
+  void surrender_session(const std::string& client_id, Session* s, uint32_t ticket,
+                         bool want_image, std::shared_ptr<Broker::SessionDoneOnce> done);
+  void adopt_session(const std::string& client_id, std::string image, uint32_t ticket);
+  // Calls on_filter(filter) for each filter of this loop's tree (the router's interest).
+  void walk_filters(const std::function<void(std::string_view)>& on_filter);
 
   // --- the persistent store (persistence.cc) ---
   // Sessions read back at start-up, installed before the loop runs (main thread, from the
@@ -155,10 +159,15 @@ class MqttHandler final : public Handler {
   void send_connack_success(Connection& c, Session& s, bool present, bool assigned_id);
 
   // --- sessions from other processes (session_moves.cc) ---
-  // CleanSession 0 and no session in this process: ask the router's other processes.
-  Action fetch_session(Connection& c, Session* fresh, PendingConnect* p);
-  void fetch_done(const std::string& client_id, ConnId conn, PendingConnect* p, Session* s,
-                  std::optional<std::string> image);
+  // The router's answer to this CONNECT's claim (on this loop).
+  void claim_done(ConnId conn, PendingConnect* p, const std::string& client_id,
+                  Router::Claim result);
+  // A CONNECT that lost the race for its id at the router (a newer connection claimed it
+  // meanwhile): CONNACK, then closed as taken over.
+  Action superseded_connect(Connection& c, PendingConnect* p);
+  // Installs a session that came from another process; false (nothing installed) if the
+  // image does not decode.
+  bool install_image(Session& s, const std::string& image);
   std::string encode_image(Session& s);
   void import_image(Session& s, SessionImage& image);
 
@@ -211,6 +220,8 @@ class MqttHandler final : public Handler {
   // --- session lifecycle (session_lifecycle.cc) ---
   void detach_connection(Session& s, bool publish_will);
   void reset_session(Session& s);
+  // The session ends here: out of the tree and the registry, the router told, freed; a will
+  // still delayed goes out [MQTT-3.1.3-9].
   void discard_session(Session* s);
   void publish_will(std::unique_ptr<Will> will);
   // A delayed will goes out when its session ends [MQTT-3.1.3-9].
@@ -222,8 +233,6 @@ class MqttHandler final : public Handler {
   // Closes the session's connection as a takeover (the will goes out) and leaves the session
   // offline, whatever its CleanSession, so the caller decides what becomes of it.
   void take_over(Session& s);
-  // An offline session leaves this process: discarded, and the router told.
-  void end_session(Session* s);
 
   // --- the persistent store (persistence.cc) ---
   // Output that must wait until the store has what it acknowledges (every-message sync):
@@ -250,6 +259,7 @@ class MqttHandler final : public Handler {
   EventLoop& loop_;
   const BrokerConfig& cfg_;
   const bool rate_limited_;  // mqtt.client_messages_per_s or client_bytes_per_s set
+  const uint32_t pos_;       // this loop's position among the process's loops
   TopicTree tree_;
   BrokerStats stats_;
   std::atomic<size_t> subscription_count_{0};
@@ -293,6 +303,9 @@ void MqttHandler::send_packet(Connection& c, const Packet& p, mqtt::ProtocolVers
   c.enqueue(ByteView(scratch_.data(), n));
   stats_.packets_out[static_cast<uint8_t>(t) & 15].add();
 }
+
+// True when claim ticket `a` is newer than `b` (tickets wrap: serial-number order).
+inline bool newer_claim(uint32_t a, uint32_t b) noexcept { return static_cast<int32_t>(a - b) > 0; }
 
 inline bool is_sys_topic(std::string_view t) { return t.starts_with("$SYS/") || t == "$SYS"; }
 inline mqtt::QoS min_qos(mqtt::QoS a, mqtt::QoS b) {

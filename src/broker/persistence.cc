@@ -105,9 +105,10 @@ void MqttHandler::install_one(store::RecoveredSession& r) {
 }
 
 void MqttHandler::announce_recovered() {
-  // Each recovered session is held here, offline (a cluster node's Redis registry, so other
-  // nodes fetch it from here as before the restart).
-  for (const std::string& id : recovered_ids_) broker_.router().on_client_disconnected(id, true);
+  // Each recovered session is held here, offline: registered at its id's home, so a client
+  // reconnecting to another process or node gets it from here (Router::enroll; given up if
+  // the id is held elsewhere by now).
+  for (const std::string& id : recovered_ids_) broker_.router().enroll(id, 0);
   recovered_ids_.clear();
   recovered_ids_.shrink_to_fit();
 }

@@ -103,6 +103,11 @@ void RetainedStore::match(std::string_view filter, std::vector<RetainedMessage>&
   match_from(root_, levels, 0, out);
 }
 
+void RetainedStore::all(std::vector<RetainedMessage>& out) const {
+  std::lock_guard lock(mu_);
+  collect_all(root_, out);
+}
+
 size_t RetainedStore::size() const {
   std::lock_guard lock(mu_);
   return count_;

@@ -40,6 +40,8 @@ class RetainedStore {
   void set(const Message& m) { set(m.topic, m.payload, m.qos, m.props); }
   // Appends every retained message whose topic matches `filter` (a valid filter) to `out`.
   void match(std::string_view filter, std::vector<RetainedMessage>& out) const;
+  // Appends every retained message to `out`.
+  void all(std::vector<RetainedMessage>& out) const;
   size_t size() const;
   size_t payload_bytes() const;
 

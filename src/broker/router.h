@@ -1,12 +1,14 @@
-// Router: how messages leave and enter this process (worker processes on one box, nodes
-// through Redis). The broker core calls these hooks and nothing else; the default routes
-// nowhere, so a single process works with no configuration.
+// Router: how messages and client ids cross to other processes (the worker processes of one
+// server, the nodes of a cluster). The broker core calls these hooks and nothing else; the
+// default routes nowhere, so a single process works with no configuration. The one real
+// implementation is routing::PeerRouter (src/routing), over a transport per kind of peer.
 //
 // Thread rules: hooks are called on loop threads, concurrently from several loops: an
 // implementation must be thread-safe. Calls into the broker go through Broker's thread-safe
-// entry points (deliver_remote, publish, send_to_client).
+// entry points (deliver_remote, surrender_session, send_to_local_client, ...).
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -22,51 +24,54 @@ class Router {
  public:
   virtual ~Router() = default;
 
-  // Filter accounting costs a process-wide map; the broker keeps it only if asked.
+  // --- where publishes go -----------------------------------------------------------------
   virtual bool wants_filter_events() const { return false; }
-  // `filter` gained its first subscriber in this process / lost its last.
-  virtual void on_filter_added(std::string_view filter) {}
-  virtual void on_filter_removed(std::string_view filter) {}
-
+  // Loop `loop` (its position, 0 .. threads-1) has its first subscriber on `filter` / lost
+  // its last. Several loops with one filter each report it.
+  virtual void on_filter_added(std::string_view filter, uint32_t loop) {}
+  virtual void on_filter_removed(std::string_view filter, uint32_t loop) {}
   // A publish from a local client (or the control plane), after local delivery. A remote
   // publish arriving is handed to Broker::deliver_remote, which does not call this again.
   virtual void on_local_publish(const Message& m) {}
 
-  // A client with this id connected in this process (its CONNECT was accepted) / its
-  // connection here closed. Lets a router keep a registry outside the process and close the
-  // same id elsewhere (takeover across nodes).
-  virtual void on_client_connected(std::string_view client_id) {}
-  // `session_kept`: its persistent session stays here, offline, until on_session_ended.
-  virtual void on_client_disconnected(std::string_view client_id, bool session_kept) {}
-  // An offline session left this process: discarded, taken over by a clean connect, or
-  // exported to another process. (A clean session ends with its connection: no call.)
-  virtual void on_session_ended(std::string_view client_id) {}
+  // --- client ids across processes --------------------------------------------------------
+  // True when a CONNECT claims its client id here before its CONNACK, so that the newest
+  // connection anywhere wins [MQTT-3.1.4-2] and a session follows its client.
+  virtual bool claims_client_ids() const { return false; }
+  struct Claim {
+    // This connection's place in the order of the id's connections (0: not registered, the
+    // router could not ask). The session keeps it; a request to give the session up names
+    // the ticket it is for, so a stale request never touches a newer session.
+    uint32_t ticket = 0;
+    // Another process held the id: a session of it here is stale (it was given up there).
+    bool elsewhere = false;
+    // The session that process gave up (broker/session_image.h), for a persistent CONNECT.
+    std::optional<std::string> image;
+  };
+  using ClaimDone = std::function<void(Claim)>;
+  // `persistent`: the CONNECT wants its stored session (3.x CleanSession 0, 5.0 Clean Start 0).
+  // `done` runs exactly once, on any thread.
+  virtual void claim(std::string_view client_id, bool persistent, ClaimDone done) { done({}); }
+  // The session registered under `ticket` ended in this process (closed clean, discarded,
+  // expired, given up).
+  virtual void release(std::string_view client_id, uint32_t ticket) {}
+  // A session that this process holds without having claimed it (adopted from a late image,
+  // recovered from disk): registered unless the id is held elsewhere (then it is given up).
+  virtual void enroll(std::string_view client_id, uint32_t ticket) {}
 
   // Push to a client that is not in this process. True if routed somewhere; then `done`
   // (when set) runs exactly once, on any thread, with what became of it.
   enum class PushOutcome : uint8_t {
-    kHeld,        // a process holding that client id took it
+    kHeld,          // a process holding that client id took it
     kNoSuchClient,  // no process holds that id
-    kUnknown,     // routed, but the router cannot tell (broadcast, or no answer in time)
+    kUnknown,       // routed, but no answer came in time
   };
   using PushDone = std::function<void(PushOutcome)>;
-  virtual bool push_to_client(std::string_view client_id, const SharedBytes& topic,
-                              const SharedBytes& payload, mqtt::QoS qos, PushDone done) {
+  virtual bool push_to_client(std::string_view client_id, const Message& m, PushDone done) {
     return false;
   }
-
-  // --- persistent sessions across processes ---------------------------------------------
-  // True when a session absent from this process may be held by another one, so a CONNECT
-  // with CleanSession 0 asks for it (fetch_session) before its CONNACK.
-  virtual bool shares_sessions() const { return false; }
-  // Asks the other processes for `client_id`'s session. The holder closes the client's
-  // connection there (takeover), gives the session up (Broker::export_session) and sends its
-  // image (broker/session_image.h). `done` runs exactly once, on any thread: with the image,
-  // or nullopt when nobody holds one, nobody answered in time, or the router is cut off.
-  using SessionDone = std::function<void(std::optional<std::string> image)>;
-  virtual void fetch_session(std::string_view client_id, SessionDone done) {
-    done(std::nullopt);
-  }
+  // Disconnects a client that is not in this process. True if routed; `done` as above.
+  virtual bool kick_client(std::string_view client_id, PushDone done) { return false; }
 };
 
 }  // namespace tcpms::broker

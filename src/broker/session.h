@@ -127,9 +127,9 @@ struct Session {
   // 64-byte allocation per client.
   struct RegistryFields {
     ConnId conn;            // invalid while offline
-    uint32_t loop = 0;      // EventLoop::index of the owning loop
+    uint16_t loop = 0;      // EventLoop::index of the owning loop (10 bits in a ConnId)
     bool in_transit = false;
-    bool fetching = false;  // a CONNECT here asks other processes for this id's session
+    uint32_t ticket = 0;    // Router::Claim::ticket of its registration (0: none)
   } reg;
   Connection* conn = nullptr;  // while connected (same loop)
   std::unique_ptr<SessionQueues> queues_;  // null while idle (see trim)

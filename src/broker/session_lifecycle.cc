@@ -16,7 +16,6 @@ void MqttHandler::detach_connection(Session& s, bool publish) {
     s.conn->set_user_data(nullptr);
     s.conn = nullptr;
     stats_.sessions_connected.sub();
-    broker_.router().on_client_disconnected(s.client_id(), !s.clean);
   }
   std::unique_ptr<Will> will = s.take_will();
   if (s.disconnected || !publish) will.reset();
@@ -63,7 +62,12 @@ void MqttHandler::discard_session(Session* s) {
   offline_timers_.disarm(*s);
   // A will still waiting for its delay goes out when the session ends [MQTT-3.1.3-9].
   std::unique_ptr<Will> will = s->extra ? std::move(s->extra->delayed_will) : nullptr;
+  auto e = broker_.registry().find(s->client_id());
+  const bool registered = e && e->session == s;
   broker_.registry().remove(s->client_id(), s);
+  // The id's home forgets it (a release for a ticket the home no longer has is ignored).
+  if (registered && broker_.router().claims_client_ids())
+    broker_.router().release(s->client_id(), e->ticket);
   delete s;
   publish_will(std::move(will));
 }
@@ -116,7 +120,7 @@ void MqttHandler::run_offline_timers() {
     SessionExtra& x = *s->extra;
     if (x.expires_at_ms != 0 && x.expires_at_ms <= now) {
       spdlog::debug("mqtt: session '{}' expired", s->client_id());
-      end_session(s);  // its delayed will goes out with it (discard_session)
+      discard_session(s);  // its delayed will goes out with it
       continue;
     }
     x.will_at_ms = 0;

@@ -1,7 +1,7 @@
-// MqttHandler, the part that moves persistent sessions between processes (worker processes,
-// cluster nodes): a CONNECT that asks the others for its session (Router::fetch_session), and
-// the holder's side, which takes the client over and gives the session up as an image
-// (session_image.h). The rest of the handler is mqtt_handler.cc; the protocol is in
+// MqttHandler, the part that moves sessions between processes (worker processes, cluster
+// nodes): a CONNECT's claim of its client id and the session that comes with it, the holder's
+// side of a claim made elsewhere (it gives the session up as an image, session_image.h), a
+// late image kept here, and a takeover. The protocol is in src/routing/peer_router.h and
 // docs/mqtt.md, "Sessions across processes".
 #include <spdlog/spdlog.h>
 
@@ -15,107 +15,92 @@ namespace tcpms::broker {
 using mqtt::QoS;
 using mqtt::ReasonCode;
 
-
-Action MqttHandler::fetch_session(Connection& c, Session* fresh, PendingConnect* p) {
-  // Until the answer comes, a second CONNECT for the id meets kBusy and retries, and the
-  // session is neither exported nor handed to another loop.
-  broker_.registry().set_fetching(p->client_id, fresh, true);
-  fresh->clean = false;  // CleanSession 0: a push meanwhile is kept for the connection
-  stats_.session_fetches.add();
-  c.pause_reading();
-  // The answer comes on any thread; the connection may be gone by then (checked on the loop).
-  broker_.router().fetch_session(
-      p->client_id, [this, id = c.id(), p, fresh, cid = p->client_id](
-                        std::optional<std::string> image) mutable {
-        // A failed post (loop stopping) drops the image with the task; the handler's
-        // destructor frees the fresh session, still registered to this loop.
-        loop_.post([this, id, p, fresh, cid = std::move(cid), image = std::move(image)]() mutable {
-          fetch_done(cid, id, p, fresh, std::move(image));
-        });
-      });
-  return Action::kKeep;
-}
-
-void MqttHandler::fetch_done(const std::string& client_id, ConnId conn, PendingConnect* p,
-                             Session* s, std::optional<std::string> image) {
-  auto e = broker_.registry().find(client_id);
-  if (!e || e->session != s || !e->fetching) return;  // not ours any more (cannot happen)
-  broker_.registry().set_fetching(client_id, s, false);
-  bool present = false;
-  if (image) {
-    SessionImageResult d = decode_session_image(as_bytes(*image));
-    if (d.ok()) {
-      import_image(*s, d.image);
-      stats_.sessions_imported.add();
-      present = true;
-    } else {
-      stats_.session_images_bad.add();
-      spdlog::warn("mqtt: session image for '{}' refused: {}", client_id, d.error);
-    }
-  }
+void MqttHandler::claim_done(ConnId conn, PendingConnect* p, const std::string& client_id,
+                             Router::Claim r) {
   Connection* c = loop_.find(conn);
-  if (c != nullptr && c->user_data() == p) {
-    after_async(*c, attach(*c, s, p, present));  // session present [MQTT-3.2.2-2]
+  if (c == nullptr || c->user_data() != p) {
+    // The connection went away while its id was claimed (`p` is gone with it). The id is
+    // registered to this process now: a session that came is kept here, offline, so nothing
+    // is lost; a session already here takes the new ticket; else the claim is released.
+    if (r.image) {
+      broker_.adopt_session(client_id, std::move(*r.image), r.ticket);
+    } else if (r.ticket != 0) {
+      auto e = broker_.registry().find(client_id);
+      if (e && !r.elsewhere)
+        broker_.registry().set_ticket(client_id, e->session, r.ticket);
+      else
+        broker_.router().release(client_id, r.ticket);
+    }
     return;
   }
-  // The connection went away while we asked. A session that came is kept (nothing lost); a
-  // fresh one has nothing worth keeping.
-  if (present) {
-    s->clean = false;
-    s->offline = true;
-    stats_.sessions_offline.add();
-    broker_.registry().set_conn(client_id, s, ConnId{});
-    broker_.router().on_client_disconnected(client_id, true);
-    if (store_) store_whole_session(*s);
-  } else {
-    discard_session(s);
-  }
+  p->claim_done = true;
+  p->ticket = r.ticket;
+  p->elsewhere = r.elsewhere;
+  p->image = std::move(r.image);
+  after_async(*c, continue_connect(*c, p));
 }
 
-void MqttHandler::export_session(const std::string& client_id, Session* s,
-                                 std::shared_ptr<Broker::SessionDoneOnce> done) {
+Action MqttHandler::superseded_connect(Connection& c, PendingConnect* p) {
+  // A newer connection with this client id was claimed before this one could attach: this one
+  // is taken over [MQTT-3.1.4-2]. Its CONNECT was valid, so it gets its CONNACK first
+  // [MQTT-3.1.4-4] (a 5.0 client then DISCONNECT 0x8E), and its will goes out as any
+  // taken-over client's does, unless it has a delay: the session carries on with the newer
+  // connection before the delay ends [MQTT-3.1.3-9].
+  stats_.takeovers.add();
+  spdlog::debug("mqtt: client '{}': a newer connection took the id before CONNACK", p->client_id);
+  p->settle_claim();
+  send_connack(c, p->version, false, 0x00);
+  if (is_v5(p->version)) send_disconnect(c, ReasonCode::kSessionTakenOver);
+  std::unique_ptr<Will> will = std::move(p->will);
+  if (will && will->delay_s == 0) publish_will(std::move(will));
+  return Action::kCloseAfterFlush;
+}
+
+void MqttHandler::surrender_session(const std::string& client_id, Session* s, uint32_t ticket,
+                                    bool want_image,
+                                    std::shared_ptr<Broker::SessionDoneOnce> done) {
   auto e = broker_.registry().find(client_id);
   if (!e) {
     (*done)(std::nullopt);
     return;
   }
   if (e->in_transit) {
-    // Moving between this process's loops: ask its new loop once the move is done.
-    // A post, not a timer: a task dropped at shutdown is destroyed while every loop still
-    // exists (TaskQueue::close), and destroying `done` answers the asking process.
-    loop_.post([this, client_id, done] { broker_.export_session(client_id, done); });
-    return;
-  }
-  // A CONNECT here is itself asking for it (two connects racing): nothing to give yet.
-  if (e->fetching) {
-    (*done)(std::nullopt);
+    // Moving between this process's loops: ask its new loop once the move is done. A post,
+    // not a timer: a task dropped at shutdown is destroyed while every loop still exists
+    // (TaskQueue::close), and destroying `done` answers the asking process.
+    loop_.post([this, client_id, ticket, want_image, done] {
+      broker_.surrender_session(client_id, ticket, want_image, done);
+    });
     return;
   }
   if (e->session != s || e->loop != loop_.index()) {
-    broker_.export_session(client_id, std::move(done));  // replaced or moved meanwhile
+    broker_.surrender_session(client_id, ticket, want_image, std::move(done));  // moved meanwhile
     return;
   }
-  take_over(*s);  // [MQTT-3.1.4-2]
-  // 5.0 sessions do not cross processes (session images carry 3.x state only, docs/mqtt.md):
-  // the client starts over where it reconnected, as for a clean session.
-  if (s->clean || s->is_v5()) {
-    end_session(s);  // a clean session ends with its connection [MQTT-3.1.2-6]
+  if (e->ticket != ticket) {
+    // Registered under another claim (a newer connection here): not the session asked for.
     (*done)(std::nullopt);
     return;
   }
-  std::string image = encode_image(*s);
-  end_session(s);  // subscriptions out of the tree (filter events), counters, registry
-  stats_.sessions_exported.add();
-  (*done)(std::move(image));
-}
-
-void MqttHandler::adopt_session(const std::string& client_id, std::string image) {
-  SessionImageResult d = decode_session_image(as_bytes(image));
-  if (!d.ok()) {
-    stats_.session_images_bad.add();
-    spdlog::warn("mqtt: late session image for '{}' refused: {}", client_id, d.error);
+  take_over(*s);  // [MQTT-3.1.4-2]
+  if (want_image && !s->clean) {
+    // The session carries on elsewhere: a will waiting for its delay must not go out
+    // [MQTT-3.1.3-9].
+    if (s->extra) s->extra->delayed_will.reset();
+    std::string image = encode_image(*s);
+    // (The release that follows is ignored by a home that names the claimer already.)
+    discard_session(s);
+    stats_.sessions_exported.add();
+    (*done)(std::move(image));
     return;
   }
+  // A clean start elsewhere ends the session [MQTT-3.1.2-6] (a delayed will goes out now).
+  discard_session(s);
+  (*done)(std::nullopt);
+}
+
+void MqttHandler::adopt_session(const std::string& client_id, std::string image,
+                                uint32_t ticket) {
   Session* fresh = nullptr;
   auto claim = broker_.registry().claim(client_id, loop_.index(), ConnId{}, [&] {
     fresh = new Session(client_id);
@@ -127,23 +112,22 @@ void MqttHandler::adopt_session(const std::string& client_id, std::string image)
                  client_id);
     return;
   }
-  import_image(*fresh, d.image);
-  stats_.sessions_imported.add();
-  fresh->offline = true;
-  stats_.sessions_offline.add();
-  broker_.router().on_client_disconnected(client_id, true);  // kept here, offline
-  if (store_) store_whole_session(*fresh);
-}
-
-void MqttHandler::drop_session(const std::string& client_id, Session* s) {
-  auto e = broker_.registry().find(client_id);
-  if (!e || e->session != s || e->fetching) return;  // gone, replaced, or a CONNECT here asks
-  if (e->in_transit || e->loop != loop_.index()) {
-    loop_.run_after(5, [this, client_id] { broker_.drop_session(client_id); });
+  if (!install_image(*fresh, image)) {
+    broker_.registry().remove(client_id, fresh);
+    delete fresh;
     return;
   }
-  take_over(*s);  // [MQTT-3.1.4-2]
-  end_session(s);  // discarded even if persistent: the client started over elsewhere [MQTT-3.1.2-6]
+  fresh->offline = true;
+  stats_.sessions_offline.add();
+  arm_offline_timers(*fresh);
+  if (store_) store_whole_session(*fresh);
+  if (ticket != 0) {
+    broker_.registry().set_ticket(client_id, fresh, ticket);  // claimed here for it
+    return;
+  }
+  // Registered at the id's home only if nobody holds the id now (a newer session anywhere
+  // wins, and this one is then given up like any stale one).
+  broker_.router().enroll(client_id, 0);
 }
 
 void MqttHandler::take_over(Session& s) {
@@ -151,40 +135,48 @@ void MqttHandler::take_over(Session& s) {
   Connection* old = s.conn;
   stats_.takeovers.add();
   const bool was_clean = s.clean;
-  const bool old_v5 = s.is_v5();
-  if (old_v5) send_disconnect(*old, ReasonCode::kSessionTakenOver);
+  // A 5.0 client hears why [MQTT-3.14.2-1]. The close waits for what is already queued, so a
+  // connection taken over right after its CONNACK was written still gets it [MQTT-3.1.4-4].
+  if (s.is_v5()) send_disconnect(*old, ReasonCode::kSessionTakenOver);
   s.clean = false;  // keep the object: the caller decides
   detach_connection(s, true);
   s.clean = was_clean;
-  if (old_v5)
-    old->close_after_flush();
-  else
-    old->close(CloseReason::kKicked);
+  old->close_after_flush();
 }
 
-void MqttHandler::end_session(Session* s) {
-  std::string id(s->client_id());
-  discard_session(s);
-  broker_.router().on_session_ended(id);
+bool MqttHandler::install_image(Session& s, const std::string& bytes) {
+  SessionImageResult d = decode_session_image(as_bytes(bytes), steady_ms());
+  if (!d.ok()) {
+    stats_.session_images_bad.add();
+    spdlog::warn("mqtt: session image for '{}' refused: {}", s.client_id(), d.error);
+    return false;
+  }
+  import_image(s, d.image);
+  stats_.sessions_imported.add();
+  return true;
 }
 
 std::string MqttHandler::encode_image(Session& s) {
   SessionImage img;
   img.version = s.version;
+  img.session_expiry_s = s.is_v5() && s.extra ? s.extra->session_expiry_s : 0;
   for (SubRecord& r : s.subs)
     img.subscriptions.push_back({std::string(tree_.filter_of(r.node)),
                                  r.node->entries()[r.index].qos(), static_cast<uint8_t>(r.options),
-                                 r.subscription_id});
+                                 uint32_t{r.subscription_id}});
   if (s.has_queues()) {
     SessionQueues& q = *s.queues_;
     img.last_packet_id = q.last_packet_id();
     img.inflight = q.inflight();
     img.incoming = q.incoming();
     size_t bytes = 0;
-    for (const OutMessage& m : img.inflight) bytes += m.topic.size() + m.payload.size() + 16;
+    auto cost = [](const OutMessage& m) {
+      return m.topic.size() + m.payload.size() + m.props.wire.size() + m.sub_ids.size() + 32;
+    };
+    for (const OutMessage& m : img.inflight) bytes += cost(m);
     size_t left_out = 0;
     for (const OutMessage& m : q.queued()) {
-      bytes += m.topic.size() + m.payload.size() + 16;
+      bytes += cost(m);
       if (bytes > cfg_.max_session_image_bytes) {
         ++left_out;  // the link between processes would refuse it whole
         continue;
@@ -198,14 +190,18 @@ std::string MqttHandler::encode_image(Session& s) {
     }
   }
   std::string out;
-  encode_session_image(img, out);
+  encode_session_image(img, out, steady_ms());
   return out;
 }
 
 void MqttHandler::import_image(Session& s, SessionImage& img) {
+  // Whatever the store had of a session here goes; the merged session is written whole once
+  // it is installed (attach, adopt_session: store_whole_session).
+  if (store_) store_->drop_session(s);
   s.clean = false;
   s.version = img.version;
   s.match_epoch = 0;
+  if (img.version == mqtt::ProtocolVersion::kV5) s.extra_ref().session_expiry_s = img.session_expiry_s;
   for (const ImageSubscription& sub : img.subscriptions) {
     // Checked against this process's limits too; a filter refused here is left out.
     if (mqtt::validate_topic_filter(sub.filter, cfg_.max_topic_levels) != mqtt::TopicError::kOk ||

@@ -103,7 +103,8 @@ Action MqttHandler::handle_unsubscribe(Connection& c, Session& s, mqtt::Bytes bo
     if (tree_.unsubscribe(filter, &s, &last)) {
       stats_.subscriptions.sub();
       if (store_) store_->delete_subscription(s, filter);
-      if (last && broker_.router().wants_filter_events()) broker_.filter_removed(filter);
+      if (last && broker_.router().wants_filter_events())
+        broker_.router().on_filter_removed(filter, pos_);
       if (s.is_v5()) codes.push_back(std::byte{0x00});
     } else if (s.is_v5()) {
       codes.push_back(std::byte{mqtt::to_byte(ReasonCode::kNoSubscriptionExisted)});
@@ -122,7 +123,7 @@ void MqttHandler::remove_subscriptions(Session& s) {
   const bool events = broker_.router().wants_filter_events();
   const uint32_t n = s.subs.size();
   tree_.remove_all(&s, [&](std::string_view filter) {
-    if (events) broker_.filter_removed(filter);
+    if (events) broker_.router().on_filter_removed(filter, pos_);
   });
   stats_.subscriptions.sub(n);
   update_subscription_count();
@@ -133,7 +134,12 @@ void MqttHandler::add_subscription(Session& s, std::string_view filter, QoS qos,
   auto r = tree_.subscribe(filter, &s, qos, options, subscription_id);
   if (replaced) *replaced = r.replaced;
   if (!r.replaced) stats_.subscriptions.add();
-  if (r.first_at_node && broker_.router().wants_filter_events()) broker_.filter_added(filter);
+  if (r.first_at_node && broker_.router().wants_filter_events())
+    broker_.router().on_filter_added(filter, pos_);
+}
+
+void MqttHandler::walk_filters(const std::function<void(std::string_view)>& on_filter) {
+  tree_.for_each_filter(on_filter);
 }
 
 void MqttHandler::update_subscription_count() {

@@ -127,6 +127,12 @@ class TopicTree {
     match_from(&root_, 0, dollar, visit);
   }
 
+  // Calls visit(filter) for every filter with at least one subscriber on this loop.
+  template <typename Visit>
+  void for_each_filter(Visit&& visit) const {
+    for (const TopicNode* n : slots_)
+      if (n != nullptr && n->sub_count() != 0) visit(std::string_view(filter_of(n)));
+  }
   // The filter a node stands for ("a/+/c"), rebuilt from its path.
   std::string filter_of(const TopicNode* node) const;
   TopicNode* find(std::string_view filter) const;

@@ -108,9 +108,11 @@ bool RedisRouter::enqueue(Op&& op, bool is_message) {
   return true;
 }
 
-void RedisRouter::on_filter_added(std::string_view filter) {
+void RedisRouter::on_filter_added(std::string_view filter, uint32_t) {
   {
+    // Several loops may each have the filter: the node has it once.
     std::lock_guard lock(filters_mu_);
+    if (++filter_loops_[std::string(filter)] != 1) return;
     filters_.emplace(filter);
     metrics_.local_filters.store(filters_.size(), std::memory_order_relaxed);
   }
@@ -122,9 +124,12 @@ void RedisRouter::on_filter_added(std::string_view filter) {
   enqueue(std::move(op), false);
 }
 
-void RedisRouter::on_filter_removed(std::string_view filter) {
+void RedisRouter::on_filter_removed(std::string_view filter, uint32_t) {
   {
     std::lock_guard lock(filters_mu_);
+    auto it = filter_loops_.find(std::string(filter));
+    if (it == filter_loops_.end() || --it->second != 0) return;
+    filter_loops_.erase(it);
     filters_.erase(std::string(filter));
     metrics_.local_filters.store(filters_.size(), std::memory_order_relaxed);
   }
@@ -173,8 +178,11 @@ void RedisRouter::on_local_publish(const broker::Message& m) {
   if (!enqueue(std::move(op), true)) metrics_.dropped_queue_full.fetch_add(targets, std::memory_order_relaxed);
 }
 
-bool RedisRouter::push_to_client(std::string_view client_id, const SharedBytes& topic,
-                                 const SharedBytes& payload, mqtt::QoS qos, PushDone done) {
+bool RedisRouter::push_to_client(std::string_view client_id, const broker::Message& m,
+                                 PushDone done) {
+  const SharedBytes& topic = m.topic;
+  const SharedBytes& payload = m.payload;
+  const mqtt::QoS qos = m.qos;
   // False (nothing routed, `done` not run) when Redis is down or the queue is full; otherwise
   // the command thread runs `done` after its lookup: kHeld, kNoSuchClient, or kUnknown when
   // the batch failed or the operation was dropped.
@@ -194,6 +202,30 @@ bool RedisRouter::push_to_client(std::string_view client_id, const SharedBytes& 
     return false;
   }
   return true;
+}
+
+void RedisRouter::claim(std::string_view client_id, bool persistent, ClaimDone done) {
+  // A persistent CONNECT fetches its session first and announces itself after (the
+  // announcement drops the id's session on every other node); a clean one announces at once.
+  if (!persistent) {
+    on_client_connected(client_id);
+    done(Claim{});
+    return;
+  }
+  fetch_session(client_id, [this, id = std::string(client_id), done = std::move(done)](
+                               std::optional<std::string> image) {
+    on_client_connected(id);
+    Claim c;
+    c.elsewhere = image.has_value();
+    c.image = std::move(image);
+    done(std::move(c));
+  });
+}
+
+void RedisRouter::release(std::string_view client_id, uint32_t) { on_session_ended(client_id); }
+
+void RedisRouter::enroll(std::string_view client_id, uint32_t) {
+  on_client_disconnected(client_id, true);
 }
 
 void RedisRouter::on_client_connected(std::string_view client_id) {
@@ -1101,15 +1133,18 @@ void RedisRouter::dispatch(std::string_view /*channel*/, std::string_view data) 
     case FrameKind::kPublish:
       metrics_.messages_in.fetch_add(1, std::memory_order_relaxed);
       metrics_.bytes_in.fetch_add(data.size(), std::memory_order_relaxed);
-      broker_.deliver_remote(SharedBytes::copy_of(as_bytes(f->topic)), SharedBytes::copy_of(as_bytes(f->payload)),
-                             f->qos, f->retain);
+      broker_.deliver_remote(broker::Message{SharedBytes::copy_of(as_bytes(f->topic)),
+                                             SharedBytes::copy_of(as_bytes(f->payload)), {},
+                                             f->qos, f->retain});
       return;
     case FrameKind::kPush:
       metrics_.messages_in.fetch_add(1, std::memory_order_relaxed);
       metrics_.bytes_in.fetch_add(data.size(), std::memory_order_relaxed);
       if (broker_.registry().find(f->arg).has_value()) {
         metrics_.pushes_in.fetch_add(1, std::memory_order_relaxed);
-        broker_.send_to_client(f->arg, f->topic, as_bytes(f->payload), f->qos);
+        broker_.send_to_local_client(
+            f->arg, broker::Message{SharedBytes::copy_of(as_bytes(f->topic)),
+                                    SharedBytes::copy_of(as_bytes(f->payload)), {}, f->qos, false});
       }
       return;
     case FrameKind::kRouteAdd:
@@ -1147,7 +1182,8 @@ void RedisRouter::dispatch(std::string_view /*channel*/, std::string_view data) 
       if (!e) return;
       if (e->conn.valid()) metrics_.takeover_kicks.fetch_add(1, std::memory_order_relaxed);
       metrics_.session_drops.fetch_add(1, std::memory_order_relaxed);
-      broker_.drop_session(f->arg);
+      // Ticket 0: this router registers no tickets, so it names the session here, whichever.
+      broker_.surrender_session(f->arg, 0, false, [](std::optional<std::string>) {});
       spdlog::debug("cluster: client '{}' connected on node '{}': its session here is dropped", f->arg, f->node);
       return;
     }
@@ -1155,7 +1191,7 @@ void RedisRouter::dispatch(std::string_view /*channel*/, std::string_view data) 
       metrics_.session_requests_in.fetch_add(1, std::memory_order_relaxed);
       // Closes the client here if connected (takeover), removes the session; the callback
       // runs once, on a loop thread or this one.
-      broker_.export_session(f->arg, [this, requester = std::string(f->node), id = std::string(f->arg),
+      broker_.surrender_session(f->arg, 0, true, [this, requester = std::string(f->node), id = std::string(f->arg),
                                       request = std::string(f->topic)](std::optional<std::string> image) {
         answer_fetch(requester, id, request, std::move(image));
       });

@@ -111,21 +111,26 @@ class RedisRouter final : public broker::Router {
   void stop();
 
   bool wants_filter_events() const override { return true; }
-  void on_filter_added(std::string_view filter) override;
-  void on_filter_removed(std::string_view filter) override;
+  void on_filter_added(std::string_view filter, uint32_t loop) override;
+  void on_filter_removed(std::string_view filter, uint32_t loop) override;
   void on_local_publish(const broker::Message& m) override;
-  bool push_to_client(std::string_view client_id, const SharedBytes& topic,
-                      const SharedBytes& payload, mqtt::QoS qos, PushDone done) override;
-  void on_client_connected(std::string_view client_id) override;
-  void on_client_disconnected(std::string_view client_id, bool session_kept) override;
-  void on_session_ended(std::string_view client_id) override;
-  bool shares_sessions() const override { return true; }
-  void fetch_session(std::string_view client_id, SessionDone done) override;
+  bool push_to_client(std::string_view client_id, const broker::Message& m,
+                      PushDone done) override;
+  bool claims_client_ids() const override { return true; }
+  void claim(std::string_view client_id, bool persistent, ClaimDone done) override;
+  void release(std::string_view client_id, uint32_t ticket) override;
+  void enroll(std::string_view client_id, uint32_t ticket) override;
 
   const ClusterMetrics& metrics() const noexcept { return metrics_; }
   void render_metrics(std::string& out) const { metrics_.render(out, config_.node_id); }
 
  private:
+  using SessionDone = broker::Broker::SessionDone;
+  void on_client_connected(std::string_view client_id);
+  void on_client_disconnected(std::string_view client_id, bool session_kept);
+  void on_session_ended(std::string_view client_id);
+  void fetch_session(std::string_view client_id, SessionDone done);
+
   struct Op {
     enum Kind : uint8_t {
       kPublish,       // frame to `targets` (or every live node when `all`)
@@ -223,9 +228,10 @@ class RedisRouter final : public broker::Router {
   RouteTable routes_;
   std::atomic<uint64_t> route_count_{0};
 
-  // Local filters (for rebuilds); guarded by filters_mu_.
+  // Local filters (for rebuilds), and on how many loops each is; guarded by filters_mu_.
   std::mutex filters_mu_;
   std::unordered_set<std::string> filters_;
+  std::unordered_map<std::string, uint32_t> filter_loops_;
 
   // Client ids that connected here whose "connected" notice has not come back from Redis yet:
   // a notice from another node for such an id is older than ours, so it must not close ours.

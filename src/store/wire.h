@@ -1,6 +1,5 @@
-// Wire: the little-endian building blocks of every stored record (record formats in
-// *_record.h) and of session images (broker/session_image.h): a Writer that appends, a Reader
-// that never reads past its input, and the envelope every stored record has:
+// Wire: the envelope every stored record has (record formats in *_record.h), on the shared
+// little-endian Writer and bounds-checked Reader (proto/wire/little_endian.h):
 //
 //   u8 record format version | fields ... | u32 CRC-32 (zlib) of everything before it
 //
@@ -16,6 +15,7 @@
 
 #include "tcpms/bytes.h"
 #include "tcpms/shared_bytes.h"
+#include "wire/little_endian.h"
 
 namespace tcpms::store {
 
@@ -27,52 +27,9 @@ struct Decoded {
   bool ok() const noexcept { return error == nullptr; }
 };
 
-class Writer {
- public:
-  explicit Writer(std::string& out) : out_(out) {}
-  void u8(uint8_t v) { out_.push_back(static_cast<char>(v)); }
-  void u16(uint16_t v);
-  void u32(uint32_t v);
-  void u64(uint64_t v);
-  void raw(std::string_view b) { out_.append(b); }
-  void raw(ByteView b) { out_.append(as_chars(b)); }
-  // Length-prefixed byte strings: u16 for topics and filters (MQTT's own bound), u32 for
-  // payloads and property blocks.
-  void str16(std::string_view b);
-  void str16(ByteView b) { str16(as_chars(b)); }
-  void str32(std::string_view b);
-  void str32(ByteView b) { str32(as_chars(b)); }
-  size_t size() const noexcept { return out_.size(); }
-
- private:
-  std::string& out_;
-};
-
-// Every read is checked against what is left; a failed read leaves ok() false for good, so a
-// decoder can read a whole entry and check once.
-class Reader {
- public:
-  explicit Reader(ByteView in) : in_(in) {}
-  bool ok() const noexcept { return ok_; }
-  size_t remaining() const noexcept { return in_.size() - pos_; }
-  uint8_t u8();
-  uint16_t u16();
-  uint32_t u32();
-  uint64_t u64();
-  ByteView bytes(size_t n);
-  ByteView str16() { return bytes(u16()); }
-  ByteView str32() { return bytes(u32()); }
-  // A count of entries, each at least `min_entry_bytes` long: refused when the input cannot
-  // hold that many, so a forged count never makes a decoder reserve memory it lacks.
-  uint32_t count(size_t min_entry_bytes);
-  void fail() noexcept { ok_ = false; }
-
- private:
-  bool take(size_t n);
-  ByteView in_;
-  size_t pos_ = 0;
-  bool ok_ = true;
-};
+// The little-endian writer and bounds-checked reader every format of tcpms's own uses.
+using Writer = wire::LeWriter;
+using Reader = wire::LeReader;
 
 // --- the record envelope ---------------------------------------------------------------------
 // Appends the CRC over everything from `start` (the version byte) to the end.

@@ -27,6 +27,7 @@ uint32_t read_le32(const std::byte* p) {
 class PeerMesh::InboundHandler final : public Handler {
  public:
   static constexpr uint8_t kHello = 0;
+  static constexpr uint8_t kRouting = 1;
   explicit InboundHandler(PeerMesh& mesh) : mesh_(mesh) {}
 
   Action on_open(Connection& conn) override {
@@ -53,9 +54,9 @@ class PeerMesh::InboundHandler final : public Handler {
       uintptr_t from = reinterpret_cast<uintptr_t>(conn.user_data());
       if (kind == kHello && len == 4) {
         conn.set_user_data(reinterpret_cast<void*>(uintptr_t{read_le32(body.data())} + 1));
-      } else if (from != 0) {
+      } else if (from != 0 && kind == kRouting && mesh_.receiver_ != nullptr) {
         mesh_.received_.fetch_add(1, std::memory_order_relaxed);
-        mesh_.on_frame_(static_cast<unsigned>(from - 1), kind, body);
+        mesh_.receiver_->on_frame(static_cast<routing::PeerId>(from - 1), body);
       }
       used += kFrameHeader + len;
     }
@@ -74,6 +75,9 @@ class PeerMesh::OutboundHandler final : public Handler {
   Action on_open(Connection& conn) override {
     unsigned peer = static_cast<unsigned>(reinterpret_cast<uintptr_t>(conn.user_data()));
     conn.set_timeout(0);  // it never reads, so an idle timeout would cut it every period
+    // A Unix socket may connect at once, inside EventLoop::connect, before dial() stores the
+    // id: store it here so that what on_peer_up sends finds the link.
+    mesh_.outbound_[peer] = conn.id();
     mesh_.up_[peer] = true;
     std::byte hello[kFrameHeader + 4] = {std::byte{4}, {}, {}, {}, std::byte{InboundHandler::kHello}};
     uint32_t self = mesh_.self_;
@@ -81,6 +85,8 @@ class PeerMesh::OutboundHandler final : public Handler {
     conn.send(ByteView{hello, sizeof hello});
     mesh_.links_up_.fetch_add(1, std::memory_order_relaxed);
     spdlog::debug("mesh: link to worker {} up", peer);
+    // Runs on the owner loop: what the receiver sends from here goes onto this link first.
+    if (mesh_.receiver_ != nullptr) mesh_.receiver_->on_peer_up(static_cast<routing::PeerId>(peer));
     return Action::kKeep;
   }
   DataResult on_data(Connection&, ByteView data) override { return {data.size()}; }
@@ -88,8 +94,11 @@ class PeerMesh::OutboundHandler final : public Handler {
     unsigned peer = static_cast<unsigned>(reinterpret_cast<uintptr_t>(conn.user_data()));
     if (peer < mesh_.outbound_.size() && mesh_.outbound_[peer] == conn.id()) {
       mesh_.outbound_[peer] = ConnId{};
-      if (mesh_.up_[peer]) mesh_.links_up_.fetch_sub(1, std::memory_order_relaxed);
+      const bool was_up = mesh_.up_[peer];
+      if (was_up) mesh_.links_up_.fetch_sub(1, std::memory_order_relaxed);
       mesh_.up_[peer] = false;
+      if (was_up && mesh_.receiver_ != nullptr)
+        mesh_.receiver_->on_peer_down(static_cast<routing::PeerId>(peer));
     }
     if (reason == CloseReason::kShutdown || conn.loop().draining()) return;
     conn.loop().run_after(kRedialMs, [m = &mesh_, peer] { m->dial(peer); });
@@ -99,9 +108,8 @@ class PeerMesh::OutboundHandler final : public Handler {
   PeerMesh& mesh_;
 };
 
-PeerMesh::PeerMesh(std::string group, unsigned self, unsigned count, Receive on_frame)
-    : group_(std::move(group)), self_(self), count_(count), on_frame_(std::move(on_frame)),
-      outbound_(count), up_(count, false) {}
+PeerMesh::PeerMesh(std::string group, unsigned self, unsigned count)
+    : group_(std::move(group)), self_(self), count_(count), outbound_(count), up_(count, false) {}
 
 std::string PeerMesh::socket_name(const std::string& group, unsigned index) {
   return fmt::format("unix:@tcpms-{}-{}", group, index);
@@ -116,88 +124,67 @@ void PeerMesh::attach(Server& server) {
 }
 
 void PeerMesh::start() {
-  owner_ = &server_->loop(0);
-  owner_->post([this] {
+  owner_.store(&server_->loop(0), std::memory_order_release);
+  owner_.load()->post([this] {
     for (unsigned p = 0; p < count_; ++p) dial(p);
   });
 }
 
 void PeerMesh::dial(unsigned peer) {
-  if (peer == self_ || outbound_[peer].valid() || owner_->draining()) return;
+  EventLoop* owner = owner_.load(std::memory_order_acquire);
+  if (peer == self_ || outbound_[peer].valid() || owner->draining()) return;
   auto at = Endpoint::parse(socket_name(group_, peer));
   int err = 0;
-  ConnId id = owner_->connect(*at, nullptr, outbound_handler_, err,
+  ConnId id = owner->connect(*at, nullptr, outbound_handler_, err,
                               reinterpret_cast<void*>(uintptr_t{peer}));
   if (!id.valid()) {
     // Not listening yet (starting, or restarting after a crash): try again shortly.
-    owner_->run_after(kRedialMs, [this, peer] { dial(peer); });
+    owner->run_after(kRedialMs, [this, peer] { dial(peer); });
     return;
   }
   outbound_[peer] = id;
 }
 
-SharedBytes PeerMesh::frame(uint8_t kind, ByteView body) const {
-  SharedBytes f = SharedBytes::allocate(kFrameHeader + body.size());
-  std::byte* p = f.mutable_data();
-  uint32_t len = static_cast<uint32_t>(body.size());
-  for (int i = 0; i < 4; ++i) p[i] = std::byte(len >> (8 * i));
-  p[4] = std::byte{kind};
-  if (!body.empty()) std::memcpy(p + kFrameHeader, body.data(), body.size());
-  return f;
+bool PeerMesh::send_now(unsigned peer, const SharedBytes& frame) {
+  EventLoop* owner = owner_.load(std::memory_order_acquire);
+  Connection* c = outbound_[peer].valid() ? owner->find(outbound_[peer]) : nullptr;
+  std::byte head[kFrameHeader];
+  const uint32_t len = static_cast<uint32_t>(frame.size());
+  for (int i = 0; i < 4; ++i) head[i] = std::byte(len >> (8 * i));
+  head[4] = std::byte{InboundHandler::kRouting};
+  // enqueue: frames produced in one loop iteration leave in one write per link; the frame is
+  // shared by reference with every other link it goes to.
+  if (c != nullptr && up_[peer] && c->enqueue_shared(ByteView(head, kFrameHeader), frame)) {
+    sent_.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  dropped_.fetch_add(1, std::memory_order_relaxed);
+  return false;
 }
 
-void PeerMesh::send(unsigned peer, uint8_t kind, ByteView body) {
-  if (peer == self_ || peer >= count_) return;
-  post_send(static_cast<int>(peer), frame(kind, body));
-}
-
-void PeerMesh::broadcast(uint8_t kind, ByteView body) {
-  if (count_ <= 1) return;
-  post_send(-1, frame(kind, body));
+bool PeerMesh::send(routing::PeerId peer, SharedBytes frame) {
+  EventLoop* owner = owner_.load(std::memory_order_acquire);
+  if (peer == self_ || peer >= count_ || owner == nullptr || frame.size() > kMaxFrameBytes) {
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  if (owner->in_loop_thread()) return send_now(peer, frame);
+  // From another loop: the owner loop sends it (in order with this thread's earlier sends).
+  // Whether the link takes it is known only there, so the answer here is "handed over".
+  return owner->post([this, peer, f = std::move(frame)] { send_now(peer, f); });
 }
 
 bool PeerMesh::run_after(uint32_t delay_ms, std::function<void()> task) {
-  if (server_ == nullptr) return false;
-  EventLoop& loop = server_->loop(0);
+  EventLoop* owner = owner_.load(std::memory_order_acquire);
+  if (owner == nullptr) return false;
+  EventLoop& loop = *owner;
+  if (loop.in_loop_thread()) {
+    loop.run_after(delay_ms, std::move(task));
+    return true;
+  }
   return loop.post([&loop, delay_ms, task = std::move(task)]() mutable {
     loop.run_after(delay_ms, std::move(task));
   });
-}
-
-void PeerMesh::broadcast(uint8_t kind, ByteView body,
-                         std::function<void(unsigned reached)> reached) {
-  if (count_ <= 1) {
-    reached(0);
-    return;
-  }
-  post_send(-1, frame(kind, body), std::move(reached));
-}
-
-void PeerMesh::post_send(int peer, SharedBytes f, std::function<void(unsigned)> reached) {
-  EventLoop& loop = server_->loop(0);
-  // The callback is shared so that a failed post (loop stopped) can still call it here.
-  auto cb = std::make_shared<std::function<void(unsigned)>>(std::move(reached));
-  bool posted = loop.post([this, &loop, peer, f = std::move(f), cb] {
-    unsigned n = 0;
-    auto one = [&](unsigned p) {
-      if (p == self_) return;
-      Connection* c = outbound_[p].valid() ? loop.find(outbound_[p]) : nullptr;
-      // enqueue: frames produced in one loop iteration leave in one write per link.
-      if (c != nullptr && c->enqueue_shared({}, f)) {
-        sent_.fetch_add(1, std::memory_order_relaxed);
-        ++n;
-      } else {
-        dropped_.fetch_add(1, std::memory_order_relaxed);
-      }
-    };
-    if (peer >= 0) {
-      one(static_cast<unsigned>(peer));
-    } else {
-      for (unsigned p = 0; p < count_; ++p) one(p);
-    }
-    if (*cb) std::exchange(*cb, nullptr)(n);
-  });
-  if (!posted && *cb) std::exchange(*cb, nullptr)(0);
 }
 
 void PeerMesh::render_metrics(std::string& out) const {

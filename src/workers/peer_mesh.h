@@ -1,19 +1,27 @@
-// PeerMesh: the links between the worker processes of one server on one box.
+// PeerMesh: the routing layer's transport between the worker processes of one server on one
+// box (routing::Transport; the routing itself is routing::PeerRouter).
 //
 // Why Unix sockets and not Redis or shared memory: the workers are one server split only
 // because of a per-process descriptor limit. They need no service to be running (make run
 // stays one command), no configuration (names derive from the server's group name), and a
-// message must cost one write per peer. Abstract Unix socket names (Linux) leave no files to
+// frame must cost one write per peer. Abstract Unix socket names (Linux) leave no files to
 // clean up when a worker is killed -9.
 //
 // Worker i listens on "unix:@tcpms-<group>-<i>" and dials every other worker; it sends only on
 // the links it dialled and receives only on the links it accepted, so each direction has one
 // owner and no handshake is needed. A broken outbound link (its peer restarted) is redialled
-// every 200 ms; frames sent while a link is down are dropped and counted. Frames are
-// [u32 body length, little endian][u8 kind][body].
+// every 200 ms; frames sent while a link is down are dropped and counted. On the wire:
+// [u32 body length, little endian][u8 kind][body]; kind 0 is the link's hello (the sender's
+// index), kind 1 a routing frame (src/routing/frame.h), carried as it is.
 //
-// Thread rules: construct and attach() before Server::start(); send/broadcast from any thread
-// (they post to the loop that owns the links); the receive callback runs on that loop.
+// Order: frames to one peer leave in the order they were sent. The receiver's on_peer_up runs
+// on the owner loop as the link opens, and frames it sends from there go straight onto the
+// link, before anything other threads posted (the routing layer's Hello comes first).
+//
+// Thread rules: construct and attach() before Server::start(); set_receiver before start();
+// send/run_after from any thread (from another thread they post to the loop that owns the
+// links); the receiver's callbacks run on the owner loop (links up and down) and on the loops
+// that accepted the inbound links (frames).
 #pragma once
 
 #include <atomic>
@@ -22,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "routing/transport.h"
 #include "tcpms/bytes.h"
 #include "tcpms/conn_id.h"
 #include "tcpms/server.h"
@@ -29,15 +38,12 @@
 
 namespace tcpms::workers {
 
-class PeerMesh {
+class PeerMesh final : public routing::Transport {
  public:
   static constexpr uint32_t kMaxFrameBytes = 64u << 20;
   static constexpr uint32_t kRedialMs = 200;
 
-  // `from` is the sending worker's index.
-  using Receive = std::function<void(unsigned from, uint8_t kind, ByteView body)>;
-
-  PeerMesh(std::string group, unsigned self, unsigned count, Receive on_frame);
+  PeerMesh(std::string group, unsigned self, unsigned count);
   PeerMesh(const PeerMesh&) = delete;
   PeerMesh& operator=(const PeerMesh&) = delete;
 
@@ -46,20 +52,14 @@ class PeerMesh {
   void attach(Server& server);
   void start();
 
-  unsigned self() const noexcept { return self_; }
+  // --- routing::Transport ---
+  void set_receiver(Receiver* r) override { receiver_ = r; }
+  routing::PeerId self() const override { return static_cast<routing::PeerId>(self_); }
+  uint32_t peer_slots() const override { return count_; }
+  bool send(routing::PeerId to, SharedBytes frame) override;
+  bool run_after(uint32_t delay_ms, std::function<void()> task) override;
+
   unsigned count() const noexcept { return count_; }
-
-  // Any thread. The frame is built once and shared by every link it goes to.
-  void send(unsigned peer, uint8_t kind, ByteView body);
-  void broadcast(uint8_t kind, ByteView body);
-  // As broadcast; then `reached(n)` runs once on the mesh's loop with how many peers' links
-  // took the frame (a peer whose link is down never sees it, so nobody should wait for its
-  // answer). With the loop stopped, reached(0) runs at once on the caller's thread.
-  void broadcast(uint8_t kind, ByteView body, std::function<void(unsigned reached)> reached);
-  // Any thread: runs `task` on the mesh's loop in `delay_ms` (timeouts of requests between
-  // workers). False when that loop has stopped; then `task` never runs.
-  bool run_after(uint32_t delay_ms, std::function<void()> task);
-
   uint64_t frames_sent() const noexcept { return sent_.load(std::memory_order_relaxed); }
   uint64_t frames_received() const noexcept { return received_.load(std::memory_order_relaxed); }
   uint64_t frames_dropped() const noexcept { return dropped_.load(std::memory_order_relaxed); }
@@ -74,17 +74,17 @@ class PeerMesh {
   friend class InboundHandler;
   friend class OutboundHandler;
 
-  SharedBytes frame(uint8_t kind, ByteView body) const;
-  // peer -1: everyone. `reached` (may be empty) gets how many links took the frame.
-  void post_send(int peer, SharedBytes frame, std::function<void(unsigned)> reached = {});
-  void dial(unsigned peer);                      // loop thread
+  // On the owner loop: the frame onto the peer's link, or dropped and counted.
+  bool send_now(unsigned peer, const SharedBytes& frame);
+  void dial(unsigned peer);  // owner loop
 
   std::string group_;
   unsigned self_;
   unsigned count_;
-  Receive on_frame_;
+  Receiver* receiver_ = nullptr;
   Server* server_ = nullptr;
-  EventLoop* owner_ = nullptr;   // the loop that dials and owns the outbound links
+  // The loop that dials and owns the outbound links; set by start() (the loops exist then).
+  std::atomic<EventLoop*> owner_{nullptr};
   uint8_t outbound_handler_ = 0;
   std::vector<ConnId> outbound_;  // by peer index; owner loop only
   std::vector<bool> up_;          // outbound link opened (on_open ran); owner loop only

@@ -36,8 +36,11 @@ def worker_of(client, server_port, tries=50):
 
 
 def start_workers(*extra):
-    srv = mqtt_server("--processes", "2", "--threads", "1", "--no-admin", *extra)
-    return srv
+    return start_workers_n(2, *extra)
+
+
+def start_workers_n(n, *extra):
+    return mqtt_server("--processes", str(n), "--threads", "1", "--no-admin", *extra)
 
 
 def client_away_from(srv, worker, timeout=5.0):
@@ -60,10 +63,10 @@ def stop_clean(srv):
     assert "Sanitizer" not in out and "runtime error" not in out, out[-3000:]
 
 
-def wait_mesh(srv):
+def wait_mesh(srv, n=2):
     deadline = time.monotonic() + 10
-    while listeners(srv.port) < 2:
-        assert time.monotonic() < deadline, "2 workers listening"
+    while listeners(srv.port) < n:
+        assert time.monotonic() < deadline, f"{n} workers listening"
         time.sleep(0.02)
     time.sleep(0.6)  # mesh links dial every 200 ms until the peer listens
 
@@ -240,3 +243,56 @@ def test_a_large_queue_moves_in_one_image():
         assert got == sent  # in order, once
         c.close()
         stop_clean(srv)
+
+
+def test_racing_connects_with_one_id_across_workers_leave_the_newest():
+    """Issue 14, item 2: ten clients connect with one client id at the same moment, over
+    three worker processes, again and again. Every CONNECT was valid, so each gets its CONNACK
+    [MQTT-3.1.4-4]; exactly one connection survives (the one whose claim reached the id's home
+    last) [MQTT-3.1.4-2], and every superseded one has its will published exactly once."""
+    with start_workers_n(3) as srv:
+        wait_mesh(srv, 3)
+        wills = connected(srv.port, "will-watcher")
+        assert wills.subscribe([("race/will/#", 1)]) == [1]
+        for round_no in range(12):
+            cid = f"racer-{round_no}"
+            clients = [RawClient(srv.port) for _ in range(10)]
+            packets = [connect_packet(cid, clean=True, will=(f"race/will/{round_no}/{k}",
+                                                             str(k).encode(), 1, False))
+                       for k in range(10)]
+            for c, p in zip(clients, packets):  # as close together as one thread can
+                c.send(p)
+            survivors = []
+            for k, c in enumerate(clients):
+                p = c.expect(CONNACK)  # each one, even the ones taken over at once
+                assert p.body[1] == 0, f"round {round_no}: CONNACK {p.body[1]}"
+            time.sleep(0.3)
+            for k, c in enumerate(clients):
+                try:
+                    c.ping()
+                    survivors.append(k)
+                except (ConnectionError, OSError, AssertionError):
+                    pass
+            assert len(survivors) == 1, f"round {round_no}: survivors {survivors}"
+            # Every other connection's will, once; none for the survivor.
+            got = []
+            deadline = time.monotonic() + 5
+            while len(got) < 9 and time.monotonic() < deadline:
+                p = wills.read(max(0.01, deadline - time.monotonic()))
+                assert p.type == PUBLISH
+                topic_len = (p.body[0] << 8) | p.body[1]
+                topic = p.body[2:2 + topic_len].decode()
+                pid = (p.body[2 + topic_len] << 8) | p.body[3 + topic_len]
+                wills.send(ack_packet(PUBACK, pid))
+                got.append(int(topic.rsplit("/", 1)[1]))
+            assert sorted(got) == sorted(k for k in range(10) if k != survivors[0]), \
+                f"round {round_no}: wills {sorted(got)}, survivor {survivors}"
+            wills.expect_nothing(0.2)
+            for c in clients:
+                c.close()
+            time.sleep(0.2)  # the survivor's will (a close without DISCONNECT) goes out now
+            p = wills.read(5)
+            topic_len = (p.body[0] << 8) | p.body[1]
+            assert p.body[2:2 + topic_len].decode().endswith(f"/{survivors[0]}")
+            pid = (p.body[2 + topic_len] << 8) | p.body[3 + topic_len]
+            wills.send(ack_packet(PUBACK, pid))

@@ -31,7 +31,7 @@
 #include "store/store.h"
 #include "tcpms/server.h"
 #include "tcpms/signal_watcher.h"
-#include "workers/mesh_router.h"
+#include "routing/peer_router.h"
 #include "workers/peer_mesh.h"
 #include "workers/supervisor.h"
 
@@ -174,14 +174,18 @@ int serve(const ServerOptions& opt, config::Settings& settings, Endpoint listen_
   }
   // Declared before the server, so it outlives the loops: their link handlers point into it.
   std::unique_ptr<workers::PeerMesh> mesh;
+  routing::PeerRouter* peer_router = nullptr;  // owned by the broker
   Server server(config);
   if (role.count > 1) {
-    mesh = std::make_unique<workers::PeerMesh>(
-        role.group, role.index, role.count,
-        [b = mqtt_broker.get(), &server](unsigned, uint8_t kind, ByteView body) {
-          workers::MeshRouter::receive(b, server, kind, body);
-        });
-    if (mqtt_broker) mqtt_broker->set_router(std::make_unique<workers::MeshRouter>(*mesh));
+    mesh = std::make_unique<workers::PeerMesh>(role.group, role.index, role.count);
+    if (mqtt_broker) {
+      // One routing layer between the workers: publishes by interest, client ids by home.
+      routing::RouterOptions ro;
+      ro.loops = config.threads;
+      auto router = std::make_unique<routing::PeerRouter>(*mqtt_broker, *mesh, ro);
+      peer_router = router.get();
+      mqtt_broker->set_router(std::move(router));
+    }
   }
   // Declared after the server: destroyed (its last writes committed) before the loops its
   // durability notices are posted to.
@@ -221,6 +225,9 @@ int serve(const ServerOptions& opt, config::Settings& settings, Endpoint listen_
     }
     if (mesh) {
       admin->add_metrics_source([m = mesh.get()](std::string& out) { m->render_metrics(out); });
+    }
+    if (peer_router) {
+      admin->add_metrics_source([r = peer_router](std::string& out) { r->render_metrics(out); });
     }
     if (cluster_router) {
       admin->add_metrics_source([r = cluster_router](std::string& out) { r->render_metrics(out); });

@@ -161,7 +161,10 @@ Decoded<Properties> decode_properties(detail::ByteReader& in, PropertyContext co
   if (!in.varint(length)) return malformed("bad Property Length");
   Bytes wire;
   if (!in.bytes(length, wire)) return malformed("Property Length exceeds the packet");
+  return decode_property_list(wire, context);
+}
 
+Decoded<Properties> decode_property_list(Bytes wire, PropertyContext context) noexcept {
   const std::uint16_t ctx_bit = bit(context);
   // Only User Property may always repeat; Subscription Identifier may repeat in a PUBLISH
   // (one per matching subscription, 5.0 §3.3.2.3.8) but not in a SUBSCRIBE (§3.8.2.1.2).

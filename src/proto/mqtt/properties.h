@@ -112,5 +112,8 @@ class ByteReader;
 // Authentication Data only with an Authentication Method. Violations of the value rules are
 // Protocol Errors, as the spec names them; framing and encoding errors are Malformed Packet.
 Decoded<Properties> decode_properties(detail::ByteReader& in, PropertyContext context) noexcept;
+// The same checks on a property list without its length prefix (properties a broker keeps
+// and passes between its processes).
+Decoded<Properties> decode_property_list(Bytes wire, PropertyContext context) noexcept;
 
 }  // namespace tcpms::mqtt

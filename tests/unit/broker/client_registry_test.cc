@@ -52,28 +52,31 @@ TEST(ClientRegistry, HandoverMarksInTransit) {
   EXPECT_FALSE(reg.find("x"));
 }
 
-TEST(ClientRegistry, FetchingMakesOtherClaimsWait) {
+TEST(ClientRegistry, TicketsAndVisitingEverySession) {
   ClientRegistry reg;
-  Session s("f");
-  reg.claim("f", 0, ConnId::make(0, 1, 1), [&] { return &s; });
-  Session other("f");
-  EXPECT_FALSE(reg.set_fetching("f", &other, true));  // not the registered session
-  ASSERT_TRUE(reg.set_fetching("f", &s, true));
-  EXPECT_TRUE(reg.find("f")->fetching);
-  auto busy = [&](uint32_t loop) {
-    return reg.claim("f", loop, ConnId::make(loop, 2, 1), [&] { return &other; }).kind ==
-           ClientRegistry::ClaimKind::kBusy;
-  };
-  EXPECT_TRUE(busy(0));  // same loop too: the first CONNECT is still deciding
-  EXPECT_TRUE(busy(1));
-  EXPECT_FALSE(reg.owns("f", &s, 0));  // nobody pushes into or kicks it meanwhile
-  EXPECT_FALSE(reg.begin_handover("f", &s, 0, 1, ConnId::make(1, 1, 1)));
+  Session s("t"), u("u");
+  reg.claim("t", 0, ConnId::make(0, 1, 1), [&] { return &s; });
+  reg.claim("u", 1, ConnId::make(1, 1, 1), [&] { return &u; });
+  EXPECT_EQ(reg.find("t")->ticket, 0u);  // none until the router's claim says
+  Session other("t");
+  reg.set_ticket("t", &other, 7);  // not the registered session: ignored
+  EXPECT_EQ(reg.find("t")->ticket, 0u);
+  reg.set_ticket("t", &s, 7);
+  EXPECT_EQ(reg.find("t")->ticket, 7u);
+  // A handover between loops keeps the ticket.
+  ASSERT_TRUE(reg.begin_handover("t", &s, 0, 1, ConnId::make(1, 2, 1)));
+  EXPECT_EQ(reg.find("t")->ticket, 7u);
+  reg.finish_handover("t", &s);
   size_t visited = 0;
-  reg.for_each_owned_by(0, [&](const RegistryEntry&) { ++visited; });
-  EXPECT_EQ(visited, 1u);  // the owning loop still frees it if it stops
-  ASSERT_TRUE(reg.set_fetching("f", &s, false));
-  EXPECT_FALSE(busy(0));
-  EXPECT_TRUE(reg.owns("f", &s, 0));
+  uint32_t tickets = 0;
+  reg.for_each([&](const RegistryEntry& e) {
+    ++visited;
+    tickets += e.ticket;
+  });
+  EXPECT_EQ(visited, 2u);
+  EXPECT_EQ(tickets, 7u);
+  reg.remove("t", &s);
+  reg.remove("u", &u);
 }
 
 TEST(ClientRegistry, ConcurrentClaimsCreateOnce) {

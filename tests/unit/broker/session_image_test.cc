@@ -1,6 +1,7 @@
 // decode_session_image(encode_session_image(x)) == x for every part of a session, and clean
 // errors (never a crash) for truncated, forged or inconsistent input.
 #include "broker/session_image.h"
+#include "broker/session.h"
 
 #include <gtest/gtest.h>
 
@@ -29,7 +30,7 @@ SessionImage sample() {
   SessionImage img;
   img.version = mqtt::ProtocolVersion::kV31;
   img.last_packet_id = 65535;
-  img.subscriptions = {{"a/+/c", mqtt::QoS::k0}, {"#", mqtt::QoS::k2}, {"x/y", mqtt::QoS::k1, 3, 77}};
+  img.subscriptions = {{"a/+/c", mqtt::QoS::k0}, {"#", mqtt::QoS::k2}, {"x/y", mqtt::QoS::k1}};
   img.inflight.push_back(msg("t/1", "one", mqtt::QoS::k1, 7, State::kWaitPuback));
   img.inflight.push_back(msg("t/2", std::string(70000, 'z'), mqtt::QoS::k2, 65535, State::kWaitPubrec, true));
   img.inflight.push_back(msg("", "", mqtt::QoS::k2, 1, State::kWaitPubcomp));
@@ -48,16 +49,22 @@ void expect_same(const OutMessage& a, const OutMessage& b) {
   EXPECT_EQ(a.retain, b.retain);
 }
 
+constexpr uint64_t kNow = 1'000'000;  // steady-clock ms of the encoder and the decoder
+
 std::string encoded(const SessionImage& img) {
   std::string out;
-  encode_session_image(img, out);
+  encode_session_image(img, out, kNow);
   return out;
+}
+
+SessionImageResult decoded(std::string_view bytes, uint64_t now = kNow) {
+  return decode_session_image(as_bytes(bytes), now);
 }
 
 TEST(SessionImage, RoundTripEveryPart) {
   const SessionImage img = sample();
   const std::string bytes = encoded(img);
-  SessionImageResult r = decode_session_image(as_bytes(bytes));
+  SessionImageResult r = decoded(bytes);
   ASSERT_TRUE(r.ok()) << r.error;
   EXPECT_EQ(r.image.version, img.version);
   EXPECT_EQ(r.image.last_packet_id, img.last_packet_id);
@@ -73,7 +80,7 @@ TEST(SessionImage, RoundTripEveryPart) {
 
 TEST(SessionImage, EmptySession) {
   SessionImage img;
-  SessionImageResult r = decode_session_image(as_bytes(encoded(img)));
+  SessionImageResult r = decoded(encoded(img));
   ASSERT_TRUE(r.ok()) << r.error;
   EXPECT_TRUE(r.image.subscriptions.empty());
   EXPECT_TRUE(r.image.inflight.empty());
@@ -83,7 +90,7 @@ TEST(SessionImage, EmptySession) {
 TEST(SessionImage, EveryTruncationIsAnError) {
   const std::string bytes = encoded(sample());
   for (size_t n = 0; n < bytes.size(); n += (n < 200 ? 1 : 997)) {
-    SessionImageResult r = decode_session_image(as_bytes(std::string_view(bytes).substr(0, n)));
+    SessionImageResult r = decoded(std::string_view(bytes).substr(0, n));
     EXPECT_FALSE(r.ok()) << "prefix of " << n << " bytes decoded";
     EXPECT_NE(r.error, nullptr);
   }
@@ -91,7 +98,7 @@ TEST(SessionImage, EveryTruncationIsAnError) {
 
 TEST(SessionImage, RefusesInconsistentInput) {
   auto refused = [](const SessionImage& img) {
-    return !decode_session_image(as_bytes(encoded(img))).ok();
+    return !decoded(encoded(img)).ok();
   };
   SessionImage img = sample();
   img.inflight[0].packet_id = img.inflight[1].packet_id;
@@ -120,26 +127,84 @@ TEST(SessionImage, RefusesInconsistentInput) {
 
   std::string bytes = encoded(sample());
   bytes.push_back('x');
-  EXPECT_STREQ(decode_session_image(as_bytes(bytes)).error, "trailing bytes after session image");
+  EXPECT_STREQ(decoded(bytes).error, "trailing bytes after session image");
   bytes = encoded(sample());
-  bytes[3] = 9;
-  EXPECT_STREQ(decode_session_image(as_bytes(bytes)).error, "unknown session image version");
-  img = sample();
+  bytes[3] = 3;
+  EXPECT_STREQ(decoded(bytes).error, "unknown session image version");
+  bytes = encoded(sample());
+  bytes[4] = 6;
+  EXPECT_FALSE(decoded(bytes).ok()) << "unknown protocol level";
+  EXPECT_FALSE(decoded("garbage").ok());
+}
+
+TEST(SessionImage, Mqtt5StateRoundTrips) {
+  SessionImage img;
   img.version = mqtt::ProtocolVersion::kV5;
-  EXPECT_STREQ(decode_session_image(as_bytes(encoded(img))).error,
-               "session image protocol level is not 3.1 or 3.1.1");
-  bytes = encoded(sample());
-  bytes[12] ^= 0x40;  // inside the session record: its CRC no longer matches
-  EXPECT_STREQ(decode_session_image(as_bytes(bytes)).error, "record checksum mismatch");
-  EXPECT_FALSE(decode_session_image(as_bytes("garbage")).ok());
+  img.session_expiry_s = 3600;
+  img.subscriptions = {{"a/+", mqtt::QoS::k1, kSubNoLocal | kSubRetainAsPublished, 268'435'455},
+                       {"b", mqtt::QoS::k2, 0, 0}};
+  OutMessage q = msg("a/1", "body", mqtt::QoS::k1, 0, State::kQueued);
+  const std::byte props[] = {std::byte{0x01}, std::byte{0x01}, std::byte{0x03}, std::byte{0x00},
+                             std::byte{0x01}, std::byte{'x'}};  // format 1, content type "x"
+  q.props.wire = SharedBytes::copy_of(ByteView(props, sizeof props));
+  q.props.expires_at_ms = kNow + 30'000;
+  q.sub_ids = subscription_id_props(std::vector<uint32_t>{7});
+  img.queued.push_back(q);
+  OutMessage f = msg("b", "in flight", mqtt::QoS::k2, 4, State::kWaitPubrec);
+  f.props.expires_at_ms = kNow + 1;
+  img.inflight.push_back(f);
+  SessionImageResult r = decoded(encoded(img), kNow + 500'000);  // decoded later elsewhere
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.image.version, mqtt::ProtocolVersion::kV5);
+  EXPECT_EQ(r.image.session_expiry_s, 3600u);
+  EXPECT_EQ(r.image.subscriptions, img.subscriptions);
+  ASSERT_EQ(r.image.queued.size(), 1u);
+  EXPECT_EQ(as_chars(r.image.queued[0].props.wire.view()), as_chars(q.props.wire.view()));
+  EXPECT_EQ(as_chars(r.image.queued[0].sub_ids.view()), as_chars(q.sub_ids.view()));
+  // The time left travels, not the deadline: 30 s from when it is decoded.
+  EXPECT_EQ(r.image.queued[0].props.expires_at_ms, kNow + 500'000 + 30'000);
+  EXPECT_EQ(r.image.inflight[0].props.expires_at_ms, kNow + 500'000 + 1);
+  // Properties that would not decode are refused.
+  OutMessage bad = q;
+  const std::byte junk[] = {std::byte{0x7F}, std::byte{0x00}};
+  bad.props.wire = SharedBytes::copy_of(ByteView(junk, 2));
+  img.queued = {bad};
+  EXPECT_STREQ(decoded(encoded(img)).error, "invalid message properties");
+  // A 3.x image with a session expiry is inconsistent.
+  img = SessionImage{};
+  img.session_expiry_s = 5;
+  EXPECT_FALSE(decoded(encoded(img)).ok());
+}
+
+TEST(SessionImage, Version1FromAnOlderProcessStillDecodes) {
+  // "TSI", version 1, level 4, last id 9; one subscription ("a", QoS 1); one queued message.
+  std::string v1("TSI\x01\x04\x09\x00", 7);
+  auto u32 = [&](uint32_t v) {
+    for (int i = 0; i < 4; ++i) v1.push_back(static_cast<char>(v >> (8 * i)));
+  };
+  u32(1);
+  v1.append("\x01\x00" "a" "\x01", 4);
+  u32(0);  // in flight
+  u32(1);  // queued
+  v1.append("\x01\x00" "\x01\x00" "q", 5);  // QoS 1, retain 0, topic "q"
+  u32(2);
+  v1.append("hi");
+  u32(0);  // inbound
+  SessionImageResult r = decoded(v1);
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.image.last_packet_id, 9);
+  ASSERT_EQ(r.image.subscriptions.size(), 1u);
+  EXPECT_EQ(r.image.subscriptions[0].filter, "a");
+  ASSERT_EQ(r.image.queued.size(), 1u);
+  EXPECT_EQ(as_chars(r.image.queued[0].payload.view()), "hi");
 }
 
 TEST(SessionImage, ForgedCountsDoNotAllocate) {
   // Header, then a subscription count of 2^32-1 with nothing behind it.
   std::string bytes = encoded(SessionImage{});
-  bytes.resize(bytes.size() - 16);  // the four counts of an empty image
+  bytes.resize(12);
   bytes.append("\xff\xff\xff\xff", 4);
-  SessionImageResult r = decode_session_image(as_bytes(bytes));
+  SessionImageResult r = decoded(bytes);
   EXPECT_FALSE(r.ok());
 }
 
@@ -152,7 +217,7 @@ TEST(SessionImage, RandomBytesNeverCrash) {
     for (int k = 0; k < 1 + static_cast<int>(rng() % 4); ++k)
       b[rng() % b.size()] = static_cast<char>(rng());
     if (rng() % 2) b.resize(rng() % b.size());
-    SessionImageResult r = decode_session_image(as_bytes(b));
+    SessionImageResult r = decoded(b);
     if (!r.ok()) {
       EXPECT_NE(r.error, nullptr);
     }

@@ -1,0 +1,696 @@
+#include "routing/peer_router.h"
+
+#include <time.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "mqtt/properties.h"
+#include "mqtt/topic.h"
+
+namespace tcpms::routing {
+namespace {
+
+uint64_t steady_now_ms() { return broker::steady_ms(); }
+
+uint64_t make_incarnation() {
+  timespec ts;
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return (static_cast<uint64_t>(::getpid()) << 40) ^
+         (static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec));
+}
+
+SharedBytes to_shared(const Frame& f) {
+  thread_local std::string scratch;
+  scratch.clear();
+  encode(f, scratch);
+  return SharedBytes::copy_of(as_bytes(scratch));
+}
+
+template <typename... Fs>
+struct Overloaded : Fs... {
+  using Fs::operator()...;
+};
+template <typename... Fs>
+Overloaded(Fs...) -> Overloaded<Fs...>;
+
+}  // namespace
+
+PeerRouter::PeerRouter(broker::Broker& broker, Transport& transport, RouterOptions options)
+    : broker_(broker),
+      transport_(transport),
+      options_(options),
+      self_(transport.self()),
+      peers_(std::min(transport.peer_slots(), kMaxPeers)),
+      incarnation_(options.incarnation != 0 ? options.incarnation : make_incarnation()),
+      local_(options.interest, options.loops),
+      remote_(transport.self(), std::min(transport.peer_slots(), kMaxPeers), options.interest.hashes),
+      incarnations_(std::min(transport.peer_slots(), kMaxPeers), 0) {
+  transport_.set_receiver(this);
+}
+
+// Requests still waiting are dropped unanswered: their callbacks post to loops that have
+// stopped by now (the server goes before the broker that owns this router).
+PeerRouter::~PeerRouter() = default;
+
+// --- sending ----------------------------------------------------------------------------------
+
+bool PeerRouter::send(PeerId to, SharedBytes frame) {
+  if (to >= peers_ || to == self_) return false;
+  if (transport_.send(to, std::move(frame))) return true;
+  stats_.sends_failed.fetch_add(1, std::memory_order_relaxed);
+  return false;
+}
+
+bool PeerRouter::send(PeerId to, const Frame& f) { return send(to, to_shared(f)); }
+
+// --- pending requests -------------------------------------------------------------------------
+
+uint64_t PeerRouter::add_pending(Pending p, uint32_t timeout_ms) {
+  uint64_t id;
+  {
+    std::lock_guard lock(pending_mu_);
+    id = next_request_++;
+    pending_.emplace(id, std::move(p));
+  }
+  if (!transport_.run_after(timeout_ms, [this, id] { expire(id); })) expire(id);
+  return id;
+}
+
+std::optional<PeerRouter::Pending> PeerRouter::take_pending(uint64_t request) {
+  std::lock_guard lock(pending_mu_);
+  auto it = pending_.find(request);
+  if (it == pending_.end()) return std::nullopt;
+  Pending p = std::move(it->second);
+  pending_.erase(it);
+  return p;
+}
+
+void PeerRouter::expire(uint64_t request) {
+  auto p = take_pending(request);
+  if (!p) return;
+  std::visit(Overloaded{
+                 [&](PendingClaim& c) {
+                   // The home, or the session, did not come in time: the CONNECT goes on with
+                   // what it has (a ticket if the home answered; no session).
+                   stats_.claims_timed_out.fetch_add(1, std::memory_order_relaxed);
+                   if (!c.answered) c.result = Claim{};
+                   spdlog::warn("routing: client '{}': {} did not answer within {} ms; it connects "
+                                "without a session from elsewhere",
+                                c.client_id, c.answered ? "the previous holder" : "its home",
+                                options_.claim_timeout_ms);
+                   c.done(std::move(c.result));
+                 },
+                 [&](PendingById& b) {
+                   stats_.by_id_unknown.fetch_add(1, std::memory_order_relaxed);
+                   if (b.done) b.done(PushOutcome::kUnknown);
+                 },
+             },
+             *p);
+}
+
+// --- interest ---------------------------------------------------------------------------------
+
+void PeerRouter::on_filter_added(std::string_view filter, uint32_t loop) {
+  local_.add(filter, loop);
+  maybe_grow_interest();
+  schedule_interest_flush();
+}
+
+void PeerRouter::on_filter_removed(std::string_view filter, uint32_t loop) {
+  local_.remove(filter, loop);
+  schedule_interest_flush();
+}
+
+void PeerRouter::schedule_interest_flush() {
+  // Once per loop iteration at most: the task runs before the loop writes its output, so the
+  // peers hear of a subscription no later than its SUBACK leaves.
+  if (flush_scheduled_.exchange(true, std::memory_order_acq_rel)) return;
+  if (!transport_.run_after(0, [this] {
+        flush_scheduled_.store(false, std::memory_order_release);
+        flush_interest();
+      }))
+    flush_scheduled_.store(false, std::memory_order_release);
+}
+
+void PeerRouter::flush_interest() {
+  std::string update = local_.take_update();
+  if (update.empty()) return;
+  SharedBytes frame = SharedBytes::copy_of(as_bytes(update));
+  for (PeerId p = 0; p < peers_; ++p)
+    if (p != self_ && send(p, frame)) stats_.interest_updates_sent.fetch_add(1, std::memory_order_relaxed);
+}
+
+void PeerRouter::maybe_grow_interest() {
+  // Everyone grows to the largest size any peer uses, so one table serves them all.
+  const uint32_t want = std::max(local_.wanted_slots(), remote_.largest_slots());
+  if (want <= local_.slots() || growing_.exchange(true, std::memory_order_acq_rel)) return;
+  if (!local_.begin_rebuild(want)) {
+    growing_.store(false, std::memory_order_release);
+    return;
+  }
+  stats_.interest_rebuilds.fetch_add(1, std::memory_order_relaxed);
+  spdlog::debug("routing: interest bitmap grows to {} slots ({} filters)", want, local_.filters());
+  broker_.walk_filters([this](std::string_view filter) { local_.add_walked(filter); },
+                       [this](uint32_t loop) {
+                         if (!local_.walk_done(loop)) return;
+                         growing_.store(false, std::memory_order_release);
+                         schedule_interest_flush();  // the snapshot at the new size
+                       });
+}
+
+void PeerRouter::on_interest(PeerId from, const InterestSnapshot& f) {
+  remote_.apply(from, f);
+  if (f.slots > local_.slots()) maybe_grow_interest();
+}
+
+void PeerRouter::on_interest(PeerId from, const InterestDelta& f) {
+  // A delta at another size than the column we hold is one sent before the snapshot that
+  // follows it: dropping it loses nothing.
+  remote_.apply(from, f);
+}
+
+// --- publishes --------------------------------------------------------------------------------
+
+void PeerRouter::on_local_publish(const broker::Message& m) {
+  PeerSet targets;
+  if (m.retain) {
+    // Every peer keeps every retained message.
+    for (PeerId p = 0; p < peers_; ++p)
+      if (p != self_) targets.add(p);
+  } else {
+    remote_.match(as_chars(m.topic.view()), targets);
+  }
+  if (targets.empty()) {
+    stats_.publishes_unmatched.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  SharedBytes frame = to_shared(Publish{view_of(m, steady_now_ms())});
+  targets.for_each([&](PeerId p) {
+    if (send(p, frame)) stats_.publishes_sent.fetch_add(1, std::memory_order_relaxed);
+  });
+}
+
+void PeerRouter::on_publish(PeerId from, const Publish& f) {
+  const broker::BrokerConfig& cfg = broker_.config();
+  if (mqtt::validate_topic_name(f.message.topic, cfg.max_topic_levels) != mqtt::TopicError::kOk ||
+      (!f.message.props.empty() &&
+       !mqtt::decode_property_list(f.message.props, mqtt::PropertyContext::kPublish).ok())) {
+    stats_.frames_bad.fetch_add(1, std::memory_order_relaxed);
+    spdlog::warn("routing: publish from peer {} refused: bad topic or properties", from);
+    return;
+  }
+  stats_.publishes_received.fetch_add(1, std::memory_order_relaxed);
+  broker_.deliver_remote(message_of(f.message, steady_now_ms()));
+}
+
+// --- client ids: the claimer's side -----------------------------------------------------------
+
+void PeerRouter::claim(std::string_view client_id, bool persistent, ClaimDone done) {
+  stats_.claims.fetch_add(1, std::memory_order_relaxed);
+  const PeerId home = home_of(client_id, peers_);
+  PendingClaim c;
+  c.client_id = std::string(client_id);
+  c.done = std::move(done);
+  c.home = home;
+  const uint64_t request = add_pending(std::move(c), options_.claim_timeout_ms);
+  if (home == self_) {
+    home_claim(self_, request, client_id, persistent);
+    return;
+  }
+  stats_.claims_remote.fetch_add(1, std::memory_order_relaxed);
+  if (!send(home, Frame(ClaimRequest{request, persistent ? ClaimRequest::kPersistent : uint8_t{0},
+                                       client_id}))) {
+    // The home is down: go on at once rather than at the timeout.
+    expire(request);
+  }
+}
+
+void PeerRouter::on_claim_answer(PeerId from, const ClaimAnswer& f) {
+  {
+    std::lock_guard lock(pending_mu_);
+    auto it = pending_.find(f.request);
+    if (it == pending_.end()) return;  // timed out meanwhile
+    auto* c = std::get_if<PendingClaim>(&it->second);
+    if (c == nullptr || c->answered) return;
+    c->answered = true;
+    c->result.ticket = f.ticket;
+    c->result.elsewhere = f.previous != kNoPeer && f.previous != self_;
+    c->image_expected = (f.flags & ClaimAnswer::kImageComing) != 0;
+  }
+  maybe_finish_claim(f.request);
+}
+
+void PeerRouter::on_session_image(PeerId from, const SessionImage& f) {
+  const bool has = (f.flags & SessionImage::kHasImage) != 0;
+  bool matched = false;
+  {
+    std::lock_guard lock(pending_mu_);
+    auto it = pending_.find(f.request);
+    auto* c = it == pending_.end() ? nullptr : std::get_if<PendingClaim>(&it->second);
+    if (c != nullptr && c->client_id == f.client_id && !c->image_arrived) {
+      c->image_arrived = true;
+      if (has) c->result.image = std::string(as_chars(f.image));
+      matched = true;
+    }
+  }
+  if (matched) {
+    maybe_finish_claim(f.request);
+    return;
+  }
+  if (!has) return;  // a late "none": nothing to keep
+  // Its claim gave up before it came: the broker keeps it if the id has no session here, so a
+  // session that left its holder is not lost.
+  stats_.sessions_late.fetch_add(1, std::memory_order_relaxed);
+  spdlog::warn("routing: session of client '{}' from peer {} came after its claim ended; "
+               "handed to the broker",
+               f.client_id, from);
+  broker_.adopt_session(f.client_id, std::string(as_chars(f.image)));
+}
+
+void PeerRouter::maybe_finish_claim(uint64_t request) {
+  std::optional<Pending> p;
+  {
+    std::lock_guard lock(pending_mu_);
+    auto it = pending_.find(request);
+    if (it == pending_.end()) return;
+    auto* c = std::get_if<PendingClaim>(&it->second);
+    if (c == nullptr || !c->answered || (c->image_expected && !c->image_arrived)) return;
+    p = std::move(it->second);
+    pending_.erase(it);
+  }
+  auto& c = std::get<PendingClaim>(*p);
+  if (c.result.image) stats_.sessions_moved_in.fetch_add(1, std::memory_order_relaxed);
+  c.done(std::move(c.result));
+}
+
+// --- client ids: the home's side --------------------------------------------------------------
+
+void PeerRouter::on_claim(PeerId from, const ClaimRequest& f) {
+  if (home_of(f.client_id, peers_) != self_) {
+    stats_.frames_bad.fetch_add(1, std::memory_order_relaxed);
+    return;  // a peer with another view of the peers: not ours to answer
+  }
+  home_claim(from, f.request, f.client_id, (f.flags & ClaimRequest::kPersistent) != 0);
+}
+
+void PeerRouter::home_claim(PeerId claimer, uint64_t request, std::string_view client_id,
+                            bool persistent) {
+  Directory::ClaimResult r;
+  {
+    std::lock_guard lock(dir_mu_);
+    r = directory_.claim(client_key(client_id), claimer);
+  }
+  ClaimAnswer answer;
+  answer.request = request;
+  answer.ticket = r.ticket;
+  if (r.previous) {
+    answer.previous = r.previous->holder;
+    answer.previous_ticket = r.previous->ticket;
+  }
+  if (r.previous && r.previous->holder != claimer) {
+    stats_.surrenders.fetch_add(1, std::memory_order_relaxed);
+    Surrender s;
+    s.request = request;
+    s.to = claimer;
+    s.ticket = r.previous->ticket;
+    s.flags = persistent ? Surrender::kWantImage : 0;
+    s.client_id = client_id;
+    bool asked;
+    if (r.previous->holder == self_) {
+      on_surrender(self_, s);
+      asked = true;
+    } else {
+      asked = send(r.previous->holder, Frame(s));
+    }
+    // The claimer waits for the session only if it was asked for and the holder can be reached.
+    if (persistent && asked) answer.flags |= ClaimAnswer::kImageComing;
+  }
+  if (claimer == self_) {
+    on_claim_answer(self_, answer);
+  } else {
+    send(claimer, Frame(answer));
+  }
+}
+
+// --- client ids: the holder's side ------------------------------------------------------------
+
+void PeerRouter::on_surrender(PeerId from, const Surrender& f) {
+  const bool want = (f.flags & Surrender::kWantImage) != 0;
+  broker_.surrender_session(
+      f.client_id, f.ticket, want,
+      [this, want, to = f.to, request = f.request, id = std::string(f.client_id)](
+          std::optional<std::string> image) {
+        if (!want || to == kNoPeer) return;
+        SessionImage answer;
+        answer.request = request;
+        answer.client_id = id;
+        if (image) {
+          answer.flags = SessionImage::kHasImage;
+          answer.image = as_bytes(*image);
+        }
+        if (to == self_) {
+          on_session_image(self_, answer);
+          return;
+        }
+        if (!send(to, Frame(answer)) && image) {
+          // It cannot leave: keep it here rather than lose it.
+          broker_.adopt_session(id, std::move(*image));
+        }
+      });
+}
+
+void PeerRouter::release(std::string_view client_id, uint32_t ticket) {
+  const PeerId home = home_of(client_id, peers_);
+  if (home == self_) {
+    std::lock_guard lock(dir_mu_);
+    directory_.release(client_key(client_id), self_, ticket);
+    return;
+  }
+  send(home, Frame(Release{ticket, client_id}));
+}
+
+void PeerRouter::enroll(std::string_view client_id, uint32_t ticket) {
+  const PeerId home = home_of(client_id, peers_);
+  if (home == self_) {
+    on_register(self_, Register{ticket, client_id});
+    return;
+  }
+  send(home, Frame(Register{ticket, client_id}));
+}
+
+void PeerRouter::on_release(PeerId from, const Release& f) {
+  std::lock_guard lock(dir_mu_);
+  directory_.release(client_key(f.client_id), from, f.ticket);
+}
+
+void PeerRouter::on_register(PeerId from, const Register& f) {
+  std::optional<Directory::Entry> loser;
+  {
+    std::lock_guard lock(dir_mu_);
+    loser = directory_.enroll(client_key(f.client_id), from, f.ticket);
+  }
+  stats_.enrolled.fetch_add(1, std::memory_order_relaxed);
+  if (!loser) return;
+  // Two peers held the id while its home was away: the older session goes.
+  Surrender s;
+  s.to = kNoPeer;
+  s.ticket = loser->ticket;
+  s.client_id = f.client_id;
+  if (loser->holder == self_)
+    on_surrender(self_, s);
+  else
+    send(loser->holder, Frame(s));
+}
+
+void PeerRouter::enroll_at(PeerId peer) {
+  std::vector<std::pair<std::string, uint32_t>> held;
+  broker_.for_each_session([&](std::string_view id, uint32_t ticket) {
+    if (home_of(id, peers_) == peer) held.emplace_back(std::string(id), ticket);
+  });
+  for (const auto& [id, ticket] : held) send(peer, Frame(Register{ticket, id}));
+}
+
+size_t PeerRouter::directory_size() const {
+  std::lock_guard lock(dir_mu_);
+  return directory_.size();
+}
+
+// --- requests by client id --------------------------------------------------------------------
+
+bool PeerRouter::route_by_id(std::string_view client_id, ByIdOp op, std::string body,
+                             PushDone done) {
+  stats_.by_id_requests.fetch_add(1, std::memory_order_relaxed);
+  const PeerId home = home_of(client_id, peers_);
+  PendingById b;
+  b.done = std::move(done);
+  b.target = home;
+  const uint64_t request = add_pending(std::move(b), options_.request_timeout_ms);
+  ById f;
+  f.request = request;
+  f.reply_to = self_;
+  f.op = op;
+  f.client_id = client_id;
+  f.body = as_bytes(body);
+  if (home == self_) {
+    on_by_id(self_, f);
+    return true;
+  }
+  if (!send(home, Frame(f))) {
+    take_pending(request);  // not routed: the caller is told by the return value
+    return false;
+  }
+  return true;
+}
+
+bool PeerRouter::push_to_client(std::string_view client_id, const broker::Message& m,
+                                PushDone done) {
+  return route_by_id(client_id, ByIdOp::kPush,
+                     encode_message_body(view_of(m, steady_now_ms())), std::move(done));
+}
+
+bool PeerRouter::kick_client(std::string_view client_id, PushDone done) {
+  return route_by_id(client_id, ByIdOp::kKick, {}, std::move(done));
+}
+
+void PeerRouter::on_by_id(PeerId from, const ById& f) {
+  if (f.hops == 0) {
+    // At the home: forward to the holder, or answer that nobody holds the id.
+    if (home_of(f.client_id, peers_) != self_) {
+      stats_.frames_bad.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    std::optional<Directory::Entry> e;
+    {
+      std::lock_guard lock(dir_mu_);
+      e = directory_.find(client_key(f.client_id));
+    }
+    if (!e) {
+      reply(f.reply_to, f.request, ReplyStatus::kNoSuchClient);
+      return;
+    }
+    if (e->holder != self_) {
+      ById next = f;
+      next.hops = 1;
+      if (!send(e->holder, Frame(next))) reply(f.reply_to, f.request, ReplyStatus::kFailed);
+      return;
+    }
+  }
+  execute_by_id(f.reply_to, f.request, f.op, f.client_id, f.body);
+}
+
+void PeerRouter::execute_by_id(PeerId reply_to, uint64_t request, ByIdOp op,
+                               std::string_view client_id, ByteView body) {
+  ReplyStatus status = ReplyStatus::kFailed;
+  switch (op) {
+    case ByIdOp::kPush: {
+      auto m = decode_message_body(body);
+      if (!m || mqtt::validate_topic_name(m->topic, broker_.config().max_topic_levels) !=
+                    mqtt::TopicError::kOk) {
+        stats_.frames_bad.fetch_add(1, std::memory_order_relaxed);
+        break;
+      }
+      switch (broker_.send_to_local_client(client_id, message_of(*m, steady_now_ms()))) {
+        case broker::SendResult::kSent: status = ReplyStatus::kDone; break;
+        case broker::SendResult::kQueued: status = ReplyStatus::kQueued; break;
+        case broker::SendResult::kNotConnected: status = ReplyStatus::kNoSuchClient; break;
+        default: status = ReplyStatus::kFailed; break;
+      }
+      break;
+    }
+    case ByIdOp::kKick:
+      status = broker_.kick_local(client_id) ? ReplyStatus::kDone : ReplyStatus::kNoSuchClient;
+      break;
+    case ByIdOp::kInfo:
+    case ByIdOp::kDropSession:
+      status = ReplyStatus::kFailed;  // not sent by this version
+      break;
+  }
+  reply(reply_to, request, status);
+}
+
+void PeerRouter::reply(PeerId to, uint64_t request, ReplyStatus status) {
+  if (to == self_) {
+    finish_by_id(request, status);
+    return;
+  }
+  send(to, Frame(Reply{request, status, {}}));
+}
+
+void PeerRouter::on_reply(PeerId from, const Reply& f) { finish_by_id(f.request, f.status); }
+
+void PeerRouter::finish_by_id(uint64_t request, ReplyStatus status) {
+  auto p = take_pending(request);
+  if (!p) return;
+  auto* b = std::get_if<PendingById>(&*p);
+  if (b == nullptr || !b->done) return;
+  switch (status) {
+    case ReplyStatus::kDone:
+    case ReplyStatus::kQueued: b->done(PushOutcome::kHeld); break;
+    case ReplyStatus::kNoSuchClient: b->done(PushOutcome::kNoSuchClient); break;
+    case ReplyStatus::kFailed: b->done(PushOutcome::kUnknown); break;
+  }
+}
+
+// --- queries between peers --------------------------------------------------------------------
+
+void PeerRouter::on_query(PeerId from, const Query& f) {
+  if (f.what == QueryWhat::kRetained) {
+    // Retained messages for a peer that started: sent as ordinary retained publishes.
+    broker_.for_each_retained([&](const broker::Message& m) {
+      send(from, Frame(Publish{view_of(m, steady_now_ms())}));
+    });
+  }
+}
+
+void PeerRouter::sync_retained_from(PeerId peer) {
+  if (retained_asked_.exchange(true)) return;
+  send(peer, Frame(Query{0, QueryWhat::kRetained, {}}));
+}
+
+// --- peers ------------------------------------------------------------------------------------
+
+void PeerRouter::on_peer_up(PeerId peer) {
+  if (peer >= peers_ || peer == self_) return;
+  // What the peer must know of us, Hello first (the transport keeps this order).
+  send(peer, Frame(Hello{incarnation_, local_.slots(), options_.interest.hashes}));
+  send(peer, SharedBytes::copy_of(as_bytes(local_.snapshot())));
+  enroll_at(peer);
+  sync_retained_from(peer);
+}
+
+void PeerRouter::on_peer_down(PeerId peer) {
+  if (peer >= peers_ || peer == self_) return;
+  // Its filters are unknown until it says again; publishes for it would be dropped anyway.
+  remote_.forget(peer);
+  // Requests waiting on it fail now rather than at their timeouts.
+  std::vector<uint64_t> waiting;
+  {
+    std::lock_guard lock(pending_mu_);
+    for (const auto& [id, p] : pending_) {
+      if (const auto* c = std::get_if<PendingClaim>(&p); c && c->home == peer && !c->answered)
+        waiting.push_back(id);
+      if (const auto* b = std::get_if<PendingById>(&p); b && b->target == peer) waiting.push_back(id);
+    }
+  }
+  for (uint64_t id : waiting) expire(id);
+}
+
+void PeerRouter::on_hello(PeerId from, const Hello& f) {
+  size_t forgotten = 0;
+  bool restarted = false;
+  {
+    std::lock_guard lock(dir_mu_);
+    const uint64_t before = incarnations_[from];
+    incarnations_[from] = f.incarnation;
+    if (before != 0 && before != f.incarnation) {
+      // It restarted: what it held is gone (it enrolls what it kept), its filters too.
+      restarted = true;
+      forgotten = directory_.forget_holder(from);
+    }
+  }
+  if (restarted) {
+    stats_.peers_restarted.fetch_add(1, std::memory_order_relaxed);
+    remote_.forget(from);
+    spdlog::info("routing: peer {} restarted; {} client ids it held forgotten", from, forgotten);
+  }
+}
+
+// --- receiving --------------------------------------------------------------------------------
+
+void PeerRouter::on_frame(PeerId from, ByteView bytes) {
+  if (from >= peers_ || from == self_) return;
+  auto f = decode(bytes);
+  if (!f) {
+    if (peek_kind(bytes).has_value() &&
+        static_cast<uint8_t>(*peek_kind(bytes)) > static_cast<uint8_t>(FrameKind::kSharedDeliver)) {
+      stats_.frames_unknown.fetch_add(1, std::memory_order_relaxed);  // a newer peer's kind
+    } else {
+      stats_.frames_bad.fetch_add(1, std::memory_order_relaxed);
+      spdlog::warn("routing: malformed frame from peer {} ({} bytes) dropped", from, bytes.size());
+    }
+    return;
+  }
+  std::visit(Overloaded{
+                 [&](const Hello& x) { on_hello(from, x); },
+                 [&](const Publish& x) { on_publish(from, x); },
+                 [&](const InterestSnapshot& x) { on_interest(from, x); },
+                 [&](const InterestDelta& x) { on_interest(from, x); },
+                 [&](const ClaimRequest& x) { on_claim(from, x); },
+                 [&](const ClaimAnswer& x) { on_claim_answer(from, x); },
+                 [&](const Surrender& x) { on_surrender(from, x); },
+                 [&](const SessionImage& x) { on_session_image(from, x); },
+                 [&](const Release& x) { on_release(from, x); },
+                 [&](const Register& x) { on_register(from, x); },
+                 [&](const ById& x) { on_by_id(from, x); },
+                 [&](const Reply& x) { on_reply(from, x); },
+                 [&](const Query& x) { on_query(from, x); },
+                 [&](const QueryAnswer&) {},
+                 [&](const SharedGroup&) {},
+                 [&](const SharedDeliver&) {},
+             },
+             *f);
+}
+
+// --- metrics ----------------------------------------------------------------------------------
+
+void PeerRouter::render_metrics(std::string& out) const {
+  struct Family {
+    const char* name;
+    const char* help;
+    std::atomic<uint64_t> RouterStats::*field;
+  };
+  static const Family kCounters[] = {
+      {"tcpms_routing_publishes_sent_total", "Publishes sent to peers with a matching interest.",
+       &RouterStats::publishes_sent},
+      {"tcpms_routing_publishes_received_total", "Publishes received from peers.",
+       &RouterStats::publishes_received},
+      {"tcpms_routing_publishes_local_only_total",
+       "Publishes no peer had an interest in (nothing crossed).", &RouterStats::publishes_unmatched},
+      {"tcpms_routing_claims_total", "CONNECTs that claimed their client id.", &RouterStats::claims},
+      {"tcpms_routing_claims_remote_total", "Claims whose home was another peer.",
+       &RouterStats::claims_remote},
+      {"tcpms_routing_claims_timed_out_total",
+       "Claims that went on without an answer (home or previous holder unreachable).",
+       &RouterStats::claims_timed_out},
+      {"tcpms_routing_surrenders_total", "Holders asked to give a client id up (as its home).",
+       &RouterStats::surrenders},
+      {"tcpms_routing_sessions_moved_in_total", "Sessions that came from another peer.",
+       &RouterStats::sessions_moved_in},
+      {"tcpms_routing_sessions_late_total",
+       "Sessions that came after their claim gave up (handed to the broker).",
+       &RouterStats::sessions_late},
+      {"tcpms_routing_by_id_requests_total", "Pushes and kicks by client id sent to a home.",
+       &RouterStats::by_id_requests},
+      {"tcpms_routing_by_id_unanswered_total", "Requests by client id with no answer in time.",
+       &RouterStats::by_id_unknown},
+      {"tcpms_routing_frames_bad_total", "Frames from peers that did not decode or were refused.",
+       &RouterStats::frames_bad},
+      {"tcpms_routing_frames_unknown_total", "Frames of a kind this version does not know.",
+       &RouterStats::frames_unknown},
+      {"tcpms_routing_sends_failed_total", "Frames not sent: the peer was down.",
+       &RouterStats::sends_failed},
+      {"tcpms_routing_interest_updates_sent_total", "Interest deltas and snapshots sent.",
+       &RouterStats::interest_updates_sent},
+      {"tcpms_routing_interest_rebuilds_total", "Times this peer's interest bitmap grew.",
+       &RouterStats::interest_rebuilds},
+      {"tcpms_routing_enrolled_total", "Client ids enrolled by peers at this home after a restart.",
+       &RouterStats::enrolled},
+      {"tcpms_routing_peers_restarted_total", "Peers seen restarting.", &RouterStats::peers_restarted},
+  };
+  auto family = [&](const char* name, const char* help, const char* type, uint64_t v) {
+    fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n{} {}\n", name, help, name,
+                   type, name, v);
+  };
+  for (const Family& f : kCounters)
+    family(f.name, f.help, "counter", (stats_.*f.field).load(std::memory_order_relaxed));
+  family("tcpms_routing_directory_entries", "Client ids whose home is this peer.", "gauge",
+         directory_size());
+  family("tcpms_routing_interest_slots", "Slots of this peer's interest bitmap.", "gauge",
+         local_.slots());
+  family("tcpms_routing_interest_table_bytes", "Memory of the peers' interest bitmaps held here.",
+         "gauge", remote_.table_bytes());
+}
+
+}  // namespace tcpms::routing

@@ -1,0 +1,188 @@
+// PeerRouter: the broker's Router between peers — the worker processes of one server, or the
+// nodes of a cluster — over any Transport (transport.h). One routing layer for both: the same
+// frames (frame.h), the same interest summary, the same ownership of client ids.
+//
+// Publishes: by interest, decided locally. Every peer keeps the others' filters as Bloom
+// bitmaps (RemoteInterest) and sends a publish only to the peers whose bitmap says they may
+// have a matching subscriber: no round trip, no broadcast. Its own filters it keeps as a
+// counting bitmap (LocalInterest) and sends the others a delta once per loop iteration in
+// which they changed (so a subscription is known before its SUBACK has travelled), or a
+// snapshot when a peer comes up or the bitmap grew. Retained publishes go to every peer (each
+// keeps every retained message); a peer that starts asks one other for them.
+//
+// Client ids: by ownership. Every id has a home, home_of(id) over the peers, whose Directory
+// says which peer holds the id's session and under which ticket. A CONNECT claims its id at
+// the home before its CONNACK (claim): the home gives it the next ticket, makes it the holder,
+// and tells the previous holder, if any, to give the session up (Surrender): with its image
+// for a persistent CONNECT (sent straight to the claimer), or dropped for a clean one. The
+// newest claim at the home wins, whatever the order connections reach their peers; a holder
+// gives up a session only if the ticket named is the session's, so a stale request never
+// touches a newer one. A session that ends is released at the home. A push, kick or lookup by
+// client id goes to the home, which forwards it to the holder (ById), and the answer comes
+// back to the asker (Reply). Each of these costs a fixed number of frames, whatever the number
+// of peers. A peer that restarts forgets its directory; every other peer then enrolls the ids
+// it holds whose home that peer is (Register), with their tickets.
+//
+// Failure: a frame to a peer that is down is dropped. A claim whose home does not answer
+// within claim_timeout_ms completes without a ticket (the CONNECT goes on, with a fresh
+// session); a session image that comes after its claim gave up is adopted by the broker if
+// the id has no session here. A request by id gets no answer after request_timeout_ms:
+// kUnknown.
+//
+// Thread rules: the Router hooks from loop threads; the Receiver callbacks from the
+// transport's threads. State is under two mutexes (directory, pending requests), never held
+// while calling into the broker or the transport.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <variant>
+#include <vector>
+
+#include "broker/broker.h"
+#include "broker/router.h"
+#include "routing/directory.h"
+#include "routing/frame.h"
+#include "routing/local_interest.h"
+#include "routing/remote_interest.h"
+#include "routing/transport.h"
+
+namespace tcpms::routing {
+
+struct RouterOptions {
+  uint32_t loops = 1;  // the broker's event loops (their trees are walked when interest grows)
+  InterestOptions interest;
+  uint32_t claim_timeout_ms = 3000;
+  uint32_t request_timeout_ms = 5000;
+  uint64_t incarnation = 0;  // this process's; 0: chosen from the pid and the clock
+};
+
+struct RouterStats {
+  std::atomic<uint64_t> publishes_sent{0}, publishes_received{0}, publishes_unmatched{0};
+  std::atomic<uint64_t> claims{0}, claims_remote{0}, claims_timed_out{0};
+  std::atomic<uint64_t> surrenders{0}, sessions_moved_in{0}, sessions_late{0};
+  std::atomic<uint64_t> by_id_requests{0}, by_id_unknown{0};
+  std::atomic<uint64_t> frames_bad{0}, frames_unknown{0}, sends_failed{0};
+  std::atomic<uint64_t> interest_updates_sent{0}, interest_rebuilds{0};
+  std::atomic<uint64_t> enrolled{0}, peers_restarted{0};
+};
+
+class PeerRouter final : public broker::Router, public Transport::Receiver {
+ public:
+  PeerRouter(broker::Broker& broker, Transport& transport, RouterOptions options);
+  ~PeerRouter() override;
+
+  // --- broker::Router (loop threads) ---
+  bool wants_filter_events() const override { return true; }
+  void on_filter_added(std::string_view filter, uint32_t loop) override;
+  void on_filter_removed(std::string_view filter, uint32_t loop) override;
+  void on_local_publish(const broker::Message& m) override;
+  bool claims_client_ids() const override { return transport_.peer_slots() > 1; }
+  void claim(std::string_view client_id, bool persistent, ClaimDone done) override;
+  void release(std::string_view client_id, uint32_t ticket) override;
+  void enroll(std::string_view client_id, uint32_t ticket) override;
+  bool push_to_client(std::string_view client_id, const broker::Message& m, PushDone done) override;
+  bool kick_client(std::string_view client_id, PushDone done) override;
+
+  // --- Transport::Receiver (transport threads) ---
+  void on_frame(PeerId from, ByteView frame) override;
+  void on_peer_up(PeerId peer) override;
+  void on_peer_down(PeerId peer) override;
+
+  const RouterStats& stats() const noexcept { return stats_; }
+  // The peers a publish to `topic` would go to now (diagnostics, tests).
+  PeerSet interested(std::string_view topic) const {
+    PeerSet s;
+    remote_.match(topic, s);
+    return s;
+  }
+  void render_metrics(std::string& out) const;
+  PeerId self() const noexcept { return self_; }
+  size_t directory_size() const;
+  // Sends the interest changes gathered so far (normally scheduled on its own).
+  void flush_interest();
+
+ private:
+  struct PendingClaim {
+    std::string client_id;
+    ClaimDone done;
+    PeerId home = kNoPeer;
+    bool answered = false;
+    bool image_expected = false;
+    bool image_arrived = false;
+    Claim result;
+  };
+  struct PendingById {
+    PushDone done;
+    PeerId target = kNoPeer;
+  };
+  using Pending = std::variant<PendingClaim, PendingById>;
+
+  uint64_t add_pending(Pending p, uint32_t timeout_ms);
+  std::optional<Pending> take_pending(uint64_t request);
+  void expire(uint64_t request);
+  // Completes a claim once its answer and (if one is coming) the image are in.
+  void maybe_finish_claim(uint64_t request);
+
+  bool send(PeerId to, const Frame& f);
+  bool send(PeerId to, SharedBytes frame);
+  void schedule_interest_flush();
+  void maybe_grow_interest();
+
+  // Frame handlers.
+  void on_hello(PeerId from, const Hello& f);
+  void on_publish(PeerId from, const Publish& f);
+  void on_claim(PeerId from, const ClaimRequest& f);
+  void on_claim_answer(PeerId from, const ClaimAnswer& f);
+  void on_surrender(PeerId from, const Surrender& f);
+  void on_session_image(PeerId from, const SessionImage& f);
+  void on_release(PeerId from, const Release& f);
+  void on_register(PeerId from, const Register& f);
+  void on_by_id(PeerId from, const ById& f);
+  void on_reply(PeerId from, const Reply& f);
+  void on_query(PeerId from, const Query& f);
+  void on_interest(PeerId from, const InterestSnapshot& f);
+  void on_interest(PeerId from, const InterestDelta& f);
+
+  // The home's side of a claim (from a peer, or this one).
+  void home_claim(PeerId claimer, uint64_t request, std::string_view client_id, bool persistent);
+  // The holder's side of a by-id request; the answer goes to `reply_to`.
+  void execute_by_id(PeerId reply_to, uint64_t request, ByIdOp op, std::string_view client_id,
+                     ByteView body);
+  void reply(PeerId to, uint64_t request, ReplyStatus status);
+  void finish_by_id(uint64_t request, ReplyStatus status);
+  bool route_by_id(std::string_view client_id, ByIdOp op, std::string body, PushDone done);
+  // Sends `peer` the client ids this process holds whose home it is.
+  void enroll_at(PeerId peer);
+  void sync_retained_from(PeerId peer);
+
+  broker::Broker& broker_;
+  Transport& transport_;
+  const RouterOptions options_;
+  const PeerId self_;
+  const uint32_t peers_;
+  const uint64_t incarnation_;
+  RouterStats stats_;
+
+  LocalInterest local_;
+  RemoteInterest remote_;
+  std::atomic<bool> flush_scheduled_{false};
+  std::atomic<bool> growing_{false};
+
+  mutable std::mutex dir_mu_;
+  Directory directory_;
+  std::vector<uint64_t> incarnations_;  // by peer, from its Hello (under dir_mu_)
+
+  std::mutex pending_mu_;
+  std::unordered_map<uint64_t, Pending> pending_;
+  uint64_t next_request_ = 1;
+
+  std::atomic<bool> retained_asked_{false};
+};
+
+}  // namespace tcpms::routing

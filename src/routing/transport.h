@@ -1,0 +1,53 @@
+// Transport: how the routing layer's frames (frame.h) travel between peers. Two are real:
+// the worker mesh (src/workers/mesh_transport.h: Unix sockets between the processes of one
+// server) and Redis streams (src/cluster: nodes on several machines); a third, in memory
+// (memory_transport.h), lets unit tests run several routers in one process and decide when
+// each frame arrives.
+//
+// What the routing layer needs from a transport, and no more:
+// - send(peer, frame): the frame arrives whole and once, after every frame sent earlier to the
+//   same peer (per-pair order), or not at all while the peer is down (then false, or lost
+//   silently if the link breaks later: the layer copes with loss by its own timeouts and by
+//   resending state when the peer comes back);
+// - on_frame(from, bytes) for every frame that arrives, with the sender's id;
+// - on_peer_up(peer) when frames can reach a peer again (a link made or remade): the layer
+//   then sends what that peer must know of it (Hello first, then its interest and the client
+//   ids homed there), which is why a transport must deliver frames sent from inside
+//   on_peer_up before any other frame to that peer;
+// - on_peer_down(peer) when they cannot;
+// - timers, for requests that wait for an answer.
+//
+// Thread rules: send and run_after from any thread. The receiver's callbacks run on the
+// transport's own thread(s), never while the transport holds a lock the receiver might need.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+#include "routing/frame.h"
+#include "tcpms/shared_bytes.h"
+
+namespace tcpms::routing {
+
+class Transport {
+ public:
+  class Receiver {
+   public:
+    virtual ~Receiver() = default;
+    virtual void on_frame(PeerId from, ByteView frame) = 0;
+    virtual void on_peer_up(PeerId peer) = 0;
+    virtual void on_peer_down(PeerId peer) = 0;
+  };
+
+  virtual ~Transport() = default;
+  // Set before start; the receiver outlives the transport's activity.
+  virtual void set_receiver(Receiver* r) = 0;
+  virtual PeerId self() const = 0;
+  // Peer ids are below this; not all need exist or be up.
+  virtual uint32_t peer_slots() const = 0;
+  virtual bool send(PeerId to, SharedBytes frame) = 0;
+  // `task` runs on the transport's thread after `delay_ms`; false (task dropped) once stopping.
+  virtual bool run_after(uint32_t delay_ms, std::function<void()> task) = 0;
+};
+
+}  // namespace tcpms::routing

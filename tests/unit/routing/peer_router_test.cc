@@ -1,0 +1,293 @@
+// PeerRouter between brokers in one test process, over the in-memory transport: each "peer" is
+// a real Broker on a real Server (loopback clients connect to it), and the test decides when
+// the frames between them arrive. Sessions move with their in-flight and queued messages;
+// the newest claim of an id wins whatever order the claims reach their home; pushes and kicks
+// by id find the holder through the id's home; a publish crosses only to interested peers; a
+// home that restarts learns again what the others hold.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <future>
+#include <mutex>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../broker/mqtt_test_client.h"
+#include "broker/broker.h"
+#include "mqtt/codec.h"
+#include "routing/directory.h"
+#include "routing/memory_transport.h"
+#include "routing/peer_router.h"
+#include "tcpms/server.h"
+
+namespace tcpms::routing {
+namespace {
+
+using namespace std::chrono_literals;
+using broker::testing::Client;
+
+struct Node {
+  Node(MemoryFabric& fabric, PeerId id) : broker(config()) {
+    RouterOptions o;
+    o.loops = 2;
+    auto r = std::make_unique<PeerRouter>(broker, fabric.transport(id), o);
+    router = r.get();
+    broker.set_router(std::move(r));
+    ServerConfig sc;
+    sc.threads = 2;
+    server = std::make_unique<Server>(sc);
+    broker.attach(*server);
+    server->listen(*Endpoint::parse("127.0.0.1:0"), broker.handler_factory());
+    EXPECT_EQ(server->start(), "");
+    port = server->bound_port(0);
+  }
+  ~Node() {
+    server->stop();
+    server->wait();
+  }
+  static broker::BrokerConfig config() {
+    broker::BrokerConfig c;
+    c.sys_interval_ms = 0;
+    return c;
+  }
+  broker::Broker broker;
+  PeerRouter* router = nullptr;
+  std::unique_ptr<Server> server;
+  uint16_t port = 0;
+};
+
+// Peers linked in memory; a pump thread delivers frames and runs timers until paused.
+class Mesh {
+ public:
+  explicit Mesh(uint32_t n) : fabric(n) {
+    for (uint32_t i = 0; i < n; ++i) nodes.push_back(std::make_unique<Node>(fabric, static_cast<PeerId>(i)));
+    fabric.start();
+    pump_ = std::thread([this] {
+      while (!stop_) {
+        {
+          std::lock_guard lock(round_mu_);
+          if (!paused_) {
+            fabric.deliver_all();
+            fabric.advance(1);
+          }
+        }
+        std::this_thread::sleep_for(1ms);
+      }
+    });
+    // Hellos and interest snapshots delivered: the peers know each other.
+    for (int i = 0; i < 500 && fabric.queued() != 0; ++i) std::this_thread::sleep_for(2ms);
+    std::this_thread::sleep_for(10ms);
+  }
+  ~Mesh() {
+    stop_ = true;
+    pump_.join();
+  }
+  Node& operator[](size_t i) { return *nodes[i]; }
+  void pause() {
+    paused_ = true;
+    std::lock_guard lock(round_mu_);  // the pump's round in progress ends
+  }
+  void resume() { paused_ = false; }
+  // A client id whose home is `home`.
+  std::string id_homed_at(PeerId home, const std::string& prefix) {
+    for (int i = 0;; ++i) {
+      std::string id = prefix + std::to_string(i);
+      if (home_of(id, fabric.peers()) == home) return id;
+    }
+  }
+  // Waits (the pump paused) until `n` frames are queued from `from` to `to`.
+  void wait_queued(PeerId from, PeerId to, size_t n) {
+    for (int i = 0; i < 500 && fabric.queued(from, to) < n; ++i) std::this_thread::sleep_for(2ms);
+    ASSERT_GE(fabric.queued(from, to), n);
+  }
+
+  MemoryFabric fabric;
+  std::vector<std::unique_ptr<Node>> nodes;
+
+ private:
+  std::atomic<bool> stop_{false}, paused_{false};
+  std::mutex round_mu_;
+  std::thread pump_;
+};
+
+int connect_present(Client& c, const std::string& id, bool clean) {
+  c.send_connect(id.c_str(), clean);
+  auto [type, body] = c.read();
+  if (type != mqtt::PacketType::kConnack || body.size() < 2) return -1;
+  return static_cast<int>(body[0]) & 1;
+}
+
+void subscribe(Client& c, const char* filter) {
+  mqtt::Subscription s{filter, {mqtt::QoS::k1}};
+  std::vector<std::byte> buf(mqtt::subscribe_size(1, {&s, 1}, {}, mqtt::ProtocolVersion::kV311));
+  ASSERT_EQ(mqtt::encode_subscribe(1, {&s, 1}, {}, mqtt::ProtocolVersion::kV311, buf), buf.size());
+  c.send_bytes(buf);
+  EXPECT_EQ(c.read().first, mqtt::PacketType::kSuback);
+}
+
+void wait_for(const std::function<bool()>& cond, const char* what) {
+  for (int i = 0; i < 1000 && !cond(); ++i) std::this_thread::sleep_for(5ms);
+  ASSERT_TRUE(cond()) << what;
+}
+
+bool offline(broker::Broker& b, const std::string& id) {
+  auto e = b.registry().find(id);
+  return e && !e->conn.valid();
+}
+
+TEST(PeerRouter, SessionMovesWithItsInflightAndQueuedMessages) {
+  Mesh m(3);
+  const std::string id = m.id_homed_at(2, "mv-");  // home on a third peer
+  {
+    Client c(m[0].port);
+    EXPECT_EQ(connect_present(c, id, false), 0);  // nobody had it
+    subscribe(c, "a/+");
+    ASSERT_TRUE(m[0].broker.publish("a/1", as_bytes("inflight"), mqtt::QoS::k1, false));
+    EXPECT_EQ(c.read_publish(0x02).topic, "a/1");  // never acknowledged
+  }
+  wait_for([&] { return offline(m[0].broker, id); }, "offline on peer 0");
+  // Published on peer 1: the subscription's interest is known there, so it crosses.
+  wait_for([&] { return m[1].router->interested("a/2").has(0); }, "interest at peer 1");
+  auto queued = [&](uint32_t n) {
+    return [&, n] {
+      for (const auto& c : m[0].broker.list_clients())
+        if (c.client_id == id) return c.queued == n;
+      return false;
+    };
+  };
+  // One at a time: publish() picks loops round robin, so two at once have no order.
+  ASSERT_TRUE(m[1].broker.publish("a/2", as_bytes("queued-1"), mqtt::QoS::k1, false));
+  wait_for(queued(1), "a/2 queued at peer 0");
+  ASSERT_TRUE(m[1].broker.publish("a/3", as_bytes("queued-2"), mqtt::QoS::k1, false));
+  wait_for(queued(2), "a/3 queued at peer 0");
+  {
+    Client c(m[1].port);
+    EXPECT_EQ(connect_present(c, id, false), 1);  // session present [MQTT-3.2.2-2]
+    mqtt::Publish p = c.read_publish(0x0A);
+    EXPECT_EQ(p.topic, "a/1");
+    EXPECT_TRUE(p.dup);  // [MQTT-4.4.0-1]
+    EXPECT_EQ(c.read_publish(0x02).topic, "a/2");
+    EXPECT_EQ(c.read_publish(0x02).topic, "a/3");
+    // Peer 1's interest (the imported filter) reaches peer 0.
+    wait_for([&] { return m[0].router->interested("a/4").has(1); }, "interest at peer 0");
+    ASSERT_TRUE(m[0].broker.publish("a/4", as_bytes("after"), mqtt::QoS::k1, false));
+    EXPECT_EQ(c.read_publish(0x02).topic, "a/4");  // the subscription came along
+  }
+  EXPECT_FALSE(m[0].broker.registry().find(id).has_value());  // peer 0 gave it up
+  EXPECT_EQ(m[1].router->stats().sessions_moved_in.load(), 1u);
+  EXPECT_EQ(m[2].router->directory_size(), 1u);  // one entry, at the home
+  wait_for([&] { return offline(m[1].broker, id); }, "offline on peer 1");
+  // A clean start on another peer discards it [MQTT-3.1.2-6]; then nobody holds it.
+  {
+    Client c(m[0].port);
+    EXPECT_EQ(connect_present(c, id, true), 0);
+  }
+  wait_for([&] { return !m[1].broker.registry().find(id).has_value(); }, "peer 1 dropped it");
+  wait_for([&] { return m[2].router->directory_size() == 0; }, "released at its home");
+}
+
+TEST(PeerRouter, TheNewestClaimAtTheHomeWinsWhateverOrderTheyArrive) {
+  for (int order = 0; order < 2; ++order) {
+    Mesh m(3);
+    const std::string id = m.id_homed_at(2, "race-");
+    m.pause();
+    Client a(m[0].port), b(m[1].port);
+    a.send_connect(id.c_str(), true);
+    b.send_connect(id.c_str(), true);
+    m.wait_queued(0, 2, 1);  // both claims wait on their way to the home
+    m.wait_queued(1, 2, 1);
+    // The home takes them in the order the test chooses; the later one must win.
+    const PeerId first = order == 0 ? 0 : 1, second = order == 0 ? 1 : 0;
+    EXPECT_EQ(m.fabric.deliver(first, 2), 1u);
+    EXPECT_EQ(m.fabric.deliver(second, 2), 1u);
+    m.resume();
+    Client& winner = second == 0 ? a : b;
+    Client& loser = second == 0 ? b : a;
+    // Both CONNECTs were valid: both get CONNACK [MQTT-3.1.4-4]; the older one is then
+    // closed [MQTT-3.1.4-2].
+    EXPECT_EQ(loser.read().first, mqtt::PacketType::kConnack);
+    EXPECT_EQ(winner.read().first, mqtt::PacketType::kConnack);
+    EXPECT_EQ(loser.read().first, mqtt::PacketType{}) << "order " << order;
+    wait_for([&] { return m[second].broker.registry().find(id).has_value(); }, "winner registered");
+    wait_for([&] { return !m[first].broker.registry().find(id).has_value(); }, "loser gone");
+    auto e = m[second].broker.registry().find(id);
+    ASSERT_TRUE(e.has_value());
+    EXPECT_TRUE(e->conn.valid()) << "the newest connection stays";
+  }
+}
+
+TEST(PeerRouter, PushAndKickByIdReachTheHolderThroughItsHome) {
+  Mesh m(3);
+  const std::string id = m.id_homed_at(1, "dev-");
+  Client dev(m[2].port);
+  ASSERT_EQ(connect_present(dev, id, true), 0);
+  std::promise<broker::Router::PushOutcome> held;
+  EXPECT_EQ(m[0].broker.send_to_client(id, "cmd/reboot", as_bytes("now"), mqtt::QoS::k1,
+                                       [&](auto o) { held.set_value(o); }),
+            broker::SendResult::kRouted);
+  EXPECT_EQ(held.get_future().get(), broker::Router::PushOutcome::kHeld);
+  EXPECT_EQ(dev.read_publish(0x02).topic, "cmd/reboot");
+  std::promise<broker::Router::PushOutcome> none;
+  EXPECT_EQ(m[0].broker.send_to_client("nobody-here", "x", as_bytes("y"), mqtt::QoS::k0,
+                                       [&](auto o) { none.set_value(o); }),
+            broker::SendResult::kRouted);
+  EXPECT_EQ(none.get_future().get(), broker::Router::PushOutcome::kNoSuchClient);
+  std::promise<broker::Router::PushOutcome> kicked;
+  EXPECT_TRUE(m[0].broker.kick(id, [&](auto o) { kicked.set_value(o); }));
+  EXPECT_EQ(kicked.get_future().get(), broker::Router::PushOutcome::kHeld);
+  EXPECT_EQ(dev.read().first, mqtt::PacketType{});  // disconnected
+}
+
+TEST(PeerRouter, APublishCrossesOnlyToPeersWithAMatchingSubscription) {
+  Mesh m(3);
+  Client sub(m[2].port);
+  ASSERT_EQ(connect_present(sub, "only-subscriber", true), 0);
+  subscribe(sub, "room/+/temp");
+  wait_for([&] { return m[0].router->interested("room/1/temp").has(2); }, "interest at peer 0");
+  ASSERT_TRUE(m[0].broker.publish("room/1/temp", as_bytes("21"), mqtt::QoS::k1, false));
+  EXPECT_EQ(sub.read_publish(0x02).topic, "room/1/temp");
+  ASSERT_TRUE(m[0].broker.publish("room/1/humidity", as_bytes("40"), mqtt::QoS::k1, false));
+  wait_for([&] { return m[0].router->stats().publishes_unmatched.load() == 1; }, "routed");
+  std::this_thread::sleep_for(20ms);  // what would have been sent has arrived
+  EXPECT_EQ(m[2].router->stats().publishes_received.load(), 1u);
+  EXPECT_EQ(m[1].router->stats().publishes_received.load(), 0u) << "nobody there subscribed";
+  EXPECT_EQ(m[0].router->stats().publishes_sent.load(), 1u);
+  EXPECT_EQ(m[0].router->stats().publishes_unmatched.load(), 1u);
+}
+
+TEST(PeerRouter, ARestartedHomeLearnsWhatTheOthersHold) {
+  Mesh m(3);
+  const std::string id = m.id_homed_at(1, "kept-");
+  Client dev(m[2].port);
+  ASSERT_EQ(connect_present(dev, id, false), 0);
+  wait_for([&] { return m[1].router->directory_size() == 1; }, "registered at its home");
+  // Peer 1 restarts: a new broker and router with an empty directory.
+  m.pause();
+  m.fabric.set_up(1, false);
+  m.nodes[1].reset();
+  m.nodes[1] = std::make_unique<Node>(m.fabric, 1);
+  m.fabric.set_up(1, true);  // peer 2 enrolls what it holds, with its ticket
+  m.resume();
+  wait_for([&] { return m[1].router->directory_size() == 1; }, "enrolled again");
+  std::promise<broker::Router::PushOutcome> held;
+  m[0].broker.send_to_client(id, "after/restart", as_bytes("x"), mqtt::QoS::k1,
+                             [&](auto o) { held.set_value(o); });
+  EXPECT_EQ(held.get_future().get(), broker::Router::PushOutcome::kHeld);
+  EXPECT_EQ(dev.read_publish(0x02).topic, "after/restart");
+}
+
+TEST(PeerRouter, AClaimWhoseHomeIsDownGoesOnWithoutIt) {
+  Mesh m(3);
+  const std::string id = m.id_homed_at(1, "lonely-");
+  m.fabric.set_up(1, false);
+  Client c(m[0].port);
+  EXPECT_EQ(connect_present(c, id, false), 0);  // at once: no wait for a timeout
+  EXPECT_EQ(m[0].router->stats().claims_timed_out.load(), 1u);
+}
+
+}  // namespace
+}  // namespace tcpms::routing
