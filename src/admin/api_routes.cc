@@ -165,7 +165,9 @@ void install_routes(httplib::Server& http, const std::vector<Route>& routes) {
       patterns.push_back(r.pattern);
     }
   }
-  for (const auto& [method, add] : methods) {
+  for (const auto& [method_name, add] : methods) {
+    // A named copy: clang 14 cannot capture a structured binding in a lambda.
+    const std::string_view method = method_name;
     for (const auto& pattern : patterns) {
       auto it = std::find_if(routes.begin(), routes.end(), [&](const Route& r) {
         return r.pattern == pattern && r.method == method;

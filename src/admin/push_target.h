@@ -164,7 +164,10 @@ class PushTarget {
   virtual PushResult delete_retained(std::string_view topic) { return unsupported("retained messages"); }
   // POST /api/v1/taps, GET and DELETE /api/v1/taps/{id}: the topic viewer.
   virtual TapResult open_tap(std::string_view filter) {
-    return {PushStatus::kUnsupported, unsupported("topics").detail};
+    TapResult result;
+    result.status = PushStatus::kUnsupported;
+    result.detail = unsupported("topics").detail;
+    return result;
   }
   virtual TapResult read_tap(uint64_t id, uint64_t after) { return open_tap({}); }
   virtual PushResult close_tap(uint64_t id) { return unsupported("topics"); }
