@@ -83,9 +83,13 @@ class Connection {
   // The deadline set_timeout set, in the loop's timer ticks as milliseconds (0: none).
   uint32_t timeout_ms() const noexcept;
   // Fixed deadline: on_timeout fires `ms` from now whatever arrives (a login that must be done
-  // in time). set_timeout or set_deadline replace it; 0 disables. Until then the connection
-  // counts as logging in, against LoopConfig::max_admitting.
+  // in time). set_timeout or set_deadline replace it; 0 disables.
   void set_deadline(uint32_t ms) noexcept;
+  // The protocol has a whole login request and is working on it (MQTT: a CONNECT until its
+  // CONNACK): counted against LoopConfig::max_admitting until set_timeout or the close. A
+  // connection that has sent nothing, or half a request, is waiting on its peer, costs the
+  // loop nothing, and is not counted (else silent sockets could stop the loop accepting).
+  void begin_login() noexcept;
 
   // Schedules a close after the current callback returns (never closes under the caller).
   void close(CloseReason reason = CloseReason::kProtocol) noexcept;
@@ -138,8 +142,7 @@ class Connection {
     kRedeliver = 1 << 11,       // reading resumed: present held input again before reading
     kFixedDeadline = 1 << 12,   // the timer is a set_deadline: input does not push it
     kTransport = 1 << 13,       // user_ points to a net::Transport (which holds the user's)
-    kAdmitting = 1 << 14,       // its first fixed deadline (handshakes, the protocol's login)
-                                // still runs: counted against LoopConfig::max_admitting
+    kAdmitting = 1 << 14,       // begin_login: counted against LoopConfig::max_admitting
   };
 
   EventLoop* loop_ = nullptr;

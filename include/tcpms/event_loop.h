@@ -56,11 +56,11 @@ struct LoopConfig {
   size_t output_hard_limit_bytes = 64 << 20;  // close past this (counted)
   size_t input_limit_bytes = 16 << 20;        // a partial frame may not grow past this
   bool tcp_nodelay = true;
-  // Accepted connections still under their first fixed deadline (TLS/WebSocket/PROXY
-  // handshakes, then the protocol's login: MQTT's CONNECT until CONNACK) on this loop, past
-  // which the loop stops accepting until a quarter of them are through (0: no limit). Under a
-  // reconnect storm the rest wait in the kernel's accept queue, where no deadline of ours runs,
-  // instead of being accepted faster than they can be answered and cut at their deadline.
+  // Connections whose login request the protocol is working on (Connection::begin_login:
+  // MQTT's CONNECT until CONNACK) on this loop, past which the loop stops accepting until a
+  // quarter of them are through (0: no limit). Under a reconnect storm the rest wait in the
+  // kernel's accept queue, where no deadline of ours runs, instead of being accepted faster
+  // than they can be answered and cut at their deadline.
   uint32_t max_admitting = 0;
 };
 

@@ -119,6 +119,9 @@ Action MqttHandler::handle_connect(Connection& c, mqtt::Bytes body) {
       will->delay_s = k.will->properties.number(PropertyId::kWillDelayInterval).value_or(0);
     }
   }
+  // From here the loop owes this client work (authentication, a claim, a session): counted
+  // against max_pending_logins until its CONNACK or its close.
+  c.begin_login();
   auto* p = new PendingConnect;
   p->version = k.version;
   p->clean = k.clean_start;

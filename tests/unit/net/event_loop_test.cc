@@ -370,8 +370,8 @@ TEST(EventLoop, AFixedDeadlineIsNotPushedByInput) {
   EXPECT_EQ(loop.h->reason(0), CloseReason::kIdleTimeout);
 }
 
-// A connection logs in with its first byte: a fixed deadline on open (the login must come in
-// time), an ordinary timeout after it.
+// A login request is a byte 'L' (the loop owes it work until it is answered), answered by
+// the byte 'A' (an ordinary timeout from then on).
 class LoginOnFirstByte : public RecordingHandler {
  public:
   Action on_open(Connection& c) override {
@@ -380,7 +380,10 @@ class LoginOnFirstByte : public RecordingHandler {
     return Action::kKeep;
   }
   DataResult on_data(Connection& c, ByteView data) override {
-    c.set_timeout(0);
+    for (std::byte b : data) {
+      if (b == std::byte{'L'}) c.begin_login();
+      if (b == std::byte{'A'}) c.set_timeout(0);
+    }
     return RecordingHandler::on_data(c, data);
   }
 };
@@ -393,24 +396,40 @@ TEST(EventLoop, AcceptingPausesWhileMaxAdmittingConnectionsAreLoggingIn) {
   auto* h = lt.serve<LoginOnFirstByte>(port);
   lt.start();
   std::vector<UniqueFd> clients;
-  for (int i = 0; i < 14; ++i) clients.push_back(connect_client(port));
-  // Eight are taken; the other six wait in the kernel's accept queue, with no deadline of ours.
-  ASSERT_TRUE(eventually([&] { return h->opened == 8; }));
+  for (int i = 0; i < 8; ++i) {
+    clients.push_back(connect_client(port));
+    ASSERT_TRUE(send_all(clients.back().get(), "L"));
+  }
+  ASSERT_TRUE(eventually([&] { return lt.loop().stats().admitting.get() == 8; }));
+  // Eight logins in progress: the next six wait in the kernel's accept queue.
+  for (int i = 0; i < 6; ++i) clients.push_back(connect_client(port));
   std::this_thread::sleep_for(100ms);
   EXPECT_EQ(h->opened.load(), 8);
-  EXPECT_EQ(lt.loop().stats().admitting.get(), 8u);
   EXPECT_GE(lt.loop().stats().accept_held.get(), 1u);
-  // One login is not enough to resume (a quarter must be through)...
-  ASSERT_TRUE(send_all(clients[0].get(), "x"));
+  // One answered login is not enough to resume (a quarter must be through)...
+  ASSERT_TRUE(send_all(clients[0].get(), "A"));
   ASSERT_TRUE(eventually([&] { return lt.loop().stats().admitting.get() == 7; }));
   std::this_thread::sleep_for(100ms);
   EXPECT_EQ(h->opened.load(), 8);
   // ...and once enough are through, accepting resumes: every client gets in, none is lost.
-  for (int i = 1; i < 14; ++i) ASSERT_TRUE(send_all(clients[i].get(), "x"));
+  for (int i = 1; i < 3; ++i) ASSERT_TRUE(send_all(clients[i].get(), "A"));
   ASSERT_TRUE(eventually([&] { return h->opened == 14; }));
-  // The queued ones sent their byte before they were accepted: it is read at once.
-  ASSERT_TRUE(eventually([&] { return lt.loop().stats().admitting.get() == 0; }));
   EXPECT_EQ(h->closed.load(), 0);
+}
+
+TEST(EventLoop, SilentConnectionsDoNotStopTheLoopAccepting) {
+  LoopConfig config;
+  config.max_admitting = 2;
+  LoopThread lt(config);
+  uint16_t port = 0;
+  auto* h = lt.serve<LoginOnFirstByte>(port);
+  lt.start();
+  // Sockets that say nothing (or half a request) cost the loop nothing: not counted.
+  std::vector<UniqueFd> silent;
+  for (int i = 0; i < 10; ++i) silent.push_back(connect_client(port));
+  ASSERT_TRUE(eventually([&] { return h->opened == 10; }));
+  EXPECT_EQ(lt.loop().stats().admitting.get(), 0u);
+  EXPECT_EQ(lt.loop().stats().accept_held.get(), 0u);
 }
 
 TEST(EventLoop, ClosingALoggingInConnectionReleasesItsAdmission) {
@@ -420,12 +439,17 @@ TEST(EventLoop, ClosingALoggingInConnectionReleasesItsAdmission) {
   uint16_t port = 0;
   auto* h = lt.serve<LoginOnFirstByte>(port);
   lt.start();
-  UniqueFd a = connect_client(port), b = connect_client(port), c = connect_client(port);
-  ASSERT_TRUE(eventually([&] { return h->opened == 2; }));
+  UniqueFd a = connect_client(port), b = connect_client(port);
+  ASSERT_TRUE(send_all(a.get(), "L"));
+  ASSERT_TRUE(send_all(b.get(), "L"));
+  ASSERT_TRUE(eventually([&] { return lt.loop().stats().admitting.get() == 2; }));
+  UniqueFd c = connect_client(port);
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(h->opened.load(), 2);
   a.reset();
-  b.reset();  // both leave without logging in
+  b.reset();  // both leave before their login was answered
   ASSERT_TRUE(eventually([&] { return h->opened == 3; }));
-  EXPECT_EQ(lt.loop().stats().admitting.get(), 1u);
+  EXPECT_EQ(lt.loop().stats().admitting.get(), 0u);
 }
 
 // A listening socket the test owns (blocking), for outbound connects.
