@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -24,6 +25,14 @@ struct Exchange {
 };
 
 std::string errno_text(int err) { return std::strerror(err); }
+
+// Whether the process that listens at the other end of a connected Unix socket runs as this
+// process's user (its credentials as of its listen()).
+bool same_user(int fd) {
+  ucred peer{};
+  socklen_t len = sizeof peer;
+  return ::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) == 0 && peer.uid == ::geteuid();
+}
 
 }  // namespace
 
@@ -53,7 +62,11 @@ std::vector<WorkerReply> WorkerCalls::call(const std::vector<unsigned>& to,
   // 1. Every remote request leaves (as far as the socket takes it) before anything waits.
   for (size_t i = 0; i < to.size(); ++i) {
     out[i].worker = to[i];
-    if (to[i] == self_ || to[i] >= workers_.size()) continue;
+    if (to[i] == self_) continue;
+    if (to[i] >= workers_.size()) {
+      failed(i, "no such worker");
+      continue;
+    }
     const Endpoint& at = workers_[to[i]];
     Exchange x;
     x.slot = i;
@@ -68,6 +81,11 @@ std::vector<WorkerReply> WorkerCalls::call(const std::vector<unsigned>& to,
         continue;
       }
       x.connecting = true;
+    } else if (at.is_unix() && !same_user(x.fd.get())) {
+      // An abstract name can be taken by any local process: the request (and its token)
+      // goes only to a listener of this server's user.
+      failed(i, "the socket belongs to another user");
+      continue;
     }
     open.push_back(std::move(x));
   }
@@ -113,6 +131,10 @@ std::vector<WorkerReply> WorkerCalls::call(const std::vector<unsigned>& to,
           continue;
         }
         x.connecting = false;
+        if (workers_[to[x.slot]].is_unix() && !same_user(x.fd.get())) {
+          finish("the socket belongs to another user");
+          continue;
+        }
       }
       if (x.sent < request.size()) {
         ssize_t w = ::send(x.fd.get(), request.data() + x.sent, request.size() - x.sent, MSG_NOSIGNAL);

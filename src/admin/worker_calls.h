@@ -4,7 +4,9 @@
 // answers in-process on the calling thread, then one poll() collects the others. So a call to
 // P workers costs P requests on P short connections and the time of the slowest worker, not
 // the sum. No connection is kept between calls: the workers' APIs are on Unix sockets, where
-// a connect costs microseconds, and a restarted worker is simply found again.
+// a connect costs microseconds, and a restarted worker is simply found again. A Unix socket
+// whose listener runs as another user is not sent the request (abstract names can be taken
+// by anyone on the host; the request may carry the admin token).
 //
 // Thread rules: any thread but an event loop's (a call blocks up to its timeout); calls may
 // run on several threads at once.
