@@ -193,3 +193,42 @@ def test_one_admin_port_answers_for_every_worker():
         # SIGTERM: not ready while the workers still accept (drain.announce_ms).
         srv.proc.send_signal(signal.SIGTERM)
         srv.wait_for(lambda: srv.admin("/readyz")[0] == 503, what="draining", timeout=3)
+
+
+def test_raw_connections_of_every_worker_by_connection_id():
+    """Echo: the connections of both workers in one list (paged by loop and slot), and a raw
+    send and a kick by connection id reach the worker that holds it."""
+    with Server("--protocol", "echo", "--processes", "2", "--threads", "1") as srv:
+        srv.wait_for(lambda: srv.admin("/readyz")[0] == 200, what="every worker ready")
+        socks = [srv.connect() for _ in range(12)]
+        try:
+            def clients():
+                status, page = srv.api("/api/v1/clients?limit=1000")
+                assert status == 200, page
+                return page["clients"]
+            # The workers' mesh links are engine connections too (Unix peers "@tcpms-...").
+            mine = {f"127.0.0.1:{s.getsockname()[1]}" for s in socks}
+            srv.wait_for(lambda: len([c for c in clients() if c["peer"] in mine]) == 12,
+                         what="every connection listed")
+            assert all(c["peer"] in mine or "\0" not in c["peer"] for c in clients())
+            ours = [c for c in clients() if c["peer"] in mine]
+            assert len({c["loop"] for c in ours}) == 2, ours  # both workers hold some
+            seen, cursor = [], None
+            while True:
+                status, page = srv.api("/api/v1/clients?limit=5" + (f"&cursor={cursor}" if cursor else ""))
+                seen += [c["id"] for c in page["clients"]]
+                cursor = page["next_cursor"]
+                if cursor is None:
+                    break
+            assert seen == [c["id"] for c in clients()]
+            far = next(c for c in ours if c["loop"] == 1)
+            sock = next(s for s in socks if f"127.0.0.1:{s.getsockname()[1]}" == far["peer"])
+            status, body = srv.api(f"/api/v1/clients/{far['id']}/send", "POST", {"payload": "hi\n"})
+            assert status == 200, body
+            sock.settimeout(5)
+            assert sock.recv(16) == b"hi\n"
+            assert srv.api(f"/api/v1/clients/{far['id']}", "DELETE")[0] == 200
+            assert sock.recv(16) == b""
+        finally:
+            for s in socks:
+                s.close()
