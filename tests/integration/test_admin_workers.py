@@ -200,6 +200,8 @@ def test_raw_connections_of_every_worker_by_connection_id():
     send and a kick by connection id reach the worker that holds it."""
     with Server("--protocol", "echo", "--processes", "2", "--threads", "1") as srv:
         srv.wait_for(lambda: srv.admin("/readyz")[0] == 200, what="every worker ready")
+        # The mesh links are listed connections too: let them settle before paging.
+        srv.wait_for(lambda: srv.metrics().get("tcpms_mesh_links_up") == 2, what="the workers' mesh")
         socks = [srv.connect() for _ in range(12)]
         try:
             def clients():
