@@ -107,7 +107,7 @@ admin::FrontDoorConfig front_door_config(const ServerOptions& opt) {
   c.metrics.per_worker = {"tcpms_process_", "tcpms_worker_queue_depth", "tcpms_mesh_",
                           "tcpms_routing_", "tcpms_mqtt_retained_messages",
                           "tcpms_mqtt_topic_taps", "tcpms_mqtt_connect_rate_sources",
-                          "tcpms_mqtt_shared_groups"};
+                          "tcpms_mqtt_shared_groups", "tcpms_store_"};
   // The workers' own admin counters count the front door's requests to them.
   c.metrics.skip = {"tcpms_admin_"};
   c.same_everywhere_stats = {"retained"};  // every worker holds every retained message
