@@ -66,22 +66,27 @@ std::string error_response(int status, std::string_view message, bool close) {
 
 // Routes that never wait for anything are answered on the loop, so health probes and the
 // dashboard page keep working while every worker is busy.
-bool answer_on_loop(std::string_view request) {
+bool answer_on_loop(std::string_view request, bool readyz) {
   size_t sp = request.find(' ');
   if (sp == std::string_view::npos) return false;
   std::string_view method = request.substr(0, sp);
   if (method != "GET" && method != "HEAD") return false;
   std::string_view target = request.substr(sp + 1, request.find(' ', sp + 1) - sp - 1);
   std::string_view path = target.substr(0, target.find('?'));
-  return path == "/healthz" || path == "/readyz" || path == "/";
+  return path == "/healthz" || (readyz && path == "/readyz") || path == "/";
 }
 
 }  // namespace
 
 AdminConnections::AdminConnections(EventLoop& loop, WorkerPool& workers,
                                    HttpDispatcher& dispatcher, const ConnectionLimits& limits,
-                                   AdminStats& stats)
-    : loop_(loop), workers_(workers), dispatcher_(dispatcher), limits_(limits), stats_(stats) {}
+                                   AdminStats& stats, bool readyz_on_loop)
+    : loop_(loop),
+      workers_(workers),
+      dispatcher_(dispatcher),
+      limits_(limits),
+      stats_(stats),
+      readyz_on_loop_(readyz_on_loop) {}
 
 AdminConnections::~AdminConnections() = default;
 
@@ -185,7 +190,7 @@ Action AdminConnections::process(Connection& c, State& s) {
 
 Action AdminConnections::dispatch(Connection& c, State& s, std::string request) {
   bool close = s.requests >= limits_.max_requests_per_connection;
-  if (answer_on_loop(request)) {
+  if (answer_on_loop(request, readyz_on_loop_)) {
     std::string out = dispatcher_.answer(request, s.ip, s.port, close);
     stats_.requests.add();
     c.send(as_bytes(out));

@@ -12,7 +12,8 @@
 //   sockets cannot keep a new probe out; when every connection has a request being answered
 //   the new one is closed;
 // - at most `max_queued_requests` requests waiting for or running on a worker; more get 503
-//   at once. /healthz and /readyz never wait for a worker: they are answered on the loop.
+//   at once. /healthz and /readyz never wait for a worker: they are answered on the loop
+//   (but for a front door's /readyz, which asks the worker processes: `readyz_on_loop` false).
 // - one request per connection at a time (pipelined ones wait in its buffer), and the body
 //   limit is checked as the bytes arrive (chunked bodies too), before they are kept.
 //
@@ -59,7 +60,7 @@ struct AdminStats {
 class AdminConnections final : public Handler {
  public:
   AdminConnections(EventLoop& loop, WorkerPool& workers, HttpDispatcher& dispatcher,
-                   const ConnectionLimits& limits, AdminStats& stats);
+                   const ConnectionLimits& limits, AdminStats& stats, bool readyz_on_loop = true);
   ~AdminConnections() override;
 
   Action on_open(Connection& c) override;
@@ -83,6 +84,7 @@ class AdminConnections final : public Handler {
   HttpDispatcher& dispatcher_;
   const ConnectionLimits limits_;
   AdminStats& stats_;
+  const bool readyz_on_loop_;
   uint32_t queued_ = 0;  // requests with a worker
   std::list<ConnId> all_;  // oldest first
   std::unordered_map<std::string, std::list<ConnId>> by_source_;

@@ -4,6 +4,7 @@
 
 #include "admin/api_routes.h"
 #include "admin/dashboard_html.h"
+#include "admin/front_door.h"
 #include "admin/http_dispatcher.h"
 #include "admin/http_json.h"
 
@@ -58,10 +59,14 @@ AdminServer::AdminServer(Server& server, AdminConfig config)
         reply_error(res, 500, what);
       });
 
-  std::vector<Route> routes = api_routes(ApiContext{
-      [this]() -> PushTarget& { return *target_; }, &stats_, [this] { return ready(); }});
+  std::vector<Route> routes =
+      config_.front_door
+          ? config_.front_door->api_routes()
+          : api_routes(ApiContext{[this]() -> PushTarget& { return *target_; }, &stats_,
+                                  [this] { return ready(); }});
   routes.push_back({"/metrics", "GET", [this](const httplib::Request&, httplib::Response& res) {
-    std::string text = render_metrics(server_, sources_);
+    std::string text = config_.front_door ? config_.front_door->metrics()
+                                          : render_metrics(server_, sources_);
     render_admin_metrics(text);
     res.set_content(text, "text/plain; version=0.0.4");
   }});
@@ -69,9 +74,10 @@ AdminServer::AdminServer(Server& server, AdminConfig config)
     res.set_content("ok\n", "text/plain");
   }});
   routes.push_back({"/readyz", "GET", [this](const httplib::Request&, httplib::Response& res) {
-    bool is_ready = ready();
+    std::string why = "draining\n";
+    bool is_ready = ready() && (!config_.front_door || config_.front_door->ready(&why));
     res.status = is_ready ? 200 : 503;
-    res.set_content(is_ready ? "ready\n" : "draining\n", "text/plain");
+    res.set_content(is_ready ? "ready\n" : why, "text/plain");
   }});
   routes.push_back({"/", "GET", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(kDashboardHtml.data(), kDashboardHtml.size(), "text/html; charset=utf-8");
@@ -86,6 +92,11 @@ bool AdminServer::ready() const {
 
 AdminServer::~AdminServer() { stop(); }
 
+std::string AdminServer::answer_in_process(std::string_view request) {
+  bool close = true;
+  return http_->answer(request, "", 0, close);
+}
+
 std::string AdminServer::start() {
   ServerConfig sc;
   sc.threads = 1;  // admin connections are few; the routes' waiting happens on the workers
@@ -93,13 +104,16 @@ std::string AdminServer::start() {
   // AdminConnections makes room under its own caps by evicting idle sockets; this is only
   // the backstop past which the engine accepts and closes at once.
   sc.max_connections = config_.limits.max_connections + 64;
-  sc.shared_ports = false;  // never share the port with another process (SO_REUSEPORT)
+  // Never share the port with another process (SO_REUSEPORT), but for the supervisor's
+  // reservation of it.
+  sc.shared_ports = config_.shared_port;
   sc.loop.output_high_water_bytes = 4 << 20;
   sc.loop.output_low_water_bytes = 1 << 20;
   engine_ = std::make_unique<Server>(sc);
   engine_->listen(config_.listen, [this](EventLoop& loop) {
     return std::make_unique<AdminConnections>(loop, engine_->workers(), *http_, config_.limits,
-                                              admin_stats_);
+                                              admin_stats_,
+                                              /*readyz_on_loop=*/config_.front_door == nullptr);
   });
   if (std::string err = engine_->start(); !err.empty()) {
     engine_.reset();

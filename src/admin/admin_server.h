@@ -6,7 +6,8 @@
 // and reaches their connections only through their task queues.
 //
 // Routes: /metrics, /healthz, /readyz, the API under /api/v1/ (api_routes.h, answered by a
-// PushTarget), and the dashboard at /. Errors are JSON {"error": "..."} (docs/control-plane.md).
+// PushTarget, or by a FrontDoor for a server of several worker processes), and the dashboard
+// at /. Errors are JSON {"error": "..."} (docs/control-plane.md).
 // The listener never shares its port: a second server asking for a port in use fails to start.
 //
 // Thread rules: construct, set_push_target, add_metrics_source and start on one thread
@@ -28,6 +29,7 @@
 
 namespace tcpms::admin {
 
+class FrontDoor;
 class HttpDispatcher;
 
 struct AdminConfig {
@@ -36,6 +38,13 @@ struct AdminConfig {
   size_t max_body_bytes = 1 << 20;  // larger request bodies get 413 (chunked ones too)
   ConnectionLimits limits;          // slow clients, caps per source (admin_connections.h)
   unsigned worker_threads = 8;      // routes that wait for loops or other nodes run here
+  // With worker processes: this server answers for all of them through `front_door` (it must
+  // outlive the server), /readyz included, which then waits for the workers' answers on a
+  // worker thread instead of being answered on the loop.
+  FrontDoor* front_door = nullptr;
+  // The port is shared (SO_REUSEPORT) with the supervisor's reservation, which keeps it while
+  // the worker serving it restarts; the supervisor checked before forking that nobody else had it.
+  bool shared_port = false;
 };
 
 class AdminServer {
@@ -46,6 +55,9 @@ class AdminServer {
   AdminServer& operator=(const AdminServer&) = delete;
 
   HttpDispatcher& http() { return *http_; }
+  // Answers one whole request as if it had come on the listener (whether or not this server
+  // listens): how worker 0's front door asks its own process. Any thread but the loops'.
+  std::string answer_in_process(std::string_view request);
   void add_metrics_source(MetricsSource source) { sources_.push_back(std::move(source)); }
   // The protocol's answer to the push API (the MQTT broker's); it must outlive this server.
   // Until set, an EnginePushTarget serves raw sends, kicks and listings by connection id.

@@ -294,6 +294,12 @@ std::vector<Route> api_routes(ApiContext ctx) {
     reply_json(res, 200, {{"subscriptions", std::move(out)}, {"truncated", rows->size() >= limit}});
   }});
 
+  routes.push_back({"/api/v1/receivers", "GET",
+                    [target](const httplib::Request& req, httplib::Response& res) {
+    if (!req.has_param("topic")) return reply_error(res, 400, "missing \"topic\"");
+    reply_result(res, target().count_receivers(req.get_param_value("topic")), "counted");
+  }});
+
   routes.push_back({"/api/v1/retained", "GET",
                     [target](const httplib::Request& req, httplib::Response& res) {
     size_t limit = 0;

@@ -49,6 +49,9 @@ ClientInfo EnginePushTarget::describe(Connection& c) const {
   if (c.peer_address(peer)) {
     info.peer = Endpoint::from_sockaddr(reinterpret_cast<const sockaddr*>(&peer), sizeof peer)
                     .to_string();
+    // A Unix peer (a worker's mesh link) comes without its address length: its abstract name
+    // is padded with NULs to the end of sun_path.
+    if (peer.ss_family == AF_UNIX) info.peer.erase(info.peer.find_last_not_of('\0') + 1);
   }
   info.loop = c.id().loop();
   info.connected = true;

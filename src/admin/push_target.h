@@ -156,6 +156,9 @@ class PushTarget {
                                                                     size_t limit) {
     return std::nullopt;
   }
+  // GET /api/v1/receivers?topic=T: how many sessions here a publish to T would reach now
+  // (in `receivers`); the front door adds it up over worker processes.
+  virtual PushResult count_receivers(std::string_view topic) { return unsupported("topics"); }
   // GET /api/v1/retained?filter=F, GET and DELETE /api/v1/retained/{topic}.
   virtual RetainedResult list_retained(std::string_view filter) {
     return {PushStatus::kUnsupported, unsupported("retained messages").detail, {}};

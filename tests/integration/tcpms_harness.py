@@ -136,6 +136,18 @@ class Server:
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode()
 
+    def api(self, path, method="GET", body=None):
+        """Returns (status, JSON answer) from the admin API; `body` is sent as JSON. An answer
+        that is not JSON comes back as text."""
+        import json
+        status, text = self.admin(path, method=method,
+                                  body=json.dumps(body).encode() if body is not None else None,
+                                  headers={"Content-Type": "application/json"})
+        try:
+            return status, json.loads(text)
+        except ValueError:
+            return status, text
+
     def metrics(self):
         """Prometheus samples summed over labels: {'tcpms_connections': 3.0, ...} plus the
         labelled samples as 'name{labels}'."""

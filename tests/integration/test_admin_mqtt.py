@@ -76,13 +76,7 @@ def test_clients_are_listed_paged_looked_up_and_kicked_by_client_id():
 
 
 def api(srv, path, method="GET", body=None):
-    status, text = srv.admin(path, method=method,
-                             body=json.dumps(body).encode() if body is not None else None,
-                             headers={"Content-Type": "application/json"})
-    try:
-        return status, json.loads(text)
-    except ValueError:
-        return status, text
+    return srv.api(path, method, body)
 
 
 def v5_client(cid, port, received=None):

@@ -19,6 +19,7 @@
 #include <spdlog/spdlog.h>
 
 #include "admin/admin_server.h"
+#include "admin/front_door.h"
 #include "broker/auth_files.h"
 #include "broker/auth_http.h"
 #include "broker/broker.h"
@@ -97,6 +98,22 @@ void announce_drain(const ServerOptions& opt, int sig, SignalWatcher& signals) {
   }
 }
 
+// How worker 0's front door merges the workers' answers (admin/front_door.h).
+admin::FrontDoorConfig front_door_config(const ServerOptions& opt) {
+  admin::FrontDoorConfig c;
+  c.bearer_token = opt.admin_token;
+  c.order = opt.protocol == "mqtt" ? admin::PageOrder::kById : admin::PageOrder::kByConnection;
+  // Families that describe one process get a worker label; the server's totals are summed.
+  c.metrics.per_worker = {"tcpms_process_", "tcpms_worker_queue_depth", "tcpms_mesh_",
+                          "tcpms_routing_", "tcpms_mqtt_retained_messages",
+                          "tcpms_mqtt_topic_taps", "tcpms_mqtt_connect_rate_sources",
+                          "tcpms_mqtt_shared_groups", "tcpms_store_"};
+  // The workers' own admin counters count the front door's requests to them.
+  c.metrics.skip = {"tcpms_admin_"};
+  c.same_everywhere_stats = {"retained"};  // every worker holds every retained message
+  return c;
+}
+
 // Which worker this process is, when the server runs as several.
 struct WorkerRole {
   unsigned index = 0;
@@ -129,9 +146,6 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
   config.threads = opt.threads ? opt.threads : std::max(1u, std::thread::hardware_concurrency());
   config.loop_index_base = role.index * config.threads;  // ConnIds name their worker too
   config.shared_ports = role.count > 1;
-  if (admin_at && role.count > 1 && admin_at->port() != 0) {
-    admin_at->set_port(static_cast<uint16_t>(admin_at->port() + role.index));
-  }
   config.max_connections = opt.max_connections ? opt.max_connections : default_max_connections();
   config.loop.idle_timeout_ms = opt.idle_timeout_s * 1000;
   config.loop.max_admitting = opt.max_pending_logins;
@@ -264,31 +278,58 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
     mqtt_broker->after_recovery();  // the router hears of the recovered sessions
   }
 
-  std::unique_ptr<MqttPushTarget> mqtt_push;  // outlives the AdminServer (declared before it)
-  std::unique_ptr<admin::AdminServer> admin;
+  // The admin API. One process: on the operator's address. Worker processes: each worker
+  // serves its own API on a private socket, and worker 0 answers the operator's address for
+  // all of them (admin/front_door.h).
+  std::unique_ptr<MqttPushTarget> mqtt_push;  // outlives the AdminServers (declared before them)
+  std::unique_ptr<admin::AdminServer> own_admin;  // this process's API
+  std::unique_ptr<admin::FrontDoor> front_door;
+  std::unique_ptr<admin::AdminServer> front_admin;  // worker 0: the operator's address
+  admin::AdminServer* admin = nullptr;  // the one on the operator's address, if here
   if (admin_at) {
+    const bool workers = role.count > 1;
     admin::AdminConfig ac{*admin_at, opt.admin_token};
     ac.limits.request_timeout_ms = opt.admin_request_timeout_ms;
     ac.limits.max_connections = opt.admin_max_connections;
     ac.limits.max_connections_per_source = opt.admin_max_connections_per_source;
-    admin = std::make_unique<admin::AdminServer>(server, std::move(ac));
+    admin::AdminConfig own_config = ac;
+    if (workers) own_config.listen = *Endpoint::parse(admin::FrontDoor::socket_name(role.group, role.index));
+    own_admin = std::make_unique<admin::AdminServer>(server, own_config);
     if (mqtt_broker) {
       mqtt_push = std::make_unique<MqttPushTarget>(server, *mqtt_broker);
-      admin->set_push_target(mqtt_push.get());
-      admin->add_metrics_source(
+      own_admin->set_push_target(mqtt_push.get());
+      own_admin->add_metrics_source(
           [b = mqtt_broker.get()](std::string& out) { b->render_metrics(out); });
     }
     if (mesh) {
-      admin->add_metrics_source([m = mesh.get()](std::string& out) { m->render_metrics(out); });
+      own_admin->add_metrics_source([m = mesh.get()](std::string& out) { m->render_metrics(out); });
     }
     if (peer_router) {
-      admin->add_metrics_source([r = peer_router](std::string& out) { r->render_metrics(out); });
+      own_admin->add_metrics_source([r = peer_router](std::string& out) { r->render_metrics(out); });
     }
     if (cluster_router) {
-      admin->add_metrics_source([r = cluster_router](std::string& out) { r->render_metrics(out); });
+      own_admin->add_metrics_source([r = cluster_router](std::string& out) { r->render_metrics(out); });
     }
-    admin->add_metrics_source([&server](std::string& out) { render_transport_metrics(server, out); });
-    if (std::string err = admin->start(); !err.empty()) {
+    own_admin->add_metrics_source([&server](std::string& out) { render_transport_metrics(server, out); });
+    if (workers && role.index == 0) {
+      // Worker 0 answers its own part in-process and asks the others on their sockets.
+      std::vector<Endpoint> sockets;
+      for (unsigned i = 0; i < role.count; ++i)
+        sockets.push_back(*Endpoint::parse(admin::FrontDoor::socket_name(role.group, i)));
+      admin::WorkerCalls calls(
+          role.index, std::move(sockets),
+          [own = own_admin.get()](std::string_view request) { return own->answer_in_process(request); },
+          std::chrono::milliseconds(8000));
+      front_door = std::make_unique<admin::FrontDoor>(std::move(calls), front_door_config(opt));
+      admin::AdminConfig fc = ac;
+      fc.front_door = front_door.get();
+      fc.shared_port = !admin_at->is_unix();  // the supervisor holds it (run() below)
+      front_admin = std::make_unique<admin::AdminServer>(server, std::move(fc));
+    }
+    // Worker 0 serves the operator's address (its own API is answered in-process, never
+    // listens); the other workers their private sockets; one process, the operator's address.
+    admin::AdminServer* serving = front_admin ? front_admin.get() : own_admin.get();
+    if (std::string err = serving->start(); !err.empty()) {
       spdlog::critical("{}", err);
       // The router's threads call into the broker's loops: stop them before the loops go.
       if (cluster_router) cluster_router->stop();
@@ -297,15 +338,24 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
       server.wait();
       return kExitUnavailable;
     }
+    if (!workers || role.index == 0) admin = serving;
   }
-  // One line that says what listens where; tests and scripts parse "listening on" from it.
-  spdlog::info("tcpms-server {} listening on {}{}; {} loops, max {} connections{}; stop with "
-               "Ctrl-C or SIGTERM",
-               opt.protocol, describe_listeners(listeners, server),
-               admin ? ", admin on " + with_port(*admin_at, admin->port()) : std::string(),
-               server.loop_count(), config.max_connections,
-               role.count > 1 ? fmt::format(" (worker {} of {})", role.index, role.count)
-                              : std::string());
+  // One line that says what listens where; tests and scripts parse "listening on" from it,
+  // so with worker processes only worker 0 (which has the admin address) says it.
+  if (role.count > 1 && role.index != 0) {
+    spdlog::info("tcpms-server {} worker {} of {} serving {}; {} loops, max {} connections{}",
+                 opt.protocol, role.index, role.count, describe_listeners(listeners, server),
+                 server.loop_count(), config.max_connections,
+                 own_admin ? "; admin API through worker 0" : "");
+  } else {
+    spdlog::info("tcpms-server {} listening on {}{}; {} loops, max {} connections{}; stop with "
+                 "Ctrl-C or SIGTERM",
+                 opt.protocol, describe_listeners(listeners, server),
+                 admin ? ", admin on " + with_port(*admin_at, admin->port()) : std::string(),
+                 server.loop_count(), config.max_connections,
+                 role.count > 1 ? fmt::format(" (worker {} of {})", role.index, role.count)
+                                : std::string());
+  }
 
   for (;;) {
     int sig = signals.wait(-1);
@@ -332,7 +382,8 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
       continue;
     }
     if (sig == SIGTERM || sig == SIGINT) {
-      if (admin) admin->set_ready(false);  // /readyz: 503 from now on
+      if (own_admin) own_admin->set_ready(false);  // /readyz: 503 from now on
+      if (front_admin) front_admin->set_ready(false);
       announce_drain(opt, sig, signals);
       spdlog::info("{}: draining {} connections (up to {} ms)", strsignal(sig),
                    server.connection_count(), opt.drain_timeout_ms);
@@ -345,7 +396,8 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
   server.wait();
   if (cluster_router) cluster_router->stop();  // its threads call into the broker
   if (auth_http) auth_http->stop();  // its threads post answers to the (stopped) loops
-  if (admin) admin->stop();
+  if (front_admin) front_admin->stop();
+  if (own_admin) own_admin->stop();
   spdlog::info("stopped");
   return kExitOk;
 }
@@ -413,6 +465,23 @@ int run(int argc, char** argv) {
       return kExitUnavailable;
     }
     if (!l.at.is_unix()) l.at.set_port(net::local_endpoint(reservation.get()).port());
+    reservations.push_back(std::move(reservation));
+  }
+  // The admin port too: worker 0 serves it for every worker, and it stays the server's while
+  // worker 0 restarts.
+  if (admin_at && !admin_at->is_unix()) {
+    int err = 0;
+    if (int busy = net::probe_port_free(*admin_at); busy != 0) {
+      spdlog::critical("admin API: cannot listen on {}: {}{}", admin_at->to_string(), net::errno_text(busy),
+                       busy == EADDRINUSE ? " (another process has this port; pick another with --admin-listen)" : "");
+      return kExitUnavailable;
+    }
+    UniqueFd reservation = net::reserve_port(*admin_at, err);
+    if (!reservation) {
+      spdlog::critical("admin API: cannot listen on {}: bind: {}", admin_at->to_string(), net::errno_text(err));
+      return kExitUnavailable;
+    }
+    admin_at->set_port(net::local_endpoint(reservation.get()).port());
     reservations.push_back(std::move(reservation));
   }
   WorkerRole role{0, opt.processes, std::to_string(::getpid())};

@@ -1,6 +1,7 @@
 #include "mqtt_push_target.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -227,6 +228,19 @@ std::optional<std::vector<admin::SubscriptionRow>> MqttPushTarget::subscriptions
   std::vector<admin::SubscriptionRow> rows;
   for (const auto& s : broker_.find_subscriptions(filter, match_topic, limit)) rows.push_back(to_row(s));
   return rows;
+}
+
+// The sessions the topic tree finds for the topic, as deliver_local counts them (a session
+// with several matching filters once; shared subscriptions are not in the tree). O(matching
+// subscriptions) on each loop.
+admin::PushResult MqttPushTarget::count_receivers(std::string_view topic) {
+  if (mqtt::validate_topic_name(topic, broker_.config().max_topic_levels) != mqtt::TopicError::kOk)
+    return {admin::PushStatus::kInvalid, "\"" + std::string(topic) + "\" is not a valid topic name", 0};
+  auto rows = broker_.find_subscriptions(topic, /*match_topic=*/true, SIZE_MAX);
+  uint64_t sessions = 0;
+  for (size_t i = 0; i < rows.size(); ++i)  // sorted by client id
+    if (i == 0 || rows[i].client_id != rows[i - 1].client_id) ++sessions;
+  return {admin::PushStatus::kDone, "sessions here that a publish to it reaches now", sessions, true};
 }
 
 namespace {

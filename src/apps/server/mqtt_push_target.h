@@ -7,8 +7,8 @@
 // A send routed to another node waits (bounded by `routed_wait`) for the router's answer, so
 // the API says 200 for an id a node held and 404 for one nobody holds.
 //
-// With worker processes each worker answers for itself (its clients, its receivers); the
-// front door of issue 15 is to answer these same calls for all of them.
+// With worker processes each worker answers for itself (its clients, its receivers), on a
+// private socket; worker 0's front door (admin/front_door.h) asks them all.
 //
 // Thread rules: admin HTTP threads (the broker's entry points are thread-safe).
 #pragma once
@@ -39,6 +39,7 @@ class MqttPushTarget final : public admin::EnginePushTarget {
   std::optional<std::vector<admin::SubscriptionRow>> subscriptions(std::string_view filter,
                                                                    bool match_topic,
                                                                    size_t limit) override;
+  admin::PushResult count_receivers(std::string_view topic) override;
   admin::RetainedResult list_retained(std::string_view filter) override;
   admin::RetainedResult get_retained(std::string_view topic) override;
   admin::PushResult delete_retained(std::string_view topic) override;
