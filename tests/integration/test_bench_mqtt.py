@@ -213,8 +213,9 @@ def test_mqtt_reach_publishes_to_every_client_and_pushes_to_k_by_id_across_worke
     assert j["latency"]["push_delivery"]["count"] == 100
     assert j["failure_total"] == 0, j["failures"]
     assert c["time_to_deliver_all_us"] > 0
-    # The server's CPU is charged stage by stage.
-    for name in ("subscribe_server_cpu_ns_per_client", "publish_server_cpu_ns_per_delivery"):
+    # The server's CPU is sampled at each stage boundary (/proc counts in 10 ms ticks, so a
+    # stage this small may well read 0).
+    for name in ("phase_subscribe_server_cpu_us", "phase_publish_server_cpu_us", "phase_push_server_cpu_us"):
         assert name in c
 
 

@@ -13,8 +13,8 @@
 #include "fleet_driver.h"
 #include "message.h"
 #include "mqtt/decoder.h"
-#include "mqtt/encoder.h"
 #include "mqtt/fixed_header.h"
+#include "mqtt_client_wire.h"
 #include "mqtt_payload.h"
 #include "reach_plan.h"
 #include "tcpms/connection.h"
@@ -30,7 +30,8 @@ constexpr uint32_t kTickMs = 100;
 constexpr uint32_t kResubscribeEveryTicks = 20;  // 2 s
 constexpr size_t kFlatOutQueueBytes = 64 * 1024;  // as fast as flow allows: keep this much unsent
 constexpr uint32_t kFlatOutPerTick = 512;         // ... and at most this many per publisher per ms
-constexpr std::string_view kReady = "ready", kGot = "got", kPushed = "pushed";
+// The rendezvous stages (mqtt_reach_driver.h).
+constexpr std::string_view kStageReady = "ready", kStageGot = "got", kStagePushed = "pushed";
 
 enum class Phase : uint8_t { kTcp, kConnack, kSuback, kReady, kFailed };
 
@@ -63,7 +64,8 @@ class ReachDriver final : public FleetDriver {
         run_(reach_run_id(*ctx.options)),
         n_(static_cast<uint64_t>(ctx.options->connections)),
         clients_(slots_.size()),
-        publishers_(o.publishers) {
+        publishers_(o.publishers),
+        wire_(kVersion, std::max<size_t>(o.payload, kMessageHeaderBytes)) {
     const auto targets = choose_push_targets(run_, n_, o_.pushes);
     const auto first = static_cast<uint64_t>(ctx.share.offset);
     for (auto it = std::lower_bound(targets.begin(), targets.end(), first);
@@ -73,7 +75,6 @@ class ReachDriver final : public FleetDriver {
     if (pusher_loop_) push_targets_ = targets;
     measuring_ = pusher_loop_ && ctx.options->server_pid > 0;
     payload_.resize(std::max<size_t>(o_.payload, kMessageHeaderBytes));
-    scratch_.resize(payload_.size() + 512);
     if (o_.publish_rate > 0 && n_ > 0)
       loop_rate_ = o_.publish_rate * static_cast<double>(clients_.size()) / static_cast<double>(n_);
     sync_prefix_ = fmt::format("tb/{:x}/sync/", run_);
@@ -171,27 +172,18 @@ class ReachDriver final : public FleetDriver {
 
  private:
   // --- MQTT on the wire ---------------------------------------------------------------------
-  void send_connect(Connection& conn, const std::string& id) {
-    mqtt::Connect c;
-    c.clean_start = true;
-    c.keep_alive_s = o_.keep_alive_s;
-    c.client_id = id;
-    enqueue(conn, mqtt::encode(c, scratch_));
-  }
+  void send_connect(Connection& conn, const std::string& id) { counted(conn, wire_.connect(conn, id, o_.keep_alive_s)); }
 
   void send_subscribe(Connection& conn, std::string_view filter, int qos) {
-    mqtt::Subscription s{filter, {static_cast<mqtt::QoS>(qos)}};
-    enqueue(conn, mqtt::encode_subscribe(1, std::span(&s, 1), {}, kVersion, scratch_));
+    counted(conn, wire_.subscribe(conn, filter, static_cast<mqtt::QoS>(qos)));
   }
 
   void send_puback(Connection& conn, uint16_t packet_id) {
-    mqtt::PublishResponse ack;
-    ack.packet_id = packet_id;
-    enqueue(conn, mqtt::encode(ack, kVersion, scratch_));
+    counted(conn, wire_.ack(conn, mqtt::PacketType::kPuback, packet_id));
   }
 
-  void enqueue(Connection& conn, size_t n) {
-    conn.enqueue(ByteView(scratch_.data(), n));
+  // Bytes the clients sent (the loop's own connections' are not the workload's).
+  void counted(Connection& conn, size_t n) {
     if (tag_index(conn) < kFirstPublisherTag) live_.bump(live_.bytes_sent, static_cast<int64_t>(n));
   }
 
@@ -205,8 +197,7 @@ class ReachDriver final : public FleetDriver {
         auto ack = mqtt::decode_connack(f.body, kVersion);
         if (c.phase != Phase::kConnack || !ack) return client_failed(l, ack ? "unexpected_connack" : "malformed_packet");
         result_.histogram("connack").record(now - c.sent_ns);
-        if (ack->reason != mqtt::ReasonCode::kSuccess)
-          return client_failed(l, fmt::format("connack_rc_{}", static_cast<int>(mqtt::to_connect_return_code(ack->reason))));
+        if (std::string refused = connack_refusal(*ack); !refused.empty()) return client_failed(l, refused);
         c.phase = Phase::kSuback;
         c.sent_ns = c.last_send_ns = now;
         send_subscribe(conn, reach_topic(client_id(run_, "-", conn_number(l))), o_.qos);
@@ -216,10 +207,8 @@ class ReachDriver final : public FleetDriver {
         auto ack = mqtt::decode_suback(f.body, kVersion);
         if (c.phase != Phase::kSuback || !ack) return client_failed(l, ack ? "unexpected_suback" : "malformed_packet");
         result_.histogram("suback").record(now - c.sent_ns);
-        if (ack->packet_id != 1 || ack->reason_codes.size() != 1) return client_failed(l, "suback_mismatch");
-        const auto granted = static_cast<uint8_t>(ack->reason_codes[0]);
-        if (granted >= 0x80) return client_failed(l, fmt::format("suback_refused_{:#04x}", granted));
-        if (granted < o_.qos) result_.add("suback_qos_downgraded");
+        if (std::string refused = suback_refusal(*ack); !refused.empty()) return client_failed(l, refused);
+        if (static_cast<uint8_t>(ack->reason_codes[0]) < o_.qos) result_.add("suback_qos_downgraded");
         conn.set_timeout(0);
         result_.add("subscribed");
         settle_client(l, true);
@@ -374,17 +363,17 @@ class ReachDriver final : public FleetDriver {
     const std::string_view stage = topic.substr(0, slash), key = topic.substr(slash + 1);
     uint64_t first = 0;
     if (std::from_chars(key.data(), key.data() + key.size(), first).ec != std::errc{}) return;
-    if (stage == kReady) {
+    if (stage == kStageReady) {
       uint64_t count = 0;
       if (std::from_chars(text.data(), text.data() + text.size(), count).ec != std::errc{}) return;
       ready_[first] = count;
       if (!barrier_passed_ && announced_ && covers_all(ready_)) begin_publishing();
-    } else if (stage == kGot) {
+    } else if (stage == kStageGot) {
       auto r = parse_report(text);
       if (!r) return;
       got_[first] = *r;
       if (!all_reported_ && reported_ && covers_all(got_)) on_all_reported();
-    } else if (stage == kPushed) {
+    } else if (stage == kStagePushed) {
       // Sent only once every loop reported, whatever order this loop saw the reports in.
       if (!pushed_seen_ && reported_) {
         all_reported_ = true;
@@ -417,7 +406,7 @@ class ReachDriver final : public FleetDriver {
     control_packet_id_ = static_cast<uint16_t>(control_packet_id_ == 0xFFFF ? 1 : control_packet_id_ + 1);
     p.topic = topic;
     p.payload = tcpms::as_bytes(text);
-    enqueue(*conn, mqtt::encode(p, kVersion, scratch_));
+    wire_.publish(*conn, p);
   }
 
   // Once this loop's clients are settled, its control connection subscribed and its publishers
@@ -429,7 +418,7 @@ class ReachDriver final : public FleetDriver {
     }
     announced_ = true;
     wait_since_ns_ = monotonic_ns();
-    publish_sync(kReady, std::to_string(clients_.size()));
+    publish_sync(kStageReady, std::to_string(clients_.size()));
   }
 
   // The run cannot go on (the control connection failed, a rendezvous timed out). Returns
@@ -521,7 +510,7 @@ class ReachDriver final : public FleetDriver {
       pub.next_packet_id = static_cast<uint16_t>(pub.next_packet_id == 0xFFFF ? 1 : pub.next_packet_id + 1);
       ++pub.inflight;
     }
-    if (Connection* conn = loop().find(pub.id)) enqueue(*conn, mqtt::encode(p, kVersion, scratch_));
+    if (Connection* conn = loop().find(pub.id)) wire_.publish(*conn, p);
     result_.add("published");
   }
 
@@ -620,7 +609,7 @@ class ReachDriver final : public FleetDriver {
     wait_since_ns_ = monotonic_ns();
     result_.add("publish_expected", static_cast<int64_t>(delivered_ + waiting));
     result_.histogram("deliver_time").record(last_delivery_ns_ - barrier_ns_);
-    publish_sync(kGot, format_report({clients_.size(), delivered_, barrier_ns_, last_delivery_ns_}));
+    publish_sync(kStageGot, format_report({clients_.size(), delivered_, barrier_ns_, last_delivery_ns_}));
   }
 
   // --- stage 3: push by client id through the admin API ---------------------------------------
@@ -682,7 +671,7 @@ class ReachDriver final : public FleetDriver {
       const uint64_t cpu = cpu_us(opt().server_pid);
       result_.add("phase_push_server_cpu_us", static_cast<int64_t>(cpu - std::min(cpu, cpu_reported_us_)));
     }
-    publish_sync(kPushed, std::to_string(push_targets_.size()));
+    publish_sync(kStagePushed, std::to_string(push_targets_.size()));
   }
 
   // This loop is done once "pushed" came and every client that expects a push has it, or
@@ -723,7 +712,7 @@ class ReachDriver final : public FleetDriver {
   void ping_idle(uint64_t now) {
     const uint64_t every_ns = static_cast<uint64_t>(o_.keep_alive_s) * 500'000'000u;
     auto ping = [&](ConnId id) {
-      if (Connection* conn = loop().find(id)) enqueue(*conn, mqtt::encode(mqtt::Pingreq{}, kVersion, scratch_));
+      if (Connection* conn = loop().find(id)) counted(*conn, wire_.pingreq(*conn));
     };
     for (uint64_t l = 0; l < clients_.size(); ++l) {
       ReachClient& c = clients_[l];
@@ -744,9 +733,9 @@ class ReachDriver final : public FleetDriver {
     stop_timers();
     if (pusher_) pusher_->cancel();  // joined when the driver goes
     // Clear this loop's retained reports (the other loops have seen them: they are past them).
-    if (announced_) publish_sync(kReady, "");
-    if (reported_) publish_sync(kGot, "");
-    if (pusher_loop_ && all_reported_) publish_sync(kPushed, "");
+    if (announced_) publish_sync(kStageReady, "");
+    if (reported_) publish_sync(kStageGot, "");
+    if (pusher_loop_ && all_reported_) publish_sync(kStagePushed, "");
     finish();
   }
 
@@ -769,7 +758,8 @@ class ReachDriver final : public FleetDriver {
   const uint64_t n_;  // clients in the whole run
   std::vector<ReachClient> clients_;
   std::vector<Publisher> publishers_;
-  std::vector<std::byte> payload_, scratch_;
+  std::vector<std::byte> payload_;
+  MqttClientWire wire_;
   std::string sync_prefix_;
   double loop_rate_ = 0;
   bool pusher_loop_ = false, measuring_ = false;
