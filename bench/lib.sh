@@ -42,6 +42,22 @@ free_port() { /usr/bin/python3 -c "import socket; s=socket.socket(); s.bind(('12
 # some operations failed, which the result says)
 bench() { local out=$1; shift; "$B/tcpms-bench" "$@" --json --no-progress >"$out" 2>"$out.log" || true; }
 
+# run_mosquitto CONF LOG PORT -> starts $MOSQUITTO on CONF (which listens on 127.0.0.1:PORT),
+# sets PID and ADDR once the port listens; exits the script if it does not start.
+run_mosquitto() {
+  local conf=$1 log=$2 port=$3
+  # Same descriptor limit as tcpms and the bench get: the hard limit (20000 here).
+  (ulimit -n "$(ulimit -Hn)"; exec "$MOSQUITTO" -c "$conf") >"$log" 2>&1 &
+  PID=$!
+  PIDS+=("$PID")
+  for _ in $(seq 100); do
+    if ss -ltn 2>/dev/null | grep -q "127.0.0.1:$port "; then ADDR=127.0.0.1:$port; return 0; fi
+    kill -0 "$PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "mosquitto did not start" >&2; cat "$log" >&2; exit 1
+}
+
 # json FILE EXPR: evaluates a Python expression over the parsed JSON `d`.
 json() { /usr/bin/python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
 

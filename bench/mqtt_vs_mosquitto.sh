@@ -66,16 +66,7 @@ log_dest stderr
 log_type error
 log_type warning
 EOF
-  # Same descriptor limit as tcpms and the bench get: the hard limit (20000 here).
-  (ulimit -n "$(ulimit -Hn)"; exec "$MOSQUITTO" -c "$conf") >"$log" 2>&1 &
-  PID=$!
-  PIDS+=("$PID")
-  for _ in $(seq 100); do
-    if ss -ltn 2>/dev/null | grep -q "127.0.0.1:$port "; then ADDR=127.0.0.1:$port; return 0; fi
-    kill -0 "$PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "mosquitto did not start" >&2; cat "$log" >&2; exit 1
+  run_mosquitto "$conf" "$log" "$port"
 }
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 

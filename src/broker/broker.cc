@@ -9,6 +9,8 @@
 #include <spdlog/spdlog.h>
 
 #include "broker/mqtt_handler.h"
+#include "broker/session_store.h"
+#include "store/store_writer.h"
 #include "broker/sys_topics.h"
 #include "mqtt/topic.h"
 
@@ -78,6 +80,56 @@ HandlerFactory Broker::handler_factory() {
     }
     return h;
   };
+}
+
+// What the store reads back, held until each loop's handler takes its share.
+class Broker::Recovery : public store::RecoveryVisitor {
+ public:
+  Recovery(Broker& b, size_t loops) : per_loop_(std::max<size_t>(loops, 1)), broker_(b) {}
+  void on_retained(std::string topic, store::RetainedRecord r) override {
+    MessageProps props{r.properties, SessionStore::to_steady_ms(r.expires_at_ms)};
+    broker_.retained_.set(SharedBytes::copy_of(as_bytes(topic)), r.payload, r.qos, props);
+  }
+  void on_session(store::RecoveredSession s) override {
+    per_loop_[std::hash<std::string>{}(s.client_id) % per_loop_.size()].push_back(std::move(s));
+  }
+  void on_expired_session(store::RecoveredSession s) override {
+    if (s.will) wills_.push_back(std::move(*s.will));
+  }
+  std::vector<std::vector<store::RecoveredSession>> per_loop_;
+  std::vector<store::WillRecord> wills_;
+
+ private:
+  Broker& broker_;
+};
+
+store::RecoveryVisitor& Broker::recovery_visitor() {
+  if (!recovery_) recovery_ = std::make_unique<Recovery>(*this, handlers_.size());
+  return *recovery_;
+}
+
+std::vector<store::RecoveredSession> Broker::take_recovered(uint32_t loop_index) {
+  const size_t pos = loop_index - loop_base_;
+  if (!recovery_ || pos >= recovery_->per_loop_.size()) return {};
+  return std::move(recovery_->per_loop_[pos]);
+}
+
+void Broker::after_recovery() {
+  if (!recovery_) return;
+  for (MqttHandler* h : handlers_)
+    if (h != nullptr) h->loop().post([h] { h->announce_recovered(); });
+  if (!handlers_.empty() && handlers_[0] != nullptr && !recovery_->wills_.empty()) {
+    // Delayed wills of sessions that expired while the server was down: owed since their
+    // session ended [MQTT-3.1.3-9].
+    MqttHandler* h = handlers_[0];
+    h->loop().post([h, wills = std::move(recovery_->wills_)] {
+      for (const store::WillRecord& w : wills) {
+        MessageProps props{w.properties, w.expiry_s != 0 ? steady_ms() + uint64_t{w.expiry_s} * 1000 : 0};
+        h->route(Message{w.topic, w.payload, props, w.qos, w.retain}, false);
+      }
+    });
+  }
+  recovery_.reset();
 }
 
 MqttHandler* Broker::handler_for(uint32_t loop_index) const noexcept {
@@ -578,6 +630,25 @@ void Broker::render_metrics(std::string& out) const {
   fmt::format_to(std::back_inserter(out), "tcpms_mqtt_topic_taps {}\n", taps_.count());
   family("tcpms_mqtt_registry_clients", "gauge", "Client ids in the registry (all sessions).");
   fmt::format_to(std::back_inserter(out), "tcpms_mqtt_registry_clients {}\n", registry_.size());
+  if (store_ != nullptr) {
+    const store::WriterStats& w = store_->stats();
+    auto counter = [&](const char* name, const char* help, uint64_t v) {
+      family(name, "counter", help);
+      fmt::format_to(std::back_inserter(out), "{} {}\n", name, v);
+    };
+    counter("tcpms_store_commits_total", "Group commits of the persistent store.", w.commits.load());
+    counter("tcpms_store_writes_total", "Store operations committed.", w.ops.load());
+    counter("tcpms_store_syncs_total", "fsyncs of the store (every-message commits, interval syncs).",
+            w.syncs.load());
+    counter("tcpms_store_commit_errors_total", "Store commits that failed (retried).",
+            w.commit_errors.load());
+    counter("tcpms_store_commit_seconds_total", "Time spent committing, fsync included.",
+            w.commit_us_total.load() / 1000000);
+    family("tcpms_store_queued_writes", "gauge", "Store operations waiting for the next commit.");
+    fmt::format_to(std::back_inserter(out), "tcpms_store_queued_writes {}\n", w.queued_ops.load());
+    family("tcpms_store_message_bodies", "gauge", "Message bodies on disk.");
+    fmt::format_to(std::back_inserter(out), "tcpms_store_message_bodies {}\n", w.bodies.load());
+  }
 }
 
 }  // namespace tcpms::broker

@@ -39,10 +39,15 @@
 #include "broker/shared_groups.h"
 #include "broker/topic_taps.h"
 #include "mqtt/types.h"
+#include "store/recovery.h"
 #include "tcpms/bytes.h"
 #include "tcpms/conn_id.h"
 #include "tcpms/handler.h"
 #include "tcpms/server.h"
+
+namespace tcpms::store {
+class StoreWriter;
+}
 
 namespace tcpms::broker {
 
@@ -122,6 +127,19 @@ class Broker {
   void set_router(std::unique_ptr<Router> r) { router_ = std::move(r); }
 
   void attach(Server& server);
+
+  // --- persistence (src/store, docs/persistence.md): after attach(), before the handlers ---
+  void set_store(store::StoreWriter* writer) { store_ = writer; }
+  store::StoreWriter* store() const noexcept { return store_; }
+  // The visitor for store::Store::open: retained messages go into the retained store at once;
+  // sessions are kept for the loop each will live on and installed by that loop's handler as
+  // it is made, before any loop runs; the delayed wills of sessions that expired while the
+  // server was down wait for after_recovery().
+  store::RecoveryVisitor& recovery_visitor();
+  std::vector<store::RecoveredSession> take_recovered(uint32_t loop_index);
+  // Once the server runs: the router hears of every recovered session (held here, offline),
+  // and the wills owed by expired sessions go out.
+  void after_recovery();
   // One MqttHandler per loop; pass to Server::listen.
   HandlerFactory handler_factory();
 
@@ -299,6 +317,9 @@ class Broker {
   bool total_rate_on_ = false;
   std::mutex total_rate_mu_;
   auth::TokenBucket total_rate_{0, {}};
+  store::StoreWriter* store_ = nullptr;
+  class Recovery;
+  std::unique_ptr<Recovery> recovery_;
 };
 
 }  // namespace tcpms::broker

@@ -270,6 +270,16 @@ Action MqttHandler::attach(Connection& c, Session* s, PendingConnect* p, bool pr
     x.receive_maximum = p->receive_maximum;
     x.topic_aliases.reset();  // aliases live as long as the connection (5.0 §3.3.2.3.4)
   }
+  if (store_) {
+    // A persistent session is written (whole, the first time: it may have come from another
+    // process); one that now ends with its connection leaves the store.
+    if (s->clean)
+      store_->drop_session(*s);
+    else if (s->stored)
+      store_->save_session(*s);
+    else
+      store_whole_session(*s);
+  }
   const uint16_t keep_alive_s = p->keep_alive_s;
   const bool assigned_id = p->assigned_id;
   c.set_user_data(s);

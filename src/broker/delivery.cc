@@ -77,13 +77,18 @@ void MqttHandler::deliver(Session& s, const Message& msg, QoS granted, bool reta
 void MqttHandler::start_inflight(Connection& c, Session& s, OutMessage out) {
   OutMessage& m = s.queues().start(std::move(out));
   stats_.inflight_messages.add();
+  if (store_) store_->message_started(s, m);
+  // QoS 2 to a stored session leaves once its packet id is durable (durable_gate.h).
   send_publish(c, s, m, m.sub_ids,
-               PublishSend{.qos = m.qos, .retain = m.retain, .packet_id = m.packet_id});
+               PublishSend{.qos = m.qos, .retain = m.retain, .packet_id = m.packet_id,
+                           .after_store = s.stored && m.qos == QoS::k2});
 }
 
 void MqttHandler::queue_message(Session& s, OutMessage m) {
-  if (s.queues().enqueue(std::move(m), cfg_.max_queued_messages, cfg_.max_session_bytes)) {
+  SessionQueues& q = s.queues();
+  if (q.enqueue(std::move(m), cfg_.max_queued_messages, cfg_.max_session_bytes)) {
     stats_.queued_messages.add();
+    if (store_) store_->message_queued(s, q.last_queued());
   } else {
     // Bounded per client, by count and by the bytes its queued and in-flight messages hold:
     // the newest message is dropped.
@@ -100,7 +105,10 @@ void MqttHandler::pump(Session& s) {
          c.pending_output_bytes() <= cfg_.max_queued_bytes && c.open()) {
     OutMessage next = q.pop_queued();
     stats_.queued_messages.sub();
-    if (!deliverable(s, next)) continue;  // expired while it waited [MQTT-3.3.2-5]
+    if (!deliverable(s, next)) {  // expired while it waited [MQTT-3.3.2-5]
+      if (store_) store_->message_done(s, next.store_seq, next.store_body);
+      continue;
+    }
     start_inflight(c, s, std::move(next));
   }
   s.trim();
@@ -110,10 +118,14 @@ void MqttHandler::resend_inflight(Session& s) {
   std::vector<uint16_t> unsendable;
   for (OutMessage& m : s.queues_->inflight()) {
     if (m.state == OutMessage::State::kWaitPubcomp) {
-      send_ack(*s.conn, s, mqtt::PacketType::kPubrel, m.packet_id);
+      if (s.stored)
+        send_ack_after_store(*s.conn, s, mqtt::PacketType::kPubrel, m.packet_id);
+      else
+        send_ack(*s.conn, s, mqtt::PacketType::kPubrel, m.packet_id);
     } else if (!send_publish(*s.conn, s, m, m.sub_ids,
                              PublishSend{.qos = m.qos, .retain = m.retain, .dup = true,
-                                         .resend = true, .packet_id = m.packet_id})) {
+                                         .resend = true, .packet_id = m.packet_id,
+                                         .after_store = s.stored && m.qos == QoS::k2})) {
       // Same packet id, DUP set [MQTT-4.4.0-1], [MQTT-3.3.1-1]; refused only when the new
       // connection's Maximum Packet Size is below it [MQTT-3.1.2-25]: then it can never be
       // acknowledged, and would hold a window slot for the rest of the session.
@@ -121,6 +133,8 @@ void MqttHandler::resend_inflight(Session& s) {
     }
   }
   for (uint16_t id : unsendable) {
+    if (const OutMessage* m = s.queues_->find_inflight(id); m != nullptr && store_)
+      store_->message_done(s, m->store_seq, m->store_body);
     if (s.queues_->abandon(id)) {
       stats_.inflight_messages.sub();
       stats_.queue_dropped.add();
@@ -133,7 +147,10 @@ void MqttHandler::resend_inflight(Session& s) {
 void MqttHandler::route(const Message& m, bool from_remote, const Session* origin,
                         const std::shared_ptr<DeliveryTally>& tally) {
   if (broker_.taps().active()) broker_.taps().offer(m);  // the dashboard's topic viewer
-  if (m.retain) broker_.retained().set(m);  // [MQTT-3.3.1-5], [MQTT-3.3.1-10]
+  if (m.retain) {
+    broker_.retained().set(m);  // [MQTT-3.3.1-5], [MQTT-3.3.1-10]
+    if (store_) store_->retained_set(m);
+  }
   // Existing subscribers get RETAIN 0 [MQTT-3.3.1-9] (unless Retain As Published).
   const size_t here = deliver_local(m, origin);
   for (MqttHandler* other : broker_.handlers()) {
@@ -156,6 +173,36 @@ void MqttHandler::route(const Message& m, bool from_remote, const Session* origi
     // message from another process had its members picked there).
     if (broker_.shared().any()) route_shared(m);
   }
+}
+
+uint32_t MqttHandler::route_held(const Message& m, const Session* origin, uint64_t ack_token) {
+  if (broker_.taps().active()) broker_.taps().offer(m);
+  if (m.retain) {
+    broker_.retained().set(m);
+    store_->retained_set(m);
+  }
+  deliver_local(m, origin);
+  uint32_t asked = 0;
+  for (MqttHandler* other : broker_.handlers()) {
+    if (other == this || !other->may_match(as_chars(m.topic.view()))) continue;
+    // After its delivery, the other loop tells this one the last store op it submitted; the
+    // acknowledgement waits for that to be durable too.
+    const bool posted = other->loop().post([other, m, origin, self = this, ack_token] {
+      other->deliver_local(m, origin);
+      const uint64_t seq = other->store_last_seq();
+      // If this loop has stopped the answer is dropped, and so is the acknowledgement.
+      self->loop().post([self, ack_token, seq] { self->gate_echo(ack_token, seq); });
+    });
+    if (posted) {
+      ++asked;
+      stats_.cross_loop_posts.add();
+    }
+  }
+  broker_.router().on_local_publish(m);
+  // A shared group's member on another loop or process is not waited for: its copy is
+  // written to the store when it arrives there (persistence.md, "Not done").
+  if (broker_.shared().any()) route_shared(m);
+  return asked;
 }
 
 size_t MqttHandler::deliver_local(const Message& msg, const Session* origin) {
@@ -183,9 +230,12 @@ size_t MqttHandler::deliver_local(const Message& msg, const Session* origin) {
     if (rec != nullptr && rec->subscription_id != 0)
       match_ids_.emplace_back(s->match_index, rec->subscription_id);
   });
+  // The sessions of this pass that store the message share one body (session_store.h).
+  if (store_) store_->begin_pass();
   if (match_ids_.empty()) {
     for (const Match& m : matches_) deliver(*m.s, msg, min_qos(msg.qos, m.qos), m.retain);
-    return matches_.size();
+  if (store_) store_->end_pass();
+  return matches_.size();
   }
   std::sort(match_ids_.begin(), match_ids_.end());
   size_t k = 0;
@@ -196,6 +246,7 @@ size_t MqttHandler::deliver_local(const Message& msg, const Session* origin) {
     for (; k < match_ids_.size() && match_ids_[k].first == i; ++k) ids.push_back(match_ids_[k].second);
     deliver(*m.s, msg, min_qos(msg.qos, m.qos), m.retain, subscription_id_props(ids));
   }
+  if (store_) store_->end_pass();
   return matches_.size();
 }
 

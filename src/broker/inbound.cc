@@ -81,7 +81,7 @@ Action MqttHandler::handle_publish(Connection& c, Session& s, const mqtt::FixedH
     if (q.incoming_seen(p.packet_id)) {
       // A resent PUBLISH whose PUBREL has not come yet: acknowledge, do not deliver twice
       // [MQTT-4.3.3-2].
-      send_ack(c, s, PacketType::kPubrec, p.packet_id);
+      send_ack_after_store(c, s, PacketType::kPubrec, p.packet_id);
       return Action::kKeep;
     }
     if (accept || !s.is_v5()) {  // a 5.0 PUBREC >= 0x80 ends the exchange: no PUBREL comes
@@ -89,19 +89,41 @@ Action MqttHandler::handle_publish(Connection& c, Session& s, const mqtt::FixedH
         return violation(c, "more QoS 2 publishes unreleased than our Receive Maximum",
                          ReasonCode::kReceiveMaximumExceeded);  // 5.0 §3.3.4
       q.incoming_add(p.packet_id);
+      if (store_) store_->inbound_added(s, p.packet_id);
     }
     s.trim();
   }
+  // PUBACK [MQTT-4.3.2-2] / PUBREC [MQTT-4.3.3-2]; under every-message sync only once the
+  // message is durable for every stored session it reached, here and on the other loops.
+  const PacketType ack = p.qos == QoS::k1 ? PacketType::kPuback : PacketType::kPubrec;
+  uint64_t token = 0;
+  if (p.qos != QoS::k0 && holds_output()) {
+    mqtt::PublishResponse r;
+    r.type = ack;
+    r.packet_id = p.packet_id;
+    r.reason = rc;
+    size_t n = mqtt::encoded_size(r, s.version);
+    scratch_.resize(std::max(scratch_.size(), n));
+    n = mqtt::encode(r, s.version, mqtt::OutBytes(scratch_.data(), n));
+    token = gate_->hold(c.id(), ByteView(scratch_.data(), n), {}, 0, DurableGate::kUnknownEchoes);
+    stats_.packets_out[static_cast<uint8_t>(ack)].add();
+  }
+  uint32_t asked = 0;
   if (accept) {
     if (topic_bytes.empty()) topic_bytes = SharedBytes::copy_of(as_bytes(topic));
-    route(Message{std::move(topic_bytes), SharedBytes::copy_of(p.payload), std::move(props), p.qos,
-                  p.retain},
-          false, &s);
+    Message m{std::move(topic_bytes), SharedBytes::copy_of(p.payload), std::move(props), p.qos,
+              p.retain};
+    if (token != 0)
+      asked = route_held(m, &s, token);
+    else
+      route(m, false, &s);
   }
-  if (p.qos == QoS::k1) {
-    send_ack(c, s, PacketType::kPuback, p.packet_id, rc);  // [MQTT-4.3.2-2]
-  } else if (p.qos == QoS::k2) {
-    send_ack(c, s, PacketType::kPubrec, p.packet_id, rc);  // [MQTT-4.3.3-2]
+  if (token != 0) {
+    gate_->complete(token, store_->last_seq(), asked);
+    gate_->release(store_->writer().durable_seq());
+    ask_store_for_gate();
+  } else if (p.qos != QoS::k0) {
+    send_ack(c, s, ack, p.packet_id, rc);
   }
   return Action::kKeep;
 }
@@ -115,10 +137,17 @@ Action MqttHandler::handle_ack(Connection& c, Session& s, PacketType type, mqtt:
     // not a late duplicate (those name ids no longer in flight) but a broken handshake.
     return violation(c, "acknowledgement of the wrong type for an in-flight message [MQTT-4.8.0-1]");
   }
+  // The store ids of the in-flight message this ack is for, taken before the window lets go.
+  uint64_t store_seq = 0, store_body = 0;
+  if (const OutMessage* m = s.has_queues() ? s.queues_->find_inflight(id) : nullptr) {
+    store_seq = m->store_seq;
+    store_body = m->store_body;
+  }
   switch (type) {
     case PacketType::kPuback:
       if (s.has_queues() && s.queues_->on_puback(id)) {
         stats_.inflight_messages.sub();
+        if (store_) store_->message_done(s, store_seq, store_body);
         pump(s);
       }
       break;
@@ -128,26 +157,30 @@ Action MqttHandler::handle_ack(Connection& c, Session& s, PacketType type, mqtt:
           // 5.0: a failed PUBREC ends the exchange; no PUBREL (4.3.3).
           s.queues_->on_pubcomp(id);
           stats_.inflight_messages.sub();
+          if (store_) store_->message_done(s, store_seq, store_body);
           pump(s);
           break;
         }
-        send_ack(c, s, PacketType::kPubrel, id);  // [MQTT-4.3.3-1]
+        if (store_) store_->message_released(s, *s.queues_->find_inflight(id));
+        send_ack_after_store(c, s, PacketType::kPubrel, id);  // [MQTT-4.3.3-1]
       } else if (s.is_v5() && mqtt::to_byte(d->reason) < 0x80) {
         send_ack(c, s, PacketType::kPubrel, id, ReasonCode::kPacketIdentifierNotFound);
       }
       break;
     case PacketType::kPubrel: {
       const bool known = s.has_queues() && s.queues_->incoming_release(id);
+      if (known && store_) store_->inbound_released(s, id);
       // PUBCOMP even for an id we do not know: the sender only needs to stop resending
       // (5.0 says so with 0x92).
-      send_ack(c, s, PacketType::kPubcomp, id,
-               known ? ReasonCode::kSuccess : ReasonCode::kPacketIdentifierNotFound);
+      send_ack_after_store(c, s, PacketType::kPubcomp, id,
+                           known ? ReasonCode::kSuccess : ReasonCode::kPacketIdentifierNotFound);
       s.trim();
       break;
     }
     case PacketType::kPubcomp:
       if (s.has_queues() && s.queues_->on_pubcomp(id)) {
         stats_.inflight_messages.sub();
+        if (store_) store_->message_done(s, store_seq, store_body);
         pump(s);
       }
       break;

@@ -36,6 +36,10 @@ struct OutMessage : Message {
   // The shared subscription group it came through (SharedGroups id; 0: none): if this member
   // leaves before it is acknowledged, another member of the group gets it.
   uint32_t shared_group = 0;
+  // In the persistent store (session_store.h): this copy's ref and the body it names (0: not
+  // stored). 16 bytes per queued or in-flight message, nothing per client.
+  uint64_t store_seq = 0;
+  uint64_t store_body = 0;
 
   OutMessage() = default;
   OutMessage(const Message& m, mqtt::QoS granted, bool retain_flag, SharedBytes ids = {})
@@ -79,6 +83,8 @@ class SessionQueues {
   // client: over the Maximum Packet Size its new connection announced).
   bool abandon(uint16_t packet_id);
   std::vector<OutMessage>& inflight() noexcept { return inflight_; }
+  // The in-flight message with this packet id (null: none).
+  OutMessage* find_inflight(uint16_t packet_id) noexcept { return find(packet_id); }
 
   // Whether `m` may join this session's messages, queued or in flight, within `max_bytes` of
   // held_bytes_of() for all of them together (0: no byte bound). A session holding none admits
@@ -92,6 +98,7 @@ class SessionQueues {
   // held_bytes_of() every message queued or in flight, summed.
   size_t held_bytes() const noexcept { return held_bytes_; }
   OutMessage pop_queued();
+  OutMessage& last_queued() noexcept { return queued_.back(); }
   // Drops everything (clean session reset); returns how many queued messages went.
   size_t clear();
   // Moves out the messages of shared subscription group `group` that another member may take
@@ -119,6 +126,7 @@ class SessionQueues {
   void set_last_packet_id(uint16_t id) noexcept { last_packet_id_ = id; }
   uint16_t last_packet_id() const noexcept { return last_packet_id_; }
   const std::deque<OutMessage>& queued() const noexcept { return queued_; }
+  std::deque<OutMessage>& queued() noexcept { return queued_; }
 
  private:
   OutMessage* find(uint16_t packet_id) noexcept;

@@ -32,6 +32,9 @@ struct PublishSend {
   // Already in flight: an expired message still goes (with 1 s left) to finish its handshake.
   bool resend = false;
   uint16_t packet_id = 0;
+  // Leaves only once the store has this message's packet id and state (QoS 2 to a stored
+  // session under every-message sync: durable_gate.h).
+  bool after_store = false;
 };
 
 // Subscription Identifier properties (0x0B) for each id, as a subscriber's copy carries them

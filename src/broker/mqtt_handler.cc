@@ -19,6 +19,19 @@ MqttHandler::MqttHandler(Broker& broker, EventLoop& loop)
       rate_limited_(cfg_.client_messages_per_s > 0 || cfg_.client_bytes_per_s > 0),
       pos_(broker.loop_position(loop.index())) {
   tree_.set_filter_events(broker_.router().wants_filter_events());
+  if (store::StoreWriter* w = broker_.store()) {
+    store_ = std::make_unique<SessionStore>(*w);
+    if (store_->strict()) {
+      gate_ = std::make_unique<DurableGate>(loop_);
+      // Called on the store thread after a commit this loop waits for.
+      store_listener_ = w->add_listener([this](uint64_t durable) {
+        loop_.post([this, durable] { on_durable(durable); });
+      });
+    }
+    // The sessions read back for this loop, before it runs (so before any CONNECT).
+    std::vector<store::RecoveredSession> mine = broker_.take_recovered(loop_.index());
+    install_recovered(mine);
+  }
 }
 
 MqttHandler::~MqttHandler() {

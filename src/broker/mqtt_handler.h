@@ -15,6 +15,8 @@
 //   session_lifecycle.cc detach, reset, discard, wills, 5.0 expiry and delayed wills
 //   control.cc           control-plane requests on this loop: push, kick, listings
 //   shared_delivery.cc   shared subscriptions: one member of a group per message
+//   persistence.cc       the persistent store: sessions read back at start-up, output held
+//                        until durable (session_store.h, durable_gate.h)
 //
 // Connection::user_data is null before CONNECT, then a PendingConnect while the CONNECT waits
 // (authentication on the worker pool, or a session coming from another loop), then the
@@ -45,13 +47,16 @@
 
 #include "broker/broker.h"
 #include "broker/broker_stats.h"
+#include "broker/durable_gate.h"
 #include "broker/message.h"
 #include "broker/message_props.h"
 #include "broker/offline_timers.h"
 #include "broker/session.h"
 #include "broker/session_image.h"
+#include "broker/session_store.h"
 #include "broker/topic_tree.h"
 #include "mqtt/codec.h"
+#include "store/recovery.h"
 #include "tcpms/connection.h"
 #include "tcpms/event_loop.h"
 #include "tcpms/handler.h"
@@ -130,6 +135,11 @@ class MqttHandler final : public Handler {
   // `m.retain` is kept only for Retain As Published subscriptions [MQTT-3.3.1-12].
   size_t deliver_local(const Message& m, const Session* origin = nullptr);
 
+  // The same for a client's QoS 1/2 publish whose acknowledgement is held in this loop's
+  // DurableGate as `ack_token`: each other loop that delivers it answers (gate_echo) with the
+  // last store op it submitted. Returns how many loops were asked.
+  uint32_t route_held(const Message& m, const Session* origin, uint64_t ack_token);
+
   // --- control plane (control.cc), posted by Broker ---
   SendResult push_to_client(std::string_view client_id, Session* s, const Message& m);
   // A message for `member` of shared group `group` (picked here or on another loop or
@@ -164,6 +174,18 @@ class MqttHandler final : public Handler {
   void adopt_session(const std::string& client_id, std::string image, uint32_t ticket);
   // Calls on_filter(filter) for each filter of this loop's tree (the router's interest).
   void walk_filters(const std::function<void(std::string_view)>& on_filter);
+
+  // --- the persistent store (persistence.cc) ---
+  // Sessions read back at start-up, installed before the loop runs (main thread, from the
+  // constructor: nothing else touches this loop yet).
+  void install_recovered(std::vector<store::RecoveredSession>& sessions);
+  // After start-up: the router hears of every session recovered here (kept, offline).
+  void announce_recovered();
+  // The store is durable through `durable` (posted by the store thread).
+  void on_durable(uint64_t durable);
+  // Another loop delivered a held publish (route_held).
+  void gate_echo(uint64_t token, uint64_t seq);
+  uint64_t store_last_seq() const noexcept { return store_ ? store_->last_seq() : 0; }
 
  private:
   // --- input (mqtt_handler.cc) ---
@@ -286,6 +308,8 @@ class MqttHandler final : public Handler {
   void publish_will(std::unique_ptr<Will> will);
   // A delayed will goes out when its session ends [MQTT-3.1.3-9].
   void flush_delayed_will(Session& s);
+  // A new connection for the id arrived before the will delay ran out [MQTT-3.1.3-9].
+  void drop_delayed_will(Session& s);
   // 5.0 session expiry and will delay while offline (OfflineTimers); a reconnect disarms.
   void arm_offline_timers(Session& s);
   void arm_offline_loop_timer();
@@ -296,6 +320,21 @@ class MqttHandler final : public Handler {
   // delay, and leaves the session offline whatever its CleanSession, so the caller decides
   // what becomes of it.
   void take_over(Session& s);
+
+  // --- the persistent store (persistence.cc) ---
+  // Output that must wait until the store has what it acknowledges (every-message sync):
+  // whether there is such a wait on this loop, and holding `head` (+ `body`) in the gate.
+  bool holds_output() const noexcept { return gate_ != nullptr; }
+  // Holds (or sends at once when nothing waits) what `c` gets; returns the gate's token.
+  uint64_t hold_output(Connection& c, ByteView head, const SharedBytes& body, uint32_t echoes);
+  void ask_store_for_gate();
+  // A PUBACK/PUBREC/PUBREL/PUBCOMP sent through the gate when holds_output().
+  void send_ack_after_store(Connection& c, Session& s, mqtt::PacketType t, uint16_t id,
+                            mqtt::ReasonCode code = mqtt::ReasonCode::kSuccess);
+  void install_one(store::RecoveredSession& r);
+  // Writes all of a persistent session that is not in the store yet (it came from another
+  // process, or just became persistent): record, subscriptions, messages, inbound ids.
+  void store_whole_session(Session& s);
 
   // Receive Maximum we announce: inbound QoS 2 publishes awaiting PUBREL (QoS 1 is
   // acknowledged at once). The same number as our outbound window, as Mosquitto does.
@@ -329,6 +368,12 @@ class MqttHandler final : public Handler {
   // Set by a PUBLISH or SUBSCRIBE whose authorization is being fetched: process() gives the
   // packet back to the engine (reading paused) so that it is read again once the answer is in.
   bool replay_packet_ = false;
+  // Persistence (null without persistence.dir): this loop's link to the store, and, under
+  // every-message sync, the output held until durable.
+  std::unique_ptr<SessionStore> store_;
+  std::unique_ptr<DurableGate> gate_;
+  uint32_t store_listener_ = 0;
+  std::vector<std::string> recovered_ids_;  // announced to the router once running
 };
 
 // The first byte of Connection::user_data says what it points to.

@@ -114,7 +114,10 @@ bool MqttHandler::send_publish(Connection& c, Session& s, const Message& m,
   scratch_.resize(std::max(scratch_.size(), n));
   n = mqtt::encode_publish_header(p, s.version, mqtt::OutBytes(scratch_.data(), n));
   // The header is copied into the output queue; the payload is kept by reference.
-  c.enqueue_shared(ByteView(scratch_.data(), n), m.payload);
+  if (how.after_store && holds_output())
+    hold_output(c, ByteView(scratch_.data(), n), m.payload, 0);
+  else
+    c.enqueue_shared(ByteView(scratch_.data(), n), m.payload);
   stats_.packets_out[static_cast<uint8_t>(PacketType::kPublish)].add();
   stats_.messages_out.add();
   return true;

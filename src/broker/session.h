@@ -134,6 +134,9 @@ struct Session {
   bool clean : 1 = true;          // CleanSession of the last CONNECT [MQTT-3.1.2-6]
   bool disconnected : 1 = false;  // DISCONNECT received: no will [MQTT-3.14.4-3]
   bool offline : 1 = false;       // persistent session without a connection (counted)
+  // In the persistent store (session_store.h): its changes are written there. A bit of the
+  // header's flag byte, so persistence costs a session nothing in size.
+  bool stored : 1 = false;
   uint32_t connected_since_s = 0;  // wall clock, for listings
 
   SmallString id;  // the client id; the registry's key

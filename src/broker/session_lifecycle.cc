@@ -35,6 +35,11 @@ void MqttHandler::detach_connection(Session& s, bool publish, std::string_view w
     // 5.0: a will with a delay waits while the session lives [MQTT-3.1.3-9].
     if (will && will->delay_s != 0) s.extra_ref().delayed_will = std::move(will);
     arm_offline_timers(s);
+    if (store_) {
+      store_->save_session(s);  // offline from now: its expiry counts from here
+      if (s.extra && s.extra->delayed_will)
+        store_->will_saved(s, *s.extra->delayed_will, s.extra->will_at_ms);
+    }
   }
   // After the session is settled, so the will cannot come back to it.
   publish_will(std::move(will));
@@ -42,6 +47,8 @@ void MqttHandler::detach_connection(Session& s, bool publish, std::string_view w
 
 void MqttHandler::reset_session(Session& s) {
   leave_all_shared(s);
+  // Everything it had is gone, on disk too (a clean start, its end, a move elsewhere).
+  if (store_) store_->drop_session(s);
   remove_subscriptions(s);
   if (s.has_queues()) {
     stats_.queued_messages.sub(static_cast<int64_t>(s.queues_->queued_count()));
@@ -79,7 +86,9 @@ void MqttHandler::publish_will(std::unique_ptr<Will> will) {
 }
 
 void MqttHandler::flush_delayed_will(Session& s) {
-  if (s.extra && s.extra->delayed_will) publish_will(std::move(s.extra->delayed_will));
+  if (!s.extra || !s.extra->delayed_will) return;
+  if (store_) store_->will_deleted(s);
+  publish_will(std::move(s.extra->delayed_will));
 }
 
 void MqttHandler::arm_offline_timers(Session& s) {

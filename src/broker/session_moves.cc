@@ -84,9 +84,7 @@ void MqttHandler::surrender_session(const std::string& client_id, Session* s, ui
   }
   take_over(*s);  // [MQTT-3.1.4-2]
   if (want_image && !s->clean) {
-    // The session carries on elsewhere: a will waiting for its delay must not go out
-    // [MQTT-3.1.3-9].
-    if (s->extra) s->extra->delayed_will.reset();
+    // The session carries on elsewhere (take_over dropped a will waiting for its delay).
     std::string image = encode_image(*s);
     // (The release that follows is ignored by a home that names the claimer already.)
     discard_session(s);
@@ -120,6 +118,7 @@ void MqttHandler::adopt_session(const std::string& client_id, std::string image,
   fresh->offline = true;
   stats_.sessions_offline.add();
   arm_offline_timers(*fresh);
+  if (store_) store_whole_session(*fresh);
   if (ticket != 0) {
     broker_.registry().set_ticket(client_id, fresh, ticket);  // claimed here for it
     return;
@@ -134,7 +133,7 @@ void MqttHandler::take_over(Session& s) {
   // delay is not published [MQTT-3.1.2-8], [MQTT-3.1.3-9], whether the new connection
   // continues the session or starts a new one; a will without a delay goes out at once.
   if (s.conn == nullptr) {
-    if (s.extra) s.extra->delayed_will.reset();
+    drop_delayed_will(s);
     return;
   }
   Connection* old = s.conn;
@@ -144,11 +143,17 @@ void MqttHandler::take_over(Session& s) {
   s.clean = false;  // keep the object: the caller decides
   detach_connection(s, true, "taken over by a new connection with the same client id");  // a will with a delay is parked as delayed_will, then dropped
   s.clean = was_clean;
-  if (s.extra) s.extra->delayed_will.reset();
+  drop_delayed_will(s);
   // Flushed first: the old connection may have been answered in this very loop iteration,
   // and its CONNACK (every valid CONNECT gets one [MQTT-3.1.4-4]) must reach it before it is
   // disconnected, as must a 5.0 client's DISCONNECT 0x8E.
   old->close_after_flush(CloseReason::kKicked);
+}
+
+void MqttHandler::drop_delayed_will(Session& s) {
+  if (!s.extra || !s.extra->delayed_will) return;
+  s.extra->delayed_will.reset();
+  if (store_) store_->will_deleted(s);
 }
 
 bool MqttHandler::install_image(Session& s, const std::string& bytes) {
@@ -206,6 +211,9 @@ std::string MqttHandler::encode_image(Session& s) {
 }
 
 void MqttHandler::import_image(Session& s, SessionImage& img) {
+  // Whatever the store had of a session here goes; the merged session is written whole once
+  // it is installed (attach, adopt_session: store_whole_session).
+  if (store_) store_->drop_session(s);
   s.clean = false;
   s.version = img.version;
   s.match_epoch = 0;

@@ -134,6 +134,8 @@ void MqttHandler::redistribute_shared(Session& s, uint32_t only_group) {
         continue;
       }
       stats_.shared_redistributed.add();
+      // No longer this session's: its stored copy goes (the member that takes it stores its own).
+      if (store_) store_->message_done(s, msg.store_seq, msg.store_body);
       Message m = msg;  // as this member got it: its QoS is at most the publish's
       m.retain = false;
       dispatch_shared(*next, m, 1);

@@ -86,6 +86,7 @@ Action MqttHandler::handle_subscribe(Connection& c, Session& s, mqtt::Bytes body
     }
     bool replaced = false;
     add_subscription(s, filter, qos, &replaced, options, sub_id);
+    if (store_) store_->put_subscription(s, filter, qos, options, sub_id);
     codes.push_back(static_cast<std::byte>(qos));
     // Retained messages matching the filter go out after the SUBACK [MQTT-3.3.1-6]; on a
     // replaced subscription too [MQTT-3.8.4-3], unless 5.0 Retain Handling says otherwise:
@@ -148,6 +149,7 @@ Action MqttHandler::handle_unsubscribe(Connection& c, Session& s, mqtt::Bytes bo
     }
     if (tree_.unsubscribe(filter, &s, &last)) {
       stats_.subscriptions.sub();
+      if (store_) store_->delete_subscription(s, filter);
       if (last && broker_.router().wants_filter_events())
         broker_.router().on_filter_removed(filter, pos_);
       if (s.is_v5()) codes.push_back(std::byte{0x00});

@@ -83,6 +83,12 @@ class PeerMesh::OutboundHandler final : public Handler {
     uint32_t self = mesh_.self_;
     for (int i = 0; i < 4; ++i) hello[kFrameHeader + i] = std::byte(self >> (8 * i));
     conn.send(ByteView{hello, sizeof hello});
+    if (!mesh_.ever_up_[peer]) {
+      mesh_.ever_up_[peer] = true;
+      Early early = std::move(mesh_.early_[peer]);
+      mesh_.early_[peer] = Early{};
+      for (const SharedBytes& f : early.frames) mesh_.send_now(peer, f);
+    }
     mesh_.links_up_.fetch_add(1, std::memory_order_relaxed);
     spdlog::debug("mesh: link to worker {} up", peer);
     // Runs on the owner loop: what the receiver sends from here goes onto this link first.
@@ -109,7 +115,13 @@ class PeerMesh::OutboundHandler final : public Handler {
 };
 
 PeerMesh::PeerMesh(std::string group, unsigned self, unsigned count)
-    : group_(std::move(group)), self_(self), count_(count), outbound_(count), up_(count, false) {}
+    : group_(std::move(group)),
+      self_(self),
+      count_(count),
+      outbound_(count),
+      up_(count, false),
+      ever_up_(count, false),
+      early_(count) {}
 
 std::string PeerMesh::socket_name(const std::string& group, unsigned index) {
   return fmt::format("unix:@tcpms-{}-{}", group, index);
@@ -156,6 +168,11 @@ bool PeerMesh::send_now(unsigned peer, const SharedBytes& frame) {
   // shared by reference with every other link it goes to.
   if (c != nullptr && up_[peer] && c->enqueue_shared(ByteView(head, kFrameHeader), frame)) {
     sent_.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  if (!ever_up_[peer] && early_[peer].bytes + frame.size() <= kEarlyBytesPerPeer) {
+    early_[peer].bytes += frame.size();
+    early_[peer].frames.push_back(frame);
     return true;
   }
   dropped_.fetch_add(1, std::memory_order_relaxed);

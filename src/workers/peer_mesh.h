@@ -42,6 +42,12 @@ class PeerMesh final : public routing::Transport {
  public:
   static constexpr uint32_t kMaxFrameBytes = 64u << 20;
   static constexpr uint32_t kRedialMs = 200;
+  // Frames for a peer whose link has not come up yet since this worker started (workers start
+  // at nearly the same moment and clients connect at once): held, up to this many bytes per
+  // peer, and sent first when the link opens, so that a claim made in the first few hundred
+  // ms is answered instead of lost. A link that was up and broke drops frames (the peer died;
+  // the router's on_peer_down takes over).
+  static constexpr size_t kEarlyBytesPerPeer = 16u << 20;
 
   PeerMesh(std::string group, unsigned self, unsigned count);
   PeerMesh(const PeerMesh&) = delete;
@@ -88,6 +94,12 @@ class PeerMesh final : public routing::Transport {
   uint8_t outbound_handler_ = 0;
   std::vector<ConnId> outbound_;  // by peer index; owner loop only
   std::vector<bool> up_;          // outbound link opened (on_open ran); owner loop only
+  std::vector<bool> ever_up_;     // the link has opened at least once; owner loop only
+  struct Early {
+    std::vector<SharedBytes> frames;
+    size_t bytes = 0;
+  };
+  std::vector<Early> early_;      // by peer index, until ever_up_; owner loop only
   std::atomic<uint64_t> sent_{0}, received_{0}, dropped_{0};
   std::atomic<unsigned> links_up_{0};
 };

@@ -64,6 +64,13 @@ int run_supervisor(const SupervisorConfig& config, const WorkerMain& worker_main
 
   bool stopping = false;
   bool all_clean = true;
+  int fatal_code = 0;  // a worker's exit code that stopped the server
+  auto is_fatal = [&](int status) {
+    if (!WIFEXITED(status)) return false;
+    for (int code : config.fatal_exit_codes)
+      if (code != 0 && WEXITSTATUS(status) == code) return true;
+    return false;
+  };
   Clock::time_point kill_at{};
   auto alive = [&] {
     return std::count_if(slots.begin(), slots.end(), [](const Slot& s) { return s.pid > 0; });
@@ -111,6 +118,17 @@ int run_supervisor(const SupervisorConfig& config, const WorkerMain& worker_main
           spdlog::info("supervisor: worker {} (pid {}) {}", i, pid, describe(status));
           break;
         }
+        if (is_fatal(status)) {
+          fatal_code = WEXITSTATUS(status);
+          stopping = true;
+          all_clean = false;
+          kill_at = now + config.stop_timeout;
+          spdlog::critical("supervisor: worker {} (pid {}) {}: it cannot start, so no worker "
+                           "could; stopping the server", i, pid, describe(status));
+          for (auto& other : slots)
+            if (other.pid > 0) ::kill(other.pid, SIGTERM);
+          break;
+        }
         bool crashed_fast = now - s.started < config.crash_window;
         s.backoff = crashed_fast
                         ? std::min(config.max_backoff,
@@ -123,7 +141,7 @@ int run_supervisor(const SupervisorConfig& config, const WorkerMain& worker_main
       }
     }
     if (stopping) {
-      if (alive() == 0) return all_clean ? 0 : 1;
+      if (alive() == 0) return fatal_code != 0 ? fatal_code : all_clean ? 0 : 1;
       if (now >= kill_at) {
         spdlog::error("supervisor: workers did not stop in time; killing them");
         for (auto& s : slots)

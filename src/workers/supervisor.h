@@ -5,7 +5,7 @@
 // The supervisor never starts threads or loops: it forks the workers (which are ordinary
 // tcpms servers with disjoint loop-index ranges), restarts one that dies while the others
 // keep their connections, forwards SIGTERM/SIGINT/SIGHUP, and exits 0 once every worker has
-// drained and exited 0.
+// drained and exited 0. A worker that exits with one of `fatal_exit_codes` stops the server.
 #pragma once
 
 #include <chrono>
@@ -24,6 +24,10 @@ struct SupervisorConfig {
   std::chrono::milliseconds max_backoff{5000};
   // After forwarding SIGTERM, how long to wait before SIGKILL.
   std::chrono::milliseconds stop_timeout{30000};
+  // Exit codes that say a worker cannot start at all (bad configuration, a port or a store
+  // it cannot open): restarting would fail the same way forever, so the supervisor stops the
+  // other workers and exits with that code instead. 0 ends the list.
+  int fatal_exit_codes[4] = {64, 69, 0, 0};
 };
 
 // The body of worker `index`; its return value is the worker's exit code. It runs in a fresh

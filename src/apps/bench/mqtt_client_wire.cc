@@ -9,11 +9,11 @@ namespace tcpms::benchapp {
 MqttClientWire::MqttClientWire(mqtt::ProtocolVersion version, size_t largest_payload)
     : version_(version), scratch_(largest_payload + 512) {}
 
-size_t MqttClientWire::connect(Connection& conn, std::string_view client_id, uint16_t keep_alive_s,
+size_t MqttClientWire::connect(Connection& conn, std::string_view client_id, uint16_t keep_alive_s, bool clean,
                                std::string_view username, std::string_view password) {
   mqtt::Connect c;
   c.version = version_;
-  c.clean_start = true;
+  c.clean_start = clean;
   c.keep_alive_s = keep_alive_s;
   c.client_id = client_id;
   if (!username.empty()) c.username = username;

@@ -24,8 +24,8 @@ class MqttClientWire {
   mqtt::ProtocolVersion version() const noexcept { return version_; }
 
   // Each queues one packet on `conn` and returns its size in bytes.
-  // CONNECT with a clean session; the user name and password when not empty.
-  size_t connect(Connection& conn, std::string_view client_id, uint16_t keep_alive_s,
+  // CONNECT (CleanSession / Clean Start `clean`); the user name and password when not empty.
+  size_t connect(Connection& conn, std::string_view client_id, uint16_t keep_alive_s, bool clean,
                  std::string_view username = {}, std::string_view password = {});
   // SUBSCRIBE to one filter, packet id 1 (suback_refusal checks the answer).
   size_t subscribe(Connection& conn, std::string_view filter, mqtt::QoS qos);

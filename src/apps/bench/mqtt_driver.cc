@@ -84,7 +84,7 @@ class MqttDriver final : public FleetDriver {
 
   Action on_open(Connection& conn) override {
     if (tag_index(conn) == kControlTag) {
-      send_connect(conn, client_id(lay_.run, "c", ctx_.share.offset));
+      send_connect(conn, client_id(lay_.run, "c", ctx_.share.offset), true);
       conn.set_timeout(ms(opt().reply_timeout_s));
       control_phase_ = Phase::kConnack;
       return Action::kKeep;
@@ -95,7 +95,7 @@ class MqttDriver final : public FleetDriver {
     Client& c = clients_[l];
     c.phase = Phase::kConnack;
     c.sent_ns = monotonic_ns();
-    send_connect(conn, client_id(lay_.run, "-", conn_number(l)));
+    send_connect(conn, client_id(lay_.run, "-", conn_number(l)), !o_.persistent);
     conn.set_timeout(ms(opt().reply_timeout_s));
     return Action::kKeep;
   }
@@ -142,8 +142,8 @@ class MqttDriver final : public FleetDriver {
 
  private:
   // --- phase 1: CONNECT, SUBSCRIBE ----------------------------------------------------------
-  void send_connect(Connection& conn, const std::string& id) {
-    counted(conn, wire_.connect(conn, id, o_.keep_alive_s, o_.username, o_.password));
+  void send_connect(Connection& conn, const std::string& id, bool clean) {
+    counted(conn, wire_.connect(conn, id, o_.keep_alive_s, clean, o_.username, o_.password));
   }
 
   void send_ack(Connection& conn, mqtt::PacketType type, uint16_t packet_id) {
@@ -775,6 +775,9 @@ void MqttWorkload::add_options(CLI::App& cmd) {
       ->check(CLI::IsMember({"3.1.1", "5", "5.0"}));
   cmd.add_option("--username", o_.username, "User name in every CONNECT (also the control connections')");
   cmd.add_option("--password", o_.password, "Password in every CONNECT");
+  cmd.add_flag("--persistent-sessions", o_.persistent,
+               "CONNECT with CleanSession 0: the server keeps every client's session (and, with "
+               "persistence.dir, writes it to disk)");
   if (!publishing()) {
     cmd.add_option("--hold", o_.hold_s, "Seconds to hold the clients once all are subscribed")
         ->check(CLI::NonNegativeNumber)
@@ -804,6 +807,7 @@ nlohmann::json MqttWorkload::parameters() const {
                    {"qos", o_.qos},
                    {"protocol", o_.version == mqtt::ProtocolVersion::kV5 ? "mqtt-5.0" : "mqtt-3.1.1"}};
   if (!o_.username.empty()) j["username"] = o_.username;
+  j["persistent_sessions"] = o_.persistent;
   if (!publishing()) {
     j["hold_s"] = o_.hold_s;
     return j;

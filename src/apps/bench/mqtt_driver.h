@@ -45,6 +45,7 @@ struct MqttOptions {
   int qos = 0;                   // publish and subscribe QoS (0, 1 or 2)
   mqtt::ProtocolVersion version = mqtt::ProtocolVersion::kV311;
   std::string username, password;  // in every CONNECT when set
+  bool persistent = false;       // CONNECT with CleanSession 0 (the control client stays clean)
   uint32_t payload = 64;         // data message size in bytes
   double publish_rate = 0;       // total PUBLISH per second over all publishers; 0: flat out
   uint32_t inflight = 10;        // QoS 1/2 flat out: unacknowledged PUBLISH per publisher

@@ -172,7 +172,7 @@ class ReachDriver final : public FleetDriver {
 
  private:
   // --- MQTT on the wire ---------------------------------------------------------------------
-  void send_connect(Connection& conn, const std::string& id) { counted(conn, wire_.connect(conn, id, o_.keep_alive_s)); }
+  void send_connect(Connection& conn, const std::string& id) { counted(conn, wire_.connect(conn, id, o_.keep_alive_s, true)); }
 
   void send_subscribe(Connection& conn, std::string_view filter, int qos) {
     counted(conn, wire_.subscribe(conn, filter, static_cast<mqtt::QoS>(qos)));

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <thread>
@@ -30,6 +31,7 @@
 #include "net/socket.h"
 #include "mqtt_push_target.h"
 #include "server_options.h"
+#include "store/store.h"
 #include "tcpms/server.h"
 #include "tcpms/signal_watcher.h"
 #include "routing/peer_router.h"
@@ -101,6 +103,24 @@ struct WorkerRole {
   unsigned count = 1;
   std::string group;  // names the PeerMesh sockets: the supervisor's pid
 };
+
+// The persistent store (persistence.dir): opened, checked and read back into the broker before
+// its loops exist. Each worker process has a directory of its own. Null after logging why.
+std::unique_ptr<store::Store> open_store(const ServerOptions& opt, const WorkerRole& role,
+                                         broker::Broker& broker) {
+  store::StoreConfig sc;
+  sc.dir = opt.persistence_dir;
+  if (role.count > 1)
+    sc.dir = (std::filesystem::path(sc.dir) / fmt::format("worker-{}", role.index)).string();
+  std::string error;
+  sc.sync = *store::parse_sync_policy(opt.persistence_sync, error);  // checked by the settings
+  sc.on_damage = opt.persistence_on_damage == "refuse" ? store::OnDamage::kRefuse
+                                                      : store::OnDamage::kSalvage;
+  store::RecoveryReport report;
+  auto s = store::Store::open(sc, broker.recovery_visitor(), report, error);
+  if (!s) spdlog::critical("persistence.dir: {}", error);
+  return s;
+}
 
 int serve(const ServerOptions& opt, config::Settings& settings, std::vector<Listener> listeners,
           std::optional<Endpoint> admin_at, const WorkerRole& role, SignalWatcher& signals) {
@@ -214,10 +234,18 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
       mqtt_broker->set_router(std::move(router));
     }
   }
+  // Declared after the server: destroyed (its last writes committed) before the loops its
+  // durability notices are posted to.
+  std::unique_ptr<store::Store> store;
   // One protocol handler per loop serves every listener; each listener brings its transport.
   uint8_t protocol_handler;
   if (mqtt) {
     mqtt_broker->attach(server);
+    if (!opt.persistence_dir.empty()) {
+      store = open_store(opt, role, *mqtt_broker);
+      if (!store) return kExitUnavailable;
+      mqtt_broker->set_store(&store->writer());
+    }
     protocol_handler = server.add_handler(mqtt_broker->handler_factory());
   } else {
     protocol_handler = server.add_handler([](EventLoop&) { return std::make_unique<echo::EchoHandler>(); });
@@ -230,6 +258,10 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
   }
   if (mesh) mesh->start();
   if (cluster_router) cluster_router->start();
+  if (store) {
+    store->start();
+    mqtt_broker->after_recovery();  // the router hears of the recovered sessions
+  }
 
   std::unique_ptr<MqttPushTarget> mqtt_push;  // outlives the AdminServer (declared before it)
   std::unique_ptr<admin::AdminServer> admin;

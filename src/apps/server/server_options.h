@@ -83,6 +83,10 @@ struct ServerOptions {
   std::string cluster_node_id;
   uint32_t cluster_lease_s = 5;
   uint32_t cluster_session_fetch_timeout_ms = 3000;  // a CONNECT's wait for its session elsewhere
+  // Persistence (src/store, docs/persistence.md); empty dir: off (everything in memory).
+  std::string persistence_dir;
+  std::string persistence_sync = "every-message";
+  std::string persistence_on_damage = "salvage";
 };
 
 // Exit codes scripts can rely on.

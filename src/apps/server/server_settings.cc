@@ -3,8 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include "broker/auth_http.h"
-
 #include "config/table_array.h"
+#include "store/sync_policy.h"
 
 namespace tcpms::app {
 
@@ -344,6 +344,22 @@ void declare_settings(config::Settings& s, ServerOptions& o) {
         "client's session before going on without it (a session arriving later is kept only "
         "if the id has none here by then)")
       .range(100u, 600000u);
+  s.add("persistence.dir", o.persistence_dir,
+        "Directory of the persistent store: sessions, subscriptions, retained and queued "
+        "messages survive a restart or kill -9 (docs/persistence.md; empty: off, all in memory; "
+        "with processes > 1 each worker uses DIR/worker-<k>)");
+  s.add("persistence.sync", o.persistence_sync,
+        "When the store reaches the disk: every-message (acknowledgements wait for it), an "
+        "interval such as 50ms (at most that much is lost on power loss), or off");
+  s.add("persistence.on_damage", o.persistence_on_damage,
+        "A damaged store at start-up: salvage (keep the damaged files aside, start with what "
+        "can be read) or refuse (do not start)")
+      .one_of({"salvage", "refuse"});
+  s.add_rule([&o] {
+    std::string error;
+    if (!store::parse_sync_policy(o.persistence_sync, error)) return "persistence.sync: " + error;
+    return std::string();
+  });
 }
 
 }  // namespace tcpms::app

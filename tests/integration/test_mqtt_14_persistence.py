@@ -1,0 +1,294 @@
+"""Persistence (persistence.dir, docs/persistence.md): what survives a restart and kill -9,
+the proof under load (crash_driver.py), damaged stores, and worker processes."""
+import asyncio
+import glob
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from crash_driver import drive
+from mqtt_raw import PUBACK, PUBLISH, RawClient, mqtt_server
+from tcpms_harness import SANITIZED, binary
+from test_mqtt_13_v5 import V5, opts, p_u32, publish5, v5
+
+
+@pytest.fixture
+def store_dir():
+    d = tempfile.mkdtemp(prefix="tcpms-persist-")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def persistent(store, *args, **kwargs):
+    return mqtt_server("--threads", "2", "--persistence-dir", store, *args, **kwargs)
+
+
+def crash_args(**kw):
+    class A:
+        server = binary("tcpms-server")
+        subscribers, qos, kills, seconds, rate = 1000, 1, 20, 1.5, 20
+        drain_timeout, store, keep = 60, None, False
+        server_arg = ["--threads", "2"]
+    for k, v in kw.items():
+        setattr(A, k, v)
+    return A
+
+
+# --- the proof under load ---------------------------------------------------------------------
+
+
+def test_kill9_under_load_loses_no_acknowledged_qos1_message():
+    # 1,000 persistent QoS 1 subscribers, a steady stream, 20 kills: every message the
+    # publisher got a PUBACK for reaches every subscriber, in order (crash_driver.py).
+    n, kills = (1000, 20) if not SANITIZED else (200, 5)
+    assert asyncio.run(drive(crash_args(subscribers=n, kills=kills))) == 0
+
+
+def test_kill9_under_load_qos2_exactly_once():
+    n, kills = (200, 6) if not SANITIZED else (50, 3)
+    assert asyncio.run(drive(crash_args(subscribers=n, qos=2, kills=kills, rate=30))) == 0
+
+
+# --- what survives ----------------------------------------------------------------------------
+
+
+def read_pub(c, timeout=5.0):
+    p = c.expect(PUBLISH, timeout)
+    if p.qos:
+        c.send(bytes([0x40 if p.qos == 1 else 0x50, 2]) + p.pid.to_bytes(2, "big"))
+    return p
+
+
+def test_session_subscriptions_queue_and_retained_survive_kill9(store_dir):
+    with persistent(store_dir) as srv:
+        c = RawClient(srv.port)
+        c.connect("keeper", clean=False)
+        c.subscribe([("k/#", 1)])
+        c.close()
+        time.sleep(0.2)
+        p = RawClient(srv.port)
+        p.connect("pub")
+        for i in range(5):
+            p.publish("k/t", f"m{i}".encode(), qos=1, pid=i + 1)
+        p.publish("k/retained", b"r", qos=1, pid=9, retain=True)
+        srv.kill()
+    with persistent(store_dir) as srv:
+        assert "recovered 1 sessions, 1 subscriptions, 6 queued" in srv.output()
+        c = RawClient(srv.port)
+        assert c.connect("keeper", clean=False) == (True, 0)  # session present
+        got = [read_pub(c).payload for _ in range(6)]
+        assert got == [b"m0", b"m1", b"m2", b"m3", b"m4", b"r"]
+        c.close()
+        n = RawClient(srv.port)
+        n.connect("late")
+        n.subscribe([("k/retained", 0)])
+        assert read_pub(n).payload == b"r"
+        # A clean start ends the stored session, on disk too.
+        c = RawClient(srv.port)
+        assert c.connect("keeper", clean=True) == (False, 0)
+        c.close()
+    with persistent(store_dir) as srv:
+        assert "recovered 0 sessions" in srv.output()
+
+
+def test_in_flight_messages_come_back_with_dup_and_their_ids(store_dir):
+    with persistent(store_dir) as srv:
+        c = RawClient(srv.port)
+        c.connect("inflight", clean=False)
+        c.subscribe([("f/t", 1)])
+        p = RawClient(srv.port)
+        p.connect("pub")
+        p.publish("f/t", b"x", qos=1, pid=1)
+        m = c.expect(PUBLISH)  # not acknowledged
+        srv.kill()
+    with persistent(store_dir) as srv:
+        c = RawClient(srv.port)
+        assert c.connect("inflight", clean=False) == (True, 0)
+        again = c.expect(PUBLISH)
+        assert again.dup and again.pid == m.pid and again.payload == b"x"  # [MQTT-4.4.0-1]
+
+
+def test_v5_session_expiry_counts_across_a_restart(store_dir):
+    with persistent(store_dir) as srv:
+        a = v5(srv, "v5-short", clean=False, props=p_u32(0x11, 2))
+        a.sub5([("e/t", opts(1))])
+        b = v5(srv, "v5-long", clean=False, props=p_u32(0x11, 3600))
+        b.sub5([("e/t", opts(1))])
+        a.close()
+        b.close()
+        time.sleep(0.3)
+        pub = v5(srv, "v5-pub")
+        pub.send(publish5("e/t", "kept", qos=1, pid=1))
+        pub.ack_code(PUBACK)
+        srv.kill()
+    time.sleep(2.5)  # the short session expires while the server is down
+    with persistent(store_dir) as srv:
+        assert "1 expired sessions reclaimed" in srv.output()
+        c = V5(srv.port)
+        assert c.connect5("v5-long", clean=False, props=p_u32(0x11, 3600))[0] is True
+        assert c.read_pub().payload == b"kept"
+        c = V5(srv.port)
+        assert c.connect5("v5-short", clean=False, props=p_u32(0x11, 2))[0] is False
+
+
+def test_delayed_will_survives_and_goes_out_after_restart(store_dir):
+    with persistent(store_dir) as srv:
+        c = v5(srv, "wd", clean=False, props=p_u32(0x11, 60),
+               will=("wd/1", "gone", 0, False, p_u32(0x18, 3)))
+        c.close()  # a loss: the will waits 3 s
+        time.sleep(0.5)
+        srv.kill()
+    with persistent(store_dir) as srv:
+        w = v5(srv, "wd-watch")
+        w.sub5([("wd/#", opts(0))])
+        m = w.read_pub(timeout=6)
+        assert m.topic == "wd/1" and m.payload == b"gone"
+
+
+# --- damaged stores ---------------------------------------------------------------------------
+
+
+def fill(store_dir, n=300):
+    with persistent(store_dir) as srv:
+        for i in range(n):
+            c = RawClient(srv.port)
+            c.connect(f"s{i}", clean=False)
+            c.subscribe([(f"d/{i}", 1)])
+            c.close()
+        p = RawClient(srv.port)
+        p.connect("pub")
+        p.publish("d/retained", b"r", qos=1, pid=1, retain=True)
+
+
+def damage(store_dir, how):
+    db = os.path.join(store_dir, "store.db")
+    size = os.path.getsize(db)
+    with open(db, "r+b") as f:
+        if how == "truncate":
+            f.truncate(size // 2)
+        elif how == "zero":
+            f.write(b"\0" * size)
+        elif how == "garble":
+            rnd = random.Random(17)
+            for _ in range(8):
+                f.seek(rnd.randrange(0, size - 256))
+                f.write(bytes(rnd.randrange(256) for _ in range(256)))
+    for extra in ("store.db-wal", "store.db-shm"):
+        p = os.path.join(store_dir, extra)
+        if how == "garble" and os.path.exists(p):
+            with open(p, "r+b") as f:
+                f.seek(min(100, os.path.getsize(p) // 2))
+                f.write(os.urandom(64))
+
+
+@pytest.mark.parametrize("how", ["truncate", "zero", "garble"])
+def test_a_damaged_store_is_kept_aside_and_the_server_starts(store_dir, how):
+    fill(store_dir)
+    damage(store_dir, how)
+    with persistent(store_dir) as srv:
+        out = srv.output()
+        c = RawClient(srv.port)  # it serves
+        c.connect("after")
+        c.close()
+    if how != "garble":  # garbling may land in free pages: then nothing is damaged
+        assert "was damaged" in out, out
+        assert glob.glob(os.path.join(store_dir, "damaged-*", "store.db")), out
+    # The next start finds a sound store.
+    with persistent(store_dir) as srv:
+        assert "was damaged" not in srv.output()
+
+
+@pytest.mark.parametrize("how", ["truncate", "zero"])
+def test_refuse_mode_stops_cleanly_on_a_damaged_store(store_dir, how):
+    fill(store_dir, 50)
+    damage(store_dir, how)
+    r = subprocess.run([binary("tcpms-server"), "--listen", "127.0.0.1:0", "--no-admin",
+                        "--persistence-dir", store_dir, "--persistence-on-damage", "refuse"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 69, r.stdout + r.stderr  # EX_UNAVAILABLE, not a signal
+    assert "damaged" in r.stdout + r.stderr and "refuse" in r.stdout + r.stderr
+    assert not glob.glob(os.path.join(store_dir, "damaged-*"))
+
+
+def test_a_second_server_on_the_same_store_is_refused(store_dir):
+    with persistent(store_dir):
+        r = subprocess.run([binary("tcpms-server"), "--listen", "127.0.0.1:0", "--no-admin",
+                            "--persistence-dir", store_dir], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 69
+        assert "in use by another process" in r.stdout + r.stderr
+
+
+def test_bad_sync_setting_is_a_usage_error(store_dir):
+    r = subprocess.run([binary("tcpms-server"), "--persistence-dir", store_dir,
+                        "--persistence-sync", "sometimes"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 64
+    assert "every-message" in r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("sync", ["50ms", "off"])
+def test_other_sync_modes_keep_what_a_clean_stop_wrote(store_dir, sync):
+    with persistent(store_dir, "--persistence-sync", sync) as srv:
+        c = RawClient(srv.port)
+        c.connect("m", clean=False)
+        c.subscribe([("s/t", 1)])
+        c.close()
+        p = RawClient(srv.port)
+        p.connect("pub")
+        p.publish("s/t", b"v", qos=1, pid=1)
+    with persistent(store_dir, "--persistence-sync", sync) as srv:
+        c = RawClient(srv.port)
+        assert c.connect("m", clean=False) == (True, 0)
+        assert read_pub(c).payload == b"v"
+
+
+# --- worker processes -------------------------------------------------------------------------
+
+
+def test_worker_processes_keep_their_sessions_across_a_restart(store_dir):
+    ids = [f"w{i}" for i in range(12)]
+    with mqtt_server("--processes", "2", "--threads", "1", "--persistence-dir", store_dir) as srv:
+        for cid in ids:
+            c = RawClient(srv.port)
+            c.connect(cid, clean=False)
+            c.subscribe([("w/all", 1)])
+            c.close()
+        time.sleep(0.3)
+        p = RawClient(srv.port)
+        p.connect("pub")
+        p.publish("w/all", b"hello", qos=1, pid=1)
+        time.sleep(0.5)  # the other worker delivers it through the mesh
+    assert sorted(os.listdir(store_dir)) == ["worker-0", "worker-1"]
+    with mqtt_server("--processes", "2", "--threads", "1", "--persistence-dir", store_dir) as srv:
+        # The workers' mesh links come up within a few hundred ms of their start; a persistent
+        # CONNECT landing on the worker without its session before then finds no one to ask
+        # (docs/persistence.md, "Worker processes").
+        time.sleep(1.5)
+        for cid in ids:
+            # Whichever worker the reconnect lands on, the session (held by one of them on
+            # disk) follows it there.
+            c = RawClient(srv.port)
+            assert c.connect(cid, clean=False) == (True, 0), cid
+            assert read_pub(c).payload == b"hello"
+            c.close()
+
+
+def test_a_worker_that_cannot_open_its_store_stops_the_server(store_dir):
+    # worker-1's directory is locked by a single-process server: that worker exits 69 at start,
+    # and restarting it would fail the same way forever, so the supervisor stops every worker
+    # and exits with the worker's status.
+    os.makedirs(os.path.join(store_dir, "worker-1"))
+    with persistent(os.path.join(store_dir, "worker-1")):
+        r = subprocess.run([binary("tcpms-server"), "--listen", "127.0.0.1:0", "--no-admin",
+                            "--processes", "2", "--threads", "1", "--persistence-dir", store_dir],
+                           capture_output=True, text=True, timeout=60)
+    assert r.returncode == 69, r.stdout + r.stderr
+    out = r.stdout + r.stderr
+    assert "in use by another process" in out and "stopping the server" in out, out
