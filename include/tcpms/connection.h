@@ -83,7 +83,8 @@ class Connection {
   // The deadline set_timeout set, in the loop's timer ticks as milliseconds (0: none).
   uint32_t timeout_ms() const noexcept;
   // Fixed deadline: on_timeout fires `ms` from now whatever arrives (a login that must be done
-  // in time). set_timeout or set_deadline replace it; 0 disables.
+  // in time). set_timeout or set_deadline replace it; 0 disables. Until then the connection
+  // counts as logging in, against LoopConfig::max_admitting.
   void set_deadline(uint32_t ms) noexcept;
 
   // Schedules a close after the current callback returns (never closes under the caller).
@@ -137,6 +138,8 @@ class Connection {
     kRedeliver = 1 << 11,       // reading resumed: present held input again before reading
     kFixedDeadline = 1 << 12,   // the timer is a set_deadline: input does not push it
     kTransport = 1 << 13,       // user_ points to a net::Transport (which holds the user's)
+    kAdmitting = 1 << 14,       // its first fixed deadline (handshakes, the protocol's login)
+                                // still runs: counted against LoopConfig::max_admitting
   };
 
   EventLoop* loop_ = nullptr;

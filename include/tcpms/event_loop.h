@@ -56,6 +56,12 @@ struct LoopConfig {
   size_t output_hard_limit_bytes = 64 << 20;  // close past this (counted)
   size_t input_limit_bytes = 16 << 20;        // a partial frame may not grow past this
   bool tcp_nodelay = true;
+  // Accepted connections still under their first fixed deadline (TLS/WebSocket/PROXY
+  // handshakes, then the protocol's login: MQTT's CONNECT until CONNACK) on this loop, past
+  // which the loop stops accepting until a quarter of them are through (0: no limit). Under a
+  // reconnect storm the rest wait in the kernel's accept queue, where no deadline of ours runs,
+  // instead of being accepted faster than they can be answered and cut at their deadline.
+  uint32_t max_admitting = 0;
 };
 
 class EventLoop {
@@ -146,6 +152,10 @@ class EventLoop {
   void close_gracefully(Connection& c);
   void discard_input(Connection& c);
   void read_again_later(Connection& c);
+  // Counts `c` against config_.max_admitting (on) or stops counting it (off); idempotent.
+  void set_admitting(Connection& c, bool on);
+  void hold_listeners();
+  void release_held_listeners();
   void set_conn_timeout(Connection& c, uint32_t ms, bool fixed);
   void resume_reading(Connection& c);
   Connection& slot_ref(uint32_t slot) noexcept;

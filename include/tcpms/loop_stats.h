@@ -51,6 +51,8 @@ struct LoopStats {
   Counter rejected_over_limit;   // accepted then closed at once: --max-connections reached
   Counter accept_errors;         // ECONNABORTED and friends
   Counter accept_paused;         // times the listener paused on EMFILE/ENFILE/ENOBUFS
+  Counter accept_held;           // times accepting paused: LoopConfig::max_admitting reached
+  Counter admitting;             // gauge: connections under their first fixed deadline
   Counter connects_started;      // outbound
   Counter bytes_in;
   Counter bytes_out;

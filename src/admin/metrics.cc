@@ -42,6 +42,12 @@ std::string render_metrics(Server& server, const std::vector<MetricsSource>& ext
            [](const LoopStats& s) { return s.connections.get(); });
   per_loop(out, server, "tcpms_connections_accepted_total", "counter", "Accepted connections.",
            [](const LoopStats& s) { return s.accepted.get(); });
+  per_loop(out, server, "tcpms_connections_admitting", "gauge",
+           "Accepted connections still in their handshakes or login (max_admitting counts them).",
+           [](const LoopStats& s) { return s.admitting.get(); });
+  per_loop(out, server, "tcpms_accept_held_total", "counter",
+           "Times a loop stopped accepting because max_admitting connections were still logging in.",
+           [](const LoopStats& s) { return s.accept_held.get(); });
   per_loop(out, server, "tcpms_connections_rejected_total", "counter",
            "Connections accepted and closed at once because max_connections was reached.",
            [](const LoopStats& s) { return s.rejected_over_limit.get(); });

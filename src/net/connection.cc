@@ -74,6 +74,7 @@ void Connection::set_timeout(uint32_t ms) noexcept {
 void Connection::set_deadline(uint32_t ms) noexcept {
   if (flags_ & (kFlushThenClose | kLingering)) return;
   loop_->set_conn_timeout(*this, ms, true);
+  loop_->set_admitting(*this, ms != 0);
 }
 
 uint32_t Connection::timeout_ms() const noexcept {

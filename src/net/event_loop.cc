@@ -103,8 +103,12 @@ void EventLoop::add_listener(UniqueFd listen_fd, uint8_t handler,
   if (::epoll_ctl(core_->epoll.get(), EPOLL_CTL_ADD, listen_fd.get(), &ev) != 0)
     throw std::system_error(errno, std::generic_category(), "epoll_ctl(listener)");
   bool is_unix = net::local_endpoint(listen_fd.get()).is_unix();
-  core_->listeners.push_back(
-      LoopCore::Listener{std::move(listen_fd), handler, false, is_unix, transport});
+  LoopCore::Listener l;
+  l.fd = std::move(listen_fd);
+  l.handler = handler;
+  l.is_unix = is_unix;
+  l.transport = transport;
+  core_->listeners.push_back(std::move(l));
 }
 
 void EventLoop::set_outbound_transport(uint8_t handler, const net::TransportConfig* transport) {
@@ -214,6 +218,7 @@ void EventLoop::set_conn_timeout(Connection& c, uint32_t ms, bool fixed) {
     c.flags_ |= Connection::kFixedDeadline;
   } else {
     c.flags_ &= static_cast<uint16_t>(~Connection::kFixedDeadline);
+    set_admitting(c, false);  // logged in: an ordinary deadline from now on
   }
   if (ms == 0) {
     c.timeout_ticks_ = 0;
@@ -251,6 +256,7 @@ void EventLoop::apply(Connection& c, Action action, CloseReason reason) {
         close_gracefully(c);
       } else {
         // Bound how long a peer that stops reading can keep us waiting.
+        set_admitting(c, false);
         set_conn_timeout(c, kFlushThenCloseLingerMs, true);
       }
       return;
@@ -271,6 +277,7 @@ void EventLoop::close_gracefully(Connection& c) {
   if (c.flags_ & Connection::kLingering) return;
   c.flags_ |= Connection::kLingering;
   ::shutdown(c.fd_.get(), SHUT_WR);
+  set_admitting(c, false);
   set_conn_timeout(c, kLingeringCloseMs, true);
   // Discard in the read-again phase, not here: a handler may be calling us from on_data
   // with a view into the loop's read buffer still live.
@@ -671,6 +678,7 @@ void EventLoop::pause_listener(uint32_t listener, int err) {
     auto& ls = core_->listeners[listener];
     if (!ls.paused || !ls.fd) return;
     ls.paused = false;
+    if (ls.held) return;  // release_held_listeners adds it back
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = ConnId::make(index_, listener, 0).value;
@@ -678,9 +686,57 @@ void EventLoop::pause_listener(uint32_t listener, int err) {
   });
 }
 
+void EventLoop::set_admitting(Connection& c, bool on) {
+  const bool counted = (c.flags_ & Connection::kAdmitting) != 0;
+  if (on == counted) return;
+  if (on) {
+    c.flags_ |= Connection::kAdmitting;
+    ++core_->admitting;
+    stats_.admitting.add();
+    return;
+  }
+  c.flags_ &= static_cast<uint16_t>(~Connection::kAdmitting);
+  --core_->admitting;
+  stats_.admitting.sub();
+  // Resume below three quarters, not at the first one through: accepting in batches, not one
+  // connection per login.
+  if (core_->listeners_held && core_->admitting <= config_.max_admitting / 4 * 3)
+    release_held_listeners();
+}
+
+void EventLoop::hold_listeners() {
+  if (core_->listeners_held) return;
+  core_->listeners_held = true;
+  stats_.accept_held.add();
+  for (auto& l : core_->listeners) {
+    if (!l.fd || l.paused || l.held || l.is_unix) continue;
+    l.held = true;
+    ::epoll_ctl(core_->epoll.get(), EPOLL_CTL_DEL, l.fd.get(), nullptr);
+  }
+}
+
+void EventLoop::release_held_listeners() {
+  core_->listeners_held = false;
+  for (size_t i = 0; i < core_->listeners.size(); ++i) {
+    auto& l = core_->listeners[i];
+    if (!l.held) continue;
+    l.held = false;
+    if (!l.fd || l.paused) continue;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = ConnId::make(index_, static_cast<uint32_t>(i), 0).value;
+    ::epoll_ctl(core_->epoll.get(), EPOLL_CTL_ADD, l.fd.get(), &ev);
+  }
+}
+
 void EventLoop::handle_accept(uint32_t listener) {
   auto& l = core_->listeners[listener];
   for (int i = 0; i < kMaxAcceptsPerWakeup && l.fd && !l.paused; ++i) {
+    // Worker-process links (Unix listeners) are never held: they are how logins finish.
+    if (config_.max_admitting != 0 && core_->admitting >= config_.max_admitting && !l.is_unix) {
+      hold_listeners();
+      return;
+    }
     UniqueFd fd(::accept4(l.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (!fd) {
       int err = errno;
@@ -898,6 +954,7 @@ void EventLoop::run_closing() {
       // connection that never got through its handshakes was never the handler's.
       if (handler_knows(c)) handlers_[c.handler_]->on_close(c, c.close_reason_);
       if (c.flags_ & Connection::kTransport) free_transport(c);
+      set_admitting(c, false);
       core_->wheel.cancel(s);
       if (c.in_ != nullptr) {
         stats_.pending_input_bytes.sub(c.in_->size);

@@ -40,6 +40,7 @@ class LoopCore {
     UniqueFd fd;
     uint8_t handler = 0;
     bool paused = false;
+    bool held = false;     // out of the epoll set while too many connections are admitting
     bool is_unix = false;  // no TCP_NODELAY for accepted Unix sockets
     const TransportConfig* transport = nullptr;  // null: plain TCP, no cap of its own
   };
@@ -93,6 +94,8 @@ class LoopCore {
   std::atomic<int64_t>* shared_count = nullptr;
   int64_t max_connections = 0;
   uint64_t last_accept_warning_ms = 0;
+  uint32_t admitting = 0;       // connections with Connection::kAdmitting
+  bool listeners_held = false;  // some listener is held for admission (LoopConfig::max_admitting)
   uint64_t last_cap_warning_ms = 0;  // max_connections reached: logged at most every 10 s
   uint64_t cap_rejected_unlogged = 0;
   bool wake_pending = false;  // the task queue's eventfd fired in this iteration

@@ -265,7 +265,10 @@ bool EventLoop::start_transport(Connection& c, const net::TransportConfig& cfg) 
   }
   // One deadline for all handshakes together: a peer that trickles bytes cannot hold a
   // descriptor longer than this.
-  if (t->stage != Stage::kOpen) set_conn_timeout(c, o.handshake_timeout_ms, true);
+  if (t->stage != Stage::kOpen) {
+    set_conn_timeout(c, o.handshake_timeout_ms, true);
+    if (!cfg.client) set_admitting(c, true);
+  }
   return true;
 }
 

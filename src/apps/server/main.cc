@@ -134,6 +134,7 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
   }
   config.max_connections = opt.max_connections ? opt.max_connections : default_max_connections();
   config.loop.idle_timeout_ms = opt.idle_timeout_s * 1000;
+  config.loop.max_admitting = opt.max_pending_logins;
   config.loop.output_high_water_bytes = opt.output_high_water;
   config.loop.output_low_water_bytes = opt.output_high_water / 4;
   config.loop.output_hard_limit_bytes = opt.output_hard_limit;

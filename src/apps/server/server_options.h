@@ -41,6 +41,7 @@ struct ServerOptions {
   unsigned processes = 1;                // >1: a supervisor and that many worker processes
   int64_t max_connections = 0;           // 0: derived from RLIMIT_NOFILE
   uint32_t idle_timeout_s = 0;           // 0: none
+  uint32_t max_pending_logins = 1000;    // per loop; LoopConfig::max_admitting
   uint32_t drain_timeout_ms = 5000;
   uint64_t output_high_water = 1 << 20;
   uint64_t output_hard_limit = 64 << 20;

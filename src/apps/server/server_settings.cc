@@ -103,6 +103,12 @@ void declare_settings(config::Settings& s, ServerOptions& o) {
   s.add("idle_timeout_s", o.idle_timeout_s,
         "Close a connection after this many seconds without input (0: never)")
       .alias("--idle-timeout");
+  s.add("max_pending_logins", o.max_pending_logins,
+        "Connections per loop accepted but not yet logged in (TLS/WebSocket/PROXY handshakes, "
+        "then MQTT's CONNECT until its CONNACK); past it the loop stops accepting until a quarter "
+        "of them are through, and newcomers wait in the kernel's accept queue, where no deadline "
+        "runs: a reconnect storm is served at the rate logins complete instead of being cut at "
+        "the connect deadline (0: no limit)");
   s.add("drain_timeout_ms", o.drain_timeout_ms,
         "On SIGTERM/SIGINT, how long to let connections flush before closing what is left")
       .live();  // read by main only when the signal comes

@@ -370,6 +370,64 @@ TEST(EventLoop, AFixedDeadlineIsNotPushedByInput) {
   EXPECT_EQ(loop.h->reason(0), CloseReason::kIdleTimeout);
 }
 
+// A connection logs in with its first byte: a fixed deadline on open (the login must come in
+// time), an ordinary timeout after it.
+class LoginOnFirstByte : public RecordingHandler {
+ public:
+  Action on_open(Connection& c) override {
+    RecordingHandler::on_open(c);
+    c.set_deadline(10000);
+    return Action::kKeep;
+  }
+  DataResult on_data(Connection& c, ByteView data) override {
+    c.set_timeout(0);
+    return RecordingHandler::on_data(c, data);
+  }
+};
+
+TEST(EventLoop, AcceptingPausesWhileMaxAdmittingConnectionsAreLoggingIn) {
+  LoopConfig config;
+  config.max_admitting = 8;
+  LoopThread lt(config);
+  uint16_t port = 0;
+  auto* h = lt.serve<LoginOnFirstByte>(port);
+  lt.start();
+  std::vector<UniqueFd> clients;
+  for (int i = 0; i < 14; ++i) clients.push_back(connect_client(port));
+  // Eight are taken; the other six wait in the kernel's accept queue, with no deadline of ours.
+  ASSERT_TRUE(eventually([&] { return h->opened == 8; }));
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(h->opened.load(), 8);
+  EXPECT_EQ(lt.loop().stats().admitting.get(), 8u);
+  EXPECT_GE(lt.loop().stats().accept_held.get(), 1u);
+  // One login is not enough to resume (a quarter must be through)...
+  ASSERT_TRUE(send_all(clients[0].get(), "x"));
+  ASSERT_TRUE(eventually([&] { return lt.loop().stats().admitting.get() == 7; }));
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(h->opened.load(), 8);
+  // ...and once enough are through, accepting resumes: every client gets in, none is lost.
+  for (int i = 1; i < 14; ++i) ASSERT_TRUE(send_all(clients[i].get(), "x"));
+  ASSERT_TRUE(eventually([&] { return h->opened == 14; }));
+  // The queued ones sent their byte before they were accepted: it is read at once.
+  ASSERT_TRUE(eventually([&] { return lt.loop().stats().admitting.get() == 0; }));
+  EXPECT_EQ(h->closed.load(), 0);
+}
+
+TEST(EventLoop, ClosingALoggingInConnectionReleasesItsAdmission) {
+  LoopConfig config;
+  config.max_admitting = 2;
+  LoopThread lt(config);
+  uint16_t port = 0;
+  auto* h = lt.serve<LoginOnFirstByte>(port);
+  lt.start();
+  UniqueFd a = connect_client(port), b = connect_client(port), c = connect_client(port);
+  ASSERT_TRUE(eventually([&] { return h->opened == 2; }));
+  a.reset();
+  b.reset();  // both leave without logging in
+  ASSERT_TRUE(eventually([&] { return h->opened == 3; }));
+  EXPECT_EQ(lt.loop().stats().admitting.get(), 1u);
+}
+
 // A listening socket the test owns (blocking), for outbound connects.
 struct TestListener {
   UniqueFd fd;

@@ -26,6 +26,8 @@ std::vector<Frame> samples() {
   m.topic = "a/b";
   m.props = as_bytes(std::string_view("\x01\x01", 2));
   m.payload = as_bytes(std::string_view("payload"));
+  // Frames hold views: what they point at must outlive the returned vector.
+  static const std::string pushed = encode_message_body(m);
   return {
       Hello{0x1122334455667788ull, 4096, 3},
       Publish{m},
@@ -37,7 +39,7 @@ std::vector<Frame> samples() {
       SessionImage{7, SessionImage::kHasImage, "client-1", as_bytes(image)},
       Release{99, "client-1"},
       Register{99, "client-1"},
-      ById{8, 1, ByIdOp::kPush, 1, "client-2", as_bytes(encode_message_body(m))},
+      ById{8, 1, ByIdOp::kPush, 1, "client-2", as_bytes(pushed)},
       Reply{8, ReplyStatus::kNoSuchClient, {}},
       Query{9, QueryWhat::kRetained, {}},
       QueryAnswer{9, 0, as_bytes(std::string_view("body"))},
