@@ -20,6 +20,21 @@ wait_listening() {
   return 1
 }
 
+# wait_workers LOG P: waits (up to 10 s) until P worker processes have logged "listening on",
+# so that every worker has bound before connections arrive; past 10 s it goes on (a server
+# that announces its workers in fewer lines).
+wait_workers() {
+  local log=$1 want=$2
+  for _ in $(seq 100); do
+    [ "$(grep -c 'listening on' "$log" 2>/dev/null || true)" -ge "$want" ] && return 0
+    sleep 0.1
+  done
+}
+
+# admin_address LOG -> HOST:PORT of the admin API from the first start-up line that names it
+# ("..., admin on 127.0.0.1:8080; ...")
+admin_address() { grep -o 'admin on [^;, ]*' "$1" 2>/dev/null | head -1 | cut -d' ' -f3 || true; }
+
 # free_port -> a loopback port nobody listens on now (for brokers that cannot bind port 0)
 free_port() { /usr/bin/python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"; }
 

@@ -189,3 +189,60 @@ def test_mqtt_fanout_qos2_over_mqtt5_with_a_user_name_and_password():
                            "--mqtt-version", "5", "--username", "bench", "--password", "wrong")
         assert rc == 1
         assert j["failures"] == {"connack_rc_4": 5}, j["failures"]
+
+
+def reach(s, *args, n=300, pushes=50):
+    return bench("mqtt-reach", "--target", target(s), "--connections", str(n), "--pushes", str(pushes),
+                 "--admin", f"127.0.0.1:{s.admin_port}", *args)
+
+
+def test_mqtt_reach_publishes_to_every_client_and_pushes_to_k_by_id_across_workers():
+    # Clients, publishers and the pusher sit in different bench processes and loops, and the
+    # clients on different server workers: a push by id to a worker's admin API reaches the
+    # worker that holds the client.
+    with mqtt_server("--processes", "2", "--threads", "1") as s:
+        rc, j, err = reach(s, "--qos", "1", "--processes", "2", "--threads", "2", "--server-pid", str(s.pid),
+                           n=600, pushes=100)
+    assert rc == 0, err
+    c = j["counters"]
+    assert j["workload"] == "mqtt-reach"
+    assert c["subscribed"] == c["connections"] == 600
+    assert c["published"] == c["deliveries"] == c["ops"] == c["publish_expected"] == 600
+    assert j["latency"]["delivery"]["count"] == 600
+    assert c["push_requests"] == c["push_http_200"] == c["pushes_delivered"] == c["pushes_expected"] == 100
+    assert j["latency"]["push_delivery"]["count"] == 100
+    assert j["failure_total"] == 0, j["failures"]
+    assert c["time_to_deliver_all_us"] > 0
+    # The server's CPU is sampled at each stage boundary (/proc counts in 10 ms ticks, so a
+    # stage this small may well read 0).
+    for name in ("phase_subscribe_server_cpu_us", "phase_publish_server_cpu_us", "phase_push_server_cpu_us"):
+        assert name in c
+
+
+def test_mqtt_reach_counts_missing_messages_as_failures(tmp_path):
+    # The ACL lets a client write only to its own topic, so the publishers' messages are
+    # dropped: every client misses its message, and the run fails. Admin pushes pass no ACL.
+    acl = tmp_path / "acl"
+    acl.write_text("topic readwrite tb/#\npattern readwrite reach/%c\n")
+    with mqtt_server("--threads", "1", "--acl-file", str(acl)) as s:
+        rc, j, err = reach(s, "--drain", "0.5")
+    assert rc == 1, err
+    assert j["failures"] == {"missing_publish": 300}
+    assert j["counters"]["published"] == 300 and j["counters"]["deliveries"] == 0
+    assert j["counters"]["pushes_delivered"] == 50
+
+
+def test_mqtt_reach_counts_admin_answers_by_status():
+    with mqtt_server("--threads", "1", "--admin-token", "right") as s:
+        rc, j, err = reach(s, "--admin-token", "wrong", "--drain", "0.5", n=100, pushes=20)
+    assert rc == 1, err
+    assert j["failures"] == {"push_http_401": 20, "missing_push": 20}
+    assert j["counters"]["push_http_401"] == 20
+    assert j["counters"]["deliveries"] == 100
+
+
+def test_mqtt_reach_usage_errors(server):
+    for args in (["--pushes", "5"], ["--pushes", "5", "--admin", "nowhere"], ["--qos", "2", "--pushes", "0"]):
+        proc = subprocess.run([binary("tcpms-bench"), "mqtt-reach", "--target", target(server), *args],
+                              capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 64, (args, proc.stderr)

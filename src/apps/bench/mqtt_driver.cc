@@ -11,6 +11,7 @@
 
 #include "benchkit/proc_sampler.h"
 #include "message.h"
+#include "mqtt_client_wire.h"
 #include "mqtt/decoder.h"
 #include "mqtt/encoder.h"
 #include "mqtt/fixed_header.h"
@@ -48,7 +49,12 @@ struct Client {
 class MqttDriver final : public FleetDriver {
  public:
   MqttDriver(const DriverContext& ctx, const MqttOptions& o, const MqttLayout& layout)
-      : FleetDriver(ctx), o_(o), lay_(layout), version_(o.version), clients_(slots_.size()) {
+      : FleetDriver(ctx),
+        o_(o),
+        lay_(layout),
+        version_(o.version),
+        clients_(slots_.size()),
+        wire_(o.version, std::max<size_t>(o.payload, kMessageHeaderBytes)) {
     const uint32_t sources = lay_.sources_per_subscriber();
     for (uint64_t l = 0; l < clients_.size(); ++l) {
       const uint64_t i = conn_number(l);
@@ -61,7 +67,6 @@ class MqttDriver final : public FleetDriver {
     if (lay_.kind == MqttKind::kFanout) fanout_topic_ = lay_.subscribe_topic(0);
     next_seq_.assign(clients_.size() * sources, 0);
     payload_.resize(std::max<size_t>(o_.payload, kMessageHeaderBytes));
-    scratch_.resize(payload_.size() + 512);
     if (lay_.publishers > 0 && o_.publish_rate > 0)
       loop_rate_ = o_.publish_rate * static_cast<double>(local_publishers_) / static_cast<double>(lay_.publishers);
     measuring_ = ctx.share.offset == 0 && ctx.share.count > 0 && ctx.options->server_pid > 0;
@@ -138,22 +143,11 @@ class MqttDriver final : public FleetDriver {
  private:
   // --- phase 1: CONNECT, SUBSCRIBE ----------------------------------------------------------
   void send_connect(Connection& conn, const std::string& id, bool clean) {
-    mqtt::Connect c;
-    c.version = version_;
-    c.clean_start = clean;
-    c.keep_alive_s = o_.keep_alive_s;
-    c.client_id = id;
-    if (!o_.username.empty()) c.username = o_.username;
-    if (!o_.password.empty())
-      c.password = mqtt::Bytes(reinterpret_cast<const std::byte*>(o_.password.data()), o_.password.size());
-    send_bytes(conn, mqtt::encode(c, scratch_));
+    counted(conn, wire_.connect(conn, id, o_.keep_alive_s, clean, o_.username, o_.password));
   }
 
   void send_ack(Connection& conn, mqtt::PacketType type, uint16_t packet_id) {
-    mqtt::PublishResponse ack;
-    ack.type = type;
-    ack.packet_id = packet_id;
-    send_bytes(conn, mqtt::encode(ack, version_, scratch_));
+    counted(conn, wire_.ack(conn, type, packet_id));
   }
 
   // 5.0: how many QoS 1/2 publishes the broker takes unacknowledged from one client
@@ -168,13 +162,12 @@ class MqttDriver final : public FleetDriver {
   }
 
   void send_subscribe(Connection& conn, std::string_view topic, mqtt::QoS qos) {
-    mqtt::Subscription s{topic, {qos}};
-    send_bytes(conn, mqtt::encode_subscribe(1, std::span(&s, 1), {}, version_, scratch_));
+    counted(conn, wire_.subscribe(conn, topic, qos));
   }
 
-  void send_bytes(Connection& conn, size_t n) {
-    conn.enqueue(ByteView(scratch_.data(), n));
-    live_.bump(live_.bytes_sent, static_cast<int64_t>(n));
+  // Bytes a client sent (the control connection's are not the workload's).
+  void counted(Connection& conn, size_t n) {
+    if (tag_index(conn) != kControlTag) live_.bump(live_.bytes_sent, static_cast<int64_t>(n));
   }
 
   Action client_packet(Connection& conn, const mqtt::FrameResult& f) {
@@ -187,10 +180,7 @@ class MqttDriver final : public FleetDriver {
         if (c.phase != Phase::kConnack || !ack) return client_failed(l, ack ? "unexpected_connack" : "malformed_packet");
         result_.histogram("connack").record(now - c.sent_ns);
         note_receive_maximum(*ack);
-        if (ack->reason != mqtt::ReasonCode::kSuccess) {
-          return client_failed(
-              l, fmt::format("connack_rc_{}", static_cast<int>(mqtt::to_connect_return_code(ack->reason))));
-        }
+        if (std::string refused = connack_refusal(*ack); !refused.empty()) return client_failed(l, refused);
         c.last_send_ns = now;
         if (!c.subscriber) {
           conn.set_timeout(0);
@@ -207,10 +197,8 @@ class MqttDriver final : public FleetDriver {
         auto ack = mqtt::decode_suback(f.body, version_);
         if (c.phase != Phase::kSuback || !ack) return client_failed(l, ack ? "unexpected_suback" : "malformed_packet");
         result_.histogram("suback").record(now - c.sent_ns);
-        if (ack->packet_id != 1 || ack->reason_codes.size() != 1) return client_failed(l, "suback_mismatch");
-        const auto granted = static_cast<uint8_t>(ack->reason_codes[0]);
-        if (granted >= 0x80) return client_failed(l, fmt::format("suback_refused_{:#04x}", granted));
-        if (granted < o_.qos) result_.add("suback_qos_downgraded");
+        if (std::string refused = suback_refusal(*ack); !refused.empty()) return client_failed(l, refused);
+        if (static_cast<uint8_t>(ack->reason_codes[0]) < o_.qos) result_.add("suback_qos_downgraded");
         conn.set_timeout(0);
         result_.add("subscribed");
         if (lay_.kind == MqttKind::kConn) {
@@ -417,7 +405,7 @@ class MqttDriver final : public FleetDriver {
     p.retain = true;
     p.topic = topic;
     p.payload = ByteView(reinterpret_cast<const std::byte*>(text.data()), text.size());
-    conn->enqueue(ByteView(scratch_.data(), mqtt::encode(p, version_, scratch_)));
+    wire_.publish(*conn, p);
   }
 
   // The run cannot go on (the control connection failed, the barrier never passed).
@@ -472,7 +460,7 @@ class MqttDriver final : public FleetDriver {
       ++inflight_total_;
     }
     p.payload = payload_;
-    send_bytes(conn, mqtt::encode(p, version_, scratch_));
+    counted(conn, wire_.publish(conn, p));
     c.last_send_ns = monotonic_ns();
     if (!end) {
       ++c.seq;
@@ -639,14 +627,14 @@ class MqttDriver final : public FleetDriver {
       Client& c = clients_[l];
       if (c.phase != Phase::kReady || now - c.last_send_ns < every_ns) continue;
       if (Connection* conn = loop().find(slots_[l].id)) {
-        send_bytes(*conn, mqtt::encode(mqtt::Pingreq{}, version_, scratch_));
+        counted(*conn, wire_.pingreq(*conn));
         c.last_send_ns = now;
       }
     }
     if (Connection* conn = loop().find(control_); conn != nullptr && o_.keep_alive_s > 0) {
       // The control connection connected with the same keep-alive.
       if (now - control_ping_ns_ >= every_ns) {
-        conn->enqueue(ByteView(scratch_.data(), mqtt::encode(mqtt::Pingreq{}, version_, scratch_)));
+        wire_.pingreq(*conn);
         control_ping_ns_ = now;
       }
     }
@@ -724,7 +712,8 @@ class MqttDriver final : public FleetDriver {
   std::vector<std::string> topics_;  // p2p: each local client's own topic
   std::map<uint64_t, std::string> publish_topics_;
   std::string fanout_topic_;
-  std::vector<std::byte> payload_, scratch_;
+  std::vector<std::byte> payload_;
+  MqttClientWire wire_;
   uint64_t local_publishers_ = 0;
   uint64_t settled_ = 0;
   uint64_t local_subscribed_ = 0;

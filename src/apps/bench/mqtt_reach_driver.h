@@ -1,0 +1,60 @@
+// mqtt-reach: N MQTT clients, each subscribed to a topic of its own, then one message to every
+// one of them by publishing to its topic, then one message to a random K of them pushed by
+// client id through the server's admin API; every message is checked as delivered exactly once
+// to the right client. The driver of one event loop (see docs/bench.md, "mqtt-reach").
+//
+// Client i of the run (global number) connects as client_id(run, "-", i) (clean session,
+// keep-alive --keep-alive, default none) and subscribes to reach_topic(that id) at --qos.
+// Each loop also opens one control connection (the rendezvous below) and --publishers
+// publisher connections, which publish the messages for that loop's own clients.
+//
+// Stages, each loop on its own, meeting the other loops (in every bench process) through the
+// broker: every control connection subscribes to tb/<run>/sync/# at QoS 1, and a loop reports
+// by a retained QoS 1 message on tb/<run>/sync/<stage>/<its first client number>; a loop goes
+// on once the reports it has seen cover all N clients. No process talks to another directly.
+//   1. subscribe: connect and subscribe every client; then report "ready" (its client count).
+//   2. publish: once the "ready" reports cover N, publish one message to each of its clients
+//      that is subscribed (paced by --publish-rate, or as fast as the sockets take them). A
+//      client checks the topic, every payload byte, that the payload names it, and that it
+//      sees the message once. When every client has it, or nothing came for --drain seconds,
+//      the missing ones are counted and the loop reports "got" (reach_plan.h ReachReport).
+//   3. push: once the "got" reports cover N, the loop holding client 0 pushes to the K clients
+//      of choose_push_targets(run, N, K) with POST /api/v1/clients/{id}/send (AdminPusher),
+//      then reports "pushed". Each loop knows which of its clients expect a push; it finishes
+//      once they all have it, or --drain seconds after "pushed" with the missing counted.
+// The loop holding client 0 also samples the server's CPU (--server-pid) at each stage
+// boundary, so each stage's cost is charged to its own operations. Each loop clears its
+// retained reports when it finishes. A wait at a rendezvous gives up after --sync-timeout.
+//
+// Threads: the loop's thread only (AdminPusher's threads post back to it).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "workload.h"
+
+namespace tcpms::benchapp {
+
+struct ReachOptions {
+  int qos = 0;                   // SUBSCRIBE, PUBLISH and push QoS (0 or 1)
+  uint16_t keep_alive_s = 0;     // in CONNECT; > 0 sends PINGREQ every keep_alive / 2
+  uint32_t publishers = 2;       // publisher connections per event loop
+  double publish_rate = 0;       // PUBLISH per second over the run; 0: as fast as flow allows
+  uint32_t inflight = 100;       // QoS 1: unacknowledged PUBLISH per publisher
+  uint32_t payload = 64;         // message size in bytes (mqtt_payload.h format)
+  double drain_s = 10;           // give up on a missing message after this long of silence
+  double sync_timeout_s = 120;   // give up waiting at a rendezvous after this long
+  uint64_t pushes = 10000;       // K: clients the admin API pushes to (0: none)
+  std::string admin;             // HOST:PORT of the admin API
+  std::string admin_token;
+  int push_concurrency = 4;      // admin requests in flight
+};
+
+// The run id every process of one run agrees on (the parent bench process's pid).
+uint32_t reach_run_id(const CommonOptions& c);
+
+std::unique_ptr<LoopDriver> make_reach_driver(const DriverContext& ctx, const ReachOptions& o);
+
+}  // namespace tcpms::benchapp
