@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <string_view>
 #include <vector>
 
@@ -117,6 +118,13 @@ struct TapResult {
   std::vector<TapMessage> messages;
   uint64_t next = 0;     // ?after= for the next read
   uint64_t dropped = 0;  // pushed out of the tap's ring before they could be read
+
+  static TapResult failed(PushStatus status, std::string detail) {
+    TapResult result;
+    result.status = status;
+    result.detail = std::move(detail);
+    return result;
+  }
 };
 
 class PushTarget {
@@ -167,10 +175,7 @@ class PushTarget {
   virtual PushResult delete_retained(std::string_view topic) { return unsupported("retained messages"); }
   // POST /api/v1/taps, GET and DELETE /api/v1/taps/{id}: the topic viewer.
   virtual TapResult open_tap(std::string_view filter) {
-    TapResult result;
-    result.status = PushStatus::kUnsupported;
-    result.detail = unsupported("topics").detail;
-    return result;
+    return TapResult::failed(PushStatus::kUnsupported, unsupported("topics").detail);
   }
   virtual TapResult read_tap(uint64_t id, uint64_t after) { return open_tap({}); }
   virtual PushResult close_tap(uint64_t id) { return unsupported("topics"); }

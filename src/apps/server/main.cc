@@ -288,7 +288,9 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
   admin::AdminServer* admin = nullptr;  // the one on the operator's address, if here
   if (admin_at) {
     const bool workers = role.count > 1;
-    admin::AdminConfig ac{*admin_at, opt.admin_token};
+    admin::AdminConfig ac;
+    ac.listen = *admin_at;
+    ac.bearer_token = opt.admin_token;
     ac.limits.request_timeout_ms = opt.admin_request_timeout_ms;
     ac.limits.max_connections = opt.admin_max_connections;
     ac.limits.max_connections_per_source = opt.admin_max_connections_per_source;

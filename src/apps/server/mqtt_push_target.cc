@@ -288,19 +288,24 @@ admin::TapResult to_admin(uint64_t id, const broker::TopicTaps::Read& r) {
 
 admin::TapResult MqttPushTarget::open_tap(std::string_view filter) {
   if (mqtt::validate_topic_filter(filter, broker_.config().max_topic_levels) != mqtt::TopicError::kOk)
-    return {admin::PushStatus::kInvalid, "\"" + std::string(filter) + "\" is not a valid topic filter"};
+    return admin::TapResult::failed(admin::PushStatus::kInvalid,
+                                    "\"" + std::string(filter) + "\" is not a valid topic filter");
   auto id = broker_.taps().open(filter);
   if (!id)
-    return {admin::PushStatus::kUnavailable,
-            fmt::format("{} taps are open already (close one, or wait a minute for an unread one "
-                        "to close itself)", broker::TopicTaps::kMaxTaps)};
+    return admin::TapResult::failed(
+        admin::PushStatus::kUnavailable,
+        fmt::format("{} taps are open already (close one, or wait a minute for an unread one "
+                    "to close itself)", broker::TopicTaps::kMaxTaps));
   auto r = broker_.taps().read(*id, 0);
   return to_admin(*id, *r);
 }
 
 admin::TapResult MqttPushTarget::read_tap(uint64_t id, uint64_t after) {
   auto r = broker_.taps().read(id, after);
-  if (!r) return {admin::PushStatus::kNotFound, fmt::format("no tap {} (taps unread for a minute close)", id)};
+  if (!r) {
+    return admin::TapResult::failed(admin::PushStatus::kNotFound,
+                                    fmt::format("no tap {} (taps unread for a minute close)", id));
+  }
   return to_admin(id, *r);
 }
 
