@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# bench/workers_per_client.sh [N] [P ...]   (defaults: 100,000 clients; 8 and 56 processes)
+#
+# The same N MQTT clients (CONNECT + SUBSCRIBE to a topic of their own, tcpms-bench mqtt-conn)
+# against tcpms-server --processes P --threads 1 for each P, one server at a time: server CPU
+# per client and server user-space bytes per client (RSS growth over all workers / N), so that
+# what each worker process adds per client shows. Issue 15's goal: 8 and 56 within 1.3x.
+# Prints Markdown. Timing: needs a quiet machine (memory does not).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-100000}
+shift || true
+SIZES=("$@")
+[ ${#SIZES[@]} -gt 0 ] || SIZES=(8 56)
+B=${BUILD_DIR:-build/release}/bin
+work=$(mktemp -d)
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+trap cleanup_all EXIT
+
+"$B/tcpms-doctor" --connections "$N" --role both --apply >"$work/doctor.txt" 2>&1 || true
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+echo "## $N MQTT clients by worker processes ($(date -u +%F), commit $commit)"
+echo
+echo "| worker processes | subscribed | failures | server CPU us per client | server bytes per client |"
+echo "|---|---|---|---|---|"
+for p in "${SIZES[@]}"; do
+  "$B/tcpms-server" --protocol mqtt --listen 127.0.0.1:0 --processes "$p" --threads 1 \
+    --no-admin >"$work/server-$p.log" 2>&1 &
+  server=$!
+  PIDS+=("$server")
+  wait_listening "$work/server-$p.log" "$server" >"$work/addr"
+  wait_workers "$work/server-$p.log" "$p"
+  sleep 2  # the workers' mesh links come up
+  bench "$work/conn-$p.json" mqtt-conn --target "$(cat "$work/addr")" -n "$N" \
+    --server-pid "$server" --connect-timeout 60 --reply-timeout 60
+  kill -TERM "$server"; wait "$server" 2>/dev/null || true
+  /usr/bin/python3 - "$work/conn-$p.json" "$p" "$N" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1])); p, n = sys.argv[2], int(sys.argv[3])
+c = d.get("counters", {})
+ok = c.get("subscribed", c.get("connected", 0))
+fail = sum(v for k, v in d.get("failures", {}).items()) if isinstance(d.get("failures"), dict) else d.get("failures", 0)
+cost = d.get("server_cost", {})
+cpu = cost.get("cpu_us_per_op")
+mem = cost.get("rss_bytes_per_connection")
+print(f"| {p} | {ok:,} | {fail} | {cpu if cpu is None else f'{cpu:.1f}'} | {mem if mem is None else f'{mem:.0f}'} |")
+PY
+done
+echo
+echo "\`bench/workers_per_client.sh $N ${SIZES[*]}\`: tcpms-bench mqtt-conn -n $N --server-pid PID per size."
