@@ -11,6 +11,13 @@ namespace tcpms::broker {
 
 using mqtt::QoS;
 
+std::string subscribed_filter(const SharedSub& sub) {
+  std::string out;
+  out.reserve(mqtt::kSharePrefix.size() + sub.share.size() + 1 + sub.filter.size());
+  out.append(mqtt::kSharePrefix).append(sub.share).append(1, '/').append(sub.filter);
+  return out;
+}
+
 bool MqttHandler::add_shared(Session& s, std::string_view share, std::string_view filter, QoS qos,
                              uint8_t options, uint32_t subscription_id) {
   SharedGroups::Member m{&s, loop_.index(), qos, options, subscription_id};

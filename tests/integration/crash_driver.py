@@ -61,14 +61,23 @@ class ServerProc:
             raise RuntimeError("server did not start:\n" + "\n".join(self.log[-30:]))
         # Keep draining its output so it never blocks on a full pipe.
         self._drain = asyncio.get_event_loop().run_in_executor(None, self._read_rest)
+        if self.processes() > 1:
+            wait_mesh(self.port, self.processes())
+
+    def processes(self):
+        for i, a in enumerate(self.extra):
+            if a.startswith("--processes="):
+                return int(a.split("=", 1)[1])
+            if a == "--processes" and i + 1 < len(self.extra):
+                return int(self.extra[i + 1])
+        return 1
 
     def _read_rest(self):
         for line in self.proc.stdout:
             self.log.append(line.rstrip("\n"))
 
     def kill9(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
+        kill9_whole(self.proc)
         self.port = None
 
     def stop(self):
@@ -79,6 +88,40 @@ class ServerProc:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def listeners(port):
+    out = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True)
+    return len([line for line in out.stdout.splitlines() if line.strip()])
+
+
+def wait_mesh(port, n):
+    """Every worker listens, and their mesh links are up (they dial every 200 ms): a persistent
+    CONNECT before then could land on a worker that cannot ask the others for its session."""
+    deadline = time.monotonic() + 10
+    while listeners(port) < n and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.6)
+
+
+def kill9_whole(proc):
+    """SIGKILL for the server and, with --processes, each of its workers at once: the
+    supervisor is stopped first (so it restarts nobody and its death does not send the workers
+    the SIGTERM of a clean stop), then every worker and the supervisor are killed."""
+    pid = proc.pid
+    try:
+        os.kill(pid, signal.SIGSTOP)
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            workers = [int(w) for w in f.read().split()]
+    except (OSError, ValueError):
+        workers = []
+    for w in workers:
+        try:
+            os.kill(w, signal.SIGKILL)
+        except OSError:
+            pass
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
 
 
 async def read_packet(reader):
