@@ -445,13 +445,24 @@ bool Broker::retained_delete(std::string_view topic) {
   return retained_.erase(topic);
 }
 
-void Broker::deliver_remote(Message m) {
+void Broker::deliver_remote(Message m, DurableAsk ask) {
   if (handlers_.empty()) return;
   // One loop per topic, so messages on a topic arrive in the order they were sent (ordered
   // topics, MQTT 3.1.1 §4.6); round robin over loops could swap two of them.
   size_t pick = std::hash<std::string_view>{}(as_chars(m.topic.view())) % handlers_.size();
   MqttHandler* h = handlers_[pick];
-  if (h != nullptr) h->loop().post([h, m = std::move(m)] { h->route(m, true); });
+  if (h == nullptr) return;
+  // A task dropped by a stopping loop leaves the asker without an answer: its link drops
+  // with this process, and that fails the wait there.
+  if (ask.peer != 0xFFFF)
+    h->loop().post([h, m = std::move(m), ask] { h->route_for_peer(m, ask.peer, ask.request); });
+  else
+    h->loop().post([h, m = std::move(m)] { h->route(m, true); });
+}
+
+void Broker::durable_answered(uint32_t loop, uint64_t token, bool ok) {
+  MqttHandler* h = handler_for(loop);
+  if (h != nullptr) h->loop().post([h, token, ok] { h->gate_answer(token, ok); });
 }
 
 bool Broker::admit_connection(const sockaddr_storage& peer) {

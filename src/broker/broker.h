@@ -203,8 +203,13 @@ class Broker {
   ClientLog& client_log() noexcept { return client_log_; }
 
   // --- the router's entry points: any thread -----------------------------------------------
-  // A publish that came from another process: delivered locally, not routed again.
-  void deliver_remote(Message m);
+  // A publish that came from another process: delivered locally, not routed again. With an
+  // `ask` (a DurablePublish), the router answers `ask.peer` once the deliveries here are
+  // durable (Router::durable_done).
+  void deliver_remote(Message m, DurableAsk ask = {});
+  // The answer of one process asked by Router::on_local_publish_held, for loop `loop`'s held
+  // acknowledgement `token`: `ok` durable there, else not known to be.
+  void durable_answered(uint32_t loop, uint64_t token, bool ok);
   // Push and kick for a client of this process only (kNotConnected / false if none).
   SendResult send_to_local_client(std::string_view client_id, const Message& m);
   bool kick_local(std::string_view client_id);

@@ -137,8 +137,14 @@ class MqttHandler final : public Handler {
 
   // The same for a client's QoS 1/2 publish whose acknowledgement is held in this loop's
   // DurableGate as `ack_token`: each other loop that delivers it answers (gate_echo) with the
-  // last store op it submitted. Returns how many loops were asked.
-  uint32_t route_held(const Message& m, const Session* origin, uint64_t ack_token);
+  // last store op it submitted, and each other process it is sent to answers once its store
+  // has it (Router::on_local_publish_held; gate_answer). Returns how many were asked.
+  // `from_remote`: a publish another process sent here (not routed again).
+  uint32_t route_held(const Message& m, const Session* origin, uint64_t ack_token,
+                      bool from_remote = false);
+  // A publish process `peer` sent with a DurablePublish `request`: delivered as route() does,
+  // and answered (Router::durable_done) once what this process stored for it is durable.
+  void route_for_peer(const Message& m, uint16_t peer, uint64_t request);
 
   // --- control plane (control.cc), posted by Broker ---
   SendResult push_to_client(std::string_view client_id, Session* s, const Message& m);
@@ -185,6 +191,9 @@ class MqttHandler final : public Handler {
   void on_durable(uint64_t durable);
   // Another loop delivered a held publish (route_held).
   void gate_echo(uint64_t token, uint64_t seq);
+  // Another process asked for a held publish answered: durable there (`ok`), or it never will
+  // (then the publisher's connection is closed instead of acknowledged).
+  void gate_answer(uint64_t token, bool ok);
   uint64_t store_last_seq() const noexcept { return store_ ? store_->last_seq() : 0; }
 
  private:

@@ -173,6 +173,17 @@ void MqttHandler::gate_echo(uint64_t token, uint64_t seq) {
   ask_store_for_gate();
 }
 
+void MqttHandler::gate_answer(uint64_t token, bool ok) {
+  if (!gate_) return;
+  if (!ok) {
+    gate_->fail(token);
+    gate_->release(store_->writer().durable_seq());
+    ask_store_for_gate();
+    return;
+  }
+  gate_echo(token, 0);  // nothing of this loop's store to wait for
+}
+
 void MqttHandler::send_ack_after_store(Connection& c, Session& s, PacketType t, uint16_t id,
                                        ReasonCode code) {
   if (!holds_output()) {

@@ -20,6 +20,13 @@
 
 namespace tcpms::broker {
 
+// A publish from another process that wants an answer once it is durable here
+// (Router::durable_done): who asked, and under which request.
+struct DurableAsk {
+  uint16_t peer = 0xFFFF;  // 0xFFFF: no answer wanted
+  uint64_t request = 0;
+};
+
 class Router {
  public:
   virtual ~Router() = default;
@@ -33,6 +40,18 @@ class Router {
   // A publish from a local client (or the control plane), after local delivery. A remote
   // publish arriving is handed to Broker::deliver_remote, which does not call this again.
   virtual void on_local_publish(const Message& m) {}
+  // on_local_publish for a client's QoS 1/2 publish whose acknowledgement loop `loop` holds
+  // (DurableGate entry `token`, persistence.sync = every-message) until every process it goes
+  // to has made it durable. Returns how many processes were asked; each of them is answered
+  // exactly once through Broker::durable_answered(loop, token, ok), with ok false when no
+  // answer came (the process went down, or the time ran out).
+  virtual uint32_t on_local_publish_held(const Message& m, uint32_t loop, uint64_t token) {
+    on_local_publish(m);
+    return 0;
+  }
+  // The receiving side: what process `peer` asked for under `request` is durable here (or was
+  // not stored: nothing here needed it).
+  virtual void durable_done(uint16_t peer, uint64_t request) {}
 
   // --- client ids across processes --------------------------------------------------------
   // True when a CONNECT claims its client id here before its CONNACK, so that the newest

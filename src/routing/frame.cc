@@ -130,6 +130,10 @@ struct Encoder {
     w.str16(f.filter);
     put_message(w, f.message);
   }
+  void operator()(const DurablePublish& f) {
+    w.u64(f.request);
+    put_message(w, f.message);
+  }
 };
 
 FrameKind kind_of(const Frame& f) {
@@ -317,6 +321,12 @@ std::optional<Frame> decode(ByteView bytes) {
       f.filter = in.text16();
       if (!in.ok() || f.group.empty() || f.filter.empty() || !get_message(in, f.message))
         return std::nullopt;
+      return done(in, f);
+    }
+    case FrameKind::kDurablePublish: {
+      DurablePublish f;
+      f.request = in.u64();
+      if (!in.ok() || !get_message(in, f.message)) return std::nullopt;
       return done(in, f);
     }
     case FrameKind::kInterestRelay: {

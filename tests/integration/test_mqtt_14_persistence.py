@@ -36,7 +36,7 @@ def crash_args(**kw):
     class A:
         server = binary("tcpms-server")
         subscribers, qos, kills, seconds, rate = 1000, 1, 20, 1.5, 20
-        drain_timeout, store, keep = 60, None, False
+        drain_timeout, store, keep, offline = 60, None, False, 0
         server_arg = ["--threads", "2"]
     for k, v in kw.items():
         setattr(A, k, v)
@@ -56,6 +56,20 @@ def test_kill9_under_load_loses_no_acknowledged_qos1_message():
 def test_kill9_under_load_qos2_exactly_once():
     n, kills = (200, 6) if not SANITIZED else (50, 3)
     assert asyncio.run(drive(crash_args(subscribers=n, qos=2, kills=kills, rate=30))) == 0
+
+
+def test_kill9_of_worker_processes_loses_no_acknowledged_message():
+    # --processes 3: persistent QoS 1 subscribers on both workers but the publisher's
+    # (checked after each reconnect), half of them offline while the publisher streams, kill -9
+    # of every process mid-stream. A PUBACK leaves only once each worker the message went to
+    # has it in its store, so every acknowledged message reaches every subscriber after the
+    # restarts (without that wait, a kill between the PUBACK and the other worker's commit
+    # loses the message for the offline ones).
+    n, kills, rate = (8, 6, 1000) if not SANITIZED else (6, 3, 300)
+    args = crash_args(subscribers=n, offline=n // 2, kills=kills, rate=rate, seconds=1.5,
+                      drain_timeout=30,
+                      server_arg=["--processes", "3", "--threads", "1"])
+    assert asyncio.run(drive(args)) == 0
 
 
 # --- what survives ----------------------------------------------------------------------------
@@ -399,8 +413,9 @@ def test_shared_members_come_back_in_their_worker_processes(store_dir):
         out = srv.output()
         assert out.count("recovered 3 sessions, 3 subscriptions") == 2, out
         n = 12
-        for k in range(2):  # publishers on both workers
-            p = RawClient(srv.port) if k == 0 else client_away_from(srv, worker_of(p, srv.port))
+        pubs = [RawClient(srv.port)]  # publishers on both workers
+        pubs.append(client_away_from(srv, worker_of(pubs[0], srv.port)))
+        for k, p in enumerate(pubs):
             p.connect(f"shw-pub-{k}")
             for i in range(n // 2):
                 p.publish("w/t", f"m{k * (n // 2) + i}".encode(), qos=1, pid=i + 1)
