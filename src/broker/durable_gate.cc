@@ -62,9 +62,10 @@ void DurableGate::release(uint64_t durable) {
     } else if (Connection* c = loop_.find(h.conn)) {  // null once closing
       if (h.failed) {
         // Not known to be durable everywhere: no acknowledgement, and none after it on this
-        // connection (they would be out of order; find() no longer returns it); the client
-        // sends it again.
-        c->close_after_flush(CloseReason::kProtocol);
+        // connection (they would be out of order): closed now, so find() no longer returns it
+        // (a close after flush would still take what is enqueued meanwhile). The client sends
+        // the message again.
+        c->close(CloseReason::kProtocol);
       } else if (h.body.empty()) {
         c->enqueue(as_bytes(h.head));
       } else {

@@ -19,7 +19,7 @@
 // everything of these kinds is). Output for a connection that closed meanwhile is dropped:
 // what it acknowledged is redelivered from the store. An entry whose wait failed (a process
 // asked never answered: it went down, or its link did) is not sent: its connection is closed
-// instead, after what was released before it, so the client sends the message again.
+// instead, so the client sends the message again.
 //
 // Thread rules: its loop's thread only.
 #pragma once
