@@ -424,6 +424,23 @@ TEST_F(DurableAcrossPeers, APeerDownBeforeItAnsweredDisconnectsThePublisher) {
   EXPECT_EQ(m[0].router->stats().durable_unconfirmed.load(), 1u);
 }
 
+TEST_F(DurableAcrossPeers, APeerThatDoesNotAnswerInTimeDisconnectsThePublisher) {
+  RouterOptions o;
+  o.request_timeout_ms = 50;
+  Mesh m(2, o, dir_);
+  SubscriberAndPublisher c(m);
+  m.pause();
+  c.publish_qos1();
+  m.wait_queued(0, 1, 1);  // held: peer 1 never sees it while paused
+  std::this_thread::sleep_for(80ms);  // past the request's deadline (steady clock)
+  m.fabric.advance(200);   // the router's deadline timer runs
+  EXPECT_EQ(c.pub.read_for(5000ms).first, mqtt::PacketType{}) << "closed, without a PUBACK";
+  EXPECT_EQ(m[0].router->stats().durable_unconfirmed.load(), 1u);
+  m.resume();  // the late answer finds no request waiting
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(m[0].router->stats().durable_unconfirmed.load(), 1u);
+}
+
 TEST_F(DurableAcrossPeers, WithoutAStoreNothingIsAsked) {
   Mesh m(2);
   SubscriberAndPublisher c(m);
