@@ -202,9 +202,10 @@ uint32_t MqttHandler::route_held(const Message& m, const Session* origin, uint64
   if (from_remote) return asked;
   // The other processes it goes to answer once their stores have it.
   asked += broker_.router().on_local_publish_held(m, loop_.index(), ack_token);
-  // A shared group's member on another loop or process is not waited for: its copy is
-  // written to the store when it arrives there (persistence.md, "Not done").
-  if (broker_.shared().any()) route_shared(m);
+  // Shared groups: one answer per group, from wherever its member got it (this loop, another
+  // loop, another process), or at once where it went nowhere.
+  if (broker_.shared().any())
+    asked += route_shared(m, DurableWait::for_loop(loop_.index(), ack_token));
   return asked;
 }
 

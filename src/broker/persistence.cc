@@ -173,7 +173,7 @@ void MqttHandler::gate_echo(uint64_t token, uint64_t seq) {
   ask_store_for_gate();
 }
 
-void MqttHandler::gate_answer(uint64_t token, bool ok) {
+void MqttHandler::gate_answer(uint64_t token, bool ok, uint64_t seq) {
   if (!gate_) return;
   if (!ok) {
     gate_->fail(token);
@@ -181,7 +181,26 @@ void MqttHandler::gate_answer(uint64_t token, bool ok) {
     ask_store_for_gate();
     return;
   }
-  gate_echo(token, 0);  // nothing of this loop's store to wait for
+  gate_echo(token, seq);
+}
+
+void MqttHandler::answer_wait(const DurableWait& wait, bool delivered_here) {
+  const uint64_t seq = delivered_here ? store_last_seq() : 0;
+  if (wait.loop_waits()) {
+    if (wait.loop == loop_.index())
+      gate_echo(wait.token, seq);
+    else
+      broker_.durable_answered(wait.loop, wait.token, true, seq);
+  }
+  if (!wait.peer_waits()) return;
+  if (!holds_output() || seq == 0) {
+    broker_.router().durable_done(wait.peer, wait.request);
+    return;
+  }
+  // The answer to the process waits for this loop's writes, in the gate's order.
+  gate_->hold_for_peer(wait.peer, wait.request, seq, 0);
+  gate_->release(store_->writer().durable_seq());
+  ask_store_for_gate();
 }
 
 void MqttHandler::send_ack_after_store(Connection& c, Session& s, PacketType t, uint16_t id,

@@ -20,11 +20,20 @@
 
 namespace tcpms::broker {
 
-// A publish from another process that wants an answer once it is durable here
-// (Router::durable_done): who asked, and under which request.
-struct DurableAsk {
-  uint16_t peer = 0xFFFF;  // 0xFFFF: no answer wanted
+// Who waits until a message is durable where it is delivered (persistence.sync =
+// every-message): a loop's held acknowledgement (DurableGate token), or another process's
+// request (answered with Router::durable_done), or nobody.
+struct DurableWait {
+  static constexpr uint16_t kNoPeer = 0xFFFF;
+  uint32_t loop = 0;
+  uint64_t token = 0;  // 0: no loop waits
+  uint16_t peer = kNoPeer;
   uint64_t request = 0;
+  static DurableWait for_loop(uint32_t loop, uint64_t token) { return {loop, token, kNoPeer, 0}; }
+  static DurableWait for_peer(uint16_t peer, uint64_t request) { return {0, 0, peer, request}; }
+  bool loop_waits() const noexcept { return token != 0; }
+  bool peer_waits() const noexcept { return peer != kNoPeer; }
+  bool any() const noexcept { return loop_waits() || peer_waits(); }
 };
 
 class Router {
@@ -100,6 +109,15 @@ class Router {
   // gave in SharedGroups::set_remote). `hops`: how many processes it passed already.
   virtual void shared_deliver(uint16_t peer, std::string_view share, std::string_view filter,
                               const Message& m, uint8_t hops) {}
+  // The same for a message `wait` waits for (a held acknowledgement's, every-message): true if
+  // sent, and then exactly one answer follows, once it is durable where the group delivered
+  // it (Broker::durable_answered for a loop, durable_done to a process); false: sent as
+  // shared_deliver or not at all, no answer follows.
+  virtual bool shared_deliver_held(uint16_t peer, std::string_view share, std::string_view filter,
+                                   const Message& m, uint8_t hops, const DurableWait& wait) {
+    shared_deliver(peer, share, filter, m, hops);
+    return false;
+  }
 };
 
 }  // namespace tcpms::broker

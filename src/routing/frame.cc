@@ -132,6 +132,9 @@ struct Encoder {
   }
   void operator()(const DurablePublish& f) {
     w.u64(f.request);
+    w.u8(f.hops);
+    w.str16(f.group);
+    w.str16(f.filter);
     put_message(w, f.message);
   }
 };
@@ -326,7 +329,13 @@ std::optional<Frame> decode(ByteView bytes) {
     case FrameKind::kDurablePublish: {
       DurablePublish f;
       f.request = in.u64();
-      if (!in.ok() || !get_message(in, f.message)) return std::nullopt;
+      f.hops = in.u8();
+      f.group = in.text16();
+      f.filter = in.text16();
+      // A shared one names both its group and filter; a plain publish neither (nor hops).
+      if (!in.ok() || f.group.empty() != f.filter.empty() || (f.group.empty() && f.hops != 0) ||
+          !get_message(in, f.message))
+        return std::nullopt;
       return done(in, f);
     }
     case FrameKind::kInterestRelay: {

@@ -25,8 +25,9 @@
 //   SharedDeliver    u8 hops, str16 group, str16 filter, message
 //   InterestRelay    u16 n, n x (u16 origin, str32 frame): interest updates of several peers,
 //                    forwarded by the interest hub (peer_router.h)
-//   DurablePublish   u64 request, message: a Publish whose sender waits for a Reply (kDone once
-//                    this process's store has it durable, persistence.sync = every-message)
+//   DurablePublish   u64 request, u8 hops, str16 group, str16 filter, message: a Publish (group
+//                    and filter empty) or a SharedDeliver whose sender waits for a Reply (kDone
+//                    once it is durable where it was delivered, persistence.sync = every-message)
 //   message          u8 qos | retain << 2, u32 expiry left ms (0: none), str16 topic,
 //                    str32 properties (5.0, as forwarded), rest: payload
 //
@@ -195,11 +196,16 @@ struct SharedDeliver {
   MessageView message;
 };
 
-// A Publish whose sender holds its publisher's acknowledgement until the receiver answers
-// Reply{request, kDone} (after its store commit) or the request fails (peer_router.h).
+// A Publish (group and filter empty) or a SharedDeliver whose sender holds its publisher's
+// acknowledgement until the receiver answers Reply{request, kDone} (after its store commit) or
+// the request fails (peer_router.h).
 struct DurablePublish {
   uint64_t request = 0;
+  uint8_t hops = 0;
+  std::string_view group;
+  std::string_view filter;
   MessageView message;
+  bool shared() const noexcept { return !group.empty(); }
 };
 
 // Interest updates (InterestSnapshot or InterestDelta frames) of several peers in one frame.

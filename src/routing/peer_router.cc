@@ -154,15 +154,20 @@ void PeerRouter::expire(uint64_t request) {
                    spdlog::warn("routing: {} peer(s) did not confirm a publish durable within {} ms; "
                                 "its publisher is disconnected unacknowledged",
                                 n, options_.request_timeout_ms);
-                   d.waiting.for_each([&](PeerId) { broker_.durable_answered(d.loop, d.token, false); });
+                   d.waiting.for_each([&](PeerId) { finish_durable(d.wait, false); });
                  },
              },
              *p);
 }
 
+void PeerRouter::finish_durable(const broker::DurableWait& wait, bool ok) {
+  if (wait.loop_waits()) broker_.durable_answered(wait.loop, wait.token, ok);
+  // A peer's shared message we passed on: our answer is the third peer's.
+  if (wait.peer_waits()) reply(wait.peer, wait.request, ok ? ReplyStatus::kDone : ReplyStatus::kFailed);
+}
+
 bool PeerRouter::answer_durable(uint64_t request, PeerId from, bool ok) {
-  uint32_t loop = 0;
-  uint64_t token = 0;
+  broker::DurableWait wait;
   {
     std::lock_guard lock(pending_mu_);
     auto it = pending_.find(request);
@@ -171,12 +176,11 @@ bool PeerRouter::answer_durable(uint64_t request, PeerId from, bool ok) {
     if (d == nullptr) return false;
     if (!d->waiting.has(from)) return true;  // answered already, or never asked
     d->waiting.remove(from);
-    loop = d->loop;
-    token = d->token;
+    wait = d->wait;
     if (d->waiting.empty()) pending_.erase(it);
   }
   if (!ok) stats_.durable_unconfirmed.fetch_add(1, std::memory_order_relaxed);
-  broker_.durable_answered(loop, token, ok);
+  finish_durable(wait, ok);
   return true;
 }
 
@@ -345,9 +349,9 @@ uint32_t PeerRouter::on_local_publish_held(const broker::Message& m, uint32_t lo
     return 0;
   }
   // Registered before it is sent: an answer may come back before the sends are done.
-  const uint64_t request =
-      add_pending(PendingDurable{loop, token, targets}, options_.request_timeout_ms);
-  SharedBytes frame = to_shared(DurablePublish{request, view_of(m, steady_now_ms())});
+  const uint64_t request = add_pending(
+      PendingDurable{broker::DurableWait::for_loop(loop, token), targets}, options_.request_timeout_ms);
+  SharedBytes frame = to_shared(DurablePublish{request, 0, {}, {}, view_of(m, steady_now_ms())});
   uint32_t asked = 0;
   PeerSet unsent;
   targets.for_each([&](PeerId p) {
@@ -360,13 +364,18 @@ uint32_t PeerRouter::on_local_publish_held(const broker::Message& m, uint32_t lo
   });
   stats_.durable_asked.fetch_add(asked, std::memory_order_relaxed);
   if (!unsent.empty()) {
+    // Nothing to wait for from those, unless their going down answered meanwhile (then that
+    // answer counts as theirs).
     std::lock_guard lock(pending_mu_);
     auto it = pending_.find(request);
-    if (it != pending_.end()) {
-      auto& d = std::get<PendingDurable>(it->second);
-      unsent.for_each([&](PeerId p) { d.waiting.remove(p); });
-      if (d.waiting.empty()) pending_.erase(it);
-    }
+    auto* d = it == pending_.end() ? nullptr : std::get_if<PendingDurable>(&it->second);
+    unsent.for_each([&](PeerId p) {
+      if (d != nullptr && d->waiting.has(p))
+        d->waiting.remove(p);
+      else
+        ++asked;
+    });
+    if (d != nullptr && d->waiting.empty()) pending_.erase(it);
   }
   return asked;
 }
@@ -393,7 +402,14 @@ void PeerRouter::on_durable_publish(PeerId from, const DurablePublish& f) {
     reply(from, f.request, ReplyStatus::kFailed);  // not stored here: the publisher must not ack
     return;
   }
-  broker_.deliver_remote(message_of(f.message, steady_now_ms()), {from, f.request});
+  const auto wait = broker::DurableWait::for_peer(from, f.request);
+  if (f.shared()) {
+    stats_.shared_received.fetch_add(1, std::memory_order_relaxed);
+    broker_.shared_arrived(from, f.group, f.filter, message_of(f.message, steady_now_ms()), f.hops,
+                           wait);
+    return;
+  }
+  broker_.deliver_remote(message_of(f.message, steady_now_ms()), wait);
 }
 
 void PeerRouter::durable_done(uint16_t peer, uint64_t request) {
@@ -743,6 +759,21 @@ void PeerRouter::shared_deliver(uint16_t peer, std::string_view share, std::stri
                                 const broker::Message& m, uint8_t hops) {
   if (send(peer, Frame(SharedDeliver{hops, share, filter, view_of(m, steady_now_ms())})))
     stats_.shared_sent.fetch_add(1, std::memory_order_relaxed);
+}
+
+bool PeerRouter::shared_deliver_held(uint16_t peer, std::string_view share,
+                                     std::string_view filter, const broker::Message& m,
+                                     uint8_t hops, const broker::DurableWait& wait) {
+  PeerSet to;
+  to.add(peer);
+  const uint64_t request = add_pending(PendingDurable{wait, to}, options_.request_timeout_ms);
+  if (send(peer, Frame(DurablePublish{request, hops, share, filter, view_of(m, steady_now_ms())}))) {
+    stats_.shared_sent.fetch_add(1, std::memory_order_relaxed);
+    stats_.durable_asked.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  // Not sent: nothing to wait for, unless the peer's going down answered it meanwhile.
+  return !take_pending(request).has_value();
 }
 
 void PeerRouter::on_shared_group_frame(PeerId from, const SharedGroup& f) {

@@ -24,12 +24,14 @@
 // it holds whose home that peer is (Register), with their tickets.
 //
 // Durability (persistence.sync = every-message): a client's QoS 1/2 publish whose
-// acknowledgement is held goes to the peers as DurablePublish instead of Publish, with a
-// request id; each peer delivers it as a Publish and answers Reply{request, kDone} once what its
-// store got of it is durable (at once when it stored nothing). The publisher's loop holds the
-// acknowledgement until every peer asked has answered (Broker::durable_answered). A peer that
-// goes down, or does not answer within request_timeout_ms, fails the wait: the publisher's
-// connection is closed without the acknowledgement, and the client sends the message again.
+// acknowledgement is held goes to the peers as DurablePublish instead of Publish (or
+// SharedDeliver), with a request id; each peer delivers it and answers Reply{request, kDone}
+// once what its store got of it is durable (at once when it stored nothing). A shared message
+// a peer passes on to a third one is answered when the third answers (the middle peer waits
+// for it as for its own). The publisher's loop holds the acknowledgement until every peer
+// asked has answered (Broker::durable_answered). A peer that goes down, or does not answer
+// within request_timeout_ms, fails the wait: the publisher's connection is closed without the
+// acknowledgement, and the client sends the message again.
 //
 // Failure: a frame to a peer that is down is dropped. A claim whose home does not answer
 // within claim_timeout_ms completes without a ticket (the CONNECT goes on, with a fresh
@@ -111,6 +113,9 @@ class PeerRouter final : public broker::Router, public Transport::Receiver {
   void on_shared_group(std::string_view share, std::string_view filter, bool joined) override;
   void shared_deliver(uint16_t peer, std::string_view share, std::string_view filter,
                       const broker::Message& m, uint8_t hops) override;
+  bool shared_deliver_held(uint16_t peer, std::string_view share, std::string_view filter,
+                           const broker::Message& m, uint8_t hops,
+                           const broker::DurableWait& wait) override;
 
   // --- Transport::Receiver (transport threads) ---
   void on_frame(PeerId from, ByteView frame) override;
@@ -148,12 +153,14 @@ class PeerRouter final : public broker::Router, public Transport::Receiver {
     PushDone done;
     PeerId target = kNoPeer;
   };
-  // A held publish's acknowledgement (loop's DurableGate entry `token`) waiting for `waiting`.
+  // A held publish's acknowledgement (a loop's DurableGate entry), or another peer's request
+  // (a shared message passed on), waiting for the peers in `waiting`.
   struct PendingDurable {
-    uint32_t loop = 0;
-    uint64_t token = 0;
+    broker::DurableWait wait;
     PeerSet waiting;
   };
+  // One peer's answer for `wait` (ok: durable there).
+  void finish_durable(const broker::DurableWait& wait, bool ok);
   using Pending = std::variant<PendingClaim, PendingById, PendingDurable>;
 
   uint64_t add_pending(Pending p, uint32_t timeout_ms);

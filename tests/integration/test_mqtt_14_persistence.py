@@ -36,7 +36,7 @@ def crash_args(**kw):
     class A:
         server = binary("tcpms-server")
         subscribers, qos, kills, seconds, rate = 1000, 1, 20, 1.5, 20
-        drain_timeout, store, keep, offline = 60, None, False, 0
+        drain_timeout, store, keep, offline, shared = 60, None, False, 0, False
         server_arg = ["--threads", "2"]
     for k, v in kw.items():
         setattr(A, k, v)
@@ -68,6 +68,17 @@ def test_kill9_of_worker_processes_loses_no_acknowledged_message():
     n, kills, rate = (8, 6, 1000) if not SANITIZED else (6, 3, 300)
     args = crash_args(subscribers=n, offline=n // 2, kills=kills, rate=rate, seconds=1.5,
                       drain_timeout=30,
+                      server_arg=["--processes", "3", "--threads", "1"])
+    assert asyncio.run(drive(args)) == 0
+
+
+def test_kill9_of_worker_processes_loses_no_acknowledged_shared_message():
+    # The same with the subscribers in one shared group, all offline while the publisher
+    # streams: each message is queued for one member on another worker, and its PUBACK waits
+    # for that worker's commit (a DurablePublish for the group).
+    n, kills, rate = (6, 5, 500) if not SANITIZED else (4, 3, 200)
+    args = crash_args(subscribers=n, offline=n, shared=True, kills=kills, rate=rate,
+                      seconds=1.5, drain_timeout=30,
                       server_arg=["--processes", "3", "--threads", "1"])
     assert asyncio.run(drive(args)) == 0
 

@@ -379,12 +379,16 @@ class DurableAcrossPeers : public ::testing::Test {
   std::string dir_;
 };
 
-// A persistent subscriber to "d/t" on peer 1 (known at peer 0), and a publisher on peer 0.
+// A persistent subscriber to "d/t" (or a member of "$share/g/d/t") on peer 1, known at peer 0,
+// and a publisher on peer 0.
 struct SubscriberAndPublisher {
-  explicit SubscriberAndPublisher(Mesh& m) : sub(m[1].port), pub(m[0].port) {
+  explicit SubscriberAndPublisher(Mesh& m, bool shared = false) : sub(m[1].port), pub(m[0].port) {
     EXPECT_EQ(connect_present(sub, "kept-sub", false), 0);
-    subscribe(sub, "d/t");
-    wait_for([&] { return m[0].router->interested("d/t").has(1); }, "interest at peer 0");
+    subscribe(sub, shared ? "$share/g/d/t" : "d/t");
+    if (shared)
+      wait_for([&] { return m[0].broker.shared().peers_of("g", "d/t") == 1; }, "group at peer 0");
+    else
+      wait_for([&] { return m[0].router->interested("d/t").has(1); }, "interest at peer 0");
     EXPECT_EQ(connect_present(pub, "pub", true), 0);
   }
   void publish_qos1() {
@@ -439,6 +443,20 @@ TEST_F(DurableAcrossPeers, APeerThatDoesNotAnswerInTimeDisconnectsThePublisher) 
   m.resume();  // the late answer finds no request waiting
   std::this_thread::sleep_for(50ms);
   EXPECT_EQ(m[0].router->stats().durable_unconfirmed.load(), 1u);
+}
+
+TEST_F(DurableAcrossPeers, ThePubackWaitsForASharedMemberInAnotherPeer) {
+  Mesh m(2, {}, dir_);
+  SubscriberAndPublisher c(m, true);
+  m.pause();
+  c.publish_qos1();
+  m.wait_queued(0, 1, 1);  // the shared DurablePublish
+  EXPECT_EQ(c.pub.read_for(200ms).first, mqtt::PacketType{}) << "no PUBACK before peer 1 answered";
+  m.resume();
+  EXPECT_EQ(c.pub.read_for(5000ms).first, mqtt::PacketType::kPuback);
+  EXPECT_EQ(c.sub.read_publish(0x02).topic, "d/t");
+  EXPECT_EQ(m[0].router->stats().durable_asked.load(), 1u);
+  EXPECT_EQ(m[1].router->stats().shared_received.load(), 1u);
 }
 
 TEST_F(DurableAcrossPeers, WithoutAStoreNothingIsAsked) {
