@@ -295,24 +295,33 @@ void Broker::walk_filters(std::function<void(std::string_view)> on_filter,
 }
 
 void Broker::shared_arrived(uint16_t from, std::string_view share, std::string_view filter,
-                            Message m, uint8_t hops) {
+                            Message m, uint8_t hops, DurableWait wait) {
   uint32_t group = 0;
   uint16_t other = kLocalPeer;
   auto member = shared_.pick_here(share, filter, group, from, other);
   if (member) {
     MqttHandler* h = handler_for(member->loop);
+    // (A task a stopping loop drops leaves `wait` unanswered: the asker's link drops with us.)
     if (h != nullptr) {
-      h->loop().post([h, group, mm = *member, m = std::move(m)] { h->deliver_shared(group, mm, m, 0); });
+      h->loop().post([h, group, mm = *member, m = std::move(m), wait] {
+        h->deliver_shared(group, mm, m, 0, wait, true);
+      });
       return;
     }
   }
   // Nobody here any more: another process that has a member, if it has not been through too
   // many (a group that empties everywhere while its message travels ends here).
   if (other != kLocalPeer && hops < kMaxSharedHops) {
-    router_->shared_deliver(other, share, filter, m, static_cast<uint8_t>(hops + 1));
+    const auto next_hops = static_cast<uint8_t>(hops + 1);
+    if (!wait.any()) {
+      router_->shared_deliver(other, share, filter, m, next_hops);
+    } else if (!router_->shared_deliver_held(other, share, filter, m, next_hops, wait)) {
+      router_->durable_done(wait.peer, wait.request);  // it went nowhere: nothing to wait for
+    }
     return;
   }
   shared_dropped_.fetch_add(1, std::memory_order_relaxed);
+  if (wait.peer_waits()) router_->durable_done(wait.peer, wait.request);
 }
 
 void Broker::for_each_retained(const std::function<void(const Message&)>& visit) const {
@@ -445,13 +454,24 @@ bool Broker::retained_delete(std::string_view topic) {
   return retained_.erase(topic);
 }
 
-void Broker::deliver_remote(Message m) {
+void Broker::deliver_remote(Message m, DurableWait wait) {
   if (handlers_.empty()) return;
   // One loop per topic, so messages on a topic arrive in the order they were sent (ordered
   // topics, MQTT 3.1.1 §4.6); round robin over loops could swap two of them.
   size_t pick = std::hash<std::string_view>{}(as_chars(m.topic.view())) % handlers_.size();
   MqttHandler* h = handlers_[pick];
-  if (h != nullptr) h->loop().post([h, m = std::move(m)] { h->route(m, true); });
+  if (h == nullptr) return;
+  // A task dropped by a stopping loop leaves the asker without an answer: its link drops
+  // with this process, and that fails the wait there.
+  if (wait.peer_waits())
+    h->loop().post([h, m = std::move(m), wait] { h->route_for_peer(m, wait.peer, wait.request); });
+  else
+    h->loop().post([h, m = std::move(m)] { h->route(m, true); });
+}
+
+void Broker::durable_answered(uint32_t loop, uint64_t token, bool ok, uint64_t seq) {
+  MqttHandler* h = handler_for(loop);
+  if (h != nullptr) h->loop().post([h, token, ok, seq] { h->gate_answer(token, ok, seq); });
 }
 
 bool Broker::admit_connection(const sockaddr_storage& peer) {

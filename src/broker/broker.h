@@ -203,8 +203,14 @@ class Broker {
   ClientLog& client_log() noexcept { return client_log_; }
 
   // --- the router's entry points: any thread -----------------------------------------------
-  // A publish that came from another process: delivered locally, not routed again.
-  void deliver_remote(Message m);
+  // A publish that came from another process: delivered locally, not routed again. With a
+  // `wait` (a DurablePublish: wait.peer asked), the router answers once the deliveries here are
+  // durable (Router::durable_done).
+  void deliver_remote(Message m, DurableWait wait = {});
+  // One answer for loop `loop`'s held acknowledgement `token` (Router::on_local_publish_held,
+  // a shared delivery elsewhere): `ok` durable there (through store op `seq` of this process's
+  // store, 0 for another process's), else not known to be.
+  void durable_answered(uint32_t loop, uint64_t token, bool ok, uint64_t seq = 0);
   // Push and kick for a client of this process only (kNotConnected / false if none).
   SendResult send_to_local_client(std::string_view client_id, const Message& m);
   bool kick_local(std::string_view client_id);
@@ -265,8 +271,9 @@ class Broker {
   SharedGroups& shared() noexcept { return shared_; }
   // A message another process picked this one for, for one member of a group; `from`: that
   // process (not asked again if nobody here is left).
+  // `wait`: the process asking to be answered once it is durable here (DurablePublish).
   void shared_arrived(uint16_t from, std::string_view share, std::string_view filter, Message m,
-                      uint8_t hops);
+                      uint8_t hops, DurableWait wait = {});
   // Every retained message, copied out (a peer that started asks for them).
   void for_each_retained(const std::function<void(const Message&)>& visit) const;
   // A loop's position among this process's loops (0 .. threads-1).

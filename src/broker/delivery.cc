@@ -175,7 +175,8 @@ void MqttHandler::route(const Message& m, bool from_remote, const Session* origi
   }
 }
 
-uint32_t MqttHandler::route_held(const Message& m, const Session* origin, uint64_t ack_token) {
+uint32_t MqttHandler::route_held(const Message& m, const Session* origin, uint64_t ack_token,
+                                 bool from_remote) {
   if (broker_.taps().active()) broker_.taps().offer(m);
   if (m.retain) {
     broker_.retained().set(m);
@@ -198,11 +199,27 @@ uint32_t MqttHandler::route_held(const Message& m, const Session* origin, uint64
       stats_.cross_loop_posts.add();
     }
   }
-  broker_.router().on_local_publish(m);
-  // A shared group's member on another loop or process is not waited for: its copy is
-  // written to the store when it arrives there (persistence.md, "Not done").
-  if (broker_.shared().any()) route_shared(m);
+  if (from_remote) return asked;
+  // The other processes it goes to answer once their stores have it.
+  asked += broker_.router().on_local_publish_held(m, loop_.index(), ack_token);
+  // Shared groups: one answer per group, from wherever its member got it (this loop, another
+  // loop, another process), or at once where it went nowhere.
+  if (broker_.shared().any())
+    asked += route_shared(m, DurableWait::for_loop(loop_.index(), ack_token));
   return asked;
+}
+
+void MqttHandler::route_for_peer(const Message& m, uint16_t peer, uint64_t request) {
+  if (!holds_output()) {  // no store here, or one that does not hold acknowledgements
+    route(m, true);
+    broker_.router().durable_done(peer, request);
+    return;
+  }
+  const uint64_t token = gate_->hold_for_peer(peer, request, 0, DurableGate::kUnknownEchoes);
+  const uint32_t asked = route_held(m, nullptr, token, true);
+  gate_->complete(token, store_->last_seq(), asked);
+  gate_->release(store_->writer().durable_seq());
+  ask_store_for_gate();
 }
 
 size_t MqttHandler::deliver_local(const Message& msg, const Session* origin) {

@@ -2,29 +2,53 @@
 
 #include <algorithm>
 
+#include "broker/broker.h"
+
 namespace tcpms::broker {
 
 uint64_t DurableGate::hold(ConnId conn, ByteView head, const SharedBytes& body, uint64_t wait_seq,
                            uint32_t echoes) {
-  held_.push_back(Held{conn, std::string(as_chars(head)), body, wait_seq, echoes, 0});
+  held_.push_back(Held{conn, std::string(as_chars(head)), body, wait_seq, echoes});
   wanted_ = std::max(wanted_, wait_seq);
   return first_token_ + held_.size() - 1;
 }
 
+uint64_t DurableGate::hold_for_peer(uint16_t peer, uint64_t request, uint64_t wait_seq,
+                                    uint32_t echoes) {
+  Held h{ConnId{}, {}, {}, wait_seq, echoes};
+  h.request = request;
+  h.peer = peer;
+  held_.push_back(std::move(h));
+  wanted_ = std::max(wanted_, wait_seq);
+  return first_token_ + held_.size() - 1;
+}
+
+DurableGate::Held* DurableGate::find(uint64_t token) {
+  if (token < first_token_ || token - first_token_ >= held_.size()) return nullptr;
+  return &held_[token - first_token_];
+}
+
 void DurableGate::echo(uint64_t token, uint64_t seq) {
-  if (token < first_token_ || token - first_token_ >= held_.size()) return;
-  Held& h = held_[token - first_token_];
-  h.wait_seq = std::max(h.wait_seq, seq);
+  Held* h = find(token);
+  if (h == nullptr) return;
+  h->wait_seq = std::max(h->wait_seq, seq);
   wanted_ = std::max(wanted_, seq);
-  ++h.answered;
+  ++h->answered;
+}
+
+void DurableGate::fail(uint64_t token) {
+  Held* h = find(token);
+  if (h == nullptr) return;
+  h->failed = true;
+  ++h->answered;
 }
 
 void DurableGate::complete(uint64_t token, uint64_t wait_seq, uint32_t echoes) {
-  if (token < first_token_ || token - first_token_ >= held_.size()) return;
-  Held& h = held_[token - first_token_];
-  h.wait_seq = std::max(h.wait_seq, wait_seq);
+  Held* h = find(token);
+  if (h == nullptr) return;
+  h->wait_seq = std::max(h->wait_seq, wait_seq);
   wanted_ = std::max(wanted_, wait_seq);
-  h.echoes = echoes;
+  h->echoes = echoes;
 }
 
 void DurableGate::release(uint64_t durable) {
@@ -32,11 +56,21 @@ void DurableGate::release(uint64_t durable) {
   while (!held_.empty()) {
     Held& h = held_.front();
     if (h.answered < h.echoes || h.wait_seq > durable_) break;
-    if (Connection* c = loop_.find(h.conn)) {
-      if (h.body.empty())
+    if (h.peer != kNoPeer) {
+      // What this process stored for the peer's publish is durable: the peer may acknowledge.
+      if (!h.failed) broker_.router().durable_done(h.peer, h.request);
+    } else if (Connection* c = loop_.find(h.conn)) {  // null once closing
+      if (h.failed) {
+        // Not known to be durable everywhere: no acknowledgement, and none after it on this
+        // connection (they would be out of order): closed now, so find() no longer returns it
+        // (a close after flush would still take what is enqueued meanwhile). The client sends
+        // the message again.
+        c->close(CloseReason::kProtocol);
+      } else if (h.body.empty()) {
         c->enqueue(as_bytes(h.head));
-      else
+      } else {
         c->enqueue_shared(as_bytes(h.head), h.body);
+      }
     }
     held_.pop_front();
     ++first_token_;

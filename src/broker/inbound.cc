@@ -94,7 +94,8 @@ Action MqttHandler::handle_publish(Connection& c, Session& s, const mqtt::FixedH
     s.trim();
   }
   // PUBACK [MQTT-4.3.2-2] / PUBREC [MQTT-4.3.3-2]; under every-message sync only once the
-  // message is durable for every stored session it reached, here and on the other loops.
+  // message is durable for every stored session it reached, here, on the other loops and in
+  // the other worker processes.
   const PacketType ack = p.qos == QoS::k1 ? PacketType::kPuback : PacketType::kPubrec;
   uint64_t token = 0;
   if (p.qos != QoS::k0 && holds_output()) {

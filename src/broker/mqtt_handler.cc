@@ -22,7 +22,7 @@ MqttHandler::MqttHandler(Broker& broker, EventLoop& loop)
   if (store::StoreWriter* w = broker_.store()) {
     store_ = std::make_unique<SessionStore>(*w);
     if (store_->strict()) {
-      gate_ = std::make_unique<DurableGate>(loop_);
+      gate_ = std::make_unique<DurableGate>(loop_, broker_);
       // Called on the store thread after a commit this loop waits for.
       store_listener_ = w->add_listener([this](uint64_t durable) {
         loop_.post([this, durable] { on_durable(durable); });

@@ -137,15 +137,24 @@ class MqttHandler final : public Handler {
 
   // The same for a client's QoS 1/2 publish whose acknowledgement is held in this loop's
   // DurableGate as `ack_token`: each other loop that delivers it answers (gate_echo) with the
-  // last store op it submitted. Returns how many loops were asked.
-  uint32_t route_held(const Message& m, const Session* origin, uint64_t ack_token);
+  // last store op it submitted, and each other process it is sent to answers once its store
+  // has it (Router::on_local_publish_held; gate_answer). Returns how many were asked.
+  // `from_remote`: a publish another process sent here (not routed again).
+  uint32_t route_held(const Message& m, const Session* origin, uint64_t ack_token,
+                      bool from_remote = false);
+  // A publish process `peer` sent with a DurablePublish `request`: delivered as route() does,
+  // and answered (Router::durable_done) once what this process stored for it is durable.
+  void route_for_peer(const Message& m, uint16_t peer, uint64_t request);
 
   // --- control plane (control.cc), posted by Broker ---
   SendResult push_to_client(std::string_view client_id, Session* s, const Message& m);
   // A message for `member` of shared group `group` (picked here or on another loop or
-  // process): to it if it can take it now, else to the next member (`tried` so far).
+  // process): to it if it can take it now, else to the next member (`tried` so far). `wait`
+  // is answered once, where the message ends (answer_wait). `from_peer`: another process
+  // picked this one for it; if no member here can take it now it stays with `member` rather
+  // than crossing again (else members offline everywhere would pass it back and forth).
   void deliver_shared(uint32_t group, const SharedGroups::Member& member, const Message& m,
-                      uint32_t tried);
+                      uint32_t tried, const DurableWait& wait = {}, bool from_peer = false);
   void kick(std::string_view client_id, Session* s);
   void collect_clients(std::vector<ClientInfo>& out);
   // The details of `s` (registered as `client_id` on this loop); nullopt if it moved or ended.
@@ -185,6 +194,10 @@ class MqttHandler final : public Handler {
   void on_durable(uint64_t durable);
   // Another loop delivered a held publish (route_held).
   void gate_echo(uint64_t token, uint64_t seq);
+  // Another process asked for a held publish answered: durable there (`ok`), or it never will
+  // (then the publisher's connection is closed instead of acknowledged).
+  // `seq`: the last store op of the loop that delivered it, when in this process.
+  void gate_answer(uint64_t token, bool ok, uint64_t seq = 0);
   uint64_t store_last_seq() const noexcept { return store_ ? store_->last_seq() : 0; }
 
  private:
@@ -250,12 +263,17 @@ class MqttHandler final : public Handler {
   void leave_all_shared(Session& s);
   // Connected, not backlogged, and (QoS 1/2) with room in its window and nothing queued.
   bool available_for(Session& s, mqtt::QoS qos);
-  void dispatch_shared(const SharedGroups::Choice& c, const Message& m, uint32_t tried);
+  void dispatch_shared(const SharedGroups::Choice& c, const Message& m, uint32_t tried,
+                       const DurableWait& wait = {}, bool from_peer = false);
+  // Where a held shared message ends: `wait` is answered (delivered here: once this loop's
+  // store writes for it are durable; else at once, as nothing was stored).
+  void answer_wait(const DurableWait& wait, bool delivered_here);
   // A member leaving or going offline: its queued and QoS 1 in-flight messages of its groups
   // (or of `only_group`) go to other members, if there are any.
   void redistribute_shared(Session& s, uint32_t only_group);
-  // One member per matching group, for a publish entering here.
-  void route_shared(const Message& m);
+  // One member per matching group, for a publish entering here. Returns how many groups; each
+  // answers `wait` once (answer_wait).
+  uint32_t route_shared(const Message& m, const DurableWait& wait = {});
 
   // --- output (packet_writer.cc) ---
   template <typename Packet>

@@ -40,6 +40,13 @@ void MqttHandler::install_one(store::RecoveredSession& r) {
       store_->delete_subscription(*s, filter);
       continue;
     }
+    if (const auto shared = mqtt::parse_shared_subscription(filter)) {
+      // Back in its group as an offline member, as a session moved here from another process
+      // joins (import_image): the router tells the other processes it has a member here. What
+      // it had queued stays its own; the group's new messages skip it while it is offline.
+      add_shared(*s, shared->share_name, shared->filter, sub.qos, sub.options, sub.subscription_id);
+      continue;
+    }
     add_subscription(*s, filter, sub.qos, nullptr, sub.options, sub.subscription_id);
   }
   if (!r.messages.empty() || !r.inbound.empty()) {
@@ -118,6 +125,9 @@ void MqttHandler::store_whole_session(Session& s) {
   for (const SubRecord& r : s.subs)
     store_->put_subscription(s, tree_.filter_of(r.node), r.node->entries()[r.index].qos(),
                              static_cast<uint8_t>(r.options), r.subscription_id);
+  if (s.extra && s.extra->shared)
+    for (const SharedSub& e : *s.extra->shared)
+      store_->put_subscription(s, subscribed_filter(e), e.qos, e.options, e.subscription_id);
   if (!s.has_queues()) return;
   for (OutMessage& m : s.queues_->inflight()) store_->message_started(s, m);
   for (OutMessage& m : s.queues_->queued()) store_->message_queued(s, m);
@@ -159,6 +169,36 @@ void MqttHandler::on_durable(uint64_t durable) {
 void MqttHandler::gate_echo(uint64_t token, uint64_t seq) {
   if (!gate_) return;
   gate_->echo(token, seq);
+  gate_->release(store_->writer().durable_seq());
+  ask_store_for_gate();
+}
+
+void MqttHandler::gate_answer(uint64_t token, bool ok, uint64_t seq) {
+  if (!gate_) return;
+  if (!ok) {
+    gate_->fail(token);
+    gate_->release(store_->writer().durable_seq());
+    ask_store_for_gate();
+    return;
+  }
+  gate_echo(token, seq);
+}
+
+void MqttHandler::answer_wait(const DurableWait& wait, bool delivered_here) {
+  const uint64_t seq = delivered_here ? store_last_seq() : 0;
+  if (wait.loop_waits()) {
+    if (wait.loop == loop_.index())
+      gate_echo(wait.token, seq);
+    else
+      broker_.durable_answered(wait.loop, wait.token, true, seq);
+  }
+  if (!wait.peer_waits()) return;
+  if (!holds_output() || seq == 0) {
+    broker_.router().durable_done(wait.peer, wait.request);
+    return;
+  }
+  // The answer to the process waits for this loop's writes, in the gate's order.
+  gate_->hold_for_peer(wait.peer, wait.request, seq, 0);
   gate_->release(store_->writer().durable_seq());
   ask_store_for_gate();
 }

@@ -20,6 +20,22 @@
 
 namespace tcpms::broker {
 
+// Who waits until a message is durable where it is delivered (persistence.sync =
+// every-message): a loop's held acknowledgement (DurableGate token), or another process's
+// request (answered with Router::durable_done), or nobody.
+struct DurableWait {
+  static constexpr uint16_t kNoPeer = 0xFFFF;
+  uint32_t loop = 0;
+  uint64_t token = 0;  // 0: no loop waits
+  uint16_t peer = kNoPeer;
+  uint64_t request = 0;
+  static DurableWait for_loop(uint32_t loop, uint64_t token) { return {loop, token, kNoPeer, 0}; }
+  static DurableWait for_peer(uint16_t peer, uint64_t request) { return {0, 0, peer, request}; }
+  bool loop_waits() const noexcept { return token != 0; }
+  bool peer_waits() const noexcept { return peer != kNoPeer; }
+  bool any() const noexcept { return loop_waits() || peer_waits(); }
+};
+
 class Router {
  public:
   virtual ~Router() = default;
@@ -33,6 +49,18 @@ class Router {
   // A publish from a local client (or the control plane), after local delivery. A remote
   // publish arriving is handed to Broker::deliver_remote, which does not call this again.
   virtual void on_local_publish(const Message& m) {}
+  // on_local_publish for a client's QoS 1/2 publish whose acknowledgement loop `loop` holds
+  // (DurableGate entry `token`, persistence.sync = every-message) until every process it goes
+  // to has made it durable. Returns how many processes were asked; each of them is answered
+  // exactly once through Broker::durable_answered(loop, token, ok), with ok false when no
+  // answer came (the process went down, or the time ran out).
+  virtual uint32_t on_local_publish_held(const Message& m, uint32_t loop, uint64_t token) {
+    on_local_publish(m);
+    return 0;
+  }
+  // The receiving side: what process `peer` asked for under `request` is durable here (or was
+  // not stored: nothing here needed it).
+  virtual void durable_done(uint16_t peer, uint64_t request) {}
 
   // --- client ids across processes --------------------------------------------------------
   // True when a CONNECT claims its client id here before its CONNACK, so that the newest
@@ -81,6 +109,15 @@ class Router {
   // gave in SharedGroups::set_remote). `hops`: how many processes it passed already.
   virtual void shared_deliver(uint16_t peer, std::string_view share, std::string_view filter,
                               const Message& m, uint8_t hops) {}
+  // The same for a message `wait` waits for (a held acknowledgement's, every-message): true if
+  // sent, and then exactly one answer follows, once it is durable where the group delivered
+  // it (Broker::durable_answered for a loop, durable_done to a process); false: sent as
+  // shared_deliver or not at all, no answer follows.
+  virtual bool shared_deliver_held(uint16_t peer, std::string_view share, std::string_view filter,
+                                   const Message& m, uint8_t hops, const DurableWait& wait) {
+    shared_deliver(peer, share, filter, m, hops);
+    return false;
+  }
 };
 
 }  // namespace tcpms::broker

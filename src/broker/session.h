@@ -60,6 +60,8 @@ struct SharedSub {
   uint8_t options = 0;
   uint32_t subscription_id = 0;
 };
+// The filter as the client subscribed to it, "$share/{share}/{filter}" (images, the store).
+std::string subscribed_filter(const SharedSub& sub);
 
 // What few clients need, behind one pointer: the will, the user name (kept only when the
 // authorizer uses names), publish rate buckets (only with per-client rate limits).

@@ -178,8 +178,7 @@ std::string MqttHandler::encode_image(Session& s) {
                                  uint32_t{r.subscription_id}});
   if (s.extra && s.extra->shared)
     for (const SharedSub& e : *s.extra->shared)
-      img.subscriptions.push_back({std::string(mqtt::kSharePrefix) + e.share + "/" + e.filter, e.qos,
-                                   e.options, e.subscription_id});
+      img.subscriptions.push_back({subscribed_filter(e), e.qos, e.options, e.subscription_id});
   if (s.has_queues()) {
     SessionQueues& q = *s.queues_;
     img.last_packet_id = q.last_packet_id();

@@ -11,6 +11,13 @@ namespace tcpms::broker {
 
 using mqtt::QoS;
 
+std::string subscribed_filter(const SharedSub& sub) {
+  std::string out;
+  out.reserve(mqtt::kSharePrefix.size() + sub.share.size() + 1 + sub.filter.size());
+  out.append(mqtt::kSharePrefix).append(sub.share).append(1, '/').append(sub.filter);
+  return out;
+}
+
 bool MqttHandler::add_shared(Session& s, std::string_view share, std::string_view filter, QoS qos,
                              uint8_t options, uint32_t subscription_id) {
   SharedGroups::Member m{&s, loop_.index(), qos, options, subscription_id};
@@ -74,37 +81,48 @@ bool MqttHandler::available_for(Session& s, QoS qos) {
   return !s.has_queues() || (!s.queues_->has_queued() && s.queues_->window_has_room(window(s)));
 }
 
-void MqttHandler::dispatch_shared(const SharedGroups::Choice& c, const Message& m, uint32_t tried) {
+void MqttHandler::dispatch_shared(const SharedGroups::Choice& c, const Message& m, uint32_t tried,
+                                  const DurableWait& wait, bool from_peer) {
   if (c.peer != kLocalPeer) {
-    broker_.router().shared_deliver(c.peer, c.share, c.filter, m, 0);
+    if (!wait.any()) {
+      broker_.router().shared_deliver(c.peer, c.share, c.filter, m, 0);
+    } else if (!broker_.router().shared_deliver_held(c.peer, c.share, c.filter, m, 0, wait)) {
+      answer_wait(wait, false);  // no answer will come from there
+    }
     return;
   }
   if (c.member.loop == loop_.index()) {
-    deliver_shared(c.group, c.member, m, tried);
+    deliver_shared(c.group, c.member, m, tried, wait, from_peer);
     return;
   }
   MqttHandler* h = broker_.handler_for(c.member.loop);
-  if (h != nullptr)
-    h->loop().post([h, group = c.group, member = c.member, m, tried] {
-      h->deliver_shared(group, member, m, tried);
-    });
+  const bool posted = h != nullptr && h->loop().post([h, group = c.group, member = c.member, m,
+                                                      tried, wait, from_peer] {
+    h->deliver_shared(group, member, m, tried, wait, from_peer);
+  });
+  if (!posted && wait.any()) answer_wait(wait, false);
 }
 
 void MqttHandler::deliver_shared(uint32_t group, const SharedGroups::Member& member,
-                                 const Message& m, uint32_t tried) {
+                                 const Message& m, uint32_t tried, const DurableWait& wait,
+                                 bool from_peer) {
   // The member may have left since it was picked (its loop is this one: if it is still a member
   // now, its session is alive).
   if (!broker_.shared().is_member(group, member.session)) {
-    if (auto next = broker_.shared().next(group, nullptr, tried)) dispatch_shared(*next, m, tried + 1);
+    if (auto next = broker_.shared().next(group, nullptr, tried))
+      dispatch_shared(*next, m, tried + 1, wait, from_peer);
+    else if (wait.any())
+      answer_wait(wait, false);  // nobody to take it
     return;
   }
   Session& s = *member.session;
   const QoS granted = min_qos(m.qos, member.qos);
   if (!available_for(s, granted)) {
     // Offline or stalled: the next member, while a round of the group's members is not over.
-    if (auto next = broker_.shared().next(group, &s, tried)) {
+    auto next = broker_.shared().next(group, &s, tried);
+    if (next && (next->peer == kLocalPeer || !from_peer)) {
       stats_.shared_skipped.add();
-      dispatch_shared(*next, m, tried + 1);
+      dispatch_shared(*next, m, tried + 1, wait, from_peer);
       return;
     }
   }
@@ -114,6 +132,7 @@ void MqttHandler::deliver_shared(uint32_t group, const SharedGroups::Member& mem
   stats_.shared_deliveries.add();
   deliver(s, m, granted, retain, id != 0 ? subscription_id_props(std::span(&id, 1)) : SharedBytes(),
           group);
+  if (wait.any()) answer_wait(wait, true);
 }
 
 void MqttHandler::redistribute_shared(Session& s, uint32_t only_group) {
@@ -144,11 +163,12 @@ void MqttHandler::redistribute_shared(Session& s, uint32_t only_group) {
   s.trim();
 }
 
-void MqttHandler::route_shared(const Message& m) {
+uint32_t MqttHandler::route_shared(const Message& m, const DurableWait& wait) {
   thread_local std::vector<SharedGroups::Choice> choices;
   choices.clear();
   broker_.shared().choose(as_chars(m.topic.view()), choices);
-  for (const SharedGroups::Choice& c : choices) dispatch_shared(c, m, 0);
+  for (const SharedGroups::Choice& c : choices) dispatch_shared(c, m, 0, wait);
+  return static_cast<uint32_t>(choices.size());
 }
 
 }  // namespace tcpms::broker

@@ -74,8 +74,10 @@ Action MqttHandler::handle_subscribe(Connection& c, Session& s, mqtt::Bytes body
     if (shared) {
       // One member of the group gets each message; no retained messages on subscribe
       // (5.0 §4.8.2).
-      add_shared(s, shared->share_name, shared->filter, qos,
-                 s.is_v5() && sub.options.retain_as_published ? kSubRetainAsPublished : 0, sub_id);
+      const uint8_t options = s.is_v5() && sub.options.retain_as_published ? kSubRetainAsPublished : 0;
+      add_shared(s, shared->share_name, shared->filter, qos, options, sub_id);
+      // Kept under its whole filter, so a restart puts the session back in its group.
+      if (store_) store_->put_subscription(s, filter, qos, options, sub_id);
       codes.push_back(static_cast<std::byte>(qos));
       continue;
     }
@@ -142,6 +144,7 @@ Action MqttHandler::handle_unsubscribe(Connection& c, Session& s, mqtt::Bytes bo
     bool last = false;
     if (const auto shared = mqtt::parse_shared_subscription(filter)) {
       const bool was = remove_shared(s, shared->share_name, shared->filter);
+      if (was && store_) store_->delete_subscription(s, filter);
       if (s.is_v5())
         codes.push_back(was ? std::byte{0x00}
                             : std::byte{mqtt::to_byte(ReasonCode::kNoSubscriptionExisted)});

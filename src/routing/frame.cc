@@ -130,6 +130,13 @@ struct Encoder {
     w.str16(f.filter);
     put_message(w, f.message);
   }
+  void operator()(const DurablePublish& f) {
+    w.u64(f.request);
+    w.u8(f.hops);
+    w.str16(f.group);
+    w.str16(f.filter);
+    put_message(w, f.message);
+  }
 };
 
 FrameKind kind_of(const Frame& f) {
@@ -316,6 +323,18 @@ std::optional<Frame> decode(ByteView bytes) {
       f.group = in.text16();
       f.filter = in.text16();
       if (!in.ok() || f.group.empty() || f.filter.empty() || !get_message(in, f.message))
+        return std::nullopt;
+      return done(in, f);
+    }
+    case FrameKind::kDurablePublish: {
+      DurablePublish f;
+      f.request = in.u64();
+      f.hops = in.u8();
+      f.group = in.text16();
+      f.filter = in.text16();
+      // A shared one names both its group and filter; a plain publish neither (nor hops).
+      if (!in.ok() || f.group.empty() != f.filter.empty() || (f.group.empty() && f.hops != 0) ||
+          !get_message(in, f.message))
         return std::nullopt;
       return done(in, f);
     }

@@ -25,6 +25,9 @@
 //   SharedDeliver    u8 hops, str16 group, str16 filter, message
 //   InterestRelay    u16 n, n x (u16 origin, str32 frame): interest updates of several peers,
 //                    forwarded by the interest hub (peer_router.h)
+//   DurablePublish   u64 request, u8 hops, str16 group, str16 filter, message: a Publish (group
+//                    and filter empty) or a SharedDeliver whose sender waits for a Reply (kDone
+//                    once it is durable where it was delivered, persistence.sync = every-message)
 //   message          u8 qos | retain << 2, u32 expiry left ms (0: none), str16 topic,
 //                    str32 properties (5.0, as forwarded), rest: payload
 //
@@ -71,6 +74,7 @@ enum class FrameKind : uint8_t {
   kSharedGroup = 15,
   kSharedDeliver = 16,
   kInterestRelay = 17,
+  kDurablePublish = 18,
 };
 
 // A published message as it crosses: views into the frame. expiry_left_ms is the time left
@@ -192,6 +196,18 @@ struct SharedDeliver {
   MessageView message;
 };
 
+// A Publish (group and filter empty) or a SharedDeliver whose sender holds its publisher's
+// acknowledgement until the receiver answers Reply{request, kDone} (after its store commit) or
+// the request fails (peer_router.h).
+struct DurablePublish {
+  uint64_t request = 0;
+  uint8_t hops = 0;
+  std::string_view group;
+  std::string_view filter;
+  MessageView message;
+  bool shared() const noexcept { return !group.empty(); }
+};
+
 // Interest updates (InterestSnapshot or InterestDelta frames) of several peers in one frame.
 struct InterestRelay {
   ByteView entries;  // n x (u16 origin, str32 frame), checked by decode
@@ -209,7 +225,7 @@ void append_relay_entry(std::string& entries, PeerId origin, ByteView frame);
 
 using Frame = std::variant<Hello, Publish, InterestSnapshot, InterestDelta, ClaimRequest, ClaimAnswer,
                            Surrender, SessionImage, Release, Register, ById, Reply, Query,
-                           QueryAnswer, SharedGroup, SharedDeliver, InterestRelay>;
+                           QueryAnswer, SharedGroup, SharedDeliver, InterestRelay, DurablePublish>;
 
 // Appends the frame's bytes to `out`.
 void encode(const Frame& f, std::string& out);

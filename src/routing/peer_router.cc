@@ -148,8 +148,40 @@ void PeerRouter::expire(uint64_t request) {
                    stats_.by_id_unknown.fetch_add(1, std::memory_order_relaxed);
                    if (b.done) b.done(PushOutcome::kUnknown);
                  },
+                 [&](PendingDurable& d) {
+                   const uint32_t n = d.waiting.count();
+                   stats_.durable_unconfirmed.fetch_add(n, std::memory_order_relaxed);
+                   spdlog::warn("routing: {} peer(s) did not confirm a publish durable within {} ms; "
+                                "its publisher is disconnected unacknowledged",
+                                n, options_.request_timeout_ms);
+                   d.waiting.for_each([&](PeerId) { finish_durable(d.wait, false); });
+                 },
              },
              *p);
+}
+
+void PeerRouter::finish_durable(const broker::DurableWait& wait, bool ok) {
+  if (wait.loop_waits()) broker_.durable_answered(wait.loop, wait.token, ok);
+  // A peer's shared message we passed on: our answer is the third peer's.
+  if (wait.peer_waits()) reply(wait.peer, wait.request, ok ? ReplyStatus::kDone : ReplyStatus::kFailed);
+}
+
+bool PeerRouter::answer_durable(uint64_t request, PeerId from, bool ok) {
+  broker::DurableWait wait;
+  {
+    std::lock_guard lock(pending_mu_);
+    auto it = pending_.find(request);
+    if (it == pending_.end()) return false;
+    auto* d = std::get_if<PendingDurable>(&it->second);
+    if (d == nullptr) return false;
+    if (!d->waiting.has(from)) return true;  // answered already, or never asked
+    d->waiting.remove(from);
+    wait = d->wait;
+    if (d->waiting.empty()) pending_.erase(it);
+  }
+  if (!ok) stats_.durable_unconfirmed.fetch_add(1, std::memory_order_relaxed);
+  finish_durable(wait, ok);
+  return true;
 }
 
 // --- interest ---------------------------------------------------------------------------------
@@ -285,7 +317,7 @@ void PeerRouter::on_interest(PeerId from, const InterestDelta& f) {
 
 // --- publishes --------------------------------------------------------------------------------
 
-void PeerRouter::on_local_publish(const broker::Message& m) {
+PeerSet PeerRouter::publish_targets(const broker::Message& m) const {
   PeerSet targets;
   if (m.retain) {
     // Every peer keeps every retained message.
@@ -294,6 +326,11 @@ void PeerRouter::on_local_publish(const broker::Message& m) {
   } else {
     remote_.match(as_chars(m.topic.view()), targets);
   }
+  return targets;
+}
+
+void PeerRouter::on_local_publish(const broker::Message& m) {
+  const PeerSet targets = publish_targets(m);
   if (targets.empty()) {
     stats_.publishes_unmatched.fetch_add(1, std::memory_order_relaxed);
     return;
@@ -304,17 +341,79 @@ void PeerRouter::on_local_publish(const broker::Message& m) {
   });
 }
 
-void PeerRouter::on_publish(PeerId from, const Publish& f) {
+uint32_t PeerRouter::on_local_publish_held(const broker::Message& m, uint32_t loop,
+                                           uint64_t token) {
+  PeerSet targets = publish_targets(m);
+  if (targets.empty()) {
+    stats_.publishes_unmatched.fetch_add(1, std::memory_order_relaxed);
+    return 0;
+  }
+  // Registered before it is sent: an answer may come back before the sends are done.
+  const uint64_t request = add_pending(
+      PendingDurable{broker::DurableWait::for_loop(loop, token), targets}, options_.request_timeout_ms);
+  SharedBytes frame = to_shared(DurablePublish{request, 0, {}, {}, view_of(m, steady_now_ms())});
+  uint32_t asked = 0;
+  PeerSet unsent;
+  targets.for_each([&](PeerId p) {
+    if (send(p, frame)) {
+      ++asked;
+      stats_.publishes_sent.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      unsent.add(p);  // down: nothing of it is there to wait for
+    }
+  });
+  stats_.durable_asked.fetch_add(asked, std::memory_order_relaxed);
+  if (!unsent.empty()) {
+    // Nothing to wait for from those, unless their going down answered meanwhile (then that
+    // answer counts as theirs).
+    std::lock_guard lock(pending_mu_);
+    auto it = pending_.find(request);
+    auto* d = it == pending_.end() ? nullptr : std::get_if<PendingDurable>(&it->second);
+    unsent.for_each([&](PeerId p) {
+      if (d != nullptr && d->waiting.has(p))
+        d->waiting.remove(p);
+      else
+        ++asked;
+    });
+    if (d != nullptr && d->waiting.empty()) pending_.erase(it);
+  }
+  return asked;
+}
+
+bool PeerRouter::acceptable(PeerId from, const MessageView& m) {
   const broker::BrokerConfig& cfg = broker_.config();
-  if (mqtt::validate_topic_name(f.message.topic, cfg.max_topic_levels) != mqtt::TopicError::kOk ||
-      (!f.message.props.empty() &&
-       !mqtt::decode_property_list(f.message.props, mqtt::PropertyContext::kPublish).ok())) {
+  if (mqtt::validate_topic_name(m.topic, cfg.max_topic_levels) != mqtt::TopicError::kOk ||
+      (!m.props.empty() &&
+       !mqtt::decode_property_list(m.props, mqtt::PropertyContext::kPublish).ok())) {
     stats_.frames_bad.fetch_add(1, std::memory_order_relaxed);
     spdlog::warn("routing: publish from peer {} refused: bad topic or properties", from);
-    return;
+    return false;
   }
   stats_.publishes_received.fetch_add(1, std::memory_order_relaxed);
-  broker_.deliver_remote(message_of(f.message, steady_now_ms()));
+  return true;
+}
+
+void PeerRouter::on_publish(PeerId from, const Publish& f) {
+  if (acceptable(from, f.message)) broker_.deliver_remote(message_of(f.message, steady_now_ms()));
+}
+
+void PeerRouter::on_durable_publish(PeerId from, const DurablePublish& f) {
+  if (!acceptable(from, f.message)) {
+    reply(from, f.request, ReplyStatus::kFailed);  // not stored here: the publisher must not ack
+    return;
+  }
+  const auto wait = broker::DurableWait::for_peer(from, f.request);
+  if (f.shared()) {
+    stats_.shared_received.fetch_add(1, std::memory_order_relaxed);
+    broker_.shared_arrived(from, f.group, f.filter, message_of(f.message, steady_now_ms()), f.hops,
+                           wait);
+    return;
+  }
+  broker_.deliver_remote(message_of(f.message, steady_now_ms()), wait);
+}
+
+void PeerRouter::durable_done(uint16_t peer, uint64_t request) {
+  send(peer, Frame(Reply{request, ReplyStatus::kDone, {}}));
 }
 
 // --- client ids: the claimer's side -----------------------------------------------------------
@@ -630,7 +729,10 @@ void PeerRouter::reply(PeerId to, uint64_t request, ReplyStatus status) {
   send(to, Frame(Reply{request, status, {}}));
 }
 
-void PeerRouter::on_reply(PeerId from, const Reply& f) { finish_by_id(f.request, f.status); }
+void PeerRouter::on_reply(PeerId from, const Reply& f) {
+  if (answer_durable(f.request, from, f.status == ReplyStatus::kDone)) return;
+  finish_by_id(f.request, f.status);
+}
 
 void PeerRouter::finish_by_id(uint64_t request, ReplyStatus status) {
   auto p = take_pending(request);
@@ -657,6 +759,21 @@ void PeerRouter::shared_deliver(uint16_t peer, std::string_view share, std::stri
                                 const broker::Message& m, uint8_t hops) {
   if (send(peer, Frame(SharedDeliver{hops, share, filter, view_of(m, steady_now_ms())})))
     stats_.shared_sent.fetch_add(1, std::memory_order_relaxed);
+}
+
+bool PeerRouter::shared_deliver_held(uint16_t peer, std::string_view share,
+                                     std::string_view filter, const broker::Message& m,
+                                     uint8_t hops, const broker::DurableWait& wait) {
+  PeerSet to;
+  to.add(peer);
+  const uint64_t request = add_pending(PendingDurable{wait, to}, options_.request_timeout_ms);
+  if (send(peer, Frame(DurablePublish{request, hops, share, filter, view_of(m, steady_now_ms())}))) {
+    stats_.shared_sent.fetch_add(1, std::memory_order_relaxed);
+    stats_.durable_asked.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  // Not sent: nothing to wait for, unless the peer's going down answered it meanwhile.
+  return !take_pending(request).has_value();
 }
 
 void PeerRouter::on_shared_group_frame(PeerId from, const SharedGroup& f) {
@@ -728,16 +845,23 @@ void PeerRouter::on_peer_down(PeerId peer) {
   remote_.forget(peer);
   broker_.shared().forget_peer(peer);
   // Requests waiting on it fail now rather than at their timeouts.
-  std::vector<uint64_t> waiting;
+  std::vector<uint64_t> waiting, durable;
   {
     std::lock_guard lock(pending_mu_);
     for (const auto& [id, p] : pending_) {
       if (const auto* c = std::get_if<PendingClaim>(&p); c && c->home == peer && !c->answered)
         waiting.push_back(id);
       if (const auto* b = std::get_if<PendingById>(&p); b && b->target == peer) waiting.push_back(id);
+      if (const auto* d = std::get_if<PendingDurable>(&p); d && d->waiting.has(peer))
+        durable.push_back(id);
     }
   }
   for (uint64_t id : waiting) expire(id);
+  // Publishes it had not confirmed durable: their publishers are not acknowledged.
+  for (uint64_t id : durable) answer_durable(id, peer, false);
+  if (!durable.empty())
+    spdlog::warn("routing: peer {} went down with {} publishes not confirmed durable; their "
+                 "publishers are disconnected unacknowledged", peer, durable.size());
 }
 
 void PeerRouter::on_hello(PeerId from, const Hello& f) {
@@ -768,7 +892,7 @@ void PeerRouter::on_frame(PeerId from, ByteView bytes) {
   auto f = decode(bytes);
   if (!f) {
     if (peek_kind(bytes).has_value() &&
-        static_cast<uint8_t>(*peek_kind(bytes)) > static_cast<uint8_t>(FrameKind::kInterestRelay)) {
+        static_cast<uint8_t>(*peek_kind(bytes)) > static_cast<uint8_t>(FrameKind::kDurablePublish)) {
       stats_.frames_unknown.fetch_add(1, std::memory_order_relaxed);  // a newer peer's kind
     } else {
       stats_.frames_bad.fetch_add(1, std::memory_order_relaxed);
@@ -794,6 +918,7 @@ void PeerRouter::on_frame(PeerId from, ByteView bytes) {
                  [&](const QueryAnswer&) {},
                  [&](const SharedGroup& x) { on_shared_group_frame(from, x); },
                  [&](const SharedDeliver& x) { on_shared_deliver(from, x); },
+                 [&](const DurablePublish& x) { on_durable_publish(from, x); },
              },
              *f);
 }
@@ -848,6 +973,12 @@ void PeerRouter::render_metrics(std::string& out) const {
        &RouterStats::shared_sent},
       {"tcpms_routing_shared_received_total",
        "Shared subscription messages a peer picked this process for.", &RouterStats::shared_received},
+      {"tcpms_routing_durable_asked_total",
+       "Publishes sent to a peer that answers once its store has them (every-message sync).",
+       &RouterStats::durable_asked},
+      {"tcpms_routing_durable_unconfirmed_total",
+       "Of those, the ones a peer never confirmed (down or late): the publisher was disconnected.",
+       &RouterStats::durable_unconfirmed},
   };
   auto family = [&](const char* name, const char* help, const char* type, uint64_t v) {
     fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n{} {}\n", name, help, name,

@@ -23,6 +23,16 @@
 // of peers. A peer that restarts forgets its directory; every other peer then enrolls the ids
 // it holds whose home that peer is (Register), with their tickets.
 //
+// Durability (persistence.sync = every-message): a client's QoS 1/2 publish whose
+// acknowledgement is held goes to the peers as DurablePublish instead of Publish (or
+// SharedDeliver), with a request id; each peer delivers it and answers Reply{request, kDone}
+// once what its store got of it is durable (at once when it stored nothing). A shared message
+// a peer passes on to a third one is answered when the third answers (the middle peer waits
+// for it as for its own). The publisher's loop holds the acknowledgement until every peer
+// asked has answered (Broker::durable_answered). A peer that goes down, or does not answer
+// within request_timeout_ms, fails the wait: the publisher's connection is closed without the
+// acknowledgement, and the client sends the message again.
+//
 // Failure: a frame to a peer that is down is dropped. A claim whose home does not answer
 // within claim_timeout_ms completes without a ticket (the CONNECT goes on, with a fresh
 // session); a session image that comes after its claim gave up is adopted by the broker if
@@ -50,6 +60,7 @@
 #include "routing/directory.h"
 #include "routing/frame.h"
 #include "routing/local_interest.h"
+#include "routing/peer_set.h"
 #include "routing/remote_interest.h"
 #include "routing/transport.h"
 
@@ -78,6 +89,7 @@ struct RouterStats {
   std::atomic<uint64_t> interest_updates_sent{0}, interest_rebuilds{0};
   std::atomic<uint64_t> enrolled{0}, peers_restarted{0};
   std::atomic<uint64_t> shared_sent{0}, shared_received{0};
+  std::atomic<uint64_t> durable_asked{0}, durable_unconfirmed{0};
 };
 
 class PeerRouter final : public broker::Router, public Transport::Receiver {
@@ -90,6 +102,8 @@ class PeerRouter final : public broker::Router, public Transport::Receiver {
   void on_filter_added(std::string_view filter, uint32_t loop) override;
   void on_filter_removed(std::string_view filter, uint32_t loop) override;
   void on_local_publish(const broker::Message& m) override;
+  uint32_t on_local_publish_held(const broker::Message& m, uint32_t loop, uint64_t token) override;
+  void durable_done(uint16_t peer, uint64_t request) override;
   bool claims_client_ids() const override { return transport_.peer_slots() > 1; }
   void claim(std::string_view client_id, bool persistent, ClaimDone done) override;
   void release(std::string_view client_id, uint32_t ticket) override;
@@ -99,6 +113,9 @@ class PeerRouter final : public broker::Router, public Transport::Receiver {
   void on_shared_group(std::string_view share, std::string_view filter, bool joined) override;
   void shared_deliver(uint16_t peer, std::string_view share, std::string_view filter,
                       const broker::Message& m, uint8_t hops) override;
+  bool shared_deliver_held(uint16_t peer, std::string_view share, std::string_view filter,
+                           const broker::Message& m, uint8_t hops,
+                           const broker::DurableWait& wait) override;
 
   // --- Transport::Receiver (transport threads) ---
   void on_frame(PeerId from, ByteView frame) override;
@@ -136,7 +153,15 @@ class PeerRouter final : public broker::Router, public Transport::Receiver {
     PushDone done;
     PeerId target = kNoPeer;
   };
-  using Pending = std::variant<PendingClaim, PendingById>;
+  // A held publish's acknowledgement (a loop's DurableGate entry), or another peer's request
+  // (a shared message passed on), waiting for the peers in `waiting`.
+  struct PendingDurable {
+    broker::DurableWait wait;
+    PeerSet waiting;
+  };
+  // One peer's answer for `wait` (ok: durable there).
+  void finish_durable(const broker::DurableWait& wait, bool ok);
+  using Pending = std::variant<PendingClaim, PendingById, PendingDurable>;
 
   uint64_t add_pending(Pending p, uint32_t timeout_ms);
   void arm_deadline_timer(uint64_t due_ms);
@@ -145,6 +170,11 @@ class PeerRouter final : public broker::Router, public Transport::Receiver {
   void expire(uint64_t request);
   // Completes a claim once its answer and (if one is coming) the image are in.
   void maybe_finish_claim(uint64_t request);
+  // `from` answered the DurablePublish `request` (`ok`: durable there; false: it never will
+  // be known). False if `request` is not a durable one (another kind of reply).
+  bool answer_durable(uint64_t request, PeerId from, bool ok);
+  // The peers a publish goes to: every one for a retained message, else by interest.
+  PeerSet publish_targets(const broker::Message& m) const;
 
   bool send(PeerId to, const Frame& f);
   bool send(PeerId to, SharedBytes frame);
@@ -154,6 +184,9 @@ class PeerRouter final : public broker::Router, public Transport::Receiver {
   // Frame handlers.
   void on_hello(PeerId from, const Hello& f);
   void on_publish(PeerId from, const Publish& f);
+  void on_durable_publish(PeerId from, const DurablePublish& f);
+  // A publish from a peer that may be delivered here (topic and properties checked).
+  bool acceptable(PeerId from, const MessageView& m);
   void on_claim(PeerId from, const ClaimRequest& f);
   void on_claim_answer(PeerId from, const ClaimAnswer& f);
   void on_surrender(PeerId from, const Surrender& f);

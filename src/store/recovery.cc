@@ -272,7 +272,7 @@ class Recovery {
       for (; subs.valid() && subs.key() == id; subs.next()) {
         if (!ok) continue;
         auto d = decode_subscription_record(subs.record());
-        if (d.ok() && !valid_stored_filter(subs.key2())) d.error = "invalid subscription filter";
+        if (d.ok() && !valid_stored_subscription(subs.key2(), d.value)) d.error = "invalid subscription filter";
         if (!d.ok()) {
           bad("subscriptions", id, d.error);
           drop_sub(subs);

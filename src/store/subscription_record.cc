@@ -39,8 +39,13 @@ Decoded<SubscriptionRecord> decode_subscription_record(ByteView record) {
 }
 
 bool valid_stored_filter(std::string_view filter) noexcept {
-  return !filter.empty() && mqtt::validate_topic_filter(filter) == mqtt::TopicError::kOk &&
-         !mqtt::is_shared_subscription(filter);
+  return !filter.empty() && mqtt::validate_topic_filter(filter) == mqtt::TopicError::kOk;
+}
+
+bool valid_stored_subscription(std::string_view filter, const SubscriptionRecord& r) noexcept {
+  // No Local on a shared subscription is a protocol error [MQTT-3.8.3-4]: no session has one.
+  return valid_stored_filter(filter) &&
+         !(mqtt::is_shared_subscription(filter) && (r.options & kSubscriptionNoLocal));
 }
 
 }  // namespace tcpms::store

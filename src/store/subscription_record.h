@@ -1,4 +1,5 @@
-// SubscriptionRecord: one subscription of a persistent session, keyed by (client id, filter).
+// SubscriptionRecord: one subscription of a persistent session, keyed by (client id, filter);
+// a shared subscription is keyed by its whole filter, "$share/{group}/{filter}".
 // The filter is the key, so the record holds only what MQTT attaches to it: the granted QoS,
 // the 5.0 options kept for delivery (No Local, Retain As Published) and the Subscription
 // Identifier. Retain Handling matters only at SUBSCRIBE time and is not kept.
@@ -32,7 +33,10 @@ inline constexpr uint8_t kSubscriptionRecordVersion = 1;
 
 void encode_subscription_record(const SubscriptionRecord& r, std::string& out);
 Decoded<SubscriptionRecord> decode_subscription_record(ByteView record);
-// The key half a subscription record does not hold: a valid MQTT topic filter.
+// The key half a subscription record does not hold: a valid MQTT topic filter, a shared one
+// ("$share/{group}/{filter}") included.
 bool valid_stored_filter(std::string_view filter) noexcept;
+// The filter and the record together: a subscription a live session can have.
+bool valid_stored_subscription(std::string_view filter, const SubscriptionRecord& r) noexcept;
 
 }  // namespace tcpms::store

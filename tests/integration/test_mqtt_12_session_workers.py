@@ -4,32 +4,22 @@ kernel spreads reconnects from fresh source ports over both workers, and each ti
 start on any worker discards it [MQTT-3.1.2-6]; a CONNECT on one worker takes over a
 connection on the other [MQTT-3.1.4-2]; generated client ids never collide across workers."""
 import os
-import re
 import signal
-import subprocess
 import time
 
+import crash_driver
+from crash_driver import holder_of
 from mqtt_raw import (CONNACK, DISCONNECT_PACKET, PUBACK, PUBLISH, RawClient, ack_packet,
                       connect_packet, connected, mqtt_server)
-
-
-def listeners(port):
-    out = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True)
-    return len([l for l in out.stdout.splitlines() if l.strip()])
 
 
 def worker_of(client, server_port, tries=50):
     """The pid of the worker process holding `client`'s connection (ss shows the server-side
     socket's owner; a connection not accepted yet has none: None after `tries`)."""
     local_port = client.sock.getsockname()[1]
-    for _ in range(tries):
-        out = subprocess.run(["ss", "-Htnp", "state", "established",
-                              f"( sport = :{server_port} and dport = :{local_port} )"],
-                             capture_output=True, text=True).stdout
-        m = re.search(r"pid=(\d+)", out)
-        if m:
-            return int(m.group(1))
-        time.sleep(0.02)
+    pid = holder_of(server_port, local_port, tries)
+    if pid is not None:
+        return int(pid)
     if tries < 50:
         return None
     raise AssertionError(f"no server socket for client port {local_port}")
@@ -64,11 +54,7 @@ def stop_clean(srv):
 
 
 def wait_mesh(srv, n=2):
-    deadline = time.monotonic() + 10
-    while listeners(srv.port) < n:
-        assert time.monotonic() < deadline, f"{n} workers listening"
-        time.sleep(0.02)
-    time.sleep(0.6)  # mesh links dial every 200 ms until the peer listens
+    crash_driver.wait_mesh(srv.port, n)
 
 
 def park_session(srv, client_id, filters=()):

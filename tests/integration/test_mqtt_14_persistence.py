@@ -12,10 +12,13 @@ import time
 
 import pytest
 
-from crash_driver import drive
-from mqtt_raw import PUBACK, PUBLISH, RawClient, mqtt_server
+from crash_driver import drive, kill9_whole
+from mqtt_raw import (DISCONNECT_PACKET, PUBACK, PUBLISH, UNSUBACK, RawClient, mqtt_server,
+                      unsubscribe_packet)
 from tcpms_harness import SANITIZED, binary
-from test_mqtt_13_v5 import V5, opts, p_u32, publish5, v5
+from test_mqtt_12_session_workers import client_away_from, wait_mesh, worker_of
+from test_mqtt_13_v5 import V5, Pub5, opts, p_u32, publish5, v5
+from test_mqtt_15_shared import collect
 
 
 @pytest.fixture
@@ -33,7 +36,7 @@ def crash_args(**kw):
     class A:
         server = binary("tcpms-server")
         subscribers, qos, kills, seconds, rate = 1000, 1, 20, 1.5, 20
-        drain_timeout, store, keep = 60, None, False
+        drain_timeout, store, keep, offline, shared = 60, None, False, 0, False
         server_arg = ["--threads", "2"]
     for k, v in kw.items():
         setattr(A, k, v)
@@ -53,6 +56,31 @@ def test_kill9_under_load_loses_no_acknowledged_qos1_message():
 def test_kill9_under_load_qos2_exactly_once():
     n, kills = (200, 6) if not SANITIZED else (50, 3)
     assert asyncio.run(drive(crash_args(subscribers=n, qos=2, kills=kills, rate=30))) == 0
+
+
+def test_kill9_of_worker_processes_loses_no_acknowledged_message():
+    # --processes 3: persistent QoS 1 subscribers on both workers but the publisher's
+    # (checked after each reconnect), half of them offline while the publisher streams, kill -9
+    # of every process mid-stream. A PUBACK leaves only once each worker the message went to
+    # has it in its store, so every acknowledged message reaches every subscriber after the
+    # restarts (without that wait, a kill between the PUBACK and the other worker's commit
+    # loses the message for the offline ones).
+    n, kills, rate = (8, 6, 1000) if not SANITIZED else (6, 3, 300)
+    args = crash_args(subscribers=n, offline=n // 2, kills=kills, rate=rate, seconds=1.5,
+                      drain_timeout=30,
+                      server_arg=["--processes", "3", "--threads", "1"])
+    assert asyncio.run(drive(args)) == 0
+
+
+def test_kill9_of_worker_processes_loses_no_acknowledged_shared_message():
+    # The same with the subscribers in one shared group, all offline while the publisher
+    # streams: each message is queued for one member on another worker, and its PUBACK waits
+    # for that worker's commit (a DurablePublish for the group).
+    n, kills, rate = (6, 5, 500) if not SANITIZED else (4, 3, 200)
+    args = crash_args(subscribers=n, offline=n, shared=True, kills=kills, rate=rate,
+                      seconds=1.5, drain_timeout=30,
+                      server_arg=["--processes", "3", "--threads", "1"])
+    assert asyncio.run(drive(args)) == 0
 
 
 # --- what survives ----------------------------------------------------------------------------
@@ -292,3 +320,123 @@ def test_a_worker_that_cannot_open_its_store_stops_the_server(store_dir):
     assert r.returncode == 69, r.stdout + r.stderr
     out = r.stdout + r.stderr
     assert "in use by another process" in out and "stopping the server" in out, out
+
+
+# --- shared subscriptions ---------------------------------------------------------------------
+
+
+def group_collect(members, want):
+    """(member index, PUBLISH) of the `want` first publishes the members got (acknowledged);
+    a 5.0 member's as Pub5."""
+    got = []
+    collect(members, want, packets=got)
+    return [(i, Pub5(p) if isinstance(members[i], V5) else p) for i, p in got]
+
+
+def test_shared_subscriptions_of_persistent_sessions_survive_kill9(store_dir):
+    # A 5.0 session (Retain As Published, Subscription Identifier 7) and a 3.1.1 session in one
+    # group; after kill -9 and a restart both are members again without subscribing, and each
+    # message reaches exactly one of them.
+    group = "$share/workers/jobs/+"
+    with persistent(store_dir) as srv:
+        a = v5(srv, "sh-v5", clean=False, props=p_u32(0x11, 3600))
+        assert a.sub5([(group, opts(1, rap=True))], props=b"\x0b\x07") == [1]
+        b = RawClient(srv.port)
+        b.connect("sh-311", clean=False)
+        assert b.subscribe([(group, 1)]) == [1]
+        time.sleep(0.3)  # a SUBACK is not held for the store: its commit follows shortly
+        srv.kill()
+    with persistent(store_dir) as srv:
+        assert "recovered 2 sessions, 2 subscriptions" in srv.output()
+        pub = RawClient(srv.port)
+        pub.connect("sh-pub")
+        # Only the 3.1.1 member is back: the offline 5.0 member is skipped for it.
+        b = RawClient(srv.port)
+        assert b.connect("sh-311", clean=False) == (True, 0)
+        for i in range(4):
+            pub.publish("jobs/early", f"e{i}".encode(), qos=1, pid=i + 1)
+        got = group_collect([b], 4)
+        assert sorted(p.payload for _, p in got) == [b"e0", b"e1", b"e2", b"e3"]
+        # Both members: each message exactly once, to one of them.
+        a = V5(srv.port)
+        assert a.connect5("sh-v5", clean=False, props=p_u32(0x11, 3600))[0] is True
+        n = 20
+        for i in range(n):
+            pub.publish("jobs/x", f"m{i}".encode(), qos=1, pid=i + 10, retain=(i == 0))
+        got = group_collect([a, b], n)
+        payloads = sorted(p.payload for _, p in got)
+        assert payloads == sorted(f"m{i}".encode() for i in range(n)), got
+        by = [i for i, _ in got]
+        assert by.count(0) > 0 and by.count(1) > 0, by  # both are in the group
+        for i, p in got:
+            if i == 0:  # the 5.0 options came back too
+                assert [v for k, v in p.props if k == 0x0B] == [7]
+                assert p.retain == (p.payload == b"m0")  # Retain As Published
+        a.expect_nothing()
+        b.expect_nothing()
+        # Unsubscribing is kept too: after the next restart the 3.1.1 session is alone.
+        b.send(unsubscribe_packet(5, [group]))
+        b.expect(UNSUBACK)
+        time.sleep(0.3)
+        srv.kill()
+    with persistent(store_dir) as srv:
+        assert "recovered 2 sessions, 1 subscriptions" in srv.output()
+        a = V5(srv.port)
+        assert a.connect5("sh-v5", clean=False, props=p_u32(0x11, 3600))[0] is True
+        b = RawClient(srv.port)
+        assert b.connect("sh-311", clean=False) == (True, 0)
+        pub = RawClient(srv.port)
+        pub.connect("sh-pub")
+        for i in range(6):
+            pub.publish("jobs/y", f"y{i}".encode(), qos=1, pid=i + 1)
+        got = group_collect([a, b], 6)
+        assert sorted(p.payload for _, p in got) == [f"y{i}".encode() for i in range(6)]
+        assert {i for i, _ in got} == {0}
+        b.expect_nothing()
+
+
+def test_shared_members_come_back_in_their_worker_processes(store_dir):
+    # Group members held by both workers of --processes 2, offline; after kill -9 of every
+    # process and a restart, each worker has its members back and tells the other: a message
+    # published on either worker reaches exactly one member, without anyone subscribing again.
+    args = ("--processes", "2", "--threads", "1", "--no-admin", "--persistence-dir", store_dir)
+    group = "$share/pool/w/+"
+    ids = [f"shw-{i}" for i in range(6)]
+    with mqtt_server(*args) as srv:
+        wait_mesh(srv, 2)
+        first = RawClient(srv.port)
+        held_by = worker_of(first, srv.port)
+        for i, cid in enumerate(ids):
+            # Alternately on either worker.
+            c = first if i == 0 else (client_away_from(srv, held_by) if i % 2 else RawClient(srv.port))
+            if i % 2 == 0 and i != 0:
+                while worker_of(c, srv.port) != held_by:
+                    c.close()
+                    c = RawClient(srv.port)
+            assert c.connect(cid, clean=False) == (False, 0)
+            assert c.subscribe([(group, 1)]) == [1]
+            c.send(DISCONNECT_PACKET)
+            c.close()
+        time.sleep(0.3)
+        kill9_whole(srv.proc)
+    with mqtt_server(*args) as srv:
+        wait_mesh(srv, 2)
+        out = srv.output()
+        assert out.count("recovered 3 sessions, 3 subscriptions") == 2, out
+        n = 12
+        pubs = [RawClient(srv.port)]  # publishers on both workers
+        pubs.append(client_away_from(srv, worker_of(pubs[0], srv.port)))
+        for k, p in enumerate(pubs):
+            p.connect(f"shw-pub-{k}")
+            for i in range(n // 2):
+                p.publish("w/t", f"m{k * (n // 2) + i}".encode(), qos=1, pid=i + 1)
+        time.sleep(0.5)
+        members = []
+        for cid in ids:
+            c = RawClient(srv.port)
+            assert c.connect(cid, clean=False) == (True, 0), cid
+            members.append(c)
+        got = group_collect(members, n)
+        assert sorted(p.payload for _, p in got) == sorted(f"m{i}".encode() for i in range(n)), got
+        for c in members:
+            c.expect_nothing(0.3)

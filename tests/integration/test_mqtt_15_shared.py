@@ -27,9 +27,9 @@ def publish_topic(p):
     return topic, pid, bytes(rest)
 
 
-def collect(members, want, ack=True, timeout=10.0):
+def collect(members, want, ack=True, timeout=10.0, packets=None):
     """Reads PUBLISHes from every member until `want` payloads arrived in all; returns
-    {payload: [member indexes]}."""
+    {payload: [member indexes]}. `packets`, if given, gets each (member index, PUBLISH)."""
     got = collections.defaultdict(list)
     deadline = time.monotonic() + timeout
     while sum(len(v) for v in got.values()) < want and time.monotonic() < deadline:
@@ -41,6 +41,8 @@ def collect(members, want, ack=True, timeout=10.0):
             assert p.type == PUBLISH, p
             _, pid, payload = publish_topic(p)
             got[payload].append(i)
+            if packets is not None:
+                packets.append((i, p))
             if ack and pid is not None:
                 m.send(ack_packet(PUBACK, pid))
     return got

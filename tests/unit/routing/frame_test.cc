@@ -46,6 +46,8 @@ std::vector<Frame> samples() {
       SharedGroup{true, "g1", "jobs/+"},
       SharedDeliver{1, "g1", "jobs/+", m},
       InterestRelay{as_bytes(relay), 2},
+      DurablePublish{0x0102030405060708ull, 0, {}, {}, m},
+      DurablePublish{9, 2, "g1", "jobs/+", m},
   };
 }
 

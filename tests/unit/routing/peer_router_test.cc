@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <filesystem>
 #include <chrono>
 #include <functional>
 #include <future>
@@ -22,6 +23,7 @@
 #include "routing/directory.h"
 #include "routing/memory_transport.h"
 #include "routing/peer_router.h"
+#include "store/store.h"
 #include "tcpms/server.h"
 
 namespace tcpms::routing {
@@ -31,7 +33,9 @@ using namespace std::chrono_literals;
 using broker::testing::Client;
 
 struct Node {
-  Node(MemoryFabric& fabric, PeerId id, RouterOptions o = {}) : broker(config()) {
+  // `store_dir`: a persistent store there (every-message sync), else none.
+  Node(MemoryFabric& fabric, PeerId id, RouterOptions o = {}, const std::string& store_dir = "")
+      : broker(config()) {
     o.loops = 2;
     auto r = std::make_unique<PeerRouter>(broker, fabric.transport(id), o);
     router = r.get();
@@ -40,8 +44,21 @@ struct Node {
     sc.threads = 2;
     server = std::make_unique<Server>(sc);
     broker.attach(*server);
+    if (!store_dir.empty()) {
+      store::StoreConfig c;
+      c.dir = store_dir + "/peer-" + std::to_string(id);
+      store::RecoveryReport report;
+      std::string error;
+      store = store::Store::open(c, broker.recovery_visitor(), report, error);
+      EXPECT_TRUE(store) << error;
+      broker.set_store(&store->writer());
+    }
     server->listen(*Endpoint::parse("127.0.0.1:0"), broker.handler_factory());
     EXPECT_EQ(server->start(), "");
+    if (store) {
+      store->start();
+      broker.after_recovery();
+    }
     port = server->bound_port(0);
   }
   ~Node() {
@@ -56,15 +73,17 @@ struct Node {
   broker::Broker broker;
   PeerRouter* router = nullptr;
   std::unique_ptr<Server> server;
+  std::unique_ptr<store::Store> store;  // destroyed before the server's loops
   uint16_t port = 0;
 };
 
 // Peers linked in memory; a pump thread delivers frames and runs timers until paused.
 class Mesh {
  public:
-  explicit Mesh(uint32_t n, RouterOptions o = {}) : fabric(n), options(o) {
+  explicit Mesh(uint32_t n, RouterOptions o = {}, const std::string& store_dir = "")
+      : fabric(n), options(o) {
     for (uint32_t i = 0; i < n; ++i)
-      nodes.push_back(std::make_unique<Node>(fabric, static_cast<PeerId>(i), o));
+      nodes.push_back(std::make_unique<Node>(fabric, static_cast<PeerId>(i), o, store_dir));
     fabric.start();
     pump_ = std::thread([this] {
       while (!stop_) {
@@ -344,6 +363,108 @@ TEST(PeerRouter, AClaimWhoseHomeIsDownGoesOnWithoutIt) {
   Client c(m[0].port);
   EXPECT_EQ(connect_present(c, id, false), 0);  // at once: no wait for a timeout
   EXPECT_EQ(m[0].router->stats().claims_timed_out.load(), 1u);
+}
+
+// Every-message sync across peers: a publisher's PUBACK waits until the peer holding a
+// persistent subscriber has the message in its store and answered; a peer that goes down
+// before answering leaves the publisher disconnected without the PUBACK.
+class DurableAcrossPeers : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/tcpms-durable-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string dir_;
+};
+
+// A persistent subscriber to "d/t" (or a member of "$share/g/d/t") on peer 1, known at peer 0,
+// and a publisher on peer 0.
+struct SubscriberAndPublisher {
+  explicit SubscriberAndPublisher(Mesh& m, bool shared = false) : sub(m[1].port), pub(m[0].port) {
+    EXPECT_EQ(connect_present(sub, "kept-sub", false), 0);
+    subscribe(sub, shared ? "$share/g/d/t" : "d/t");
+    if (shared)
+      wait_for([&] { return m[0].broker.shared().peers_of("g", "d/t") == 1; }, "group at peer 0");
+    else
+      wait_for([&] { return m[0].router->interested("d/t").has(1); }, "interest at peer 0");
+    EXPECT_EQ(connect_present(pub, "pub", true), 0);
+  }
+  void publish_qos1() {
+    mqtt::Publish p;
+    p.qos = mqtt::QoS::k1;
+    p.topic = "d/t";
+    p.packet_id = 7;
+    p.payload = as_bytes("m");
+    pub.send(p);
+  }
+  Client sub, pub;
+};
+
+TEST_F(DurableAcrossPeers, ThePubackWaitsForThePeerThatStoredIt) {
+  Mesh m(2, {}, dir_);
+  SubscriberAndPublisher c(m);
+  m.pause();
+  c.publish_qos1();
+  m.wait_queued(0, 1, 1);  // the DurablePublish, held in the fabric
+  EXPECT_EQ(c.pub.read_for(200ms).first, mqtt::PacketType{}) << "no PUBACK before peer 1 answered";
+  m.resume();
+  EXPECT_EQ(c.pub.read_for(5000ms).first, mqtt::PacketType::kPuback);
+  EXPECT_EQ(c.sub.read_publish(0x02).topic, "d/t");
+  EXPECT_EQ(m[0].router->stats().durable_asked.load(), 1u);
+  EXPECT_EQ(m[0].router->stats().durable_unconfirmed.load(), 0u);
+}
+
+TEST_F(DurableAcrossPeers, APeerDownBeforeItAnsweredDisconnectsThePublisher) {
+  Mesh m(2, {}, dir_);
+  SubscriberAndPublisher c(m);
+  m.pause();
+  c.publish_qos1();
+  m.wait_queued(0, 1, 1);
+  m.fabric.set_up(1, false);  // its link drops: the answer will never come
+  m.resume();
+  EXPECT_EQ(c.pub.read_for(5000ms).first, mqtt::PacketType{}) << "closed, without a PUBACK";
+  EXPECT_EQ(m[0].router->stats().durable_unconfirmed.load(), 1u);
+}
+
+TEST_F(DurableAcrossPeers, APeerThatDoesNotAnswerInTimeDisconnectsThePublisher) {
+  RouterOptions o;
+  o.request_timeout_ms = 50;
+  Mesh m(2, o, dir_);
+  SubscriberAndPublisher c(m);
+  m.pause();
+  c.publish_qos1();
+  m.wait_queued(0, 1, 1);  // held: peer 1 never sees it while paused
+  std::this_thread::sleep_for(80ms);  // past the request's deadline (steady clock)
+  m.fabric.advance(200);   // the router's deadline timer runs
+  EXPECT_EQ(c.pub.read_for(5000ms).first, mqtt::PacketType{}) << "closed, without a PUBACK";
+  EXPECT_EQ(m[0].router->stats().durable_unconfirmed.load(), 1u);
+  m.resume();  // the late answer finds no request waiting
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(m[0].router->stats().durable_unconfirmed.load(), 1u);
+}
+
+TEST_F(DurableAcrossPeers, ThePubackWaitsForASharedMemberInAnotherPeer) {
+  Mesh m(2, {}, dir_);
+  SubscriberAndPublisher c(m, true);
+  m.pause();
+  c.publish_qos1();
+  m.wait_queued(0, 1, 1);  // the shared DurablePublish
+  EXPECT_EQ(c.pub.read_for(200ms).first, mqtt::PacketType{}) << "no PUBACK before peer 1 answered";
+  m.resume();
+  EXPECT_EQ(c.pub.read_for(5000ms).first, mqtt::PacketType::kPuback);
+  EXPECT_EQ(c.sub.read_publish(0x02).topic, "d/t");
+  EXPECT_EQ(m[0].router->stats().durable_asked.load(), 1u);
+  EXPECT_EQ(m[1].router->stats().shared_received.load(), 1u);
+}
+
+TEST_F(DurableAcrossPeers, WithoutAStoreNothingIsAsked) {
+  Mesh m(2);
+  SubscriberAndPublisher c(m);
+  c.publish_qos1();
+  EXPECT_EQ(c.pub.read_for(5000ms).first, mqtt::PacketType::kPuback);
+  EXPECT_EQ(m[0].router->stats().durable_asked.load(), 0u);
 }
 
 }  // namespace

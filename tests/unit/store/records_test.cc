@@ -85,7 +85,12 @@ TEST(SubscriptionRecordTest, RoundTripAndRefusals) {
   EXPECT_TRUE(valid_stored_filter("a/+/#"));
   EXPECT_FALSE(valid_stored_filter(""));
   EXPECT_FALSE(valid_stored_filter("a/#/b"));
-  EXPECT_FALSE(valid_stored_filter("$share/g/a"));
+  EXPECT_TRUE(valid_stored_filter("$share/g/a"));
+  EXPECT_FALSE(valid_stored_filter("$share/g"));
+  EXPECT_FALSE(valid_stored_filter("$share/g+/a"));
+  EXPECT_TRUE(valid_stored_subscription("$share/g/a", {mqtt::QoS::k1, kSubscriptionRetainAsPublished, 7}));
+  EXPECT_FALSE(valid_stored_subscription("$share/g/a", {mqtt::QoS::k1, kSubscriptionNoLocal, 0}));
+  EXPECT_TRUE(valid_stored_subscription("a/b", {mqtt::QoS::k1, kSubscriptionNoLocal, 0}));
 }
 
 TEST(MessageRecordTest, BodyRoundTrip) {

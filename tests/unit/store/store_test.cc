@@ -147,6 +147,8 @@ TEST_F(StoreTest, EverythingComesBack) {
     w.submit(PutSession{"v5", SessionRecord{mqtt::ProtocolVersion::kV5, 3600, 0, 41}});
     w.submit(PutSubscription{"v5", "a/+", SubscriptionRecord{mqtt::QoS::k2, kSubscriptionNoLocal, 77}});
     w.submit(PutSubscription{"v5", "b/#", SubscriptionRecord{mqtt::QoS::k1, 0, 0}});
+    w.submit(PutSubscription{"v5", "$share/g/c/+",
+                             SubscriptionRecord{mqtt::QoS::k1, kSubscriptionRetainAsPublished, 12}});
     const uint64_t body = w.next_id();
     w.submit(PutBody{body, MessageBody{sb("a/x"), sb("hello"), {}, 0}});
     const uint64_t s1 = w.next_id(), s2 = w.next_id(), s3 = w.next_id();
@@ -157,6 +159,7 @@ TEST_F(StoreTest, EverythingComesBack) {
     w.submit(PutInbound{"v5", 3});
     w.submit(PutWill{"v5", WillRecord{sb("w/t"), sb("bye"), mqtt::QoS::k1, false, {}, 0, 30, unix_ms() + 30000}});
     w.submit(PutSession{"old", SessionRecord{mqtt::ProtocolVersion::kV311, kNeverExpires, 0, 0}});
+    w.submit(PutSubscription{"old", "$share/g/c/+", SubscriptionRecord{mqtt::QoS::k2, 0, 0}});
     w.submit(PutMessage{"old", w.next_id(), MessageRef{body, mqtt::QoS::k1, false, DeliveryState::kQueued, 0, {}}});
     w.submit(PutRetained{"r/1", RetainedRecord{mqtt::QoS::k1, sb("on"), {}, 0}});
   });
@@ -169,9 +172,15 @@ TEST_F(StoreTest, EverythingComesBack) {
   EXPECT_EQ(v5.session.version, mqtt::ProtocolVersion::kV5);
   EXPECT_EQ(v5.session.expiry_s, 3600u);
   EXPECT_EQ(v5.session.last_packet_id, 41);
-  ASSERT_EQ(v5.subscriptions.size(), 2u);
-  EXPECT_EQ(v5.subscriptions[0].first, "a/+");
-  EXPECT_EQ(v5.subscriptions[0].second.subscription_id, 77u);
+  ASSERT_EQ(v5.subscriptions.size(), 3u);  // by filter: "$share/..." sorts first
+  EXPECT_EQ(v5.subscriptions[0].first, "$share/g/c/+");
+  EXPECT_EQ(v5.subscriptions[0].second,
+            (SubscriptionRecord{mqtt::QoS::k1, kSubscriptionRetainAsPublished, 12}));
+  EXPECT_EQ(v5.subscriptions[1].first, "a/+");
+  EXPECT_EQ(v5.subscriptions[1].second.subscription_id, 77u);
+  ASSERT_EQ(c.sessions["old"].subscriptions.size(), 1u);
+  EXPECT_EQ(c.sessions["old"].subscriptions[0].first, "$share/g/c/+");
+  EXPECT_EQ(c.sessions["old"].subscriptions[0].second.qos, mqtt::QoS::k2);
   ASSERT_EQ(v5.messages.size(), 3u);
   EXPECT_EQ(v5.messages[0].ref.state, DeliveryState::kWaitPuback);
   EXPECT_EQ(v5.messages[0].ref.packet_id, 5);
