@@ -416,8 +416,9 @@ SessionDeleteResult Broker::delete_session(std::string_view client_id,
   if (e->conn.valid()) return SessionDeleteResult::kConnected;
   auto result = gather<SessionDeleteResult>(
       {h},
-      [id = std::string(client_id), s = e->session](MqttHandler* h, std::vector<SessionDeleteResult>& out) {
-        out.push_back(h->delete_session(id, s));
+      [id = std::string(client_id), s = e->session](MqttHandler* holder,
+                                                     std::vector<SessionDeleteResult>& out) {
+        out.push_back(holder->delete_session(id, s));
       },
       timeout);
   return result.empty() ? SessionDeleteResult::kUnavailable : result.front();

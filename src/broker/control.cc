@@ -95,13 +95,13 @@ std::optional<ClientInfo> MqttHandler::describe_client(std::string_view client_i
       ci.subscription_list.push_back(std::move(si));
     }
     if (s->extra && s->extra->shared) {
-      for (const SharedSub& e : *s->extra->shared) {
+      for (const SharedSub& shared : *s->extra->shared) {
         SubscriptionInfo si;
         si.client_id = ci.client_id;
-        si.filter = std::string(mqtt::kSharePrefix) + e.share + "/" + e.filter;
-        si.qos = e.qos;
-        si.retain_as_published = (e.options & kSubRetainAsPublished) != 0;
-        si.subscription_id = e.subscription_id;
+        si.filter = subscribed_filter(shared);
+        si.qos = shared.qos;
+        si.retain_as_published = (shared.options & kSubRetainAsPublished) != 0;
+        si.subscription_id = shared.subscription_id;
         ci.subscription_list.push_back(std::move(si));
       }
     }
