@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -234,3 +235,40 @@ def test_raw_connections_of_every_worker_by_connection_id():
         finally:
             for s in socks:
                 s.close()
+
+
+ASK_WORKER = r"""
+import os, socket, sys
+name, uid = sys.argv[1], int(sys.argv[2])
+if uid != os.geteuid():
+    os.setuid(uid)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(5)
+s.connect("\0" + name)
+try:
+    s.sendall(b"GET /api/v1/stats HTTP/1.1\r\nHost: w\r\nConnection: close\r\n\r\n")
+    print(s.recv(64).decode(errors="replace").split("\r\n")[0])
+except OSError as e:
+    print("error", e)
+"""
+
+
+def test_a_workers_own_api_refuses_another_user():
+    """The workers' own admin APIs are on abstract Unix sockets, which have no permissions:
+    a peer of another uid (not root) is closed at once, the server's own uid is answered."""
+    if os.geteuid() != 0:
+        import pytest
+        pytest.skip("needs root to connect as another user")
+    with Server("--protocol", "mqtt", "--processes", "2", "--threads", "1") as srv:
+        srv.wait_for(lambda: srv.admin("/readyz")[0] == 200, what="every worker ready")
+
+        def ask(uid):
+            out = subprocess.run([sys.executable, "-c", ASK_WORKER, f"tcpms-{srv.pid}-admin-1", str(uid)],
+                                 capture_output=True, text=True, timeout=20)
+            assert out.returncode == 0, out.stderr
+            return out.stdout.strip()
+
+        assert ask(os.geteuid()) == "HTTP/1.1 200 OK"
+        assert ask(65534) in ("", "error [Errno 104] Connection reset by peer",
+                              "error [Errno 32] Broken pipe"), "another user was answered"
+        assert api(srv, "/api/v1/stats")[0] == 200  # the front door still reaches worker 1
