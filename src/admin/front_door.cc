@@ -95,7 +95,8 @@ void FrontDoor::relay(const httplib::Request& req, httplib::Response& res, unsig
   reply_with(res, calls_.call_one(worker, forward_request(req)));
 }
 
-std::optional<unsigned> FrontDoor::holder_of(std::string_view id, WorkerReply* found) {
+std::optional<unsigned> FrontDoor::holder_of(std::string_view id, WorkerReply* found,
+                                             json* unsure) {
   auto replies = calls_.call_all(
       make_request("GET", std::string(kClientsPath) + std::string(id), config_.bearer_token));
   const WorkerReply* best = nullptr;
@@ -108,15 +109,34 @@ std::optional<unsigned> FrontDoor::holder_of(std::string_view id, WorkerReply* f
   }
   if (best == nullptr) {
     if (found) *found = replies[calls_.self()];
+    if (unsure) {
+      *unsure = json::object();
+      note_unusable(*unsure, replies, {200, 404});
+    }
     return std::nullopt;
   }
   if (found) *found = *best;
   return best->worker;
 }
 
+namespace {
+
+// 503: nobody was found holding `id`, but a worker that may hold it did not answer.
+void reply_unsure(httplib::Response& res, std::string_view id, json unsure) {
+  unsure["error"] = fmt::format("no worker that answered holds '{}'; a worker that did not "
+                                "answer may (restarting or stalled): try again", id);
+  res.set_header("Retry-After", "1");
+  reply_json(res, 503, unsure);
+}
+
+}  // namespace
+
 void FrontDoor::to_holder(const httplib::Request& req, httplib::Response& res,
                           std::string_view id) {
-  relay(req, res, holder_of(id).value_or(calls_.self()));
+  json unsure;
+  auto holder = holder_of(id, nullptr, &unsure);
+  if (!holder && unsure.contains("workers_unanswered")) return reply_unsure(res, id, std::move(unsure));
+  relay(req, res, holder.value_or(calls_.self()));
 }
 
 std::string FrontDoor::metrics() {
@@ -200,7 +220,9 @@ std::vector<Route> FrontDoor::api_routes() {
   routes.push_back({R"(/api/v1/clients/(.+))", "GET",
                     [this](const httplib::Request& req, httplib::Response& res) {
     WorkerReply found;
-    holder_of(raw_id(req, kClientsPath), &found);
+    json unsure;
+    if (!holder_of(raw_id(req, kClientsPath), &found, &unsure) && unsure.contains("workers_unanswered"))
+      return reply_unsure(res, raw_id(req, kClientsPath), std::move(unsure));
     reply_with(res, found);
   }});
 

@@ -65,9 +65,12 @@ class FrontDoor {
   // Forwards the request as it came to `worker` and answers with its answer.
   void relay(const httplib::Request& req, httplib::Response& res, unsigned worker);
   // The worker that holds client `raw_id` (as written in the request's path), or none.
-  std::optional<unsigned> holder_of(std::string_view raw_id, WorkerReply* found = nullptr);
-  // Forwards to the holder of the id in the path, or to this worker when none holds it (its
-  // answer is then the single-process one: 404, 400...).
+  // `unsure` gets "workers_unanswered"/"worker_errors" when none was found and some worker
+  // did not answer 200 or 404 (it may be the holder, restarting or stalled).
+  std::optional<unsigned> holder_of(std::string_view raw_id, WorkerReply* found = nullptr,
+                                    nlohmann::json* unsure = nullptr);
+  // Forwards to the holder of the id in the path; when none holds it, 503 if some worker did
+  // not answer, else this worker's answer (the single-process one: 404, 400...).
   void to_holder(const httplib::Request& req, httplib::Response& res, std::string_view raw_id);
   std::string forward_request(const httplib::Request& req) const;
 

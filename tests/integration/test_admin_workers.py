@@ -272,3 +272,26 @@ def test_a_workers_own_api_refuses_another_user():
         assert ask(65534) in ("", "error [Errno 104] Connection reset by peer",
                               "error [Errno 32] Broken pipe"), "another user was answered"
         assert api(srv, "/api/v1/stats")[0] == 200  # the front door still reaches worker 1
+
+
+def test_an_unanswering_worker_is_not_taken_for_no_such_client():
+    """While a worker is stalled (it may hold the id), a lookup by id that nobody answering
+    holds is 503 naming it, not 404; and merged lists name it."""
+    with Server("--protocol", "mqtt", "--processes", "3", "--threads", "1") as srv:
+        srv.wait_for(lambda: srv.admin("/readyz")[0] == 200, what="every worker ready")
+        stalled = next(p for p in children(srv.pid) if srv.admin_port not in listening_ports([p]))
+        os.kill(stalled, signal.SIGSTOP)
+        try:
+            for method, path in [("GET", "/api/v1/clients/nobody"), ("DELETE", "/api/v1/clients/nobody"),
+                                 ("DELETE", "/api/v1/sessions/nobody")]:
+                status, body = api(srv, path, method)
+                assert status == 503, (path, status, body)
+                assert len(body["workers_unanswered"]) == 1 and body["workers_unanswered"][0] != 0, body
+                assert body["worker_errors"][0]["status"] == 0, body
+            status, body = api(srv, "/api/v1/clients/nobody/send", "POST", {"topic": "t", "payload": "x"})
+            assert status == 503, body
+            status, body = api(srv, "/api/v1/clients")
+            assert status == 200 and len(body["workers_unanswered"]) == 1, body
+        finally:
+            os.kill(stalled, signal.SIGCONT)
+        assert api(srv, "/api/v1/clients/nobody")[0] == 404
