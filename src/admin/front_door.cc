@@ -53,14 +53,6 @@ const WorkerReply* first_refusal(const std::vector<WorkerReply>& replies) {
   return nullptr;
 }
 
-// Adds "workers_unanswered" (their indexes) when some worker did not answer.
-void note_unanswered(json& out, const std::vector<WorkerReply>& replies) {
-  json missing = json::array();
-  for (const WorkerReply& r : replies)
-    if (!r.answered()) missing.push_back(r.worker);
-  if (!missing.empty()) out["workers_unanswered"] = std::move(missing);
-}
-
 std::vector<json> parse_all(const std::vector<WorkerReply>& replies) {
   std::vector<json> out;
   out.reserve(replies.size());
@@ -185,14 +177,15 @@ std::vector<Route> FrontDoor::api_routes() {
     std::vector<unsigned> others;
     for (unsigned w = 0; w < calls_.count(); ++w)
       if (w != calls_.self()) others.push_back(w);
-    auto counts = calls_.call(others, make_request("GET", "/api/v1/receivers?topic=" + url_encode(topic),
-                                                   config_.bearer_token));
+    auto counts = calls_.call(others, make_request("POST", "/api/v1/receivers", config_.bearer_token,
+                                                   json{{"topic", topic}}.dump(),
+                                                   "application/json"));
     uint64_t receivers = body.value("receivers", uint64_t{0});
     for (const json& c : parse_all(counts)) {
       if (c.is_object()) receivers += c.value("receivers", uint64_t{0});
     }
     body["receivers"] = receivers;
-    note_unanswered(body, counts);
+    note_unusable(body, counts);
     reply_json(res, here.http.status, body);
   }});
 
@@ -211,7 +204,7 @@ std::vector<Route> FrontDoor::api_routes() {
       auto replies = all(req);
       if (const WorkerReply* refused = first_refusal(replies)) return reply_with(res, *refused);
       json out = merge_pages(parse_all(replies), key, limit_of(req), config_.order);
-      note_unanswered(out, replies);
+      note_unusable(out, replies);
       reply_json(res, 200, out);
     };
   };
@@ -243,7 +236,7 @@ std::vector<Route> FrontDoor::api_routes() {
     auto replies = all(req);
     if (const WorkerReply* refused = first_refusal(replies)) return reply_with(res, *refused);
     json out = merge_subscriptions(parse_all(replies), limit_of(req));
-    note_unanswered(out, replies);
+    note_unusable(out, replies);
     reply_json(res, 200, out);
   }});
 
@@ -270,21 +263,27 @@ std::vector<Route> FrontDoor::api_routes() {
                     [this, all](const httplib::Request& req, httplib::Response& res) {
     auto replies = all(req);
     json out = merge_stats(parse_all(replies), config_.same_everywhere_stats);
-    note_unanswered(out, replies);
+    note_unusable(out, replies);
     reply_json(res, 200, out);
   }});
 
-  routes.push_back({"/api/v1/receivers", "GET",
-                    [all](const httplib::Request& req, httplib::Response& res) {
+  auto count_receivers = [all](const httplib::Request& req, httplib::Response& res) {
     auto replies = all(req);
     if (const WorkerReply* refused = first_refusal(replies)) return reply_with(res, *refused);
     uint64_t receivers = 0;
     for (const json& j : parse_all(replies))
       if (j.is_object()) receivers += j.value("receivers", uint64_t{0});
-    json out = {{"topic", req.get_param_value("topic")}, {"receivers", receivers}};
-    note_unanswered(out, replies);
+    std::string topic = req.get_param_value("topic");
+    if (req.method == "POST") {
+      json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+      topic = body.is_object() && body["topic"].is_string() ? body["topic"].get<std::string>() : "";
+    }
+    json out = {{"topic", topic}, {"receivers", receivers}};
+    note_unusable(out, replies);
     reply_json(res, 200, out);
-  }});
+  };
+  routes.push_back({"/api/v1/receivers", "GET", count_receivers});
+  routes.push_back({"/api/v1/receivers", "POST", count_receivers});
   return routes;
 }
 

@@ -295,3 +295,29 @@ def test_an_unanswering_worker_is_not_taken_for_no_such_client():
         finally:
             os.kill(stalled, signal.SIGCONT)
         assert api(srv, "/api/v1/clients/nobody")[0] == 404
+
+
+def test_publish_counts_every_workers_receivers_of_a_long_topic():
+    """The other workers count their receivers from a POST body: a topic longer than a
+    worker's header limit (16 KiB) is counted on every worker, not silently left out."""
+    with Server("--protocol", "mqtt", "--processes", "3", "--threads", "1") as srv:
+        srv.wait_for(lambda: srv.admin("/readyz")[0] == 200, what="every worker ready")
+        clients = [Client(f"wide-{i}", srv.port) for i in range(9)]
+        try:
+            for c in clients:
+                c.c.subscribe("#", qos=0)
+            srv.wait_for(lambda: api(srv, "/api/v1/stats")[1]["protocol_stats"]["subscriptions"] == 9,
+                         what="every subscription counted")
+            loops = {c["loop"] for c in api(srv, "/api/v1/clients")[1]["clients"]}
+            assert len(loops) > 1, loops
+            topic = "long/" + "x" * 20000
+            status, body = api(srv, "/api/v1/publish", "POST", {"topic": topic, "payload": "p"})
+            assert status == 200, body
+            assert body["receivers"] == 9 and "workers_unanswered" not in body, \
+                {k: v for k, v in body.items() if k != "topic"}
+            status, body = api(srv, "/api/v1/receivers", "POST", {"topic": topic})
+            assert status == 200 and body["receivers"] == 9, body
+            assert api(srv, "/api/v1/receivers?topic=a/b")[1]["receivers"] == 9
+        finally:
+            for c in clients:
+                c.stop()
