@@ -321,3 +321,69 @@ def test_publish_counts_every_workers_receivers_of_a_long_topic():
         finally:
             for c in clients:
                 c.stop()
+
+
+def test_a_tap_through_the_front_door_sees_every_worker():
+    """A publish from a client on worker 1 or 2, with no subscriber anywhere, is routed to no
+    other worker; a tap through the front door still sees it (it taps every worker), and
+    keeps doing so after that worker restarts."""
+    with Server("--protocol", "mqtt", "--processes", "3", "--threads", "1") as srv:
+        srv.wait_for(lambda: srv.admin("/readyz")[0] == 200, what="every worker ready")
+        status, tap = api(srv, "/api/v1/taps", "POST", {"filter": "tap/#"})
+        assert status == 201 and tap["messages"] == [], tap
+        seen = []
+
+        def read():
+            nonlocal tap
+            status, body = api(srv, f"/api/v1/taps/{tap['id']}?after={tap['next']}")
+            assert status == 200, body
+            seen.extend(body["messages"])
+            tap = body
+            return body
+
+        def far_client(prefix):
+            for i in range(30):
+                c = Client(f"{prefix}-{i}", srv.port)
+                loop = api(srv, f"/api/v1/clients/{c.cid}")[1]["loop"]
+                if loop != 0:
+                    return c, loop
+                c.stop()
+            raise AssertionError("no client landed on another worker than 0")
+
+        pub, loop = far_client("pub")
+        pub.c.publish("tap/far", b"from afar", qos=1).wait_for_publish(5)
+        srv.wait_for(lambda: read() and any(m["topic"] == "tap/far" for m in seen), what="the tap seeing it")
+        m = next(m for m in seen if m["topic"] == "tap/far")
+        assert m["payload"] == "from afar" and m["worker"] == loop, m
+        assert [m["seq"] for m in seen] == list(range(1, len(seen) + 1))
+        assert read()["messages"] == []  # nothing twice
+
+        # That worker restarts: its part of the tap is opened again at the next read.
+        pub.stop()
+        pid = worker_pid(srv.pid, loop)
+        os.kill(pid, signal.SIGKILL)
+        srv.wait_for(lambda: worker_pid(srv.pid, loop) not in (None, pid), what="the worker restarted")
+        srv.wait_for(lambda: srv.admin("/readyz")[0] == 200, what="ready again")
+        srv.wait_for(lambda: loop in read().get("workers_reopened", []), what="its tap opened again")
+        again = None
+        for i in range(30):
+            c = Client(f"again-{i}", srv.port)
+            if api(srv, f"/api/v1/clients/{c.cid}")[1]["loop"] == loop:
+                again = c
+                break
+            c.stop()
+        assert again is not None, "no client landed on the restarted worker"
+        again.c.publish("tap/again", b"still seen", qos=1).wait_for_publish(5)
+        srv.wait_for(lambda: read() and any(m["topic"] == "tap/again" for m in seen), what="the tap after the restart")
+        again.stop()
+        assert api(srv, f"/api/v1/taps/{tap['id']}", "DELETE")[0] == 200
+        assert api(srv, f"/api/v1/taps/{tap['id']}")[0] == 404
+
+
+def worker_pid(supervisor, index):
+    """The pid of worker `index` of `supervisor`: the process listening on its admin socket."""
+    out = subprocess.run(["ss", "-Hxlp"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        if f"@tcpms-{supervisor}-admin-{index} " in line and "pid=" in line:
+            return int(line.split("pid=")[1].split(",")[0])
+    return None
