@@ -2,7 +2,12 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <chrono>
+#include <cstdio>
 #include <memory>
 
 #include <nlohmann/json.hpp>
@@ -40,6 +45,38 @@ void peer_of(Connection& c, std::string& ip, int& port) {
     port = ntohs(a.sin6_port);
   }
   ip = text;
+}
+
+// A Unix socket peer that may use this API: the same user as this process, or root. An
+// abstract socket has no permissions and the API asks no token of a Unix peer (it counts as
+// loopback), so the peer's credentials are the only check. A TCP peer passes (the token and
+// the listen address guard it). Refusals are logged at most once per 10 s, with a count.
+bool unix_peer_allowed(const Connection& c) {
+  sockaddr_storage own{};
+  socklen_t len = sizeof own;
+  if (::getsockname(c.fd(), reinterpret_cast<sockaddr*>(&own), &len) != 0) return false;
+  if (own.ss_family != AF_UNIX) return true;
+  ucred cred{};
+  socklen_t cred_len = sizeof cred;
+  const bool known = ::getsockopt(c.fd(), SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) == 0;
+  if (known && (cred.uid == ::geteuid() || cred.uid == 0)) return true;
+  static std::atomic<uint64_t> refused{0};
+  static std::atomic<int64_t> last_log_s{0};
+  const uint64_t n = refused.fetch_add(1) + 1;
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::steady_clock::now().time_since_epoch()).count();
+  int64_t last = last_log_s.load();
+  if ((last == 0 || now - last >= 10) && last_log_s.compare_exchange_strong(last, now)) {
+    if (known)
+      std::fprintf(stderr, "tcpms-server: admin: refused a Unix socket peer of uid %u pid %d "
+                   "(only uid %u or root may use it; %llu refused so far)\n",
+                   static_cast<unsigned>(cred.uid), static_cast<int>(cred.pid),
+                   static_cast<unsigned>(::geteuid()), static_cast<unsigned long long>(n));
+    else
+      std::fprintf(stderr, "tcpms-server: admin: refused a Unix socket peer whose credentials "
+                   "could not be read (%llu refused so far)\n", static_cast<unsigned long long>(n));
+  }
+  return false;
 }
 
 const char* status_text(int status) {
@@ -91,6 +128,7 @@ AdminConnections::AdminConnections(EventLoop& loop, WorkerPool& workers,
 AdminConnections::~AdminConnections() = default;
 
 Action AdminConnections::on_open(Connection& c) {
+  if (!unix_peer_allowed(c)) return Action::kClose;
   auto* s = new State;
   c.set_user_data(s);
   peer_of(c, s->ip, s->port);

@@ -299,6 +299,17 @@ std::vector<Route> api_routes(ApiContext ctx) {
     if (!req.has_param("topic")) return reply_error(res, 400, "missing \"topic\"");
     reply_result(res, target().count_receivers(req.get_param_value("topic")), "counted");
   }});
+  // The same with the topic in a JSON body {"topic": T}: a topic of up to 64 KiB does not fit
+  // the request line (the front door asks the workers this way).
+  routes.push_back({"/api/v1/receivers", "POST",
+                    [target](const httplib::Request& req, httplib::Response& res) {
+    auto body = parse_json_object(req, res);
+    if (!body) return;
+    if (std::string err = only_fields(*body, {"topic"}); !err.empty()) return reply_error(res, 400, err);
+    auto t = body->find("topic");
+    if (t == body->end() || !t->is_string()) return reply_error(res, 400, "\"topic\" must be a string");
+    reply_result(res, target().count_receivers(t->get_ref<const std::string&>()), "counted");
+  }});
 
   routes.push_back({"/api/v1/retained", "GET",
                     [target](const httplib::Request& req, httplib::Response& res) {

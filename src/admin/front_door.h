@@ -4,7 +4,8 @@
 // own admin API (the same routes as a single-process server, about itself only) on a private
 // abstract Unix socket, "@tcpms-<group>-admin-<i>", and worker 0 answers its own part
 // in-process. Each operator request becomes at most P + 1 requests to the workers' APIs
-// (WorkerCalls: sent at once, answered in parallel) and nothing is kept per client:
+// (WorkerCalls: sent at once, answered in parallel) and nothing is kept per client (only
+// the open taps):
 //
 //   /metrics, /api/v1/stats, /readyz      every worker; merged (metrics_merge.h,
 //                                         front_door_merge.h); ready when all are
@@ -19,8 +20,12 @@
 //                                         takes it to the others, by interest); `receivers`
 //                                         adds the other workers' count of their sessions the
 //                                         topic reaches (GET /api/v1/receivers)
-//   /api/v1/retained (GET), /api/v1/taps  this worker (every worker holds every retained
-//                                         message, and a tap sees the others' messages)
+//   /api/v1/retained (GET)                this worker (every worker holds every retained
+//                                         message)
+//   /api/v1/taps                          a tap on every worker (a worker sees only the
+//                                         messages routed through it: a publish goes to the
+//                                         workers with interest only); reads merge them
+//                                         (FrontTap, the one state the front door keeps)
 //   DELETE /api/v1/retained/{topic}       every worker (each holds a copy)
 //
 // Answers keep the single-process shapes and statuses; a worker that does not answer is left
@@ -30,6 +35,10 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -65,14 +74,44 @@ class FrontDoor {
   // Forwards the request as it came to `worker` and answers with its answer.
   void relay(const httplib::Request& req, httplib::Response& res, unsigned worker);
   // The worker that holds client `raw_id` (as written in the request's path), or none.
-  std::optional<unsigned> holder_of(std::string_view raw_id, WorkerReply* found = nullptr);
-  // Forwards to the holder of the id in the path, or to this worker when none holds it (its
-  // answer is then the single-process one: 404, 400...).
+  // `unsure` gets "workers_unanswered"/"worker_errors" when none was found and some worker
+  // did not answer 200 or 404 (it may be the holder, restarting or stalled).
+  std::optional<unsigned> holder_of(std::string_view raw_id, WorkerReply* found = nullptr,
+                                    nlohmann::json* unsure = nullptr);
+  // Forwards to the holder of the id in the path; when none holds it, 503 if some worker did
+  // not answer, else this worker's answer (the single-process one: 404, 400...).
   void to_holder(const httplib::Request& req, httplib::Response& res, std::string_view raw_id);
   std::string forward_request(const httplib::Request& req) const;
 
+  // A tap through the front door: one tap on each worker, read in turn; its messages get
+  // this tap's own sequence numbers and ring, so ?after= works as on one process. A worker
+  // whose tap is gone (it restarted, or could not open one) gets a new one at the next read.
+  struct FrontTap {
+    std::mutex mutex;  // one read at a time (it calls the workers)
+    std::string filter;
+    std::vector<std::optional<uint64_t>> ids;  // each worker's tap, none: to open
+    std::vector<uint64_t> after, dropped;       // each worker's cursor and dropped count
+    std::deque<nlohmann::json> ring;            // merged, oldest first, "seq" renumbered
+    uint64_t seq = 0, ring_dropped = 0;
+    std::chrono::steady_clock::time_point last_read;
+  };
+  static constexpr size_t kTapRing = 200;
+  static constexpr auto kTapIdle = std::chrono::seconds(60);
+  static constexpr size_t kMaxTaps = 16;
+
+  void open_tap(const httplib::Request& req, httplib::Response& res);
+  void read_tap(const httplib::Request& req, httplib::Response& res);
+  void close_tap(const httplib::Request& req, httplib::Response& res);
+  // Reads every worker's part of `tap` into its ring (opening the missing ones); `notes`
+  // gets the workers that did not answer and those whose tap was opened again.
+  void pull(FrontTap& tap, nlohmann::json& notes);
+  std::shared_ptr<FrontTap> find_tap(std::string_view id);
+
   WorkerCalls calls_;
   FrontDoorConfig config_;
+  std::mutex taps_mutex_;
+  std::map<uint64_t, std::shared_ptr<FrontTap>> taps_;
+  uint64_t next_tap_ = 1;
 };
 
 }  // namespace tcpms::admin

@@ -123,4 +123,21 @@ json merge_subscriptions(const std::vector<json>& answers, size_t limit) {
   return {{"subscriptions", std::move(rows)}, {"truncated", truncated}};
 }
 
+bool note_unusable(nlohmann::json& out, const std::vector<WorkerReply>& replies,
+                   std::initializer_list<int> usable) {
+  nlohmann::json indexes = nlohmann::json::array(), errors = nlohmann::json::array();
+  for (const WorkerReply& r : replies) {
+    if (r.answered() && std::find(usable.begin(), usable.end(), r.http.status) != usable.end())
+      continue;
+    std::string_view text = r.answered() ? std::string_view(r.http.body) : std::string_view(r.error);
+    text = text.substr(0, std::min(text.find('\n'), size_t{200}));
+    indexes.push_back(r.worker);
+    errors.push_back({{"worker", r.worker}, {"status", r.http.status}, {"error", std::string(text)}});
+  }
+  if (indexes.empty()) return false;
+  out["workers_unanswered"] = std::move(indexes);
+  out["worker_errors"] = std::move(errors);
+  return true;
+}
+
 }  // namespace tcpms::admin

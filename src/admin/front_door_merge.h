@@ -10,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "admin/worker_calls.h"
+
 namespace tcpms::admin {
 
 // GET /api/v1/stats: numbers are added up (totals, rates, gauges of counts), "loops" are put
@@ -33,5 +35,12 @@ nlohmann::json merge_pages(const std::vector<nlohmann::json>& pages, const char*
 
 // GET /api/v1/subscriptions: the union, sorted by client id then filter, at most `limit`.
 nlohmann::json merge_subscriptions(const std::vector<nlohmann::json>& answers, size_t limit);
+
+// Names the workers whose answer cannot be used: no answer, or a status not in `usable`.
+// Adds to `out` "workers_unanswered": [index, ...] and "worker_errors": [{"worker", "status"
+// (0: no answer), "error" (the first line of its body, or why there is no answer)}], or
+// nothing when every answer was usable. Returns whether any was named.
+bool note_unusable(nlohmann::json& out, const std::vector<WorkerReply>& replies,
+                   std::initializer_list<int> usable = {200});
 
 }  // namespace tcpms::admin

@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -234,3 +235,155 @@ def test_raw_connections_of_every_worker_by_connection_id():
         finally:
             for s in socks:
                 s.close()
+
+
+ASK_WORKER = r"""
+import os, socket, sys
+name, uid = sys.argv[1], int(sys.argv[2])
+if uid != os.geteuid():
+    os.setuid(uid)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(5)
+s.connect("\0" + name)
+try:
+    s.sendall(b"GET /api/v1/stats HTTP/1.1\r\nHost: w\r\nConnection: close\r\n\r\n")
+    print(s.recv(64).decode(errors="replace").split("\r\n")[0])
+except OSError as e:
+    print("error", e)
+"""
+
+
+def test_a_workers_own_api_refuses_another_user():
+    """The workers' own admin APIs are on abstract Unix sockets, which have no permissions:
+    a peer of another uid (not root) is closed at once, the server's own uid is answered."""
+    if os.geteuid() != 0:
+        import pytest
+        pytest.skip("needs root to connect as another user")
+    with Server("--protocol", "mqtt", "--processes", "2", "--threads", "1") as srv:
+        srv.wait_for(lambda: srv.admin("/readyz")[0] == 200, what="every worker ready")
+
+        def ask(uid):
+            out = subprocess.run([sys.executable, "-c", ASK_WORKER, f"tcpms-{srv.pid}-admin-1", str(uid)],
+                                 capture_output=True, text=True, timeout=20)
+            assert out.returncode == 0, out.stderr
+            return out.stdout.strip()
+
+        assert ask(os.geteuid()) == "HTTP/1.1 200 OK"
+        assert ask(65534) in ("", "error [Errno 104] Connection reset by peer",
+                              "error [Errno 32] Broken pipe"), "another user was answered"
+        assert api(srv, "/api/v1/stats")[0] == 200  # the front door still reaches worker 1
+
+
+def test_an_unanswering_worker_is_not_taken_for_no_such_client():
+    """While a worker is stalled (it may hold the id), a lookup by id that nobody answering
+    holds is 503 naming it, not 404; and merged lists name it."""
+    with Server("--protocol", "mqtt", "--processes", "3", "--threads", "1") as srv:
+        srv.wait_for(lambda: srv.admin("/readyz")[0] == 200, what="every worker ready")
+        stalled = next(p for p in children(srv.pid) if srv.admin_port not in listening_ports([p]))
+        os.kill(stalled, signal.SIGSTOP)
+        try:
+            for method, path in [("GET", "/api/v1/clients/nobody"), ("DELETE", "/api/v1/clients/nobody"),
+                                 ("DELETE", "/api/v1/sessions/nobody")]:
+                status, body = api(srv, path, method)
+                assert status == 503, (path, status, body)
+                assert len(body["workers_unanswered"]) == 1 and body["workers_unanswered"][0] != 0, body
+                assert body["worker_errors"][0]["status"] == 0, body
+            status, body = api(srv, "/api/v1/clients/nobody/send", "POST", {"topic": "t", "payload": "x"})
+            assert status == 503, body
+            status, body = api(srv, "/api/v1/clients")
+            assert status == 200 and len(body["workers_unanswered"]) == 1, body
+        finally:
+            os.kill(stalled, signal.SIGCONT)
+        assert api(srv, "/api/v1/clients/nobody")[0] == 404
+
+
+def test_publish_counts_every_workers_receivers_of_a_long_topic():
+    """The other workers count their receivers from a POST body: a topic longer than a
+    worker's header limit (16 KiB) is counted on every worker, not silently left out."""
+    with Server("--protocol", "mqtt", "--processes", "3", "--threads", "1") as srv:
+        srv.wait_for(lambda: srv.admin("/readyz")[0] == 200, what="every worker ready")
+        clients = [Client(f"wide-{i}", srv.port) for i in range(9)]
+        try:
+            for c in clients:
+                c.c.subscribe("#", qos=0)
+            srv.wait_for(lambda: api(srv, "/api/v1/stats")[1]["protocol_stats"]["subscriptions"] == 9,
+                         what="every subscription counted")
+            loops = {c["loop"] for c in api(srv, "/api/v1/clients")[1]["clients"]}
+            assert len(loops) > 1, loops
+            topic = "long/" + "x" * 20000
+            status, body = api(srv, "/api/v1/publish", "POST", {"topic": topic, "payload": "p"})
+            assert status == 200, body
+            assert body["receivers"] == 9 and "workers_unanswered" not in body, \
+                {k: v for k, v in body.items() if k != "topic"}
+            status, body = api(srv, "/api/v1/receivers", "POST", {"topic": topic})
+            assert status == 200 and body["receivers"] == 9, body
+            assert api(srv, "/api/v1/receivers?topic=a/b")[1]["receivers"] == 9
+        finally:
+            for c in clients:
+                c.stop()
+
+
+def test_a_tap_through_the_front_door_sees_every_worker():
+    """A publish from a client on worker 1 or 2, with no subscriber anywhere, is routed to no
+    other worker; a tap through the front door still sees it (it taps every worker), and
+    keeps doing so after that worker restarts."""
+    with Server("--protocol", "mqtt", "--processes", "3", "--threads", "1") as srv:
+        srv.wait_for(lambda: srv.admin("/readyz")[0] == 200, what="every worker ready")
+        status, tap = api(srv, "/api/v1/taps", "POST", {"filter": "tap/#"})
+        assert status == 201 and tap["messages"] == [], tap
+        seen = []
+
+        def read():
+            nonlocal tap
+            status, body = api(srv, f"/api/v1/taps/{tap['id']}?after={tap['next']}")
+            assert status == 200, body
+            seen.extend(body["messages"])
+            tap = body
+            return body
+
+        def far_client(prefix):
+            for i in range(30):
+                c = Client(f"{prefix}-{i}", srv.port)
+                loop = api(srv, f"/api/v1/clients/{c.cid}")[1]["loop"]
+                if loop != 0:
+                    return c, loop
+                c.stop()
+            raise AssertionError("no client landed on another worker than 0")
+
+        pub, loop = far_client("pub")
+        pub.c.publish("tap/far", b"from afar", qos=1).wait_for_publish(5)
+        srv.wait_for(lambda: read() and any(m["topic"] == "tap/far" for m in seen), what="the tap seeing it")
+        m = next(m for m in seen if m["topic"] == "tap/far")
+        assert m["payload"] == "from afar" and m["worker"] == loop, m
+        assert [m["seq"] for m in seen] == list(range(1, len(seen) + 1))
+        assert read()["messages"] == []  # nothing twice
+
+        # That worker restarts: its part of the tap is opened again at the next read.
+        pub.stop()
+        pid = worker_pid(srv.pid, loop)
+        os.kill(pid, signal.SIGKILL)
+        srv.wait_for(lambda: worker_pid(srv.pid, loop) not in (None, pid), what="the worker restarted")
+        srv.wait_for(lambda: srv.admin("/readyz")[0] == 200, what="ready again")
+        srv.wait_for(lambda: loop in read().get("workers_reopened", []), what="its tap opened again")
+        again = None
+        for i in range(30):
+            c = Client(f"again-{i}", srv.port)
+            if api(srv, f"/api/v1/clients/{c.cid}")[1]["loop"] == loop:
+                again = c
+                break
+            c.stop()
+        assert again is not None, "no client landed on the restarted worker"
+        again.c.publish("tap/again", b"still seen", qos=1).wait_for_publish(5)
+        srv.wait_for(lambda: read() and any(m["topic"] == "tap/again" for m in seen), what="the tap after the restart")
+        again.stop()
+        assert api(srv, f"/api/v1/taps/{tap['id']}", "DELETE")[0] == 200
+        assert api(srv, f"/api/v1/taps/{tap['id']}")[0] == 404
+
+
+def worker_pid(supervisor, index):
+    """The pid of worker `index` of `supervisor`: the process listening on its admin socket."""
+    out = subprocess.run(["ss", "-Hxlp"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        if f"@tcpms-{supervisor}-admin-{index} " in line and "pid=" in line:
+            return int(line.split("pid=")[1].split(",")[0])
+    return None

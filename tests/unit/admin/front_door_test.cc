@@ -213,6 +213,35 @@ class FakeWorker {
   std::thread thread_;
 };
 
+TEST(FrontDoorMerge, NamesEveryWorkerWhoseAnswerIsNotUsable) {
+  auto reply = [](unsigned worker, int status, std::string body, std::string error = {}) {
+    WorkerReply r;
+    r.worker = worker;
+    r.http.status = status;
+    r.http.body = std::move(body);
+    r.error = std::move(error);
+    return r;
+  };
+  std::vector<WorkerReply> replies = {
+      reply(0, 200, "{}"), reply(1, 431, "{\"error\":\"header too large\"}\nmore"),
+      reply(2, 0, "", "worker 2: timed out"), reply(3, 404, "{\"error\":\"no client\"}")};
+  json out = json::object();
+  EXPECT_TRUE(note_unusable(out, replies));
+  EXPECT_EQ(out["workers_unanswered"], json({1, 2, 3}));
+  EXPECT_EQ(out["worker_errors"][0], json({{"worker", 1}, {"status", 431},
+                                           {"error", "{\"error\":\"header too large\"}"}}));
+  EXPECT_EQ(out["worker_errors"][1], json({{"worker", 2}, {"status", 0}, {"error", "worker 2: timed out"}}));
+  EXPECT_EQ(out["worker_errors"][2]["status"], 404);
+
+  json lookup = json::object();  // who holds an id: 404 is an answer ("not here")
+  EXPECT_TRUE(note_unusable(lookup, replies, {200, 404}));
+  EXPECT_EQ(lookup["workers_unanswered"], json({1, 2}));
+
+  json fine = json::object();
+  EXPECT_FALSE(note_unusable(fine, {replies[0]}));
+  EXPECT_FALSE(fine.contains("workers_unanswered"));
+}
+
 TEST(WorkerCalls, AsksEveryWorkerAtOnceAndThisOneInProcess) {
   const std::string base = "tcpms-front-door-test-" + std::to_string(::getpid());
   FakeWorker one(base + "-1", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none");
