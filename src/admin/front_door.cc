@@ -376,6 +376,7 @@ std::vector<Route> FrontDoor::api_routes() {
 
   routes.push_back({R"(/api/v1/clients/(.+)/send)", "POST",
                     [this](const httplib::Request& req, httplib::Response& res) {
+    if (config_.routed_push) return relay(req, res, calls_.self());
     to_holder(req, res, raw_id(req, kClientsPath, "/send"));
   }});
 

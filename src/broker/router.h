@@ -91,6 +91,7 @@ class Router {
   // (when set) runs exactly once, on any thread, with what became of it.
   enum class PushOutcome : uint8_t {
     kHeld,          // a process holding that client id took it
+    kQueued,        // the process that holds it queued it in the client's offline session
     kNoSuchClient,  // no process holds that id
     kUnknown,       // routed, but no answer came in time
   };

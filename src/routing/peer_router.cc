@@ -740,8 +740,8 @@ void PeerRouter::finish_by_id(uint64_t request, ReplyStatus status) {
   auto* b = std::get_if<PendingById>(&*p);
   if (b == nullptr || !b->done) return;
   switch (status) {
-    case ReplyStatus::kDone:
-    case ReplyStatus::kQueued: b->done(PushOutcome::kHeld); break;
+    case ReplyStatus::kDone: b->done(PushOutcome::kHeld); break;
+    case ReplyStatus::kQueued: b->done(PushOutcome::kQueued); break;
     case ReplyStatus::kNoSuchClient: b->done(PushOutcome::kNoSuchClient); break;
     case ReplyStatus::kFailed: b->done(PushOutcome::kUnknown); break;
   }

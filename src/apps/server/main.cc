@@ -103,6 +103,7 @@ admin::FrontDoorConfig front_door_config(const ServerOptions& opt) {
   admin::FrontDoorConfig c;
   c.bearer_token = opt.admin_token;
   c.order = opt.protocol == "mqtt" ? admin::PageOrder::kById : admin::PageOrder::kByConnection;
+  c.routed_push = opt.protocol == "mqtt";
   // Families that describe one process get a worker label; the server's totals are summed.
   c.metrics.per_worker = {"tcpms_process_", "tcpms_worker_queue_depth", "tcpms_mesh_",
                           "tcpms_routing_", "tcpms_mqtt_retained_messages",

@@ -76,20 +76,27 @@ admin::PushResult MqttPushTarget::send_to_client(std::string_view client_id,
       // within its Redis timeouts; the bound is for a router that never would.
       std::unique_lock lock(answer->mu);
       answer->cv.wait_for(lock, routed_wait_, [&] { return answer->outcome.has_value(); });
+      // No answer: the id's home (or its holder) is stalled, restarting or unreachable. 503,
+      // not 200 and not 404: the message may or may not have reached the client.
       if (!answer->outcome) {
-        return {admin::PushStatus::kDone,
-                fmt::format("routed; no answer about its holder within {} ms", routed_wait_.count()), 0};
+        return {admin::PushStatus::kUnavailable,
+                fmt::format("routed, but no answer about its holder within {} ms: it may or may "
+                            "not have been delivered", routed_wait_.count()), 0};
       }
       switch (*answer->outcome) {
         case broker::Router::PushOutcome::kHeld:
           return {admin::PushStatus::kDone, "sent to the node that holds it", 1, true};
+        case broker::Router::PushOutcome::kQueued:
+          return {admin::PushStatus::kQueued, "queued in its offline session", 0};
         case broker::Router::PushOutcome::kNoSuchClient:
           return {admin::PushStatus::kNotFound,
                   "no client '" + std::string(client_id) + "' on any node", 0};
         case broker::Router::PushOutcome::kUnknown:
           break;
       }
-      return {admin::PushStatus::kDone, "routed to the node or worker that holds it, if any", 0};
+      return {admin::PushStatus::kUnavailable,
+              "routed, but the worker or node that knows its holder did not answer in time: it "
+              "may or may not have been delivered", 0};
     }
     case broker::SendResult::kQueued:
       return {admin::PushStatus::kQueued, "queued in its offline session", 0};
