@@ -205,8 +205,8 @@ struct Aead::Impl {
     return nullptr;
   }
 
-  // Keys the context for one record (its nonce from the sequence number) and runs the
-X
+  // Keys the context for one record (its nonce from the sequence number), runs the record's
+  // header through it as additional data, then the `n` bytes after the header, in place.
   bool crypt(Suite s, const TrafficKeys& keys, bool encrypt, unsigned char* record, size_t n) noexcept {
     const EVP_CIPHER* c = cipher(s);
     if (c == nullptr || ctx == nullptr) return false;
