@@ -40,7 +40,7 @@ std::byte* record_buffer(net::LoopCore& core) {
 void EventLoop::free_ssl(Transport& t) {
   SSL* ssl = t.ssl();
   if (ssl == nullptr) return;
-  delete net::records_of(ssl);  // only while the handshake runs, or if it could not leave
+  delete net::records_of(ssl);  // a handshake that did not finish
   SSL_set_app_data(ssl, nullptr);
   SSL_free(ssl);  // frees its BIO too
   t.ssl_ = nullptr;
@@ -51,7 +51,12 @@ bool EventLoop::leave_openssl(Connection& c) {
   Transport& t = *static_cast<Transport*>(c.user_);
   SSL* ssl = t.ssl();
   net::TlsRecords* r = ssl ? net::records_of(ssl) : nullptr;
-  if (r == nullptr || !net::take_over(ssl, *r)) return false;
+  if (r == nullptr) return false;
+  if (!net::take_over(ssl, *r)) {  // TLS 1.2 or another suite: OpenSSL keeps it, keys unneeded
+    SSL_set_app_data(ssl, nullptr);
+    delete r;
+    return false;
+  }
   const TlsServerSettings& s = t.config->options.tls->server_settings();
   if (s.identity_as_username && !tcpms::certificate_identity(ssl, s.identity_field, r->identity))
     r->identity.clear();
