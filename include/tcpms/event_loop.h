@@ -221,7 +221,7 @@ class EventLoop {
   void app_input(Connection& c, ByteView data);
   bool send_transport_bytes(Connection& c, ByteView bytes);
   void open_for_handler(Connection& c);
-  void trim_after_handshakes();
+  void trim_after_churn();
   uint32_t index_;
   LoopConfig config_;
   Server* server_;

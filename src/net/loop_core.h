@@ -113,7 +113,14 @@ class LoopCore {
   std::unique_ptr<tls13::Aead> aead;             // TLS 1.3 records sealed and opened here
   std::unique_ptr<std::byte[]> record_out;       // one sealed record, tls13::kMaxRecordBytes
   uint64_t ws_key_seed = 0;                      // client Sec-WebSocket-Key material
-  uint32_t handshakes_since_trim = 0;            // TLS handshakes ended since the last trim
+  // Memory given back after churn (EventLoop::trim_after_churn): a login or a close counts 1,
+  // a TLS handshake (tens of KB of scratch) counts as a whole batch.
+  static constexpr uint32_t kTrimChurn = 1000;
+  static constexpr uint32_t kHandshakeChurn = kTrimChurn;
+  static constexpr uint32_t kTrimChurnWhenQuiet = 64;  // a burst that ended
+  uint32_t churn_since_trim = 0;
+  uint64_t last_churn_ms = 0;
+  bool trim_check_armed = false;  // a loop timer will look again (an idle loop may not wake)
   uint64_t last_trim_ms = 0;
 
   std::map<uint64_t, LoopTimer> timers;              // by id

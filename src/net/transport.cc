@@ -14,7 +14,6 @@
 #include "net/transport.h"
 
 #include <arpa/inet.h>
-#include <malloc.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -32,7 +31,6 @@
 #include "proxy/proxy_header.h"
 #include "tcpms/event_loop.h"
 #include "tcpms/server.h"
-#include "tcpms/worker_pool.h"
 #include "websocket/handshake.h"
 
 namespace tcpms {
@@ -479,7 +477,7 @@ bool EventLoop::tls_input(Connection& c, MutableByteView raw) {
         break;
       }
       t.flags |= Transport::kHandshakeDone;
-      ++core_->handshakes_since_trim;
+      core_->churn_since_trim += net::LoopCore::kHandshakeChurn;
       if (SSL_session_reused(ssl)) stats_.tls_resumed.add();
       else stats_.tls_handshakes.add();
       // A TLS 1.3 server connection keeps only its keys from here (transport_tls13.cc); the
@@ -531,7 +529,7 @@ bool EventLoop::tls_input(Connection& c, MutableByteView raw) {
 
 void EventLoop::tls_failed(Connection& c, int ssl_error, bool) {
   Transport& t = *static_cast<Transport*>(c.user_);
-  ++core_->handshakes_since_trim;
+  core_->churn_since_trim += net::LoopCore::kHandshakeChurn;
   const unsigned long err = ERR_peek_last_error();
   std::string detail;
   TlsFailure cause = net::classify(t.ssl(), err, detail);
@@ -853,24 +851,6 @@ bool EventLoop::tls_write(Connection& c, const ByteView* pieces, size_t count, b
 }  // namespace tcpms
 
 namespace tcpms {
-
-// A TLS handshake needs tens of KB for a moment (record buffers, key shares, certificate
-// messages) and keeps about 14 KB. After a storm of thousands at once, the allocator holds the
-// difference as free chunks between live ones, pages the process keeps for nothing: measured,
-// 1,000 handshakes in flight left 30 KB per idle connection instead of 15. So once a second
-// at most, after handshakes, the free pages go back to the kernel (glibc's malloc_trim
-// releases whole free pages inside the heap, not only at its top), on the worker pool so the
-// loop does not wait for it.
-void EventLoop::trim_after_handshakes() {
-  if (core_->handshakes_since_trim == 0 || now_ms_ - core_->last_trim_ms < 1000) return;
-  core_->handshakes_since_trim = 0;
-  core_->last_trim_ms = now_ms_;
-  if (server_ != nullptr) {
-    server_->workers().submit([] { ::malloc_trim(0); });
-  } else {
-    ::malloc_trim(0);
-  }
-}
 
 SSL* EventLoop::handshaking_ssl(const Connection& c) const noexcept {
   const auto& t = *static_cast<const Transport*>(c.user_);
