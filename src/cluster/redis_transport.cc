@@ -68,7 +68,7 @@ RedisTransport::RedisTransport(ClusterConfig config)
     : config_(std::move(config)),
       incarnation_(make_incarnation()),
       sender_tag_(config_.node_id + "/" + incarnation_),
-      lease_(config_.node_id, config_.lease_ms),
+      lease_(config_.lease_ms),
       outbox_(config_.outbox_capacity) {
   config_.max_nodes = std::clamp<uint32_t>(config_.max_nodes, 2, kMaxNodeSlots);
   for (auto& s : state_) s.store(PeerState::kDown, std::memory_order_relaxed);
