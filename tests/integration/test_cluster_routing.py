@@ -4,7 +4,7 @@ each with its own store and persistence.sync = every-message. MQTT 5.0 propertie
 properties, message expiry, subscription identifiers) across nodes; a 5.0 persistent session
 moving to the other node; shared subscriptions across nodes (each message once, to one member;
 a member that leaves gets no more); a QoS 1 publish whose PUBACK waits for the other node's
-store."""
+store; client-id homes following a node that joins and one that is killed."""
 import collections
 import shutil
 import tempfile
@@ -40,7 +40,7 @@ def pair():
         for n in nodes.values():
             n.wait_for(lambda n=n: cluster_metric(n, "tcpms_cluster_nodes_alive") == 1, 10,
                        what="each node sees the other")
-        yield nodes
+        yield {**nodes, "redis": redis}
     finally:
         for n in nodes.values():
             n.__exit__(None, None, None)
@@ -213,3 +213,37 @@ def test_every_message_sync_puback_waits_for_the_other_nodes_store(pair):
     sub.close()
     pub.close()
     connected(b.port, "dur-sub", clean=True).close()
+
+
+def test_homes_follow_nodes_that_come_and_go(pair):
+    """Client-id homes are rendezvous hashing over the live nodes. A node that joins becomes
+    the home of some ids (their holders enroll them there); one that is killed hands them on
+    (the holders enroll them at their new homes). Takeovers by id keep working across both
+    changes, whichever node is an id's home."""
+    a, b = pair["a"], pair["b"]
+    ids = [f"home-{i}" for i in range(12)]
+    on_a = {i: connected(a.port, i) for i in ids}
+    store = tempfile.mkdtemp(prefix="tcpms-cluster-store-")
+    try:
+        with node(pair["redis"].port, "c", store) as c:
+            for n in (a, b, c):
+                wait_until(lambda n=n: cluster_metric(n, "tcpms_cluster_nodes_alive") == 2, 10,
+                           "three nodes")
+            # Some of the ids are homed on c now: a enrolled them there.
+            wait_until(lambda: cluster_metric(c, "tcpms_routing_directory_entries") >= 1, 5,
+                       "c is home of some of a's ids")
+            on_b = {}
+            for i in ids:
+                on_b[i] = connected(b.port, i)
+                on_a[i].expect_closed(3)  # [MQTT-3.1.4-2]: the home knew a held it
+            c.kill()  # no goodbye: its lease runs out
+            for n in (a, b):
+                wait_until(lambda n=n: cluster_metric(n, "tcpms_cluster_nodes_alive") == 1, LEASE_S * 3,
+                           "c's lease expired")
+            # The ids c was home of have new homes, where b enrolled them.
+            for i in ids:
+                again = connected(a.port, i)
+                on_b[i].expect_closed(3)
+                again.close()
+    finally:
+        shutil.rmtree(store, ignore_errors=True)
