@@ -177,13 +177,7 @@ routing::PeerId RedisTransport::home_with(uint64_t key, routing::PeerId peer) co
 
 bool RedisTransport::send(routing::PeerId to, SharedBytes frame) {
   if (to >= config_.max_nodes || to == self_ || stopping_.load(std::memory_order_relaxed)) return false;
-  const PeerState s = state_[to].load(std::memory_order_acquire);
-  // While a peer is being told everything (on_peer_up), only that telling goes to it: it must
-  // come before anything other threads send (transport.h).
-  if (s == PeerState::kDown ||
-      (s == PeerState::kOpening &&
-       opener_[to].load(std::memory_order_relaxed) != std::this_thread::get_id()))
-    return false;
+  if (state_[to].load(std::memory_order_acquire) == PeerState::kDown) return false;
   if (!command_up_.load(std::memory_order_acquire)) {
     metrics_.dropped_redis_down.fetch_add(1, std::memory_order_relaxed);
     mark_lost(to);
@@ -191,11 +185,19 @@ bool RedisTransport::send(routing::PeerId to, SharedBytes frame) {
   }
   {
     std::lock_guard lock(queue_mu_);
-    if (queue_.size() >= config_.queue_capacity) {
+    const PeerState s = state_[to].load(std::memory_order_acquire);
+    if (s == PeerState::kDown) return false;
+    if (queue_.size() + held_[to].size() >= config_.queue_capacity) {
       metrics_.dropped_queue_full.fetch_add(1, std::memory_order_relaxed);
       mark_lost(to);
       resend_wanted_.store(true, std::memory_order_relaxed);
       return false;
+    }
+    // While a peer is being told everything (on_peer_up), what other threads send it waits
+    // until that telling is queued: it must come first (transport.h).
+    if (s == PeerState::kOpening && opener_[to].load(std::memory_order_relaxed) != std::this_thread::get_id()) {
+      held_[to].push_back({to, std::move(frame), false});
+      return true;
     }
     queue_.push_back({to, std::move(frame), false});
     metrics_.queue_depth.store(queue_.size(), std::memory_order_relaxed);
@@ -243,7 +245,11 @@ std::string RedisTransport::name_of(routing::PeerId peer) const {
 
 void RedisTransport::peer_down_locked(routing::PeerId peer) {
   if (state_[peer].load(std::memory_order_relaxed) == PeerState::kDown) return;
-  state_[peer].store(PeerState::kDown, std::memory_order_release);
+  {
+    std::lock_guard lock(queue_mu_);
+    state_[peer].store(PeerState::kDown, std::memory_order_release);
+    held_[peer].clear();
+  }
   live_.fetch_and(~(uint64_t{1} << peer), std::memory_order_acq_rel);
   lost_[peer].store(false, std::memory_order_relaxed);
   metrics_.nodes_alive.fetch_sub(1, std::memory_order_relaxed);
@@ -253,22 +259,29 @@ void RedisTransport::peer_down_locked(routing::PeerId peer) {
 
 void RedisTransport::peer_up_locked(routing::PeerId peer, bool tell) {
   const bool was_up = state_[peer].load(std::memory_order_relaxed) != PeerState::kDown;
-  opener_[peer].store(std::this_thread::get_id(), std::memory_order_relaxed);
-  state_[peer].store(PeerState::kOpening, std::memory_order_release);
+  {
+    std::lock_guard lock(queue_mu_);
+    opener_[peer].store(std::this_thread::get_id(), std::memory_order_relaxed);
+    state_[peer].store(PeerState::kOpening, std::memory_order_release);
+    // "up" first: the peer forgets what it knew of us before the rest arrives.
+    if (tell) queue_.push_back({peer, SharedBytes(), true});
+  }
+  queue_cv_.notify_one();
   live_.fetch_or(uint64_t{1} << peer, std::memory_order_acq_rel);
   lost_[peer].store(false, std::memory_order_relaxed);
   if (!was_up) {
     metrics_.nodes_alive.fetch_add(1, std::memory_order_relaxed);
     spdlog::info("cluster: node '{}' (slot {}) is up", name_of(peer), peer);
   }
-  if (tell) {
-    // "up" first: the peer forgets what it knew of us before the rest arrives.
+  if (receiver_) receiver_->on_peer_up(peer);
+  {
+    // What other threads sent meanwhile goes after the telling, in the order they sent it.
     std::lock_guard lock(queue_mu_);
-    queue_.push_back({peer, SharedBytes(), true});
+    for (Outgoing& o : held_[peer]) queue_.push_back(std::move(o));
+    held_[peer].clear();
+    state_[peer].store(PeerState::kUp, std::memory_order_release);
   }
   queue_cv_.notify_one();
-  if (receiver_) receiver_->on_peer_up(peer);
-  state_[peer].store(PeerState::kUp, std::memory_order_release);
 }
 
 void RedisTransport::resend_to_lost() {
@@ -578,17 +591,15 @@ void RedisTransport::command_main() {
       }
       metrics_.queue_depth.store(queue_.size(), std::memory_order_relaxed);
     }
-    bool ok = true;
-    if (lease_.refresh_due(now_ms())) ok = refresh();
-    if (ok && !batch.empty()) ok = process(batch);
+    // The batch first: a refresh that fails after it loses nothing of it.
+    bool ok = batch.empty() || process(batch);
+    if (ok && lease_.refresh_due(now_ms())) ok = refresh();
     if (!ok) {
       // Frames the failed round trip carried wait in the outbox for the reconnection (Redis
       // may have written some of them already: their sequence numbers let the receivers drop
       // the copies). Frames of the batch it never reached are lost: their peers hear "up".
       size_t dropped = 0;
       for (auto& item : in_flight_) dropped += outbox_.push(std::move(item));
-      if (in_flight_.empty())
-        for (const Outgoing& o : batch) mark_lost(o.to);
       in_flight_.clear();
       if (dropped != 0) {
         metrics_.dropped_failed.fetch_add(dropped, std::memory_order_relaxed);

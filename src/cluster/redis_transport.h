@@ -157,6 +157,8 @@ class RedisTransport final : public routing::Transport {
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
   std::deque<Outgoing> queue_;
+  // By peer: frames other threads sent while it was being told everything (under queue_mu_).
+  std::array<std::vector<Outgoing>, kMaxNodeSlots> held_;
   std::atomic<bool> resend_wanted_{false};
 
   // Timers.
