@@ -243,17 +243,22 @@ std::string RedisTransport::name_of(routing::PeerId peer) const {
   return names_[peer];
 }
 
-void RedisTransport::peer_down_locked(routing::PeerId peer) {
+void RedisTransport::peer_down_locked(routing::PeerId peer, bool coming_back) {
   if (state_[peer].load(std::memory_order_relaxed) == PeerState::kDown) return;
   {
     std::lock_guard lock(queue_mu_);
     state_[peer].store(PeerState::kDown, std::memory_order_release);
     held_[peer].clear();
   }
-  live_.fetch_and(~(uint64_t{1} << peer), std::memory_order_acq_rel);
+  // A peer taken down only to be brought up again at once (it restarted, or said "up") keeps
+  // its place in the homes: the ids it is home of do not move away and back.
+  if (!coming_back) live_.fetch_and(~(uint64_t{1} << peer), std::memory_order_acq_rel);
   lost_[peer].store(false, std::memory_order_relaxed);
   metrics_.nodes_alive.fetch_sub(1, std::memory_order_relaxed);
-  spdlog::info("cluster: node '{}' (slot {}) is down", name_of(peer), peer);
+  if (coming_back)
+    spdlog::debug("cluster: node '{}' (slot {}) is told everything again", name_of(peer), peer);
+  else
+    spdlog::info("cluster: node '{}' (slot {}) is down", name_of(peer), peer);
   if (receiver_) receiver_->on_peer_down(peer);
 }
 
@@ -434,7 +439,7 @@ bool RedisTransport::scan() {
       continue;
     }
     if (up && incarnations_[p] == incarnations[p]) continue;
-    if (up) peer_down_locked(p);  // it restarted
+    if (up) peer_down_locked(p, true);  // it restarted
     {
       std::lock_guard names_lock(names_mu_);
       names_[p] = names[p];
@@ -718,7 +723,7 @@ void RedisTransport::stream_main() {
           // it everything again (it does the same after this entry).
           std::lock_guard lock(members_mu_);
           if (state_[entry->slot].load(std::memory_order_relaxed) != PeerState::kDown)
-            peer_down_locked(entry->slot);
+            peer_down_locked(entry->slot, true);
           {
             std::lock_guard names_lock(names_mu_);
             names_[entry->slot] = std::string(entry->node());

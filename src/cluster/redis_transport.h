@@ -128,9 +128,9 @@ class RedisTransport final : public routing::Transport {
   void first_attempt_over();
   // Peers with frames lost since they were told: "up", then everything again.
   void resend_to_lost();
-  // Under members_mu_: `peer` goes down / comes up (the receiver told). `tell` writes "up"
-  // into its stream first.
-  void peer_down_locked(routing::PeerId peer);
+  // Under members_mu_: `peer` goes down / comes up (the receiver told). `coming_back`: it is
+  // brought up again at once (its homes stay). `tell` writes "up" into its stream first.
+  void peer_down_locked(routing::PeerId peer, bool coming_back = false);
   void peer_up_locked(routing::PeerId peer, bool tell);
   void mark_lost(routing::PeerId peer) { lost_[peer].store(true, std::memory_order_relaxed); }
   std::string name_of(routing::PeerId peer) const;

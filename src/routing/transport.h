@@ -56,15 +56,16 @@ class Transport {
   // `task` runs on the transport's thread after `delay_ms`; false (task dropped) once stopping.
   virtual bool run_after(uint32_t delay_ms, std::function<void()> task) = 0;
 
-  // The home of a client id; `key` is client_key(client_id) (directory.h).
+  // The home of a client id; `key` is client_key(client_id) (directory.h). A transport whose
+  // homes move decides by `key` alone (the directory keeps keys, not ids).
   virtual PeerId home_of(std::string_view client_id, uint64_t key) const {
     (void)key;
     return routing::home_of(client_id, peer_slots());
   }
   // True when homes follow the peers that are up (home_of changes as peers come and go).
   virtual bool homes_move() const { return false; }
-  // With homes_move(): the home `key` had while `peer` was up too (the peer that just went
-  // down). kNoPeer when not known.
+  // With homes_move(): the home `key` has with `peer` up too (the peer that just went down:
+  // the ids it was home of are those for which this is `peer`). kNoPeer when not known.
   virtual PeerId home_with(uint64_t key, PeerId peer) const {
     (void)key;
     (void)peer;
