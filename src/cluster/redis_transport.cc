@@ -291,11 +291,16 @@ void RedisTransport::peer_up_locked(routing::PeerId peer, bool tell) {
 
 void RedisTransport::resend_to_lost() {
   if (!resend_wanted_.exchange(false, std::memory_order_acq_rel) || !command_up_.load()) return;
+  // After a lapsed lease the others may have taken this node down and moved its homes: what
+  // this node knew of each of them (its directory's entries they held included) goes too, and
+  // both sides tell each other everything.
+  const bool rejoined = rejoined_.exchange(false, std::memory_order_acq_rel);
   std::lock_guard lock(members_mu_);
   for (PeerId p = 0; p < config_.max_nodes; ++p) {
     if (p == self_ || state_[p].load(std::memory_order_relaxed) != PeerState::kUp) continue;
-    if (!lost_[p].exchange(false, std::memory_order_relaxed)) continue;
+    if (!lost_[p].exchange(false, std::memory_order_relaxed) && !rejoined) continue;
     spdlog::info("cluster: frames to node '{}' were lost; telling it everything again", name_of(p));
+    if (rejoined) peer_down_locked(p, true);
     peer_up_locked(p, true);
   }
 }
@@ -398,8 +403,7 @@ bool RedisTransport::refresh() {
   if (r[0].is_nil()) {
     spdlog::warn("cluster: this node's lease was gone from Redis; joining again");
     if (!join()) return false;
-    for (PeerId p = 0; p < config_.max_nodes; ++p)
-      if (p != self_) mark_lost(p);
+    rejoined_.store(true, std::memory_order_relaxed);
     resend_wanted_.store(true, std::memory_order_relaxed);
   }
   lease_.refreshed(now_ms());
@@ -555,10 +559,7 @@ void RedisTransport::command_main() {
         continue;
       }
       if (ever_connected) metrics_.redis_reconnects.fetch_add(1, std::memory_order_relaxed);
-      if (rejoin && ever_connected) {
-        for (PeerId p = 0; p < config_.max_nodes; ++p)
-          if (p != self_) mark_lost(p);
-      }
+      if (rejoin && ever_connected) rejoined_.store(true, std::memory_order_relaxed);
       resend_wanted_.store(true, std::memory_order_relaxed);
       if (down_since_ms_ != 0) {
         const uint64_t dropped =

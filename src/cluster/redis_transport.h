@@ -160,6 +160,7 @@ class RedisTransport final : public routing::Transport {
   // By peer: frames other threads sent while it was being told everything (under queue_mu_).
   std::array<std::vector<Outgoing>, kMaxNodeSlots> held_;
   std::atomic<bool> resend_wanted_{false};
+  std::atomic<bool> rejoined_{false};  // the lease had lapsed: every peer is taken down and up
 
   // Timers.
   std::mutex timer_mu_;

@@ -848,6 +848,12 @@ void PeerRouter::rehome_after_up() {
 }
 
 void PeerRouter::rehome_after_down(PeerId peer) {
+  // What it held, as far as this home knows, is not known any more: a node that went is gone
+  // with its clients, and one that comes back enrolls what it still holds (enroll_at).
+  {
+    std::lock_guard lock(dir_mu_);
+    directory_.forget_holder(peer);
+  }
   // Ids held here whose home was the peer that went: enrolled at their new home (its
   // directory knew them; the new one does not).
   std::vector<std::pair<std::string, uint32_t>> moved;
