@@ -34,6 +34,8 @@
 #include "tcpms/loop_stats.h"
 #include "tcpms/unique_fd.h"
 
+struct ssl_st;  // OpenSSL's SSL
+
 namespace tcpms {
 
 namespace ws {
@@ -45,6 +47,7 @@ class Server;
 namespace net {
 class LoopCore;
 struct TransportConfig;
+struct Transport;
 struct TlsBio;
 }
 
@@ -197,9 +200,18 @@ class EventLoop {
   void transport_timeout(Connection& c);
   void transport_eof(Connection& c);
   void free_transport(Connection& c);
-  bool tls_input(Connection& c, ByteView raw);
+  bool tls_input(Connection& c, MutableByteView raw);
   bool tls_write(Connection& c, const ByteView* pieces, size_t count, bool defer);
   void tls_failed(Connection& c, int ssl_error, bool timeout_or_eof);
+  void free_ssl(net::Transport& t);
+  ::ssl_st* handshaking_ssl(const Connection& c) const noexcept;  // OpenSSL's SSL, until done
+  // The TLS 1.3 record layer after the handshake (transport_tls13.cc).
+  bool leave_openssl(Connection& c);
+  void records_input(Connection& c, MutableByteView data);
+  bool records_open(Connection& c, MutableByteView record);
+  bool records_write(Connection& c, const ByteView* pieces, size_t count, bool defer);
+  bool records_seal(Connection& c, uint8_t type, ByteView content, bool defer);
+  void records_fail(Connection& c, uint8_t alert, const char* what);
   void plaintext_input(Connection& c, MutableByteView data);
   void websocket_input(Connection& c, MutableByteView data);
   bool websocket_control(Connection& c, ws::Opcode opcode, MutableByteView payload);

@@ -74,6 +74,9 @@ struct LoopStats {
   Counter tls_handshakes;             // completed, full
   Counter tls_resumed;                // completed by resuming a session (ticket)
   std::array<Counter, static_cast<size_t>(TlsFailure::kCount)> tls_failures;
+  Counter tls_openssl_connections;    // gauge: TLS connections holding an OpenSSL SSL
+  Counter tls_key_updates;            // TLS 1.3 KeyUpdates received after the handshake
+  Counter tls_record_errors;          // closed for a bad record or a fatal alert after it
   Counter ws_upgrades;                // WebSocket handshakes completed
   Counter ws_refused;                 // Upgrade requests answered with an HTTP error
   Counter ws_protocol_errors;         // connections closed with a WebSocket close code >= 1002

@@ -31,6 +31,10 @@ struct TlsServerSettings {
   std::vector<std::string> alpn;  // protocols we accept, best first; none offered is fine
   bool session_tickets = true;    // resumption (TLS 1.2 and 1.3 tickets; no server cache)
   uint32_t session_lifetime_s = 7200;
+  // After a TLS 1.3 handshake, keep only the traffic keys and run the record layer in the
+  // engine, freeing OpenSSL's per-connection state (~14 KB); off: OpenSSL keeps every
+  // connection to its end.
+  bool own_record_layer = true;
 };
 
 struct TlsClientSettings {

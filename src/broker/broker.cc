@@ -609,6 +609,10 @@ void Broker::render_metrics(std::string& out) const {
       {"tcpms_mqtt_shared_redistributed_total", "counter",
        "Messages of a shared subscription member that left or went offline, given to another.",
        &BrokerStats::shared_redistributed},
+      {"tcpms_mqtt_shared_handoffs_returned_total", "counter",
+       "Of those, stored ones the taking member's process never confirmed stored (down, or no "
+       "answer in time): back to the member that had them.",
+       &BrokerStats::shared_handoffs_returned},
       {"tcpms_mqtt_cross_loop_posts_total", "counter",
        "Publishes posted to another loop (one task per loop, not per subscriber).",
        &BrokerStats::cross_loop_posts},

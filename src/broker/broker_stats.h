@@ -34,6 +34,7 @@ struct BrokerStats {
   Counter shared_deliveries;   // messages given to a shared subscription member here
   Counter shared_skipped;      // a member offline or stalled: the next one took it
   Counter shared_redistributed;  // a leaving member's message given to another member
+  Counter shared_handoffs_returned;  // of those, stored ones nobody confirmed: back to it
   Counter acl_publish_denied;  // PUBLISH dropped: the ACL refused the topic
   Counter acl_subscribe_denied;  // SUBACK 0x80: the ACL refused the filter
   Counter authorization_waits;   // PUBLISH/SUBSCRIBE paused while an answer was fetched

@@ -269,8 +269,14 @@ class MqttHandler final : public Handler {
   // store writes for it are durable; else at once, as nothing was stored).
   void answer_wait(const DurableWait& wait, bool delivered_here);
   // A member leaving or going offline: its queued and QoS 1 in-flight messages of its groups
-  // (or of `only_group`) go to other members, if there are any.
+  // (or of `only_group`) go to other members, if there are any. A stored one is handed off:
+  // its stored copy stays until the member taking it has its own (handoff_answered).
   void redistribute_shared(Session& s, uint32_t only_group);
+  // The answer for hand-off `token` (DurableWait::for_handoff): `ok`, the member that took it
+  // has its copy (submitted to this process's store, which commits in submission order, or
+  // committed by another process), so the leaving member's copy goes; else it comes back to
+  // that member (or, if its session is no longer on this loop, to the group).
+  void handoff_answered(uint64_t token, bool ok);
   // One member per matching group, for a publish entering here. Returns how many groups; each
   // answers `wait` once (answer_wait).
   uint32_t route_shared(const Message& m, const DurableWait& wait = {});
@@ -392,6 +398,17 @@ class MqttHandler final : public Handler {
   std::unique_ptr<DurableGate> gate_;
   uint32_t store_listener_ = 0;
   std::vector<std::string> recovered_ids_;  // announced to the router once running
+  // Shared messages handed from a stored member to another, by hand-off id, until answered
+  // (redistribute_shared). `session` is only compared with the registry's, never
+  // dereferenced unless the registry says this loop still owns it.
+  struct HandOff {
+    std::string client_id;
+    Session* session;
+    OutMessage message;  // with its stored copy's ids
+    uint32_t group;
+  };
+  std::unordered_map<uint64_t, HandOff> handoffs_;
+  uint64_t next_handoff_ = 1;
 };
 
 // The first byte of Connection::user_data says what it points to.

@@ -174,6 +174,10 @@ void MqttHandler::gate_echo(uint64_t token, uint64_t seq) {
 }
 
 void MqttHandler::gate_answer(uint64_t token, bool ok, uint64_t seq) {
+  if (token & DurableWait::kHandOff) {  // not the gate's: a shared message handed on
+    handoff_answered(token, ok);
+    return;
+  }
   if (!gate_) return;
   if (!ok) {
     gate_->fail(token);
@@ -185,6 +189,15 @@ void MqttHandler::gate_answer(uint64_t token, bool ok, uint64_t seq) {
 }
 
 void MqttHandler::answer_wait(const DurableWait& wait, bool delivered_here) {
+  if (wait.is_handoff()) {
+    // Delivered here: the taker's store writes for it are submitted by now, before the
+    // leaving member's copy is deleted on its loop (one store, committed in order).
+    if (wait.loop == loop_.index())
+      handoff_answered(wait.token, delivered_here);
+    else
+      broker_.durable_answered(wait.loop, wait.token, delivered_here);
+    return;
+  }
   const uint64_t seq = delivered_here ? store_last_seq() : 0;
   if (wait.loop_waits()) {
     if (wait.loop == loop_.index())

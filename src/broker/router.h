@@ -29,11 +29,20 @@ struct DurableWait {
   uint64_t token = 0;  // 0: no loop waits
   uint16_t peer = kNoPeer;
   uint64_t request = 0;
+  // A token with this bit names no DurableGate entry but a shared message that a member
+  // leaving loop `loop` handed to another (MqttHandler::redistribute_shared): that loop keeps
+  // the message's stored copy until the answer says the member taking it has its own. The
+  // router carries it as any loop's token (Broker::durable_answered).
+  static constexpr uint64_t kHandOff = uint64_t{1} << 63;
   static DurableWait for_loop(uint32_t loop, uint64_t token) { return {loop, token, kNoPeer, 0}; }
   static DurableWait for_peer(uint16_t peer, uint64_t request) { return {0, 0, peer, request}; }
+  static DurableWait for_handoff(uint32_t loop, uint64_t id) {
+    return {loop, id | kHandOff, kNoPeer, 0};
+  }
   bool loop_waits() const noexcept { return token != 0; }
   bool peer_waits() const noexcept { return peer != kNoPeer; }
   bool any() const noexcept { return loop_waits() || peer_waits(); }
+  bool is_handoff() const noexcept { return (token & kHandOff) != 0; }
 };
 
 class Router {

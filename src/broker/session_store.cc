@@ -125,6 +125,12 @@ void SessionStore::message_done(Session& s, uint64_t store_seq, uint64_t store_b
   submit(store::DeleteMessage{std::string(s.client_id()), store_seq, store_body});
 }
 
+void SessionStore::message_gone(std::string_view client_id, uint64_t store_seq,
+                                uint64_t store_body) {
+  if (store_seq == 0) return;
+  submit(store::DeleteMessage{std::string(client_id), store_seq, store_body});
+}
+
 void SessionStore::inbound_added(Session& s, uint16_t packet_id) {
   if (!s.stored) return;
   submit(store::PutInbound{std::string(s.client_id()), packet_id});

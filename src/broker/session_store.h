@@ -60,6 +60,10 @@ class SessionStore {
   void message_released(Session& s, OutMessage& m);
   // Acknowledged, expired or given up.
   void message_done(Session& s, uint64_t store_seq, uint64_t store_body);
+  // The same by client id, for a copy whose session may have moved to another loop or ended
+  // since (a shared message handed on: MqttHandler::handoff_answered). A row that is gone
+  // already costs nothing: the store releases a body only for a row it deleted.
+  void message_gone(std::string_view client_id, uint64_t store_seq, uint64_t store_body);
   void inbound_added(Session& s, uint16_t packet_id);
   void inbound_released(Session& s, uint16_t packet_id);
 

@@ -153,14 +153,57 @@ void MqttHandler::redistribute_shared(Session& s, uint32_t only_group) {
         continue;
       }
       stats_.shared_redistributed.add();
-      // No longer this session's: its stored copy goes (the member that takes it stores its own).
-      if (store_) store_->message_done(s, msg.store_seq, msg.store_body);
       Message m = msg;  // as this member got it: its QoS is at most the publish's
       m.retain = false;
-      dispatch_shared(*next, m, 1);
+      if (!store_ || !s.stored || msg.store_seq == 0) {
+        dispatch_shared(*next, m, 1);
+        continue;
+      }
+      // No longer this session's, but its stored copy stays until the member that takes it
+      // has its own (the publisher was acknowledged long ago: a crash in between must not
+      // lose it). Recorded before the dispatch, which may answer at once (same loop).
+      const uint64_t id = next_handoff_++;
+      handoffs_.emplace(id, HandOff{std::string(s.client_id()), &s, std::move(msg), group});
+      dispatch_shared(*next, m, 1, DurableWait::for_handoff(loop_.index(), id));
     }
   }
   s.trim();
+}
+
+void MqttHandler::handoff_answered(uint64_t token, bool ok) {
+  auto it = handoffs_.find(token & ~DurableWait::kHandOff);
+  if (it == handoffs_.end()) return;
+  HandOff h = std::move(it->second);
+  handoffs_.erase(it);
+  const uint64_t old_seq = h.message.store_seq, old_body = h.message.store_body;
+  if (ok) {
+    // The taker has its copy: submitted to this store already (it is one log, committed in
+    // order, so this delete cannot be durable before that write), or committed by the other
+    // process (its answer comes after its commit under every-message).
+    store_->message_gone(h.client_id, old_seq, old_body);
+    return;
+  }
+  // Nobody took it, or the process it went to did not confirm (down, or no answer within the
+  // router's request timeout: it may have it after all, and the member here gets it again,
+  // a duplicate QoS 1 allows). Its stored copy is still here.
+  Session* s = broker_.registry().owns(h.client_id, h.session, loop_.index()) ? h.session : nullptr;
+  stats_.shared_handoffs_returned.add();
+  if (s == nullptr) {
+    // The session ended (its stored messages went with it) or moved to another loop (its
+    // copy stays on disk for the next restart): the group gets the message again.
+    Message m = h.message;
+    m.retain = false;
+    if (auto next = broker_.shared().next(h.group, nullptr, 0)) dispatch_shared(*next, m, 1);
+    return;
+  }
+  // Back to its member, stored anew (the session may have been reset and stored again since,
+  // which dropped the old row), then the old copy goes: in this order, so one is always there.
+  OutMessage m = std::move(h.message);
+  m.store_seq = 0;
+  m.store_body = 0;
+  queue_message(*s, std::move(m));
+  store_->message_gone(h.client_id, old_seq, old_body);
+  if (s->conn != nullptr) pump(*s);
 }
 
 uint32_t MqttHandler::route_shared(const Message& m, const DurableWait& wait) {

@@ -116,7 +116,7 @@ bool Connection::peer_address(sockaddr_storage& out) const noexcept {
 }
 
 bool Connection::is_tls() const noexcept {
-  return (flags_ & kTransport) && static_cast<const net::Transport*>(user_)->ssl != nullptr;
+  return (flags_ & kTransport) && static_cast<const net::Transport*>(user_)->tls();
 }
 
 bool Connection::is_websocket() const noexcept {
@@ -131,11 +131,12 @@ std::string_view Connection::transport_name() const noexcept {
 std::optional<std::string> Connection::certificate_identity() const {
   if (!(flags_ & kTransport)) return std::nullopt;
   const auto* t = static_cast<const net::Transport*>(user_);
-  if (t->ssl == nullptr || !t->config->options.tls || t->config->client) return std::nullopt;
+  if (!t->tls() || !t->config->options.tls || t->config->client) return std::nullopt;
   const TlsServerSettings& s = t->config->options.tls->server_settings();
   if (!s.identity_as_username) return std::nullopt;
+  if (const net::TlsRecords* r = t->records()) return r->identity;  // taken before the SSL went
   std::string id;
-  if (!tcpms::certificate_identity(t->ssl, s.identity_field, id)) id.clear();
+  if (!tcpms::certificate_identity(t->ssl(), s.identity_field, id)) id.clear();
   return id;
 }
 

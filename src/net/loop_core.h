@@ -15,6 +15,7 @@
 #include "net/pending_input.h"
 #include "net/task_queue.h"
 #include "net/timer_wheel.h"
+#include "tls13/record.h"
 #include "tcpms/connection.h"
 #include "tcpms/unique_fd.h"
 
@@ -109,6 +110,8 @@ class LoopCore {
   bool tls_defer = false;                        // ciphertext written now goes out deferred
   std::unique_ptr<std::byte[]> plain_buffer;     // SSL_read target, kReadBufferBytes
   std::unique_ptr<std::byte[]> scratch_out;      // output gathered for one SSL_write / mask
+  std::unique_ptr<tls13::Aead> aead;             // TLS 1.3 records sealed and opened here
+  std::unique_ptr<std::byte[]> record_out;       // one sealed record, tls13::kMaxRecordBytes
   uint64_t ws_key_seed = 0;                      // client Sec-WebSocket-Key material
   uint32_t handshakes_since_trim = 0;            // TLS handshakes ended since the last trim
   uint64_t last_trim_ms = 0;

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <memory>
 
+#include "net/tls_records.h"
+
 namespace tcpms {
 namespace {
 
@@ -123,6 +125,9 @@ SSL_CTX* build_server_ctx(const TlsServerSettings& s, TlsContext::Impl& impl, st
   SSL_CTX* ctx = owned.get();
   auto bad = [&](std::string what) { return refuse(error, std::move(what)); };
   SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
+  // The traffic secrets for the engine's own TLS 1.3 record layer (tls_records.h); they
+  // go to the connection's TlsRecords, nowhere else.
+  if (s.own_record_layer) SSL_CTX_set_keylog_callback(ctx, net::capture_traffic_secret);
   if (s.cert_file.empty() || s.key_file.empty()) return bad("tls.cert_file and tls.key_file are both needed");
   if (SSL_CTX_use_certificate_chain_file(ctx, s.cert_file.c_str()) != 1)
     return bad("tls.cert_file " + s.cert_file + ": cannot load a PEM certificate chain");

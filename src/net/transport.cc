@@ -79,6 +79,7 @@ struct TlsBio {
     Connection& c = conn(b);
     EventLoop& loop = c.loop();
     ByteView v{reinterpret_cast<const std::byte*>(data), static_cast<size_t>(len)};
+    if (TlsRecords* r = records_of(loop.handshaking_ssl(c))) count_written(*r, v.data(), v.size());
     // Never a retry: what the kernel does not take is queued, so SSL_write always completes
     // and OpenSSL's write buffer is released at once. A closing connection fails the write.
     return loop.write_raw(c, &v, 1, nullptr, loop.core_->tls_defer) ? len : -1;
@@ -251,17 +252,25 @@ bool EventLoop::start_transport(Connection& c, const net::TransportConfig& cfg) 
              : o.websocket    ? Stage::kWebSocket
                               : Stage::kOpen;
   if (o.tls) {
-    t->ssl = o.tls->impl().new_ssl();
-    if (t->ssl == nullptr) {
+    SSL* ssl = o.tls->impl().new_ssl();
+    if (ssl == nullptr) {
       spdlog::error("loop {}: tls: cannot make a connection: {}", index_, take_ssl_errors());
       return false;
     }
+    t->ssl_ = ssl;
+    stats_.tls_openssl_connections.add();
     BIO* bio = BIO_new(net::TlsBio::method(*core_));
     if (bio == nullptr) return false;
     BIO_set_data(bio, &c);
-    SSL_set_bio(t->ssl, bio, bio);
-    if (cfg.client) SSL_set_connect_state(t->ssl);
-    else SSL_set_accept_state(t->ssl);
+    SSL_set_bio(ssl, bio, bio);
+    if (cfg.client) {
+      SSL_set_connect_state(ssl);
+    } else {
+      SSL_set_accept_state(ssl);
+      // Where the traffic keys go, to leave OpenSSL once the handshake is done
+      // (transport_tls13.cc). Freed with the SSL if it never does.
+      if (o.tls->server_settings().own_record_layer) SSL_set_app_data(ssl, new net::TlsRecords);
+    }
   }
   // One deadline for all handshakes together: a peer that trickles bytes cannot hold a
   // descriptor longer than this.
@@ -273,7 +282,12 @@ void EventLoop::free_transport(Connection& c) {
   auto* t = static_cast<Transport*>(c.user_);
   if ((t->flags & Transport::kCounted) && t->config->listener_count)
     t->config->listener_count->fetch_sub(1, std::memory_order_relaxed);
-  if (t->ssl) SSL_free(t->ssl);  // frees its BIO too
+  if (net::TlsRecords* r = t->records()) {
+    net::pending_free(r->partial);
+    delete r;
+  } else {
+    free_ssl(*t);
+  }
   net::pending_free(t->stash);
   c.user_ = t->user;
   c.flags_ &= static_cast<uint16_t>(~Connection::kTransport);
@@ -289,7 +303,7 @@ void EventLoop::open_for_handler(Connection& c) {
 
 void EventLoop::transport_connected(Connection& c) {
   Transport& t = *static_cast<Transport*>(c.user_);
-  if (t.ssl) {
+  if (t.tls()) {
     tls_input(c, {});  // writes the ClientHello
   } else if (t.stage == Stage::kWebSocket) {
     plaintext_input(c, {});  // writes the Upgrade request
@@ -334,13 +348,18 @@ void EventLoop::transport_goodbye(Connection& c) {
   if (t.config->passthrough) return;
   if (t.config->options.websocket && t.stage == Stage::kOpen && !(t.flags & Transport::kCloseSent))
     send_ws_close(c, draining() ? ws::CloseCode::kGoingAway : ws::CloseCode::kNormal, {});
-  if (t.ssl && (t.flags & Transport::kHandshakeDone) && !(SSL_get_shutdown(t.ssl) & SSL_SENT_SHUTDOWN)) {
-    core_->tls_in = {};
-    core_->tls_in_used = 0;
-    core_->tls_defer = false;
-    SSL_shutdown(t.ssl);  // writes close_notify through the BIO; does not wait for the peer's
-    ERR_clear_error();
+  if (!t.tls() || !(t.flags & Transport::kHandshakeDone) || (t.flags & Transport::kTlsCloseSent)) return;
+  t.flags |= Transport::kTlsCloseSent;
+  if (t.records()) {
+    const std::byte close_notify[2] = {std::byte{1}, std::byte{0}};  // warning, close_notify
+    records_seal(c, static_cast<uint8_t>(tls13::ContentType::kAlert), ByteView(close_notify, 2), false);
+    return;
   }
+  core_->tls_in = {};
+  core_->tls_in_used = 0;
+  core_->tls_defer = false;
+  SSL_shutdown(t.ssl());  // writes close_notify through the BIO; does not wait for the peer's
+  ERR_clear_error();
 }
 
 // An immediate close the handler or the engine decided: a WebSocket peer still hears why
@@ -432,30 +451,45 @@ void EventLoop::transport_input(Connection& c, MutableByteView data) {
     if (t.stage == Stage::kOpen) open_for_handler(c);
     if (data.empty() || !c.open()) return;
   }
-  if (t.ssl) {
+  if (t.tls()) {
     tls_input(c, data);
     return;
   }
   plaintext_input(c, data);
 }
 
-bool EventLoop::tls_input(Connection& c, ByteView raw) {
+bool EventLoop::tls_input(Connection& c, MutableByteView raw) {
   Transport& t = *static_cast<Transport*>(c.user_);
+  if (t.records()) {
+    records_input(c, raw);
+    return c.open();
+  }
   core_->tls_in = raw;
   core_->tls_in_used = 0;
   while (c.open()) {
     ERR_clear_error();
+    SSL* ssl = t.ssl();
     if (!(t.flags & Transport::kHandshakeDone)) {
-      const int r = SSL_do_handshake(t.ssl);
+      net::TlsRecords* records = net::records_of(ssl);
+      if (records) records->records_written = 0;  // what this call writes: see take_over
+      const int r = SSL_do_handshake(ssl);
       if (r != 1) {
-        const int err = SSL_get_error(t.ssl, r);
+        const int err = SSL_get_error(ssl, r);
         if (err != SSL_ERROR_WANT_READ) tls_failed(c, err, false);
         break;
       }
       t.flags |= Transport::kHandshakeDone;
       ++core_->handshakes_since_trim;
-      if (SSL_session_reused(t.ssl)) stats_.tls_resumed.add();
+      if (SSL_session_reused(ssl)) stats_.tls_resumed.add();
       else stats_.tls_handshakes.add();
+      // A TLS 1.3 server connection keeps only its keys from here (transport_tls13.cc); the
+      // rest of this read is its first records.
+      const bool own_records = records != nullptr && leave_openssl(c);
+      const size_t used = core_->tls_in_used;
+      if (own_records) {
+        core_->tls_in = {};
+        core_->tls_in_used = 0;
+      }
       if (t.config->options.websocket) {
         t.stage = Stage::kWebSocket;
         if (t.config->client) plaintext_input(c, {});  // the Upgrade request
@@ -463,16 +497,21 @@ bool EventLoop::tls_input(Connection& c, ByteView raw) {
         t.stage = Stage::kOpen;
         open_for_handler(c);
       }
+      if (own_records) {
+        if (c.open() && used < raw.size()) records_input(c, raw.subspan(used));
+        ERR_clear_error();
+        return c.open();
+      }
       continue;
     }
     if (t.flags & Transport::kCloseReceived) break;  // nothing counts after close_notify
     if (!core_->plain_buffer) core_->plain_buffer.reset(new std::byte[kReadBufferBytes]);
-    const int n = SSL_read(t.ssl, core_->plain_buffer.get(), static_cast<int>(kReadBufferBytes));
+    const int n = SSL_read(ssl, core_->plain_buffer.get(), static_cast<int>(kReadBufferBytes));
     if (n > 0) {
       plaintext_input(c, MutableByteView(core_->plain_buffer.get(), static_cast<size_t>(n)));
       continue;
     }
-    const int err = SSL_get_error(t.ssl, n);
+    const int err = SSL_get_error(ssl, n);
     if (err == SSL_ERROR_WANT_READ) break;
     if (err == SSL_ERROR_ZERO_RETURN) {  // close_notify: the TLS form of a FIN
       t.flags |= Transport::kCloseReceived;
@@ -495,7 +534,7 @@ void EventLoop::tls_failed(Connection& c, int ssl_error, bool) {
   ++core_->handshakes_since_trim;
   const unsigned long err = ERR_peek_last_error();
   std::string detail;
-  TlsFailure cause = net::classify(t.ssl, err, detail);
+  TlsFailure cause = net::classify(t.ssl(), err, detail);
   if (err == 0 && (ssl_error == SSL_ERROR_SYSCALL || ssl_error == SSL_ERROR_ZERO_RETURN)) {
     cause = TlsFailure::kEof;
   }
@@ -719,7 +758,7 @@ void EventLoop::app_input(Connection& c, ByteView data) {
 
 bool EventLoop::send_transport_bytes(Connection& c, ByteView bytes) {
   Transport& t = *static_cast<Transport*>(c.user_);
-  if (t.ssl) return tls_write(c, &bytes, 1, false);
+  if (t.tls()) return tls_write(c, &bytes, 1, false);
   return write_raw(c, &bytes, 1, nullptr, false);
 }
 
@@ -759,20 +798,22 @@ bool EventLoop::transport_output(Connection& c, const ByteView* parts, size_t co
       if (body && !body->empty()) std::memcpy(masked.data() + at, body->view().data(), body->size());
       ws::apply_mask(masked.data(), total, mask, 0);
       ByteView framed[2] = {ByteView(header, h), ByteView(masked)};
-      if (t.ssl) return tls_write(c, framed, 2, defer);
+      if (t.tls()) return tls_write(c, framed, 2, defer);
       return write_raw(c, framed, 2, nullptr, defer);
     }
     p[n++] = ByteView(header, ws::encode_header(header, ws::Opcode::kBinary, true, total, nullptr));
   }
   for (size_t i = 0; i < count; ++i) p[n++] = parts[i];
-  if (!t.ssl) return write_raw(c, p, n, body, defer);  // the payload still goes by reference
+  if (!t.tls()) return write_raw(c, p, n, body, defer);  // the payload still goes by reference
   if (body && !body->empty()) p[n++] = body->view();
   return tls_write(c, p, n, defer);
 }
 
 bool EventLoop::tls_write(Connection& c, const ByteView* pieces, size_t count, bool defer) {
   Transport& t = *static_cast<Transport*>(c.user_);
-  if (!(t.flags & Transport::kHandshakeDone)) return false;
+  if (!(t.flags & Transport::kHandshakeDone) || (t.flags & Transport::kTlsCloseSent)) return false;
+  if (t.records()) return records_write(c, pieces, count, defer);
+  SSL* ssl = t.ssl();
   constexpr size_t kCoalesce = 16 * 1024;  // one TLS record's worth of plaintext
   size_t total = 0;
   for (size_t i = 0; i < count; ++i) total += pieces[i].size();
@@ -789,12 +830,12 @@ bool EventLoop::tls_write(Connection& c, const ByteView* pieces, size_t count, b
       at += pieces[i].size();
     }
     size_t written = 0;
-    ok = SSL_write_ex(t.ssl, core_->scratch_out.get(), total, &written) == 1;
+    ok = SSL_write_ex(ssl, core_->scratch_out.get(), total, &written) == 1;
   } else {
     for (size_t i = 0; i < count && ok; ++i) {
       if (pieces[i].empty()) continue;
       size_t written = 0;
-      ok = SSL_write_ex(t.ssl, pieces[i].data(), pieces[i].size(), &written) == 1;
+      ok = SSL_write_ex(ssl, pieces[i].data(), pieces[i].size(), &written) == 1;
     }
   }
   core_->tls_defer = false;
@@ -829,6 +870,11 @@ void EventLoop::trim_after_handshakes() {
   } else {
     ::malloc_trim(0);
   }
+}
+
+SSL* EventLoop::handshaking_ssl(const Connection& c) const noexcept {
+  const auto& t = *static_cast<const Transport*>(c.user_);
+  return (t.flags & Transport::kHandshakeDone) ? nullptr : t.ssl();
 }
 
 bool EventLoop::handler_knows(const Connection& c) const noexcept {

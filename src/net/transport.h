@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "net/pending_input.h"
+#include "net/tls_records.h"
 #include "tcpms/connection.h"
 #include "tcpms/transport.h"
 #include "websocket/frame.h"
@@ -48,10 +49,18 @@ struct Transport : TransportBase {
     kCloseReceived = 1 << 2,   // WebSocket Close or TLS close_notify read: no more input
     kHasPeer = 1 << 3,         // `peer` holds the PROXY header's source address
     kCounted = 1 << 4,         // holds a unit of the listener's cap
+    kOwnRecords = 1 << 5,      // TLS records sealed and opened here; OpenSSL's SSL is gone
+    kTlsCloseSent = 1 << 6,    // close_notify or a fatal alert written
   };
 
   const TransportConfig* config = nullptr;
-  SSL* ssl = nullptr;
+  // TLS: OpenSSL's connection during the handshake, and after it when the records cannot
+  // leave OpenSSL (TLS 1.2, another suite, the connecting side); once a TLS 1.3 server
+  // handshake is done, only the keys (kOwnRecords). One pointer either way.
+  union {
+    SSL* ssl_ = nullptr;
+    TlsRecords* records_;
+  };
   // Bytes of an incomplete PROXY header, HTTP request or response, WebSocket frame header or
   // control frame; null otherwise (so null while idle).
   PendingInput* stash = nullptr;
@@ -62,9 +71,13 @@ struct Transport : TransportBase {
   uint16_t peer_family = 0;
   uint16_t peer_port = 0;
   std::array<uint8_t, 16> peer_addr{};
+
+  bool tls() const noexcept { return ssl_ != nullptr; }
+  SSL* ssl() const noexcept { return (flags & kOwnRecords) ? nullptr : ssl_; }
+  TlsRecords* records() const noexcept { return (flags & kOwnRecords) ? records_ : nullptr; }
 };
-// What a connection with a transport pays on top of its Connection (besides OpenSSL's SSL for
-// TLS): one 80-byte malloc chunk.
+// What a connection with a transport pays on top of its Connection (besides, for TLS, the
+// SSL during the handshake and a TlsRecords after it): one 80-byte malloc chunk.
 static_assert(sizeof(Transport) <= 72, "Transport grew: docs/transports.md lists its cost");
 
 

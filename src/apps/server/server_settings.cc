@@ -64,6 +64,9 @@ void declare_listener(config::Settings& s, ListenerSettings& l) {
         "SIGHUP and are shared by worker processes)");
   s.add("tls.session_lifetime_s", l.tls.session_lifetime_s, "How long a ticket can resume a session")
       .range(60u, 604800u);
+  s.add("tls.own_record_layer", l.tls.own_record_layer,
+        "After a TLS 1.3 handshake keep only the traffic keys and seal/open records in tcpms, "
+        "freeing OpenSSL's ~14 KB per connection (false: OpenSSL keeps every connection)");
   s.add_rule([&l] {
     if (l.bind.empty()) return "every [[listeners]] table needs bind = \"HOST:PORT\"";
     if (!l.tls.key_file.empty() && l.tls.cert_file.empty()) return "tls.key_file needs tls.cert_file";

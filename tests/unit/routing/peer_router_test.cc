@@ -23,7 +23,9 @@
 #include "routing/directory.h"
 #include "routing/memory_transport.h"
 #include "routing/peer_router.h"
+#include "store/sqlite_db.h"
 #include "store/store.h"
+#include "store/store_files.h"
 #include "tcpms/server.h"
 
 namespace tcpms::routing {
@@ -495,6 +497,131 @@ TEST_F(DurableAcrossPeers, ThePubackWaitsForASharedMemberInAnotherPeer) {
   EXPECT_EQ(c.sub.read_publish(0x02).topic, "d/t");
   EXPECT_EQ(m[0].router->stats().durable_asked.load(), 1u);
   EXPECT_EQ(m[1].router->stats().shared_received.load(), 1u);
+}
+
+// Waits until everything `node` submitted to its store so far is committed.
+void settled(Node& node) {
+  store::StoreWriter& w = node.store->writer();
+  const uint64_t last = w.last_seq();
+  wait_for([&] { return w.durable_seq() >= last; }, "store committed");
+}
+
+// The client's stored messages in peer `p`'s store under `dir` (read beside its writer: WAL).
+int64_t stored_messages(const std::string& dir, size_t p, const std::string& client_id) {
+  std::string e;
+  store::SqliteDb db =
+      store::SqliteDb::open(store::store_db_path(dir + "/peer-" + std::to_string(p)), true, e);
+  // Ids are stored as blobs.
+  const std::string q =
+      "SELECT count(*) FROM messages WHERE client_id = CAST('" + client_id + "' AS BLOB)";
+  return db.query_int(q.c_str(), -1);
+}
+
+// A persistent member of "$share/g/d/t" on `node`, the group's only one when the message
+// "d/t" is published there: it has it in flight and never acknowledges it.
+std::unique_ptr<Client> member_with_a_message(Node& node, const std::string& id) {
+  auto x = std::make_unique<Client>(node.port);
+  EXPECT_EQ(connect_present(*x, id, false), 0);
+  subscribe(*x, "$share/g/d/t");
+  EXPECT_TRUE(node.broker.publish("d/t", as_bytes("handed"), mqtt::QoS::k1, false));
+  EXPECT_EQ(x->read_publish(0x02).topic, "d/t");
+  return x;
+}
+
+// A shared group's message handed from a member leaving peer 0 to a member on peer 1: the
+// leaving member's stored copy stays until peer 1 answered that it has its own
+// (docs/persistence.md, "Shared groups"), and comes back to it if peer 1 never answers.
+struct CrossPeerHandOff {
+  CrossPeerHandOff(Mesh& m, std::string store_dir)
+      : mesh(m), dir(std::move(store_dir)), leaver_id(m.id_homed_at(0, "leaver-")) {
+    auto x = member_with_a_message(m[0], leaver_id);
+    EXPECT_EQ(connect_present(taker, "taker", false), 0);
+    subscribe(taker, "$share/g/d/t");
+    wait_for([&] { return m[0].broker.shared().peers_of("g", "d/t") == 1; }, "group at peer 0");
+    settled(m[0]);
+    EXPECT_EQ(rows(0, leaver_id), 1) << "stored for the leaver";
+    m.pause();
+    x.reset();  // offline: its message goes to the taker, on peer 1
+    m.wait_queued(0, 1, 1);
+  }
+  int64_t rows(size_t p, const std::string& id) { return stored_messages(dir, p, id); }
+  Mesh& mesh;
+  const std::string dir;
+  const std::string leaver_id;
+  Client taker{mesh[1].port};
+};
+
+TEST_F(DurableAcrossPeers, AHandedOnSharedMessageStaysStoredUntilTheTakerHasIt) {
+  Mesh m(2, {}, dir_);
+  CrossPeerHandOff h(m, dir_);
+  // The hand-off is in the fabric, not at peer 1: the leaver's copy is still on disk (before
+  // the fix it was deleted here, and a kill -9 now lost an acknowledged message).
+  std::this_thread::sleep_for(50ms);
+  settled(m[0]);
+  EXPECT_EQ(h.rows(0, h.leaver_id), 1);
+  m.resume();
+  EXPECT_EQ(h.taker.read_publish(0x02).topic, "d/t");  // not acknowledged: stays stored there
+  wait_for([&] { return h.rows(0, h.leaver_id) == 0; }, "the leaver's copy goes after the answer");
+  EXPECT_EQ(h.rows(1, "taker"), 1) << "the taker's copy is on disk before the leaver's goes";
+  EXPECT_EQ(m[0].router->stats().durable_asked.load(), 1u);
+}
+
+TEST_F(DurableAcrossPeers, AHandedOnSharedMessageNobodyConfirmedComesBack) {
+  Mesh m(2, {}, dir_);
+  CrossPeerHandOff h(m, dir_);
+  m.fabric.set_up(1, false);  // the taker's peer goes down before it answered
+  m.resume();
+  std::this_thread::sleep_for(100ms);
+  settled(m[0]);
+  EXPECT_EQ(h.rows(0, h.leaver_id), 1) << "still (or again) stored for the leaver";
+  Client back(m[0].port);
+  EXPECT_EQ(connect_present(back, h.leaver_id, false), 1);
+  EXPECT_EQ(back.read_publish(0x02).topic, "d/t");  // its own again
+}
+
+TEST_F(DurableAcrossPeers, AHandOffBetweenLoopsDeletesTheLeaversCopyAfterTheTakersWrite) {
+  // The same within one process, leaver and taker on different loops: the taker's loop is
+  // kept busy, so the hand-off waits in its task queue; the leaver's copy must stay stored
+  // meanwhile (before the fix its delete was submitted first and could commit alone).
+  Mesh m(1, {}, dir_);
+  Node& n = m[0];
+  auto x = member_with_a_message(n, "loop-leaver");
+  const uint32_t x_loop = n.broker.registry().find("loop-leaver")->loop;
+  std::unique_ptr<Client> y;
+  std::string y_id;
+  for (int i = 0; i < 64 && !y; ++i) {  // a connection on the other loop
+    auto c = std::make_unique<Client>(n.port);
+    const std::string id = "loop-taker-" + std::to_string(i);
+    EXPECT_EQ(connect_present(*c, id, false), 0);
+    if (n.broker.registry().find(id)->loop != x_loop) {
+      y = std::move(c);
+      y_id = id;
+    }
+  }
+  ASSERT_TRUE(y) << "no connection landed on the other loop";
+  subscribe(*y, "$share/g/d/t");
+  const uint32_t y_loop = n.broker.registry().find(y_id)->loop;
+  std::promise<void> entered, release;
+  std::shared_future<void> go = release.get_future().share();
+  EventLoop* busy = nullptr;
+  for (size_t i = 0; i < n.server->loop_count(); ++i)
+    if (n.server->loop(i).index() == y_loop) busy = &n.server->loop(i);
+  ASSERT_NE(busy, nullptr);
+  busy->post([&entered, go] {
+    entered.set_value();
+    go.wait();
+  });
+  entered.get_future().wait();
+  x.reset();  // offline: its message goes to y, behind the busy task on y's loop
+  wait_for([&] { return offline(n.broker, "loop-leaver"); }, "the leaver is offline");
+  std::this_thread::sleep_for(50ms);
+  settled(n);
+  EXPECT_EQ(stored_messages(dir_, 0, "loop-leaver"), 1) << "kept while the taker has nothing";
+  release.set_value();
+  EXPECT_EQ(y->read_publish(0x02).topic, "d/t");
+  wait_for([&] { return stored_messages(dir_, 0, "loop-leaver") == 0; }, "the leaver's copy goes");
+  settled(n);
+  EXPECT_EQ(stored_messages(dir_, 0, y_id), 1);
 }
 
 TEST_F(DurableAcrossPeers, WithoutAStoreNothingIsAsked) {

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "store/store.h"
+#include "store/sqlite_db.h"
 #include "store/store_files.h"
 
 namespace tcpms::store {
@@ -309,6 +310,70 @@ TEST_F(StoreTest, DurabilityIsNotifiedThroughTheListener) {
   EXPECT_GE(s->writer().durable_seq(), seq);
   EXPECT_TRUE(s->writer().want(l, seq));  // already durable: nothing owed
   EXPECT_GE(s->writer().stats().syncs.load(), 1u);
+}
+
+TEST_F(StoreTest, ACommitNeverHoldsALaterWriteWithoutAnEarlierOne) {
+  // A shared message handed from a member on one loop to a member on another: the taker's loop
+  // submits its copy, then the leaver's loop (told after that) submits the delete of its own.
+  // The writer commits in submission order, a batch at a time, so every commit is a prefix of
+  // the submissions: no commit can hold the delete without the copy, whatever the batches
+  // (MqttHandler::handoff_answered relies on this). Checked after every commit, on the store
+  // thread, between two loop threads submitting as fast as they can.
+  constexpr int kPairs = 400;
+  std::vector<uint64_t> leaver_seqs;
+  uint64_t body = 0;
+  write([&](StoreWriter& w) {
+    for (const char* id : {"leaver", "taker"})
+      w.submit(PutSession{id, SessionRecord{mqtt::ProtocolVersion::kV311, kNeverExpires, 0, 0}});
+    body = w.next_id();
+    w.submit(PutBody{body, MessageBody{sb("t"), sb("x"), {}, 0}});
+    for (int i = 0; i < kPairs; ++i) {
+      leaver_seqs.push_back(w.next_id());
+      w.submit(PutMessage{"leaver", leaver_seqs.back(),
+                          MessageRef{body, mqtt::QoS::k1, false, DeliveryState::kQueued, 0, {}}});
+    }
+  });
+  Collect c;
+  RecoveryReport r;
+  auto s = open(c, r);
+  ASSERT_TRUE(s) << error_;
+  StoreWriter& w = s->writer();
+  std::atomic<int> commits{0}, violations{0};
+  const std::string path = db_path().string();
+  const uint32_t l = w.add_listener([&](uint64_t) {
+    std::string e;
+    SqliteDb db = SqliteDb::open(path, true, e);
+    const int64_t left = db.query_int(
+        "SELECT count(*) FROM messages WHERE client_id = CAST('leaver' AS BLOB)", -1);
+    const int64_t taken = db.query_int(
+        "SELECT count(*) FROM messages WHERE client_id = CAST('taker' AS BLOB)", -1);
+    if (left < 0 || taken < 0 || kPairs - left > taken) violations.fetch_add(1);
+    commits.fetch_add(1);
+  });
+  w.want(l, UINT64_MAX);  // a notice after every commit
+  s->start();
+  std::atomic<int> copied{0};
+  std::thread taker_loop([&] {
+    for (int i = 0; i < kPairs; ++i) {
+      w.submit(PutMessage{"taker", w.next_id(),
+                          MessageRef{body, mqtt::QoS::k1, false, DeliveryState::kQueued, 0, {}}});
+      copied.store(i + 1, std::memory_order_release);  // "posted to the leaver's loop"
+      if (i % 16 == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  });
+  std::thread leaver_loop([&] {
+    for (int i = 0; i < kPairs; ++i) {
+      while (copied.load(std::memory_order_acquire) <= i) std::this_thread::yield();
+      w.submit(DeleteMessage{"leaver", leaver_seqs[i], body});
+    }
+  });
+  taker_loop.join();
+  leaver_loop.join();
+  s->stop();
+  EXPECT_GT(commits.load(), 1) << "the pairs spread over several commits";
+  EXPECT_EQ(violations.load(), 0);
+  EXPECT_EQ(count("messages"), kPairs);  // the takers' copies
+  EXPECT_EQ(count("bodies"), 1);
 }
 
 TEST_F(StoreTest, IntervalModeSyncsTheWal) {
