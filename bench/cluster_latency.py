@@ -91,7 +91,7 @@ def main():
             same.c.subscribe("lat/t", a.qos)
             cross.c.subscribe("lat/t", a.qos)
             deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and na.metrics().get("tcpms_cluster_remote_routes", 0) < 1:
+            while time.monotonic() < deadline and na.metrics().get("tcpms_cluster_nodes_with_interest", 0) < 1:
                 time.sleep(0.05)
             pub = mqtt.Client(client_id="lat-pub")
             pub.connect("127.0.0.1", na.port)
@@ -111,7 +111,7 @@ def main():
             time.sleep(0.5)
             after = info(redis)
             out_after = na.metrics()
-            crossed = out_after["tcpms_cluster_messages_out_total"] - out_before["tcpms_cluster_messages_out_total"]
+            crossed = out_after["tcpms_routing_publishes_sent_total"] - out_before["tcpms_routing_publishes_sent_total"]
             frame_bytes = out_after["tcpms_cluster_bytes_out_total"] - out_before["tcpms_cluster_bytes_out_total"]
             ops = {k: after.get(k, 0) - before.get(k, 0) for k in after if not k.startswith("total_")}
             ops = {k: v for k, v in ops.items() if v and k != "info"}

@@ -85,8 +85,9 @@ def main():
                 print(f"{k:<8}{pct(v, 50):>9.0f}{pct(v, 90):>9.0f}{pct(v, 99):>9.0f}{max(v):>9.0f}")
             for n, name in ((na, "A"), (nb, "B")):
                 m = n.metrics()
-                print(name, {k.split("{")[1]: v for k, v in m.items()
-                             if k.startswith("tcpms_cluster_session_fetches_total{")})
+                print(name, {k: v for k, v in m.items()
+                             if k in ("tcpms_routing_claims_total", "tcpms_routing_claims_timed_out_total",
+                                      "tcpms_routing_sessions_moved_in_total", "tcpms_routing_sessions_late_total")})
     finally:
         redis.stop()
 

@@ -28,84 +28,53 @@ void ClusterMetrics::render(std::string& out, const std::string& node) const {
     C ClusterMetrics::*field;
   };
   static const Family kFamilies[] = {
-      {"tcpms_cluster_nodes_alive", "gauge", "Other nodes holding a lease in Redis.", &ClusterMetrics::nodes_alive},
-      {"tcpms_cluster_local_filters", "gauge", "Distinct filters subscribed on this node (published as routes).",
-       &ClusterMetrics::local_filters},
-      {"tcpms_cluster_remote_routes", "gauge", "(node, filter) routes of other nodes in the local trie.",
-       &ClusterMetrics::remote_routes},
-      {"tcpms_cluster_messages_out_total", "counter", "Messages sent to another node (one per target node).",
+      {"tcpms_cluster_nodes_alive", "gauge", "Other nodes holding a lease in Redis (peers up).",
+       &ClusterMetrics::nodes_alive},
+      {"tcpms_cluster_nodes_with_interest", "gauge",
+       "Other nodes whose interest bitmap has a subscription (publishes may cross to them).",
+       &ClusterMetrics::nodes_with_interest},
+      {"tcpms_cluster_messages_out_total", "counter",
+       "Routing frames written into other nodes' streams (publishes, claims, interest, ...).",
        &ClusterMetrics::messages_out},
       {"tcpms_cluster_bytes_out_total", "counter", "Frame bytes sent to other nodes.", &ClusterMetrics::bytes_out},
-      {"tcpms_cluster_messages_in_total", "counter", "Messages received from other nodes.",
+      {"tcpms_cluster_messages_in_total", "counter", "Routing frames read from this node's stream.",
        &ClusterMetrics::messages_in},
       {"tcpms_cluster_bytes_in_total", "counter", "Frame bytes received from other nodes.", &ClusterMetrics::bytes_in},
-      {"tcpms_cluster_pushes_out_total", "counter", "Pushes to a client id found in the Redis registry.",
-       &ClusterMetrics::pushes_out},
-      {"tcpms_cluster_pushes_in_total", "counter", "Pushes from other nodes delivered here.",
-       &ClusterMetrics::pushes_in},
-      {"tcpms_cluster_pushes_no_client_total", "counter", "Pushes to a client id no live node holds (HTTP 404).",
-       &ClusterMetrics::pushes_no_client},
-      {"tcpms_cluster_takeover_kicks_total", "counter",
-       "Local clients closed because their client id connected on another node.", &ClusterMetrics::takeover_kicks},
-      {"tcpms_cluster_session_requests_in_total", "counter", "Other nodes' requests for a session held here.",
-       &ClusterMetrics::session_requests_in},
-      {"tcpms_cluster_session_requests_stale_total", "counter",
-       "Session requests read after their requester's timeout (in Redis' clock): answered none.",
-       &ClusterMetrics::session_requests_stale},
-      {"tcpms_cluster_sessions_exported_total", "counter", "Session images sent to another node.",
-       &ClusterMetrics::sessions_exported},
-      {"tcpms_cluster_sessions_late_total", "counter",
-       "Session images that arrived after their fetch gave up (handed to Broker::adopt_session).",
-       &ClusterMetrics::sessions_late},
-      {"tcpms_cluster_sessions_returned_total", "counter",
-       "Exported session images that could not be sent (Redis down): kept on this node.",
-       &ClusterMetrics::sessions_returned},
-      {"tcpms_cluster_session_drops_total", "counter",
-       "Sessions discarded here because their client id connected on another node.",
-       &ClusterMetrics::session_drops},
       {"tcpms_cluster_stream_entries_in_total", "counter", "Entries read from this node's stream.",
        &ClusterMetrics::stream_entries_in},
       {"tcpms_cluster_stream_duplicates_total", "counter",
        "Stream entries dropped as already delivered (a sender retried a batch).", &ClusterMetrics::stream_duplicates},
+      {"tcpms_cluster_stream_bad_total", "counter", "Stream entries refused as malformed.",
+       &ClusterMetrics::stream_bad},
       {"tcpms_cluster_outbox_retried_total", "counter",
-       "Messages of failed batches sent again once Redis was back.", &ClusterMetrics::outbox_retried},
-      {"tcpms_cluster_outbox_depth", "gauge", "Messages of failed batches waiting to be sent again.",
+       "Frames of failed batches sent again once Redis was back.", &ClusterMetrics::outbox_retried},
+      {"tcpms_cluster_outbox_depth", "gauge", "Frames of failed batches waiting to be sent again.",
        &ClusterMetrics::outbox_depth},
-      {"tcpms_cluster_route_events_in_total", "counter", "Route change notifications received.",
-       &ClusterMetrics::route_events_in},
       {"tcpms_cluster_redis_errors_total", "counter", "Redis connection failures and error replies.",
        &ClusterMetrics::redis_errors},
       {"tcpms_cluster_redis_reconnects_total", "counter", "Redis connections re-established.",
        &ClusterMetrics::redis_reconnects},
       {"tcpms_cluster_redis_commands_total", "counter", "Commands sent on the command connection.",
        &ClusterMetrics::redis_commands},
-      {"tcpms_cluster_rebuilds_total", "counter", "Times this node rewrote its routes and registry in Redis.",
+      {"tcpms_cluster_rebuilds_total", "counter", "Times this node wrote its lease anew (joins).",
        &ClusterMetrics::rebuilds},
-      {"tcpms_cluster_queue_depth", "gauge", "Operations waiting for the Redis command thread.",
+      {"tcpms_cluster_queue_depth", "gauge", "Frames waiting for the Redis command thread.",
        &ClusterMetrics::queue_depth},
   };
   for (const Family& f : kFamilies) {
     family(f.name, f.type, f.help);
     fmt::format_to(o, "{}{{node=\"{}\"}} {}\n", f.name, node, get(this->*f.field));
   }
-  family("tcpms_cluster_dropped_total", "counter", "Messages that could not cross to another node, by cause.");
+  family("tcpms_cluster_dropped_total", "counter", "Frames that could not cross to another node, by cause.");
   fmt::format_to(o, "tcpms_cluster_dropped_total{{node=\"{}\",reason=\"redis_down\"}} {}\n", node,
                  get(dropped_redis_down));
   fmt::format_to(o, "tcpms_cluster_dropped_total{{node=\"{}\",reason=\"queue_full\"}} {}\n", node,
                  get(dropped_queue_full));
   fmt::format_to(o, "tcpms_cluster_dropped_total{{node=\"{}\",reason=\"failed\"}} {}\n", node,
                  get(dropped_failed));
-  family("tcpms_cluster_session_fetches_total", "counter",
-         "Sessions asked of other nodes by a CONNECT here, by outcome.");
-  const std::pair<const char*, const C*> fetches[] = {
-      {"found", &fetch_found}, {"none", &fetch_none}, {"timeout", &fetch_timeout}, {"redis_down", &fetch_redis_down}};
-  for (const auto& [result, c] : fetches)
-    fmt::format_to(o, "tcpms_cluster_session_fetches_total{{node=\"{}\",result=\"{}\"}} {}\n", node, result, get(*c));
   family("tcpms_cluster_redis_up", "gauge", "1 while the connection to Redis is up, by link.");
   fmt::format_to(o, "tcpms_cluster_redis_up{{node=\"{}\",link=\"command\"}} {}\n", node,
                  get(command_link_up) ? 1 : 0);
-  fmt::format_to(o, "tcpms_cluster_redis_up{{node=\"{}\",link=\"subscriber\"}} {}\n", node,
-                 get(subscriber_link_up) ? 1 : 0);
   fmt::format_to(o, "tcpms_cluster_redis_up{{node=\"{}\",link=\"stream\"}} {}\n", node,
                  get(stream_link_up) ? 1 : 0);
   family("tcpms_cluster_redis_latency_seconds", "histogram", "Round trip of one pipelined batch of Redis commands.");

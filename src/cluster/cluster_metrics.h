@@ -1,5 +1,5 @@
-// Counters of the cluster router for /metrics (admin::MetricsSource), plus a histogram of
-// Redis round trips. Relaxed atomics: written by loop threads and the two Redis threads, read
+// Counters of the cluster's Redis transport (redis_transport.h) for /metrics (admin::MetricsSource), plus a histogram of
+// Redis round trips. Relaxed atomics: written by loop threads and the Redis threads, read
 // by the admin thread.
 #pragma once
 
@@ -12,35 +12,24 @@ namespace tcpms::cluster {
 
 struct ClusterMetrics {
   using C = std::atomic<uint64_t>;
-  // Messages (publishes and pushes) this node sent to another node, one per target node.
+  // Routing frames (src/routing/frame.h) this node wrote into other nodes' streams, and read
+  // from its own. "up" control entries are not counted.
   C messages_out{0}, bytes_out{0};
   C messages_in{0}, bytes_in{0};
-  C pushes_out{0}, pushes_in{0};
-  C pushes_no_client{0};        // pushes to an id no live node holds
-  // Messages that could not cross: Redis unreachable, queue full, or the command failed.
+  // Frames that could not cross: Redis unreachable, queue full, or a failed batch whose retry
+  // was dropped. Their peers are told "up" and everything again.
   C dropped_redis_down{0}, dropped_queue_full{0}, dropped_failed{0};
-  C takeover_kicks{0};          // local clients closed because they connected on another node
-  // Sessions moving between nodes. Fetches (this node's CONNECTs) by how they ended:
-  C fetch_found{0}, fetch_none{0}, fetch_timeout{0}, fetch_redis_down{0};
-  C session_requests_in{0};     // other nodes asked for a session held here
-  C session_requests_stale{0};  // ... read after their requester gave up: answered none
-  C sessions_exported{0};       // ... and got its image
-  C sessions_late{0};           // images that came after their fetch gave up (adopted or not)
-  C sessions_returned{0};       // exported images that could not be sent: kept here instead
-  C session_drops{0};           // sessions discarded because their id connected elsewhere
   C redis_errors{0};            // connection failures and error replies
   C redis_reconnects{0};
   C redis_commands{0};
-  C rebuilds{0};                // own routes and registry rewritten into Redis
-  C route_events_in{0};
-  C nodes_alive{0};
-  C local_filters{0};
-  C remote_routes{0};
+  C rebuilds{0};                // joins: the lease written (again), the peers scanned
+  C nodes_alive{0};             // other nodes up
+  C nodes_with_interest{0};     // of those, the ones with any subscription (set when rendered)
   C queue_depth{0};
-  std::atomic<bool> command_link_up{false}, subscriber_link_up{false}, stream_link_up{false};
-  // Per-node streams: entries dropped as already delivered (a retried batch), messages of
-  // failed batches kept and sent again.
-  C stream_duplicates{0}, stream_entries_in{0};
+  std::atomic<bool> command_link_up{false}, stream_link_up{false};
+  // This node's stream: entries read, dropped as already delivered (a retried batch), or
+  // refused as malformed; frames of failed batches kept and sent again.
+  C stream_duplicates{0}, stream_entries_in{0}, stream_bad{0};
   C outbox_retried{0}, outbox_depth{0};
 
   // Round-trip time of one pipelined batch on the command connection.

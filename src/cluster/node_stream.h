@@ -3,7 +3,12 @@
 // receiver's reading connection is down waits in the stream until it reads again
 // (docs/cluster.md, "Why a stream per node"). The pure parts, one job each:
 //
-//   entry fields   s = sender tag ("<node>/<incarnation>"), n = sequence (decimal), f = frame
+//   entry fields   s = sender tag ("<node>/<incarnation>"), n = sequence (decimal), p = the
+//                  sender's peer slot (decimal), then f = a routing frame (src/routing/frame.h)
+//                  or c = "up" (the sender (re)joined or lost frames to this node: forget
+//                  what it said and tell it everything again; redis_transport.h)
+//   parse_entry    receiver: those fields, checked (fuzzed: tests/fuzz/stream_entry_fuzz.cc)
+//   NodeValue      a node's lease key holds "<slot> <incarnation>"
 //   DuplicateFilter  receiver: drops an entry whose sequence a sender already delivered, which
 //                    is what a batch retried after an ambiguous failure produces
 //   Outbox           sender: messages of a batch that failed, kept (bounded, oldest dropped
@@ -15,9 +20,11 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 namespace tcpms::cluster {
 
@@ -32,6 +39,32 @@ inline bool request_expired(std::string_view entry_id, uint64_t redis_now_ms, ui
   const uint64_t at = stream_id_ms(entry_id);
   return at != 0 && redis_now_ms > at && redis_now_ms - at > timeout_ms;
 }
+
+// One stream entry, its fields checked. Views into the reply it was parsed from.
+struct StreamEntry {
+  std::string_view sender;  // "<node>/<incarnation>"
+  uint64_t seq = 0;
+  uint16_t slot = 0;        // the sender's peer slot
+  bool up = false;          // a control entry "up" (then `frame` is empty)
+  std::string_view frame;   // a routing frame
+  // The node name in the sender tag (before its last '/').
+  std::string_view node() const { return sender.substr(0, sender.rfind('/')); }
+  std::string_view incarnation() const {
+    const size_t slash = sender.rfind('/');
+    return slash == std::string_view::npos ? std::string_view{} : sender.substr(slash + 1);
+  }
+};
+// `fields` alternates names and values as XREAD returns them. nullopt when a field is missing
+// or malformed (a slot at or above `slots`, a sequence that is not a decimal number, neither
+// or both of f and c, a sender tag without '/').
+std::optional<StreamEntry> parse_entry(const std::vector<std::string_view>& fields, uint32_t slots);
+
+// A node's lease key's value.
+struct NodeValue {
+  uint16_t slot = 0;
+  std::string_view incarnation;
+};
+std::optional<NodeValue> parse_node_value(std::string_view v, uint32_t slots);
 
 class DuplicateFilter {
  public:
@@ -50,6 +83,7 @@ class Outbox {
     std::string target;  // receiving node
     std::shared_ptr<const std::string> frame;
     uint64_t seq = 0;
+    bool control = false;  // a control entry "up" (frame unused)
   };
   explicit Outbox(size_t capacity) : capacity_(capacity) {}
   // Appends; returns how many of the oldest items were dropped to stay within capacity.

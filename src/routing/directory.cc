@@ -119,6 +119,11 @@ std::optional<Directory::Entry> Directory::find(uint64_t key) const {
   return Entry{slots_[i].holder, slots_[i].ticket};
 }
 
+void Directory::erase_key(uint64_t stored_key) noexcept {
+  const size_t i = probe(stored_key);
+  if (slots_[i].key == stored_key) erase_at(i);
+}
+
 size_t Directory::forget_holder(PeerId holder) {
   size_t n = 0;
   for (size_t i = 0; i < slots_.size();) {

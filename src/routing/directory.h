@@ -57,6 +57,16 @@ class Directory {
   // Forgets every entry held by `holder` (it restarted; it enrolls what it kept). Returns how
   // many.
   size_t forget_holder(PeerId holder);
+  // Forgets every entry whose key `gone(key)` says is no longer homed here (homes moved when a
+  // peer came up; its holders enroll there). Returns how many.
+  template <typename Pred>
+  size_t forget_if(Pred gone) {
+    std::vector<uint64_t> keys;
+    for (const Slot& s : slots_)
+      if (s.key != 0 && gone(s.key)) keys.push_back(s.key);
+    for (uint64_t k : keys) erase_key(k);
+    return keys.size();
+  }
   size_t size() const noexcept { return count_; }
   size_t memory_bytes() const noexcept { return slots_.capacity() * sizeof(Slot); }
 
@@ -70,6 +80,7 @@ class Directory {
   size_t probe(uint64_t key) const noexcept;
   void grow();
   void erase_at(size_t i) noexcept;
+  void erase_key(uint64_t stored_key) noexcept;
   uint32_t next_ticket() noexcept;
 
   std::vector<Slot> slots_;

@@ -16,6 +16,25 @@ bool MemoryFabric::send(PeerId from, PeerId to, SharedBytes frame) {
   return true;
 }
 
+PeerId MemoryFabric::home_among_up(uint64_t key, PeerId self, PeerId also) const {
+  std::lock_guard lock(mu_);
+  PeerId best = kNoPeer;
+  uint64_t best_score = 0;
+  for (PeerId p = 0; p < up_.size(); ++p) {
+    if (!up_[p] && p != self && p != also) continue;
+    // Rendezvous hashing: the highest score of (key, peer) wins (a mix of both, splitmix64).
+    uint64_t x = key ^ ((uint64_t{p} + 1) * 0x9E3779B97F4A7C15ull);
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    x ^= x >> 31;
+    if (best == kNoPeer || x > best_score) {
+      best = p;
+      best_score = x;
+    }
+  }
+  return best;
+}
+
 void MemoryFabric::add_timer(uint64_t delay_ms, std::function<void()> task) {
   std::lock_guard lock(mu_);
   timers_.emplace(now_ms_ + delay_ms, std::move(task));

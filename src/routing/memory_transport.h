@@ -41,6 +41,13 @@ class MemoryFabric {
   size_t deliver_all(size_t max_rounds = 1000);
   size_t queued(PeerId from, PeerId to) const;
   size_t queued() const;
+  // Homes that follow the peers up (as between cluster nodes: Transport::homes_move()), by
+  // rendezvous hashing over them; off (the default): home_of over every peer, as between
+  // worker processes. Set before start.
+  void set_homes_follow_up(bool on) { homes_follow_up_ = on; }
+  bool homes_follow_up() const noexcept { return homes_follow_up_; }
+  // The home of `key` among the peers up, `self` and `also` counted as up.
+  PeerId home_among_up(uint64_t key, PeerId self, PeerId also = kNoPeer) const;
   // Moves the clock and runs the timers that came due.
   void advance(uint64_t ms);
   uint64_t now_ms() const;
@@ -57,6 +64,7 @@ class MemoryFabric {
   std::map<std::pair<PeerId, PeerId>, std::deque<SharedBytes>> queues_;
   std::multimap<uint64_t, std::function<void()>> timers_;
   uint64_t now_ms_ = 0;
+  bool homes_follow_up_ = false;
 };
 
 class MemoryTransport final : public Transport {
@@ -69,6 +77,14 @@ class MemoryTransport final : public Transport {
   bool run_after(uint32_t delay_ms, std::function<void()> task) override {
     fabric_.add_timer(delay_ms, std::move(task));
     return true;
+  }
+  PeerId home_of(std::string_view client_id, uint64_t key) const override {
+    return fabric_.homes_follow_up() ? fabric_.home_among_up(key, self_)
+                                     : routing::home_of(client_id, peer_slots());
+  }
+  bool homes_move() const override { return fabric_.homes_follow_up(); }
+  PeerId home_with(uint64_t key, PeerId peer) const override {
+    return fabric_.home_among_up(key, self_, peer);
   }
   Receiver* receiver() const noexcept { return receiver_; }
 

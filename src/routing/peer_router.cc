@@ -420,7 +420,7 @@ void PeerRouter::durable_done(uint16_t peer, uint64_t request) {
 
 void PeerRouter::claim(std::string_view client_id, bool persistent, ClaimDone done) {
   stats_.claims.fetch_add(1, std::memory_order_relaxed);
-  const PeerId home = home_of(client_id, peers_);
+  const PeerId home = home_of_id(client_id);
   PendingClaim c;
   c.client_id = std::string(client_id);
   c.done = std::move(done);
@@ -499,7 +499,7 @@ void PeerRouter::maybe_finish_claim(uint64_t request) {
 // --- client ids: the home's side --------------------------------------------------------------
 
 void PeerRouter::on_claim(PeerId from, const ClaimRequest& f) {
-  if (home_of(f.client_id, peers_) != self_) {
+  if (home_of_id(f.client_id) != self_ && !transport_.homes_move()) {
     stats_.frames_bad.fetch_add(1, std::memory_order_relaxed);
     return;  // a peer with another view of the peers: not ours to answer
   }
@@ -573,7 +573,7 @@ void PeerRouter::on_surrender(PeerId from, const Surrender& f) {
 }
 
 void PeerRouter::release(std::string_view client_id, uint32_t ticket) {
-  const PeerId home = home_of(client_id, peers_);
+  const PeerId home = home_of_id(client_id);
   if (home == self_) {
     std::lock_guard lock(dir_mu_);
     directory_.release(client_key(client_id), self_, ticket);
@@ -583,7 +583,7 @@ void PeerRouter::release(std::string_view client_id, uint32_t ticket) {
 }
 
 void PeerRouter::enroll(std::string_view client_id, uint32_t ticket) {
-  const PeerId home = home_of(client_id, peers_);
+  const PeerId home = home_of_id(client_id);
   if (home == self_) {
     on_register(self_, Register{ticket, client_id});
     return;
@@ -618,7 +618,7 @@ void PeerRouter::on_register(PeerId from, const Register& f) {
 void PeerRouter::enroll_at(PeerId peer) {
   std::vector<std::pair<std::string, uint32_t>> held;
   broker_.for_each_session([&](std::string_view id, uint32_t ticket) {
-    if (home_of(id, peers_) == peer) held.emplace_back(std::string(id), ticket);
+    if (home_of_id(id) == peer) held.emplace_back(std::string(id), ticket);
   });
   for (const auto& [id, ticket] : held) send(peer, Frame(Register{ticket, id}));
 }
@@ -633,7 +633,7 @@ size_t PeerRouter::directory_size() const {
 bool PeerRouter::route_by_id(std::string_view client_id, ByIdOp op, std::string body,
                              PushDone done) {
   stats_.by_id_requests.fetch_add(1, std::memory_order_relaxed);
-  const PeerId home = home_of(client_id, peers_);
+  const PeerId home = home_of_id(client_id);
   PendingById b;
   b.done = std::move(done);
   b.target = home;
@@ -668,7 +668,7 @@ bool PeerRouter::kick_client(std::string_view client_id, PushDone done) {
 void PeerRouter::on_by_id(PeerId from, const ById& f) {
   if (f.hops == 0) {
     // At the home: forward to the holder, or answer that nobody holds the id.
-    if (home_of(f.client_id, peers_) != self_) {
+    if (home_of_id(f.client_id) != self_ && !transport_.homes_move()) {
       stats_.frames_bad.fetch_add(1, std::memory_order_relaxed);
       return;
     }
@@ -835,8 +835,39 @@ void PeerRouter::on_peer_up(PeerId peer) {
   }
   for (const auto& [share, filter] : broker_.shared().local_groups())
     send(peer, Frame(SharedGroup{true, share, filter}));
+  if (transport_.homes_move()) rehome_after_up();
   enroll_at(peer);
   sync_retained_from(peer);
+}
+
+void PeerRouter::rehome_after_up() {
+  // Ids whose home is now the peer that came up: their holders enroll there (enroll_at), so
+  // the entries here would only go stale.
+  std::lock_guard lock(dir_mu_);
+  directory_.forget_if([this](uint64_t key) { return transport_.home_of({}, key) != self_; });
+}
+
+void PeerRouter::rehome_after_down(PeerId peer) {
+  // What it held, as far as this home knows, is not known any more: a node that went is gone
+  // with its clients, and one that comes back enrolls what it still holds (enroll_at).
+  {
+    std::lock_guard lock(dir_mu_);
+    directory_.forget_holder(peer);
+  }
+  // Ids held here whose home was the peer that went: enrolled at their new home (its
+  // directory knew them; the new one does not).
+  std::vector<std::pair<std::string, uint32_t>> moved;
+  broker_.for_each_session([&](std::string_view id, uint32_t ticket) {
+    if (transport_.home_with(client_key(id), peer) == peer) moved.emplace_back(std::string(id), ticket);
+  });
+  for (const auto& [id, ticket] : moved) enroll(id, ticket);
+}
+
+uint32_t PeerRouter::peers_with_interest() {
+  uint32_t n = 0;
+  for (PeerId p = 0; p < peers_; ++p)
+    if (p != self_ && remote_.has_interest(p)) ++n;
+  return n;
 }
 
 void PeerRouter::on_peer_down(PeerId peer) {
@@ -844,6 +875,7 @@ void PeerRouter::on_peer_down(PeerId peer) {
   // Its filters and groups are unknown until it says again; frames for it would be dropped.
   remote_.forget(peer);
   broker_.shared().forget_peer(peer);
+  if (transport_.homes_move()) rehome_after_down(peer);
   // Requests waiting on it fail now rather than at their timeouts.
   std::vector<uint64_t> waiting, durable;
   {

@@ -132,6 +132,8 @@ class PeerRouter final : public broker::Router, public Transport::Receiver {
   void render_metrics(std::string& out) const;
   PeerId self() const noexcept { return self_; }
   size_t directory_size() const;
+  // Peers whose interest bitmap has any bit set here (metrics; scans the columns).
+  uint32_t peers_with_interest();
   // Sends the interest changes gathered so far (normally scheduled on its own).
   void flush_interest();
   // Runs `task` now if `last_ms` is at least an interval ago, else when it will be; `scheduled`
@@ -175,6 +177,15 @@ class PeerRouter final : public broker::Router, public Transport::Receiver {
   bool answer_durable(uint64_t request, PeerId from, bool ok);
   // The peers a publish goes to: every one for a retained message, else by interest.
   PeerSet publish_targets(const broker::Message& m) const;
+
+  // The home of a client id, as the transport decides it (transport.h).
+  PeerId home_of_id(std::string_view client_id) const {
+    return transport_.home_of(client_id, client_key(client_id));
+  }
+  // Homes that follow the peers up (cluster nodes): the directory and the ids held here move
+  // when `peer` comes up or goes down.
+  void rehome_after_up();
+  void rehome_after_down(PeerId peer);
 
   bool send(PeerId to, const Frame& f);
   bool send(PeerId to, SharedBytes frame);

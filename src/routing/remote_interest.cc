@@ -223,6 +223,20 @@ std::string RemoteInterest::column_snapshot(PeerId p) {
   return encode(f);
 }
 
+bool RemoteInterest::has_interest(PeerId p) {
+  if (p >= peer_slots_ || p == self_) return false;
+  const uint32_t w = p >> 6;
+  const uint64_t bit = uint64_t{1} << (p & 63);
+  if (everything_[w].load(std::memory_order_relaxed) & bit) return true;
+  std::lock_guard lock(mu_);
+  const uint8_t place = table_of_[p];
+  Table* t = place == kNoTable ? nullptr : tables_[place].load(std::memory_order_relaxed);
+  if (t == nullptr) return false;
+  for (uint32_t i = 0; i < t->slots; ++i)
+    if (t->at(i, w).load(std::memory_order_relaxed) & bit) return true;
+  return false;
+}
+
 void RemoteInterest::send_everything(PeerId from) {
   if (from >= peer_slots_ || from == self_) return;
   forget(from);

@@ -60,6 +60,9 @@ class RemoteInterest {
   // The peer's column as an InterestSnapshot frame (empty if unknown): the interest hub sends
   // these to a peer that comes up (peer_router.h).
   std::string column_snapshot(PeerId p);
+  // True if the peer's column has any bit set, or it gets every publish (metrics: a scan of
+  // the column, not for the publish path).
+  bool has_interest(PeerId p);
   // Adds to `out` every peer that may have a filter matching `topic`.
   void match(std::string_view topic, PeerSet& out) const;
   // The largest bitmap any peer uses (the size every process grows to).

@@ -15,7 +15,11 @@
 //   ids homed there), which is why a transport must deliver frames sent from inside
 //   on_peer_up before any other frame to that peer;
 // - on_peer_down(peer) when they cannot;
-// - timers, for requests that wait for an answer.
+// - timers, for requests that wait for an answer;
+// - the home of a client id (directory.h). Over a fixed set of peers (the worker mesh) it is
+//   home_of(id, peer_slots()) and never moves. Over peers that come and go (cluster nodes) a
+//   transport decides it over the peers it knows to be up, and says so (homes_move()): the
+//   layer then moves directory entries when a peer comes or goes (peer_router.h).
 //
 // Thread rules: send and run_after from any thread. The receiver's callbacks run on the
 // transport's own thread(s), never while the transport holds a lock the receiver might need.
@@ -24,6 +28,9 @@
 #include <cstdint>
 #include <functional>
 
+#include <string_view>
+
+#include "routing/directory.h"
 #include "routing/frame.h"
 #include "tcpms/shared_bytes.h"
 
@@ -48,6 +55,22 @@ class Transport {
   virtual bool send(PeerId to, SharedBytes frame) = 0;
   // `task` runs on the transport's thread after `delay_ms`; false (task dropped) once stopping.
   virtual bool run_after(uint32_t delay_ms, std::function<void()> task) = 0;
+
+  // The home of a client id; `key` is client_key(client_id) (directory.h). A transport whose
+  // homes move decides by `key` alone (the directory keeps keys, not ids).
+  virtual PeerId home_of(std::string_view client_id, uint64_t key) const {
+    (void)key;
+    return routing::home_of(client_id, peer_slots());
+  }
+  // True when homes follow the peers that are up (home_of changes as peers come and go).
+  virtual bool homes_move() const { return false; }
+  // With homes_move(): the home `key` has with `peer` up too (the peer that just went down:
+  // the ids it was home of are those for which this is `peer`). kNoPeer when not known.
+  virtual PeerId home_with(uint64_t key, PeerId peer) const {
+    (void)key;
+    (void)peer;
+    return kNoPeer;
+  }
 };
 
 }  // namespace tcpms::routing

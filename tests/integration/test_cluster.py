@@ -6,7 +6,9 @@ client to another node (queued and in-flight messages included, through HAProxy 
 discarded everywhere by a clean connect; a blip of a node's stream or command connection
 (nothing lost or doubled); a node killed -9 (the others keep serving, its keys expire by
 lease); Redis frozen past its timeouts, then stopped and restarted mid-traffic (local
-delivery never stops, cross-node delivery comes back).
+delivery never stops, cross-node delivery comes back). The nodes route with the same layer as
+worker processes (routing::PeerRouter over the Redis transport): where a session or a
+subscription is, is asked of the nodes' admin APIs, not of Redis.
 
 The tests share one cluster and run in file order: the last three break it on purpose."""
 import json
@@ -19,6 +21,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.parse
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -218,12 +221,22 @@ def cluster_metric(n, name):
     return n.metrics().get(name, 0.0)
 
 
+def interest(n):
+    """How many other nodes `n` would send a matching publish to (their interest bitmaps
+    have a subscription): where the old router counted (node, filter) routes."""
+    return cluster_metric(n, "tcpms_cluster_nodes_with_interest")
+
+
+def publishes_out(n):
+    return cluster_metric(n, "tcpms_routing_publishes_sent_total")
+
+
 def routes_settled(nodes, filters_each):
-    """Every node sees `filters_each[other]` routes from each other node (sum)."""
+    """Every node sees interest at each other node with filters (`filters_each[other]` > 0)."""
     def check():
         for name, n in nodes.items():
-            want = sum(v for k, v in filters_each.items() if k != name)
-            if cluster_metric(n, "tcpms_cluster_remote_routes") != want:
+            want = sum(1 for k, v in filters_each.items() if k != name and v > 0)
+            if interest(n) != want:
                 return False
         return True
     return check
@@ -258,8 +271,8 @@ def test_cross_node_publish_with_wildcards(cluster):
     s3.sub("home/#")
     local = Paho(n1.port)
     local.sub("home/kitchen/temp")
-    wait_until(lambda: cluster_metric(n1, "tcpms_cluster_remote_routes") == 2, 5, "n1 has 2 routes")
-    out_before = cluster_metric(n1, "tcpms_cluster_messages_out_total")
+    wait_until(lambda: interest(n1) == 2, 5, "n1 has 2 routes")
+    out_before = publishes_out(n1)
     pub = Paho(n1.port)
     pub.pub("home/kitchen/temp", b"21.5", qos=0)
     assert s2.get()[:2] == ("home/kitchen/temp", b"21.5")
@@ -271,7 +284,7 @@ def test_cross_node_publish_with_wildcards(cluster):
     # A topic nobody elsewhere wants crosses to no node: no Redis traffic for it.
     pub.pub("office/door", b"open")
     time.sleep(0.3)
-    assert cluster_metric(n1, "tcpms_cluster_messages_out_total") - out_before == 3  # 2 + 1 + 0
+    assert publishes_out(n1) - out_before == 3  # 2 + 1 + 0
     # "$" topics do not match "#" [MQTT-4.7.2-1], across nodes too.
     pub.pub("$app/x", b"y")
     s3.nothing(0.3)
@@ -285,7 +298,7 @@ def test_qos1_and_qos2_across_nodes(cluster):
     n1, n2 = cluster["nodes"]["n1"], cluster["nodes"]["n2"]
     sub = Paho(n2.port, client_id="qos-sub")
     sub.sub("q/#", qos=2)
-    wait_until(lambda: cluster_metric(n1, "tcpms_cluster_remote_routes") == 1, 5, "route on n1")
+    wait_until(lambda: interest(n1) == 1, 5, "route on n1")
     pub = Paho(n1.port)
     for i in range(30):
         pub.pub(f"q/{i % 3}", f"m{i}".encode(), qos=1 + i % 2)
@@ -344,27 +357,23 @@ def test_push_by_client_id_through_another_nodes_api(cluster):
     n1, n3 = cluster["nodes"]["n1"], cluster["nodes"]["n3"]
     dev = connected(n3.port, "device-42")
     dev.subscribe([("unrelated", 0)])  # not subscribed to the pushed topic: p2p still arrives
-    wait_until(lambda: "device-42" in cluster["redis"].command("SMEMBERS", "tcpms:clients:n3"), 3,
-               "device-42 in the registry")
+    wait_until(lambda: registered(cluster, "n3", "device-42"), 3, "device-42 on n3")
     status, body = n1.admin("/api/v1/clients/device-42/send", method="POST",
                             body=json.dumps({"topic": "cmd/reboot", "payload": "now"}).encode())
     assert status == 200, body
     p = dev.expect(PUBLISH)
     assert b"cmd/reboot" in p.body and p.body.endswith(b"now")
-    assert cluster_metric(n3, "tcpms_cluster_pushes_in_total") >= 1
+    assert cluster_metric(n1, "tcpms_routing_by_id_requests_total") >= 1
     assert "holds it" in body, body
-    # Unknown everywhere: the node that took the request finds it in no live node's set, and
-    # the API waits for that answer: 404, as for an id unknown on one node.
-    unknown = cluster_metric(n1, "tcpms_cluster_pushes_no_client_total")
+    # Unknown everywhere: the id's home knows no holder, and the API waits for that answer:
+    # 404, as for an id unknown on one node.
     status, body = n1.admin("/api/v1/clients/nobody/send", method="POST",
                             body=json.dumps({"topic": "x", "payload": "y"}).encode())
     assert status == 404, body
-    assert cluster_metric(n1, "tcpms_cluster_pushes_no_client_total") == unknown + 1
     dev.expect_nothing(0.3)
     dev.close()
     # Gone from n3: a push to it now finds no holder either.
-    wait_until(lambda: "device-42" not in cluster["redis"].command("SMEMBERS", "tcpms:clients:n3"), 3,
-               "device-42 left the registry")
+    wait_until(lambda: not registered(cluster, "n3", "device-42"), 3, "device-42 gone from n3")
     status, body = n1.admin("/api/v1/clients/device-42/send", method="POST",
                             body=json.dumps({"topic": "x", "payload": "y"}).encode())
     assert status == 404, body
@@ -373,17 +382,12 @@ def test_push_by_client_id_through_another_nodes_api(cluster):
 def test_takeover_across_nodes(cluster):
     n1, n2 = cluster["nodes"]["n1"], cluster["nodes"]["n2"]
     first = connected(n1.port, "same-id")
-    # Redis orders the two "connected" notices; the test means the first to be first there, so
-    # wait until n1's registration is in Redis (a fixed sleep was not enough on a loaded box).
-    wait_until(lambda: "same-id" in cluster["redis"].command("SMEMBERS", "tcpms:clients:n1"), 5,
-               "n1 registers same-id")
-    time.sleep(0.1)  # the notice is published in the same batch as the registration
+    # The id's home orders the two claims: the first was answered before its CONNACK.
     second = connected(n2.port, "same-id")
     first.expect_closed(3)  # [MQTT-3.1.4-2], across nodes
     second.ping()  # the newer connection stays
-    assert cluster_metric(n1, "tcpms_cluster_takeover_kicks_total") >= 1
-    wait_until(lambda: "same-id" not in cluster["redis"].command("SMEMBERS", "tcpms:clients:n1"), 3,
-               "n1 no longer registers same-id")
+    assert sum(cluster_metric(n, "tcpms_routing_surrenders_total") for n in cluster["nodes"].values()) >= 1
+    wait_until(lambda: not registered(cluster, "n1", "same-id"), 3, "n1 no longer holds same-id")
     second.close()
 
 
@@ -391,10 +395,10 @@ def test_generated_client_ids_do_not_collide_across_nodes(cluster):
     n1, n2 = cluster["nodes"]["n1"], cluster["nodes"]["n2"]
     a = connected(n1.port, "")  # [MQTT-3.1.3-6]: the server assigns one
     b = connected(n2.port, "")
-    wait_until(lambda: any(i.startswith("tcpms-n1-") for i in cluster["redis"].command("SMEMBERS", "tcpms:clients:n1"))
-               and any(i.startswith("tcpms-n2-") for i in cluster["redis"].command("SMEMBERS", "tcpms:clients:n2")),
-               5, "both registered, each with its node in the id")
-    time.sleep(0.2)  # the "connected" notices went round: neither closed the other
+    wait_until(lambda: any(i.startswith("tcpms-n1-") for i in client_ids(cluster, "n1"))
+               and any(i.startswith("tcpms-n2-") for i in client_ids(cluster, "n2")),
+               5, "both connected, each with its node in the id")
+    time.sleep(0.2)  # their claims went to their homes: neither closed the other
     a.ping()
     b.ping()
     a.close()
@@ -402,11 +406,22 @@ def test_generated_client_ids_do_not_collide_across_nodes(cluster):
 
 
 def registered(cluster, node_name, client_id):
-    return client_id in cluster["redis"].command("SMEMBERS", f"tcpms:clients:{node_name}")
+    """The node holds a session for the id (connected or offline)."""
+    status, _ = cluster["nodes"][node_name].admin(f"/api/v1/clients/{client_id}")
+    return status == 200
 
 
 def has_route(cluster, node_name, filt):
-    return cluster["redis"].command("SISMEMBER", f"tcpms:routes:{node_name}", filt) == 1
+    """A session on the node subscribes to exactly `filt`."""
+    status, body = cluster["nodes"][node_name].admin(
+        "/api/v1/subscriptions?filter=" + urllib.parse.quote(filt, safe=""))
+    return status == 200 and len(json.loads(body)["subscriptions"]) > 0
+
+
+def client_ids(cluster, node_name):
+    status, body = cluster["nodes"][node_name].admin("/api/v1/clients?state=all&limit=1000")
+    assert status == 200, body
+    return [c["id"] for c in json.loads(body)["clients"]]
 
 
 def offline_on(n, client_id):
@@ -436,14 +451,14 @@ def test_persistent_session_follows_its_client_to_another_node(cluster):
     assert c.connect("roamer", clean=False) == (False, 0)
     assert c.subscribe([("roam/#", 1)]) == [1]
     wait_until(lambda: has_route(cluster, "n1", "roam/#") and registered(cluster, "n1", "roamer"), 5,
-               "n1 publishes roamer's route and registration")
+               "n1 holds roamer with its subscription")
     leave(c)
     wait_until(lambda: offline_on(n1, "roamer"), 5, "roamer offline on n1")
-    # Offline, its session stays in n1's registry (that is where a CONNECT elsewhere looks).
+    # Offline, its session stays on n1 (the id's home says so to a CONNECT elsewhere).
     assert registered(cluster, "n1", "roamer")
     # Published through n3 while it is away: they cross to n1 and queue in its session there.
     in_before = cluster_metric(n1, "tcpms_cluster_messages_in_total")
-    wait_until(lambda: cluster_metric(n3, "tcpms_cluster_remote_routes") >= 1, 5, "n3 knows the route")
+    wait_until(lambda: interest(n3) >= 1, 5, "n3 knows the route")
     pub = connected(n3.port, "roam-pub")
     for i in range(10):
         pub.publish("roam/x", f"m{i}".encode(), qos=1, pid=i + 1)
@@ -455,19 +470,18 @@ def test_persistent_session_follows_its_client_to_another_node(cluster):
     got = take_publishes(c2, 10)
     assert [p.payload for p in got] == [f"m{i}".encode() for i in range(10)]
     c2.expect_nothing(0.5)
-    assert cluster_metric(n2, 'tcpms_cluster_session_fetches_total{node="n2",result="found"}') >= 1
-    assert cluster_metric(n1, "tcpms_cluster_sessions_exported_total") >= 1
+    assert cluster_metric(n2, "tcpms_routing_sessions_moved_in_total") >= 1
     # n1 gave it up: no registration, no route there any more; n2 has both.
     wait_until(lambda: not registered(cluster, "n1", "roamer") and registered(cluster, "n2", "roamer"), 5,
-               "the registration moved to n2")
+               "the session moved to n2")
     wait_until(lambda: not has_route(cluster, "n1", "roam/#") and has_route(cluster, "n2", "roam/#"), 5,
                "the route moved to n2")
-    wait_until(lambda: cluster_metric(n3, "tcpms_cluster_remote_routes") == 1, 5, "n3 sees one route")
-    out_n1 = cluster_metric(n3, "tcpms_cluster_messages_out_total")
+    wait_until(lambda: interest(n3) == 1, 5, "n3 sees one route")
+    out_n1 = publishes_out(n3)
     pub.publish("roam/x", b"after", qos=1, pid=11)
     assert take_publishes(c2, 1)[0].payload == b"after"
     c2.expect_nothing(0.3)
-    assert cluster_metric(n3, "tcpms_cluster_messages_out_total") == out_n1 + 1  # to n2 only
+    assert publishes_out(n3) == out_n1 + 1  # to n2 only
     leave(c2)
     pub.close()
     # Tidy: a clean connect discards it (tested on its own below).
@@ -496,7 +510,7 @@ def test_takeover_while_connected_moves_inflight_messages(cluster):
                "the registration moved to n2")
     # The subscription came along: a publish on n1 crosses to it on n2.
     wait_until(lambda: has_route(cluster, "n2", "mv/#"), 5, "mv/# routed to n2")
-    wait_until(lambda: cluster_metric(n1, "tcpms_cluster_remote_routes") >= 1, 5, "n1 sees the route")
+    wait_until(lambda: interest(n1) >= 1, 5, "n1 sees the route")
     pub.publish("mv/t", b"later", qos=1, pid=9)
     assert take_publishes(b, 1)[0].payload == b"later"
     leave(b)
@@ -522,59 +536,41 @@ def test_clean_connect_elsewhere_discards_the_session_everywhere(cluster):
     leave(d)
     wait_until(lambda: not registered(cluster, "n3", "wiper"), 5, "n3 forgot the clean session")
     # Nothing anywhere now: a persistent CONNECT on n1 starts fresh, without waiting for the
-    # fetch timeout (nobody holds it, so nobody is asked).
-    none_before = cluster_metric(n1, 'tcpms_cluster_session_fetches_total{node="n1",result="none"}')
+    # claim timeout (the home knows no holder, so nobody is asked).
+    moved_before = cluster_metric(n1, "tcpms_routing_sessions_moved_in_total")
     e = RawClient(n1.port)
     t0 = time.monotonic()
     assert e.connect("wiper", clean=False) == (False, 0)
     assert time.monotonic() - t0 < 1.0
-    assert cluster_metric(n1, 'tcpms_cluster_session_fetches_total{node="n1",result="none"}') == none_before + 1
+    assert cluster_metric(n1, "tcpms_routing_sessions_moved_in_total") == moved_before
     e.close()
     connected(n1.port, "wiper", clean=True).close()
 
 
-def session_request(requester, client_id, request_id, timeout_ms):
-    """A session-request frame as src/cluster/frame.h lays it out."""
-    def s16(b):
-        return len(b).to_bytes(2, "little") + b
-    return (bytes([1, 8, 0]) + s16(requester.encode()) + s16(client_id.encode()) +
-            s16(str(request_id).encode()) + str(timeout_ms).encode())
-
-
-def test_a_session_request_read_after_its_timeout_is_answered_none(cluster):
-    """Written straight into n1's stream: one stamped long ago in Redis' clock (entry id 1-0,
-    as a reader far behind would see it) and a fresh one. Only the fresh one takes the session."""
+def test_entries_written_straight_into_a_stream_are_checked(cluster):
+    """Written straight into n1's stream: malformed entries are refused and counted, an entry
+    whose sender already delivered that sequence number is dropped (what a retried batch
+    leaves), a frame that does not decode is counted by the router, and n1 goes on serving."""
     redis, n1 = cluster["redis"], cluster["nodes"]["n1"]
     c = RawClient(n1.port)
-    assert c.connect("asked-for", clean=False) == (False, 0)
-    wait_until(lambda: registered(cluster, "n1", "asked-for"), 5, "n1 registers asked-for")
-    stale_before = cluster_metric(n1, "tcpms_cluster_session_requests_stale_total")
-    # A stream made anew may start at id 1-0: n1's reader notices on reconnecting (XINFO).
-    redis.command("DEL", "tcpms:stream:n1")
-    redis.command("XADD", "tcpms:stream:n1", "1-0", "s", "test/1", "n", "1", "f",
-                  session_request("n2", "asked-for", 901, 3000).decode("latin-1"))
-    assert kill_redis_client(cluster, "tcpms:n1:stream")
-    wait_until(lambda: cluster_metric(n1, "tcpms_cluster_session_requests_stale_total") == stale_before + 1, 5,
-               "n1 read the stale request")
-    c.ping()  # not taken over
-    assert registered(cluster, "n1", "asked-for")
-    exported = cluster_metric(n1, "tcpms_cluster_sessions_exported_total")
-    redis.command("XADD", "tcpms:stream:n1", "*", "s", "test/1", "n", "2", "f",
-                  session_request("n2", "asked-for", 902, 3000).decode("latin-1"))
-    c.expect_closed(5)  # a request in time: the session leaves n1
-    wait_until(lambda: cluster_metric(n1, "tcpms_cluster_sessions_exported_total") == exported + 1, 5,
-               "n1 exported asked-for")
-    wait_until(lambda: not registered(cluster, "n1", "asked-for"), 5, "n1 no longer holds it")
-    # n2 asked for nothing: the image is a late one, kept there as an offline session (the id
-    # had none on n2), so the session is not lost.
-    n2 = cluster["nodes"]["n2"]
-    wait_until(lambda: registered(cluster, "n2", "asked-for") and offline_on(n2, "asked-for"), 5,
-               "n2 adopted the late image")
-    assert cluster_metric(n2, "tcpms_cluster_sessions_late_total") >= 1
-    d = RawClient(n2.port)
-    assert d.connect("asked-for", clean=False) == (True, 0)
-    leave(d)
-    connected(n2.port, "asked-for", clean=True).close()
+    assert c.connect("checked", clean=False) == (False, 0)
+    bad = cluster_metric(n1, "tcpms_cluster_stream_bad_total")
+    dups = cluster_metric(n1, "tcpms_cluster_stream_duplicates_total")
+    frames_bad = cluster_metric(n1, "tcpms_routing_frames_bad_total")
+    redis.command("XADD", "tcpms:stream:n1", "*", "s", "nobody", "n", "1", "p", "1", "f", "x")  # no '/'
+    redis.command("XADD", "tcpms:stream:n1", "*", "s", "n9/1", "n", "x", "p", "1", "f", "x")  # sequence
+    redis.command("XADD", "tcpms:stream:n1", "*", "s", "n9/1", "n", "1", "p", "999", "f", "x")  # slot
+    wait_until(lambda: cluster_metric(n1, "tcpms_cluster_stream_bad_total") == bad + 3, 5, "3 refused")
+    redis.command("XADD", "tcpms:stream:n1", "*", "s", "n9/1", "n", "5", "p", "1", "f", "\x63junk")
+    redis.command("XADD", "tcpms:stream:n1", "*", "s", "n9/1", "n", "5", "p", "1", "f", "\x63junk")
+    wait_until(lambda: cluster_metric(n1, "tcpms_cluster_stream_duplicates_total") == dups + 1, 5,
+               "the second copy dropped")
+    wait_until(lambda: cluster_metric(n1, "tcpms_routing_frames_bad_total") +
+               cluster_metric(n1, "tcpms_routing_frames_unknown_total") >= frames_bad + 1, 5,
+               "the junk frame refused by the router")
+    c.ping()
+    leave(c)
+    connected(n1.port, "checked", clean=True).close()
 
 
 def kill_redis_client(cluster, name):
@@ -592,7 +588,7 @@ def test_cross_node_delivery_survives_a_blip_of_the_receivers_connection(cluster
     sub = connected(n2.port, "blip-sub")
     assert sub.subscribe([("blip/#", 1)]) == [1]
     wait_until(lambda: has_route(cluster, "n2", "blip/#"), 5, "blip/# routed to n2")
-    wait_until(lambda: cluster_metric(n1, "tcpms_cluster_remote_routes") >= 1, 5, "n1 sees the route")
+    wait_until(lambda: interest(n1) >= 1, 5, "n1 sees the route")
     pub = connected(n1.port, "blip-pub")
     errors = cluster_metric(n2, "tcpms_cluster_redis_errors_total")
     # n2's reading connection goes; it reconnects after a backoff. What n1 sends meanwhile
@@ -655,7 +651,7 @@ def test_mosquitto_clients_through_haproxy_keep_their_session(cluster):
     holder = [name for name in nodes if registered(cluster, name, "mq-roamer")]
     assert len(holder) == 1, holder
     for name in nodes:
-        wait_until(lambda name=name: name == holder[0] or cluster_metric(nodes[name], "tcpms_cluster_remote_routes") >= 1,
+        wait_until(lambda name=name: name == holder[0] or interest(nodes[name]) >= 1,
                    5, f"{name} routes hp/roam/# to {holder[0]}")
     for i in range(10):
         subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", port, "-q", "1", "-t", f"hp/roam/{i}",
@@ -682,7 +678,7 @@ def test_kill_9_of_a_node(cluster):
     s2.sub("k/#")
     s3 = Paho(n3.port)
     s3.sub("k/#")
-    wait_until(lambda: cluster_metric(n1, "tcpms_cluster_remote_routes") == 2, 5, "2 routes on n1")
+    wait_until(lambda: interest(n1) == 2, 5, "2 routes on n1")
     n3.kill()  # SIGKILL: no goodbye
     killed = time.monotonic()
     pub = Paho(n1.port)
@@ -690,19 +686,20 @@ def test_kill_9_of_a_node(cluster):
     assert s2.get()[:2] == ("k/1", b"still")  # the others keep serving at once
     # Its lease runs out; the others drop its routes and stop sending to it.
     wait_until(lambda: cluster_metric(n1, "tcpms_cluster_nodes_alive") == 1
-               and cluster_metric(n1, "tcpms_cluster_remote_routes") == 1, LEASE_S * 3,
+               and interest(n1) == 1, LEASE_S * 3,
                "n3's routes expired")
     assert time.monotonic() - killed < LEASE_S * 2 + 1
-    # Its route set expires in Redis too (a route change refreshed it a moment after its lease).
-    wait_until(lambda: cluster["redis"].command("EXISTS", "tcpms:routes:n3") == 0, LEASE_S + 1,
-               "tcpms:routes:n3 expired")
+    # Its lease key and stream expire in Redis (a sender refreshed the stream's TTL a moment
+    # after the lease).
+    wait_until(lambda: cluster["redis"].command("EXISTS", "tcpms:node:n3") == 0, LEASE_S + 1,
+               "tcpms:node:n3 expired")
     wait_until(lambda: cluster["redis"].command("EXISTS", "tcpms:stream:n3") == 0, LEASE_S + 1,
                "tcpms:stream:n3 expired")
-    out = cluster_metric(n1, "tcpms_cluster_messages_out_total")
+    out = publishes_out(n1)
     pub.pub("k/2", b"after", qos=1)
     assert s2.get()[:2] == ("k/2", b"after")
     time.sleep(0.2)
-    assert cluster_metric(n1, "tcpms_cluster_messages_out_total") - out == 1  # to n2 only
+    assert publishes_out(n1) - out == 1  # to n2 only
     # HAProxy's health check takes n3 out: new clients through it all land on live nodes.
     time.sleep(1.0)
     fresh = [Paho(proxy.port) for _ in range(4)]
@@ -723,7 +720,7 @@ def test_redis_hangs_longer_than_the_timeouts(cluster):
     sub = connected(n2.port, "hang-sub")
     assert sub.subscribe([("hang/#", 1)]) == [1]
     wait_until(lambda: has_route(cluster, "n2", "hang/#"), 5, "hang/# routed to n2")
-    wait_until(lambda: cluster_metric(n1, "tcpms_cluster_remote_routes") >= 1, 5, "n1 sees the route")
+    wait_until(lambda: interest(n1) >= 1, 5, "n1 sees the route")
     pub = connected(n1.port, "hang-pub")
     redis.proc.send_signal(signal.SIGSTOP)
     try:
@@ -734,14 +731,16 @@ def test_redis_hangs_longer_than_the_timeouts(cluster):
         t0 = time.monotonic()
         status, _ = n1.admin("/api/v1/clients/hang-sub/send", method="POST",
                              body=json.dumps({"topic": "x", "payload": "y"}).encode())
-        assert status in (200, 404)  # whatever it learnt, within its bound
+        # Whatever it learnt, within its bound: 503 when the id's home did not answer (the
+        # push may or may not be delivered), as with worker processes.
+        assert status in (200, 404, 503)
         assert time.monotonic() - t0 < 8
         pub.publish("hang/t", b"during", qos=1, pid=1)  # the local handshake never waits
         c.close()
     finally:
         redis.proc.send_signal(signal.SIGCONT)
     wait_until(lambda: cluster_metric(n1, 'tcpms_cluster_redis_up{node="n1",link="command"}') == 1
-               and cluster_metric(n1, "tcpms_cluster_remote_routes") >= 1, 15, "n1 back with n2's route")
+               and interest(n1) >= 1, 15, "n1 back with n2's route")
     while True:  # "during" may or may not have crossed (it met the hang): not asserted
         try:
             p = sub.read(0.5)
@@ -765,7 +764,7 @@ def test_redis_stopped_and_restarted_mid_traffic(cluster):
     local.sub("r/#")
     remote = Paho(n2.port)
     remote.sub("r/#")
-    wait_until(lambda: cluster_metric(n1, "tcpms_cluster_remote_routes") == 1, 5, "route on n1")
+    wait_until(lambda: interest(n1) == 1, 5, "route on n1")
     pub = Paho(n1.port)
     pub.pub("r/0", b"before", qos=1)
     assert local.get()[:2] == ("r/0", b"before")
@@ -783,18 +782,24 @@ def test_redis_stopped_and_restarted_mid_traffic(cluster):
     late = Paho(n2.port)
     late.sub("late/topic")
 
-    redis.start()  # same port, empty: every node rebuilds its routes and registry
-    wait_until(lambda: cluster_metric(n1, "tcpms_cluster_remote_routes") == 2, 10,
-               "n1 relearned n2's routes")
-    wait_until(lambda: cluster_metric(n2, "tcpms_cluster_remote_routes") == 1, 10,
-               "n2 relearned n1's routes")
-    assert redis.command("SISMEMBER", "tcpms:routes:n2", "late/topic") == 1, n2.output()
+    redis.start()  # same port, empty: every node joins again and tells the others everything
+    for name, n in (("n1", n1), ("n2", n2)):
+        wait_until(lambda n=n, name=name: cluster_metric(n, 'tcpms_cluster_redis_up{node="%s",link="command"}' % name) == 1
+                   and cluster_metric(n, "tcpms_cluster_nodes_alive") == 1 and interest(n) == 1, 10,
+                   "the nodes see each other's interest again")
     while not remote.msgs.empty():
         remote.msgs.get()
-    pub.pub("r/9", b"after", qos=1)
-    assert remote.get()[:2] == ("r/9", b"after")
-    pub.pub("late/topic", b"hi", qos=0)
-    assert late.get()[:2] == ("late/topic", b"hi")
+
+    def crosses(client, topic, payload):
+        """Published until it arrives: the nodes' state crosses again shortly after Redis."""
+        pub.pub(topic, payload, qos=0)
+        try:
+            return client.get(0.3)[:2] == (topic, payload)
+        except queue.Empty:
+            return False
+    wait_until(lambda: crosses(remote, "r/9", b"after"), 10, "r/9 crosses again")
+    # The subscription made while Redis was away reached n1 with n2's state.
+    wait_until(lambda: crosses(late, "late/topic", b"hi"), 10, "late/topic crosses")
     assert cluster_metric(n1, "tcpms_cluster_redis_reconnects_total") >= 1
     assert "could not cross meanwhile" in n1.output()
     for c in (local, remote, pub, late):

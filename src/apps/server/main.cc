@@ -23,7 +23,7 @@
 #include "broker/auth_files.h"
 #include "broker/auth_http.h"
 #include "broker/broker.h"
-#include "cluster/redis_router.h"
+#include "cluster/redis_transport.h"
 #include "config/settings.h"
 #include "doctor/checks.h"
 #include "echo/echo_handler.h"
@@ -217,8 +217,11 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
                    ac.allow_anonymous ? "allowed" : "refused");
     }
   }
-  // --cluster: this node routes to other nodes through Redis (src/cluster, docs/cluster.md).
-  cluster::RedisRouter* cluster_router = nullptr;  // owned by the broker
+  // --cluster: this node routes to the other nodes through Redis streams, with the same
+  // routing layer as worker processes (PeerRouter; src/cluster, docs/cluster.md).
+  // Declared before the server and the broker's router: the router holds a reference to it,
+  // and its threads call into the broker until stop().
+  std::unique_ptr<cluster::RedisTransport> cluster_transport;
   if (mqtt && !opt.cluster_redis.empty()) {
     cluster::ClusterConfig cc;
     std::string error;
@@ -230,10 +233,11 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
     cc.redis = *at;
     cc.node_id = cluster_node_id(opt);
     cc.lease_ms = opt.cluster_lease_s * 1000;
-    cc.session_fetch_timeout_ms = opt.cluster_session_fetch_timeout_ms;
-    auto router = std::make_unique<cluster::RedisRouter>(*mqtt_broker, std::move(cc));
-    cluster_router = router.get();
-    mqtt_broker->set_router(std::move(router));
+    cluster_transport = std::make_unique<cluster::RedisTransport>(std::move(cc));
+    if (std::string err = cluster_transport->open(); !err.empty()) {
+      spdlog::critical("cluster: {}", err);
+      return kExitUnavailable;
+    }
   }
   // Declared before the server, so it outlives the loops: their link handlers point into it.
   std::unique_ptr<workers::PeerMesh> mesh;
@@ -249,6 +253,17 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
       peer_router = router.get();
       mqtt_broker->set_router(std::move(router));
     }
+  } else if (cluster_transport) {
+    routing::RouterOptions ro;
+    ro.loops = config.threads;
+    ro.claim_timeout_ms = opt.cluster_session_fetch_timeout_ms;
+    // Slots are node ids ever seen, not nodes up: interest updates go to each node directly
+    // (no hub, which would be slot 0 whether it runs or not), spaced as for a few peers.
+    ro.interest_relay_above = routing::kMaxPeers;
+    ro.interest_interval_ms = 5;
+    auto router = std::make_unique<routing::PeerRouter>(*mqtt_broker, *cluster_transport, ro);
+    peer_router = router.get();
+    mqtt_broker->set_router(std::move(router));
   }
   // Declared after the server: destroyed (its last writes committed) before the loops its
   // durability notices are posted to.
@@ -273,7 +288,7 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
     return kExitUnavailable;
   }
   if (mesh) mesh->start();
-  if (cluster_router) cluster_router->start();
+  if (cluster_transport) cluster_transport->start();
   if (store) {
     store->start();
     mqtt_broker->after_recovery();  // the router hears of the recovered sessions
@@ -310,8 +325,11 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
     if (peer_router) {
       own_admin->add_metrics_source([r = peer_router](std::string& out) { r->render_metrics(out); });
     }
-    if (cluster_router) {
-      own_admin->add_metrics_source([r = cluster_router](std::string& out) { r->render_metrics(out); });
+    if (cluster_transport) {
+      own_admin->add_metrics_source([t = cluster_transport.get(), r = peer_router](std::string& out) {
+        t->mutable_metrics().nodes_with_interest.store(r->peers_with_interest(), std::memory_order_relaxed);
+        t->render_metrics(out);
+      });
     }
     own_admin->add_metrics_source([&server](std::string& out) { render_transport_metrics(server, out); });
     if (workers && role.index == 0) {
@@ -335,7 +353,7 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
     if (std::string err = serving->start(); !err.empty()) {
       spdlog::critical("{}", err);
       // The router's threads call into the broker's loops: stop them before the loops go.
-      if (cluster_router) cluster_router->stop();
+      if (cluster_transport) cluster_transport->stop();
       if (auth_http) auth_http->stop();
       server.stop();
       server.wait();
@@ -391,13 +409,13 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
       spdlog::info("{}: draining {} connections (up to {} ms)", strsignal(sig),
                    server.connection_count(), opt.drain_timeout_ms);
       // Say goodbye first, so the other nodes stop routing here while we drain.
-      if (cluster_router) cluster_router->stop();
+      if (cluster_transport) cluster_transport->stop();
       server.drain(std::chrono::milliseconds(opt.drain_timeout_ms));
       break;
     }
   }
   server.wait();
-  if (cluster_router) cluster_router->stop();  // its threads call into the broker
+  if (cluster_transport) cluster_transport->stop();  // its threads call into the broker
   if (auth_http) auth_http->stop();  // its threads post answers to the (stopped) loops
   if (front_admin) front_admin->stop();
   if (own_admin) own_admin->stop();

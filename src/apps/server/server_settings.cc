@@ -346,12 +346,13 @@ void declare_settings(config::Settings& s, ServerOptions& o) {
         "This node's name in the cluster, unique among the nodes (empty: the host name)")
       .alias("--node-id");
   s.add("cluster.lease_s", o.cluster_lease_s,
-        "Seconds a dead node's routes and clients stay in Redis (refreshed every third of it)")
+        "Seconds a dead node stays a peer of the others (its lease key in Redis, refreshed every "
+        "third of it)")
       .range(1u, 3600u);
   s.add("cluster.session_fetch_timeout_ms", o.cluster_session_fetch_timeout_ms,
-        "How long a CONNECT with CleanSession 0 waits for another node to hand over the "
-        "client's session before going on without it (a session arriving later is kept only "
-        "if the id has none here by then)")
+        "How long a CONNECT waits for its client id's home node, and for the session a "
+        "previous holder hands over, before going on without it (a session arriving later is "
+        "kept only if the id has none here by then)")
       .range(100u, 600000u);
   s.add("persistence.dir", o.persistence_dir,
         "Directory of the persistent store: sessions, subscriptions, retained and queued "

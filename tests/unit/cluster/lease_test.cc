@@ -12,7 +12,7 @@ namespace {
 using V = std::vector<std::string>;
 
 TEST(Lease, RefreshEveryThirdOfTheLease) {
-  LeaseTable l("me", 3000);
+  LeaseTable l(3000);
   EXPECT_EQ(l.refresh_period_ms(), 1000u);
   EXPECT_TRUE(l.refresh_due(0));
   EXPECT_TRUE(l.must_rebuild(0));  // never written
@@ -25,39 +25,15 @@ TEST(Lease, RefreshEveryThirdOfTheLease) {
 }
 
 TEST(Lease, FailedRefreshRetriesSoon) {
-  LeaseTable l("me", 9000);
+  LeaseTable l(9000);
   l.refreshed(0);
   l.refresh_failed(3000);
   EXPECT_EQ(l.next_refresh_ms(), 3250u);
 }
 
 TEST(Lease, TinyLeasesAreRaised) {
-  LeaseTable l("me", 10);
+  LeaseTable l(10);
   EXPECT_EQ(l.lease_ms(), 300u);
-}
-
-TEST(Lease, ScansTellJoinsAndLeaves) {
-  LeaseTable l("me", 3000);
-  auto c = l.apply_scan({"b", "me", "a"});
-  EXPECT_EQ(c.joined, (V{"a", "b"}));  // never ourselves
-  EXPECT_TRUE(c.left.empty());
-  c = l.apply_scan({"a", "c"});
-  EXPECT_EQ(c.joined, (V{"c"}));
-  EXPECT_EQ(c.left, (V{"b"}));  // b's key expired: its lease is over
-  EXPECT_TRUE(l.is_alive("a"));
-  EXPECT_FALSE(l.is_alive("b"));
-}
-
-TEST(Lease, HelloAndBye) {
-  LeaseTable l("me", 3000);
-  EXPECT_TRUE(l.saw("x"));
-  EXPECT_FALSE(l.saw("x"));
-  EXPECT_FALSE(l.saw("me"));
-  EXPECT_TRUE(l.forget("x"));
-  EXPECT_FALSE(l.forget("x"));
-  l.saw("y");
-  l.clear();
-  EXPECT_TRUE(l.alive().empty());
 }
 
 TEST(RedisUrl, Forms) {

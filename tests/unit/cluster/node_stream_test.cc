@@ -70,3 +70,53 @@ TEST(Outbox, PutBackGoesInFrontInOrder) {
 
 }  // namespace
 }  // namespace tcpms::cluster
+
+namespace tcpms::cluster {
+namespace {
+
+TEST(StreamEntry, ParsesAFrameEntry) {
+  std::vector<std::string_view> f{"s", "n1/123-456", "n", "17", "p", "3", "f", "\x01\x02"};
+  auto e = parse_entry(f, 32);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->sender, "n1/123-456");
+  EXPECT_EQ(e->node(), "n1");
+  EXPECT_EQ(e->incarnation(), "123-456");
+  EXPECT_EQ(e->seq, 17u);
+  EXPECT_EQ(e->slot, 3);
+  EXPECT_FALSE(e->up);
+  EXPECT_EQ(e->frame, "\x01\x02");
+}
+
+TEST(StreamEntry, ParsesAnUpEntryAndANodeNameWithASlash) {
+  std::vector<std::string_view> f{"s", "rack/a/1-2", "n", "1", "p", "0", "c", "up"};
+  auto e = parse_entry(f, 32);
+  ASSERT_TRUE(e);
+  EXPECT_TRUE(e->up);
+  EXPECT_EQ(e->node(), "rack/a");
+}
+
+TEST(StreamEntry, RefusesWhatIsMissingOrMalformed) {
+  using F = std::vector<std::string_view>;
+  EXPECT_FALSE(parse_entry(F{"n", "1", "p", "0", "f", "x"}, 32));                      // no sender
+  EXPECT_FALSE(parse_entry(F{"s", "n1", "n", "1", "p", "0", "f", "x"}, 32));           // no '/'
+  EXPECT_FALSE(parse_entry(F{"s", "n1/1", "n", "1x", "p", "0", "f", "x"}, 32));        // sequence
+  EXPECT_FALSE(parse_entry(F{"s", "n1/1", "n", "1", "p", "32", "f", "x"}, 32));        // slot
+  EXPECT_FALSE(parse_entry(F{"s", "n1/1", "n", "1", "p", "0"}, 32));                   // neither
+  EXPECT_FALSE(parse_entry(F{"s", "n1/1", "n", "1", "p", "0", "f", "x", "c", "up"}, 32));  // both
+  EXPECT_FALSE(parse_entry(F{"s", "n1/1", "n", "1", "p", "0", "c", "later"}, 32));     // unknown word
+  EXPECT_FALSE(parse_entry(F{"s", "n1/1", "n", "1", "p", "0", "f"}, 32));              // odd count
+}
+
+TEST(NodeValue, SlotAndIncarnation) {
+  auto v = parse_node_value("5 999-1", 32);
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->slot, 5);
+  EXPECT_EQ(v->incarnation, "999-1");
+  EXPECT_FALSE(parse_node_value("40 x", 32));
+  EXPECT_FALSE(parse_node_value("5", 32));
+  EXPECT_FALSE(parse_node_value("5 ", 32));
+  EXPECT_FALSE(parse_node_value("a b", 32));
+}
+
+}  // namespace
+}  // namespace tcpms::cluster

@@ -82,8 +82,10 @@ struct Node {
 // Peers linked in memory; a pump thread delivers frames and runs timers until paused.
 class Mesh {
  public:
-  explicit Mesh(uint32_t n, RouterOptions o = {}, const std::string& store_dir = "")
+  explicit Mesh(uint32_t n, RouterOptions o = {}, const std::string& store_dir = "",
+                bool homes_follow_up = false)
       : fabric(n), options(o) {
+    fabric.set_homes_follow_up(homes_follow_up);
     for (uint32_t i = 0; i < n; ++i)
       nodes.push_back(std::make_unique<Node>(fabric, static_cast<PeerId>(i), o, store_dir));
     fabric.start();
@@ -365,6 +367,42 @@ TEST(PeerRouter, AClaimWhoseHomeIsDownGoesOnWithoutIt) {
   Client c(m[0].port);
   EXPECT_EQ(connect_present(c, id, false), 0);  // at once: no wait for a timeout
   EXPECT_EQ(m[0].router->stats().claims_timed_out.load(), 1u);
+}
+
+// Homes that follow the peers up (cluster nodes): when a home goes, its holders enroll its ids
+// at their new homes, and a takeover goes through the new one; when it comes back (restarted,
+// empty), the holders enroll them there again and the interim home forgets them.
+TEST(PeerRouter, HomesThatFollowThePeersUpMoveWhenAPeerGoesAndComes) {
+  Mesh m(3, {}, "", true);
+  std::string id;
+  for (int i = 0;; ++i) {
+    id = "roam-" + std::to_string(i);
+    if (m.fabric.home_among_up(client_key(id), 0) == 2) break;
+  }
+  Client first(m[0].port);
+  ASSERT_EQ(connect_present(first, id, false), 0);
+  wait_for([&] { return m[2].router->directory_size() == 1; }, "registered at its home");
+  m.fabric.set_up(2, false);  // peer 0 enrolls the id at its new home
+  const PeerId next = m.fabric.home_among_up(client_key(id), 0);
+  ASSERT_NE(next, 2);
+  wait_for([&] { return m[next].router->directory_size() == 1; }, "enrolled at the new home");
+  // A CONNECT on peer 1 takes the session over through the new home.
+  Client second(m[1].port);
+  EXPECT_EQ(connect_present(second, id, false), 1);  // its session came from peer 0
+  EXPECT_EQ(first.read().first, mqtt::PacketType{});  // closed [MQTT-3.1.4-2]
+  // Peer 2 restarts with an empty directory and comes back.
+  m.pause();
+  m.nodes[2].reset();
+  m.nodes[2] = std::make_unique<Node>(m.fabric, 2, m.options);
+  m.fabric.set_up(2, true);
+  m.resume();
+  wait_for([&] { return m[2].router->directory_size() == 1; }, "enrolled at peer 2 again");
+  wait_for([&] { return m[next].router->directory_size() == 0; }, "the interim home forgot it");
+  std::promise<broker::Router::PushOutcome> held;
+  m[0].broker.send_to_client(id, "found/again", as_bytes("x"), mqtt::QoS::k1,
+                             [&](auto o) { held.set_value(o); });
+  EXPECT_EQ(held.get_future().get(), broker::Router::PushOutcome::kHeld);
+  EXPECT_EQ(second.read_publish(0x02).topic, "found/again");
 }
 
 // Every-message sync across peers: a publisher's PUBACK waits until the peer holding a
