@@ -872,8 +872,13 @@ uint32_t PeerRouter::peers_with_interest() {
 
 void PeerRouter::on_peer_down(PeerId peer) {
   if (peer >= peers_ || peer == self_) return;
-  // Its filters and groups are unknown until it says again; frames for it would be dropped.
-  remote_.forget(peer);
+  // Its interest column stays: it is the peer's, not this link's. A link can break and be
+  // made again while both processes live (the worker mesh redials it), and only this side
+  // sees that: the peer's own link to us (or to the hub) stays up, so it never sends its
+  // column again, and a column forgotten here would stay empty for good (issue 15). Frames
+  // for it are dropped while it is down; a peer that restarted says so in its Hello (a new
+  // incarnation), which forgets the column before its new one arrives. Its shared groups go:
+  // a member there must not be picked while it cannot be reached.
   broker_.shared().forget_peer(peer);
   if (transport_.homes_move()) rehome_after_down(peer);
   // Requests waiting on it fail now rather than at their timeouts.

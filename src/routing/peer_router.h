@@ -5,9 +5,11 @@
 // Publishes: by interest, decided locally. Every peer keeps the others' filters as Bloom
 // bitmaps (RemoteInterest) and sends a publish only to the peers whose bitmap says they may
 // have a matching subscriber: no round trip, no broadcast. Its own filters it keeps as a
-// counting bitmap (LocalInterest) and sends the others a delta once per loop iteration in
-// which they changed (so a subscription is known before its SUBACK has travelled), or a
-// snapshot when a peer comes up or the bitmap grew. Retained publishes go to every peer (each
+// counting bitmap (LocalInterest) and sends the others a delta when they changed (at once
+// after a quiet spell, else at most once an interval, through the hub with many peers), or a
+// snapshot when a peer comes up or the bitmap grew. The SUBACK does not wait for the peers:
+// a publish elsewhere just after it can miss the new subscriber (docs/scale.md, issue 15).
+// A link that breaks and is redialled keeps the peer's column; a restart forgets it. Retained publishes go to every peer (each
 // keeps every retained message); a peer that starts asks one other for them.
 //
 // Client ids: by ownership. Every id has a home, home_of(id) over the peers, whose Directory

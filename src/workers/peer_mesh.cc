@@ -103,6 +103,11 @@ class PeerMesh::OutboundHandler final : public Handler {
       const bool was_up = mesh_.up_[peer];
       if (was_up) mesh_.links_up_.fetch_sub(1, std::memory_order_relaxed);
       mesh_.up_[peer] = false;
+      // A link that was up and broke is worth a line: the peer died, or one side closed it
+      // (output past its hard limit, a frame refused); it is redialled below.
+      if (was_up && reason != CloseReason::kShutdown && !conn.loop().draining())
+        spdlog::info("mesh: link to worker {} broke ({}); redialling", peer,
+                     close_reason_name(reason));
       if (was_up && mesh_.receiver_ != nullptr)
         mesh_.receiver_->on_peer_down(static_cast<routing::PeerId>(peer));
     }
