@@ -93,6 +93,9 @@ class RedisTransport final : public routing::Transport {
   bool run_after(uint32_t delay_ms, std::function<void()> task) override;
   routing::PeerId home_of(std::string_view client_id, uint64_t key) const override;
   bool homes_move() const override { return true; }
+  // A node is down when its lease lapsed; one that comes back writes an "up" entry first,
+  // and both sides then resend their state.
+  bool down_is_mutual() const override { return true; }
   routing::PeerId home_with(uint64_t key, routing::PeerId peer) const override;
 
   const ClusterMetrics& metrics() const noexcept { return metrics_; }

@@ -877,8 +877,11 @@ void PeerRouter::on_peer_down(PeerId peer) {
   // sees that: the peer's own link to us (or to the hub) stays up, so it never sends its
   // column again, and a column forgotten here would stay empty for good (issue 15). Frames
   // for it are dropped while it is down; a peer that restarted says so in its Hello (a new
-  // incarnation), which forgets the column before its new one arrives. Its shared groups go:
-  // a member there must not be picked while it cannot be reached.
+  // incarnation), which forgets the column before its new one arrives. Between cluster nodes a
+  // down is seen by both sides (a lapsed lease; both resend everything when up again), and a
+  // node that is gone must stop drawing publishes: there the column goes. Its shared groups
+  // go either way: a member there must not be picked while it cannot be reached.
+  if (transport_.down_is_mutual()) remote_.forget(peer);
   broker_.shared().forget_peer(peer);
   if (transport_.homes_move()) rehome_after_down(peer);
   // Requests waiting on it fail now rather than at their timeouts.

@@ -64,6 +64,11 @@ class Transport {
   }
   // True when homes follow the peers that are up (home_of changes as peers come and go).
   virtual bool homes_move() const { return false; }
+  // True when a peer that goes down (for this side) also sees this side go down, so both
+  // tell each other everything again when they are up: then what was known of it may be
+  // forgotten. False for the worker mesh, where a link redialled by one side is a break only
+  // that side saw.
+  virtual bool down_is_mutual() const { return false; }
   // With homes_move(): the home `key` has with `peer` up too (the peer that just went down:
   // the ids it was home of are those for which this is `peer`). kNoPeer when not known.
   virtual PeerId home_with(uint64_t key, PeerId peer) const {
