@@ -107,6 +107,10 @@ size_t MqttHandler::process(Connection& c, ByteView data, Action& action) {
       replay_packet_ = false;
       return start;
     }
+    if (stop_after_packet_) {
+      stop_after_packet_ = false;
+      return off;
+    }
   }
   return off;
 }

@@ -246,6 +246,23 @@ class MqttHandler final : public Handler {
   // --- subscriptions (subscriptions.cc) ---
   Action handle_subscribe(Connection& c, Session& s, mqtt::Bytes body);
   Action handle_unsubscribe(Connection& c, Session& s, mqtt::Bytes body);
+  // A SUBACK and the retained messages that follow it [MQTT-3.3.1-6]. With other processes it
+  // waits (reading paused) until they know the new filters (Router::when_filters_known), so
+  // that a publish anywhere after the SUBACK reaches the subscriber.
+  struct SubackReply {
+    uint16_t packet_id = 0;
+    std::vector<std::byte> codes;
+    std::vector<RetainedMessage> retained;
+    struct Granted {
+      size_t first, count;
+      mqtt::QoS qos;
+    };
+    std::vector<Granted> granted;
+    SharedBytes sub_id_props;
+  };
+  void send_suback(Connection& c, Session& s, SubackReply& r);
+  // The held SUBACK of connection `id`, once the other processes know its filters.
+  void send_held_suback(ConnId id, SubackReply& r);
   bool subscribed_to(Session& s, std::string_view filter) const;
   // Subscriptions of the session, shared ones included.
   uint32_t subscription_total(const Session& s) const noexcept;
@@ -392,6 +409,9 @@ class MqttHandler final : public Handler {
   // Set by a PUBLISH or SUBSCRIBE whose authorization is being fetched: process() gives the
   // packet back to the engine (reading paused) so that it is read again once the answer is in.
   bool replay_packet_ = false;
+  // Set by a SUBSCRIBE whose SUBACK is held: process() leaves what follows it to the engine
+  // (reading paused) until the SUBACK has gone.
+  bool stop_after_packet_ = false;
   // Persistence (null without persistence.dir): this loop's link to the store, and, under
   // every-message sync, the output held until durable.
   std::unique_ptr<SessionStore> store_;

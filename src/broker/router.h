@@ -55,6 +55,11 @@ class Router {
   // its last. Several loops with one filter each report it.
   virtual void on_filter_added(std::string_view filter, uint32_t loop) {}
   virtual void on_filter_removed(std::string_view filter, uint32_t loop) {}
+  // Runs `resume` (on any thread, exactly once) when every other process has applied the
+  // filters this one has now, so that a publish anywhere after it reaches their subscribers:
+  // a SUBACK waits for it. False when they have already (or there is nobody to tell): then
+  // `resume` is dropped and the caller goes on at once.
+  virtual bool when_filters_known(std::function<void()> resume) { return false; }
   // A publish from a local client (or the control plane), after local delivery. A remote
   // publish arriving is handed to Broker::deliver_remote, which does not call this again.
   virtual void on_local_publish(const Message& m) {}

@@ -19,13 +19,6 @@ Action MqttHandler::handle_subscribe(Connection& c, Session& s, mqtt::Bytes body
       s.is_v5() ? d->properties.number(PropertyId::kSubscriptionIdentifier).value_or(0) : 0;
   const SharedBytes sub_id_props =
       sub_id != 0 ? subscription_id_props(std::span(&sub_id, 1)) : SharedBytes();
-  // 5.0 reason codes throughout; the 3.1.1 encoder turns every failure into 0x80.
-  std::vector<std::byte> codes;
-  struct Granted {
-    size_t first, count;
-    QoS qos;
-  };
-  std::vector<Granted> granted;
   // Every filter's authorization first: if one is being fetched, the SUBSCRIBE is read again
   // once it is in, and nothing of it has been applied yet.
   std::vector<Decision> decisions;
@@ -46,7 +39,15 @@ Action MqttHandler::handle_subscribe(Connection& c, Session& s, mqtt::Bytes body
     replay_packet_ = true;
     return Action::kKeep;
   }
-  retained_scratch_.clear();
+  SubackReply reply;
+  reply.packet_id = d->packet_id;  // [MQTT-3.8.4-2]
+  reply.sub_id_props = sub_id_props;
+  // 5.0 reason codes throughout; the 3.1.1 encoder turns every failure into 0x80.
+  std::vector<std::byte>& codes = reply.codes;
+  std::vector<RetainedMessage>& retained = reply.retained;
+  retained.swap(retained_scratch_);
+  retained.clear();
+  bool filter_added = false;
   size_t index = 0;
   for (const mqtt::Subscription& sub : d->subscriptions) {
     const Decision decision = decisions[index++];
@@ -88,6 +89,7 @@ Action MqttHandler::handle_subscribe(Connection& c, Session& s, mqtt::Bytes body
     }
     bool replaced = false;
     add_subscription(s, filter, qos, &replaced, options, sub_id);
+    filter_added = filter_added || !replaced;
     if (store_) store_->put_subscription(s, filter, qos, options, sub_id);
     codes.push_back(static_cast<std::byte>(qos));
     // Retained messages matching the filter go out after the SUBACK [MQTT-3.3.1-6]; on a
@@ -97,27 +99,51 @@ Action MqttHandler::handle_subscribe(Connection& c, Session& s, mqtt::Bytes body
     if (rh == mqtt::RetainHandling::kDoNotSend ||
         (rh == mqtt::RetainHandling::kSendIfNew && replaced))
       continue;
-    size_t before = retained_scratch_.size();
-    broker_.retained().match(filter, retained_scratch_);
-    if (retained_scratch_.size() > before) granted.push_back({before, retained_scratch_.size() - before, qos});
+    size_t before = retained.size();
+    broker_.retained().match(filter, retained);
+    if (retained.size() > before) reply.granted.push_back({before, retained.size() - before, qos});
   }
   update_subscription_count();
+  if (filter_added && broker_.router().wants_filter_events()) {
+    auto held = std::make_shared<SubackReply>(std::move(reply));
+    const bool waiting = broker_.router().when_filters_known([this, id = c.id(), held] {
+      // A failed post (loop stopping) drops the SUBACK with the connection.
+      loop_.post([this, id, held] { send_held_suback(id, *held); });
+    });
+    if (waiting) {
+      c.pause_reading();
+      stop_after_packet_ = true;
+      return Action::kKeep;
+    }
+    reply = std::move(*held);
+  }
+  send_suback(c, s, reply);
+  reply.retained.clear();
+  retained_scratch_.swap(reply.retained);
+  return Action::kKeep;
+}
+
+void MqttHandler::send_suback(Connection& c, Session& s, SubackReply& r) {
   mqtt::Suback ack;
-  ack.packet_id = d->packet_id;  // [MQTT-3.8.4-2]
-  ack.reason_codes = mqtt::Bytes(codes.data(), codes.size());
+  ack.packet_id = r.packet_id;
+  ack.reason_codes = mqtt::Bytes(r.codes.data(), r.codes.size());
   send_packet(c, ack, s.version, PacketType::kSuback);
-  std::vector<RetainedMessage> retained;
-  retained.swap(retained_scratch_);
-  for (const Granted& g : granted) {
+  for (const SubackReply::Granted& g : r.granted) {
     for (size_t i = g.first; i < g.first + g.count; ++i) {
-      const RetainedMessage& m = retained[i];
+      const RetainedMessage& m = r.retained[i];
       // RETAIN 1 [MQTT-3.3.1-8]; with this subscription's identifier.
-      deliver(s, m, min_qos(m.qos, g.qos), true, sub_id_props);
+      deliver(s, m, min_qos(m.qos, g.qos), true, r.sub_id_props);
     }
   }
-  retained.clear();
-  retained_scratch_.swap(retained);
-  return Action::kKeep;
+}
+
+void MqttHandler::send_held_suback(ConnId id, SubackReply& r) {
+  Connection* c = loop_.find(id);
+  // Closed meanwhile (or taken over): nobody to answer.
+  if (c == nullptr || c->user_data() == nullptr || kind_of(c->user_data()) != ConnStateKind::kSession)
+    return;
+  send_suback(*c, *static_cast<Session*>(c->user_data()), r);
+  c->resume_reading();
 }
 
 bool MqttHandler::subscribed_to(Session& s, std::string_view filter) const {

@@ -130,6 +130,8 @@ struct Encoder {
     w.str16(f.filter);
     put_message(w, f.message);
   }
+  void operator()(const InterestMark& f) { w.u64(f.number); }
+  void operator()(const InterestApplied& f) { w.u64(f.number); }
   void operator()(const DurablePublish& f) {
     w.u64(f.request);
     w.u8(f.hops);
@@ -336,6 +338,16 @@ std::optional<Frame> decode(ByteView bytes) {
       if (!in.ok() || f.group.empty() != f.filter.empty() || (f.group.empty() && f.hops != 0) ||
           !get_message(in, f.message))
         return std::nullopt;
+      return done(in, f);
+    }
+    case FrameKind::kInterestMark: {
+      InterestMark f;
+      f.number = in.u64();
+      return done(in, f);
+    }
+    case FrameKind::kInterestApplied: {
+      InterestApplied f;
+      f.number = in.u64();
       return done(in, f);
     }
     case FrameKind::kInterestRelay: {

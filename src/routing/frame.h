@@ -28,6 +28,9 @@
 //   DurablePublish   u64 request, u8 hops, str16 group, str16 filter, message: a Publish (group
 //                    and filter empty) or a SharedDeliver whose sender waits for a Reply (kDone
 //                    once it is durable where it was delivered, persistence.sync = every-message)
+//   InterestMark     u64 number: the sender's interest updates up to `number` are sent before
+//                    this frame; the receiver answers InterestApplied with it
+//   InterestApplied  u64 number: the updates a mark numbered have been applied
 //   message          u8 qos | retain << 2, u32 expiry left ms (0: none), str16 topic,
 //                    str32 properties (5.0, as forwarded), rest: payload
 //
@@ -75,6 +78,8 @@ enum class FrameKind : uint8_t {
   kSharedDeliver = 16,
   kInterestRelay = 17,
   kDurablePublish = 18,
+  kInterestMark = 19,
+  kInterestApplied = 20,
 };
 
 // A published message as it crosses: views into the frame. expiry_left_ms is the time left
@@ -208,7 +213,19 @@ struct DurablePublish {
   bool shared() const noexcept { return !group.empty(); }
 };
 
-// Interest updates (InterestSnapshot or InterestDelta frames) of several peers in one frame.
+// The subscribing side's question "have you applied my interest updates up to `number`?", and
+// its answer: what lets a SUBACK wait until every peer knows the new filter (peer_router.h).
+// Through the hub, the hub marks its relays with numbers of its own and answers each subscriber
+// once every peer has applied the relay that carried its update.
+struct InterestMark {
+  uint64_t number = 0;
+};
+struct InterestApplied {
+  uint64_t number = 0;
+};
+
+// Interest updates (InterestSnapshot or InterestDelta frames) of several peers in one frame,
+// and the hub's own InterestMark after them.
 struct InterestRelay {
   ByteView entries;  // n x (u16 origin, str32 frame), checked by decode
   uint16_t count = 0;
@@ -225,7 +242,8 @@ void append_relay_entry(std::string& entries, PeerId origin, ByteView frame);
 
 using Frame = std::variant<Hello, Publish, InterestSnapshot, InterestDelta, ClaimRequest, ClaimAnswer,
                            Surrender, SessionImage, Release, Register, ById, Reply, Query,
-                           QueryAnswer, SharedGroup, SharedDeliver, InterestRelay, DurablePublish>;
+                           QueryAnswer, SharedGroup, SharedDeliver, InterestRelay, DurablePublish,
+                           InterestMark, InterestApplied>;
 
 // Appends the frame's bytes to `out`.
 void encode(const Frame& f, std::string& out);

@@ -43,18 +43,21 @@ LocalInterest::LocalInterest(InterestOptions options, uint32_t loops)
   dirty_bits_.assign((current_.slots + 63) / 64, 0);
 }
 
-void LocalInterest::apply(Counts& c, std::string_view filter, int delta, bool track) {
+bool LocalInterest::apply(Counts& c, std::string_view filter, int delta, bool track) {
   const FilterKey k = filter_key(filter);
+  bool changed = false;
   if (k.shape != 0) {
     if (delta > 0) {
-      ++c.shapes[k.shape];
+      changed = ++c.shapes[k.shape] == 1;
     } else if (auto it = c.shapes.find(k.shape); it != c.shapes.end() && --it->second == 0) {
       c.shapes.erase(it);
+      changed = true;
     }
   }
   for (uint32_t i = 0; i < options_.hashes; ++i) {
     const uint32_t s = key_slot(k.hash, i, c.slots);
     if (c.bump(s, delta) && track) {
+      changed = true;
       uint64_t& w = dirty_bits_[s / 64];
       const uint64_t bit = uint64_t{1} << (s % 64);
       if ((w & bit) == 0) {
@@ -63,19 +66,20 @@ void LocalInterest::apply(Counts& c, std::string_view filter, int delta, bool tr
       }
     }
   }
+  return changed && track;
 }
 
 void LocalInterest::add(std::string_view filter, uint32_t loop) {
   std::lock_guard lock(mu_);
   ++filters_;
-  apply(current_, filter, +1, true);
+  if (apply(current_, filter, +1, true)) ++generation_;
   if (rebuilding_ && loop < walked_.size() && walked_[loop]) apply(next_, filter, +1, false);
 }
 
 void LocalInterest::remove(std::string_view filter, uint32_t loop) {
   std::lock_guard lock(mu_);
   if (filters_ > 0) --filters_;
-  apply(current_, filter, -1, true);
+  if (apply(current_, filter, -1, true)) ++generation_;
   if (rebuilding_ && loop < walked_.size() && walked_[loop]) apply(next_, filter, -1, false);
 }
 
@@ -148,13 +152,20 @@ std::string LocalInterest::snapshot_locked() const {
   return encode(f);
 }
 
-std::string LocalInterest::snapshot() const {
+uint64_t LocalInterest::generation() const {
   std::lock_guard lock(mu_);
+  return generation_;
+}
+
+std::string LocalInterest::snapshot(uint64_t* covers) const {
+  std::lock_guard lock(mu_);
+  if (covers != nullptr) *covers = generation_;
   return snapshot_locked();
 }
 
-std::string LocalInterest::take_update() {
+std::string LocalInterest::take_update(uint64_t* covers) {
   std::lock_guard lock(mu_);
+  if (covers != nullptr) *covers = generation_;
   bool overflow = false;
   std::string shapes = current_.shape_bytes(overflow);
   if (snapshot_due_) {

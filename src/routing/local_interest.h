@@ -53,11 +53,16 @@ class LocalInterest {
   bool walk_done(uint32_t loop);
   bool rebuilding() const;
 
+  // Each change a peer must hear of (a bit or the shapes changed) gets the next number; a
+  // SUBACK waits until the peers have applied the update that carries its number.
+  uint64_t generation() const;
+
   // The update every peer should get, as an encoded frame: an InterestSnapshot after a
   // rebuild, else an InterestDelta of the slots that changed; empty when nothing did.
-  std::string take_update();
+  // `covers`: the generation it (with the updates before it) brings a peer up to.
+  std::string take_update(uint64_t* covers = nullptr);
   // The whole bitmap now, as an InterestSnapshot frame (for a peer that just came up).
-  std::string snapshot() const;
+  std::string snapshot(uint64_t* covers = nullptr) const;
 
  private:
   struct Counts {
@@ -69,7 +74,8 @@ class LocalInterest {
     // Returns true when slot `s`'s bit flipped (0 <-> non-zero).
     bool bump(uint32_t s, int delta) noexcept;
   };
-  void apply(Counts& c, std::string_view filter, int delta, bool track);
+  // True when a peer's copy must change (a tracked bit flipped, or the shapes).
+  bool apply(Counts& c, std::string_view filter, int delta, bool track);
   std::string snapshot_locked() const;
 
   const InterestOptions options_;
@@ -77,6 +83,7 @@ class LocalInterest {
   mutable std::mutex mu_;
   Counts current_;
   uint64_t filters_ = 0;
+  uint64_t generation_ = 0;
   // Slots whose bit flipped since the last update (a bitmap and a list).
   std::vector<uint64_t> dirty_bits_;
   std::vector<uint32_t> dirty_;

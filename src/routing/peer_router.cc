@@ -50,6 +50,7 @@ PeerRouter::PeerRouter(broker::Broker& broker, Transport& transport, RouterOptio
       hub_(peers_ > options.interest_relay_above ? PeerId{0} : kNoPeer),
       local_(options.interest, options.loops),
       remote_(transport.self(), std::min(transport.peer_slots(), kMaxPeers), options.interest.hashes),
+      acks_(transport.self(), std::min(transport.peer_slots(), kMaxPeers), hub_),
       incarnations_(std::min(transport.peer_slots(), kMaxPeers), 0) {
   transport_.set_receiver(this);
 }
@@ -117,6 +118,14 @@ void PeerRouter::run_deadlines(uint64_t fired_for) {
     if (!deadlines_.empty()) next = deadlines_.top().first;
   }
   for (uint64_t id : due) expire(id);
+  auto late = acks_.expired(now);
+  if (!late.empty()) {
+    stats_.subacks_unconfirmed.fetch_add(late.size(), std::memory_order_relaxed);
+    spdlog::warn("routing: {} SUBACK(s) sent without every peer confirming the filter within {} ms",
+                 late.size(), options_.claim_timeout_ms);
+    resume_all(std::move(late));
+  }
+  if (auto held = acks_.next_deadline(); held && (next == 0 || *held < next)) next = *held;
   if (next != 0) arm_deadline_timer(next);
 }
 
@@ -197,6 +206,19 @@ void PeerRouter::on_filter_removed(std::string_view filter, uint32_t loop) {
   schedule_interest_flush();
 }
 
+bool PeerRouter::when_filters_known(std::function<void()> resume) {
+  const uint64_t due = steady_now_ms() + options_.claim_timeout_ms;
+  if (!acks_.hold(local_.generation(), due, std::move(resume))) return false;
+  stats_.subacks_held.fetch_add(1, std::memory_order_relaxed);
+  arm_deadline_timer(due);
+  schedule_interest_flush();  // the mark that asks the peers goes with the next update
+  return true;
+}
+
+void PeerRouter::resume_all(std::vector<InterestAcks::Resume> resumes) {
+  for (auto& r : resumes) r();
+}
+
 void PeerRouter::schedule_interest_flush() {
   schedule_spaced(flush_scheduled_, last_flush_ms_, &PeerRouter::flush_interest);
 }
@@ -221,21 +243,30 @@ void PeerRouter::schedule_spaced(std::atomic<bool>& scheduled, std::atomic<uint6
 }
 
 void PeerRouter::flush_interest() {
-  std::string update = local_.take_update();
-  if (update.empty()) return;
-  stats_.interest_updates_sent.fetch_add(1, std::memory_order_relaxed);
+  uint64_t covers = 0;
+  std::string update = local_.take_update(&covers);
+  // Behind the update (per-pair order), the question the held SUBACKs wait on.
+  const std::optional<uint64_t> mark = acks_.mark_due(covers);
+  if (update.empty() && !mark) return;
+  if (!update.empty()) stats_.interest_updates_sent.fetch_add(1, std::memory_order_relaxed);
   if (hub_ == self_) {
-    queue_relay(self_, as_bytes(update));
+    if (!update.empty()) queue_relay(self_, as_bytes(update));
+    if (mark) {
+      {
+        std::lock_guard lock(relay_mu_);
+        relay_marks_.emplace_back(self_, *mark);
+      }
+      schedule_spaced(relay_scheduled_, last_relay_ms_, &PeerRouter::flush_relay);
+    }
     return;
   }
-  if (hub_ != kNoPeer) {
-    // Through the hub. If it is down the update is lost: when it comes back it gets a snapshot.
-    send(hub_, SharedBytes::copy_of(as_bytes(update)));
-    return;
-  }
-  SharedBytes frame = SharedBytes::copy_of(as_bytes(update));
+  std::vector<SharedBytes> frames;
+  if (!update.empty()) frames.push_back(SharedBytes::copy_of(as_bytes(update)));
+  if (mark) frames.push_back(to_shared(InterestMark{*mark}));
+  // Through the hub. If it is down the update is lost: when it comes back it gets a snapshot.
   for (PeerId p = 0; p < peers_; ++p)
-    if (p != self_) send(p, frame);
+    if (p != self_ && (hub_ == kNoPeer || p == hub_))
+      for (const SharedBytes& f : frames) send(p, f);
 }
 
 void PeerRouter::queue_relay(PeerId origin, ByteView frame) {
@@ -253,12 +284,21 @@ void PeerRouter::queue_relay(PeerId origin, ByteView frame) {
 }
 
 void PeerRouter::flush_relay() {
+  std::lock_guard sending(relay_send_mu_);
   std::string entries;
   uint16_t count;
+  std::vector<std::pair<PeerId, uint64_t>> marks;
   {
     std::lock_guard lock(relay_mu_);
     entries.swap(relay_entries_);
     count = std::exchange(relay_count_, uint16_t{0});
+    marks.swap(relay_marks_);
+  }
+  // The subscribers' marks received so far came behind their updates, which are in these
+  // entries or in an earlier relay: the round's mark, last, covers them.
+  if (const auto round = acks_.hub_round(std::move(marks))) {
+    append_relay_entry(entries, self_, as_bytes(encode(InterestMark{*round})));
+    ++count;
   }
   if (count == 0) return;
   SharedBytes frame = to_shared(InterestRelay{as_bytes(entries), count});
@@ -276,6 +316,11 @@ void PeerRouter::on_interest_relay(PeerId from, const InterestRelay& f) {
   f.for_each([&](const InterestRelay::Entry& e) {
     if (e.origin == self_ || e.origin >= peers_) return;
     auto inner = decode(e.frame);
+    if (inner && std::holds_alternative<InterestMark>(*inner)) {
+      // The hub's round: everything before it in this relay (and earlier ones) is applied.
+      if (e.origin == from) send(from, Frame(InterestApplied{std::get<InterestMark>(*inner).number}));
+      return;
+    }
     if (!inner || !(std::holds_alternative<InterestSnapshot>(*inner) ||
                     std::holds_alternative<InterestDelta>(*inner))) {
       stats_.frames_bad.fetch_add(1, std::memory_order_relaxed);
@@ -284,6 +329,37 @@ void PeerRouter::on_interest_relay(PeerId from, const InterestRelay& f) {
     if (const auto* s = std::get_if<InterestSnapshot>(&*inner)) on_interest(e.origin, *s);
     if (const auto* d = std::get_if<InterestDelta>(&*inner)) on_interest(e.origin, *d);
   });
+}
+
+void PeerRouter::on_interest_mark(PeerId from, const InterestMark& f) {
+  if (hub_ != self_) {
+    // Its updates before this mark are applied (frames from one peer are handled in order).
+    send(from, Frame(InterestApplied{f.number}));
+    return;
+  }
+  // The hub answers once every peer has the relay that carries the update.
+  {
+    std::lock_guard lock(relay_mu_);
+    relay_marks_.emplace_back(from, f.number);
+  }
+  schedule_spaced(relay_scheduled_, last_relay_ms_, &PeerRouter::flush_relay);
+}
+
+void PeerRouter::on_interest_applied(PeerId from, const InterestApplied& f) {
+  if (hub_ == self_) {
+    send_answers(acks_.hub_round_applied(from, f.number));
+    return;
+  }
+  resume_all(acks_.applied(from, f.number));
+}
+
+void PeerRouter::send_answers(const std::vector<InterestAcks::Answer>& answers) {
+  for (const InterestAcks::Answer& a : answers) {
+    if (a.to == self_)
+      resume_all(acks_.applied(self_, a.generation));
+    else
+      send(a.to, Frame(InterestApplied{a.generation}));
+  }
 }
 
 void PeerRouter::maybe_grow_interest() {
@@ -816,7 +892,9 @@ void PeerRouter::on_peer_up(PeerId peer) {
   send(peer, Frame(Hello{incarnation_, local_.slots(), options_.interest.hashes}));
   if (hub_ == kNoPeer || peer == hub_) {
     // Our column, to the peer itself or to the hub (which passes it on to everyone).
-    send(peer, SharedBytes::copy_of(as_bytes(local_.snapshot())));
+    uint64_t covers = 0;
+    send(peer, SharedBytes::copy_of(as_bytes(local_.snapshot(&covers))));
+    resume_all(acks_.peer_up(peer, covers));
   } else if (hub_ == self_) {
     // The hub gives a peer that comes up every column it knows, its own included.
     std::string entries;
@@ -832,6 +910,9 @@ void PeerRouter::on_peer_up(PeerId peer) {
       ++n;
     }
     send(peer, Frame(InterestRelay{as_bytes(entries), n}));
+    send_answers(acks_.hub_peer_up(peer));
+  } else {
+    resume_all(acks_.peer_up(peer, 0));  // not one whose answer counts here (the hub's does)
   }
   for (const auto& [share, filter] : broker_.shared().local_groups())
     send(peer, Frame(SharedGroup{true, share, filter}));
@@ -882,6 +963,11 @@ void PeerRouter::on_peer_down(PeerId peer) {
   // node that is gone must stop drawing publishes: there the column goes. Its shared groups
   // go either way: a member there must not be picked while it cannot be reached.
   if (transport_.down_is_mutual()) remote_.forget(peer);
+  // SUBACKs stop waiting for it (it gets everything again when it is back).
+  if (hub_ == self_)
+    send_answers(acks_.hub_peer_down(peer));
+  else
+    resume_all(acks_.peer_down(peer));
   broker_.shared().forget_peer(peer);
   if (transport_.homes_move()) rehome_after_down(peer);
   // Requests waiting on it fail now rather than at their timeouts.
@@ -932,7 +1018,7 @@ void PeerRouter::on_frame(PeerId from, ByteView bytes) {
   auto f = decode(bytes);
   if (!f) {
     if (peek_kind(bytes).has_value() &&
-        static_cast<uint8_t>(*peek_kind(bytes)) > static_cast<uint8_t>(FrameKind::kDurablePublish)) {
+        static_cast<uint8_t>(*peek_kind(bytes)) > static_cast<uint8_t>(FrameKind::kInterestApplied)) {
       stats_.frames_unknown.fetch_add(1, std::memory_order_relaxed);  // a newer peer's kind
     } else {
       stats_.frames_bad.fetch_add(1, std::memory_order_relaxed);
@@ -959,6 +1045,8 @@ void PeerRouter::on_frame(PeerId from, ByteView bytes) {
                  [&](const SharedGroup& x) { on_shared_group_frame(from, x); },
                  [&](const SharedDeliver& x) { on_shared_deliver(from, x); },
                  [&](const DurablePublish& x) { on_durable_publish(from, x); },
+                 [&](const InterestMark& x) { on_interest_mark(from, x); },
+                 [&](const InterestApplied& x) { on_interest_applied(from, x); },
              },
              *f);
 }
@@ -1019,6 +1107,12 @@ void PeerRouter::render_metrics(std::string& out) const {
       {"tcpms_routing_durable_unconfirmed_total",
        "Of those, the ones a peer never confirmed (down or late): the publisher was disconnected.",
        &RouterStats::durable_unconfirmed},
+      {"tcpms_routing_subacks_held_total",
+       "SUBACKs held until every peer had applied the interest update with their filters.",
+       &RouterStats::subacks_held},
+      {"tcpms_routing_subacks_unconfirmed_total",
+       "Of those, the ones sent at the deadline without every peer's answer.",
+       &RouterStats::subacks_unconfirmed},
   };
   auto family = [&](const char* name, const char* help, const char* type, uint64_t v) {
     fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n{} {}\n", name, help, name,

@@ -7,10 +7,12 @@
 // have a matching subscriber: no round trip, no broadcast. Its own filters it keeps as a
 // counting bitmap (LocalInterest) and sends the others a delta when they changed (at once
 // after a quiet spell, else at most once an interval, through the hub with many peers), or a
-// snapshot when a peer comes up or the bitmap grew. The SUBACK does not wait for the peers:
-// a publish elsewhere just after it can miss the new subscriber (docs/scale.md, issue 15).
-// A link that breaks and is redialled keeps the peer's column; a restart forgets it. Retained publishes go to every peer (each
-// keeps every retained message); a peer that starts asks one other for them.
+// snapshot when a peer comes up or the bitmap grew. A SUBACK waits until every peer has applied
+// the update carrying its filter (interest_acks.h), so a publish anywhere after the SUBACK
+// reaches the subscriber; a peer that does not answer within claim_timeout_ms only delays it.
+// A link that breaks and is redialled keeps the peer's column; a restart forgets it. Retained
+// publishes go to every peer (each keeps every retained message); a peer that starts asks one
+// other for them.
 //
 // Client ids: by ownership. Every id has a home, home_of(id) over the peers, whose Directory
 // says which peer holds the id's session and under which ticket. A CONNECT claims its id at
@@ -61,6 +63,7 @@
 #include "broker/router.h"
 #include "routing/directory.h"
 #include "routing/frame.h"
+#include "routing/interest_acks.h"
 #include "routing/local_interest.h"
 #include "routing/peer_set.h"
 #include "routing/remote_interest.h"
@@ -92,6 +95,7 @@ struct RouterStats {
   std::atomic<uint64_t> enrolled{0}, peers_restarted{0};
   std::atomic<uint64_t> shared_sent{0}, shared_received{0};
   std::atomic<uint64_t> durable_asked{0}, durable_unconfirmed{0};
+  std::atomic<uint64_t> subacks_held{0}, subacks_unconfirmed{0};
 };
 
 class PeerRouter final : public broker::Router, public Transport::Receiver {
@@ -103,6 +107,7 @@ class PeerRouter final : public broker::Router, public Transport::Receiver {
   bool wants_filter_events() const override { return true; }
   void on_filter_added(std::string_view filter, uint32_t loop) override;
   void on_filter_removed(std::string_view filter, uint32_t loop) override;
+  bool when_filters_known(std::function<void()> resume) override;
   void on_local_publish(const broker::Message& m) override;
   uint32_t on_local_publish_held(const broker::Message& m, uint32_t loop, uint64_t token) override;
   void durable_done(uint16_t peer, uint64_t request) override;
@@ -216,6 +221,11 @@ class PeerRouter final : public broker::Router, public Transport::Receiver {
   // An interest update from `origin` (through the hub or not); the hub queues it for the others.
   void on_interest_frame(PeerId origin, ByteView bytes, const Frame& f);
   void on_interest_relay(PeerId from, const InterestRelay& f);
+  void on_interest_mark(PeerId from, const InterestMark& f);
+  void on_interest_applied(PeerId from, const InterestApplied& f);
+  // The hub's answers to subscribers whose relay every peer has applied (its own included).
+  void send_answers(const std::vector<InterestAcks::Answer>& answers);
+  static void resume_all(std::vector<InterestAcks::Resume> resumes);
   // The hub's side: updates to forward to every peer, sent together at most once an interval.
   void queue_relay(PeerId origin, ByteView frame);
   void flush_relay();
@@ -243,13 +253,16 @@ class PeerRouter final : public broker::Router, public Transport::Receiver {
   const uint32_t interest_interval_ms_;
   std::atomic<uint64_t> last_flush_ms_{0};
   const PeerId hub_;  // kNoPeer: every peer sends its interest updates to every other
+  std::mutex relay_send_mu_;  // one relay at a time: peers see the rounds in order
   std::mutex relay_mu_;
   std::string relay_entries_;
   uint16_t relay_count_ = 0;
+  std::vector<std::pair<PeerId, uint64_t>> relay_marks_;  // subscribers' marks for the next round
   std::atomic<bool> relay_scheduled_{false};
   std::atomic<uint64_t> last_relay_ms_{0};
   LocalInterest local_;
   RemoteInterest remote_;
+  InterestAcks acks_;
   std::atomic<bool> flush_scheduled_{false};
   std::atomic<bool> growing_{false};
 

@@ -48,6 +48,8 @@ std::vector<Frame> samples() {
       InterestRelay{as_bytes(relay), 2},
       DurablePublish{0x0102030405060708ull, 0, {}, {}, m},
       DurablePublish{9, 2, "g1", "jobs/+", m},
+      InterestMark{0xA1A2A3A4A5A6A7A8ull},
+      InterestApplied{42},
   };
 }
 
