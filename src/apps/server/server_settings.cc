@@ -352,7 +352,8 @@ void declare_settings(config::Settings& s, ServerOptions& o) {
   s.add("cluster.session_fetch_timeout_ms", o.cluster_session_fetch_timeout_ms,
         "How long a CONNECT waits for its client id's home node, and for the session a "
         "previous holder hands over, before going on without it (a session arriving later is "
-        "kept only if the id has none here by then)")
+        "kept only if the id has none here by then); also the longest a SUBACK waits for every "
+        "node to confirm its new filter")
       .range(100u, 600000u);
   s.add("persistence.dir", o.persistence_dir,
         "Directory of the persistent store: sessions, subscriptions, retained and queued "
