@@ -91,12 +91,19 @@ start_server() {
   echo "storm.sh: $name did not start" >&2; cat "$log" >&2; exit 1
 }
 
-# crash PID: SIGKILL to the server and every child of it in one kill(1), then reaps it.
+# crash PID: SIGKILL to the server and every child of it in one kill(1); returns once all of
+# them are gone. A supervisor restarts only then (systemd waits for the unit's cgroup to
+# empty), and it must: a dying worker's listener still holds the port until its last
+# descriptor is closed, and tcpms-server refuses a port something listens on.
 crash() {
-  local pid=$1
-  # shellcheck disable=SC2046
-  kill -KILL "$pid" $(pgrep -P "$pid") 2>/dev/null || true
+  local pid=$1 all
+  all="$pid $(pgrep -P "$pid" | tr '\n' ' ')"
+  # shellcheck disable=SC2086
+  kill -KILL $all 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
+  for p in $all; do
+    while [ -e "/proc/$p" ]; do sleep 0.005; done
+  done
 }
 
 # --- memory: VmRSS of the server and its children, summed, every 0.2 s -----------------------
@@ -160,13 +167,14 @@ storm() {
   sleep 1  # one more memory sample with everyone held
   # The crash and the restart: the new server starts at once; the restart time is until its
   # first listener is up (the clients' refused attempts fall in it).
-  local t0 t1
+  local t0 t1 tgone
   t0=$(date +%s%N)
   crash "$pid"
+  tgone=$(date +%s%N)
   launch "$name" "$port" "$workers" "$work/$name-restarted.$RANDOM.log"
   echo "storm $PID" >"$work/watch"
   until listening "$port"; do
-    kill -0 "$PID" 2>/dev/null || { echo "storm.sh: $name did not restart" >&2; OK=0; break; }
+    kill -0 "$PID" 2>/dev/null || { echo "storm.sh: $name did not restart" >&2; OK=0; kill -TERM "$bench_pid"; break; }
     sleep 0.005
   done
   t1=$(date +%s%N)
@@ -175,9 +183,9 @@ storm() {
   kill -TERM "$PID" 2>/dev/null || true
   wait "$PID" 2>/dev/null || true
   [ -s "$out" ] || { echo "storm.sh: $name: tcpms-bench produced no result" >&2; tail -20 "$out.log" >&2; OK=0; return; }
-  /usr/bin/python3 - "$out" "$name" "$n" "$workers" "$(( (t1 - t0) / 1000000 ))" "$(peak_mib hold)" "$(peak_mib storm)" <<'PY'
+  /usr/bin/python3 - "$out" "$name" "$n" "$workers" "$(( (tgone - t0) / 1000000 ))" "$(( (t1 - tgone) / 1000000 ))" "$(peak_mib hold)" "$(peak_mib storm)" <<'PY'
 import json, sys
-path, name, n, workers, restart_ms, hold_mib, storm_mib = sys.argv[1:]
+path, name, n, workers, exit_ms, restart_ms, hold_mib, storm_mib = sys.argv[1:]
 d = json.load(open(path))
 c, f = d["counters"], d["failures"]
 causes = ", ".join(f"{k[len('attempt_fail.'):]} {v:,}" for k, v in sorted(c.items()) if k.startswith("attempt_fail.")) or "none"
@@ -189,7 +197,7 @@ back = c.get("back", 0)
 all_back = f"{c['time_to_all_back_ms'] / 1000:.2f} s" if back == int(n) and "time_to_all_back_ms" in c else "not all back"
 procs = f"{workers} process{'es' if int(workers) > 1 else ''}"
 print(f"| {name} ({procs}) | {int(n):,} | {back:,} | {all_back} | {s(o.get('p50_ns', 0))} / {s(o.get('p99_ns', 0))} / {s(o.get('max_ns', 0))} "
-      f"| {int(restart_ms):,} ms | {c.get('storm_attempts', 0):,} | {causes} | {lost} | {drops} | {hold_mib} MiB | {storm_mib} MiB |")
+      f"| {int(exit_ms):,} ms / {int(restart_ms):,} ms | {c.get('storm_attempts', 0):,} | {causes} | {lost} | {drops} | {hold_mib} MiB | {storm_mib} MiB |")
 PY
   [ "$(json "$out" "int(d['counters'].get('back', 0) == $n and d['failure_total'] == 0)")" = 1 ] || OK=0
 }
@@ -200,7 +208,7 @@ echo "## Reconnect storm after kill -9 ($(date -u +%Y-%m-%d), commit $commit, $(
 echo
 echo "load before the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| server | clients | back | first drop to all back | outage per client p50 / p99 / max | restart (kill to first listener) | reconnect attempts | failed attempts by cause | failures (clients) | drops by cause | peak RSS holding | peak RSS restarted, in the storm |"
+echo "| server | clients | back | first drop to all back | outage per client p50 / p99 / max | killed processes gone / restart to first listener | reconnect attempts | failed attempts by cause | failures (clients) | drops by cause | peak RSS holding | peak RSS restarted, in the storm |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 storm tcpms "$N" "$processes"
 if [ "$M" != 0 ]; then
