@@ -19,7 +19,8 @@
 #
 # Environment: BUILD_DIR (build/release), MOSQUITTO (/usr/sbin/mosquitto), PER_PROCESS (19000),
 # STORM_TIMEOUT (300 s after the first drop), MAX_PENDING (2000 setup connects in flight per
-# bench process), RETRY_MIN (0.1 s), RETRY_MAX (5 s).
+# bench process), RETRY_MIN (0.1 s), RETRY_MAX (5 s), KEEP_LOGS (a directory to copy the servers'
+# logs and the bench's results into after each run).
 # Prints a Markdown table. Exits non-zero unless every client of every run came back.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +42,7 @@ STORM_TIMEOUT=${STORM_TIMEOUT:-300}
 MAX_PENDING=${MAX_PENDING:-2000}
 RETRY_MIN=${RETRY_MIN:-0.1}
 RETRY_MAX=${RETRY_MAX:-5}
+KEEP_LOGS=${KEEP_LOGS:-}
 processes=${processes:-$(( (N + PER_PROCESS - 1) / PER_PROCESS ))}
 [ "$N" -le 250000 ] || { echo "storm.sh: at most 250,000 clients on this shared machine" >&2; exit 2; }
 for b in tcpms-server tcpms-bench tcpms-doctor; do
@@ -97,7 +99,7 @@ start_server() {
 # descriptor is closed, and tcpms-server refuses a port something listens on.
 crash() {
   local pid=$1 all
-  all="$pid $(pgrep -P "$pid" | tr '\n' ' ')"
+  all="$pid $(pgrep -P "$pid" | tr '\n' ' ' || true)"  # none: one process
   # shellcheck disable=SC2086
   kill -KILL $all 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
@@ -182,6 +184,7 @@ storm() {
   stop_sampler
   kill -TERM "$PID" 2>/dev/null || true
   wait "$PID" 2>/dev/null || true
+  [ -z "$KEEP_LOGS" ] || { mkdir -p "$KEEP_LOGS"; cp "$work"/*.log "$work"/*.json* "$KEEP_LOGS"/ 2>/dev/null || true; }
   [ -s "$out" ] || { echo "storm.sh: $name: tcpms-bench produced no result" >&2; tail -20 "$out.log" >&2; OK=0; return; }
   /usr/bin/python3 - "$out" "$name" "$n" "$workers" "$(( (tgone - t0) / 1000000 ))" "$(( (t1 - tgone) / 1000000 ))" "$(peak_mib hold)" "$(peak_mib storm)" <<'PY'
 import json, sys
@@ -212,7 +215,8 @@ echo "| server | clients | back | first drop to all back | outage per client p50
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 storm tcpms "$N" "$processes"
 if [ "$M" != 0 ]; then
-  storm tcpms "$M" "$(( (M + PER_PROCESS - 1) / PER_PROCESS ))"
+  m_processes=$(( (M + PER_PROCESS - 1) / PER_PROCESS ))
+  [ "$M" = "$N" ] && [ "$m_processes" = "$processes" ] || storm tcpms "$M" "$m_processes"
   storm mosquitto "$M" 1
 fi
 echo
