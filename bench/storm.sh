@@ -19,7 +19,9 @@
 #
 # Environment: BUILD_DIR (build/release), MOSQUITTO (/usr/sbin/mosquitto), PER_PROCESS (19000),
 # STORM_TIMEOUT (300 s after the first drop), MAX_PENDING (2000 setup connects in flight per
-# bench process), RETRY_MIN (0.1 s), RETRY_MAX (5 s), KEEP_LOGS (a directory to copy the servers'
+# bench process), STORM_PENDING (0: every client reconnects at once; K: at most K reconnect
+# attempts in flight per bench process, for when the bench cannot keep up: see docs/bench.md,
+# mqtt-storm), RETRY_MIN (0.1 s), RETRY_MAX (5 s), KEEP_LOGS (a directory to copy the servers'
 # logs and the bench's results into after each run).
 # Prints a Markdown table. Exits non-zero unless every client of every run came back.
 set -euo pipefail
@@ -43,6 +45,7 @@ MAX_PENDING=${MAX_PENDING:-2000}
 RETRY_MIN=${RETRY_MIN:-0.1}
 RETRY_MAX=${RETRY_MAX:-5}
 KEEP_LOGS=${KEEP_LOGS:-}
+STORM_PENDING=${STORM_PENDING:-0}
 processes=${processes:-$(( (N + PER_PROCESS - 1) / PER_PROCESS ))}
 [ "$N" -le 250000 ] || { echo "storm.sh: at most 250,000 clients on this shared machine" >&2; exit 2; }
 for b in tcpms-server tcpms-bench tcpms-doctor; do
@@ -146,7 +149,7 @@ storm() {
   start_sampler
   "$B/tcpms-bench" mqtt-storm --target "$ADDR" -n "$n" --ready-file "$work/ready" \
     --max-pending "$MAX_PENDING" --connect-timeout 30 --reply-timeout 30 --retry-min "$RETRY_MIN" \
-    --retry-max "$RETRY_MAX" --storm-timeout "$STORM_TIMEOUT" --max-time $(( STORM_TIMEOUT + 900 )) \
+    --retry-max "$RETRY_MAX" --storm-max-pending "$STORM_PENDING" --storm-timeout "$STORM_TIMEOUT" --max-time $(( STORM_TIMEOUT + 900 )) \
     --json --no-progress >"$out" 2>"$out.log" &
   local bench_pid=$!
   # Every client subscribed: the loops' ready files add up to n.
@@ -209,7 +212,7 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 [ -z "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] || commit="$commit (with uncommitted changes)"
 echo "## Reconnect storm after kill -9 ($(date -u +%Y-%m-%d), commit $commit, $(nproc) cores shared by server and bench)"
 echo
-echo "load before the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load before the runs: $(cut -d' ' -f1-3 /proc/loadavg); reconnect attempts in flight per bench process: $([ "$STORM_PENDING" = 0 ] && echo "no cap" || echo "$STORM_PENDING")"
 echo
 echo "| server | clients | back | first drop to all back | outage per client p50 / p99 / max | killed processes gone / restart to first listener | reconnect attempts | failed attempts by cause | failures (clients) | drops by cause | peak RSS holding | peak RSS restarted, in the storm |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|"

@@ -62,7 +62,10 @@ class StormDriver final : public DriverBase {
         epoch_ns_(storm_epoch_ns(*ctx.options)),
         clients_(static_cast<size_t>(ctx.share.count)),
         wire_(kVersion, 0),
-        jitter_(static_cast<uint32_t>(ctx.share.offset) * 2654435761u + 1) {}
+        jitter_(static_cast<uint32_t>(ctx.share.offset) * 2654435761u + 1),
+        storm_cap_(o.storm_max_pending > 0
+                       ? std::max<int64_t>(1, o.storm_max_pending / std::max(1u, ctx.options->threads))
+                       : 0) {}
 
   void start() override {
     result_.add("clients", static_cast<int64_t>(clients_.size()));
@@ -153,8 +156,8 @@ class StormDriver final : public DriverBase {
     const uint64_t now = monotonic_ns();
     // Setup: new clients while fewer than --max-pending attempts are in flight.
     while (next_ < clients_.size() && in_flight_ < ctx_.share.max_pending) attempt(next_++);
-    // Due (re)connects: all of them, at once.
-    while (!retries_.empty() && retries_.top().first <= now) {
+    // Due (re)connects: all of them at once, or as many as --storm-max-pending allows.
+    while (!retries_.empty() && retries_.top().first <= now && (storm_cap_ == 0 || in_flight_ < storm_cap_)) {
       const uint64_t l = retries_.top().second;
       retries_.pop();
       if (clients_[l].phase == Phase::kWaiting) attempt(l);
@@ -319,6 +322,7 @@ class StormDriver final : public DriverBase {
   std::vector<StormClient> clients_;
   MqttClientWire wire_;
   std::minstd_rand jitter_;
+  const int64_t storm_cap_;   // this loop's share of --storm-max-pending (0: no cap)
   // (due monotonic ns, client): reconnects and retries, soonest first.
   using Due = std::pair<uint64_t, uint64_t>;
   std::priority_queue<Due, std::vector<Due>, std::greater<>> retries_;

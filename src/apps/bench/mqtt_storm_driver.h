@@ -14,8 +14,11 @@
 //      the server sums these files.
 //   2. hold: nothing is sent; the loop waits for its connections to drop.
 //   3. storm: a client whose connection drops reconnects at once (no pacing, no cap: the
-//      worst case), sends CONNECT and, once accepted, SUBSCRIBE; it is back when the SUBACK
-//      comes. A failed attempt (refused, reset, timed out, CONNACK refusal...) is counted as
+//      worst case; --storm-max-pending caps the attempts in flight, for when the bench cannot
+//      keep up: a loop that starts 18,000 connects in one go sends their CONNECTs seconds
+//      late, and a server's CONNECT deadline closes them, which real devices, each with its
+//      own CPU, would not cause), sends CONNECT and, once accepted, SUBSCRIBE; back at the SUBACK
+//      A failed attempt (refused, reset, timed out, CONNACK refusal...) is counted as
 //      attempt_fail.<cause> and retried after an exponential backoff with jitter
 //      (--retry-min doubling up to --retry-max, each delay drawn in [d/2, d]), as client
 //      libraries do. The loop is done once every client has dropped and is back, or
@@ -43,6 +46,7 @@ struct StormOptions {
   double retry_min_s = 0.1;      // first backoff after a failed attempt
   double retry_max_s = 5;        // backoff cap
   double storm_timeout_s = 120;  // give up on clients not back this long after the first drop
+  int64_t storm_max_pending = 0; // reconnect attempts in flight per process (0: no cap)
   std::string ready_file;        // prefix of the per-loop "all subscribed" files (empty: none)
 };
 

@@ -35,6 +35,10 @@ class MqttStormWorkload final : public Workload {
                    "Give up on clients not back this long after a loop's first drop (s)")
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
+    cmd.add_option("--storm-max-pending", o_.storm_max_pending,
+                   "Reconnect attempts in flight per process (0: every client at once)")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
     cmd.add_option("--ready-file", o_.ready_file,
                    "Once a loop's clients are all subscribed it writes their count to PATH.<first "
                    "client number>; sum them to know when to kill the server");
@@ -49,6 +53,7 @@ class MqttStormWorkload final : public Workload {
             {"retry_min_s", o_.retry_min_s},
             {"retry_max_s", o_.retry_max_s},
             {"storm_timeout_s", o_.storm_timeout_s},
+            {"storm_max_pending", o_.storm_max_pending},
             {"reconnect", "at once on drop; exponential backoff with jitter after a failed attempt"}};
   }
   int64_t peak_connections(const CommonOptions& c) const override { return c.connections; }
