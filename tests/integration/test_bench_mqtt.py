@@ -4,6 +4,7 @@ every publish delivered to every subscriber at QoS 1, losses counted when a subs
 reading, refusals counted by CONNACK return code, worker processes meeting at the barrier)."""
 import json
 import subprocess
+import time
 
 import pytest
 
@@ -246,3 +247,72 @@ def test_mqtt_reach_usage_errors(server):
         proc = subprocess.run([binary("tcpms-bench"), "mqtt-reach", "--target", target(server), *args],
                               capture_output=True, text=True, timeout=30)
         assert proc.returncode == 64, (args, proc.stderr)
+
+
+def start_storm(port, n, tmp_path, *args):
+    """mqtt-storm in the background; returns (process, ready-file prefix)."""
+    ready = tmp_path / "ready"
+    proc = subprocess.Popen([binary("tcpms-bench"), "mqtt-storm", "--target", f"127.0.0.1:{port}",
+                             "--connections", str(n), "--ready-file", str(ready), *args, "--json", "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return proc, ready
+
+
+def wait_subscribed(proc, ready, n, timeout=60.0):
+    """Until the loops' ready files add up to n (every client subscribed)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        total = sum(int(p.read_text()) for p in ready.parent.glob(ready.name + ".*") if not p.name.endswith(".tmp"))
+        if total >= n:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    raise AssertionError(f"only {total} of {n} clients subscribed")
+
+
+def finish_storm(proc):
+    out, err = proc.communicate(timeout=120)
+    return proc.returncode, json.loads(out), err
+
+
+def test_mqtt_storm_every_client_comes_back_after_the_server_is_killed_and_restarted(tmp_path):
+    n = 600
+    with mqtt_server("--threads", "1") as s:
+        port = s.port
+        proc, ready = start_storm(port, n, tmp_path, "--processes", "2", "--retry-min", "0.05")
+        wait_subscribed(proc, ready, n)
+        s.kill()
+        with mqtt_server("--threads", "1", "--listen", f"127.0.0.1:{port}"):
+            rc, j, err = finish_storm(proc)
+    assert rc == 0, err
+    c = j["counters"]
+    assert j["workload"] == "mqtt-storm"
+    assert c["clients"] == c["subscribed"] == c["back"] == c["ops"] == c["connections"] == n
+    assert c["drop.closed_by_server"] == n
+    assert j["failure_total"] == 0, j["failures"]
+    assert j["latency"]["outage"]["count"] == n
+    # Every client took one attempt to come back, plus one per failed attempt.
+    assert c["storm_attempts"] == n + c["attempt_fail_total"]
+    assert c["time_to_all_back_ms"] >= 0 and "drop_spread_ms" in c
+
+
+def test_mqtt_storm_counts_clients_not_back_as_failures_and_attempts_by_cause(tmp_path):
+    # Nothing restarts: every attempt is refused, and every client is a failure at the timeout.
+    n = 100
+    with mqtt_server("--threads", "1") as s:
+        proc, ready = start_storm(s.port, n, tmp_path, "--retry-min", "0.05", "--retry-max", "0.2",
+                                  "--storm-timeout", "1")
+        wait_subscribed(proc, ready, n)
+        s.kill()
+        rc, j, err = finish_storm(proc)
+    assert rc == 1, err
+    assert j["failures"] == {"not_back": n}
+    c = j["counters"]
+    assert c["attempt_fail.ECONNREFUSED"] >= n
+    assert c.get("back", 0) == 0
+
+
+def test_mqtt_storm_usage_errors(server):
+    proc = subprocess.run([binary("tcpms-bench"), "mqtt-storm", "--target", target(server), "--retry-min", "2",
+                           "--retry-max", "1"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 64, proc.stderr

@@ -41,16 +41,18 @@ bench::RunResult DriverBase::take_result() {
 }
 
 ConnId DriverBase::start_connect(uint64_t index, void* user_data) {
+  int err = 0;
+  ConnId id = try_connect(index, user_data, err);
+  if (!id.valid()) count_failure(errno_cause(err));
+  return id;
+}
+
+ConnId DriverBase::try_connect(uint64_t index, void* user_data, int& err) {
   const TargetPlan& plan = *ctx_.plan;
   const PairChoice pair = choose_pair(index, plan.targets.size(), plan.sources.sources.size());
   const sockaddr_storage* source = pair.source ? &plan.sources.sources[*pair.source].addr : nullptr;
-  int err = 0;
-  ConnId id = loop().connect(plan.targets[pair.target].addr, source, ctx_.handler, err, user_data);
-  if (!id.valid()) {
-    count_failure(errno_cause(err));
-    return id;
-  }
-  return id;
+  err = 0;
+  return loop().connect(plan.targets[pair.target].addr, source, ctx_.handler, err, user_data);
 }
 
 void DriverBase::arm_timeout(ConnId id, double seconds) {

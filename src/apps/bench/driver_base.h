@@ -35,6 +35,9 @@ class DriverBase : public LoopDriver {
   // before this returns. Returns an invalid id when the connect failed at once (the failure is
   // counted by errno).
   ConnId start_connect(uint64_t index, void* user_data);
+  // The same without counting a failure: `err` says why the id is invalid (a driver that
+  // retries counts its attempts its own way).
+  ConnId try_connect(uint64_t index, void* user_data, int& err);
   // The connection timer as a deadline (connect, reply); on_timeout fires when it passes.
   void arm_timeout(ConnId id, double seconds);
   void count_failure(std::string_view cause, int64_t n = 1);

@@ -20,6 +20,7 @@ std::vector<std::unique_ptr<Workload>> make_workloads() {
   all.push_back(make_mqtt_fanout_workload());
   all.push_back(make_mqtt_p2p_workload());
   all.push_back(make_mqtt_reach_workload());
+  all.push_back(make_mqtt_storm_workload());
   return all;
 }
 

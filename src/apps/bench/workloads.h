@@ -16,6 +16,7 @@ std::unique_ptr<Workload> make_mqtt_conn_workload();
 std::unique_ptr<Workload> make_mqtt_fanout_workload();
 std::unique_ptr<Workload> make_mqtt_p2p_workload();
 std::unique_ptr<Workload> make_mqtt_reach_workload();
+std::unique_ptr<Workload> make_mqtt_storm_workload();
 
 // Adds counter `rate_name` = `counter` / the max of `span_histogram` (a per-loop phase length,
 // so its max is the run's). False when that histogram is missing or empty.
