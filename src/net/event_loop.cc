@@ -996,6 +996,21 @@ void EventLoop::run_closing() {
 // worker pool so that the loop does not wait for it.
 void EventLoop::trim_after_churn() {
   using net::LoopCore;
+  // Deliveries to thousands of clients in one iteration fill the output chunk pool to its
+  // bounds; the chunks no write needed for a second go back to the allocator and count as
+  // churn, so the trim below returns their pages (the pool holds up to 12 MiB a loop).
+  auto& pool = core_->chunk_pool;
+  if (pool.idle() > LoopCore::kKeepIdleLargeChunks + LoopCore::kKeepIdleSmallChunks) {
+    if (now_ms_ - core_->last_shed_ms >= 1000) {
+      core_->last_shed_ms = now_ms_;
+      core_->churn_since_trim += static_cast<uint32_t>(
+          pool.shed_unused(LoopCore::kKeepIdleLargeChunks, LoopCore::kKeepIdleSmallChunks));
+    }
+    if (!core_->shed_check_armed) {  // an idle loop may not wake by itself
+      core_->shed_check_armed = true;
+      run_after(1100, [this] { core_->shed_check_armed = false; });
+    }
+  }
   const uint32_t churn = core_->churn_since_trim;
   if (churn < LoopCore::kTrimChurnWhenQuiet) return;
   const bool burst_over = now_ms_ - core_->last_churn_ms >= 1000;

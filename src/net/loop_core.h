@@ -122,6 +122,12 @@ class LoopCore {
   uint64_t last_churn_ms = 0;
   bool trim_check_armed = false;  // a loop timer will look again (an idle loop may not wake)
   uint64_t last_trim_ms = 0;
+  // Idle output chunks given back (ChunkPool::shed_unused) at most once a second, down to
+  // these (a few hundred KB a loop instead of up to 12 MiB).
+  static constexpr size_t kKeepIdleLargeChunks = 8;
+  static constexpr size_t kKeepIdleSmallChunks = 64;
+  uint64_t last_shed_ms = 0;
+  bool shed_check_armed = false;
 
   std::map<uint64_t, LoopTimer> timers;              // by id
   std::set<std::pair<uint64_t, uint64_t>> timer_order;  // (due ms, id)

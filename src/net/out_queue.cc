@@ -3,17 +3,36 @@
 #include <algorithm>
 #include <cstring>
 #include <new>
+#include <utility>
 
 namespace tcpms::net {
 
 ChunkPool::~ChunkPool() {
-  for (FreeList* list : {&large_, &small_}) {
-    while (list->head != nullptr) {
-      Chunk* next = list->head->next_free;
-      release(list->head);
-      list->head = next;
-    }
+  shed(large_, 0);
+  shed(small_, 0);
+}
+
+size_t ChunkPool::shed(FreeList& list, size_t keep) noexcept {
+  size_t freed = 0;
+  while (list.count > keep && list.head != nullptr) {
+    Chunk* next = list.head->next_free;
+    release(list.head);
+    list.head = next;
+    --list.count;
+    ++freed;
   }
+  return freed;
+}
+
+size_t ChunkPool::shed_unused(size_t keep_large, size_t keep_small) noexcept {
+  size_t freed = 0;
+  for (auto [list, keep] : {std::pair{&large_, keep_large}, std::pair{&small_, keep_small}}) {
+    // The chunks idle the whole time are surplus; those in use since are not.
+    const size_t surplus = list->low_water > keep ? list->low_water - keep : 0;
+    freed += shed(*list, list->count - std::min(surplus, list->count));
+    list->low_water = list->count;
+  }
+  return freed;
 }
 
 void ChunkPool::release(Chunk* c) noexcept { ::operator delete(c); }
@@ -28,6 +47,7 @@ Chunk* ChunkPool::get_from(FreeList& list, size_t capacity) {
   Chunk* c = list.head;
   list.head = c->next_free;
   --list.count;
+  list.low_water = std::min(list.low_water, list.count);
   c->next_free = nullptr;
   c->used = 0;
   return c;

@@ -45,13 +45,20 @@ class ChunkPool {
   void put(Chunk* c) noexcept;
   size_t in_use() const noexcept { return in_use_; }
   size_t idle() const noexcept { return large_.count + small_.count; }
+  // Frees the idle chunks that no get() needed since the last call (the fewest idle since
+  // then), keeping `keep_large` / `keep_small` of each. A burst fills the pool to its bounds
+  // (up to 12 MiB a loop) and without this it kept them for good, in every worker process;
+  // a pool in steady use keeps what it cycles. Returns how many chunks it freed.
+  size_t shed_unused(size_t keep_large, size_t keep_small) noexcept;
 
  private:
   struct FreeList {
     Chunk* head;
     size_t count;
     size_t max;
+    size_t low_water = 0;  // fewest idle chunks since the last shed_unused
   };
+  static size_t shed(FreeList& list, size_t keep) noexcept;
   Chunk* get_from(FreeList& list, size_t capacity);
   static void release(Chunk* c) noexcept;
 

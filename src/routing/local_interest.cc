@@ -95,11 +95,13 @@ uint64_t LocalInterest::filters() const {
 
 uint32_t LocalInterest::wanted_slots() const {
   std::lock_guard lock(mu_);
-  // Doubling when below the target density keeps between 1x and 2x bits_per_filter slots a
-  // filter once it has grown.
+  // The smallest power of two that holds bits_per_filter slots a filter: once grown, between
+  // 1x and 2x bits_per_filter a filter. (Asking for twice the need made each rebuild
+  // quadruple the bitmap, and every peer's RemoteInterest table with it: up to 4x
+  // bits_per_filter, e.g. 262,144 slots for 12,500 filters where 131,072 keep 10 a filter.)
   const uint64_t need = filters_ * options_.bits_per_filter;
   if (need <= current_.slots) return current_.slots;
-  return pow2_at_least(need * 2);
+  return pow2_at_least(need);
 }
 
 bool LocalInterest::begin_rebuild(uint32_t slots) {

@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <bit>
 #include <new>
 
 #include "routing/interest_keys.h"
@@ -13,8 +14,17 @@ namespace {
 constexpr uint8_t kNoTable = 0xFF;
 }
 
+// A row is `lane_bits` wide: the peer count rounded up to a power of two, at least 8 and at
+// most 64 (then one 64-bit word per 64 peers). Narrow rows share a 64-bit word (`lanes` rows
+// a word), so 8 workers pay 1 byte a slot instead of 8; the atomics stay 64-bit words.
 struct RemoteInterest::Table {
-  Table(uint32_t s, uint32_t w) : slots(s), words(w), bytes(size_t{s} * w * 8) {
+  Table(uint32_t s, uint32_t w, uint32_t peers)
+      : slots(s),
+        words(w),
+        lane_bits(w == 1 ? std::clamp<uint32_t>(std::bit_ceil(std::max<uint32_t>(peers, 1)), 8, 64) : 64),
+        lanes(64 / lane_bits),
+        lane_mask(lane_bits == 64 ? ~uint64_t{0} : (uint64_t{1} << lane_bits) - 1),
+        bytes((size_t{s} + lanes - 1) / lanes * w * 8) {
     // Anonymous pages, so a retired table can give its memory back (MADV_DONTNEED) while a
     // reader that still holds it reads zeros.
     void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -27,7 +37,16 @@ struct RemoteInterest::Table {
   Table(const Table&) = delete;
   Table& operator=(const Table&) = delete;
 
-  std::atomic<uint64_t>& at(uint32_t slot, uint32_t word) const { return rows[size_t{slot} * words + word]; }
+  // Slot `slot`'s bits of word `word` (bit p & 63 for peer p), and setting or clearing them.
+  uint64_t get(uint32_t slot, uint32_t word) const {
+    return (cell(slot, word).load(std::memory_order_relaxed) >> shift(slot)) & lane_mask;
+  }
+  void set(uint32_t slot, uint32_t word, uint64_t bit) const {
+    cell(slot, word).fetch_or(bit << shift(slot), std::memory_order_relaxed);
+  }
+  void clear(uint32_t slot, uint32_t word, uint64_t bit) const {
+    if (get(slot, word) & bit) cell(slot, word).fetch_and(~(bit << shift(slot)), std::memory_order_relaxed);
+  }
   void retire() {
     for (uint32_t i = 0; i < words; ++i) members[i].store(0, std::memory_order_relaxed);
     member_count = 0;
@@ -36,10 +55,19 @@ struct RemoteInterest::Table {
 
   const uint32_t slots;
   const uint32_t words;
+  const uint32_t lane_bits;
+  const uint32_t lanes;
+  const uint64_t lane_mask;
   const size_t bytes;
   std::atomic<uint64_t>* rows;
   std::unique_ptr<std::atomic<uint64_t>[]> members;
   uint32_t member_count = 0;  // under mu_
+
+ private:
+  std::atomic<uint64_t>& cell(uint32_t slot, uint32_t word) const {
+    return rows[size_t{slot / lanes} * words + word];
+  }
+  uint32_t shift(uint32_t slot) const { return (slot % lanes) * lane_bits; }
 };
 
 RemoteInterest::RemoteInterest(PeerId self, uint32_t peer_slots, uint8_t hashes)
@@ -80,7 +108,7 @@ RemoteInterest::Table* RemoteInterest::table_for(uint32_t slots) {
   }
   Table* old = tables_[place].load(std::memory_order_relaxed);
   if (old != nullptr) old->retire();
-  all_tables_.push_back(std::make_unique<Table>(slots, words_));
+  all_tables_.push_back(std::make_unique<Table>(slots, words_, peer_slots_));
   Table* t = all_tables_.back().get();
   tables_[place].store(t, std::memory_order_release);
   uint32_t largest = largest_.load(std::memory_order_relaxed);
@@ -93,10 +121,7 @@ void RemoteInterest::remove_from(Table& t, PeerId p) {
   const uint64_t keep = ~(uint64_t{1} << (p & 63));
   t.members[w].fetch_and(keep, std::memory_order_relaxed);
   if (t.member_count > 0) --t.member_count;
-  for (uint32_t s = 0; s < t.slots; ++s) {
-    std::atomic<uint64_t>& row = t.at(s, w);
-    if ((row.load(std::memory_order_relaxed) & ~keep) != 0) row.fetch_and(keep, std::memory_order_relaxed);
-  }
+  for (uint32_t s = 0; s < t.slots; ++s) t.clear(s, w, ~keep);
 }
 
 bool RemoteInterest::add_shapes(const ShapeList& shapes) {
@@ -139,7 +164,7 @@ void RemoteInterest::apply(PeerId from, const InterestSnapshot& s) {
   // New bits first, then the peer becomes a member here, then old bits go: a reader never
   // sees the peer without a filter it has in both versions.
   for (uint32_t i = 0; i < s.slots; ++i)
-    if ((static_cast<uint8_t>(s.bitmap[i / 8]) >> (i % 8)) & 1) t->at(i, w).fetch_or(bit, std::memory_order_relaxed);
+    if ((static_cast<uint8_t>(s.bitmap[i / 8]) >> (i % 8)) & 1) t->set(i, w, bit);
   const uint8_t place = tables_[0].load(std::memory_order_relaxed) == t ? 0 : 1;
   const uint8_t before = table_of_[from];
   if (before != place) {
@@ -158,8 +183,7 @@ void RemoteInterest::apply(PeerId from, const InterestSnapshot& s) {
   if (before == place) {
     for (uint32_t i = 0; i < s.slots; ++i) {
       if ((static_cast<uint8_t>(s.bitmap[i / 8]) >> (i % 8)) & 1) continue;
-      std::atomic<uint64_t>& row = t->at(i, w);
-      if (row.load(std::memory_order_relaxed) & bit) row.fetch_and(~bit, std::memory_order_relaxed);
+      t->clear(i, w, bit);
     }
   }
 }
@@ -181,9 +205,9 @@ bool RemoteInterest::apply(PeerId from, const InterestDelta& d) {
     const uint32_t s = v & ~InterestDelta::kSet;
     if (s >= t->slots) continue;
     if (v & InterestDelta::kSet)
-      t->at(s, w).fetch_or(bit, std::memory_order_relaxed);
+      t->set(s, w, bit);
     else
-      t->at(s, w).fetch_and(~bit, std::memory_order_relaxed);
+      t->clear(s, w, bit);
   }
   return true;
 }
@@ -213,7 +237,7 @@ std::string RemoteInterest::column_snapshot(PeerId p) {
   const uint32_t w = p >> 6;
   const uint64_t bit = uint64_t{1} << (p & 63);
   for (uint32_t i = 0; i < t->slots; ++i)
-    if (t->at(i, w).load(std::memory_order_relaxed) & bit)
+    if (t->get(i, w) & bit)
       bitmap[i / 8] |= std::byte{static_cast<uint8_t>(1u << (i % 8))};
   InterestSnapshot f;
   f.slots = t->slots;
@@ -233,7 +257,7 @@ bool RemoteInterest::has_interest(PeerId p) {
   Table* t = place == kNoTable ? nullptr : tables_[place].load(std::memory_order_relaxed);
   if (t == nullptr) return false;
   for (uint32_t i = 0; i < t->slots; ++i)
-    if (t->at(i, w).load(std::memory_order_relaxed) & bit) return true;
+    if (t->get(i, w) & bit) return true;
   return false;
 }
 
@@ -274,7 +298,7 @@ void RemoteInterest::match(std::string_view topic, PeerSet& out) const {
       for (uint32_t w = 0; w < t->words; ++w) {
         uint64_t acc = members[w];
         for (uint32_t i = 0; i < hashes_ && acc != 0; ++i)
-          acc &= t->at(key_slot(keys[k], i, t->slots), w).load(std::memory_order_relaxed);
+          acc &= t->get(key_slot(keys[k], i, t->slots), w);
         out.word(w) |= acc;
       }
     }

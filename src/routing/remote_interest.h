@@ -6,7 +6,8 @@
 // each row a bitset over the peers (one 64-bit word per 64 peers), so a topic key is looked up
 // with `hashes` row reads whatever the number of peers, and the answer is the AND of the rows
 // (a peer is a candidate when all its bits are set), then the OR over the topic's keys.
-// Memory: slots x 8 bytes per 64 peers. Peers of a balanced server have about the same number
+// Memory: slots x 8 bytes per 64 peers; with fewer than 64 peers a row is the peer count
+// rounded up to a power of two bits (at least 8), so 8 processes pay 1 byte a slot. Peers of a balanced server have about the same number
 // of filters, so one size suits them all; a peer that grows sends a snapshot at its new size and
 // the others follow it (the largest size seen is everyone's). While sizes differ, the peers
 // of the other size sit in a second table (each table holds the peers of its size); a third

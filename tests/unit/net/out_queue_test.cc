@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 namespace tcpms::net {
 namespace {
@@ -41,6 +42,27 @@ TEST(ChunkPool, ReusesChunksAndKeepsAtMostMaxFree) {
   EXPECT_EQ(again->used, 0u) << "a reused chunk must come back empty";
   EXPECT_EQ(pool.idle(), 1u);
   pool.put(again);
+}
+
+TEST(ChunkPool, ShedsOnlyTheChunksNoGetNeededSinceTheLastShed) {
+  ChunkPool pool;
+  std::vector<Chunk*> burst;
+  for (int i = 0; i < 10; ++i) burst.push_back(pool.get_small());
+  for (Chunk* c : burst) pool.put(c);
+  EXPECT_EQ(pool.idle(), 10u);
+  // The burst drew the pool to empty: none of its chunks was idle the whole interval.
+  EXPECT_EQ(pool.shed_unused(0, 2), 0u);
+  EXPECT_EQ(pool.idle(), 10u);
+  // Four in use meanwhile: the six idle throughout are surplus, less the two kept.
+  std::vector<Chunk*> some;
+  for (int i = 0; i < 4; ++i) some.push_back(pool.get_small());
+  for (Chunk* c : some) pool.put(c);
+  EXPECT_EQ(pool.shed_unused(0, 2), 4u);
+  EXPECT_EQ(pool.idle(), 6u);
+  // Nothing used since: all but the two kept go.
+  EXPECT_EQ(pool.shed_unused(0, 2), 4u);
+  EXPECT_EQ(pool.idle(), 2u);
+  EXPECT_EQ(pool.in_use(), 0u);
 }
 
 TEST(OutQueue, SmallAppendUsesOneChunkAndReturnsItWhenConsumed) {

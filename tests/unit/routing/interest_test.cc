@@ -182,5 +182,35 @@ TEST(Interest, AnUnknownPeerGetsEverything) {
   EXPECT_FALSE(names(remote, "any/topic", 2));
 }
 
+TEST(Interest, TheBitmapDoublesWhenItGrows) {
+  // 10 slots a filter, 4,096 to start: the 410th filter asks for 8,192 slots, not 16,384
+  // (each size is paid in every peer's RemoteInterest table).
+  LocalInterest local({}, 1);
+  ASSERT_EQ(local.slots(), 4096u);
+  for (int i = 0; i < 409; ++i) local.add("dev/" + std::to_string(i) + "/cmd", 0);
+  EXPECT_EQ(local.wanted_slots(), 4096u);
+  local.add("dev/409/cmd", 0);
+  EXPECT_EQ(local.wanted_slots(), 8192u);
+}
+
+TEST(Interest, FewPeersPayANarrowRowASlot) {
+  LocalInterest local({}, 1);
+  local.add("dev/1/cmd", 0);
+  for (uint32_t peers : {3u, 8u, 9u, 53u, 64u, 65u, 130u}) {
+    RemoteInterest remote(0, peers, 3);
+    const PeerId last = static_cast<PeerId>(peers - 1);
+    apply(remote, 1, local.snapshot());
+    apply(remote, last, local.snapshot());
+    const size_t row_bits = peers <= 8 ? 8 : peers <= 16 ? 16 : peers <= 32 ? 32 : 64 * ((peers + 63) / 64);
+    EXPECT_EQ(remote.table_bytes(), size_t{local.slots()} * row_bits / 8) << peers << " peers";
+    EXPECT_TRUE(names(remote, "dev/1/cmd", 1)) << peers << " peers";
+    EXPECT_TRUE(names(remote, "dev/1/cmd", last)) << peers << " peers";
+    EXPECT_FALSE(names(remote, "dev/2/cmd", last)) << peers << " peers";
+    remote.forget(last);
+    EXPECT_FALSE(names(remote, "dev/1/cmd", last)) << peers << " peers";
+    EXPECT_TRUE(names(remote, "dev/1/cmd", 1)) << peers << " peers";
+  }
+}
+
 }  // namespace
 }  // namespace tcpms::routing
