@@ -172,3 +172,56 @@ def test_mqtt_says_clearly_that_it_cannot_hand_over_yet():
         assert "not implemented yet (issue 19)" in srv.output()
         assert srv.proc.poll() is None
         c.close()
+
+
+def test_tls_connections_stay_with_the_old_process_until_they_close(tmp_path):
+    """TLS state lives in OpenSSL (1.2) or in records the handover does not carry yet: such
+    connections are not moved; the old process serves them until they close, then exits."""
+    import ssl
+
+    from tls_certs import Pki
+    pki = Pki()
+    try:
+        conf = tmp_path / "tcpms.toml"
+        conf.write_text(f"""
+listen = "127.0.0.1:0"
+[[listeners]]
+bind = "127.0.0.1:0"
+tls.cert_file = "{pki.server_cert}"
+tls.key_file = "{pki.server_key}"
+""")
+        pid_file = str(tmp_path / "tcpms.pid")
+        with echo_server("--config", str(conf), "--threads", "1", "--pid-file", pid_file) as srv:
+            tls_port = srv.port_of("tls")
+            ctx = ssl.create_default_context(cafile=pki.ca.cert)
+            tls = ctx.wrap_socket(socket.create_connection(("127.0.0.1", tls_port), timeout=TIMEOUT),
+                                  server_hostname="localhost")
+            tls.sendall(b"before")
+            assert tls.recv(6) == b"before"
+            plain = open_clients(srv.port, 3)
+            srv.proc.send_signal(signal.SIGUSR2)
+            wait_until(lambda: read_pid(pid_file) not in (0, srv.pid), "the new process")
+            new_pid = read_pid(pid_file)
+            try:
+                srv.wait_for(lambda: "1 stay here until they close" in srv.output(),
+                             timeout=TIMEOUT, what="the handover to finish")
+                assert "handover: took the listeners and 3 connection(s)" in srv.output()
+                assert echo_all(plain, payloads(3, "moved")) == 3
+                # The TLS client is still served by the old process, which therefore runs on.
+                tls.sendall(b"during")
+                assert tls.recv(6) == b"during"
+                assert srv.proc.poll() is None
+                # New TLS clients reach the new process on the same port.
+                fresh = ctx.wrap_socket(socket.create_connection(("127.0.0.1", tls_port),
+                                                                 timeout=TIMEOUT),
+                                        server_hostname="localhost")
+                fresh.sendall(b"fresh!")
+                assert fresh.recv(6) == b"fresh!"
+                fresh.close()
+                tls.close()
+                assert srv.proc.wait(timeout=TIMEOUT) == 0  # nothing left: the old one exits
+            finally:
+                close_all(plain)
+                stop_pid(new_pid)
+    finally:
+        pki.cleanup()
