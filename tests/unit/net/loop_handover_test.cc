@@ -26,6 +26,18 @@ class MovableHandler : public RecordingHandler {
   void on_handed_over(Connection&) override { handed_over.fetch_add(1); }
 };
 
+// Consumes whole lines only and echoes them: what it leaves is a partial frame the engine keeps.
+class LineHandler : public MovableHandler {
+ public:
+  DataResult on_data(Connection& c, ByteView data) override {
+    std::string_view text = as_chars(data);
+    size_t end = text.rfind('\n');
+    if (end == std::string_view::npos) return {0, Action::kKeep};
+    c.send(data.first(end + 1));
+    return {end + 1, Action::kKeep};
+  }
+};
+
 std::vector<HandedConnection> park_all(LoopThread& lt) {
   return lt.call([&] {
     std::vector<HandedConnection> out;
@@ -95,6 +107,30 @@ TEST(LoopHandover, AReleasedConnectionContinuesOnTheLoopThatAdoptedItWithItsUnse
   EXPECT_EQ(new_h->imported.load(), 1);
   EXPECT_EQ(old_loop.loop().connection_count(), 0u);
   EXPECT_EQ(new_loop.loop().connection_count(), 1u);
+}
+
+TEST(LoopHandover, AHalfReadFrameMovesAndIsCompletedByTheNextBytes) {
+  LoopThread old_loop;
+  LoopThread new_loop;
+  uint16_t port = 0;
+  old_loop.serve<LineHandler>(port);
+  new_loop.add<LineHandler>();
+  old_loop.start();
+  new_loop.start();
+  UniqueFd c = connect_client(port);
+  ASSERT_TRUE(send_all(c.get(), "first line\nhalf a li"));
+  EXPECT_EQ(recv_exactly(c.get(), 11), "first line\n");
+  ASSERT_TRUE(eventually([&] { return old_loop.loop().stats().pending_input_bytes.get() == 9; }));
+
+  auto parked = park_all(old_loop);
+  ASSERT_EQ(parked.size(), 1u);
+  EXPECT_EQ(parked[0].unread_input, "half a li");
+  UniqueFd copy(::fcntl(parked[0].fd, F_DUPFD_CLOEXEC, 0));
+  ASSERT_TRUE(new_loop.call([&] { return new_loop.loop().adopt_handed(std::move(copy), parked[0]); }).valid());
+  old_loop.call([&] { old_loop.loop().release_parked(parked[0].id); });
+  ASSERT_TRUE(send_all(c.get(), "ne\n"));
+  EXPECT_EQ(recv_exactly(c.get(), 12), "half a line\n");
+  EXPECT_EQ(old_loop.loop().stats().pending_input_bytes.get(), 0u);
 }
 
 TEST(LoopHandover, AStateTheHandlerRefusesIsNotAdoptedAndTheSocketStaysOpen) {
