@@ -225,3 +225,15 @@ tls.key_file = "{pki.server_key}"
                 stop_pid(new_pid)
     finally:
         pki.cleanup()
+
+
+def test_worker_processes_say_clearly_that_they_cannot_hand_over_yet():
+    with echo_server("--threads", "1", "--processes", "2") as srv:
+        clients = open_clients(srv.port, 4)
+        srv.proc.send_signal(signal.SIGUSR2)
+        srv.wait_for(lambda: "supervisor: SIGUSR2" in srv.output(), timeout=TIMEOUT,
+                     what="the refusal")
+        assert "with processes > 1 is not implemented yet (issue 19)" in srv.output()
+        assert echo_all(clients, payloads(4, "after")) == 4
+        assert srv.proc.poll() is None
+        close_all(clients)
