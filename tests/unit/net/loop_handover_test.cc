@@ -38,6 +38,13 @@ class LineHandler : public MovableHandler {
   }
 };
 
+// What the successor does with a parked connection, in one process: the descriptor duplicated
+// (as SCM_RIGHTS would), adopted on `to`. Returns the new id (invalid: refused).
+ConnId adopt_on(LoopThread& to, const HandedConnection& h) {
+  UniqueFd copy(::fcntl(h.fd, F_DUPFD_CLOEXEC, 0));
+  return to.call([&] { return to.loop().adopt_handed(std::move(copy), h); });
+}
+
 std::vector<HandedConnection> park_all(LoopThread& lt) {
   return lt.call([&] {
     std::vector<HandedConnection> out;
@@ -93,9 +100,7 @@ TEST(LoopHandover, AReleasedConnectionContinuesOnTheLoopThatAdoptedItWithItsUnse
   auto parked = park_all(old_loop);
   ASSERT_EQ(parked.size(), 1u);
   EXPECT_GT(parked[0].unsent_output.size(), 0u);
-  UniqueFd copy(::fcntl(parked[0].fd, F_DUPFD_CLOEXEC, 0));  // what SCM_RIGHTS does
-  ConnId adopted = new_loop.call([&] { return new_loop.loop().adopt_handed(std::move(copy), parked[0]); });
-  ASSERT_TRUE(adopted.valid());
+  ASSERT_TRUE(adopt_on(new_loop, parked[0]).valid());
   old_loop.call([&] { old_loop.loop().release_parked(parked[0].id); });
 
   std::string got = recv_exactly(c.get(), data.size());
@@ -125,8 +130,7 @@ TEST(LoopHandover, AHalfReadFrameMovesAndIsCompletedByTheNextBytes) {
   auto parked = park_all(old_loop);
   ASSERT_EQ(parked.size(), 1u);
   EXPECT_EQ(parked[0].unread_input, "half a li");
-  UniqueFd copy(::fcntl(parked[0].fd, F_DUPFD_CLOEXEC, 0));
-  ASSERT_TRUE(new_loop.call([&] { return new_loop.loop().adopt_handed(std::move(copy), parked[0]); }).valid());
+  ASSERT_TRUE(adopt_on(new_loop, parked[0]).valid());
   old_loop.call([&] { old_loop.loop().release_parked(parked[0].id); });
   ASSERT_TRUE(send_all(c.get(), "ne\n"));
   EXPECT_EQ(recv_exactly(c.get(), 12), "half a line\n");
@@ -145,9 +149,7 @@ TEST(LoopHandover, AStateTheHandlerRefusesIsNotAdoptedAndTheSocketStaysOpen) {
   auto parked = park_all(old_loop);
   ASSERT_EQ(parked.size(), 1u);
   parked[0].protocol_state = "not this";
-  UniqueFd copy(::fcntl(parked[0].fd, F_DUPFD_CLOEXEC, 0));
-  ConnId adopted = new_loop.call([&] { return new_loop.loop().adopt_handed(std::move(copy), parked[0]); });
-  EXPECT_FALSE(adopted.valid());
+  EXPECT_FALSE(adopt_on(new_loop, parked[0]).valid());
   old_loop.call([&] { old_loop.loop().resume_parked(parked[0].id); });
   ASSERT_TRUE(send_all(c.get(), "still here"));
   EXPECT_EQ(recv_exactly(c.get(), 10), "still here");
