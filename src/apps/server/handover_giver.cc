@@ -28,8 +28,9 @@ void set_accepting_everywhere(Server& server, bool on) {
 void give_up(GiverOutcome& out, Server& server, pid_t pid, bool listeners_taken) {
   set_accepting_everywhere(server, true);
   if (out.handed == 0 && pid > 0) {
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, nullptr, 0);
+    // A successor told why (a Refuse) gets a moment to log it and exit by itself.
+    for (int i = 0; i < 100 && ::waitpid(pid, nullptr, WNOHANG) == 0; ++i) ::usleep(10000);
+    if (::kill(pid, SIGKILL) == 0) ::waitpid(pid, nullptr, 0);
     out.successor = -1;
   }
   spdlog::error("SIGUSR2: handover stopped: {}; this process (pid {}) keeps serving {} "
