@@ -6,11 +6,14 @@ HANDOVER_FAKE says:
   die-after-listeners   take the listeners, receive the first batch, exit without answering
   version               say it speaks versions 7-9 only; print the refusal it gets
   garbage               send bytes that are no frame at all
+  take-none             take the listeners, answer every batch "not taken", then hold the
+                        listeners without accepting until killed
 """
 import os
 import socket
 import struct
 import sys
+import time
 
 
 def frame(kind, body, version=1):
@@ -54,6 +57,19 @@ def main():
     assert kind == 4, kind  # Listeners
     n = struct.unpack_from("<I", body)[0]
     sock.sendall(frame(5, struct.pack("<II", 0, n) + b"\x01" * n))  # Taken: all of them
+    if mode == "take-none":
+        batches = 0
+        while True:
+            _, kind, body, fds = receive(sock)
+            for fd in fds:
+                os.close(fd)  # not taken: the old process serves it on
+            if kind == 7:  # Done
+                print(f"handover fake: took none of {batches} batches; holding", flush=True)
+                while True:
+                    time.sleep(60)
+            sequence, n = struct.unpack_from("<II", body)
+            sock.sendall(frame(5, struct.pack("<II", sequence, n) + b"\x00" * n))
+            batches += 1
     _, kind, body, fds = receive(sock)
     print(f"handover fake: got frame kind {kind} with {len(fds)} descriptors; dying",
           flush=True)

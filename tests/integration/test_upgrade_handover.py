@@ -136,6 +136,31 @@ def test_a_new_process_that_dies_halfway_leaves_every_client_with_the_old_one(tm
         close_all(clients)
 
 
+def test_connections_the_new_process_does_not_take_stay_with_the_old_one(tmp_path):
+    with echo_server("--threads", "2", "--upgrade-batch", "4",
+                     "--upgrade-binary", fake_successor(tmp_path),
+                     env={"HANDOVER_FAKE": "take-none"}) as srv:
+        clients = open_clients(srv.port, 20)
+        assert echo_all(clients, payloads(20, "before")) == 20
+        srv.proc.send_signal(signal.SIGUSR2)
+        srv.wait_for(lambda: "stay here until they close" in srv.output(), timeout=TIMEOUT,
+                     what="the handover to finish")
+        out = srv.output()
+        fake_pid = int(out.split("fake-successor (pid ")[1].split(")")[0])
+        try:
+            assert "0 connection(s); 20 stay here until they close" in out, out
+            assert "took none of" in out, out
+            # Every client refused by the new process is served on by the old one.
+            assert echo_all(clients, payloads(20, "after")) == 20
+            assert srv.proc.poll() is None
+            close_all(clients)
+            # Once they are gone, the old process has nothing left and exits.
+            assert srv.proc.wait(timeout=TIMEOUT) == 0
+        finally:
+            close_all(clients)
+            os.kill(fake_pid, signal.SIGKILL)
+
+
 def test_a_new_process_without_a_common_version_is_refused_clearly(tmp_path):
     with echo_server("--threads", "1", "--upgrade-binary", fake_successor(tmp_path),
                      env={"HANDOVER_FAKE": "version"}) as srv:
