@@ -45,11 +45,12 @@ bool hand_batch(Server& server, EventLoop& loop, net::HandoverChannel& channel,
                 const GiverConfig& config, uint32_t sequence, uint32_t& cursor, bool& loop_done,
                 GiverOutcome& out) {
   std::vector<HandedConnection> parked;
-  run_on_loop(loop, [&](EventLoop& l) {
+  const bool ran = run_on_loop(loop, [&](EventLoop& l) {
     l.park_for_handover(std::min<size_t>(config.batch, net::HandoverChannel::kMaxDescriptorsPerFrame),
                         cursor, parked);
     loop_done = l.scan_done(cursor);
   });
+  if (!ran) loop_done = true;  // a loop that stopped has nothing to hand over
   if (parked.empty()) return true;
   hf::Batch batch;
   batch.sequence = sequence;
