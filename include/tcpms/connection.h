@@ -143,6 +143,7 @@ class Connection {
     kFixedDeadline = 1 << 12,   // the timer is a set_deadline: input does not push it
     kTransport = 1 << 13,       // user_ points to a net::Transport (which holds the user's)
     kAdmitting = 1 << 14,       // begin_login: counted against LoopConfig::max_admitting
+    kParked = 1 << 15,          // being handed to another process: not read, written or timed
   };
 
   EventLoop* loop_ = nullptr;

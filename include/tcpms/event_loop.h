@@ -67,6 +67,18 @@ struct LoopConfig {
   uint32_t max_admitting = 0;
 };
 
+// A connection on its way to the process replacing this one (the upgrade handover,
+// docs/upgrade.md): everything the engine and the protocol know of it, as data.
+struct HandedConnection {
+  ConnId id;                   // in the old process
+  int fd = -1;                 // borrowed: still owned by the old process's slot
+  uint8_t handler = 0;
+  uint32_t idle_timeout_ms = 0;
+  std::string unread_input;    // received, not consumed by the protocol (a partial frame)
+  std::string unsent_output;   // produced, not yet taken by the kernel
+  std::string protocol_state;  // Handler::export_state
+};
+
 class EventLoop {
  public:
   using Task = std::function<void()>;
@@ -134,6 +146,30 @@ class EventLoop {
   uint64_t run_every(uint32_t period_ms, Task task);
   void cancel_timer(uint64_t timer_id);
 
+  // --- the upgrade handover (docs/upgrade.md; event_loop_handover.cc). Loop thread only. ---
+  // Parks up to `max` connections that can move to another process (no transport, open, not
+  // closing, and the handler's export_state agrees), scanning slots from `cursor` on (moved
+  // past what was scanned; the scan is over when it returns 0 and cursor is past the slab).
+  // A parked connection stays in its slot, neither read nor written nor timed, with its
+  // bytes and descriptor where they were, until release_parked or resume_parked.
+  size_t park_for_handover(size_t max, uint32_t& cursor, std::vector<HandedConnection>& out);
+  bool scan_done(uint32_t cursor) const noexcept;
+  // The new process took it: frees the slot with Handler::on_handed_over (no on_close), and
+  // closes this process's descriptor only (the socket lives on in the new process).
+  void release_parked(ConnId id);
+  // The new process did not take it: served here again as if nothing had happened.
+  void resume_parked(ConnId id);
+  // In the new process: a connection as it was in the old one. Its unsent output is written
+  // first, its unread input presented before anything read from now on. Returns an invalid
+  // id when the handler refuses its state (the descriptor is then closed here only).
+  ConnId adopt_handed(UniqueFd fd, const HandedConnection& state);
+  // This loop's listening descriptors (borrowed; -1 once closed), in the order they were added.
+  std::vector<int> listener_fds() const;
+  // Stops or resumes accepting (the listeners leave or rejoin the epoll set).
+  void set_accepting(bool on);
+  // The new process accepts from now on: this loop's listeners are closed.
+  void close_listeners();
+
   // Milliseconds of CLOCK_MONOTONIC, cached once per iteration.
   uint64_t now_ms() const noexcept { return now_ms_; }
   void assert_in_loop_thread() const;
@@ -169,6 +205,9 @@ class EventLoop {
   void dispatch(uint64_t tag, uint32_t events);
   void handle_accept(uint32_t listener);
   void pause_listener(uint32_t listener, int err);
+  // A free slot set up as an open connection on `fd` (accepted, connecting or handed over);
+  // null when the slab is full.
+  Connection* fill_slot(UniqueFd fd, uint8_t handler, uint16_t flags, void* user_data);
   ConnId adopt(UniqueFd fd, uint8_t handler, bool connecting, void* user_data,
                const net::TransportConfig* transport);
   void finish_connect(Connection& c);

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <string_view>
 
 #include "tcpms/bytes.h"
@@ -37,6 +38,7 @@ enum class CloseReason : uint8_t {
   kKicked,          // closed by id from elsewhere (admin API, session takeover)
   kShutdown,        // server draining or stopping
   kConnectFailed,   // outbound connect did not complete
+  kHandedOver,      // moved to the process that replaced this one (SIGUSR2, docs/upgrade.md)
   kCount
 };
 
@@ -81,6 +83,18 @@ class Handler {
   // the server's clients (links between worker processes beside MQTT clients). Asked only
   // when a connection keeps bytes, never per read of whole frames.
   virtual size_t input_limit_bytes() const noexcept { return 0; }
+
+  // --- the upgrade handover (SIGUSR2; docs/upgrade.md) -----------------------------------
+  // May this connection move to the process replacing this one, and with what state? Appends
+  // the protocol's per-connection state to `state` and returns true; false keeps it here
+  // until it closes (the default: a protocol opts in once it can rebuild its state).
+  virtual bool export_state(Connection& conn, std::string& state) { return false; }
+  // In the new process: the connection arrives with what export_state wrote. False refuses
+  // it (the old process then serves it on); nothing was sent to the peer either way.
+  virtual bool import_state(Connection& conn, ByteView state) { return false; }
+  // In the old process: the new one took the connection. Release the per-connection state
+  // without any of the protocol's goodbyes (it did not close: it moved). Instead of on_close.
+  virtual void on_handed_over(Connection& conn) {}
 };
 
 using HandlerFactory = std::function<std::unique_ptr<Handler>(EventLoop&)>;

@@ -18,6 +18,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "tcpms/endpoint.h"
@@ -68,6 +69,15 @@ class Server {
   }
   size_t listener_count() const noexcept { return listeners_.size(); }
 
+  // The upgrade handover (docs/upgrade.md): listening sockets of the process this one
+  // replaces, for `listener`. start() gives them to the loops instead of binding (a loop
+  // left without one binds its own SO_REUSEPORT socket on the same port; extra ones go to
+  // the loops in turn), so connections waiting in their accept queues are not lost.
+  void inherit_listeners(size_t listener, std::vector<UniqueFd> fds);
+  // Every loop's listening descriptor (borrowed), with its listener index: what a handover
+  // passes on. Call while the loops do not accept (EventLoop::set_accepting).
+  std::vector<std::pair<size_t, int>> listening_descriptors() const;
+
   // Creates the loops, binds every listener on every loop, starts the threads. Returns an
   // empty string on success, else a message naming the address, the failing call and why.
   std::string start();
@@ -101,6 +111,7 @@ class Server {
     ListenerOptions options;
     std::unique_ptr<net::TransportConfig> transport;  // null: plain TCP and no cap
     std::unique_ptr<std::atomic<int64_t>> count;
+    std::vector<UniqueFd> inherited;  // from the process this one replaces
   };
   struct HandlerSpec {
     HandlerFactory factory;
@@ -111,6 +122,7 @@ class Server {
   std::vector<ListenerSpec> listeners_;
   std::vector<HandlerSpec> handlers_;
   std::vector<std::unique_ptr<EventLoop>> loops_;
+  std::vector<std::vector<size_t>> listener_of_;  // per loop: its listeners' indices, in order
   std::vector<std::thread> threads_;
   std::unique_ptr<WorkerPool> workers_;
   std::atomic<int64_t> conn_count_{0};

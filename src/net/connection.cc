@@ -26,6 +26,7 @@ std::string_view close_reason_name(CloseReason r) noexcept {
     case CloseReason::kKicked: return "kicked";
     case CloseReason::kShutdown: return "shutdown";
     case CloseReason::kConnectFailed: return "connect_failed";
+    case CloseReason::kHandedOver: return "handed_over";
     case CloseReason::kCount: break;
   }
   return "unknown";

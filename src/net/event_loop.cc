@@ -36,7 +36,6 @@ uint64_t monotonic_ns() noexcept {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-constexpr uint32_t kConnEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 constexpr int kMaxIov = 64;
 constexpr uint32_t kFlushThenCloseLingerMs = 10000;  // a peer that never reads our last bytes
 constexpr uint32_t kLingeringCloseMs = 2000;         // a peer that never sends its FIN
@@ -49,6 +48,7 @@ CloseReason reason_for_errno(int err) noexcept {
 }  // namespace
 
 using net::LoopCore;
+using net::kConnEvents;
 
 EventLoop::EventLoop(uint32_t index, const LoopConfig& config, Server* server)
     : index_(index), config_(config), server_(server), core_(std::make_unique<LoopCore>()) {
@@ -376,7 +376,9 @@ bool EventLoop::write_parts(Connection& c, const ByteView* parts, size_t count,
 bool EventLoop::write_raw(Connection& c, const ByteView* parts, size_t count,
                           const SharedBytes* body, bool defer) {
   if (!c.open() || (c.flags_ & Connection::kLingering)) return false;  // FIN already sent
-  const bool queued = c.out_ != nullptr && !c.out_->empty();
+  // A parked connection's socket may already be the new process's: hold the bytes.
+  const bool parked = (c.flags_ & Connection::kParked) != 0;
+  const bool queued = (c.out_ != nullptr && !c.out_->empty()) || parked;
   size_t total = body ? body->size() : 0;
   for (size_t i = 0; i < count; ++i) total += parts[i].size();
   if (total == 0) return true;
@@ -415,7 +417,7 @@ bool EventLoop::write_raw(Connection& c, const ByteView* parts, size_t count,
   }
   if (body && skip < body->size()) q.append_shared(*body, skip);
   stats_.pending_output_bytes.add(q.bytes() - before);
-  if (defer && !(c.flags_ & Connection::kFlushScheduled)) {
+  if (defer && !parked && !(c.flags_ & Connection::kFlushScheduled)) {
     c.flags_ |= Connection::kFlushScheduled;
     core_->flush_list.push_back(c.slot_);
   }
@@ -446,7 +448,7 @@ void EventLoop::after_output_change(Connection& c) {
 }
 
 void EventLoop::flush(Connection& c) {
-  if (c.out_ == nullptr) return;
+  if (c.out_ == nullptr || (c.flags_ & Connection::kParked)) return;
   net::OutQueue& q = *c.out_;
   while (!q.empty()) {
     iovec iov[kMaxIov];
@@ -551,6 +553,7 @@ bool EventLoop::deliver(Connection& c, ByteView fresh) {
 }
 
 void EventLoop::handle_read(Connection& c, bool peer_hung_up) {
+  if (c.flags_ & Connection::kParked) return;  // resume_parked reads again
   if (c.flags_ & Connection::kLingering) {
     discard_input(c);
     return;
@@ -604,6 +607,7 @@ void EventLoop::run_read_again() {
   for (uint32_t s : batch) {
     Connection& c = core_->slot(s);
     c.flags_ &= static_cast<uint16_t>(~Connection::kReadAgain);
+    if (c.flags_ & Connection::kParked) continue;  // resume_parked puts it back on the list
     if ((c.flags_ & Connection::kRedeliver) && c.open()) {
       c.flags_ &= static_cast<uint16_t>(~Connection::kRedeliver);
       if (c.in_ != nullptr && !(c.flags_ & (Connection::kReadPausedByUser |
@@ -625,20 +629,28 @@ void EventLoop::run_read_again() {
 
 // --- accept and connect ---------------------------------------------------------------------
 
-ConnId EventLoop::adopt(UniqueFd fd, uint8_t handler, bool connecting, void* user_data,
-                        const net::TransportConfig* transport) {
+Connection* EventLoop::fill_slot(UniqueFd fd, uint8_t handler, uint16_t flags, void* user_data) {
   uint32_t slot;
-  if (!core_->allocate_slot(slot)) return {};
+  if (!core_->allocate_slot(slot)) return nullptr;
   Connection& c = core_->slot(slot);
   c.fd_ = std::move(fd);
   c.loop_ = this;
   c.slot_ = slot;
-  c.flags_ = Connection::kOpen | (connecting ? Connection::kConnecting : 0);
+  c.flags_ = Connection::kOpen | flags;
   c.handler_ = handler;
   c.user_ = user_data;
   c.timeout_ticks_ = 0;
   c.last_error_ = 0;
   c.close_reason_ = CloseReason::kPeerClosed;
+  return &c;
+}
+
+ConnId EventLoop::adopt(UniqueFd fd, uint8_t handler, bool connecting, void* user_data,
+                        const net::TransportConfig* transport) {
+  Connection* filled = fill_slot(std::move(fd), handler, connecting ? Connection::kConnecting : 0, user_data);
+  if (filled == nullptr) return {};
+  Connection& c = *filled;
+  const uint32_t slot = c.slot_;
   ConnId id = ConnId::make(index_, slot, c.generation_);
 
   epoll_event ev{};
@@ -904,7 +916,7 @@ void EventLoop::dispatch(uint64_t tag, uint32_t events) {
 void EventLoop::run_timers() {
   core_->wheel.advance(now_tick(), [this](uint32_t slot) {
     Connection& c = core_->slot(slot);
-    if (!c.open()) return;
+    if (!c.open() || (c.flags_ & Connection::kParked)) return;  // resume_parked re-arms it
     if (c.flags_ & Connection::kLingering) {
       schedule_close(c, c.close_reason_);  // all was sent; the peer just never sent its FIN
       return;
@@ -957,7 +969,11 @@ void EventLoop::run_closing() {
       Connection& c = core_->slot(s);
       // on_close may close other connections; they join the next round of this loop. A
       // connection that never got through its handshakes was never the handler's.
-      if (handler_knows(c)) handlers_[c.handler_]->on_close(c, c.close_reason_);
+      if (c.close_reason_ == CloseReason::kHandedOver) {
+        handlers_[c.handler_]->on_handed_over(c);  // it moved: no goodbyes
+      } else if (handler_knows(c)) {
+        handlers_[c.handler_]->on_close(c, c.close_reason_);
+      }
       if (c.flags_ & Connection::kTransport) free_transport(c);
       set_admitting(c, false);
       core_->wheel.cancel(s);

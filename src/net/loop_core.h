@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include <sys/epoll.h>
+
 #include <openssl/bio.h>
 
 #include "net/out_queue.h"
@@ -22,6 +24,10 @@
 namespace tcpms::net {
 
 struct TransportConfig;
+
+// A connection's epoll registration, made once (edge-triggered; EPOLLOUT costs nothing until
+// a write hits EAGAIN, so no epoll_ctl(MOD) per write).
+inline constexpr uint32_t kConnEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 
 class LoopCore {
  public:

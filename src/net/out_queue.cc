@@ -98,6 +98,15 @@ void OutQueue::append_shared(const SharedBytes& body, size_t offset) {
                               static_cast<uint32_t>(body.size())});
 }
 
+void OutQueue::copy_to(std::string& out) const {
+  out.reserve(out.size() + bytes_);
+  for (size_t i = head_; i < segments_.size(); ++i) {
+    const Segment& s = segments_[i];
+    const std::byte* base = s.chunk ? s.chunk->data() : s.shared.view().data();
+    out.append(reinterpret_cast<const char*>(base + s.begin), s.end - s.begin);
+  }
+}
+
 int OutQueue::gather(iovec* iov, int max) const noexcept {
   int n = 0;
   for (size_t i = head_; i < segments_.size() && n < max; ++i) {

@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "tcpms/bytes.h"
@@ -89,6 +90,8 @@ class OutQueue {
 
   // Fills up to `max` iovecs from the front; returns how many.
   int gather(iovec* iov, int max) const noexcept;
+  // Appends every unsent byte to `out` (a connection moving to another process).
+  void copy_to(std::string& out) const;
   // Drops `n` bytes from the front (after a successful write).
   void consume(size_t n) noexcept;
   void clear() noexcept;

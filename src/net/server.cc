@@ -75,6 +75,7 @@ std::string Server::start() {
     loop->set_connection_cap(&conn_count_, config_.max_connections);
     loops_.push_back(std::move(loop));
   }
+  listener_of_.assign(loops_.size(), {});
   // Handler indices are the same on every loop: the order they were added in.
   for (auto& loop : loops_) {
     for (size_t h = 0; h < handlers_.size(); ++h) {
@@ -85,7 +86,13 @@ std::string Server::start() {
   for (size_t li = 0; li < listeners_.size(); ++li) {
     Endpoint& at = listeners_[li].at;
     net::TransportConfig* transport = listeners_[li].transport.get();
-    if (!config_.shared_ports) {
+    std::vector<UniqueFd>& inherited = listeners_[li].inherited;
+    if (!inherited.empty()) {
+      // Port 0 in the configuration: the port is the one the old process got.
+      if (!at.is_unix() && at.port() == 0) at.set_port(net::local_endpoint(inherited[0].get()).port());
+      if (transport) transport->listen_address = at.to_string();
+    }
+    if (!config_.shared_ports && inherited.empty()) {
       if (int err = net::probe_port_free(at); err != 0) {
         loops_.clear();
         return "cannot listen on " + at.to_string() + ": bind: " + net::errno_text(err) +
@@ -93,7 +100,13 @@ std::string Server::start() {
                                   : "");
       }
     }
-    for (auto& loop : loops_) {
+    for (size_t i = 0; i < loops_.size(); ++i) {
+      auto& loop = loops_[i];
+      if (i < inherited.size()) {
+        loop->add_listener(std::move(inherited[i]), listeners_[li].handler, transport);
+        listener_of_[i].push_back(li);
+        continue;
+      }
       // A Unix socket name cannot be shared with SO_REUSEPORT: the first loop serves it.
       if (at.is_unix() && loop != loops_.front()) break;
       int err = 0;
@@ -111,7 +124,14 @@ std::string Server::start() {
       if (at.port() == 0) at.set_port(net::local_endpoint(fd.get()).port());
       if (transport) transport->listen_address = at.to_string();
       loop->add_listener(std::move(fd), listeners_[li].handler, transport);
+      listener_of_[i].push_back(li);
     }
+    // More inherited sockets than loops: each still has connections queued; the loops share them.
+    for (size_t i = loops_.size(); i < inherited.size(); ++i) {
+      loops_[i % loops_.size()]->add_listener(std::move(inherited[i]), listeners_[li].handler, transport);
+      listener_of_[i % loops_.size()].push_back(li);
+    }
+    inherited.clear();
   }
   // Loop threads must not take process signals: main owns them through a signalfd.
   sigset_t all, old;
@@ -126,6 +146,20 @@ std::string Server::start() {
   }
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   return {};
+}
+
+void Server::inherit_listeners(size_t listener, std::vector<UniqueFd> fds) {
+  listeners_.at(listener).inherited = std::move(fds);
+}
+
+std::vector<std::pair<size_t, int>> Server::listening_descriptors() const {
+  std::vector<std::pair<size_t, int>> out;
+  for (size_t i = 0; i < loops_.size(); ++i) {
+    std::vector<int> fds = loops_[i]->listener_fds();  // in the order add_listener saw them
+    for (size_t k = 0; k < fds.size() && k < listener_of_[i].size(); ++k)
+      if (fds[k] >= 0) out.emplace_back(listener_of_[i][k], fds[k]);
+  }
+  return out;
 }
 
 uint16_t Server::bound_port(size_t listener) const { return listeners_.at(listener).at.port(); }

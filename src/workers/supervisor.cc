@@ -91,6 +91,10 @@ int run_supervisor(const SupervisorConfig& config, const WorkerMain& worker_main
 
     int sig = signals.wait(timeout_ms);
     now = Clock::now();
+    if (sig == SIGUSR2) {
+      spdlog::error("supervisor: SIGUSR2: the upgrade handover with processes > 1 is not "
+                    "implemented yet (issue 19); nothing changed, the workers keep serving");
+    }
     if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
       if (sig == SIGHUP && !stopping) {
         spdlog::info("supervisor: SIGHUP, forwarding to workers");

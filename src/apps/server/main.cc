@@ -5,6 +5,7 @@
 // reaches a client whichever worker holds it.
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -27,12 +28,16 @@
 #include "config/settings.h"
 #include "doctor/checks.h"
 #include "echo/echo_handler.h"
+#include "handover_giver.h"
+#include "handover_taker.h"
 #include "json_log_formatter.h"
 #include "listeners.h"
 #include "net/socket.h"
 #include "mqtt_push_target.h"
 #include "server_options.h"
 #include "store/store.h"
+#include "successor.h"
+#include "upgrade_command.h"
 #include "tcpms/server.h"
 #include "tcpms/signal_watcher.h"
 #include "routing/peer_router.h"
@@ -122,6 +127,29 @@ struct WorkerRole {
   std::string group;  // names the PeerMesh sockets: the supervisor's pid
 };
 
+// What SIGUSR2 needs to start this server again: its binary as resolved at start-up and its
+// command line (docs/upgrade.md).
+struct StartUp {
+  std::string binary;
+  std::vector<std::string> argv;
+};
+
+// Why SIGUSR2 cannot hand this server over yet, or "" when it can.
+std::string handover_unsupported(const ServerOptions& opt, const WorkerRole& role) {
+  if (role.count > 1)
+    return "the upgrade handover with processes > 1 is not implemented yet (issue 19)";
+  if (opt.protocol != "echo")
+    return "the upgrade handover of " + opt.protocol + " connections (their sessions) is not "
+           "implemented yet (issue 19); only echo connections move";
+  return {};
+}
+
+void write_pid(const ServerOptions& opt) {
+  if (opt.pid_file.empty()) return;
+  std::string error;
+  if (!write_pid_file(opt.pid_file, ::getpid(), error)) spdlog::error("pid_file: {}", error);
+}
+
 // The persistent store (persistence.dir): opened, checked and read back into the broker before
 // its loops exist. Each worker process has a directory of its own. Null after logging why.
 std::unique_ptr<store::Store> open_store(const ServerOptions& opt, const WorkerRole& role,
@@ -141,7 +169,8 @@ std::unique_ptr<store::Store> open_store(const ServerOptions& opt, const WorkerR
 }
 
 int serve(const ServerOptions& opt, config::Settings& settings, std::vector<Listener> listeners,
-          std::optional<Endpoint> admin_at, const WorkerRole& role, SignalWatcher& signals) {
+          std::optional<Endpoint> admin_at, const WorkerRole& role, SignalWatcher& signals,
+          const StartUp& start_up) {
   const bool mqtt = opt.protocol == "mqtt";
   ServerConfig config;
   config.threads = opt.threads ? opt.threads : std::max(1u, std::thread::hardware_concurrency());
@@ -283,10 +312,36 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
   }
   for (const auto& l : listeners) server.listen(l.at, protocol_handler, l.options);
   if (mesh) mesh->attach(server);
+  // Started by a running server's SIGUSR2: its listeners and connections come to us.
+  std::optional<HandoverTaker> taker;
+  if (role.count == 1) {
+    std::string error;
+    if (auto fd = handover_socket_from_environment(error)) {
+      taker.emplace(std::move(*fd), opt.upgrade_timeout_ms);
+      if (std::string err = taker->take_listeners(server, opt.protocol, listeners); !err.empty()) {
+        spdlog::critical("handover: {}; the running server keeps serving", err);
+        return kExitUnavailable;
+      }
+    } else if (!error.empty()) {
+      spdlog::critical("handover: {}", error);
+      return kExitUsage;
+    }
+  }
   if (std::string err = server.start(); !err.empty()) {
     spdlog::critical("{}", err);
     return kExitUnavailable;
   }
+  if (taker) {
+    if (std::string err = taker->take_connections(server); !err.empty()) {
+      spdlog::error("handover: stopped after {} connection(s): {}; the old process (pid {}) "
+                    "keeps the rest", taker->taken(), err, taker->old_pid());
+    } else {
+      spdlog::info("handover: took the listeners and {} connection(s) from pid {}",
+                   taker->taken(), taker->old_pid());
+    }
+    taker.reset();
+  }
+  if (role.count == 1) write_pid(opt);  // with worker processes, the supervisor's pid
   if (mesh) mesh->start();
   if (cluster_transport) cluster_transport->start();
   if (store) {
@@ -378,8 +433,47 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
                                 : std::string());
   }
 
+  bool handed_over = false;  // SIGUSR2 done: serving only what could not move, until it closes
   for (;;) {
-    int sig = signals.wait(-1);
+    if (handed_over && server.connection_count() == 0) {
+      spdlog::info("handover: nothing left here; exiting");
+      server.drain(std::chrono::milliseconds(0));
+      break;
+    }
+    int sig = signals.wait(handed_over ? 1000 : -1);
+    if (sig == SIGCHLD) {
+      while (::waitpid(-1, nullptr, WNOHANG) > 0) {}  // a successor that did not make it
+      continue;
+    }
+    if (sig == SIGUSR2) {
+      if (handed_over) {
+        spdlog::warn("SIGUSR2: already handed over to a new process; ignored");
+        continue;
+      }
+      if (std::string why = handover_unsupported(opt, role); !why.empty()) {
+        spdlog::error("SIGUSR2: {}; nothing changed, this process keeps serving", why);
+        continue;
+      }
+      GiverConfig gc;
+      gc.binary = opt.upgrade_binary.empty() ? start_up.binary : opt.upgrade_binary;
+      gc.argv = start_up.argv;
+      gc.protocol = opt.protocol;
+      gc.client_listeners = listeners.size();
+      gc.timeout_ms = opt.upgrade_timeout_ms;
+      gc.batch = opt.upgrade_batch;
+      spdlog::info("SIGUSR2: handing {} connection(s) over to a new process", server.connection_count());
+      GiverOutcome outcome = give_everything(server, gc, [&] {
+        // The new process binds the admin port itself once we say Done.
+        if (front_admin) front_admin->stop();
+        if (own_admin) own_admin->stop();
+      });
+      if (!outcome.completed) continue;  // logged; we serve on
+      handed_over = true;
+      spdlog::info("SIGUSR2: handed over: pid {} has the listeners and {} connection(s); {} "
+                   "stay here until they close", outcome.successor, outcome.handed,
+                   server.connection_count());
+      continue;
+    }
     if (sig == SIGHUP) {
       // Certificates first: a renewed certificate is what a SIGHUP is most often for. New
       // handshakes use it; established connections keep theirs.
@@ -429,6 +523,9 @@ int run(int argc, char** argv) {
   if (int rc = parse_server_options(argc, argv, opt, settings); rc >= 0) return rc;
   spdlog::set_level(spdlog::level::from_str(opt.log_level));
   if (opt.log_format == "json") spdlog::set_formatter(std::make_unique<JsonLogFormatter>());
+  if (opt.upgrade) return signal_upgrade(opt);
+  // Resolved now: a new binary installed at this path later is what SIGUSR2 starts.
+  StartUp start_up{own_binary_path(), std::vector<std::string>(argv, argv + argc)};
 
   std::string error;
   std::vector<Listener> listeners;
@@ -465,9 +562,9 @@ int run(int argc, char** argv) {
                          "set processes to 1 and run more nodes\n");
     return kExitUsage;
   }
-  SignalWatcher signals({SIGTERM, SIGINT, SIGHUP, SIGCHLD});
+  SignalWatcher signals({SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGUSR2});
   if (opt.processes <= 1)
-    return serve(opt, settings, std::move(listeners), admin_at, WorkerRole{}, signals);
+    return serve(opt, settings, std::move(listeners), admin_at, WorkerRole{}, signals, start_up);
 
   // Worker processes share the ports: pick them (port 0) and check nobody else has them before
   // forking, and keep bound, non-listening SO_REUSEPORT sockets so the ports stay ours while
@@ -505,6 +602,7 @@ int run(int argc, char** argv) {
     admin_at->set_port(net::local_endpoint(reservation.get()).port());
     reservations.push_back(std::move(reservation));
   }
+  write_pid(opt);
   WorkerRole role{0, opt.processes, std::to_string(::getpid())};
   workers::SupervisorConfig sup;
   sup.processes = opt.processes;
@@ -515,7 +613,7 @@ int run(int argc, char** argv) {
         reservations.clear();  // the worker's own listeners hold the ports
         WorkerRole mine = role;
         mine.index = index;
-        return serve(opt, settings, listeners, admin_at, mine, signals);
+        return serve(opt, settings, listeners, admin_at, mine, signals, start_up);
       },
       signals);
 }

@@ -16,7 +16,11 @@ int parse_server_options(int argc, char** argv, ServerOptions& o, config::Settin
       "overrides the file.\n"
       "Exit codes: 0 clean shutdown, 64 bad usage or configuration, 69 cannot listen, "
       "70 internal error.\n"
-      "Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP re-reads the configuration file.");
+      "Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP re-reads the configuration file; "
+      "SIGUSR2 hands the listeners and connections to a new server process (docs/upgrade.md).");
+  app.add_flag("--upgrade", o.upgrade,
+               "Send SIGUSR2 to the server whose pid is in --pid-file, wait until the process "
+               "that replaces it has written its pid there, and exit (0: upgraded, 1: not)");
   int rc = settings.parse_command_line(app, argc, argv);
   if (rc >= 0) return rc == 0 ? kExitOk : kExitUsage;
   finish_server_options(o);

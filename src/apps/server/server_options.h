@@ -52,6 +52,12 @@ struct ServerOptions {
   uint32_t admin_max_connections = 256;
   uint32_t admin_max_connections_per_source = 32;
   uint32_t drain_announce_ms = 2000;     // SIGTERM: /readyz 503 and still accepting, this long
+  // The upgrade handover (SIGUSR2; docs/upgrade.md).
+  std::string pid_file;                  // written at start-up (by the new process after a handover)
+  std::string upgrade_binary;            // empty: this binary's path as resolved at start-up
+  uint32_t upgrade_timeout_ms = 10000;   // each answer the new process owes
+  uint32_t upgrade_batch = 200;          // connections per batch (one SCM_RIGHTS message)
+  bool upgrade = false;                  // --upgrade: signal the server in pid_file and exit
   // MQTT (--protocol mqtt)
   broker::BrokerConfig mqtt;
   uint32_t mqtt_connect_timeout_s = 10;

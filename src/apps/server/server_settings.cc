@@ -146,6 +146,21 @@ void declare_settings(config::Settings& s, ServerOptions& o) {
         "cuts it short)")
       .range(0u, 600000u)
       .live();
+  s.add("pid_file", o.pid_file,
+        "File the server writes its process id to at start-up (and the process that replaces "
+        "it on SIGUSR2, once it has taken over); `tcpms-server --upgrade --pid-file F` signals it");
+  s.add("upgrade.binary", o.upgrade_binary,
+        "Program SIGUSR2 starts to take over the listeners and connections (empty: this "
+        "server's own path as resolved at start-up, so a new binary installed there is the one "
+        "started); it gets this server's command line");
+  s.add("upgrade.timeout_ms", o.upgrade_timeout_ms,
+        "How long the running server waits for each answer of the process taking over (its "
+        "start, each batch); past it the handover stops and the running server keeps serving "
+        "what was not taken")
+      .range(100u, 600000u);
+  s.add("upgrade.batch", o.upgrade_batch,
+        "Connections handed over per message (their descriptors travel together)")
+      .range(1u, 250u);
   s.add("admin.listen", o.admin_listen, "HOST:PORT of the admin HTTP API and dashboard");
   s.add("admin.token", o.admin_token,
         "Bearer token the admin API requires (needed when it listens beyond loopback)");

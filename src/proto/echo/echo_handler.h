@@ -15,6 +15,9 @@ class EchoHandler final : public Handler {
     conn.send(data);
     return {data.size(), Action::kKeep};
   }
+  // No state of its own: a connection moves to a new process with only the engine's bytes.
+  bool export_state(Connection&, std::string&) override { return true; }
+  bool import_state(Connection&, ByteView state) override { return state.empty(); }
 };
 
 }  // namespace tcpms::echo

@@ -1,0 +1,180 @@
+#include "handover_giver.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <future>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "net/handover_channel.h"
+#include "on_loop.h"
+#include "successor.h"
+
+namespace tcpms::app {
+namespace {
+
+namespace hf = net::handover;
+
+void set_accepting_everywhere(Server& server, bool on) {
+  for (size_t i = 0; i < server.loop_count(); ++i)
+    run_on_loop(server.loop(i), [on](EventLoop& loop) { loop.set_accepting(on); });
+}
+
+// The successor did not say Done: if it took nothing it is stopped (it holds only copies of
+// our listeners); if it took connections it keeps serving them, and we serve the rest.
+void give_up(GiverOutcome& out, Server& server, pid_t pid, bool listeners_taken) {
+  set_accepting_everywhere(server, true);
+  if (out.handed == 0 && pid > 0) {
+    // A successor told why (a Refuse) gets a moment to log it and exit by itself.
+    for (int i = 0; i < 100 && ::waitpid(pid, nullptr, WNOHANG) == 0; ++i) ::usleep(10000);
+    if (::kill(pid, SIGKILL) == 0) ::waitpid(pid, nullptr, 0);
+    out.successor = -1;
+  }
+  spdlog::error("SIGUSR2: handover stopped: {}; this process (pid {}) keeps serving {} "
+                "connection(s){}", out.error, ::getpid(), server.connection_count(),
+                out.handed != 0 ? fmt::format(", the new process (pid {}) the {} it took", pid, out.handed)
+                                : listeners_taken ? ", the new process was stopped" : "");
+}
+
+// One batch from one loop: park, send, wait for the answer, then release what was taken
+// and resume the rest. False when the channel failed (everything of the batch resumed).
+bool hand_batch(Server& server, EventLoop& loop, net::HandoverChannel& channel,
+                const GiverConfig& config, uint32_t sequence, uint32_t& cursor, bool& loop_done,
+                GiverOutcome& out) {
+  std::vector<HandedConnection> parked;
+  const bool ran = run_on_loop(loop, [&](EventLoop& l) {
+    l.park_for_handover(std::min<size_t>(config.batch, net::HandoverChannel::kMaxDescriptorsPerFrame),
+                        cursor, parked);
+    loop_done = l.scan_done(cursor);
+  });
+  if (!ran) loop_done = true;  // a loop that stopped has nothing to hand over
+  if (parked.empty()) return true;
+  hf::Batch batch;
+  batch.sequence = sequence;
+  std::vector<int> fds;
+  for (auto& h : parked) {
+    hf::ConnectionState s;
+    s.old_id = h.id.value;
+    s.handler = h.handler;
+    s.idle_timeout_ms = h.idle_timeout_ms;
+    s.unread_input = std::move(h.unread_input);
+    s.unsent_output = std::move(h.unsent_output);
+    s.protocol_state = std::move(h.protocol_state);
+    batch.connections.push_back(std::move(s));
+    fds.push_back(h.fd);
+  }
+  std::vector<uint8_t> taken(parked.size(), 0);
+  std::string err = channel.send(batch, fds);
+  if (err.empty()) {
+    auto r = channel.receive(static_cast<int>(config.timeout_ms));
+    auto* t = r.ok() ? std::get_if<hf::Taken>(&r.frame) : nullptr;
+    if (!r.ok()) err = r.error;
+    else if (t == nullptr) err = "expected the answer to a batch, got another frame";
+    else if (t->sequence != sequence || t->taken.size() != parked.size())
+      err = "the answer does not match the batch sent";
+    else taken = t->taken;
+  }
+  run_on_loop(loop, [&](EventLoop& l) {
+    for (size_t i = 0; i < parked.size(); ++i) {
+      if (taken[i]) l.release_parked(parked[i].id);
+      else l.resume_parked(parked[i].id);
+    }
+  });
+  for (uint8_t t : taken) (t ? out.handed : out.refused) += 1;
+  if (!err.empty()) out.error = "batch " + std::to_string(sequence) + ": " + err;
+  return err.empty();
+}
+
+}  // namespace
+
+GiverOutcome give_everything(Server& server, const GiverConfig& config,
+                             const std::function<void()>& before_done) {
+  GiverOutcome out;
+  Successor s = start_successor(config.binary, config.argv);
+  if (!s.error.empty()) {
+    out.error = "cannot start " + config.binary + ": " + s.error;
+    spdlog::error("SIGUSR2: {}; nothing changed", out.error);
+    return out;
+  }
+  out.successor = s.pid;
+  spdlog::info("SIGUSR2: started {} (pid {}) to take over", config.binary, s.pid);
+  net::HandoverChannel channel(std::move(s.channel));
+
+  // Hello: which versions it speaks. Refused clearly when none is ours.
+  auto hello = channel.receive(static_cast<int>(config.timeout_ms));
+  const hf::Hello* h = hello.ok() ? std::get_if<hf::Hello>(&hello.frame) : nullptr;
+  if (h == nullptr) {
+    out.error = hello.ok() ? "the new process did not start with a Hello" : "the new process: " + hello.error;
+    give_up(out, server, s.pid, false);
+    return out;
+  }
+  const uint16_t version = hf::negotiate(*h);
+  if (version == 0) {
+    out.error = fmt::format("the new process speaks handover versions {}-{}, this one {}-{}: no "
+                            "version in common, refused", h->lowest, h->highest,
+                            hf::kLowestVersion, hf::kHighestVersion);
+    channel.send(hf::Refuse{hf::RefuseCode::kVersion, out.error}, {});
+    give_up(out, server, s.pid, false);
+    return out;
+  }
+  std::string err = channel.send(
+      hf::Welcome{version, static_cast<uint32_t>(::getpid()),
+                  static_cast<uint32_t>(server.loop_count()), config.protocol}, {}, version);
+
+  // Listeners: every loop's socket, so no connection waiting in an accept queue is lost.
+  if (err.empty()) {
+    hf::Listeners l;
+    std::vector<int> fds;
+    for (auto [index, fd] : server.listening_descriptors()) {
+      if (index >= config.client_listeners) continue;
+      l.entries.push_back({static_cast<uint32_t>(index), server.listen_address(index).to_string()});
+      fds.push_back(fd);
+    }
+    err = channel.send(l, fds, version);
+    if (err.empty()) {
+      auto r = channel.receive(static_cast<int>(config.timeout_ms));
+      auto* t = r.ok() ? std::get_if<hf::Taken>(&r.frame) : nullptr;
+      auto* refuse = r.ok() ? std::get_if<hf::Refuse>(&r.frame) : nullptr;
+      if (!r.ok()) err = r.error;
+      else if (refuse != nullptr) err = "the new process refused: " + refuse->reason;
+      else if (t == nullptr || t->sequence != 0 || t->taken.size() != fds.size()) err = "unexpected answer to the listeners";
+      else for (uint8_t v : t->taken) if (!v) err = "the new process did not take every listener";
+    }
+  }
+  if (!err.empty()) {
+    out.error = err;
+    give_up(out, server, s.pid, false);
+    return out;
+  }
+  // The new process accepts from now on; ours stay open (not accepting) until Done, so a
+  // rollback can accept again.
+  set_accepting_everywhere(server, false);
+  spdlog::info("SIGUSR2: the new process (pid {}) accepts; handing over connections", s.pid);
+
+  uint32_t sequence = 1;
+  for (size_t i = 0; i < server.loop_count(); ++i) {
+    uint32_t cursor = 0;
+    bool loop_done = false;
+    while (!loop_done) {
+      if (!hand_batch(server, server.loop(i), channel, config, sequence++, cursor, loop_done, out)) {
+        give_up(out, server, s.pid, true);
+        return out;
+      }
+    }
+  }
+  if (before_done) before_done();
+  if (err = channel.send(hf::Done{static_cast<uint32_t>(out.handed)}, {}, version); !err.empty()) {
+    out.error = "done: " + err;
+    give_up(out, server, s.pid, true);
+    return out;
+  }
+  for (size_t i = 0; i < server.loop_count(); ++i)
+    run_on_loop(server.loop(i), [](EventLoop& loop) { loop.close_listeners(); });
+  out.completed = true;
+  return out;
+}
+
+}  // namespace tcpms::app

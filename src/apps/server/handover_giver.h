@@ -1,0 +1,46 @@
+// The running server's side of the upgrade handover (SIGUSR2; docs/upgrade.md): starts its
+// successor, hands it the listening sockets, then every connection that can move, loop by
+// loop, in batches; keeps serving whatever was not taken.
+//
+// Runs on main's thread (the signal loop), which waits for each answer with a deadline; the
+// loops keep serving meanwhile, and only the connections of the batch in flight are parked.
+// What is never done: drop a connection. A connection is released here only after the
+// successor said it took it; anything parked and not confirmed is resumed.
+//
+// Thread rules: main's thread only.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "tcpms/server.h"
+
+namespace tcpms::app {
+
+struct GiverConfig {
+  std::string binary;              // the successor's program
+  std::vector<std::string> argv;   // its command line
+  std::string protocol;            // "echo", "mqtt": the successor must serve the same
+  size_t client_listeners = 0;     // listeners 0..n-1 are the clients' (others: internal)
+  uint32_t timeout_ms = 10000;     // per answer
+  size_t batch = 200;
+};
+
+struct GiverOutcome {
+  bool completed = false;      // the successor has the listeners and said Done
+  pid_t successor = -1;        // still running (completed, or it holds connections it took)
+  size_t handed = 0;           // connections the successor took
+  size_t refused = 0;          // connections it did not take (served on here)
+  std::string error;           // why it stopped early, if it did
+};
+
+// `before_done` runs just before the final Done frame (the old process lets go of what the
+// new one must bind itself: the admin port).
+GiverOutcome give_everything(Server& server, const GiverConfig& config,
+                             const std::function<void()>& before_done);
+
+}  // namespace tcpms::app

@@ -1,0 +1,107 @@
+#include "handover_taker.h"
+
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "on_loop.h"
+
+namespace tcpms::app {
+namespace {
+namespace hf = net::handover;
+
+// A configured port 0 matches whatever port the old process got for it.
+bool same_address(const Endpoint& configured, const std::string& theirs) {
+  if (configured.to_string() == theirs) return true;
+  auto t = Endpoint::parse(theirs);
+  if (!t || configured.is_unix() || configured.port() != 0) return false;
+  t->set_port(0);
+  return t->to_string() == configured.to_string();
+}
+}  // namespace
+
+std::string HandoverTaker::take_listeners(Server& server, const std::string& protocol,
+                                          const std::vector<Listener>& listeners) {
+  if (auto e = channel_.send(hf::Hello{hf::kLowestVersion, hf::kHighestVersion,
+                                       static_cast<uint32_t>(::getpid())}, {});
+      !e.empty())
+    return "hello: " + e;
+  auto r = channel_.receive(timeout_ms_);
+  if (!r.ok()) return "waiting for the running server's welcome: " + r.error;
+  if (auto* refuse = std::get_if<hf::Refuse>(&r.frame)) return "the running server refused: " + refuse->reason;
+  auto* w = std::get_if<hf::Welcome>(&r.frame);
+  if (w == nullptr) return "the running server did not answer with a Welcome";
+  version_ = w->version;
+  old_pid_ = static_cast<pid_t>(w->pid);
+  if (w->protocol != protocol) {
+    std::string why = fmt::format("the running server serves {}, this one {}", w->protocol, protocol);
+    channel_.send(hf::Refuse{hf::RefuseCode::kProtocol, why}, {});
+    return why;
+  }
+  auto l = channel_.receive(timeout_ms_);
+  if (!l.ok()) return "waiting for the listeners: " + l.error;
+  auto* frame = std::get_if<hf::Listeners>(&l.frame);
+  if (frame == nullptr) return "expected the listeners";
+  // Same configuration, same listeners in the same order: an address that does not match is
+  // refused rather than served on the wrong protocol or transport.
+  std::vector<std::vector<UniqueFd>> by_listener(listeners.size());
+  for (size_t i = 0; i < frame->entries.size(); ++i) {
+    const auto& e = frame->entries[i];
+    const bool same = e.index < listeners.size() && same_address(listeners[e.index].at, e.address);
+    if (!same) {
+      std::string why = fmt::format("listener {} is {} there, {} here: start the new server with "
+                                    "the same listeners", e.index, e.address,
+                                    e.index < listeners.size() ? listeners[e.index].at.to_string() : "(none)");
+      channel_.send(hf::Refuse{hf::RefuseCode::kConfig, why}, {});
+      return why;
+    }
+    by_listener[e.index].push_back(std::move(l.fds[i]));
+  }
+  for (size_t i = 0; i < by_listener.size(); ++i)
+    if (!by_listener[i].empty()) server.inherit_listeners(i, std::move(by_listener[i]));
+  hf::Taken t;
+  t.sequence = 0;
+  t.taken.assign(frame->entries.size(), 1);
+  if (auto e = channel_.send(t, {}, version_); !e.empty()) return "listeners taken: " + e;
+  return {};
+}
+
+std::string HandoverTaker::take_connections(Server& server) {
+  for (;;) {
+    auto r = channel_.receive(timeout_ms_);
+    if (!r.ok()) return r.error;
+    if (auto* d = std::get_if<hf::Done>(&r.frame)) {
+      (void)d;
+      return {};
+    }
+    auto* batch = std::get_if<hf::Batch>(&r.frame);
+    if (batch == nullptr) return "expected a batch of connections or Done";
+    // Spread over the loops in turn; each loop adopts its share in one task.
+    const size_t loops = server.loop_count();
+    std::vector<std::vector<size_t>> share(loops);
+    for (size_t i = 0; i < batch->connections.size(); ++i) share[next_loop_++ % loops].push_back(i);
+    hf::Taken answer;
+    answer.sequence = batch->sequence;
+    answer.taken.assign(batch->connections.size(), 0);
+    for (size_t li = 0; li < loops; ++li) {
+      if (share[li].empty()) continue;
+      run_on_loop(server.loop(li), [&](EventLoop& loop) {
+        for (size_t i : share[li]) {
+          const hf::ConnectionState& s = batch->connections[i];
+          HandedConnection h;
+          h.id = ConnId{s.old_id};
+          h.handler = static_cast<uint8_t>(s.handler);
+          h.idle_timeout_ms = s.idle_timeout_ms;
+          h.unread_input = s.unread_input;
+          h.unsent_output = s.unsent_output;
+          h.protocol_state = s.protocol_state;
+          if (s.handler < 256 && loop.adopt_handed(std::move(r.fds[i]), h).valid()) answer.taken[i] = 1;
+        }
+      });
+    }
+    for (uint8_t v : answer.taken) taken_ += v;
+    if (auto e = channel_.send(answer, {}, version_); !e.empty()) return "answer: " + e;
+  }
+}
+
+}  // namespace tcpms::app

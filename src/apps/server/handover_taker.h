@@ -1,0 +1,41 @@
+// The new process's side of the upgrade handover (docs/upgrade.md): says which versions it
+// speaks, takes the listening sockets before its loops start, then takes the connections
+// batch by batch until Done, answering each batch with what it took.
+//
+// Thread rules: main's thread only.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "listeners.h"
+#include "net/handover_channel.h"
+#include "tcpms/server.h"
+
+namespace tcpms::app {
+
+class HandoverTaker {
+ public:
+  HandoverTaker(UniqueFd channel, uint32_t timeout_ms)
+      : channel_(std::move(channel)), timeout_ms_(static_cast<int>(timeout_ms)) {}
+
+  // Before Server::start: Hello, Welcome, the listeners (given to `server` to inherit).
+  // Returns "" or why not (the old process is told, and keeps serving).
+  std::string take_listeners(Server& server, const std::string& protocol,
+                             const std::vector<Listener>& listeners);
+  // After Server::start: the connections, until Done. Returns "" or why it stopped (what was
+  // taken by then is served here; the old process serves the rest).
+  std::string take_connections(Server& server);
+  pid_t old_pid() const noexcept { return old_pid_; }
+  size_t taken() const noexcept { return taken_; }
+
+ private:
+  net::HandoverChannel channel_;
+  int timeout_ms_;
+  uint16_t version_ = 0;
+  pid_t old_pid_ = 0;
+  size_t taken_ = 0;
+  size_t next_loop_ = 0;
+};
+
+}  // namespace tcpms::app

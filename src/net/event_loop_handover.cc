@@ -1,0 +1,171 @@
+// EventLoop, the upgrade handover (docs/upgrade.md): connections leaving for the process that
+// replaces this one (parked, then released or resumed), and arriving from the one it replaces.
+//
+// Why park instead of taking the connection out at once: until the new process says it took a
+// connection, the old one must be able to serve it on exactly as before (roll back, never
+// drop). A parked connection keeps its slot, descriptor, buffers and protocol state; it is
+// only out of the epoll set and the timer wheel, and output produced for it meanwhile is held
+// in its queue instead of written. Releasing it is a close without goodbyes; resuming it is
+// registering it again.
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include <spdlog/spdlog.h>
+
+#include "net/loop_core.h"
+#include "net/pending_input.h"
+#include "tcpms/event_loop.h"
+
+namespace tcpms {
+
+using net::LoopCore;
+
+bool EventLoop::scan_done(uint32_t cursor) const noexcept { return cursor >= core_->slots_created; }
+
+size_t EventLoop::park_for_handover(size_t max, uint32_t& cursor, std::vector<HandedConnection>& out) {
+  assert_in_loop_thread();
+  size_t parked = 0;
+  // Connections in the middle of something the engine itself runs stay: a transport (TLS,
+  // WebSocket, PROXY header) keeps state inside OpenSSL or the transport, a closing or
+  // lingering one is nearly gone, a connecting one is ours (outbound), a paused one is held
+  // by its protocol (a rate limit) and a peer that sent FIN is finishing.
+  constexpr uint16_t kStays = Connection::kClosing | Connection::kFlushThenClose |
+                              Connection::kLingering | Connection::kConnecting |
+                              Connection::kTransport | Connection::kParked |
+                              Connection::kPeerShutdown | Connection::kReadPausedByUser |
+                              Connection::kAdmitting;
+  for (; cursor < core_->slots_created && parked < max; ++cursor) {
+    Connection& c = core_->slot(cursor);
+    if (!(c.flags_ & Connection::kOpen) || (c.flags_ & kStays)) continue;
+    HandedConnection h;
+    if (!handlers_[c.handler_]->export_state(c, h.protocol_state)) continue;
+    // Stop reading and writing: out of the epoll set, off the wheel.
+    ::epoll_ctl(core_->epoll.get(), EPOLL_CTL_DEL, c.fd_.get(), nullptr);
+    core_->wheel.cancel(cursor);
+    c.flags_ |= Connection::kParked;
+    h.id = c.id();
+    h.fd = c.fd_.get();
+    h.handler = c.handler_;
+    h.idle_timeout_ms = c.timeout_ticks_ * config_.timer_tick_ms;
+    if (c.in_ != nullptr) h.unread_input.assign(as_chars(c.in_->view()));
+    if (c.out_ != nullptr) c.out_->copy_to(h.unsent_output);
+    out.push_back(std::move(h));
+    ++parked;
+  }
+  return parked;
+}
+
+void EventLoop::release_parked(ConnId id) {
+  assert_in_loop_thread();
+  Connection* c = find(id);
+  if (c == nullptr || !(c->flags_ & Connection::kParked)) return;
+  // Our copy of the descriptor is closed in the closing phase, with close(), never shutdown():
+  // the socket stays open in the new process.
+  release_output_queue(*c);  // the new process got these bytes in the handover
+  schedule_close(*c, CloseReason::kHandedOver);
+}
+
+void EventLoop::resume_parked(ConnId id) {
+  assert_in_loop_thread();
+  Connection* c = find(id);
+  if (c == nullptr || !(c->flags_ & Connection::kParked)) return;
+  c->flags_ &= static_cast<uint16_t>(~Connection::kParked);
+  epoll_event ev{};
+  ev.events = net::kConnEvents;
+  ev.data.u64 = id.value;
+  if (::epoll_ctl(core_->epoll.get(), EPOLL_CTL_ADD, c->fd_.get(), &ev) != 0) {
+    c->last_error_ = errno;
+    schedule_close(*c, CloseReason::kIoError);
+    return;
+  }
+  if (c->timeout_ticks_ != 0) {
+    core_->wheel.sync_if_empty(now_tick());
+    core_->wheel.schedule(c->slot_, now_tick() + c->timeout_ticks_);
+  }
+  flush(*c);  // output held while parked
+  if (c->in_ != nullptr) c->flags_ |= Connection::kRedeliver;
+  read_again_later(*c);  // what arrived meanwhile raised no event we saw
+}
+
+ConnId EventLoop::adopt_handed(UniqueFd fd, const HandedConnection& state) {
+  assert_in_loop_thread();
+  if (state.handler >= handlers_.size()) return {};
+  Connection* filled = fill_slot(std::move(fd), state.handler, 0, nullptr);
+  if (filled == nullptr) return {};
+  Connection& c = *filled;
+  const uint32_t slot = c.slot_;
+  auto give_back = [&] {
+    c.fd_.reset();  // close() only: the old process still holds the socket and serves it
+    c.flags_ = 0;
+    if (++c.generation_ == 0) c.generation_ = 1;
+    core_->free_slots.push_back(slot);
+    return ConnId{};
+  };
+  if (!handlers_[state.handler]->import_state(c, as_bytes(state.protocol_state))) return give_back();
+  if (!state.unread_input.empty() &&
+      !net::pending_append(c.in_, as_bytes(state.unread_input), state.unread_input.size())) {
+    handlers_[state.handler]->on_handed_over(c);
+    return give_back();
+  }
+  const ConnId id = ConnId::make(index_, slot, c.generation_);
+  epoll_event ev{};
+  ev.events = net::kConnEvents;
+  ev.data.u64 = id.value;
+  if (::epoll_ctl(core_->epoll.get(), EPOLL_CTL_ADD, c.fd_.get(), &ev) != 0) {
+    handlers_[state.handler]->on_handed_over(c);
+    net::pending_free(c.in_);
+    return give_back();
+  }
+  ++live_;
+  stats_.connections.add();
+  if (c.in_ != nullptr) {
+    stats_.pending_input_bytes.add(c.in_->size);
+    stats_.conns_with_input.add();
+    c.flags_ |= Connection::kRedeliver;
+  }
+  if (core_->shared_count != nullptr) {
+    core_->shared_count->fetch_add(1, std::memory_order_relaxed);
+    c.flags_ |= Connection::kCounted;
+  }
+  if (state.idle_timeout_ms != 0) set_conn_timeout(c, state.idle_timeout_ms, false);
+  // The old process's unsent output goes before anything this one produces.
+  if (!state.unsent_output.empty()) {
+    ByteView part = as_bytes(state.unsent_output);
+    write_raw(c, &part, 1, nullptr, false);
+  }
+  read_again_later(c);  // input the old process left unread, and whatever came since
+  return id;
+}
+
+std::vector<int> EventLoop::listener_fds() const {
+  std::vector<int> fds;
+  for (const auto& l : core_->listeners) fds.push_back(l.fd.get());  // -1 once closed
+  return fds;
+}
+
+void EventLoop::set_accepting(bool on) {
+  assert_in_loop_thread();
+  for (size_t i = 0; i < core_->listeners.size(); ++i) {
+    auto& l = core_->listeners[i];
+    if (!l.fd || l.paused || l.held) continue;
+    if (on) {
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.u64 = ConnId::make(index_, static_cast<uint32_t>(i), 0).value;
+      ::epoll_ctl(core_->epoll.get(), EPOLL_CTL_ADD, l.fd.get(), &ev);
+    } else {
+      ::epoll_ctl(core_->epoll.get(), EPOLL_CTL_DEL, l.fd.get(), nullptr);
+    }
+  }
+}
+
+void EventLoop::close_listeners() {
+  assert_in_loop_thread();
+  for (auto& l : core_->listeners) {
+    if (!l.fd) continue;
+    ::epoll_ctl(core_->epoll.get(), EPOLL_CTL_DEL, l.fd.get(), nullptr);
+    l.fd.reset();  // the new process holds the same socket: its accept queue survives
+  }
+}
+
+}  // namespace tcpms

@@ -1,0 +1,229 @@
+// The upgrade handover's frames: encoding and a decoder that treats every byte as untrusted
+// (the other end may be another release, or not tcpms at all).
+#include "net/handover_frame.h"
+
+#include <type_traits>
+
+#include "wire/little_endian.h"
+
+namespace tcpms::net::handover {
+namespace {
+
+using wire::LeReader;
+using wire::LeWriter;
+
+// The smallest encoding of one entry, so that a forged count is refused before anything is
+// reserved for it (LeReader::count).
+constexpr size_t kMinListenerBytes = 4 + 2;
+constexpr size_t kMinConnectionBytes = 8 + 4 + 4 + 1 + 4 + 4 + 4;
+
+Kind kind_of(const Frame& f) noexcept {
+  return std::visit(
+      [](const auto& v) {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, Hello>) return Kind::kHello;
+        else if constexpr (std::is_same_v<T, Welcome>) return Kind::kWelcome;
+        else if constexpr (std::is_same_v<T, Refuse>) return Kind::kRefuse;
+        else if constexpr (std::is_same_v<T, Listeners>) return Kind::kListeners;
+        else if constexpr (std::is_same_v<T, Taken>) return Kind::kTaken;
+        else if constexpr (std::is_same_v<T, Batch>) return Kind::kBatch;
+        else return Kind::kDone;
+      },
+      f);
+}
+
+void encode_body(const Frame& frame, LeWriter& w) {
+  std::visit(
+      [&w](const auto& v) {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, Hello>) {
+          w.u16(v.lowest);
+          w.u16(v.highest);
+          w.u32(v.pid);
+        } else if constexpr (std::is_same_v<T, Welcome>) {
+          w.u16(v.version);
+          w.u32(v.pid);
+          w.u32(v.loops);
+          w.str16(v.protocol);
+        } else if constexpr (std::is_same_v<T, Refuse>) {
+          w.u16(static_cast<uint16_t>(v.code));
+          w.str16(v.reason);
+        } else if constexpr (std::is_same_v<T, Listeners>) {
+          w.u32(static_cast<uint32_t>(v.entries.size()));
+          for (const auto& e : v.entries) {
+            w.u32(e.index);
+            w.str16(e.address);
+          }
+        } else if constexpr (std::is_same_v<T, Taken>) {
+          w.u32(v.sequence);
+          w.u32(static_cast<uint32_t>(v.taken.size()));
+          for (uint8_t t : v.taken) w.u8(t);
+        } else if constexpr (std::is_same_v<T, Batch>) {
+          w.u32(v.sequence);
+          w.u32(static_cast<uint32_t>(v.connections.size()));
+          for (const auto& c : v.connections) {
+            w.u64(c.old_id);
+            w.u32(c.handler);
+            w.u32(c.idle_timeout_ms);
+            w.u8(c.flags);
+            w.str32(c.unread_input);
+            w.str32(c.unsent_output);
+            w.str32(c.protocol_state);
+          }
+        } else {
+          w.u32(v.connections);
+        }
+      },
+      frame);
+}
+
+std::string text16(LeReader& r) { return std::string(r.text16()); }
+std::string text32(LeReader& r) { return std::string(as_chars(r.str32())); }
+
+const char* decode_into(Kind kind, LeReader& r, Frame& out) {
+  switch (kind) {
+    case Kind::kHello: {
+      Hello h;
+      h.lowest = r.u16();
+      h.highest = r.u16();
+      h.pid = r.u32();
+      if (r.ok() && h.lowest > h.highest) return "hello: lowest version above highest";
+      out = h;
+      return nullptr;
+    }
+    case Kind::kWelcome: {
+      Welcome w;
+      w.version = r.u16();
+      w.pid = r.u32();
+      w.loops = r.u32();
+      w.protocol = text16(r);
+      out = std::move(w);
+      return nullptr;
+    }
+    case Kind::kRefuse: {
+      Refuse f;
+      f.code = static_cast<RefuseCode>(r.u16());
+      f.reason = text16(r);
+      out = std::move(f);
+      return nullptr;
+    }
+    case Kind::kListeners: {
+      Listeners l;
+      uint32_t n = r.count(kMinListenerBytes);
+      l.entries.reserve(n);
+      for (uint32_t i = 0; i < n && r.ok(); ++i) {
+        ListenerEntry e;
+        e.index = r.u32();
+        e.address = text16(r);
+        l.entries.push_back(std::move(e));
+      }
+      out = std::move(l);
+      return nullptr;
+    }
+    case Kind::kTaken: {
+      Taken t;
+      t.sequence = r.u32();
+      uint32_t n = r.count(1);
+      t.taken.reserve(n);
+      for (uint32_t i = 0; i < n && r.ok(); ++i) {
+        uint8_t v = r.u8();
+        if (v > 1) return "taken: an entry is neither 0 nor 1";
+        t.taken.push_back(v);
+      }
+      out = std::move(t);
+      return nullptr;
+    }
+    case Kind::kBatch: {
+      Batch b;
+      b.sequence = r.u32();
+      uint32_t n = r.count(kMinConnectionBytes);
+      b.connections.reserve(n);
+      for (uint32_t i = 0; i < n && r.ok(); ++i) {
+        ConnectionState c;
+        c.old_id = r.u64();
+        c.handler = r.u32();
+        c.idle_timeout_ms = r.u32();
+        c.flags = r.u8();
+        c.unread_input = text32(r);
+        c.unsent_output = text32(r);
+        c.protocol_state = text32(r);
+        b.connections.push_back(std::move(c));
+      }
+      out = std::move(b);
+      return nullptr;
+    }
+    case Kind::kDone: {
+      Done d;
+      d.connections = r.u32();
+      out = d;
+      return nullptr;
+    }
+  }
+  return "unknown frame kind";
+}
+
+}  // namespace
+
+size_t descriptors_of(const Frame& frame) noexcept {
+  if (auto* l = std::get_if<Listeners>(&frame)) return l->entries.size();
+  if (auto* b = std::get_if<Batch>(&frame)) return b->connections.size();
+  return 0;
+}
+
+void encode(const Frame& frame, std::string& out, uint16_t version) {
+  const size_t at = out.size();
+  LeWriter w(out);
+  w.u32(0);  // the length, filled in below
+  const Kind kind = kind_of(frame);
+  const bool fixed = kind == Kind::kHello || kind == Kind::kRefuse;  // readable by any release
+  w.u8(static_cast<uint8_t>(fixed ? 1 : version));
+  w.u8(static_cast<uint8_t>(kind));
+  encode_body(frame, w);
+  const uint32_t body = static_cast<uint32_t>(out.size() - at - kLengthBytes);
+  for (size_t i = 0; i < kLengthBytes; ++i) out[at + i] = static_cast<char>((body >> (8 * i)) & 0xff);
+}
+
+LengthResult decode_length(ByteView first_bytes) {
+  LeReader r(first_bytes);
+  LengthResult res;
+  res.body_bytes = r.u32();
+  if (!r.ok()) res.error = "frame length cut short";
+  else if (res.body_bytes < 2) res.error = "frame shorter than its version and kind";
+  else if (res.body_bytes > kMaxFrameBytes) res.error = "frame longer than the handover allows";
+  return res;
+}
+
+DecodeResult decode_body(ByteView body) {
+  DecodeResult res;
+  LeReader r(body);
+  const uint8_t version = r.u8();
+  const uint8_t kind = r.u8();
+  if (!r.ok()) {
+    res.error = "frame shorter than its version and kind";
+    return res;
+  }
+  res.version = version;
+  if (version < kLowestVersion || version > kHighestVersion) {
+    res.error = "frame of a handover version this build does not speak";
+    return res;
+  }
+  if (kind < static_cast<uint8_t>(Kind::kHello) || kind > static_cast<uint8_t>(Kind::kDone)) {
+    res.error = "unknown frame kind";
+    return res;
+  }
+  if (const char* e = decode_into(static_cast<Kind>(kind), r, res.frame)) {
+    res.error = e;
+    return res;
+  }
+  if (!r.ok()) res.error = "frame cut short";
+  else if (r.remaining() != 0) res.error = "bytes left over after the frame";
+  return res;
+}
+
+uint16_t negotiate(const Hello& hello) noexcept {
+  const uint16_t top = hello.highest < kHighestVersion ? hello.highest : kHighestVersion;
+  const uint16_t bottom = hello.lowest > kLowestVersion ? hello.lowest : kLowestVersion;
+  return top >= bottom ? top : 0;
+}
+
+}  // namespace tcpms::net::handover

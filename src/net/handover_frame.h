@@ -1,0 +1,149 @@
+// Frames of the upgrade handover (SIGUSR2, docs/upgrade.md): what a running tcpms-server and
+// the process replacing it say to each other over their Unix socket, while the listening
+// sockets and the established connections travel beside the frames as SCM_RIGHTS descriptors.
+//
+//   [u32 body length][u8 version][u8 kind][rest of the body]        little endian
+//
+// The length counts everything after itself. Bodies, by kind (str16 = u16 length + bytes,
+// str32 = u32 length + bytes):
+//   Hello       (new -> old) u16 lowest version, u16 highest version it speaks, u32 pid
+//   Welcome     (old -> new) u16 version chosen, u32 pid, u32 loops, str16 protocol
+//   Refuse      (either way) u16 code, str16 reason: the handover stops, the old one serves on
+//   Listeners   (old -> new) u32 n, n x (u32 listener index, str16 address); n descriptors
+//   Taken       (new -> old) u32 sequence, u32 n, n x u8 (1: taken, 0: not taken)
+//   Batch       (old -> new) u32 sequence, u32 n, n x connection; n descriptors
+//   Done        (old -> new) u32 connections handed over in all
+//   connection  u64 old id, u32 handler index, u32 idle timeout ms, u8 flags,
+//               str32 unread input, str32 unsent output, str32 protocol state
+//
+// Listeners answers with Taken (sequence 0), each Batch with Taken of its sequence: only what
+// is marked taken has been adopted by the new process; everything else (and everything of a
+// batch never answered) the old process resumes serving. A decoder refuses a frame of a
+// version it does not know before reading its body. Hello and Refuse are therefore always
+// encoded as version 1, whatever a build speaks, and never change: a Hello's two versions are
+// what two releases negotiate with, and a refusal reaches a release of any age. Every frame
+// after the Welcome is in the version it chose.
+//
+// Thread rules: pure functions and value types; decoded frames own their bytes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "tcpms/bytes.h"
+
+namespace tcpms::net::handover {
+
+// The versions this build speaks. A newer build that adds fields raises kHighestVersion and
+// keeps decoding the older ones as long as it can.
+inline constexpr uint16_t kLowestVersion = 1;
+inline constexpr uint16_t kHighestVersion = 1;
+
+// A frame longer than this is refused before it is read: a connection's unsent output is
+// bounded by output_hard_limit_bytes (64 MiB by default), and a batch carries several.
+inline constexpr uint32_t kMaxFrameBytes = 256u << 20;
+inline constexpr size_t kLengthBytes = 4;
+
+enum class Kind : uint8_t {
+  kHello = 1,
+  kWelcome = 2,
+  kRefuse = 3,
+  kListeners = 4,
+  kTaken = 5,
+  kBatch = 6,
+  kDone = 7,
+};
+
+enum class RefuseCode : uint16_t {
+  kVersion = 1,      // no version in common
+  kProtocol = 2,     // the new process serves another protocol, or cannot take this one
+  kConfig = 3,       // the new process's listeners do not match
+  kInternal = 4,     // anything else; the reason says what
+};
+
+struct Hello {
+  uint16_t lowest = kLowestVersion;
+  uint16_t highest = kHighestVersion;
+  uint32_t pid = 0;
+  bool operator==(const Hello&) const = default;
+};
+struct Welcome {
+  uint16_t version = kHighestVersion;
+  uint32_t pid = 0;
+  uint32_t loops = 0;
+  std::string protocol;
+  bool operator==(const Welcome&) const = default;
+};
+struct Refuse {
+  RefuseCode code = RefuseCode::kInternal;
+  std::string reason;
+  bool operator==(const Refuse&) const = default;
+};
+struct ListenerEntry {
+  uint32_t index = 0;
+  std::string address;
+  bool operator==(const ListenerEntry&) const = default;
+};
+struct Listeners {
+  std::vector<ListenerEntry> entries;  // one descriptor each, in order
+  bool operator==(const Listeners&) const = default;
+};
+struct Taken {
+  uint32_t sequence = 0;
+  std::vector<uint8_t> taken;  // per entry of the frame answered: 1 taken, 0 not
+  bool operator==(const Taken&) const = default;
+};
+struct ConnectionState {
+  uint64_t old_id = 0;
+  uint32_t handler = 0;  // the handler's index, the same in both processes
+  uint32_t idle_timeout_ms = 0;
+  uint8_t flags = 0;
+  std::string unread_input;   // received and not yet consumed by the protocol (a partial frame)
+  std::string unsent_output;  // produced and not yet taken by the kernel
+  std::string protocol_state; // the handler's export (Handler::export_state); echo: empty
+  bool operator==(const ConnectionState&) const = default;
+};
+struct Batch {
+  uint32_t sequence = 0;
+  std::vector<ConnectionState> connections;  // one descriptor each, in order
+  bool operator==(const Batch&) const = default;
+};
+struct Done {
+  uint32_t connections = 0;
+  bool operator==(const Done&) const = default;
+};
+
+using Frame = std::variant<Hello, Welcome, Refuse, Listeners, Taken, Batch, Done>;
+
+// How many descriptors travel with a frame (Listeners and Batch: one per entry).
+size_t descriptors_of(const Frame& frame) noexcept;
+
+// Appends the frame, length first, in `version`'s encoding (Hello and Refuse: always 1).
+void encode(const Frame& frame, std::string& out, uint16_t version = kHighestVersion);
+
+// The length a frame's first kLengthBytes announce, or an error when it is too long or too
+// short to be a frame.
+struct LengthResult {
+  uint32_t body_bytes = 0;
+  const char* error = nullptr;
+};
+LengthResult decode_length(ByteView first_bytes);
+
+// Decodes one body (the bytes after the length). `error` is null on success, else a static
+// description; a frame of an unknown version or kind, truncated, or with bytes left over is
+// an error, never a crash.
+struct DecodeResult {
+  Frame frame;
+  uint16_t version = 0;
+  const char* error = nullptr;
+  bool ok() const noexcept { return error == nullptr; }
+};
+DecodeResult decode_body(ByteView body);
+
+// The highest version both sides speak, or 0 when they share none.
+uint16_t negotiate(const Hello& hello) noexcept;
+
+}  // namespace tcpms::net::handover

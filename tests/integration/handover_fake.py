@@ -1,0 +1,80 @@
+"""A stand-in for the new process of an upgrade handover (docs/upgrade.md), started by a
+running tcpms-server on SIGUSR2 when upgrade.binary names it. It speaks the handover frames
+(src/net/handover_frame.h) on the socket TCPMS_HANDOVER_FD names and misbehaves as
+HANDOVER_FAKE says:
+
+  die-after-listeners   take the listeners, receive the first batch, exit without answering
+  version               say it speaks versions 7-9 only; print the refusal it gets
+  garbage               send bytes that are no frame at all
+  take-none             take the listeners, answer every batch "not taken", then hold the
+                        listeners without accepting until killed
+"""
+import os
+import socket
+import struct
+import sys
+import time
+
+
+def frame(kind, body, version=1):
+    return struct.pack("<IBB", len(body) + 2, version, kind) + body
+
+
+PENDING = {"data": b"", "fds": []}  # a stream: one read may hold the start of the next frame
+
+
+def receive(sock, want_fds=253):
+    """One whole frame: (version, kind, body, descriptors received so far)."""
+    data = PENDING["data"]
+    while len(data) < 4 or len(data) < 4 + struct.unpack_from("<I", data)[0]:
+        msg, more, _flags, _addr = socket.recv_fds(sock, 1 << 16, want_fds)
+        if not msg:
+            raise SystemExit("handover fake: the server closed the socket")
+        data += msg
+        PENDING["fds"] += more
+    length = struct.unpack_from("<I", data)[0]
+    PENDING["data"] = data[4 + length:]
+    fds, PENDING["fds"] = PENDING["fds"], []
+    return data[4], data[5], data[6:4 + length], fds
+
+
+def main():
+    mode = os.environ.get("HANDOVER_FAKE", "")
+    sock = socket.socket(fileno=int(os.environ["TCPMS_HANDOVER_FD"]))
+    if mode == "garbage":
+        sock.sendall(b"\xff\xff\xff\xff this is no handover frame")
+        sock.recv(1)  # until the server hangs up
+        return
+    lowest, highest = (7, 9) if mode == "version" else (1, 1)
+    sock.sendall(frame(1, struct.pack("<HHI", lowest, highest, os.getpid())))
+    version, kind, body, _ = receive(sock)
+    if kind == 3:  # Refuse: u16 code, str16 reason
+        code, n = struct.unpack_from("<HH", body)
+        print(f"handover fake: refused ({code}): {body[4:4 + n].decode()}", flush=True)
+        return
+    assert kind == 2, kind  # Welcome
+    _, kind, body, fds = receive(sock)
+    assert kind == 4, kind  # Listeners
+    n = struct.unpack_from("<I", body)[0]
+    sock.sendall(frame(5, struct.pack("<II", 0, n) + b"\x01" * n))  # Taken: all of them
+    if mode == "take-none":
+        batches = 0
+        while True:
+            _, kind, body, fds = receive(sock)
+            for fd in fds:
+                os.close(fd)  # not taken: the old process serves it on
+            if kind == 7:  # Done
+                print(f"handover fake: took none of {batches} batches; holding", flush=True)
+                while True:
+                    time.sleep(60)
+            sequence, n = struct.unpack_from("<II", body)
+            sock.sendall(frame(5, struct.pack("<II", sequence, n) + b"\x00" * n))
+            batches += 1
+    _, kind, body, fds = receive(sock)
+    print(f"handover fake: got frame kind {kind} with {len(fds)} descriptors; dying",
+          flush=True)
+    sys.exit(3)  # no answer: the running server must resume every connection of the batch
+
+
+if __name__ == "__main__":
+    main()

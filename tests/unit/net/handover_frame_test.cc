@@ -1,0 +1,107 @@
+// The upgrade handover's frames (src/net/handover_frame.h): round trips, version
+// negotiation, and refusals of what another process could send wrong.
+#include "net/handover_frame.h"
+
+#include <gtest/gtest.h>
+
+namespace tcpms::net::handover {
+namespace {
+
+Frame round_trip(const Frame& f, uint16_t version = kHighestVersion) {
+  std::string out;
+  encode(f, out, version);
+  LengthResult len = decode_length(as_bytes(out));
+  EXPECT_EQ(len.error, nullptr);
+  EXPECT_EQ(len.body_bytes + kLengthBytes, out.size());
+  DecodeResult r = decode_body(as_bytes(out).subspan(kLengthBytes));
+  EXPECT_TRUE(r.ok()) << r.error;
+  return r.frame;
+}
+
+TEST(HandoverFrame, EveryKindRoundTrips) {
+  Batch b;
+  b.sequence = 7;
+  ConnectionState c;
+  c.old_id = 0x1234567890abcdefULL;
+  c.handler = 2;
+  c.idle_timeout_ms = 30000;
+  c.flags = 1;
+  c.unread_input = std::string("half a fr\0ame", 13);
+  c.unsent_output = std::string(100000, 'x');
+  c.protocol_state = "state";
+  b.connections.push_back(c);
+  b.connections.push_back(ConnectionState{});
+  const Frame frames[] = {
+      Hello{1, 1, 4242},
+      Welcome{1, 99, 4, "echo"},
+      Refuse{RefuseCode::kVersion, "no version in common"},
+      Listeners{{{0, "127.0.0.1:7000"}, {1, "[::1]:7001"}}},
+      Taken{3, {1, 0, 1}},
+      b,
+      Done{12},
+  };
+  for (const Frame& f : frames) EXPECT_EQ(round_trip(f), f);
+}
+
+TEST(HandoverFrame, DescriptorsTravelWithListenersAndBatches) {
+  EXPECT_EQ(descriptors_of(Listeners{{{0, "a"}, {1, "b"}}}), 2u);
+  Batch b;
+  b.connections.resize(3);
+  EXPECT_EQ(descriptors_of(b), 3u);
+  EXPECT_EQ(descriptors_of(Hello{}), 0u);
+}
+
+TEST(HandoverFrame, NegotiatesTheHighestCommonVersion) {
+  EXPECT_EQ(negotiate(Hello{1, 1, 0}), 1);
+  EXPECT_EQ(negotiate(Hello{1, 9, 0}), kHighestVersion);  // a newer release that still speaks 1
+  EXPECT_EQ(negotiate(Hello{kHighestVersion + 1, kHighestVersion + 3, 0}), 0);  // too new
+}
+
+TEST(HandoverFrame, HelloAndRefuseAreReadableByAnyRelease) {
+  // A newer build would encode its other frames in its own version; these two stay at 1.
+  std::string out;
+  encode(Hello{5, 9, 1}, out, 9);
+  EXPECT_EQ(static_cast<uint8_t>(out[kLengthBytes]), 1);
+  DecodeResult r = decode_body(as_bytes(out).subspan(kLengthBytes));
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(negotiate(std::get<Hello>(r.frame)), 0);
+  out.clear();
+  encode(Refuse{RefuseCode::kVersion, "x"}, out, 9);
+  EXPECT_EQ(static_cast<uint8_t>(out[kLengthBytes]), 1);
+}
+
+TEST(HandoverFrame, RefusesAnUnknownVersionBeforeReadingTheBody) {
+  std::string out;
+  encode(Done{1}, out, kHighestVersion + 1);
+  DecodeResult r = decode_body(as_bytes(out).subspan(kLengthBytes));
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(r.version, kHighestVersion + 1);
+  EXPECT_STREQ(r.error, "frame of a handover version this build does not speak");
+}
+
+TEST(HandoverFrame, RefusesBadInputClearly) {
+  EXPECT_NE(decode_length(as_bytes(std::string_view("\x01\x00", 2))).error, nullptr);
+  EXPECT_NE(decode_length(as_bytes(std::string_view("\x01\x00\x00\x00", 4))).error, nullptr);
+  EXPECT_NE(decode_length(as_bytes(std::string_view("\xff\xff\xff\xff", 4))).error, nullptr);
+  // Unknown kind.
+  EXPECT_STREQ(decode_body(as_bytes(std::string_view("\x01\x63", 2))).error, "unknown frame kind");
+  // A batch that claims a million connections in a few bytes: refused, nothing reserved.
+  std::string forged("\x01\x06\x00\x00\x00\x00\x40\x42\x0f\x00", 10);
+  EXPECT_FALSE(decode_body(as_bytes(forged)).ok());
+  // Trailing bytes.
+  std::string out;
+  encode(Done{1}, out);
+  out.push_back('z');
+  EXPECT_STREQ(decode_body(as_bytes(out).subspan(kLengthBytes)).error,
+               "bytes left over after the frame");
+  // Every truncation of a valid batch is an error, never a crash.
+  Batch b;
+  b.connections.push_back(ConnectionState{1, 2, 3, 4, "in", "out", "state"});
+  out.clear();
+  encode(b, out);
+  for (size_t n = kLengthBytes; n < out.size(); ++n)
+    EXPECT_FALSE(decode_body(as_bytes(out).subspan(kLengthBytes, n - kLengthBytes)).ok()) << n;
+}
+
+}  // namespace
+}  // namespace tcpms::net::handover
