@@ -50,6 +50,11 @@ struct BrokerConfig {
   double connects_per_s = 0;
   double connect_burst = 1000;
   size_t connect_rate_sources = 65536;  // the per-source table's bound
+  // With other processes (workers, cluster nodes): a SUBACK waits until every one of them
+  // knows the new filters, so a message published anywhere after it reaches the subscriber.
+  // Off: the SUBACK goes at once, and for about an interest interval a publish on another
+  // process can miss the new subscriber (docs/scale.md, "The missing messages").
+  bool suback_waits_for_peers = true;
   bool allow_zero_length_client_id = true;  // [MQTT-3.1.3-6] assign one (clean session only)
   // Generated ids are <prefix><n>. With several processes (workers, cluster nodes) each sets
   // its own prefix (apps/server: "tcpms-<node>-w<k>-"), so ids stay unique across them.

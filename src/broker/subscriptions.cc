@@ -104,7 +104,7 @@ Action MqttHandler::handle_subscribe(Connection& c, Session& s, mqtt::Bytes body
     if (retained.size() > before) reply.granted.push_back({before, retained.size() - before, qos});
   }
   update_subscription_count();
-  if (filter_added && broker_.router().wants_filter_events()) {
+  if (filter_added && cfg_.suback_waits_for_peers && broker_.router().wants_filter_events()) {
     auto held = std::make_shared<SubackReply>(std::move(reply));
     const bool waiting = broker_.router().when_filters_known([this, id = c.id(), held] {
       // A failed post (loop stopping) drops the SUBACK with the connection.

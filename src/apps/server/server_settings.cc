@@ -218,6 +218,10 @@ void declare_settings(config::Settings& s, ServerOptions& o) {
   s.add("mqtt.sys_interval_s", o.mqtt_sys_interval_s,
         "Seconds between $SYS/ statistics publications (0: off)")
       .alias("--sys-interval");
+  s.add("mqtt.suback_waits_for_peers", m.suback_waits_for_peers,
+        "With worker processes or a cluster: a SUBACK waits until every other process knows the "
+        "new filter, so a message published anywhere after the SUBACK reaches the client (off: "
+        "faster subscription storms, and a publish elsewhere just after a SUBACK can miss it)");
   s.add("mqtt.max_subscriptions_per_client", m.max_subscriptions_per_client,
         "Subscriptions one client may hold; more get SUBACK 0x80 (0: no limit)")
       .alias("--max-subscriptions");
