@@ -673,6 +673,9 @@ TEST(PeerRouter, FiltersAddedWhileBitmapsGrowAreKnownEverywhereWhateverTheOrder)
       for (int k = 0; k < per_round(p); ++k) {
         const std::string topic = fmt::format("reach/{}/{}/{}", p, round, k);
         send_subscribe(*clients[next++], topic.c_str());  // its SUBACK waits for the peers
+        // The loop runs its rebuild walks between subscriptions (the bitmaps grow step by
+        // step, as when each client waited for its SUBACK before the SUBACK waited).
+        std::this_thread::sleep_for(1ms);
         filters.emplace_back(p, topic);
       }
     }
