@@ -14,7 +14,9 @@
 #
 # Environment: BUILD_DIR (build/release), SCALE_MD (docs/scale.md), REPORT, PER_PROCESS (19000
 # clients planned per server worker), SERVER_PROCESSES (default: N / PER_PROCESS rounded up);
-# echo: HOLD (10 s); MQTT: PUSHES (10000), QOS (0), PUBLISH_RATE (0: as fast as flow allows).
+# SERVER_ARGS (more tcpms-server flags, e.g. "--mqtt-suback-waits-for-peers=false");
+# echo: HOLD (10 s); MQTT: PUSHES (10000), QOS (0), PUBLISH_RATE (0: as fast as flow allows),
+# MAX_LOGINS (50000 clients between connect and SUBACK at once; 0: all at once, open loop).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=echo
@@ -25,6 +27,7 @@ HOLD=${HOLD:-10}
 PUSHES=${PUSHES:-10000}
 QOS=${QOS:-0}
 PUBLISH_RATE=${PUBLISH_RATE:-0}
+MAX_LOGINS=${MAX_LOGINS:-50000}
 SCALE_MD=${SCALE_MD-docs/scale.md}
 report_name=$([ "$MODE" = mqtt ] && echo "-mqtt-report.html" || echo "-report.html")
 REPORT=${REPORT-$( [ -z "$SCALE_MD" ] || echo "${SCALE_MD%.md}$report_name" )}  # beside SCALE_MD
@@ -49,7 +52,7 @@ echo "scale: tcpms-doctor --apply for $N connections (sysctls only)" >&2
 if [ "$MODE" = mqtt ]; then
   # The admin API on a port the kernel picks: the start-up line says which.
   "$B/tcpms-server" --protocol mqtt --listen 127.0.0.1:0 --processes "$processes" --threads 1 \
-    --admin-listen 127.0.0.1:0 >"$work/server.log" 2>&1 &
+    --admin-listen 127.0.0.1:0 ${SERVER_ARGS:-} >"$work/server.log" 2>&1 &
 else
   "$B/tcpms-server" --protocol echo --listen 127.0.0.1:0 --processes "$processes" --threads 1 \
     --no-admin >"$work/server.log" 2>&1 &
@@ -66,11 +69,14 @@ if [ "$MODE" = mqtt ]; then
   admin=$(admin_address "$work/server.log")
   [ -n "$admin" ] || { echo "scale: no 'admin on HOST:PORT' in the start-up line" >&2; cat "$work/server.log" >&2; exit 1; }
   out="$work/reach.json"
+  [ -z "${SAMPLER:-}" ] || { "$SAMPLER" "$admin" "$server" "$work/samples" & PIDS+=($!); }
   "$B/tcpms-bench" mqtt-reach --target "$addr" -n "$N" --qos "$QOS" --publish-rate "$PUBLISH_RATE" \
-    --pushes "$PUSHES" --admin "$admin" --max-pending 2000 --connect-timeout 30 --reply-timeout 60 \
+    --pushes "$PUSHES" --admin "$admin" --max-pending 2000 --max-logins "$MAX_LOGINS" --connect-timeout 30 --reply-timeout 60 \
     --sync-timeout 300 --max-time 900 --server-pid "$server" --json \
     ${REPORT:+--report "$REPORT"} >"$out" 2>"$work/bench.log" || true
   grep -E "^(tcpms-bench|layout)" "$work/bench.log" >&2 || true
+  [ -z "${SAMPLER:-}" ] || cp "$work/samples" "${SAMPLES_OUT:-/tmp/samples}" 2>/dev/null || true
+  [ -z "${KEEP_JSON:-}" ] || cp "$out" "$KEEP_JSON"
   [ -s "$out" ] || { echo "tcpms-bench produced no result:" >&2; tail -30 "$work/bench.log" >&2; exit 1; }
   summary=$(/usr/bin/python3 - "$out" "$N" "$processes" "$(ulimit -n)" <<'PY'
 import json, sys

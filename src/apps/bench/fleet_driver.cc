@@ -24,7 +24,9 @@ void FleetDriver::pump() {
     const double elapsed_s = static_cast<double>(monotonic_ns() - t0_ns_) / 1e9;
     allowed = std::min<uint64_t>(total, static_cast<uint64_t>(elapsed_s * ctx_.share.rate) + 1);
   }
-  while (next_ < allowed && pending_ < ctx_.share.max_pending && !stopping_) start_one(next_++);
+  while (next_ < allowed && pending_ < ctx_.share.max_pending && !stopping_ &&
+         (max_in_flight_ == 0 || pending_ + in_login_ < max_in_flight_))
+    start_one(next_++);
   if (settled_ == static_cast<int64_t>(total)) settled_one();  // nothing to connect at all
 }
 

@@ -3,7 +3,8 @@
 // failed). Connect and echo build on it; churn, whose connections come and go, does not.
 //
 // Pacing: a 1 ms loop timer starts connects while started < rate x elapsed (no cap without
-// --rate) and pending < max_pending. Connect latency is from connect() to the completed
+// --rate) and pending < max_pending; a workload whose clients log in after the connect can
+// also cap connects plus logins in flight (pace_logins). Connect latency is from connect() to the completed
 // handshake; failures are counted by errno name.
 //
 // Threads: the loop's thread only.
@@ -46,6 +47,14 @@ class FleetDriver : public DriverBase {
   // stop() was called: count the workload's own in-flight work as failures.
   virtual void on_stop() {}
 
+  // Connects in flight plus clients between their connect and the end of their login (the
+  // workload says when each starts and settles) at most `max` (0: logins are not counted).
+  // Without it a fleet sends every login at once and the last ones wait behind all the others
+  // in the server's accept queue, so their reply deadline measures the queue, not the server.
+  void pace_logins(int64_t max) noexcept { max_in_flight_ = max; }
+  void login_started() noexcept { ++in_login_; }
+  void login_settled() noexcept { --in_login_; }
+
   uint32_t conn_number(uint64_t local) const noexcept { return static_cast<uint32_t>(ctx_.share.offset + local); }
   Slot& slot_of(const Connection& conn) noexcept { return slots_[tag_index(conn)]; }
   uint64_t slot_index(const Connection& conn) const noexcept { return tag_index(conn); }
@@ -65,6 +74,8 @@ class FleetDriver : public DriverBase {
   int64_t pending_ = 0;     // connects in flight
   int64_t settled_ = 0;     // connects opened or failed
   int64_t open_ = 0;
+  int64_t in_login_ = 0;       // pace_logins: opened, login not settled
+  int64_t max_in_flight_ = 0;  // pace_logins: cap on pending_ + in_login_ (0: none)
   uint64_t pump_timer_ = 0;
   bool all_settled_ = false;
   bool stopping_ = false;

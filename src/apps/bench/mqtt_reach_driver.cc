@@ -78,6 +78,9 @@ class ReachDriver final : public FleetDriver {
     if (o_.publish_rate > 0 && n_ > 0)
       loop_rate_ = o_.publish_rate * static_cast<double>(clients_.size()) / static_cast<double>(n_);
     sync_prefix_ = fmt::format("tb/{:x}/sync/", run_);
+    if (o_.max_logins > 0 && n_ > 0)
+      pace_logins(std::max<int64_t>(
+          1, static_cast<int64_t>(o_.max_logins * clients_.size() / n_)));
   }
 
   void start() override {
@@ -115,6 +118,7 @@ class ReachDriver final : public FleetDriver {
     const uint64_t l = slot_index(conn);
     ReachClient& c = clients_[l];
     c.phase = Phase::kConnack;
+    login_started();
     c.sent_ns = monotonic_ns();
     send_connect(conn, client_id(run_, "-", conn_number(l)));
     conn.set_timeout(ms(opt().reply_timeout_s));
@@ -289,6 +293,7 @@ class ReachDriver final : public FleetDriver {
   void settle_client(uint64_t l, bool ok) {
     ReachClient& c = clients_[l];
     if (c.phase == Phase::kReady || c.phase == Phase::kFailed) return;
+    if (c.phase != Phase::kTcp) login_settled();
     c.phase = ok ? Phase::kReady : Phase::kFailed;
     ++settled_;
     if (ok) {

@@ -47,6 +47,7 @@ struct ReachOptions {
   double drain_s = 10;           // give up on a missing message after this long of silence
   double sync_timeout_s = 120;   // give up waiting at a rendezvous after this long
   uint64_t pushes = 10000;       // K: clients the admin API pushes to (0: none)
+  uint64_t max_logins = 0;       // clients between connect and SUBACK at once, whole run (0: no cap)
   std::string admin;             // HOST:PORT of the admin API
   std::string admin_token;
   int push_concurrency = 4;      // admin requests in flight

@@ -48,6 +48,11 @@ class MqttReachWorkload final : public Workload {
                    "send time); 0: as fast as the sockets take them")
         ->check(CLI::NonNegativeNumber)
         ->capture_default_str();
+    cmd.add_option("--max-logins", o_.max_logins,
+                   "Clients between their connect and their SUBACK at once, over the whole run "
+                   "(0: no cap: every client sends its CONNECT as soon as it is connected, and the "
+                   "last of a large fleet wait behind all the others in the accept queue)")
+        ->capture_default_str();
     cmd.add_option("--inflight", o_.inflight, "QoS 1: unacknowledged PUBLISH per publisher")
         ->check(CLI::Range(1u, 60000u))
         ->capture_default_str();
@@ -90,6 +95,7 @@ class MqttReachWorkload final : public Workload {
                      {"drain_s", o_.drain_s},
                      {"sync_timeout_s", o_.sync_timeout_s},
                      {"pushes", o_.pushes},
+                     {"max_logins", o_.max_logins},
                      {"push_concurrency", o_.push_concurrency}};
     if (o_.qos > 0) j["inflight"] = o_.inflight;
     if (!o_.admin.empty()) j["admin"] = o_.admin;

@@ -14,7 +14,7 @@ void add_common_options(CLI::App& cmd, CommonOptions& opt) {
   cmd.add_option("--source-ips", opt.source_ips,
                  "Source addresses to bind before connect: a range 127.0.0.2-127.0.0.250 or a "
                  "comma list. Default: for loopback targets, enough 127.x addresses that no "
-                 "(source, target) pair carries more than 25,000 connections");
+                 "(source, target) pair carries more than 4,000 connections (a fuller pair makes connect() search longer for a free port)");
   cmd.add_option("--connections,-n", opt.connections,
                  "Connections to open (connect, echo; default 1000); total connect cycles (churn; "
                  "default 0: no cap, --duration ends it)")

@@ -82,30 +82,30 @@ TEST(ParseSourceIps, RejectsBadInput) {
 
 TEST(PlanSources, SmallLoopbackRunLeavesTheSourceToTheKernel) {
   auto targets = *parse_target("127.0.0.1:7000", nullptr);
-  SourcePlan p = plan_sources(targets, 20000, {});
+  SourcePlan p = plan_sources(targets, kConnectionsPerPair, {});
   EXPECT_TRUE(p.sources.empty());
-  EXPECT_EQ(p.per_pair_max, 20000);
+  EXPECT_EQ(p.per_pair_max, kConnectionsPerPair);
   EXPECT_TRUE(p.warning.empty());
 }
 
 TEST(PlanSources, MillionOnOnePortGetsEnoughLoopbackSources) {
   auto targets = *parse_target("127.0.0.1:7000", nullptr);
   SourcePlan p = plan_sources(targets, 1'000'000, {});
-  ASSERT_EQ(p.sources.size(), 40u);  // 1M / 25,000
+  ASSERT_EQ(p.sources.size(), 250u);  // 1M / 4,000
   EXPECT_TRUE(p.automatic);
   EXPECT_EQ(host(p.sources.front()), "127.0.0.2");
-  EXPECT_EQ(host(p.sources.back()), "127.0.0.41");
+  EXPECT_EQ(host(p.sources.back()), "127.0.0.251");
   EXPECT_LE(p.per_pair_max, kConnectionsPerPair);
   EXPECT_TRUE(p.warning.empty());
-  EXPECT_NE(p.description.find("127.0.0.2-127.0.0.41"), std::string::npos) << p.description;
+  EXPECT_NE(p.description.find("127.0.0.2-127.0.0.251"), std::string::npos) << p.description;
 }
 
 TEST(PlanSources, PortRangeDividesTheNeed) {
   auto targets = *parse_target("127.0.0.1:7000-7029", nullptr);
   SourcePlan p = plan_sources(targets, 1'000'000, {});
-  // 33,334 per port: two sources per port keep each pair at 16,667.
-  EXPECT_EQ(p.sources.size(), 2u);
-  EXPECT_EQ(p.per_pair_max, 16667);
+  // 33,334 per port: nine sources per port keep each pair at 3,704.
+  EXPECT_EQ(p.sources.size(), 9u);
+  EXPECT_EQ(p.per_pair_max, 3704);
   // Thirty ports at 30,000 connections need no source at all.
   EXPECT_TRUE(plan_sources(targets, 30000, {}).sources.empty());
 }
