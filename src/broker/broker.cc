@@ -562,6 +562,10 @@ void Broker::render_metrics(std::string& out) const {
        &BrokerStats::keepalive_expired},
       {"tcpms_mqtt_connect_timeouts_total", "counter", "Connections with no CONNECT in time.",
        &BrokerStats::connect_timeouts},
+      {"tcpms_mqtt_login_timeouts_total", "counter",
+       "CONNECTs received and not answered within mqtt.connect_timeout_s of their arrival "
+       "(the server's own waits: authentication, the client id's claim, a session from elsewhere).",
+       &BrokerStats::login_timeouts},
       {"tcpms_mqtt_connects_refused_total", "counter", "CONNACK with a non-zero return code.",
        &BrokerStats::connects_refused},
       {"tcpms_mqtt_auth_refused_total", "counter",

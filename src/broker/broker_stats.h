@@ -27,6 +27,7 @@ struct BrokerStats {
   Counter takeovers;
   Counter keepalive_expired;
   Counter connect_timeouts;
+  Counter login_timeouts;        // a CONNECT received and not answered in time (server side)
   Counter refused_publishes;   // over a limit (topic levels): connection closed
   Counter connects_refused;    // CONNACK with a non-zero return code
   Counter auth_refused;        // ... of which the authenticator's or the will topic's ACL

@@ -140,6 +140,10 @@ Action MqttHandler::handle_connect(Connection& c, mqtt::Bytes body) {
   // Kept until CONNACK for the log line; the session keeps it only if the authorizer uses it.
   if (username) p->username = std::string(*username);
   c.set_user_data(p);
+  // The client sent its CONNECT in time; what follows is the server's work, each wait bounded
+  // by its own timer. A fresh deadline bounds them together, without charging the client for
+  // a loop that was slow to read its CONNECT (an oversubscribed box under a login storm).
+  c.set_deadline(cfg_.connect_timeout_ms);
 
   Authenticator& auth = broker_.authenticator();
   if (!auth.enabled() || cert_user) return continue_connect(c, p);

@@ -62,7 +62,8 @@ Action MqttHandler::on_open(Connection& conn) {
       return Action::kClose;
     }
   }
-  // A CONNECT must arrive, and be answered, within the deadline counted from accept
+  // A CONNECT must arrive within the deadline counted from accept, and be answered within as
+  // much again from its arrival (handle_connect re-arms it)
   // (Mosquitto has none by default; a peer that opens sockets and says nothing, or sends its
   // CONNECT a byte at a time, would hold them forever). A fixed deadline: bytes do not push it.
   conn.set_deadline(cfg_.connect_timeout_ms);
@@ -117,9 +118,15 @@ size_t MqttHandler::process(Connection& c, ByteView data, Action& action) {
 
 Action MqttHandler::on_timeout(Connection& conn) {
   void* user = conn.user_data();
-  if (user == nullptr || kind_of(user) == ConnStateKind::kPendingConnect) {
+  if (user == nullptr) {
     stats_.connect_timeouts.add();
     spdlog::debug("mqtt: no CONNECT within {} ms; closing", cfg_.connect_timeout_ms);
+    return Action::kClose;
+  }
+  if (kind_of(user) == ConnStateKind::kPendingConnect) {
+    stats_.login_timeouts.add();
+    spdlog::debug("mqtt: CONNECT not answered within {} ms of its arrival; closing",
+                  cfg_.connect_timeout_ms);
     return Action::kClose;
   }
   // 1.5 x Keep Alive without a packet: close as if the network failed, so the will is

@@ -194,3 +194,28 @@ def test_a_service_that_dies_and_comes_back():
             assert back.asked("connect", client_id="a3")
         finally:
             back.die()
+
+
+def test_a_connect_sent_in_time_gets_its_answer_however_long_the_server_takes_to_find_it(service):
+    """The connect deadline is the client's budget to send CONNECT; the server's own waits
+    after it (here the auth service, 2 s) get as long again from the CONNECT's arrival, so a
+    client that sent its CONNECT 2 s into a 3 s deadline is answered, not cut at 3 s."""
+    service.stall_s = 2.0
+    with mqtt_server("--threads", "1", "--connect-timeout", "3", "--auth-http-url", service.url,
+                     "--auth-http-timeout-ms", "5000") as srv:
+        c = RawClient(srv.port, timeout=10)
+        time.sleep(2.0)
+        _, rc = c.connect("late-but-in-time", username="alice", password="secret")
+        assert rc == 0
+        c.ping()
+        m = srv.metrics()
+        assert m["tcpms_mqtt_connect_timeouts_total"] == 0
+        assert m["tcpms_mqtt_login_timeouts_total"] == 0
+        # A CONNECT the server cannot answer within the deadline from its arrival is closed,
+        # and counted as the server's.
+        service.stall_s = 4.5
+        late = RawClient(srv.port, timeout=10)
+        late.send(connect_packet("never-answered", username="carol", password="pw"))  # not cached
+        with pytest.raises((ConnectionError, TimeoutError, OSError)):
+            late.expect(CONNACK)
+        assert srv.metrics()["tcpms_mqtt_login_timeouts_total"] == 1

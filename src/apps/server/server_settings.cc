@@ -212,7 +212,8 @@ void declare_settings(config::Settings& s, ServerOptions& o) {
       .range(1u, 65535u)
       .alias("--max-topic-levels");
   s.add("mqtt.connect_timeout_s", o.mqtt_connect_timeout_s,
-        "Seconds a new connection has to send CONNECT")
+        "Seconds a new connection has to send CONNECT, and then the server to answer it "
+        "(authentication, the client id's claim, a session from elsewhere)")
       .range(1u, 3600u)
       .alias("--connect-timeout");
   s.add("mqtt.sys_interval_s", o.mqtt_sys_interval_s,
