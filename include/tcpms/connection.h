@@ -98,6 +98,9 @@ class Connection {
   // The client's address: from the PROXY header on a listener that asked for one, else the
   // socket's peer (a syscall: connections do not store it).
   bool peer_address(sockaddr_storage& out) const noexcept;
+  // Bytes the peer sent that are still in the kernel, unread (FIONREAD; a syscall). A deadline
+  // that fires while the loop is behind can tell a silent peer from one not got to yet.
+  size_t unread_bytes() const noexcept;
 
   // --- transport (TLS, WebSocket, PROXY; see include/tcpms/transport.h) -------------------
   bool has_transport() const noexcept { return (flags_ & kTransport) != 0; }

@@ -119,6 +119,14 @@ size_t MqttHandler::process(Connection& c, ByteView data, Action& action) {
 Action MqttHandler::on_timeout(Connection& conn) {
   void* user = conn.user_data();
   if (user == nullptr) {
+    // Its CONNECT may be in the socket already, unread only because this loop is behind (a
+    // login storm on an oversubscribed box: epoll hands out a batch at a time, and timers run
+    // between batches). Then the client was in time; read it first. A peer trickling a byte
+    // at a time is read as it sends, so a deadline finds nothing waiting and cuts it.
+    if (conn.unread_bytes() > 0) {
+      conn.set_deadline(cfg_.connect_timeout_ms);
+      return Action::kKeep;
+    }
     stats_.connect_timeouts.add();
     spdlog::debug("mqtt: no CONNECT within {} ms; closing", cfg_.connect_timeout_ms);
     return Action::kClose;

@@ -1,5 +1,6 @@
 #include "tcpms/connection.h"
 
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <netinet/in.h>
@@ -90,6 +91,12 @@ void Connection::close(CloseReason reason) noexcept { loop_->schedule_close(*thi
 
 void Connection::close_after_flush(CloseReason reason) noexcept {
   loop_->apply(*this, Action::kCloseAfterFlush, reason);
+}
+
+size_t Connection::unread_bytes() const noexcept {
+  int n = 0;
+  if (::ioctl(fd_.get(), FIONREAD, &n) != 0 || n < 0) return 0;
+  return static_cast<size_t>(n);
 }
 
 bool Connection::peer_address(sockaddr_storage& out) const noexcept {
