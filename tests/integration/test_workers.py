@@ -8,6 +8,7 @@ import threading
 import time
 
 import paho.mqtt.client as mqtt
+import pytest
 
 from tcpms_harness import Server, binary, echo_all, open_clients, close_all, raise_nofile_limit, payload
 
@@ -198,3 +199,52 @@ def test_mqtt_publish_reaches_subscribers_on_every_worker():
             c.loop_stop()
             c.disconnect()
 
+
+@pytest.mark.parametrize("waits", [True, False])
+def test_suback_waits_for_peers_setting_picks_the_path(waits):
+    """mqtt.suback_waits_for_peers: on, a SUBACK for a new filter is held until the other
+    worker has applied the interest update (counted in tcpms_routing_subacks_held_total);
+    off, it goes at once and nothing is ever held. Either way the subscription works."""
+    with Server("--protocol", "mqtt", "--processes", "2", "--threads", "1",
+                f"--mqtt-suback-waits-for-peers={'true' if waits else 'false'}") as srv:
+        srv.wait_for(lambda: srv.metrics().get("tcpms_mesh_links_up") == 2, what="the mesh up")
+        received = []
+        subs = []
+        for i in range(8):  # spread over both workers by the kernel
+            acked = threading.Event()
+            c = mqtt.Client(client_id=f"sub-{i}", clean_session=True)
+            c.on_subscribe = lambda *_a, ev=acked: ev.set()
+            c.on_message = lambda _c, _u, m: received.append(m.topic)
+            c.connect("127.0.0.1", srv.port)
+            c.loop_start()
+            c.subscribe(f"suback/{i}/#", qos=1)
+            assert acked.wait(15), f"no SUBACK for client {i}\n{srv.output()}"
+            subs.append(c)
+        held = srv.metrics()["tcpms_routing_subacks_held_total"]
+        if waits:
+            assert held >= 1, held
+        else:
+            assert held == 0, held
+        pub = mqtt.Client(client_id="pub", clean_session=True)
+        pub.connect("127.0.0.1", srv.port)
+        pub.loop_start()
+        if waits:
+            # The SUBACK's promise: a publish anywhere after it reaches the subscriber.
+            for i in range(8):
+                pub.publish(f"suback/{i}/x", b"m", qos=1).wait_for_publish()
+            wait_until(lambda: len(set(received)) == 8, 10, "every subscriber got its message")
+        else:
+            # No such promise (the trade the setting makes): the interest arrives a little
+            # later, so publish again to whoever has not had one yet.
+            for _ in range(100):
+                for i in range(8):
+                    if f"suback/{i}/x" not in received:
+                        pub.publish(f"suback/{i}/x", b"m", qos=1).wait_for_publish()
+                time.sleep(0.1)
+                if len(set(received)) == 8:
+                    break
+            assert len(set(received)) == 8, received
+        pub.loop_stop()
+        for c in subs + [pub]:
+            c.loop_stop()
+            c.disconnect()
