@@ -96,15 +96,17 @@ start_server() {
   echo "storm.sh: $name did not start" >&2; cat "$log" >&2; exit 1
 }
 
-# crash PID: SIGKILL to the server and every child of it in one kill(1); returns once all of
-# them are gone. A supervisor restarts only then (systemd waits for the unit's cgroup to
-# empty), and it must: a dying worker's listener still holds the port until its last
-# descriptor is closed, and tcpms-server refuses a port something listens on.
+# crash PID [wait]: SIGKILL to the server and every child of it in one kill(1). With "wait",
+# returns once all of them are gone: a dying process's listener holds the port until the
+# kernel has closed its last socket (seconds with 200,000), and Mosquitto refuses a port
+# something listens on. tcpms-server waits for such a port itself (port_wait_ms: it sees
+# the holders are exiting), so its restart follows the kill at once.
 crash() {
-  local pid=$1 all
+  local pid=$1 wait_gone=${2:-} all
   all="$pid $(pgrep -P "$pid" | tr '\n' ' ' || true)"  # none: one process
   # shellcheck disable=SC2086
   kill -KILL $all 2>/dev/null || true
+  [ -n "$wait_gone" ] || return 0
   wait "$pid" 2>/dev/null || true
   for p in $all; do
     while [ -e "/proc/$p" ]; do sleep 0.005; done
@@ -164,25 +166,28 @@ storm() {
     echo "storm.sh: $name: only $ready of $n clients subscribed; see $out.log" >&2
     tail -20 "$out.log" >&2
     OK=0
-    crash "$pid"
+    crash "$pid" wait
     wait "$bench_pid" 2>/dev/null || true
     stop_sampler
     return
   fi
   sleep 1  # one more memory sample with everyone held
-  # The crash and the restart: the new server starts at once; the restart time is until its
-  # first listener is up (the clients' refused attempts fall in it).
-  local t0 t1 tgone
+  # The crash and the restart: the new server starts at once (Mosquitto once the killed one
+  # is gone, see crash); the restart time is until its first listener is up (the clients'
+  # refused attempts fall in it). tcpms is up when its log says so: until then `ss` may still
+  # show the dying process's listener.
+  local t0 t1 tgone restarted_log="$work/$name-restarted.$RANDOM.log"
   t0=$(date +%s%N)
-  crash "$pid"
+  if [ "$name" = tcpms ]; then crash "$pid"; else crash "$pid" wait; fi
   tgone=$(date +%s%N)
-  launch "$name" "$port" "$workers" "$work/$name-restarted.$RANDOM.log"
+  launch "$name" "$port" "$workers" "$restarted_log"
   echo "storm $PID" >"$work/watch"
-  until listening "$port"; do
-    kill -0 "$PID" 2>/dev/null || { echo "storm.sh: $name did not restart" >&2; OK=0; kill -TERM "$bench_pid"; break; }
+  until if [ "$name" = tcpms ]; then grep -q 'listening on' "$restarted_log"; else listening "$port"; fi; do
+    kill -0 "$PID" 2>/dev/null || { echo "storm.sh: $name did not restart" >&2; cat "$restarted_log" >&2; OK=0; kill -TERM "$bench_pid"; break; }
     sleep 0.005
   done
   t1=$(date +%s%N)
+  wait "$pid" 2>/dev/null || true  # reap the killed one (tcpms: not waited for above)
   wait "$bench_pid" || true
   stop_sampler
   kill -TERM "$PID" 2>/dev/null || true
@@ -214,7 +219,7 @@ echo "## Reconnect storm after kill -9 ($(date -u +%Y-%m-%d), commit $commit, $(
 echo
 echo "load before the runs: $(cut -d' ' -f1-3 /proc/loadavg); reconnect attempts in flight per bench process: $([ "$STORM_PENDING" = 0 ] && echo "no cap" || echo "$STORM_PENDING")"
 echo
-echo "| server | clients | back | first drop to all back | outage per client p50 / p99 / max | killed processes gone / restart to first listener | reconnect attempts | failed attempts by cause | failures (clients) | drops by cause | peak RSS holding | peak RSS restarted, in the storm |"
+echo "| server | clients | back | first drop to all back | outage per client p50 / p99 / max | killed processes gone (tcpms: not waited for) / restart to first listener | reconnect attempts | failed attempts by cause | failures (clients) | drops by cause | peak RSS holding | peak RSS restarted, in the storm |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 storm tcpms "$N" "$processes"
 if [ "$M" != 0 ]; then

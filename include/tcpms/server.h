@@ -38,6 +38,9 @@ struct ServerConfig {
   // False: refuse a port another process already listens on (SO_REUSEPORT would otherwise
   // share it silently). True for worker processes, which share their supervisor's ports.
   bool shared_ports = false;
+  // Unshared ports: how long to wait for a port held by processes that are exiting (a server
+  // killed with -9 still closing its sockets) before giving up. A live holder fails at once.
+  uint32_t port_wait_ms = 0;
   LoopConfig loop;
 };
 

@@ -107,6 +107,7 @@ std::string AdminServer::start() {
   // Never share the port with another process (SO_REUSEPORT), but for the supervisor's
   // reservation of it.
   sc.shared_ports = config_.shared_port;
+  sc.port_wait_ms = config_.port_wait_ms;
   sc.loop.output_high_water_bytes = 4 << 20;
   sc.loop.output_low_water_bytes = 1 << 20;
   engine_ = std::make_unique<Server>(sc);

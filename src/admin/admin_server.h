@@ -45,6 +45,7 @@ struct AdminConfig {
   // The port is shared (SO_REUSEPORT) with the supervisor's reservation, which keeps it while
   // the worker serving it restarts; the supervisor checked before forking that nobody else had it.
   bool shared_port = false;
+  uint32_t port_wait_ms = 0;  // ServerConfig::port_wait_ms, for an unshared port
 };
 
 class AdminServer {

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "net/handover_frame.h"
+#include "handover/handover_frame.h"
 #include "tcpms/unique_fd.h"
 
 namespace tcpms::net {

@@ -3,9 +3,11 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <chrono>
 #include <stdexcept>
 #include <string>
 
+#include "net/port_holder.h"
 #include "net/socket.h"
 #include "net/transport.h"
 
@@ -93,10 +95,12 @@ std::string Server::start() {
       if (transport) transport->listen_address = at.to_string();
     }
     if (!config_.shared_ports && inherited.empty()) {
-      if (int err = net::probe_port_free(at); err != 0) {
+      std::string holder;
+      if (int err = net::wait_port_free(at, std::chrono::milliseconds(config_.port_wait_ms), holder);
+          err != 0) {
         loops_.clear();
         return "cannot listen on " + at.to_string() + ": bind: " + net::errno_text(err) +
-               (err == EADDRINUSE ? " (another process has this port; pick another with --listen)"
+               (err == EADDRINUSE ? " (held by " + holder + "; pick another port with --listen)"
                                   : "");
       }
     }

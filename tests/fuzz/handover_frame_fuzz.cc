@@ -1,4 +1,4 @@
-// libFuzzer target for the upgrade handover's frames (src/net/handover_frame.h): they come
+// libFuzzer target for the upgrade handover's frames (src/proto/handover/handover_frame.h): they come
 // from another process, possibly another release, so they are decoded as untrusted input.
 //
 // Invariants checked (a violation aborts, which libFuzzer reports as a crash):
@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "net/handover_frame.h"
+#include "handover/handover_frame.h"
 
 namespace {
 void check(bool ok) {

@@ -1,6 +1,6 @@
 """A stand-in for the new process of an upgrade handover (docs/upgrade.md), started by a
 running tcpms-server on SIGUSR2 when upgrade.binary names it. It speaks the handover frames
-(src/net/handover_frame.h) on the socket TCPMS_HANDOVER_FD names and misbehaves as
+(src/proto/handover/handover_frame.h) on the socket TCPMS_HANDOVER_FD names and misbehaves as
 HANDOVER_FAKE says:
 
   die-after-listeners   take the listeners, receive the first batch, exit without answering

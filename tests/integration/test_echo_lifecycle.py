@@ -107,5 +107,7 @@ def test_port_in_use_exits_69_and_says_so(which):
         out = r.stdout + r.stderr
         assert r.returncode == 69, (r.returncode, out)
         assert str(port) in out and "in use" in out.lower(), out
+        # Named, and refused at once: a live holder is not waited for (port_wait_ms).
+        assert f"held by pid {os.getpid()} (" in out and "waiting up to" not in out, out
     finally:
         taken.close()

@@ -8,8 +8,9 @@ import threading
 import time
 
 import paho.mqtt.client as mqtt
+import pytest
 
-from tcpms_harness import Server, echo_all, open_clients, close_all, raise_nofile_limit, payload
+from tcpms_harness import Server, binary, echo_all, open_clients, close_all, raise_nofile_limit, payload
 
 
 def children(pid):
@@ -76,8 +77,84 @@ def test_port_in_use_is_refused_before_forking():
         proc = subprocess.run(
             [first.args[0], "--protocol", "echo", "--processes", "2", "--no-admin",
              "--listen", f"127.0.0.1:{first.port}"], capture_output=True, text=True, timeout=30)
-        assert proc.returncode == 69, proc.stdout + proc.stderr
-        assert "in use" in proc.stdout + proc.stderr
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 69, out
+        assert "in use" in out and f"held by pid {first.pid} (tcpms-server)" in out, out
+        assert "waiting up to" not in out, out  # a live holder is refused at once
+
+
+def kill_all_at_once(srv):
+    """SIGKILL to the supervisor and every worker, as a crash or an OOM kill of the unit
+    would; returns without waiting for the kernel to tear them down."""
+    for pid in [srv.pid] + children(srv.pid):
+        os.kill(pid, signal.SIGKILL)
+
+
+def test_restart_at_once_after_kill_9_serves_clients():
+    """bench/storm.sh's restart: a killed server's listeners hold the port until the kernel
+    has closed every socket of its processes; the new server started at once waits for that
+    (port_wait_ms) instead of failing with EADDRINUSE, on the admin port too."""
+    raise_nofile_limit()
+    with Server("--protocol", "echo", "--processes", "2", "--threads", "1") as old:
+        wait_until(lambda: len(children(old.pid)) == 2 and listeners(old.port) >= 2, 10,
+                   "2 workers listening")
+        # Connections for the kernel to tear down: they keep the old listeners a while.
+        socks = open_clients(old.port, 8000)
+        echo_all(socks[:100], [payload(i, 16) for i in range(100)])
+        kill_all_at_once(old)
+        with Server("--protocol", "echo", "--processes", "2", "--threads", "1",
+                    "--listen", f"127.0.0.1:{old.port}",
+                    "--admin-listen", f"127.0.0.1:{old.admin_port}", start_timeout=60) as new:
+            assert (new.port, new.admin_port) == (old.port, old.admin_port)
+            close_all(socks)
+            fresh = open_clients(new.port, 50)
+            echo_all(fresh, [payload(i, 16) for i in range(len(fresh))])
+            close_all(fresh)
+            assert new.admin("/healthz")[0] == 200
+        old.proc.wait(timeout=30)
+
+
+def test_port_held_by_a_listener_no_process_has_open_is_waited_for():
+    """What a killed process's listener is while the kernel closes it: a listening socket in
+    no process's descriptor table. Here one travels in a Unix socket message (SCM_RIGHTS),
+    so it stays exactly as long as the test wants: the server waits, then starts once the
+    socket is gone."""
+    import socket as sk
+    held = sk.socket(sk.AF_INET, sk.SOCK_STREAM)
+    held.setsockopt(sk.SOL_SOCKET, sk.SO_REUSEADDR, 1)
+    held.bind(("127.0.0.1", 0))
+    held.listen(1)
+    port = held.getsockname()[1]
+    a, b = sk.socketpair(sk.AF_UNIX, sk.SOCK_STREAM)
+    sk.send_fds(a, [b"x"], [held.fileno()])
+    held.close()  # now only the message in flight holds it
+    proc = subprocess.Popen(
+        [binary("tcpms-server"), "--protocol", "echo", "--processes", "2", "--threads", "1",
+         "--no-admin", "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "waiting up to" in line:
+                break
+        assert "waiting up to" in lines[-1], "".join(lines)
+        assert f"127.0.0.1:{port}" in lines[-1] and "no process has open" in lines[-1], lines[-1]
+        a.close()
+        b.close()  # the message and the listener in it go
+        for line in proc.stdout:
+            lines.append(line)
+            if "listening on" in line:
+                break
+        assert "listening on" in lines[-1], "".join(lines)
+        fresh = open_clients(port, 20)
+        echo_all(fresh, [payload(i, 16) for i in range(len(fresh))])
+        close_all(fresh)
+    finally:
+        a.close()
+        b.close()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
 
 
 def test_mqtt_publish_reaches_subscribers_on_every_worker():
@@ -119,5 +196,55 @@ def test_mqtt_publish_reaches_subscribers_on_every_worker():
             assert v[5] == big and v[6] == b"after"
         pub.loop_stop()
         for c in subs:
+            c.loop_stop()
+            c.disconnect()
+
+
+@pytest.mark.parametrize("waits", [True, False])
+def test_suback_waits_for_peers_setting_picks_the_path(waits):
+    """mqtt.suback_waits_for_peers: on, a SUBACK for a new filter is held until the other
+    worker has applied the interest update (counted in tcpms_routing_subacks_held_total);
+    off, it goes at once and nothing is ever held. Either way the subscription works."""
+    with Server("--protocol", "mqtt", "--processes", "2", "--threads", "1",
+                f"--mqtt-suback-waits-for-peers={'true' if waits else 'false'}") as srv:
+        srv.wait_for(lambda: srv.metrics().get("tcpms_mesh_links_up") == 2, what="the mesh up")
+        received = []
+        subs = []
+        for i in range(8):  # spread over both workers by the kernel
+            acked = threading.Event()
+            c = mqtt.Client(client_id=f"sub-{i}", clean_session=True)
+            c.on_subscribe = lambda *_a, ev=acked: ev.set()
+            c.on_message = lambda _c, _u, m: received.append(m.topic)
+            c.connect("127.0.0.1", srv.port)
+            c.loop_start()
+            c.subscribe(f"suback/{i}/#", qos=1)
+            assert acked.wait(15), f"no SUBACK for client {i}\n{srv.output()}"
+            subs.append(c)
+        held = srv.metrics()["tcpms_routing_subacks_held_total"]
+        if waits:
+            assert held >= 1, held
+        else:
+            assert held == 0, held
+        pub = mqtt.Client(client_id="pub", clean_session=True)
+        pub.connect("127.0.0.1", srv.port)
+        pub.loop_start()
+        if waits:
+            # The SUBACK's promise: a publish anywhere after it reaches the subscriber.
+            for i in range(8):
+                pub.publish(f"suback/{i}/x", b"m", qos=1).wait_for_publish()
+            wait_until(lambda: len(set(received)) == 8, 10, "every subscriber got its message")
+        else:
+            # No such promise (the trade the setting makes): the interest arrives a little
+            # later, so publish again to whoever has not had one yet.
+            for _ in range(100):
+                for i in range(8):
+                    if f"suback/{i}/x" not in received:
+                        pub.publish(f"suback/{i}/x", b"m", qos=1).wait_for_publish()
+                time.sleep(0.1)
+                if len(set(received)) == 8:
+                    break
+            assert len(set(received)) == 8, received
+        pub.loop_stop()
+        for c in subs + [pub]:
             c.loop_stop()
             c.disconnect()

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -32,6 +33,7 @@
 #include "handover_taker.h"
 #include "json_log_formatter.h"
 #include "listeners.h"
+#include "net/port_holder.h"
 #include "net/socket.h"
 #include "mqtt_push_target.h"
 #include "server_options.h"
@@ -176,6 +178,7 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
   config.threads = opt.threads ? opt.threads : std::max(1u, std::thread::hardware_concurrency());
   config.loop_index_base = role.index * config.threads;  // ConnIds name their worker too
   config.shared_ports = role.count > 1;
+  config.port_wait_ms = opt.port_wait_ms;
   config.max_connections = opt.max_connections ? opt.max_connections : default_max_connections();
   config.loop.idle_timeout_ms = opt.idle_timeout_s * 1000;
   config.loop.max_admitting = opt.max_pending_logins;
@@ -362,6 +365,7 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
     admin::AdminConfig ac;
     ac.listen = *admin_at;
     ac.bearer_token = opt.admin_token;
+    ac.port_wait_ms = opt.port_wait_ms;
     ac.limits.request_timeout_ms = opt.admin_request_timeout_ms;
     ac.limits.max_connections = opt.admin_max_connections;
     ac.limits.max_connections_per_source = opt.admin_max_connections_per_source;
@@ -517,6 +521,29 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
   return kExitOk;
 }
 
+// The supervisor's hold on a port its workers will share: refused if another process has
+// it (after waiting for one that is exiting: net/port_holder.h), else a bound SO_REUSEPORT
+// socket in `reservations`, and `at` gets the port chosen for port 0. Logs why not.
+bool reserve_shared_port(Endpoint& at, uint32_t port_wait_ms, const char* who, const char* flag,
+                         std::vector<UniqueFd>& reservations) {
+  std::string holder;
+  if (int busy = net::wait_port_free(at, std::chrono::milliseconds(port_wait_ms), holder); busy != 0) {
+    spdlog::critical("{}cannot listen on {}: {}{}", who, at.to_string(), net::errno_text(busy),
+                     busy == EADDRINUSE ? fmt::format(" (held by {}; pick another port with {})", holder, flag)
+                                        : std::string());
+    return false;
+  }
+  int err = 0;
+  UniqueFd reservation = net::reserve_port(at, err);
+  if (!reservation) {
+    spdlog::critical("{}cannot listen on {}: bind: {}", who, at.to_string(), net::errno_text(err));
+    return false;
+  }
+  if (!at.is_unix()) at.set_port(net::local_endpoint(reservation.get()).port());
+  reservations.push_back(std::move(reservation));
+  return true;
+}
+
 int run(int argc, char** argv) {
   ServerOptions opt;
   config::Settings settings("tcpms-server");
@@ -570,38 +597,13 @@ int run(int argc, char** argv) {
   // forking, and keep bound, non-listening SO_REUSEPORT sockets so the ports stay ours while
   // a worker restarts.
   std::vector<UniqueFd> reservations;
-  for (auto& l : listeners) {
-    int err = 0;
-    if (int busy = net::probe_port_free(l.at); busy != 0) {
-      spdlog::critical("cannot listen on {}: {}{}", l.at.to_string(), net::errno_text(busy),
-                       busy == EADDRINUSE ? " (another process has this port; pick another with --listen)" : "");
-      return kExitUnavailable;
-    }
-    UniqueFd reservation = net::reserve_port(l.at, err);
-    if (!reservation) {
-      spdlog::critical("cannot listen on {}: bind: {}", l.at.to_string(), net::errno_text(err));
-      return kExitUnavailable;
-    }
-    if (!l.at.is_unix()) l.at.set_port(net::local_endpoint(reservation.get()).port());
-    reservations.push_back(std::move(reservation));
-  }
+  for (auto& l : listeners)
+    if (!reserve_shared_port(l.at, opt.port_wait_ms, "", "--listen", reservations)) return kExitUnavailable;
   // The admin port too: worker 0 serves it for every worker, and it stays the server's while
   // worker 0 restarts.
-  if (admin_at && !admin_at->is_unix()) {
-    int err = 0;
-    if (int busy = net::probe_port_free(*admin_at); busy != 0) {
-      spdlog::critical("admin API: cannot listen on {}: {}{}", admin_at->to_string(), net::errno_text(busy),
-                       busy == EADDRINUSE ? " (another process has this port; pick another with --admin-listen)" : "");
-      return kExitUnavailable;
-    }
-    UniqueFd reservation = net::reserve_port(*admin_at, err);
-    if (!reservation) {
-      spdlog::critical("admin API: cannot listen on {}: bind: {}", admin_at->to_string(), net::errno_text(err));
-      return kExitUnavailable;
-    }
-    admin_at->set_port(net::local_endpoint(reservation.get()).port());
-    reservations.push_back(std::move(reservation));
-  }
+  if (admin_at && !admin_at->is_unix() &&
+      !reserve_shared_port(*admin_at, opt.port_wait_ms, "admin API: ", "--admin-listen", reservations))
+    return kExitUnavailable;
   write_pid(opt);
   WorkerRole role{0, opt.processes, std::to_string(::getpid())};
   workers::SupervisorConfig sup;

@@ -43,6 +43,7 @@ struct ServerOptions {
   uint32_t idle_timeout_s = 0;           // 0: none
   uint32_t max_pending_logins = 1000;    // per loop; LoopConfig::max_admitting
   uint32_t drain_timeout_ms = 5000;
+  uint32_t port_wait_ms = 30000;         // a port held by a killed server still closing its sockets
   uint64_t output_high_water = 1 << 20;
   uint64_t output_hard_limit = 64 << 20;
   std::string log_level = "info";

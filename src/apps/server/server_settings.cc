@@ -112,6 +112,12 @@ void declare_settings(config::Settings& s, ServerOptions& o) {
         "through, and newcomers wait in the kernel's accept queue, where no deadline runs: a "
         "reconnect storm is served at the rate logins complete instead of being cut at the "
         "connect deadline. Silent sockets do not count (0: no limit)");
+  s.add("port_wait_ms", o.port_wait_ms,
+        "At start-up, how long to wait for a listening port (the admin port too) held by "
+        "processes that are exiting: a server killed with -9 keeps its port until the kernel "
+        "has closed all its sockets, seconds with many connections. A live process holding "
+        "the port fails the start at once, naming it (0: never wait)")
+      .range(0u, 600000u);
   s.add("drain_timeout_ms", o.drain_timeout_ms,
         "On SIGTERM/SIGINT, how long to let connections flush before closing what is left")
       .live();  // read by main only when the signal comes

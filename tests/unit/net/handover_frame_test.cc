@@ -1,6 +1,6 @@
-// The upgrade handover's frames (src/net/handover_frame.h): round trips, version
+// The upgrade handover's frames (src/proto/handover/handover_frame.h): round trips, version
 // negotiation, and refusals of what another process could send wrong.
-#include "net/handover_frame.h"
+#include "handover/handover_frame.h"
 
 #include <gtest/gtest.h>
 

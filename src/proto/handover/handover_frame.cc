@@ -1,6 +1,6 @@
 // The upgrade handover's frames: encoding and a decoder that treats every byte as untrusted
 // (the other end may be another release, or not tcpms at all).
-#include "net/handover_frame.h"
+#include "handover/handover_frame.h"
 
 #include <type_traits>
 
