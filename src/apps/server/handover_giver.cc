@@ -23,10 +23,16 @@ void set_accepting_everywhere(Server& server, bool on) {
     run_on_loop(server.loop(i), [on](EventLoop& loop) { loop.set_accepting(on); });
 }
 
+void hold_input_everywhere(Server& server, bool hold) {
+  for (size_t i = 0; i < server.loop_count(); ++i)
+    run_on_loop(server.loop(i), [hold](EventLoop& loop) { loop.hold_input_for_handover(hold); });
+}
+
 // The successor did not say Done: if it took nothing it is stopped (it holds only copies of
 // our listeners); if it took connections it keeps serving them, and we serve the rest.
 void give_up(GiverOutcome& out, Server& server, pid_t pid, bool listeners_taken) {
   set_accepting_everywhere(server, true);
+  hold_input_everywhere(server, false);
   if (out.handed == 0 && pid > 0) {
     // A successor told why (a Refuse) gets a moment to log it and exit by itself.
     for (int i = 0; i < 100 && ::waitpid(pid, nullptr, WNOHANG) == 0; ++i) ::usleep(10000);
@@ -154,6 +160,11 @@ GiverOutcome give_everything(Server& server, const GiverConfig& config,
   set_accepting_everywhere(server, false);
   spdlog::info("SIGUSR2: the new process (pid {}) accepts; handing over connections", s.pid);
 
+  // No loop reads from here on (a protocol that needs it holds its input): every loop is held
+  // before the first connection is parked, so nothing a client still here sends can reach a
+  // connection already parked or gone. Tasks one loop posted to another before it was held
+  // run before that loop's first park (each loop's tasks run in order).
+  hold_input_everywhere(server, true);
   uint32_t sequence = 1;
   for (size_t i = 0; i < server.loop_count(); ++i) {
     uint32_t cursor = 0;
