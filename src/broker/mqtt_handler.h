@@ -112,6 +112,11 @@ class MqttHandler final : public Handler {
   // Server is stopping: a 5.0 client hears DISCONNECT 0x8B first.
   Action on_shutdown(Connection& conn) override;
   void on_close(Connection& conn, CloseReason reason) override;
+  // The upgrade handover (upgrade_handover.cc, docs/upgrade.md).
+  bool export_state(Connection& conn, std::string& state) override;
+  bool import_state(Connection& conn, ByteView state) override;
+  void on_handed_over(Connection& conn) override;
+  void hold_input_for_handover(bool hold) override;
 
   EventLoop& loop() noexcept { return loop_; }
   const BrokerStats& stats() const noexcept { return stats_; }
@@ -229,6 +234,9 @@ class MqttHandler final : public Handler {
   // image does not decode.
   bool install_image(Session& s, const std::string& image);
   std::string encode_image(Session& s);
+  // The session as an image; queued messages past `max_bytes` (all of the image) are left
+  // out, counted and logged.
+  SessionImage image_of(Session& s, size_t max_bytes);
   void import_image(Session& s, SessionImage& image);
 
   // --- PUBLISH and acknowledgements from the client (inbound.cc) ---
@@ -412,6 +420,10 @@ class MqttHandler final : public Handler {
   // Set by a SUBSCRIBE whose SUBACK is held: process() leaves what follows it to the engine
   // (reading paused) until the SUBACK has gone.
   bool stop_after_packet_ = false;
+  // The upgrade handover holds all input (hold_input_for_handover): the connections whose
+  // bytes were kept meanwhile, presented again if it is rolled back.
+  bool held_for_handover_ = false;
+  std::vector<ConnId> held_conns_;
   // Persistence (null without persistence.dir): this loop's link to the store, and, under
   // every-message sync, the output held until durable.
   std::unique_ptr<SessionStore> store_;

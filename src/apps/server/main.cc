@@ -138,10 +138,30 @@ struct StartUp {
 std::string handover_unsupported(const ServerOptions& opt, const WorkerRole& role) {
   if (role.count > 1)
     return "the upgrade handover with processes > 1 is not implemented yet (issue 19)";
-  if (opt.protocol != "echo")
-    return "the upgrade handover of " + opt.protocol + " connections (their sessions) is not "
-           "implemented yet (issue 19); only echo connections move";
+  if (opt.protocol != "echo" && opt.protocol != "mqtt")
+    return "the upgrade handover of " + opt.protocol + " connections is not implemented";
+  if (opt.protocol == "mqtt" && !opt.cluster_redis.empty())
+    return "the upgrade handover of a cluster node (its routes and leases) is not implemented "
+           "yet (issue 19)";
+  if (opt.protocol == "mqtt" && !opt.persistence_dir.empty())
+    return "the upgrade handover of MQTT with persistence.dir (two processes on one store) is "
+           "not implemented yet (issue 19)";
   return {};
+}
+
+// MQTT state that is on no connection and would not travel (docs/upgrade.md): offline
+// sessions (with their queued messages and delayed wills) and retained messages ($SYS/ ones
+// aside: the new process publishes its own). "" when there is none.
+std::string mqtt_state_left_behind(const broker::Broker& b) {
+  const int64_t offline = b.totals().sessions_offline;
+  size_t retained = 0;
+  b.for_each_retained([&](const broker::Message& m) {
+    if (!as_chars(m.topic.view()).starts_with("$SYS")) ++retained;
+  });
+  if (offline == 0 && retained == 0) return {};
+  return fmt::format("{} offline session(s) and {} retained message(s) would be lost: moving "
+                     "state that is on no connection is not implemented yet (issue 19)",
+                     offline, retained);
 }
 
 void write_pid(const ServerOptions& opt) {
@@ -454,6 +474,10 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
         spdlog::error("SIGUSR2: {}; nothing changed, this process keeps serving", why);
         continue;
       }
+      if (std::string why = mqtt ? mqtt_state_left_behind(*mqtt_broker) : ""; !why.empty()) {
+        spdlog::error("SIGUSR2: {}; nothing changed, this process keeps serving", why);
+        continue;
+      }
       GiverConfig gc;
       gc.binary = opt.upgrade_binary.empty() ? start_up.binary : opt.upgrade_binary;
       gc.argv = start_up.argv;
@@ -469,6 +493,17 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
       });
       if (!outcome.completed) continue;  // logged; we serve on
       handed_over = true;
+      if (mqtt) {
+        // Input stays held here (hold_input_for_handover): what did not move (a CONNECT being
+        // decided, a paused reader, TLS, WebSocket) is closed now, 5.0 clients with
+        // DISCONNECT 0x8B (server shutting down); nothing they sent since the handover began
+        // was read, so nothing of it was acknowledged, and they reconnect to the new process.
+        spdlog::info("SIGUSR2: handed over: pid {} has the listeners and {} connection(s); "
+                     "closing the {} that could not move", outcome.successor, outcome.handed,
+                     server.connection_count());
+        server.drain(std::chrono::milliseconds(opt.drain_timeout_ms));
+        break;
+      }
       spdlog::info("SIGUSR2: handed over: pid {} has the listeners and {} connection(s); {} "
                    "stay here until they close", outcome.successor, outcome.handed,
                    server.connection_count());

@@ -1,0 +1,111 @@
+"""The upgrade handover of MQTT (SIGUSR2, `tcpms-server --upgrade`; docs/upgrade.md): every
+connected client keeps its TCP connection and its session: subscriptions (5.0 Subscription
+Identifiers too), the QoS 1 message in flight, its inbound Topic Aliases, its keep-alive. Raw
+sockets, so that a reconnect could not hide: one socket per client from start to end."""
+import signal
+import subprocess
+
+from mqtt_raw import (CONNACK, DISCONNECT_PACKET, PUBACK, PUBLISH, RawClient, ack_packet,
+                      connected, mqtt_server)
+from tcpms_harness import binary
+from test_mqtt_13_v5 import V5, ack5, opts, p_u16, p_u32, publish5
+from test_upgrade_handover import TIMEOUT, read_pid, stop_pid, wait_until
+
+
+def upgrade(pid_file):
+    return subprocess.run([binary("tcpms-server"), "--upgrade", "--pid-file", pid_file],
+                          capture_output=True, text=True, timeout=TIMEOUT)
+
+
+def sub_ids(pub):
+    return [v for k, v in pub.props if k == 0x0B]
+
+
+def test_mqtt_clients_keep_their_connections_and_sessions_across_an_upgrade(tmp_path):
+    pid_file = str(tmp_path / "tcpms.pid")
+    # A window of 1: a message after the upgrade can reach the 3.1.1 subscriber only once the
+    # one in flight before it is acknowledged, so the window itself must have moved.
+    with mqtt_server("--threads", "2", "--pid-file", pid_file, "--upgrade-batch", "2",
+                     "--max-inflight", "1") as srv:
+        wait_until(lambda: read_pid(pid_file) == srv.pid, "the pid file")
+        sub311 = connected(srv.port, "sub311", clean=False)
+        assert sub311.subscribe([("t/#", 1)]) == [1]
+        sub5 = V5(srv.port)
+        _, code, _ = sub5.connect5("sub5", clean=False, props=p_u32(0x11, 600))
+        assert code == 0
+        assert sub5.sub5([("t/#", opts(1))], props=b"\x0b\x07") == [1]  # Subscription Id 7
+        pub5 = V5(srv.port)
+        assert pub5.connect5("pub5")[1] == 0
+        ka = connected(srv.port, "ka", keepalive=8)  # closed 12 s after its last packet
+
+        # Topic Alias 3 defined before the upgrade.
+        pub5.send(publish5("t/a", b"before", qos=1, pid=1, props=p_u16(0x23, 3)))
+        assert pub5.ack_code(PUBACK) == (1, 0)
+        before = sub311.expect(PUBLISH)
+        assert (before.topic, before.payload, before.qos) == ("t/a", b"before", 1)
+        # ... left unacknowledged: in flight across the upgrade.
+        got = sub5.read_pub()
+        assert (got.topic, got.payload, sub_ids(got)) == ("t/a", b"before", [7])
+        sub5.send(ack5(PUBACK, got.pid))
+        ka.ping()
+        idle = RawClient(srv.port)  # connected, no CONNECT yet
+
+        up = upgrade(pid_file)
+        assert up.returncode == 0, up.stdout + up.stderr
+        new_pid = read_pid(pid_file)
+        assert new_pid not in (0, srv.pid)
+        try:
+            assert srv.proc.wait(timeout=TIMEOUT) == 0
+            out = srv.output()
+            assert "handover: took the listeners and 5 connection(s)" in out, out
+            # The alias is known to the new process: a publish by alias alone is routed.
+            pub5.send(publish5("", b"after", qos=1, pid=2, props=p_u16(0x23, 3)))
+            assert pub5.ack_code(PUBACK) == (2, 0)
+            got = sub5.read_pub()
+            assert (got.topic, got.payload, sub_ids(got)) == ("t/a", b"after", [7])
+            sub5.send(ack5(PUBACK, got.pid))
+            # The 3.1.1 subscriber's window is full with the message from before: it gets the
+            # new one after acknowledging that one, on the same socket.
+            sub311.expect_nothing(0.5)
+            sub311.send(ack_packet(PUBACK, before.pid))
+            after = sub311.expect(PUBLISH)
+            assert (after.topic, after.payload, after.dup) == ("t/a", b"after", False)
+            assert after.pid != before.pid
+            sub311.send(ack_packet(PUBACK, after.pid))
+            # The client that had not sent its CONNECT yet does it now, to the new process.
+            idle.connect("idle")
+            idle.ping()
+            # Keep-alive still enforced: ka answers while it pings, is closed once it stops.
+            ka.ping()
+            ka.expect_closed(timeout=TIMEOUT + 12)
+            # The session is the same session: a reconnect finds it present.
+            sub311.send(DISCONNECT_PACKET)
+            sub311.expect_closed()
+            again = RawClient(srv.port)
+            present, rc = again.connect("sub311", clean=False)
+            assert (present, rc) == (True, 0)
+            again.close()
+        finally:
+            for c in (sub311, sub5, pub5, ka, idle):
+                c.close()
+            stop_pid(new_pid)
+
+
+def test_an_upgrade_that_would_lose_offline_sessions_or_retained_messages_is_refused(tmp_path):
+    pid_file = str(tmp_path / "tcpms.pid")
+    with mqtt_server("--threads", "1", "--pid-file", pid_file) as srv:
+        wait_until(lambda: read_pid(pid_file) == srv.pid, "the pid file")
+        off = connected(srv.port, "off", clean=False)
+        off.subscribe([("q/#", 1)])
+        off.send(DISCONNECT_PACKET)
+        off.expect_closed()
+        live = connected(srv.port, "live")
+        srv.proc.send_signal(signal.SIGUSR2)
+        srv.wait_for(lambda: "would be lost" in srv.output(), timeout=TIMEOUT, what="the refusal")
+        assert "1 offline session(s)" in srv.output()
+        assert srv.proc.poll() is None
+        live.ping()  # still served, same socket
+        back = RawClient(srv.port)
+        assert back.connect("off", clean=False) == (True, 0)
+        back.close()
+        live.close()
