@@ -5,11 +5,11 @@ sockets, so that a reconnect could not hide: one socket per client from start to
 import signal
 import subprocess
 
-from mqtt_raw import (CONNACK, DISCONNECT_PACKET, PUBACK, PUBLISH, RawClient, ack_packet,
-                      connected, mqtt_server)
+from mqtt_raw import (DISCONNECT_PACKET, PUBACK, PUBLISH, RawClient, ack_packet, connected,
+                      mqtt_server, publish_packet)
 from tcpms_harness import binary
 from test_mqtt_13_v5 import V5, ack5, opts, p_u16, p_u32, publish5
-from test_upgrade_handover import TIMEOUT, read_pid, stop_pid, wait_until
+from test_upgrade_handover import TIMEOUT, fake_successor, read_pid, stop_pid, wait_until
 
 
 def upgrade(pid_file):
@@ -109,3 +109,33 @@ def test_an_upgrade_that_would_lose_offline_sessions_or_retained_messages_is_ref
         assert back.connect("off", clean=False) == (True, 0)
         back.close()
         live.close()
+
+
+def test_a_publish_held_during_a_failed_upgrade_is_read_and_delivered_after_the_rollback(tmp_path):
+    """While connections move nothing is read (so no publish can reach a subscriber already
+    gone); if the new process dies, what was held is read then, on the same sockets."""
+    release = tmp_path / "release"
+    with mqtt_server("--threads", "1", "--upgrade-batch", "1",
+                     "--upgrade-binary", fake_successor(tmp_path),
+                     env={"HANDOVER_FAKE": "die-after-listeners",
+                          "HANDOVER_FAKE_RELEASE": str(release)}) as srv:
+        sub = connected(srv.port, "sub", clean=False)  # the first slot: the parked batch
+        assert sub.subscribe([("h/#", 1)]) == [1]
+        pub = connected(srv.port, "pub")
+        srv.proc.send_signal(signal.SIGUSR2)
+        srv.wait_for(lambda: "got frame kind 6 with 1 descriptors" in srv.output(),
+                     timeout=TIMEOUT, what="the first batch to be parked")
+        pub.send(publish_packet("h/1", b"held", qos=1, pid=5))
+        pub.expect_nothing(0.5)  # held: not read, so not acknowledged
+        release.write_text("go")
+        srv.wait_for(lambda: "handover stopped" in srv.output(), timeout=TIMEOUT,
+                     what="the rollback")
+        assert pub.expect(PUBACK).pid == 5
+        got = sub.expect(PUBLISH)
+        assert (got.topic, got.payload, got.qos) == ("h/1", b"held", 1)
+        sub.send(ack_packet(PUBACK, got.pid))
+        pub.publish("h/2", b"after", qos=1, pid=6)
+        assert sub.expect(PUBLISH).payload == b"after"
+        assert srv.proc.poll() is None
+        sub.close()
+        pub.close()
