@@ -139,3 +139,54 @@ def test_a_publish_held_during_a_failed_upgrade_is_read_and_delivered_after_the_
         assert srv.proc.poll() is None
         sub.close()
         pub.close()
+
+
+def test_tls_clients_stay_behind_and_are_told_the_server_is_shutting_down(tmp_path):
+    """A TLS connection cannot move (its state is OpenSSL's): once the others have moved, the
+    old process closes it, a 5.0 client hearing DISCONNECT 0x8B, and it reconnects to the new
+    process on the same port."""
+    import socket
+    import ssl
+
+    from tls_certs import Pki
+    pki = Pki()
+    try:
+        conf = tmp_path / "tcpms.toml"
+        conf.write_text(f"""
+listen = "127.0.0.1:0"
+[[listeners]]
+bind = "127.0.0.1:0"
+tls.cert_file = "{pki.server_cert}"
+tls.key_file = "{pki.server_key}"
+""")
+        pid_file = str(tmp_path / "tcpms.pid")
+        ctx = ssl.create_default_context(cafile=pki.ca.cert)
+
+        def tls_v5(port):
+            return V5.over(ctx.wrap_socket(socket.create_connection(("127.0.0.1", port),
+                                                                    timeout=TIMEOUT),
+                                           server_hostname="localhost"))
+
+        with mqtt_server("--config", str(conf), "--threads", "1", "--pid-file", pid_file) as srv:
+            wait_until(lambda: read_pid(pid_file) == srv.pid, "the pid file")
+            tls_port = srv.port_of("tls")
+            plain = connected(srv.port, "plain")
+            behind = tls_v5(tls_port)
+            assert behind.connect5("behind")[1] == 0
+            up = upgrade(pid_file)
+            assert up.returncode == 0, up.stdout + up.stderr
+            new_pid = read_pid(pid_file)
+            try:
+                assert behind.expect_disconnect(TIMEOUT) == 0x8B  # server shutting down
+                assert srv.proc.wait(timeout=TIMEOUT) == 0
+                assert "closing the 1 that could not move" in srv.output()
+                plain.ping()  # moved: same socket, served by the new process
+                again = tls_v5(tls_port)
+                assert again.connect5("behind")[1] == 0
+                again.close()
+            finally:
+                plain.close()
+                behind.close()
+                stop_pid(new_pid)
+    finally:
+        pki.cleanup()
