@@ -69,4 +69,44 @@ struct ConnectionImageResult {
 };
 ConnectionImageResult decode_connection_image(ByteView bytes, uint64_t now_ms);
 
+// Items of the handover's State frame (src/net/handover_frame.h): what is on no connection,
+// first byte its kind, second its version (1):
+//   'R' retained: str16 topic, str32 payload, str32 properties, u8 qos, u32 expiry left ms
+//   'S' offline session: str16 client id, u64 ms until it expires (0: never), u8 delayed will
+//       (0 none, 1 yes, 3 yes with retain) [will as in a connection image], u64 ms until the
+//       delayed will goes out, str32 session image
+inline constexpr char kRetainedItem = 'R';
+inline constexpr char kOfflineSessionItem = 'S';
+inline constexpr uint8_t kUpgradeItemVersion = 1;
+
+struct RetainedImage {
+  std::string topic;
+  std::string payload;
+  std::string props;  // forwarded 5.0 properties
+  mqtt::QoS qos = mqtt::QoS::k0;
+  uint32_t expiry_left_ms = 0;  // 0: none
+};
+void encode_retained_item(const RetainedImage& image, std::string& out);
+struct RetainedItemResult {
+  RetainedImage image;
+  const char* error = nullptr;
+  bool ok() const noexcept { return error == nullptr; }
+};
+RetainedItemResult decode_retained_item(ByteView bytes);
+
+struct OfflineSessionImage {
+  std::string client_id;
+  uint64_t expires_in_ms = 0;  // 5.0: until the session expires; 0: never
+  std::optional<WillImage> delayed_will;
+  uint64_t will_in_ms = 0;
+  SessionImage session;
+};
+void encode_offline_item(const OfflineSessionImage& image, std::string& out, uint64_t now_ms);
+struct OfflineItemResult {
+  OfflineSessionImage image;
+  const char* error = nullptr;
+  bool ok() const noexcept { return error == nullptr; }
+};
+OfflineItemResult decode_offline_item(ByteView bytes, uint64_t now_ms);
+
 }  // namespace tcpms::broker

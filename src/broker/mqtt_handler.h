@@ -117,6 +117,11 @@ class MqttHandler final : public Handler {
   bool import_state(Connection& conn, ByteView state) override;
   void on_handed_over(Connection& conn) override;
   void hold_input_for_handover(bool hold) override;
+  // The upgrade handover's state on no connection (State frame items, connection_image.h):
+  // this loop's offline sessions appended to `items`; one installed here (decoded here; false
+  // when refused).
+  void export_offline_sessions(std::vector<std::string>& items);
+  bool import_offline_session(ByteView item);
 
   EventLoop& loop() noexcept { return loop_; }
   const BrokerStats& stats() const noexcept { return stats_; }
@@ -442,6 +447,11 @@ class MqttHandler final : public Handler {
   std::unordered_map<uint64_t, HandOff> handoffs_;
   uint64_t next_handoff_ = 1;
 };
+
+// The upgrade handover's State items for the retained messages ($SYS/ aside: the new process
+// publishes its own), and installing one (false when refused). Any thread.
+void export_retained(const Broker& broker, std::vector<std::string>& items);
+bool import_retained(Broker& broker, ByteView item);
 
 // The first byte of Connection::user_data says what it points to.
 inline ConnStateKind kind_of(void* user) { return *static_cast<const ConnStateKind*>(user); }

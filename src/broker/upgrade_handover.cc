@@ -18,12 +18,33 @@
 namespace tcpms::broker {
 
 namespace {
+
 std::string copy(const SharedBytes& b) { return std::string(as_chars(b.view())); }
+SharedBytes shared(const std::string& s) { return SharedBytes::copy_of(as_bytes(s)); }
+
+WillImage image_of_will(const Will& w) {
+  return WillImage{w.qos, w.retain, copy(w.topic), copy(w.payload), copy(w.props), w.expiry_s,
+                   w.delay_s};
+}
+
+std::unique_ptr<Will> will_of_image(const WillImage& i) {
+  auto w = std::make_unique<Will>();
+  w->topic = shared(i.topic);
+  w->payload = shared(i.payload);
+  w->qos = i.qos;
+  w->retain = i.retain;
+  if (!i.props.empty()) w->props = shared(i.props);
+  w->expiry_s = i.expiry_s;
+  w->delay_s = i.delay_s;
+  return w;
+}
+
 }  // namespace
 
 void MqttHandler::hold_input_for_handover(bool hold) {
   held_for_handover_ = hold;
   if (hold) return;
+  run_offline_timers();  // those that came due while held
   // Rolled back: what the held connections sent meanwhile is read now.
   for (ConnId id : held_conns_) {
     Connection* c = loop_.find(id);
@@ -55,11 +76,7 @@ bool MqttHandler::export_state(Connection& c, std::string& state) {
     img.max_packet_size = x.max_packet_size;
     img.receive_maximum = x.receive_maximum;
     img.username = x.username;
-    if (x.will) {
-      const Will& w = *x.will;
-      img.will = WillImage{w.qos, w.retain, copy(w.topic), copy(w.payload), copy(w.props),
-                           w.expiry_s, w.delay_s};
-    }
+    if (x.will) img.will = image_of_will(*x.will);
     if (x.topic_aliases)
       for (const SharedBytes& t : *x.topic_aliases) img.topic_aliases.push_back(copy(t));
   }
@@ -94,17 +111,7 @@ bool MqttHandler::import_state(Connection& c, ByteView state) {
   s.clean = img.clean;
   s.disconnected = false;
   s.connected_since_s = img.connected_since_s;
-  if (img.will) {
-    auto w = std::make_unique<Will>();
-    w->topic = SharedBytes::copy_of(as_bytes(img.will->topic));
-    w->payload = SharedBytes::copy_of(as_bytes(img.will->payload));
-    w->qos = img.will->qos;
-    w->retain = img.will->retain;
-    if (!img.will->props.empty()) w->props = SharedBytes::copy_of(as_bytes(img.will->props));
-    w->expiry_s = img.will->expiry_s;
-    w->delay_s = img.will->delay_s;
-    s.set_will(std::move(w));
-  }
+  if (img.will) s.set_will(will_of_image(*img.will));
   s.set_username(std::move(img.username));
   if (s.is_v5() || s.extra) {
     SessionExtra& x = s.extra_ref();
@@ -147,6 +154,95 @@ void MqttHandler::on_handed_over(Connection& c) {
   stats_.sessions_connected.sub();
   stats_.sessions_exported.add();
   discard_session(s);
+}
+
+void MqttHandler::export_offline_sessions(std::vector<std::string>& items) {
+  std::vector<Session*> here;
+  broker_.registry().for_each_owned_by(loop_.index(), [&](const RegistryEntry& e) {
+    if (e.session != nullptr && !e.in_transit) here.push_back(e.session);
+  });
+  const uint64_t now = steady_ms();
+  for (Session* s : here) {
+    if (!s->offline) continue;  // connected ones moved (or stayed) with their connection
+    OfflineSessionImage img;
+    img.client_id = std::string(s->client_id());
+    if (s->extra && s->is_v5()) {
+      const SessionExtra& x = *s->extra;
+      // Time left, not deadlines: each process has its own steady clock. Due: 1 ms.
+      if (x.expires_at_ms != 0) img.expires_in_ms = x.expires_at_ms > now ? x.expires_at_ms - now : 1;
+      if (x.delayed_will) {
+        img.delayed_will = image_of_will(*x.delayed_will);
+        if (x.will_at_ms != 0) img.will_in_ms = x.will_at_ms > now ? x.will_at_ms - now : 1;
+      }
+    }
+    img.session = image_of(*s, SIZE_MAX);
+    std::string item;
+    encode_offline_item(img, item, now);
+    items.push_back(std::move(item));
+  }
+}
+
+bool MqttHandler::import_offline_session(ByteView item) {
+  OfflineItemResult d = decode_offline_item(item, steady_ms());
+  if (!d.ok()) {
+    stats_.session_images_bad.add();
+    spdlog::warn("upgrade: an offline session refused: {}", d.error);
+    return false;
+  }
+  OfflineSessionImage& img = d.image;
+  Session* fresh = nullptr;
+  auto claim = broker_.registry().claim(img.client_id, loop_.index(), ConnId{}, [&] {
+    fresh = new Session(img.client_id);
+    return fresh;
+  });
+  if (claim.kind != ClientRegistry::ClaimKind::kCreated) {
+    spdlog::warn("upgrade: offline session '{}' refused: the id has a session here", img.client_id);
+    return false;
+  }
+  Session& s = *fresh;
+  import_image(s, img.session);
+  stats_.sessions_imported.add();
+  s.offline = true;
+  stats_.sessions_offline.add();
+  if (s.is_v5()) {
+    SessionExtra& x = s.extra_ref();
+    const uint64_t now = steady_ms();
+    x.expires_at_ms = img.expires_in_ms != 0 ? now + img.expires_in_ms : 0;
+    if (img.delayed_will) {
+      x.delayed_will = will_of_image(*img.delayed_will);
+      x.will_at_ms = img.will_in_ms != 0 ? now + img.will_in_ms : 0;
+    }
+    offline_timers_.arm(s);
+    arm_offline_loop_timer();
+  }
+  return true;
+}
+
+void export_retained(const Broker& broker, std::vector<std::string>& items) {
+  const uint64_t now = steady_ms();
+  broker.for_each_retained([&](const Message& m) {
+    if (is_sys_topic(as_chars(m.topic.view()))) return;
+    RetainedImage img{copy(m.topic), copy(m.payload), copy(m.props.wire), m.qos, 0};
+    if (m.props.expires_at_ms != 0)
+      img.expiry_left_ms = static_cast<uint32_t>(std::min<uint64_t>(
+          m.props.expires_at_ms > now ? m.props.expires_at_ms - now : 1, 0xFFFFFFFFu));
+    std::string item;
+    encode_retained_item(img, item);
+    items.push_back(std::move(item));
+  });
+}
+
+bool import_retained(Broker& broker, ByteView item) {
+  RetainedItemResult d = decode_retained_item(item);
+  if (!d.ok()) {
+    spdlog::warn("upgrade: a retained message refused: {}", d.error);
+    return false;
+  }
+  MessageProps props;
+  if (!d.image.props.empty()) props.wire = shared(d.image.props);
+  if (d.image.expiry_left_ms != 0) props.expires_at_ms = steady_ms() + d.image.expiry_left_ms;
+  broker.retained().set(shared(d.image.topic), shared(d.image.payload), d.image.qos, props);
+  return true;
 }
 
 }  // namespace tcpms::broker

@@ -1,4 +1,4 @@
-// libFuzzer target for decode_connection_image: the bytes come from another process (the one
+// libFuzzer target for decode_connection_image and the State frame's items: the bytes come from another process (the one
 // being replaced, in an upgrade handover), so they are decoded as untrusted input.
 //
 // Invariants checked (a violation aborts, which libFuzzer reports as a crash):
@@ -25,6 +25,33 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace tcpms;
   using namespace tcpms::broker;
   const ByteView in(reinterpret_cast<const std::byte*>(data), size);
+  // The State frame's items share the codec file; their first byte says which decoder.
+  if (size > 0 && data[0] == static_cast<uint8_t>(kRetainedItem)) {
+    RetainedItemResult ri = decode_retained_item(in);
+    if (!ri.ok()) {
+      check(ri.error != nullptr && ri.error[0] != '\0');
+      return 0;
+    }
+    std::string again;
+    encode_retained_item(ri.image, again);
+    check(again == std::string(reinterpret_cast<const char*>(data), size));
+    return 0;
+  }
+  if (size > 0 && data[0] == static_cast<uint8_t>(kOfflineSessionItem)) {
+    OfflineItemResult oi = decode_offline_item(in, kNow);
+    if (!oi.ok()) {
+      check(oi.error != nullptr && oi.error[0] != '\0');
+      return 0;
+    }
+    std::string again;
+    encode_offline_item(oi.image, again, kNow);
+    OfflineItemResult oi2 = decode_offline_item(as_bytes(again), kNow);
+    check(oi2.ok());
+    std::string third;
+    encode_offline_item(oi2.image, third, kNow);
+    check(third == again);
+    return 0;
+  }
   ConnectionImageResult r = decode_connection_image(in, kNow);
   if (!r.ok()) {
     check(r.error != nullptr && r.error[0] != '\0');

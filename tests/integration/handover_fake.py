@@ -46,7 +46,7 @@ def main():
         sock.sendall(b"\xff\xff\xff\xff this is no handover frame")
         sock.recv(1)  # until the server hangs up
         return
-    lowest, highest = (7, 9) if mode == "version" else (1, 1)
+    lowest, highest = (7, 9) if mode == "version" else (1, 2)  # 2: State, never sent here
     sock.sendall(frame(1, struct.pack("<HHI", lowest, highest, os.getpid())))
     version, kind, body, _ = receive(sock)
     if kind == 3:  # Refuse: u16 code, str16 reason

@@ -169,7 +169,7 @@ def test_a_new_process_without_a_common_version_is_refused_clearly(tmp_path):
         srv.wait_for(lambda: "handover stopped" in srv.output(), timeout=TIMEOUT,
                      what="the refusal")
         out = srv.output()
-        assert "speaks handover versions 7-9, this one 1-1: no version in common, refused" in out
+        assert "speaks handover versions 7-9, this one 1-2: no version in common, refused" in out
         # The new process hears why too (it is given a moment to say so before it is stopped).
         srv.wait_for(lambda: "handover fake: refused (1): the new process speaks handover "
                              "versions 7-9" in srv.output(), timeout=TIMEOUT,

@@ -2,6 +2,7 @@
 connected client keeps its TCP connection and its session: subscriptions (5.0 Subscription
 Identifiers too), the QoS 1 message in flight, its inbound Topic Aliases, its keep-alive. Raw
 sockets, so that a reconnect could not hide: one socket per client from start to end."""
+import json
 import signal
 import subprocess
 
@@ -15,6 +16,11 @@ from test_upgrade_handover import TIMEOUT, fake_successor, read_pid, stop_pid, w
 def upgrade(pid_file):
     return subprocess.run([binary("tcpms-server"), "--upgrade", "--pid-file", pid_file],
                           capture_output=True, text=True, timeout=TIMEOUT)
+
+
+def offline(srv, client_id):
+    status, body = srv.admin(f"/api/v1/clients/{client_id}")
+    return status == 200 and json.loads(body)["connected"] is False
 
 
 def sub_ids(pub):
@@ -91,24 +97,56 @@ def test_mqtt_clients_keep_their_connections_and_sessions_across_an_upgrade(tmp_
             stop_pid(new_pid)
 
 
-def test_an_upgrade_that_would_lose_offline_sessions_or_retained_messages_is_refused(tmp_path):
+def test_offline_sessions_retained_messages_and_delayed_wills_survive_an_upgrade(tmp_path):
+    """State on no connection travels too (State frames, handover version 2): a persistent
+    session whose client is away, with a QoS 1 message queued for it; a retained message; a
+    5.0 will waiting for its delay."""
     pid_file = str(tmp_path / "tcpms.pid")
-    with mqtt_server("--threads", "1", "--pid-file", pid_file) as srv:
+    with mqtt_server("--threads", "2", "--pid-file", pid_file) as srv:
         wait_until(lambda: read_pid(pid_file) == srv.pid, "the pid file")
-        off = connected(srv.port, "off", clean=False)
-        off.subscribe([("q/#", 1)])
-        off.send(DISCONNECT_PACKET)
-        off.expect_closed()
-        live = connected(srv.port, "live")
-        srv.proc.send_signal(signal.SIGUSR2)
-        srv.wait_for(lambda: "would be lost" in srv.output(), timeout=TIMEOUT, what="the refusal")
-        assert "1 offline session(s)" in srv.output()
-        assert srv.proc.poll() is None
-        live.ping()  # still served, same socket
-        back = RawClient(srv.port)
-        assert back.connect("off", clean=False) == (True, 0)
-        back.close()
-        live.close()
+        away = connected(srv.port, "away", clean=False)
+        assert away.subscribe([("q/#", 1)]) == [1]
+        away.send(DISCONNECT_PACKET)
+        away.expect_closed()
+        watcher = connected(srv.port, "watcher")
+        assert watcher.subscribe([("wills/#", 1)]) == [1]
+        pub = connected(srv.port, "pub")
+        pub.publish("q/1", b"queued while away", qos=1, pid=1)
+        pub.publish("r/1", b"kept", qos=1, pid=2, retain=True)
+        # Session Expiry 600 s, Will Delay 3 s; the socket closes without DISCONNECT.
+        dying = V5(srv.port)
+        assert dying.connect5("dying", clean=False, props=p_u32(0x11, 600),
+                              will=("wills/dying", b"gone", 1, False, p_u32(0x18, 3)))[1] == 0
+        dying.close()
+        wait_until(lambda: offline(srv, "dying"), "the 5.0 session to go offline")
+
+        up = upgrade(pid_file)
+        assert up.returncode == 0, up.stdout + up.stderr
+        new_pid = read_pid(pid_file)
+        try:
+            assert srv.proc.wait(timeout=TIMEOUT) == 0
+            assert "offline session(s) and retained message(s)" in srv.output()
+            # The delayed will goes out from the new process (the watcher moved there).
+            will = watcher.expect(PUBLISH, timeout=TIMEOUT)
+            assert (will.topic, will.payload) == ("wills/dying", b"gone")
+            watcher.send(ack_packet(PUBACK, will.pid))
+            # The away client finds its session and the message queued for it.
+            back = RawClient(srv.port)
+            assert back.connect("away", clean=False) == (True, 0)
+            got = back.expect(PUBLISH)
+            assert (got.topic, got.payload, got.qos) == ("q/1", b"queued while away", 1)
+            back.send(ack_packet(PUBACK, got.pid))
+            # The retained message is there for a new subscriber.
+            fresh = connected(srv.port, "fresh")
+            fresh.subscribe([("r/#", 0)])
+            kept = fresh.expect(PUBLISH)
+            assert (kept.topic, kept.payload, kept.retain) == ("r/1", b"kept", True)
+            back.close()
+            fresh.close()
+        finally:
+            watcher.close()
+            pub.close()
+            stop_pid(new_pid)
 
 
 def test_a_publish_held_during_a_failed_upgrade_is_read_and_delivered_after_the_rollback(tmp_path):

@@ -94,6 +94,36 @@ bool hand_batch(Server& server, EventLoop& loop, net::HandoverChannel& channel,
   return err.empty();
 }
 
+// The state on no connection, in State frames of at most kStateFrameBytes, each answered.
+// What the new process does not take is lost with this process: counted and logged.
+std::string send_state(net::HandoverChannel& channel, const GiverConfig& config,
+                       uint16_t version, uint32_t& sequence, GiverOutcome& out) {
+  constexpr size_t kStateFrameBytes = 16u << 20;
+  std::vector<std::string> items = config.state_items();
+  size_t next = 0, refused = 0;
+  while (next < items.size()) {
+    hf::State st;
+    st.sequence = sequence++;
+    size_t bytes = 0;
+    while (next < items.size() && (st.items.empty() || bytes + items[next].size() < kStateFrameBytes)) {
+      bytes += items[next].size() + 4;
+      st.items.push_back(std::move(items[next++]));
+    }
+    if (std::string e = channel.send(st, {}, version); !e.empty()) return e;
+    auto r = channel.receive(static_cast<int>(config.timeout_ms));
+    auto* t = r.ok() ? std::get_if<hf::Taken>(&r.frame) : nullptr;
+    if (!r.ok()) return r.error;
+    if (t == nullptr || t->sequence != st.sequence || t->taken.size() != st.items.size())
+      return "the answer does not match the state sent";
+    for (uint8_t v : t->taken) refused += v ? 0 : 1;
+  }
+  out.state_items = items.size();
+  if (refused != 0)
+    spdlog::error("SIGUSR2: the new process refused {} of {} item(s) of state on no connection; "
+                  "they are lost with this process", refused, items.size());
+  return {};
+}
+
 }  // namespace
 
 GiverOutcome give_everything(Server& server, const GiverConfig& config,
@@ -122,6 +152,13 @@ GiverOutcome give_everything(Server& server, const GiverConfig& config,
     out.error = fmt::format("the new process speaks handover versions {}-{}, this one {}-{}: no "
                             "version in common, refused", h->lowest, h->highest,
                             hf::kLowestVersion, hf::kHighestVersion);
+    channel.send(hf::Refuse{hf::RefuseCode::kVersion, out.error}, {});
+    give_up(out, server, s.pid, false);
+    return out;
+  }
+  if (config.state_items && version < 2) {
+    out.error = fmt::format("the new process speaks handover version {}, which cannot carry "
+                            "{} state on no connection (2 can), refused", version, config.protocol);
     channel.send(hf::Refuse{hf::RefuseCode::kVersion, out.error}, {});
     give_up(out, server, s.pid, false);
     return out;
@@ -174,6 +211,13 @@ GiverOutcome give_everything(Server& server, const GiverConfig& config,
         give_up(out, server, s.pid, true);
         return out;
       }
+    }
+  }
+  if (config.state_items) {
+    if (std::string e = send_state(channel, config, version, sequence, out); !e.empty()) {
+      out.error = "state: " + e;
+      give_up(out, server, s.pid, true);
+      return out;
     }
   }
   if (before_done) before_done();

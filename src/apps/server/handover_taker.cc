@@ -87,6 +87,15 @@ std::string HandoverTaker::take_connections(Server& server) {
       (void)d;
       return {};
     }
+    if (auto* st = std::get_if<hf::State>(&r.frame)) {
+      hf::Taken answer;
+      answer.sequence = st->sequence;
+      for (const std::string& item : st->items)
+        answer.taken.push_back(state_importer_ && state_importer_(as_bytes(item)) ? 1 : 0);
+      state_items_ += st->items.size();
+      if (auto e = channel_.send(answer, {}, version_); !e.empty()) return "answer: " + e;
+      continue;
+    }
     auto* batch = std::get_if<hf::Batch>(&r.frame);
     if (batch == nullptr) return "expected a batch of connections or Done";
     // Spread over the loops in turn; each loop adopts its share in one task.

@@ -24,6 +24,8 @@
 #include "broker/auth_files.h"
 #include "broker/auth_http.h"
 #include "broker/broker.h"
+#include "broker/connection_image.h"
+#include "broker/mqtt_handler.h"
 #include "cluster/redis_transport.h"
 #include "config/settings.h"
 #include "doctor/checks.h"
@@ -32,6 +34,7 @@
 #include "handover_taker.h"
 #include "json_log_formatter.h"
 #include "listeners.h"
+#include "on_loop.h"
 #include "net/socket.h"
 #include "mqtt_push_target.h"
 #include "server_options.h"
@@ -147,21 +150,6 @@ std::string handover_unsupported(const ServerOptions& opt, const WorkerRole& rol
     return "the upgrade handover of MQTT with persistence.dir (two processes on one store) is "
            "not implemented yet (issue 19)";
   return {};
-}
-
-// MQTT state that is on no connection and would not travel (docs/upgrade.md): offline
-// sessions (with their queued messages and delayed wills) and retained messages ($SYS/ ones
-// aside: the new process publishes its own). "" when there is none.
-std::string mqtt_state_left_behind(const broker::Broker& b) {
-  const int64_t offline = b.totals().sessions_offline;
-  size_t retained = 0;
-  b.for_each_retained([&](const broker::Message& m) {
-    if (!as_chars(m.topic.view()).starts_with("$SYS")) ++retained;
-  });
-  if (offline == 0 && retained == 0) return {};
-  return fmt::format("{} offline session(s) and {} retained message(s) would be lost: moving "
-                     "state that is on no connection is not implemented yet (issue 19)",
-                     offline, retained);
 }
 
 void write_pid(const ServerOptions& opt) {
@@ -338,6 +326,18 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
     std::string error;
     if (auto fd = handover_socket_from_environment(error)) {
       taker.emplace(std::move(*fd), opt.upgrade_timeout_ms);
+      if (mqtt) {
+        // Offline sessions spread over the loops in turn; retained messages are the broker's.
+        taker->set_state_importer([&server, b = mqtt_broker.get(), next = size_t{0}](ByteView item) mutable {
+          if (item.empty()) return false;
+          if (static_cast<char>(item[0]) == broker::kRetainedItem) return broker::import_retained(*b, item);
+          bool ok = false;
+          run_on_loop(server.loop(next++ % server.loop_count()), [&](EventLoop& l) {
+            ok = b->handler_for(l.index())->import_offline_session(item);
+          });
+          return ok;
+        });
+      }
       if (std::string err = taker->take_listeners(server, opt.protocol, listeners); !err.empty()) {
         spdlog::critical("handover: {}; the running server keeps serving", err);
         return kExitUnavailable;
@@ -358,6 +358,9 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
     } else {
       spdlog::info("handover: took the listeners and {} connection(s) from pid {}",
                    taker->taken(), taker->old_pid());
+      if (taker->state_items() != 0)
+        spdlog::info("handover: took {} offline session(s) and retained message(s)",
+                     taker->state_items());
     }
     taker.reset();
   }
@@ -474,10 +477,7 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
         spdlog::error("SIGUSR2: {}; nothing changed, this process keeps serving", why);
         continue;
       }
-      if (std::string why = mqtt ? mqtt_state_left_behind(*mqtt_broker) : ""; !why.empty()) {
-        spdlog::error("SIGUSR2: {}; nothing changed, this process keeps serving", why);
-        continue;
-      }
+
       GiverConfig gc;
       gc.binary = opt.upgrade_binary.empty() ? start_up.binary : opt.upgrade_binary;
       gc.argv = start_up.argv;
@@ -485,6 +485,18 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
       gc.client_listeners = listeners.size();
       gc.timeout_ms = opt.upgrade_timeout_ms;
       gc.batch = opt.upgrade_batch;
+      if (mqtt) {
+        // Offline sessions and retained messages travel after the connections (input held).
+        gc.state_items = [&server, b = mqtt_broker.get()] {
+          std::vector<std::string> items;
+          for (size_t i = 0; i < server.loop_count(); ++i)
+            run_on_loop(server.loop(i), [&](EventLoop& l) {
+              b->handler_for(l.index())->export_offline_sessions(items);
+            });
+          broker::export_retained(*b, items);
+          return items;
+        };
+      }
       spdlog::info("SIGUSR2: handing {} connection(s) over to a new process", server.connection_count());
       GiverOutcome outcome = give_everything(server, gc, [&] {
         // The new process binds the admin port itself once we say Done.

@@ -140,5 +140,52 @@ TEST(ConnectionImage, ForgedFieldsAreRefused) {
   EXPECT_STREQ(decode_connection_image(as_bytes(encoded(no_id)), kNow).error, "empty client id");
 }
 
+TEST(UpgradeItems, ARetainedMessageRoundTrips) {
+  RetainedImage img{"r/1", "kept", std::string("\x03\x00\x04text", 7), mqtt::QoS::k1, 1500};
+  std::string bytes;
+  encode_retained_item(img, bytes);
+  EXPECT_EQ(bytes[0], kRetainedItem);
+  RetainedItemResult r = decode_retained_item(as_bytes(bytes));
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.image.topic, "r/1");
+  EXPECT_EQ(r.image.payload, "kept");
+  EXPECT_EQ(r.image.props, img.props);
+  EXPECT_EQ(r.image.qos, mqtt::QoS::k1);
+  EXPECT_EQ(r.image.expiry_left_ms, 1500u);
+  for (size_t n = 0; n < bytes.size(); ++n)
+    EXPECT_FALSE(decode_retained_item(as_bytes(std::string_view(bytes).substr(0, n))).ok()) << n;
+  img.topic = "r/#";
+  bytes.clear();
+  encode_retained_item(img, bytes);
+  EXPECT_STREQ(decode_retained_item(as_bytes(bytes)).error, "invalid retained topic");
+}
+
+TEST(UpgradeItems, AnOfflineSessionWithItsTimersAndDelayedWillRoundTrips) {
+  OfflineSessionImage img;
+  img.client_id = "away";
+  img.expires_in_ms = 600'000;
+  img.delayed_will = WillImage{mqtt::QoS::k1, true, "wills/away", "gone", "", 0, 3};
+  img.will_in_ms = 2500;
+  img.session = v5_sample().session;
+  std::string bytes;
+  encode_offline_item(img, bytes, kNow);
+  EXPECT_EQ(bytes[0], kOfflineSessionItem);
+  OfflineItemResult r = decode_offline_item(as_bytes(bytes), kNow);
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.image.client_id, "away");
+  EXPECT_EQ(r.image.expires_in_ms, 600'000u);
+  EXPECT_EQ(r.image.delayed_will, img.delayed_will);
+  EXPECT_EQ(r.image.will_in_ms, 2500u);
+  EXPECT_EQ(r.image.session.subscriptions, img.session.subscriptions);
+  EXPECT_EQ(r.image.session.inflight.size(), 1u);
+  for (size_t n = 0; n < bytes.size(); ++n)
+    EXPECT_FALSE(decode_offline_item(as_bytes(std::string_view(bytes).substr(0, n)), kNow).ok()) << n;
+  img.session.version = mqtt::ProtocolVersion::kV311;
+  img.session.session_expiry_s = 0;
+  bytes.clear();
+  encode_offline_item(img, bytes, kNow);
+  EXPECT_STREQ(decode_offline_item(as_bytes(bytes), kNow).error, "5.0 state in a 3.x offline session");
+}
+
 }  // namespace
 }  // namespace tcpms::broker
