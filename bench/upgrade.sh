@@ -7,10 +7,16 @@
 # connected with every echo right. With "baseline", the same run without the upgrade (what the
 # driver and the box stall on their own).
 #
-# Echo only for now: the MQTT handover (sessions, QoS 1 across the upgrade) and worker processes
-# are not written yet (issue 19, docs/upgrade.md). One server process, so N stays below its
-# descriptor cap (RLIMIT_NOFILE - 256); one driver process (Python) holds all the clients.
-# Environment: BUILD_DIR (build/release), THREADS (server loops, 2).
+# PROTOCOL=mqtt bench/upgrade.sh [N]: N MQTT 3.1.1 subscribers (a topic each, QoS 1) and one
+# publisher sending QoS 1 round robin to them, at most 200 unacknowledged, before, during and
+# after the upgrade (bench/upgrade_mqtt_driver.py). Reports disconnects, messages acknowledged
+# to the publisher and never delivered (lost), duplicates, and the times; exits non-zero unless
+# nobody was disconnected and nothing was lost. The driver never reconnects.
+#
+# Worker processes are not handed over yet (issue 19, docs/upgrade.md). One server process, so
+# N stays below its descriptor cap (RLIMIT_NOFILE - 256); one driver process (Python) holds
+# all the clients.
+# Environment: BUILD_DIR (build/release), THREADS (server loops, 2), PROTOCOL (echo, mqtt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10000}
@@ -21,16 +27,31 @@ source bench/lib.sh
 trap cleanup_all EXIT
 [ -x "$B/tcpms-server" ] || { echo "missing $B/tcpms-server: build it first" >&2; exit 1; }
 ulimit -n "$(ulimit -Hn)"
-"$B/tcpms-server" --protocol echo --listen 127.0.0.1:0 --no-admin --threads "$THREADS" \
-  --pid-file "$work/tcpms.pid" >"$work/server.log" 2>&1 &
+PROTOCOL=${PROTOCOL:-echo}
+extra=()
+[ "$PROTOCOL" = mqtt ] && extra=(--sys-interval 0)
+"$B/tcpms-server" --protocol "$PROTOCOL" "${extra[@]}" --listen 127.0.0.1:0 --no-admin \
+  --threads "$THREADS" --pid-file "$work/tcpms.pid" >"$work/server.log" 2>&1 &
 PIDS+=($!)
 addr=$(wait_listening "$work/server.log" "$!")
-result=$(/usr/bin/python3 bench/upgrade_driver.py "${addr##*:}" "$N" "$work/tcpms.pid" "$B/tcpms-server" "${2:-}")
+if [ "$PROTOCOL" = mqtt ]; then
+  result=$(/usr/bin/python3 bench/upgrade_mqtt_driver.py "${addr##*:}" "$N" "$work/tcpms.pid" "$B/tcpms-server")
+else
+  result=$(/usr/bin/python3 bench/upgrade_driver.py "${addr##*:}" "$N" "$work/tcpms.pid" "$B/tcpms-server" "${2:-}")
+fi
 # The successor is not our child: stop it by its pid file.
 new_pid=$(cat "$work/tcpms.pid" 2>/dev/null || true)
 echo "$result"
 grep -E "SIGUSR2|handover" "$work/server.log" >&2 || true
 [ -n "$new_pid" ] && kill -TERM "$new_pid" 2>/dev/null || true
+if [ "$PROTOCOL" = mqtt ]; then
+  /usr/bin/python3 -c "
+import json, sys
+r = json.loads(sys.argv[1])
+sys.exit(0 if r['disconnects'] == 0 and r['lost_acked_messages'] == 0 and r['upgrade_command_rc'] == 0 else 1)
+" "$result"
+  exit 0
+fi
 /usr/bin/python3 -c "
 import json, sys
 r = json.loads(sys.argv[1])

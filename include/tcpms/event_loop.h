@@ -146,6 +146,9 @@ class EventLoop {
   uint64_t run_every(uint32_t period_ms, Task task);
   void cancel_timer(uint64_t timer_id);
 
+  // Loop thread: Handler::hold_input_for_handover on every handler of this loop.
+  void hold_input_for_handover(bool hold);
+
   // --- the upgrade handover (docs/upgrade.md; event_loop_handover.cc). Loop thread only. ---
   // Parks up to `max` connections that can move to another process (no transport, open, not
   // closing, and the handler's export_state agrees), scanning slots from `cursor` on (moved

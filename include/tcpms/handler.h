@@ -95,6 +95,12 @@ class Handler {
   // In the old process: the new one took the connection. Release the per-connection state
   // without any of the protocol's goodbyes (it did not close: it moved). Instead of on_close.
   virtual void on_handed_over(Connection& conn) {}
+  // In the old process: from `hold` true until false (a rollback), the handover is moving
+  // connections and the protocol consumes no input on any of them (on_data returns 0; the
+  // engine keeps the bytes, which travel as unread input). A protocol whose connections
+  // affect each other (MQTT: a publish here, its subscriber moved) needs this; echo does not.
+  // Once the handover is done it stays held: what did not move is closed.
+  virtual void hold_input_for_handover(bool hold) {}
 };
 
 using HandlerFactory = std::function<std::unique_ptr<Handler>(EventLoop&)>;

@@ -71,6 +71,11 @@ Action MqttHandler::on_open(Connection& conn) {
 }
 
 DataResult MqttHandler::on_data(Connection& conn, ByteView data) {
+  if (held_for_handover_) {
+    // The upgrade handover: nothing is read while connections move (upgrade_handover.cc).
+    held_conns_.push_back(conn.id());
+    return {0, Action::kKeep};
+  }
   Action action = Action::kKeep;
   size_t used = process(conn, data, action);
   return {used, action};

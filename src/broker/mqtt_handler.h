@@ -112,6 +112,16 @@ class MqttHandler final : public Handler {
   // Server is stopping: a 5.0 client hears DISCONNECT 0x8B first.
   Action on_shutdown(Connection& conn) override;
   void on_close(Connection& conn, CloseReason reason) override;
+  // The upgrade handover (upgrade_handover.cc, docs/upgrade.md).
+  bool export_state(Connection& conn, std::string& state) override;
+  bool import_state(Connection& conn, ByteView state) override;
+  void on_handed_over(Connection& conn) override;
+  void hold_input_for_handover(bool hold) override;
+  // The upgrade handover's state on no connection (State frame items, connection_image.h):
+  // this loop's offline sessions appended to `items`; one installed here (decoded here; false
+  // when refused).
+  void export_offline_sessions(std::vector<std::string>& items);
+  bool import_offline_session(ByteView item);
 
   EventLoop& loop() noexcept { return loop_; }
   const BrokerStats& stats() const noexcept { return stats_; }
@@ -229,6 +239,9 @@ class MqttHandler final : public Handler {
   // image does not decode.
   bool install_image(Session& s, const std::string& image);
   std::string encode_image(Session& s);
+  // The session as an image; queued messages past `max_bytes` (all of the image) are left
+  // out, counted and logged.
+  SessionImage image_of(Session& s, size_t max_bytes);
   void import_image(Session& s, SessionImage& image);
 
   // --- PUBLISH and acknowledgements from the client (inbound.cc) ---
@@ -412,6 +425,10 @@ class MqttHandler final : public Handler {
   // Set by a SUBSCRIBE whose SUBACK is held: process() leaves what follows it to the engine
   // (reading paused) until the SUBACK has gone.
   bool stop_after_packet_ = false;
+  // The upgrade handover holds all input (hold_input_for_handover): the connections whose
+  // bytes were kept meanwhile, presented again if it is rolled back.
+  bool held_for_handover_ = false;
+  std::vector<ConnId> held_conns_;
   // Persistence (null without persistence.dir): this loop's link to the store, and, under
   // every-message sync, the output held until durable.
   std::unique_ptr<SessionStore> store_;
@@ -430,6 +447,11 @@ class MqttHandler final : public Handler {
   std::unordered_map<uint64_t, HandOff> handoffs_;
   uint64_t next_handoff_ = 1;
 };
+
+// The upgrade handover's State items for the retained messages ($SYS/ aside: the new process
+// publishes its own), and installing one (false when refused). Any thread.
+void export_retained(const Broker& broker, std::vector<std::string>& items);
+bool import_retained(Broker& broker, ByteView item);
 
 // The first byte of Connection::user_data says what it points to.
 inline ConnStateKind kind_of(void* user) { return *static_cast<const ConnStateKind*>(user); }

@@ -119,6 +119,10 @@ void MqttHandler::arm_offline_loop_timer() {
 }
 
 void MqttHandler::run_offline_timers() {
+  // While the upgrade handover holds input nothing is published from here either: a will
+  // would reach no subscriber already moved (the sessions travel with the time left, and the
+  // new process runs their timers; a rollback runs them here at once).
+  if (held_for_handover_) return;
   const uint64_t now = steady_ms();
   while (Session* s = offline_timers_.pop_due(now)) {
     SessionExtra& x = *s->extra;

@@ -169,6 +169,12 @@ bool MqttHandler::install_image(Session& s, const std::string& bytes) {
 }
 
 std::string MqttHandler::encode_image(Session& s) {
+  std::string out;
+  encode_session_image(image_of(s, cfg_.max_session_image_bytes), out, steady_ms());
+  return out;
+}
+
+SessionImage MqttHandler::image_of(Session& s, size_t max_bytes) {
   SessionImage img;
   img.version = s.version;
   img.session_expiry_s = s.is_v5() && s.extra ? s.extra->session_expiry_s : 0;
@@ -192,7 +198,7 @@ std::string MqttHandler::encode_image(Session& s) {
     size_t left_out = 0;
     for (const OutMessage& m : q.queued()) {
       bytes += cost(m);
-      if (bytes > cfg_.max_session_image_bytes) {
+      if (bytes > max_bytes) {
         ++left_out;  // the link between processes would refuse it whole
         continue;
       }
@@ -201,12 +207,10 @@ std::string MqttHandler::encode_image(Session& s) {
     if (left_out != 0) {
       stats_.queue_dropped.add(left_out);
       spdlog::warn("mqtt: session '{}' moves without {} queued messages (image over {} bytes)",
-                   s.client_id(), left_out, cfg_.max_session_image_bytes);
+                   s.client_id(), left_out, max_bytes);
     }
   }
-  std::string out;
-  encode_session_image(img, out, steady_ms());
-  return out;
+  return img;
 }
 
 void MqttHandler::import_image(Session& s, SessionImage& img) {

@@ -20,6 +20,11 @@ namespace tcpms {
 
 using net::LoopCore;
 
+void EventLoop::hold_input_for_handover(bool hold) {
+  assert_in_loop_thread();
+  for (auto& h : handlers_) h->hold_input_for_handover(hold);
+}
+
 bool EventLoop::scan_done(uint32_t cursor) const noexcept { return cursor >= core_->slots_created; }
 
 size_t EventLoop::park_for_handover(size_t max, uint32_t& cursor, std::vector<HandedConnection>& out) {

@@ -4,6 +4,7 @@ running tcpms-server on SIGUSR2 when upgrade.binary names it. It speaks the hand
 HANDOVER_FAKE says:
 
   die-after-listeners   take the listeners, receive the first batch, exit without answering
+                        (once the file HANDOVER_FAKE_RELEASE names exists, if it names one)
   version               say it speaks versions 7-9 only; print the refusal it gets
   garbage               send bytes that are no frame at all
   take-none             take the listeners, answer every batch "not taken", then hold the
@@ -45,7 +46,7 @@ def main():
         sock.sendall(b"\xff\xff\xff\xff this is no handover frame")
         sock.recv(1)  # until the server hangs up
         return
-    lowest, highest = (7, 9) if mode == "version" else (1, 1)
+    lowest, highest = (7, 9) if mode == "version" else (1, 2)  # 2: State, never sent here
     sock.sendall(frame(1, struct.pack("<HHI", lowest, highest, os.getpid())))
     version, kind, body, _ = receive(sock)
     if kind == 3:  # Refuse: u16 code, str16 reason
@@ -73,6 +74,10 @@ def main():
     _, kind, body, fds = receive(sock)
     print(f"handover fake: got frame kind {kind} with {len(fds)} descriptors; dying",
           flush=True)
+    release = os.environ.get("HANDOVER_FAKE_RELEASE")
+    deadline = time.monotonic() + 60
+    while release and not os.path.exists(release) and time.monotonic() < deadline:
+        time.sleep(0.02)  # the test acts while the batch is parked, then lets us die
     sys.exit(3)  # no answer: the running server must resume every connection of the batch
 
 

@@ -169,7 +169,7 @@ def test_a_new_process_without_a_common_version_is_refused_clearly(tmp_path):
         srv.wait_for(lambda: "handover stopped" in srv.output(), timeout=TIMEOUT,
                      what="the refusal")
         out = srv.output()
-        assert "speaks handover versions 7-9, this one 1-1: no version in common, refused" in out
+        assert "speaks handover versions 7-9, this one 1-2: no version in common, refused" in out
         # The new process hears why too (it is given a moment to say so before it is stopped).
         srv.wait_for(lambda: "handover fake: refused (1): the new process speaks handover "
                              "versions 7-9" in srv.output(), timeout=TIMEOUT,
@@ -193,11 +193,12 @@ def test_garbage_on_the_handover_socket_is_an_error_not_a_crash(tmp_path):
         close_all(fresh + clients)
 
 
-def test_mqtt_says_clearly_that_it_cannot_hand_over_yet():
-    with Server("--threads", "1") as srv:
+def test_mqtt_with_persistence_says_clearly_that_it_cannot_hand_over_yet(tmp_path):
+    with Server("--threads", "1", "--persistence-dir", str(tmp_path / "store")) as srv:
         c = srv.connect()
         srv.proc.send_signal(signal.SIGUSR2)
         srv.wait_for(lambda: "SIGUSR2" in srv.output(), timeout=TIMEOUT, what="the refusal")
+        assert "persistence.dir" in srv.output()
         assert "not implemented yet (issue 19)" in srv.output()
         assert srv.proc.poll() is None
         c.close()

@@ -23,10 +23,16 @@ void set_accepting_everywhere(Server& server, bool on) {
     run_on_loop(server.loop(i), [on](EventLoop& loop) { loop.set_accepting(on); });
 }
 
+void hold_input_everywhere(Server& server, bool hold) {
+  for (size_t i = 0; i < server.loop_count(); ++i)
+    run_on_loop(server.loop(i), [hold](EventLoop& loop) { loop.hold_input_for_handover(hold); });
+}
+
 // The successor did not say Done: if it took nothing it is stopped (it holds only copies of
 // our listeners); if it took connections it keeps serving them, and we serve the rest.
 void give_up(GiverOutcome& out, Server& server, pid_t pid, bool listeners_taken) {
   set_accepting_everywhere(server, true);
+  hold_input_everywhere(server, false);
   if (out.handed == 0 && pid > 0) {
     // A successor told why (a Refuse) gets a moment to log it and exit by itself.
     for (int i = 0; i < 100 && ::waitpid(pid, nullptr, WNOHANG) == 0; ++i) ::usleep(10000);
@@ -88,6 +94,36 @@ bool hand_batch(Server& server, EventLoop& loop, net::HandoverChannel& channel,
   return err.empty();
 }
 
+// The state on no connection, in State frames of at most kStateFrameBytes, each answered.
+// What the new process does not take is lost with this process: counted and logged.
+std::string send_state(net::HandoverChannel& channel, const GiverConfig& config,
+                       uint16_t version, uint32_t& sequence, GiverOutcome& out) {
+  constexpr size_t kStateFrameBytes = 16u << 20;
+  std::vector<std::string> items = config.state_items();
+  size_t next = 0, refused = 0;
+  while (next < items.size()) {
+    hf::State st;
+    st.sequence = sequence++;
+    size_t bytes = 0;
+    while (next < items.size() && (st.items.empty() || bytes + items[next].size() < kStateFrameBytes)) {
+      bytes += items[next].size() + 4;
+      st.items.push_back(std::move(items[next++]));
+    }
+    if (std::string e = channel.send(st, {}, version); !e.empty()) return e;
+    auto r = channel.receive(static_cast<int>(config.timeout_ms));
+    auto* t = r.ok() ? std::get_if<hf::Taken>(&r.frame) : nullptr;
+    if (!r.ok()) return r.error;
+    if (t == nullptr || t->sequence != st.sequence || t->taken.size() != st.items.size())
+      return "the answer does not match the state sent";
+    for (uint8_t v : t->taken) refused += v ? 0 : 1;
+  }
+  out.state_items = items.size();
+  if (refused != 0)
+    spdlog::error("SIGUSR2: the new process refused {} of {} item(s) of state on no connection; "
+                  "they are lost with this process", refused, items.size());
+  return {};
+}
+
 }  // namespace
 
 GiverOutcome give_everything(Server& server, const GiverConfig& config,
@@ -116,6 +152,13 @@ GiverOutcome give_everything(Server& server, const GiverConfig& config,
     out.error = fmt::format("the new process speaks handover versions {}-{}, this one {}-{}: no "
                             "version in common, refused", h->lowest, h->highest,
                             hf::kLowestVersion, hf::kHighestVersion);
+    channel.send(hf::Refuse{hf::RefuseCode::kVersion, out.error}, {});
+    give_up(out, server, s.pid, false);
+    return out;
+  }
+  if (config.state_items && version < 2) {
+    out.error = fmt::format("the new process speaks handover version {}, which cannot carry "
+                            "{} state on no connection (2 can), refused", version, config.protocol);
     channel.send(hf::Refuse{hf::RefuseCode::kVersion, out.error}, {});
     give_up(out, server, s.pid, false);
     return out;
@@ -154,6 +197,11 @@ GiverOutcome give_everything(Server& server, const GiverConfig& config,
   set_accepting_everywhere(server, false);
   spdlog::info("SIGUSR2: the new process (pid {}) accepts; handing over connections", s.pid);
 
+  // No loop reads from here on (a protocol that needs it holds its input): every loop is held
+  // before the first connection is parked, so nothing a client still here sends can reach a
+  // connection already parked or gone. Tasks one loop posted to another before it was held
+  // run before that loop's first park (each loop's tasks run in order).
+  hold_input_everywhere(server, true);
   uint32_t sequence = 1;
   for (size_t i = 0; i < server.loop_count(); ++i) {
     uint32_t cursor = 0;
@@ -163,6 +211,13 @@ GiverOutcome give_everything(Server& server, const GiverConfig& config,
         give_up(out, server, s.pid, true);
         return out;
       }
+    }
+  }
+  if (config.state_items) {
+    if (std::string e = send_state(channel, config, version, sequence, out); !e.empty()) {
+      out.error = "state: " + e;
+      give_up(out, server, s.pid, true);
+      return out;
     }
   }
   if (before_done) before_done();

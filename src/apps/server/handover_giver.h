@@ -28,6 +28,10 @@ struct GiverConfig {
   size_t client_listeners = 0;     // listeners 0..n-1 are the clients' (others: internal)
   uint32_t timeout_ms = 10000;     // per answer
   size_t batch = 200;
+  // The protocol's state on no connection (MQTT: offline sessions, retained messages), as
+  // State frame items, collected once every connection has moved (input held); unset: none.
+  // Needs handover version 2: a successor speaking only 1 is refused before anything moves.
+  std::function<std::vector<std::string>()> state_items;
 };
 
 struct GiverOutcome {
@@ -35,6 +39,7 @@ struct GiverOutcome {
   pid_t successor = -1;        // still running (completed, or it holds connections it took)
   size_t handed = 0;           // connections the successor took
   size_t refused = 0;          // connections it did not take (served on here)
+  size_t state_items = 0;      // GiverConfig::state_items sent
   std::string error;           // why it stopped early, if it did
 };
 

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <functional>
+
 #include <fmt/format.h>
 
 #include "on_loop.h"
@@ -67,12 +69,32 @@ std::string HandoverTaker::take_listeners(Server& server, const std::string& pro
 }
 
 std::string HandoverTaker::take_connections(Server& server) {
+  // Nothing is read here until the old process is done (Handler::hold_input_for_handover):
+  // a client that connected here meanwhile must not publish to subscribers still there.
+  auto hold_everywhere = [&server](bool hold) {
+    for (size_t i = 0; i < server.loop_count(); ++i)
+      run_on_loop(server.loop(i), [hold](EventLoop& loop) { loop.hold_input_for_handover(hold); });
+  };
+  hold_everywhere(true);
+  struct Release {
+    std::function<void(bool)> hold;
+    ~Release() { hold(false); }
+  } release{hold_everywhere};
   for (;;) {
     auto r = channel_.receive(timeout_ms_);
     if (!r.ok()) return r.error;
     if (auto* d = std::get_if<hf::Done>(&r.frame)) {
       (void)d;
       return {};
+    }
+    if (auto* st = std::get_if<hf::State>(&r.frame)) {
+      hf::Taken answer;
+      answer.sequence = st->sequence;
+      for (const std::string& item : st->items)
+        answer.taken.push_back(state_importer_ && state_importer_(as_bytes(item)) ? 1 : 0);
+      state_items_ += st->items.size();
+      if (auto e = channel_.send(answer, {}, version_); !e.empty()) return "answer: " + e;
+      continue;
     }
     auto* batch = std::get_if<hf::Batch>(&r.frame);
     if (batch == nullptr) return "expected a batch of connections or Done";

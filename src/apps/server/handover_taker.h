@@ -5,6 +5,8 @@
 // Thread rules: main's thread only.
 #pragma once
 
+#include <functional>
+
 #include <string>
 #include <vector>
 
@@ -26,6 +28,11 @@ class HandoverTaker {
   // After Server::start: the connections, until Done. Returns "" or why it stopped (what was
   // taken by then is served here; the old process serves the rest).
   std::string take_connections(Server& server);
+  // Installs one item of the protocol's state on no connection (State frames); false: refused.
+  void set_state_importer(std::function<bool(ByteView item)> importer) {
+    state_importer_ = std::move(importer);
+  }
+  size_t state_items() const noexcept { return state_items_; }
   pid_t old_pid() const noexcept { return old_pid_; }
   size_t taken() const noexcept { return taken_; }
 
@@ -36,6 +43,8 @@ class HandoverTaker {
   pid_t old_pid_ = 0;
   size_t taken_ = 0;
   size_t next_loop_ = 0;
+  std::function<bool(ByteView)> state_importer_;
+  size_t state_items_ = 0;
 };
 
 }  // namespace tcpms::app

@@ -25,6 +25,8 @@
 #include "broker/auth_files.h"
 #include "broker/auth_http.h"
 #include "broker/broker.h"
+#include "broker/connection_image.h"
+#include "broker/mqtt_handler.h"
 #include "cluster/redis_transport.h"
 #include "config/settings.h"
 #include "doctor/checks.h"
@@ -34,6 +36,7 @@
 #include "json_log_formatter.h"
 #include "listeners.h"
 #include "net/port_holder.h"
+#include "on_loop.h"
 #include "net/socket.h"
 #include "mqtt_push_target.h"
 #include "server_options.h"
@@ -140,9 +143,14 @@ struct StartUp {
 std::string handover_unsupported(const ServerOptions& opt, const WorkerRole& role) {
   if (role.count > 1)
     return "the upgrade handover with processes > 1 is not implemented yet (issue 19)";
-  if (opt.protocol != "echo")
-    return "the upgrade handover of " + opt.protocol + " connections (their sessions) is not "
-           "implemented yet (issue 19); only echo connections move";
+  if (opt.protocol != "echo" && opt.protocol != "mqtt")
+    return "the upgrade handover of " + opt.protocol + " connections is not implemented";
+  if (opt.protocol == "mqtt" && !opt.cluster_redis.empty())
+    return "the upgrade handover of a cluster node (its routes and leases) is not implemented "
+           "yet (issue 19)";
+  if (opt.protocol == "mqtt" && !opt.persistence_dir.empty())
+    return "the upgrade handover of MQTT with persistence.dir (two processes on one store) is "
+           "not implemented yet (issue 19)";
   return {};
 }
 
@@ -321,6 +329,18 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
     std::string error;
     if (auto fd = handover_socket_from_environment(error)) {
       taker.emplace(std::move(*fd), opt.upgrade_timeout_ms);
+      if (mqtt) {
+        // Offline sessions spread over the loops in turn; retained messages are the broker's.
+        taker->set_state_importer([&server, b = mqtt_broker.get(), next = size_t{0}](ByteView item) mutable {
+          if (item.empty()) return false;
+          if (static_cast<char>(item[0]) == broker::kRetainedItem) return broker::import_retained(*b, item);
+          bool ok = false;
+          run_on_loop(server.loop(next++ % server.loop_count()), [&](EventLoop& l) {
+            ok = b->handler_for(l.index())->import_offline_session(item);
+          });
+          return ok;
+        });
+      }
       if (std::string err = taker->take_listeners(server, opt.protocol, listeners); !err.empty()) {
         spdlog::critical("handover: {}; the running server keeps serving", err);
         return kExitUnavailable;
@@ -341,6 +361,9 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
     } else {
       spdlog::info("handover: took the listeners and {} connection(s) from pid {}",
                    taker->taken(), taker->old_pid());
+      if (taker->state_items() != 0)
+        spdlog::info("handover: took {} offline session(s) and retained message(s)",
+                     taker->state_items());
     }
     taker.reset();
   }
@@ -458,6 +481,7 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
         spdlog::error("SIGUSR2: {}; nothing changed, this process keeps serving", why);
         continue;
       }
+
       GiverConfig gc;
       gc.binary = opt.upgrade_binary.empty() ? start_up.binary : opt.upgrade_binary;
       gc.argv = start_up.argv;
@@ -465,6 +489,18 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
       gc.client_listeners = listeners.size();
       gc.timeout_ms = opt.upgrade_timeout_ms;
       gc.batch = opt.upgrade_batch;
+      if (mqtt) {
+        // Offline sessions and retained messages travel after the connections (input held).
+        gc.state_items = [&server, b = mqtt_broker.get()] {
+          std::vector<std::string> items;
+          for (size_t i = 0; i < server.loop_count(); ++i)
+            run_on_loop(server.loop(i), [&](EventLoop& l) {
+              b->handler_for(l.index())->export_offline_sessions(items);
+            });
+          broker::export_retained(*b, items);
+          return items;
+        };
+      }
       spdlog::info("SIGUSR2: handing {} connection(s) over to a new process", server.connection_count());
       GiverOutcome outcome = give_everything(server, gc, [&] {
         // The new process binds the admin port itself once we say Done.
@@ -473,6 +509,17 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
       });
       if (!outcome.completed) continue;  // logged; we serve on
       handed_over = true;
+      if (mqtt) {
+        // Input stays held here (hold_input_for_handover): what did not move (a CONNECT being
+        // decided, a paused reader, TLS, WebSocket) is closed now, 5.0 clients with
+        // DISCONNECT 0x8B (server shutting down); nothing they sent since the handover began
+        // was read, so nothing of it was acknowledged, and they reconnect to the new process.
+        spdlog::info("SIGUSR2: handed over: pid {} has the listeners and {} connection(s); "
+                     "closing the {} that could not move", outcome.successor, outcome.handed,
+                     server.connection_count());
+        server.drain(std::chrono::milliseconds(opt.drain_timeout_ms));
+        break;
+      }
       spdlog::info("SIGUSR2: handed over: pid {} has the listeners and {} connection(s); {} "
                    "stay here until they close", outcome.successor, outcome.handed,
                    server.connection_count());

@@ -27,6 +27,7 @@ Kind kind_of(const Frame& f) noexcept {
         else if constexpr (std::is_same_v<T, Listeners>) return Kind::kListeners;
         else if constexpr (std::is_same_v<T, Taken>) return Kind::kTaken;
         else if constexpr (std::is_same_v<T, Batch>) return Kind::kBatch;
+        else if constexpr (std::is_same_v<T, State>) return Kind::kState;
         else return Kind::kDone;
       },
       f);
@@ -70,6 +71,10 @@ void encode_body(const Frame& frame, LeWriter& w) {
             w.str32(c.unsent_output);
             w.str32(c.protocol_state);
           }
+        } else if constexpr (std::is_same_v<T, State>) {
+          w.u32(v.sequence);
+          w.u32(static_cast<uint32_t>(v.items.size()));
+          for (const auto& item : v.items) w.str32(item);
         } else {
           w.u32(v.connections);
         }
@@ -158,6 +163,15 @@ const char* decode_into(Kind kind, LeReader& r, Frame& out) {
       out = d;
       return nullptr;
     }
+    case Kind::kState: {
+      State st;
+      st.sequence = r.u32();
+      const uint32_t n = r.count(4);
+      st.items.reserve(n);
+      for (uint32_t i = 0; i < n && r.ok(); ++i) st.items.emplace_back(as_chars(r.str32()));
+      out = std::move(st);
+      return nullptr;
+    }
   }
   return "unknown frame kind";
 }
@@ -207,8 +221,12 @@ DecodeResult decode_body(ByteView body) {
     res.error = "frame of a handover version this build does not speak";
     return res;
   }
-  if (kind < static_cast<uint8_t>(Kind::kHello) || kind > static_cast<uint8_t>(Kind::kDone)) {
+  if (kind < static_cast<uint8_t>(Kind::kHello) || kind > static_cast<uint8_t>(Kind::kState)) {
     res.error = "unknown frame kind";
+    return res;
+  }
+  if (kind == static_cast<uint8_t>(Kind::kState) && version < 2) {
+    res.error = "frame kind State in handover version 1";
     return res;
   }
   if (const char* e = decode_into(static_cast<Kind>(kind), r, res.frame)) {

@@ -13,6 +13,9 @@
 //   Taken       (new -> old) u32 sequence, u32 n, n x u8 (1: taken, 0: not taken)
 //   Batch       (old -> new) u32 sequence, u32 n, n x connection; n descriptors
 //   Done        (old -> new) u32 connections handed over in all
+//   State       (old -> new, version 2 on) u32 sequence, u32 n, n x str32 item: protocol
+//               state on no connection (MQTT: offline sessions, retained messages), opaque
+//               here; answered with Taken of its sequence
 //   connection  u64 old id, u32 handler index, u32 idle timeout ms, u8 flags,
 //               str32 unread input, str32 unsent output, str32 protocol state
 //
@@ -40,7 +43,7 @@ namespace tcpms::net::handover {
 // The versions this build speaks. A newer build that adds fields raises kHighestVersion and
 // keeps decoding the older ones as long as it can.
 inline constexpr uint16_t kLowestVersion = 1;
-inline constexpr uint16_t kHighestVersion = 1;
+inline constexpr uint16_t kHighestVersion = 2;  // 2: State
 
 // A frame longer than this is refused before it is read: a connection's unsent output is
 // bounded by output_hard_limit_bytes (64 MiB by default), and a batch carries several.
@@ -55,6 +58,7 @@ enum class Kind : uint8_t {
   kTaken = 5,
   kBatch = 6,
   kDone = 7,
+  kState = 8,  // version 2 on
 };
 
 enum class RefuseCode : uint16_t {
@@ -116,7 +120,13 @@ struct Done {
   bool operator==(const Done&) const = default;
 };
 
-using Frame = std::variant<Hello, Welcome, Refuse, Listeners, Taken, Batch, Done>;
+struct State {
+  uint32_t sequence = 0;
+  std::vector<std::string> items;
+  bool operator==(const State&) const = default;
+};
+
+using Frame = std::variant<Hello, Welcome, Refuse, Listeners, Taken, Batch, Done, State>;
 
 // How many descriptors travel with a frame (Listeners and Batch: one per entry).
 size_t descriptors_of(const Frame& frame) noexcept;

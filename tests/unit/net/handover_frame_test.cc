@@ -103,5 +103,18 @@ TEST(HandoverFrame, RefusesBadInputClearly) {
     EXPECT_FALSE(decode_body(as_bytes(out).subspan(kLengthBytes, n - kLengthBytes)).ok()) << n;
 }
 
+TEST(HandoverFrame, StateRoundTripsFromVersion2AndIsRefusedInVersion1) {
+  State st{9, {std::string("R\0x", 3), "", std::string(70000, 's')}};
+  EXPECT_EQ(round_trip(st, 2), Frame(st));
+  std::string out;
+  encode(st, out, 1);
+  EXPECT_STREQ(decode_body(as_bytes(out).subspan(kLengthBytes)).error,
+               "frame kind State in handover version 1");
+  std::string forged;
+  encode(State{1, {"a"}}, forged, 2);
+  forged[kLengthBytes + 2 + 4] = '\xff';  // a count the body cannot hold
+  EXPECT_FALSE(decode_body(as_bytes(forged).subspan(kLengthBytes)).ok());
+}
+
 }  // namespace
 }  // namespace tcpms::net::handover

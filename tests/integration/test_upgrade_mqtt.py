@@ -1,0 +1,230 @@
+"""The upgrade handover of MQTT (SIGUSR2, `tcpms-server --upgrade`; docs/upgrade.md): every
+connected client keeps its TCP connection and its session: subscriptions (5.0 Subscription
+Identifiers too), the QoS 1 message in flight, its inbound Topic Aliases, its keep-alive. Raw
+sockets, so that a reconnect could not hide: one socket per client from start to end."""
+import json
+import signal
+import subprocess
+
+from mqtt_raw import (DISCONNECT_PACKET, PUBACK, PUBLISH, RawClient, ack_packet, connected,
+                      mqtt_server, publish_packet)
+from tcpms_harness import binary
+from test_mqtt_13_v5 import V5, ack5, opts, p_u16, p_u32, publish5
+from test_upgrade_handover import TIMEOUT, fake_successor, read_pid, stop_pid, wait_until
+
+
+def upgrade(pid_file):
+    return subprocess.run([binary("tcpms-server"), "--upgrade", "--pid-file", pid_file],
+                          capture_output=True, text=True, timeout=TIMEOUT)
+
+
+def offline(srv, client_id):
+    status, body = srv.admin(f"/api/v1/clients/{client_id}")
+    return status == 200 and json.loads(body)["connected"] is False
+
+
+def sub_ids(pub):
+    return [v for k, v in pub.props if k == 0x0B]
+
+
+def test_mqtt_clients_keep_their_connections_and_sessions_across_an_upgrade(tmp_path):
+    pid_file = str(tmp_path / "tcpms.pid")
+    # A window of 1: a message after the upgrade can reach the 3.1.1 subscriber only once the
+    # one in flight before it is acknowledged, so the window itself must have moved.
+    with mqtt_server("--threads", "2", "--pid-file", pid_file, "--upgrade-batch", "2",
+                     "--max-inflight", "1") as srv:
+        wait_until(lambda: read_pid(pid_file) == srv.pid, "the pid file")
+        sub311 = connected(srv.port, "sub311", clean=False)
+        assert sub311.subscribe([("t/#", 1)]) == [1]
+        sub5 = V5(srv.port)
+        _, code, _ = sub5.connect5("sub5", clean=False, props=p_u32(0x11, 600))
+        assert code == 0
+        assert sub5.sub5([("t/#", opts(1))], props=b"\x0b\x07") == [1]  # Subscription Id 7
+        pub5 = V5(srv.port)
+        assert pub5.connect5("pub5")[1] == 0
+        ka = connected(srv.port, "ka", keepalive=8)  # closed 12 s after its last packet
+
+        # Topic Alias 3 defined before the upgrade.
+        pub5.send(publish5("t/a", b"before", qos=1, pid=1, props=p_u16(0x23, 3)))
+        assert pub5.ack_code(PUBACK) == (1, 0)
+        before = sub311.expect(PUBLISH)
+        assert (before.topic, before.payload, before.qos) == ("t/a", b"before", 1)
+        # ... left unacknowledged: in flight across the upgrade.
+        got = sub5.read_pub()
+        assert (got.topic, got.payload, sub_ids(got)) == ("t/a", b"before", [7])
+        sub5.send(ack5(PUBACK, got.pid))
+        ka.ping()
+        idle = RawClient(srv.port)  # connected, no CONNECT yet
+
+        up = upgrade(pid_file)
+        assert up.returncode == 0, up.stdout + up.stderr
+        new_pid = read_pid(pid_file)
+        assert new_pid not in (0, srv.pid)
+        try:
+            assert srv.proc.wait(timeout=TIMEOUT) == 0
+            out = srv.output()
+            assert "handover: took the listeners and 5 connection(s)" in out, out
+            # The alias is known to the new process: a publish by alias alone is routed.
+            pub5.send(publish5("", b"after", qos=1, pid=2, props=p_u16(0x23, 3)))
+            assert pub5.ack_code(PUBACK) == (2, 0)
+            got = sub5.read_pub()
+            assert (got.topic, got.payload, sub_ids(got)) == ("t/a", b"after", [7])
+            sub5.send(ack5(PUBACK, got.pid))
+            # The 3.1.1 subscriber's window is full with the message from before: it gets the
+            # new one after acknowledging that one, on the same socket.
+            sub311.expect_nothing(0.5)
+            sub311.send(ack_packet(PUBACK, before.pid))
+            after = sub311.expect(PUBLISH)
+            assert (after.topic, after.payload, after.dup) == ("t/a", b"after", False)
+            assert after.pid != before.pid
+            sub311.send(ack_packet(PUBACK, after.pid))
+            # The client that had not sent its CONNECT yet does it now, to the new process.
+            idle.connect("idle")
+            idle.ping()
+            # Keep-alive still enforced: ka answers while it pings, is closed once it stops.
+            ka.ping()
+            ka.expect_closed(timeout=TIMEOUT + 12)
+            # The session is the same session: a reconnect finds it present.
+            sub311.send(DISCONNECT_PACKET)
+            sub311.expect_closed()
+            again = RawClient(srv.port)
+            present, rc = again.connect("sub311", clean=False)
+            assert (present, rc) == (True, 0)
+            again.close()
+        finally:
+            for c in (sub311, sub5, pub5, ka, idle):
+                c.close()
+            stop_pid(new_pid)
+
+
+def test_offline_sessions_retained_messages_and_delayed_wills_survive_an_upgrade(tmp_path):
+    """State on no connection travels too (State frames, handover version 2): a persistent
+    session whose client is away, with a QoS 1 message queued for it; a retained message; a
+    5.0 will waiting for its delay."""
+    pid_file = str(tmp_path / "tcpms.pid")
+    with mqtt_server("--threads", "2", "--pid-file", pid_file) as srv:
+        wait_until(lambda: read_pid(pid_file) == srv.pid, "the pid file")
+        away = connected(srv.port, "away", clean=False)
+        assert away.subscribe([("q/#", 1)]) == [1]
+        away.send(DISCONNECT_PACKET)
+        away.expect_closed()
+        watcher = connected(srv.port, "watcher")
+        assert watcher.subscribe([("wills/#", 1)]) == [1]
+        pub = connected(srv.port, "pub")
+        pub.publish("q/1", b"queued while away", qos=1, pid=1)
+        pub.publish("r/1", b"kept", qos=1, pid=2, retain=True)
+        # Session Expiry 600 s, Will Delay 3 s; the socket closes without DISCONNECT.
+        dying = V5(srv.port)
+        assert dying.connect5("dying", clean=False, props=p_u32(0x11, 600),
+                              will=("wills/dying", b"gone", 1, False, p_u32(0x18, 3)))[1] == 0
+        dying.close()
+        wait_until(lambda: offline(srv, "dying"), "the 5.0 session to go offline")
+
+        up = upgrade(pid_file)
+        assert up.returncode == 0, up.stdout + up.stderr
+        new_pid = read_pid(pid_file)
+        try:
+            assert srv.proc.wait(timeout=TIMEOUT) == 0
+            assert "offline session(s) and retained message(s)" in srv.output()
+            # The delayed will goes out from the new process (the watcher moved there).
+            will = watcher.expect(PUBLISH, timeout=TIMEOUT)
+            assert (will.topic, will.payload) == ("wills/dying", b"gone")
+            watcher.send(ack_packet(PUBACK, will.pid))
+            # The away client finds its session and the message queued for it.
+            back = RawClient(srv.port)
+            assert back.connect("away", clean=False) == (True, 0)
+            got = back.expect(PUBLISH)
+            assert (got.topic, got.payload, got.qos) == ("q/1", b"queued while away", 1)
+            back.send(ack_packet(PUBACK, got.pid))
+            # The retained message is there for a new subscriber.
+            fresh = connected(srv.port, "fresh")
+            fresh.subscribe([("r/#", 0)])
+            kept = fresh.expect(PUBLISH)
+            assert (kept.topic, kept.payload, kept.retain) == ("r/1", b"kept", True)
+            back.close()
+            fresh.close()
+        finally:
+            watcher.close()
+            pub.close()
+            stop_pid(new_pid)
+
+
+def test_a_publish_held_during_a_failed_upgrade_is_read_and_delivered_after_the_rollback(tmp_path):
+    """While connections move nothing is read (so no publish can reach a subscriber already
+    gone); if the new process dies, what was held is read then, on the same sockets."""
+    release = tmp_path / "release"
+    with mqtt_server("--threads", "1", "--upgrade-batch", "1",
+                     "--upgrade-binary", fake_successor(tmp_path),
+                     env={"HANDOVER_FAKE": "die-after-listeners",
+                          "HANDOVER_FAKE_RELEASE": str(release)}) as srv:
+        sub = connected(srv.port, "sub", clean=False)  # the first slot: the parked batch
+        assert sub.subscribe([("h/#", 1)]) == [1]
+        pub = connected(srv.port, "pub")
+        srv.proc.send_signal(signal.SIGUSR2)
+        srv.wait_for(lambda: "got frame kind 6 with 1 descriptors" in srv.output(),
+                     timeout=TIMEOUT, what="the first batch to be parked")
+        pub.send(publish_packet("h/1", b"held", qos=1, pid=5))
+        pub.expect_nothing(0.5)  # held: not read, so not acknowledged
+        release.write_text("go")
+        srv.wait_for(lambda: "handover stopped" in srv.output(), timeout=TIMEOUT,
+                     what="the rollback")
+        assert pub.expect(PUBACK).pid == 5
+        got = sub.expect(PUBLISH)
+        assert (got.topic, got.payload, got.qos) == ("h/1", b"held", 1)
+        sub.send(ack_packet(PUBACK, got.pid))
+        pub.publish("h/2", b"after", qos=1, pid=6)
+        assert sub.expect(PUBLISH).payload == b"after"
+        assert srv.proc.poll() is None
+        sub.close()
+        pub.close()
+
+
+def test_tls_clients_stay_behind_and_are_told_the_server_is_shutting_down(tmp_path):
+    """A TLS connection cannot move (its state is OpenSSL's): once the others have moved, the
+    old process closes it, a 5.0 client hearing DISCONNECT 0x8B, and it reconnects to the new
+    process on the same port."""
+    import socket
+    import ssl
+
+    from tls_certs import Pki
+    pki = Pki()
+    try:
+        conf = tmp_path / "tcpms.toml"
+        conf.write_text(f"""
+listen = "127.0.0.1:0"
+[[listeners]]
+bind = "127.0.0.1:0"
+tls.cert_file = "{pki.server_cert}"
+tls.key_file = "{pki.server_key}"
+""")
+        pid_file = str(tmp_path / "tcpms.pid")
+        ctx = ssl.create_default_context(cafile=pki.ca.cert)
+
+        def tls_v5(port):
+            return V5.over(ctx.wrap_socket(socket.create_connection(("127.0.0.1", port),
+                                                                    timeout=TIMEOUT),
+                                           server_hostname="localhost"))
+
+        with mqtt_server("--config", str(conf), "--threads", "1", "--pid-file", pid_file) as srv:
+            wait_until(lambda: read_pid(pid_file) == srv.pid, "the pid file")
+            tls_port = srv.port_of("tls")
+            plain = connected(srv.port, "plain")
+            behind = tls_v5(tls_port)
+            assert behind.connect5("behind")[1] == 0
+            up = upgrade(pid_file)
+            assert up.returncode == 0, up.stdout + up.stderr
+            new_pid = read_pid(pid_file)
+            try:
+                assert behind.expect_disconnect(TIMEOUT) == 0x8B  # server shutting down
+                assert srv.proc.wait(timeout=TIMEOUT) == 0
+                assert "closing the 1 that could not move" in srv.output()
+                plain.ping()  # moved: same socket, served by the new process
+                again = tls_v5(tls_port)
+                assert again.connect5("behind")[1] == 0
+                again.close()
+            finally:
+                plain.close()
+                behind.close()
+                stop_pid(new_pid)
+    finally:
+        pki.cleanup()
