@@ -69,7 +69,7 @@ struct ConnectionImageResult {
 };
 ConnectionImageResult decode_connection_image(ByteView bytes, uint64_t now_ms);
 
-// Items of the handover's State frame (src/net/handover_frame.h): what is on no connection,
+// Items of the handover's State frame (src/proto/handover/handover_frame.h): what is on no connection,
 // first byte its kind, second its version (1):
 //   'R' retained: str16 topic, str32 payload, str32 properties, u8 qos, u32 expiry left ms
 //   'S' offline session: str16 client id, u64 ms until it expires (0: never), u8 delayed will
