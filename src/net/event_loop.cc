@@ -1066,13 +1066,7 @@ int EventLoop::next_timeout_ms() const {
 
 void EventLoop::run() {
   t_current_loop = this;
-  // Events handled per iteration. Replies and frames to other processes leave at the end of
-  // the iteration (run_flush_list), so its length is the latency every one of them pays, and
-  // on an oversubscribed box (dozens of worker processes per core) wall time is many times
-  // CPU time: 512 logins of ~60 us each made an iteration of 30 ms CPU, seconds of wall time,
-  // which a SUBACK waiting for every other worker paid once per hop (issue 15). A shorter
-  // batch costs one epoll_wait per 64 events.
-  constexpr int kMaxEvents = 64;
+  constexpr int kMaxEvents = 512;
   epoll_event events[kMaxEvents];
   for (;;) {
     int n = ::epoll_wait(core_->epoll.get(), events, kMaxEvents, next_timeout_ms());
