@@ -19,6 +19,8 @@ while kill -0 "$server" 2>/dev/null; do
     awk '{s[$1]+=$2} END {for (k in s) if (s[k] > 0) printf "%s=%d ", k, s[k]}')
   cpu=""
   for p in $(pgrep -P "$server" | sort -n); do cpu="$cpu $(awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null)"; done
-  echo "$line closed: $closed cpu_ticks:$cpu" >> "$out"
+  # Which workers time logins out (the front door labels each family by worker).
+  lto_by=$(echo "$m" | grep '^tcpms_mqtt_login_timeouts_total{' | awk '$2 > 0 {printf "%s ", $0}')
+  echo "$line closed: $closed login_timeouts_by: $lto_by cpu_ticks:$cpu" >> "$out"
   sleep 5
 done
