@@ -225,6 +225,13 @@ DecodeResult decode_body(ByteView body) {
     res.error = "unknown frame kind";
     return res;
   }
+  // Hello and Refuse are version 1 in every release (encode writes them so), so that any two
+  // releases can say which versions they speak; another version there is no frame we send.
+  if ((kind == static_cast<uint8_t>(Kind::kHello) || kind == static_cast<uint8_t>(Kind::kRefuse)) &&
+      version != 1) {
+    res.error = "Hello or Refuse in a version other than 1";
+    return res;
+  }
   if (kind == static_cast<uint8_t>(Kind::kState) && version < 2) {
     res.error = "frame kind State in handover version 1";
     return res;

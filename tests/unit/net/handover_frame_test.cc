@@ -68,6 +68,11 @@ TEST(HandoverFrame, HelloAndRefuseAreReadableByAnyRelease) {
   out.clear();
   encode(Refuse{RefuseCode::kVersion, "x"}, out, 9);
   EXPECT_EQ(static_cast<uint8_t>(out[kLengthBytes]), 1);
+  // So a Hello or a Refuse in any other version is no frame a release sends: refused (the
+  // fuzzer found one decoding, then re-encoding differently).
+  out[kLengthBytes] = 2;
+  EXPECT_STREQ(decode_body(as_bytes(out).subspan(kLengthBytes)).error,
+               "Hello or Refuse in a version other than 1");
 }
 
 TEST(HandoverFrame, RefusesAnUnknownVersionBeforeReadingTheBody) {
