@@ -86,6 +86,8 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 c, cost = d.get("counters", {}), d.get("server_cost", {})
 mem = cost.get("rss_bytes_per_connection")
+pss = cost.get("pss_bytes_per_connection")
 print(f"subscribed {c.get('subscribed', 0):,}; failures {d.get('failures')}; "
-      f"server bytes per client (RSS growth / N) {mem if mem is None else round(mem)}")
+      f"server bytes per client (RSS growth / N) {mem if mem is None else round(mem)}, "
+      f"each shared page once (PSS growth / N) {pss if pss is None else round(pss)}")
 PY

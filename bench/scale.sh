@@ -102,6 +102,8 @@ rows = [
     ("server CPU per CONNECT + SUBSCRIBE", per("subscribe_server_cpu_ns_per_client", 1e3, "us")),
     ("server user-space memory per client (RSS growth / clients held)",
      f"{cost['rss_bytes_per_connection']:.0f} bytes" if "rss_bytes_per_connection" in cost else "n/a"),
+    ("the same, each shared page once (PSS growth / clients held)",
+     f"{cost['pss_bytes_per_connection']:.0f} bytes" if "pss_bytes_per_connection" in cost else "n/a"),
     ("kernel memory per connection pair (slab growth / N)",
      f"{cost['slab_bytes_per_connection']:.0f} bytes" if "slab_bytes_per_connection" in cost else "n/a (the host slab did not grow)"),
     ("server total RSS (all workers)", f"{d['server_after']['usage']['rss_bytes'] / 2**20:.0f} MiB" if d.get("server_after") else "n/a"),
@@ -156,6 +158,7 @@ else
 | time to ping all (the pings go out at once) | $(json "$out" "f\"{d['latency']['ping']['max_ns']/1e9:.2f} s\" if 'ping' in d['latency'] else 'n/a'") |
 | server processes | $processes (RLIMIT_NOFILE $(ulimit -n) each) |
 | server user-space memory per connection (RSS growth / N) | $(json "$out" "f\"{d['server_cost']['rss_bytes_per_connection']:.0f} bytes\"") |
+| the same, each shared page once (PSS growth / N) | $(json "$out" "f\"{d['server_cost']['pss_bytes_per_connection']:.0f} bytes\" if 'pss_bytes_per_connection' in d['server_cost'] else 'n/a'") |
 | kernel memory per connection pair (slab growth / N) | $(json "$out" "f\"{d['server_cost']['slab_bytes_per_connection']:.0f} bytes\" if 'slab_bytes_per_connection' in d['server_cost'] else 'n/a (the host slab did not grow)'") |
 | server total RSS (all workers) | $(json "$out" "f\"{d['server_after']['usage']['rss_bytes']/2**20:.0f} MiB\"") |
 | bench layout | $(json "$out" "d['layout']['plan']"); $(json "$out" "d['layout']['processes']") processes |

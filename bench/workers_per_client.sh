@@ -3,8 +3,10 @@
 #
 # The same N MQTT clients (CONNECT + SUBSCRIBE to a topic of their own, tcpms-bench mqtt-conn)
 # against tcpms-server --processes P --threads 1 for each P, one server at a time: server CPU
-# per client and server user-space bytes per client (RSS growth over all workers / N), so that
-# what each worker process adds per client shows. Issue 15's goal: 8 and 56 within 1.3x.
+# per client and server user-space bytes per client, so that what each worker process adds per
+# client shows. Bytes two ways: RSS growth over all workers / N (a page the workers share, such
+# as the binary's code, counts once per worker that touched it) and PSS growth / N (each
+# physical page once). Issue 15's goal: 8 and 56 within 1.3x.
 # Prints Markdown. Timing: needs a quiet machine (memory does not).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,8 +24,8 @@ trap cleanup_all EXIT
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 echo "## $N MQTT clients by worker processes ($(date -u +%F), commit $commit)"
 echo
-echo "| worker processes | subscribed | failures | server CPU us per client | server bytes per client |"
-echo "|---|---|---|---|---|"
+echo "| worker processes | subscribed | failures | server CPU us per client | server bytes per client (RSS) | (PSS) |"
+echo "|---|---|---|---|---|---|"
 for p in "${SIZES[@]}"; do
   "$B/tcpms-server" --protocol mqtt --listen 127.0.0.1:0 --processes "$p" --threads 1 \
     --no-admin >"$work/server-$p.log" 2>&1 &
@@ -44,7 +46,9 @@ fail = sum(v for k, v in d.get("failures", {}).items()) if isinstance(d.get("fai
 cost = d.get("server_cost", {})
 cpu = cost.get("cpu_us_per_op")
 mem = cost.get("rss_bytes_per_connection")
-print(f"| {p} | {ok:,} | {fail} | {cpu if cpu is None else f'{cpu:.1f}'} | {mem if mem is None else f'{mem:.0f}'} |")
+pss = cost.get("pss_bytes_per_connection")
+print(f"| {p} | {ok:,} | {fail} | {cpu if cpu is None else f'{cpu:.1f}'} | {mem if mem is None else f'{mem:.0f}'} | "
+      f"{pss if pss is None else f'{pss:.0f}'} |")
 PY
 done
 echo

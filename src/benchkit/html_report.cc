@@ -147,6 +147,9 @@ void headline(std::string& html, const RunResult& r) {
     if (cost.cpu_us_per_op) table_row(html, {"server CPU per operation", fmt::format("{:.2f} us", *cost.cpu_us_per_op)});
     if (cost.rss_bytes_per_connection)
       table_row(html, {"server memory per connection", fmt::format("{:.0f} bytes", *cost.rss_bytes_per_connection)});
+    if (cost.pss_bytes_per_connection)
+      table_row(html, {"server memory per connection, shared pages once (PSS)",
+                       fmt::format("{:.0f} bytes", *cost.pss_bytes_per_connection)});
   }
   html += "</table>\n";
 }
@@ -216,6 +219,10 @@ std::string render_html(const RunResult& r) {
                      format_bytes(static_cast<double>(before.usage.rss_bytes)),
                      format_bytes(static_cast<double>(after.usage.rss_bytes)),
                      opt(cost.rss_bytes_per_connection, "{:.0f} bytes/connection", cost.rss_shrank)});
+    table_row(html, {"proportional memory (PSS: shared pages once)",
+                     format_bytes(static_cast<double>(before.usage.pss_bytes)),
+                     format_bytes(static_cast<double>(after.usage.pss_bytes)),
+                     opt(cost.pss_bytes_per_connection, "{:.0f} bytes/connection", cost.pss_shrank)});
     table_row(html, {"kernel slab, unreclaimable (host)",
                      format_bytes(static_cast<double>(before.slab.unreclaimable_bytes)),
                      format_bytes(static_cast<double>(after.slab.unreclaimable_bytes)),

@@ -104,6 +104,9 @@ std::optional<ProcessUsage> ProcSampler::read_process(int pid) const {
   if (const auto status = slurp(root_ / std::to_string(pid) / "status")) {
     usage.rss_bytes = kb_field(*status, "VmRSS").value_or(0);
   }
+  if (const auto rollup = slurp(root_ / std::to_string(pid) / "smaps_rollup")) {
+    usage.pss_bytes = kb_field(*rollup, "Pss").value_or(0);
+  }
   return usage;
 }
 
@@ -136,6 +139,7 @@ std::optional<ProcessUsage> ProcSampler::read_tree(int pid) const {
     if (!usage) continue;  // exited since the walk
     total->processes += 1;
     total->rss_bytes += usage->rss_bytes;
+    total->pss_bytes += usage->pss_bytes;
     total->cpu_user_us += usage->cpu_user_us;
     total->cpu_system_us += usage->cpu_system_us;
   }
@@ -196,6 +200,7 @@ void to_json(nlohmann::json& j, const ProcessUsage& u) {
   j = {{"pid", u.pid},
        {"processes", u.processes},
        {"rss_bytes", u.rss_bytes},
+       {"pss_bytes", u.pss_bytes},
        {"cpu_user_us", u.cpu_user_us},
        {"cpu_system_us", u.cpu_system_us}};
 }
@@ -203,6 +208,7 @@ void from_json(const nlohmann::json& j, ProcessUsage& u) {
   u.pid = j.value("pid", 0);
   u.processes = j.value("processes", 0);
   u.rss_bytes = j.value("rss_bytes", std::uint64_t{0});
+  u.pss_bytes = j.value("pss_bytes", std::uint64_t{0});
   u.cpu_user_us = j.value("cpu_user_us", std::uint64_t{0});
   u.cpu_system_us = j.value("cpu_system_us", std::uint64_t{0});
 }

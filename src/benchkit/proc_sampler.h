@@ -25,6 +25,11 @@ struct ProcessUsage {
   std::uint64_t rss_bytes = 0;      // VmRSS from /proc/PID/status
   std::uint64_t cpu_user_us = 0;    // utime from /proc/PID/stat
   std::uint64_t cpu_system_us = 0;  // stime from /proc/PID/stat
+  // Pss from /proc/PID/smaps_rollup: the process's private pages plus its share of each page
+  // it shares (a page mapped by 53 workers counts 1/53 in each). Summed over a process tree
+  // it counts every physical page once, where the VmRSS sum counts a shared page (the
+  // binary's code, libraries) once per process. 0 where unreadable (another user's process).
+  std::uint64_t pss_bytes = 0;
 
   friend bool operator==(const ProcessUsage&, const ProcessUsage&) = default;
 };

@@ -97,6 +97,11 @@ ServerCost server_cost(const RunResult& result) {
     const double rss = delta(before.usage.rss_bytes, after.usage.rss_bytes);
     cost.rss_shrank = rss < 0;
     if (!cost.rss_shrank) cost.rss_bytes_per_connection = rss / static_cast<double>(connections);
+    if (before.usage.pss_bytes && after.usage.pss_bytes) {
+      const double pss = delta(before.usage.pss_bytes, after.usage.pss_bytes);
+      cost.pss_shrank = pss < 0;
+      if (!cost.pss_shrank) cost.pss_bytes_per_connection = pss / static_cast<double>(connections);
+    }
     if (before.slab.slab_bytes && after.slab.slab_bytes) {
       const bool split = before.slab.unreclaimable_bytes && after.slab.unreclaimable_bytes;
       const double slab = split ? delta(before.slab.unreclaimable_bytes, after.slab.unreclaimable_bytes)
@@ -181,6 +186,12 @@ std::string format_summary(const RunResult& r) {
       out += "  (went down: a warm server reused memory it had freed; measure on a fresh one)";
     }
     out += '\n';
+    if (cost.pss_bytes_per_connection) {
+      out += fmt::format("  pss {} -> {}  = {:.0f} bytes/connection (shared pages counted once)\n",
+                         format_bytes(static_cast<double>(before.usage.pss_bytes)),
+                         format_bytes(static_cast<double>(after.usage.pss_bytes)),
+                         *cost.pss_bytes_per_connection);
+    }
     if (cost.slab_bytes_per_connection) {
       out += fmt::format("  kernel slab (unreclaimable) {} -> {}  = {:.0f} bytes/connection\n",
                          format_bytes(static_cast<double>(before.slab.unreclaimable_bytes)),

@@ -67,6 +67,10 @@ RunResult merge_results(std::span<const RunResult> results);
 // samples and the counter it divides by are there.
 struct ServerCost {
   std::optional<double> rss_bytes_per_connection;   // user space: VmRSS delta / connections
+  // User space, each physical page once: Pss delta / connections. With worker processes this
+  // is the figure to read: the VmRSS sum counts again, in every worker, each page of code
+  // and data the workers share (proc_sampler.h).
+  std::optional<double> pss_bytes_per_connection;
   // Kernel memory per connection: the host's unreclaimable slab (socket structures and
   // buffers live there; reclaimable caches such as dentries come and go with unrelated
   // activity) delta / connections. nullopt when it shrank: a warm host freed more than the
@@ -74,6 +78,7 @@ struct ServerCost {
   std::optional<double> slab_bytes_per_connection;
   bool slab_shrank = false;
   bool rss_shrank = false;  // the server's RSS went down: a warm server reused freed memory
+  bool pss_shrank = false;
   std::optional<double> cpu_us_per_op;              // (user + system) delta / ops
   std::optional<double> cpu_cores;                  // CPU time delta / wall time delta
   std::optional<std::int64_t> listen_drops;         // ListenDrops delta (host-wide)

@@ -50,6 +50,7 @@ nlohmann::json machine_json(const bench::RunResult& r, const RunLayout& l) {
   const bench::ServerCost cost = bench::server_cost(r);
   nlohmann::json c = nlohmann::json::object();
   if (cost.rss_bytes_per_connection) c["rss_bytes_per_connection"] = *cost.rss_bytes_per_connection;
+  if (cost.pss_bytes_per_connection) c["pss_bytes_per_connection"] = *cost.pss_bytes_per_connection;
   if (cost.slab_bytes_per_connection) c["slab_bytes_per_connection"] = *cost.slab_bytes_per_connection;
   if (cost.cpu_us_per_op) c["cpu_us_per_op"] = *cost.cpu_us_per_op;
   if (cost.cpu_cores) c["cpu_cores"] = *cost.cpu_cores;

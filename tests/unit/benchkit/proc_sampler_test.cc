@@ -57,6 +57,13 @@ class FakeProc : public ::testing::Test {
                          std::to_string(ppid) + "\n";
     if (rss_kb > 0) status += "VmRSS:\t  " + std::to_string(rss_kb) + " kB\n";
     write(std::to_string(pid) + "/status", status);
+    // A third of each process's pages shared with the others, as after fork().
+    if (rss_kb > 0) {
+      write(std::to_string(pid) + "/smaps_rollup",
+            "55d0c0000000-7ffc00000000 ---p 00000000 00:00 0    [rollup]\nRss:  " +
+                std::to_string(rss_kb) + " kB\nPss:  " + std::to_string(rss_kb * 2 / 3) +
+                " kB\nPss_Anon:  1 kB\n");
+    }
   }
 
   fs::path root_;
@@ -71,6 +78,7 @@ TEST_F(FakeProc, ReadsOneProcess) {
   EXPECT_EQ(usage->cpu_user_us, 2'500'000u);
   EXPECT_EQ(usage->cpu_system_us, 500'000u);
   EXPECT_EQ(usage->rss_bytes, 10'000u * 1024);
+  EXPECT_EQ(usage->pss_bytes, 6'666u * 1024);  // the Pss line, not Pss_Anon
   EXPECT_FALSE(sampler.read_process(999));
 }
 
@@ -94,6 +102,7 @@ TEST_F(FakeProc, SumsTheTree) {
   ASSERT_TRUE(tree);
   EXPECT_EQ(tree->processes, 4);
   EXPECT_EQ(tree->rss_bytes, (10'000u + 2'000 + 3'000) * 1024);
+  EXPECT_EQ(tree->pss_bytes, (6'666u + 1'333 + 2'000) * 1024);
   EXPECT_EQ(tree->cpu_user_us, (250u + 10 + 20 + 1) * 10'000);
   EXPECT_EQ(tree->cpu_system_us, (50u + 5 + 10 + 1) * 10'000);
 }
@@ -139,6 +148,8 @@ TEST(ProcSampler, ReadsThisProcessFromRealProc) {
   const auto usage = sampler.read_tree(::getpid());
   ASSERT_TRUE(usage);
   EXPECT_GT(usage->rss_bytes, 0u);
+  EXPECT_GT(usage->pss_bytes, 0u);
+  EXPECT_LE(usage->pss_bytes, usage->rss_bytes + 64 * 1024);  // rounding per mapping
   EXPECT_GE(usage->processes, 1);
 }
 

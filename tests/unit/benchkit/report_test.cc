@@ -13,7 +13,7 @@ ServerSample server_at(std::int64_t time_ms, std::uint64_t rss, std::uint64_t cp
                        std::uint64_t slab, std::uint64_t drops) {
   ServerSample s;
   s.time_unix_ms = time_ms;
-  s.usage = ProcessUsage{4242, 3, rss, cpu_us / 2, cpu_us / 2};
+  s.usage = ProcessUsage{4242, 3, rss, cpu_us / 2, cpu_us / 2, rss / 2};
   s.listen = ListenDrops{drops, drops};
   s.slab = SlabMemory{slab, slab / 4, slab - slab / 4};
   return s;
@@ -98,6 +98,8 @@ TEST(RunResult, ServerCostPerConnectionAndPerOp) {
   const auto cost = server_cost(r);
   ASSERT_TRUE(cost.rss_bytes_per_connection);
   EXPECT_DOUBLE_EQ(*cost.rss_bytes_per_connection, 800.0);
+  ASSERT_TRUE(cost.pss_bytes_per_connection);
+  EXPECT_DOUBLE_EQ(*cost.pss_bytes_per_connection, 400.0);  // the fixture's PSS is half its RSS
   ASSERT_TRUE(cost.slab_bytes_per_connection);
   // The unreclaimable part (3/4 of the fixture's slab), where socket memory lives.
   EXPECT_DOUBLE_EQ(*cost.slab_bytes_per_connection, 1500.0);
@@ -121,6 +123,8 @@ TEST(RunResult, ShrinkingMemoryGivesNoFigureRatherThanANegativeOne) {
   EXPECT_TRUE(cost.slab_shrank);
   EXPECT_FALSE(cost.rss_bytes_per_connection);
   EXPECT_TRUE(cost.rss_shrank);
+  EXPECT_FALSE(cost.pss_bytes_per_connection);
+  EXPECT_TRUE(cost.pss_shrank);
   const auto text = format_summary(r);
   EXPECT_EQ(text.find("bytes/connection"), std::string::npos) << text;
   EXPECT_NE(text.find("no figure, it did not grow"), std::string::npos) << text;
