@@ -591,6 +591,10 @@ void Broker::render_metrics(std::string& out) const {
       {"tcpms_mqtt_rate_limit_pauses_total", "counter",
        "Times reading from a client paused because it published over its rate.",
        &BrokerStats::rate_limit_pauses},
+      {"tcpms_mqtt_publisher_link_waits_total", "counter",
+       "Times reading from a publisher paused because the links to other nodes had more "
+       "waiting than they could take (cluster: half of cluster.queue_frames); nothing dropped.",
+       &BrokerStats::link_waits},
       {"tcpms_mqtt_connects_over_rate_total", "counter",
        "Connections closed right after accept: over the per-source or overall connection rate.",
        &BrokerStats::connects_over_rate},

@@ -42,6 +42,7 @@ struct BrokerStats {
   Counter sys_publish_denied;  // PUBLISH to $SYS dropped
   Counter subscriptions_over_limit;  // SUBACK 0x80: mqtt.max_subscriptions_per_client
   Counter rate_limit_pauses;   // reading from a client paused by its publish rate
+  Counter link_waits;          // reading from a publisher paused while the links were backed up
   Counter connects_over_rate;  // connections closed after accept: over a connection rate
   Counter session_fetches;     // CONNECTs that asked other processes for their session
   Counter sessions_imported;   // ... and got it (or a late image adopted)

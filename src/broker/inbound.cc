@@ -242,14 +242,28 @@ bool MqttHandler::admit_publish(Connection& c, Session& s, size_t bytes) {
   // bucket has refilled. Nothing is dropped.
   stats_.rate_limit_pauses.add();
   c.pause_reading();
-  ConnId id = c.id();
-  loop_.run_after(static_cast<uint32_t>(std::max<int64_t>(ms, 1)), [this, id] {
+  resume_reading_after(c, static_cast<uint32_t>(std::max<int64_t>(ms, 1)));
+  return false;
+}
+
+bool MqttHandler::links_admit_publish(Connection& c) {
+  if (!broker_.router().links_backed_up()) return true;
+  // What this PUBLISH would send other nodes could not leave yet: the client waits (its
+  // TCP window fills) instead of the link dropping the frames. Looked at again every few
+  // milliseconds; the queue drains at Redis's pace, thousands of frames a second.
+  stats_.link_waits.add();
+  c.pause_reading();
+  resume_reading_after(c, kLinkWaitMs);
+  return false;
+}
+
+void MqttHandler::resume_reading_after(Connection& c, uint32_t ms) {
+  loop_.run_after(ms, [this, id = c.id()] {
     Connection* cc = loop_.find(id);
     if (cc != nullptr && cc->user_data() != nullptr &&
         kind_of(cc->user_data()) == ConnStateKind::kSession)
       after_async(*cc, Action::kKeep);
   });
-  return false;
 }
 
 Decision MqttHandler::authorize(Connection& c, Session& s, AclAction action,

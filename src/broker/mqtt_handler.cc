@@ -96,8 +96,9 @@ size_t MqttHandler::process(Connection& c, ByteView data, Action& action) {
       action = violation(c, f.error.what, f.error.code);  // 5.0: 0x81, or 0x95 too large
       return data.size();
     }
-    if (rate_limited_ && f.header.type == PacketType::kPublish && user != nullptr &&
-        !admit_publish(c, *static_cast<Session*>(user), f.header.packet_size())) {
+    if (f.header.type == PacketType::kPublish && user != nullptr &&
+        (!links_admit_publish(c) ||
+         (rate_limited_ && !admit_publish(c, *static_cast<Session*>(user), f.header.packet_size())))) {
       return off;  // reading paused; the rest is presented again when it resumes
     }
     const size_t start = off;

@@ -96,6 +96,8 @@ class DeliveryTally {
 
 // Longest single loop timer; longer session expiries and will delays re-arm until due.
 inline constexpr uint64_t kMaxLoopTimerMs = 1ull << 30;
+// How often a publisher held for backed-up links (Router::links_backed_up) looks again.
+inline constexpr uint32_t kLinkWaitMs = 2;
 
 class MqttHandler final : public Handler {
  public:
@@ -249,6 +251,11 @@ class MqttHandler final : public Handler {
   Action handle_ack(Connection& c, Session& s, mqtt::PacketType type, mqtt::Bytes body);
   // Per-client publish rate: takes the tokens, or pauses reading and schedules a resume.
   bool admit_publish(Connection& c, Session& s, size_t bytes);
+  // The links to other processes are backed up (Router::links_backed_up): pauses reading
+  // and looks again shortly; false then. Checked before the rate, which takes tokens.
+  bool links_admit_publish(Connection& c);
+  // Reading from `c` was paused: present its input again (or read on) after `ms`.
+  void resume_reading_after(Connection& c, uint32_t ms);
   // 5.0 PUBLISH properties: the forwarded part as shared bytes, the expiry as a deadline.
   MessageProps message_props(mqtt::Properties in, uint64_t now_ms);
 

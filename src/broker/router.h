@@ -63,6 +63,10 @@ class Router {
   // A publish from a local client (or the control plane), after local delivery. A remote
   // publish arriving is handed to Broker::deliver_remote, which does not call this again.
   virtual void on_local_publish(const Message& m) {}
+  // True while the links to other processes have more waiting than they can take: the loop
+  // stops reading a publisher (TCP pushes back on it) until this clears, instead of the
+  // links dropping what a publish sends them. Asked before each PUBLISH.
+  virtual bool links_backed_up() const { return false; }
   // on_local_publish for a client's QoS 1/2 publish whose acknowledgement loop `loop` holds
   // (DurableGate entry `token`, persistence.sync = every-message) until every process it goes
   // to has made it durable. Returns how many processes were asked; each of them is answered

@@ -71,6 +71,9 @@ RedisTransport::RedisTransport(ClusterConfig config)
       lease_(config_.lease_ms),
       outbox_(config_.outbox_capacity) {
   config_.max_nodes = std::clamp<uint32_t>(config_.max_nodes, 2, kMaxNodeSlots);
+  config_.queue_capacity = std::max<size_t>(config_.queue_capacity, 2);
+  if (config_.queue_high_water == 0 || config_.queue_high_water > config_.queue_capacity)
+    config_.queue_high_water = config_.queue_capacity / 2;
   for (auto& s : state_) s.store(PeerState::kDown, std::memory_order_relaxed);
 }
 
@@ -204,6 +207,11 @@ bool RedisTransport::send(routing::PeerId to, SharedBytes frame) {
   }
   queue_cv_.notify_one();
   return true;
+}
+
+bool RedisTransport::backed_up() const {
+  return command_up_.load(std::memory_order_relaxed) &&
+         metrics_.queue_depth.load(std::memory_order_relaxed) >= config_.queue_high_water;
 }
 
 bool RedisTransport::run_after(uint32_t delay_ms, std::function<void()> task) {

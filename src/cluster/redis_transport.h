@@ -67,6 +67,10 @@ struct ClusterConfig {
   uint32_t max_nodes = 32;           // peer slots (at most kMaxNodeSlots): distinct node ids
   uint32_t join_wait_ms = 30000;     // open(): how long to wait for Redis to give a slot
   size_t queue_capacity = 65536;     // frames waiting for the command thread
+  // backed_up() from this many waiting frames (half the queue by default): publishers wait,
+  // so a node that publishes faster than Redis takes its frames slows its publishers down
+  // instead of dropping what crosses. 0: half of queue_capacity.
+  size_t queue_high_water = 0;
   size_t stream_max_len = 100000;    // entries kept per node stream (XADD MAXLEN ~)
   size_t outbox_capacity = 65536;    // frames of failed batches kept for a retry
   std::string prefix = "tcpms:";
@@ -93,6 +97,10 @@ class RedisTransport final : public routing::Transport {
   bool run_after(uint32_t delay_ms, std::function<void()> task) override;
   routing::PeerId home_of(std::string_view client_id, uint64_t key) const override;
   bool homes_move() const override { return true; }
+  // While Redis is up and at least queue_high_water frames wait for it. While Redis is down
+  // nothing waits (frames are dropped and the peers told everything once it is back), so
+  // publishers are not held for an outage.
+  bool backed_up() const override;
   // A node is down when its lease lapsed; one that comes back writes an "up" entry first,
   // and both sides then resend their state.
   bool down_is_mutual() const override { return true; }

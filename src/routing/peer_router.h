@@ -112,6 +112,7 @@ class PeerRouter final : public broker::Router, public Transport::Receiver {
   uint32_t on_local_publish_held(const broker::Message& m, uint32_t loop, uint64_t token) override;
   void durable_done(uint16_t peer, uint64_t request) override;
   bool claims_client_ids() const override { return transport_.peer_slots() > 1; }
+  bool links_backed_up() const override { return transport_.backed_up(); }
   void claim(std::string_view client_id, bool persistent, ClaimDone done) override;
   void release(std::string_view client_id, uint32_t ticket) override;
   void enroll(std::string_view client_id, uint32_t ticket) override;

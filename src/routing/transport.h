@@ -53,6 +53,10 @@ class Transport {
   // Peer ids are below this; not all need exist or be up.
   virtual uint32_t peer_slots() const = 0;
   virtual bool send(PeerId to, SharedBytes frame) = 0;
+  // True while frames wait to leave faster than they go: the sender should stop taking new
+  // work that sends (publishers wait; TCP pushes back on them) rather than have send() refuse
+  // frames once the queue is full. Read on every PUBLISH: an atomic load, no lock.
+  virtual bool backed_up() const { return false; }
   // `task` runs on the transport's thread after `delay_ms`; false (task dropped) once stopping.
   virtual bool run_after(uint32_t delay_ms, std::function<void()> task) = 0;
 

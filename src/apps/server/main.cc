@@ -273,6 +273,7 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
     cc.redis = *at;
     cc.node_id = cluster_node_id(opt);
     cc.lease_ms = opt.cluster_lease_s * 1000;
+    cc.queue_capacity = opt.cluster_queue_frames;
     cluster_transport = std::make_unique<cluster::RedisTransport>(std::move(cc));
     if (std::string err = cluster_transport->open(); !err.empty()) {
       spdlog::critical("cluster: {}", err);

@@ -91,6 +91,7 @@ struct ServerOptions {
   std::string cluster_node_id;
   uint32_t cluster_lease_s = 5;
   uint32_t cluster_session_fetch_timeout_ms = 3000;  // a CONNECT's wait for its session elsewhere
+  uint32_t cluster_queue_frames = 65536;  // frames waiting for Redis; publishers wait past half
   // Persistence (src/store, docs/persistence.md); empty dir: off (everything in memory).
   std::string persistence_dir;
   std::string persistence_sync = "every-message";
