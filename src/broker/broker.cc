@@ -593,7 +593,7 @@ void Broker::render_metrics(std::string& out) const {
        &BrokerStats::rate_limit_pauses},
       {"tcpms_mqtt_publisher_link_waits_total", "counter",
        "Times reading from a publisher paused because the links to other nodes had more "
-       "waiting than they could take (cluster: half of cluster.queue_frames); nothing dropped.",
+       "waiting than they could take (cluster: 4096 frames for Redis); nothing dropped.",
        &BrokerStats::link_waits},
       {"tcpms_mqtt_connects_over_rate_total", "counter",
        "Connections closed right after accept: over the per-source or overall connection rate.",

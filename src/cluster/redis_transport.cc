@@ -72,7 +72,7 @@ RedisTransport::RedisTransport(ClusterConfig config)
       outbox_(config_.outbox_capacity) {
   config_.max_nodes = std::clamp<uint32_t>(config_.max_nodes, 2, kMaxNodeSlots);
   config_.queue_capacity = std::max<size_t>(config_.queue_capacity, 2);
-  if (config_.queue_high_water == 0 || config_.queue_high_water > config_.queue_capacity)
+  if (config_.queue_high_water == 0 || config_.queue_high_water > config_.queue_capacity / 2)
     config_.queue_high_water = config_.queue_capacity / 2;
   for (auto& s : state_) s.store(PeerState::kDown, std::memory_order_relaxed);
 }

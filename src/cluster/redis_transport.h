@@ -67,10 +67,11 @@ struct ClusterConfig {
   uint32_t max_nodes = 32;           // peer slots (at most kMaxNodeSlots): distinct node ids
   uint32_t join_wait_ms = 30000;     // open(): how long to wait for Redis to give a slot
   size_t queue_capacity = 65536;     // frames waiting for the command thread
-  // backed_up() from this many waiting frames (half the queue by default): publishers wait,
-  // so a node that publishes faster than Redis takes its frames slows its publishers down
-  // instead of dropping what crosses. 0: half of queue_capacity.
-  size_t queue_high_water = 0;
+  // backed_up() from this many waiting frames: publishers wait, so a node that publishes
+  // faster than Redis takes its frames slows its publishers down instead of dropping what
+  // crosses. Eight batches keep the command thread busy; more would only add latency (every
+  // frame waits behind the queue). 0 or more than half the queue: half the queue.
+  size_t queue_high_water = 8 * 512;
   size_t stream_max_len = 100000;    // entries kept per node stream (XADD MAXLEN ~)
   size_t outbox_capacity = 65536;    // frames of failed batches kept for a retry
   std::string prefix = "tcpms:";

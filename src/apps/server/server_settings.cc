@@ -382,9 +382,10 @@ void declare_settings(config::Settings& s, ServerOptions& o) {
         "node to confirm its new filter")
       .range(100u, 600000u);
   s.add("cluster.queue_frames", o.cluster_queue_frames,
-        "Frames to other nodes that may wait for Redis. From half of it, this node's publishers "
-        "wait (reading from them pauses, TCP pushes back) until the queue drains, so what "
-        "crosses is not dropped; full, a frame is dropped and its node told everything again")
+        "Frames to other nodes that may wait for Redis. From 4096 waiting (or half of this, if "
+        "smaller) this node's publishers wait (reading from them pauses, TCP pushes back) until "
+        "the queue drains, so what crosses is not dropped; full, a frame is dropped and its "
+        "node told everything again")
       .range(64u, 16777216u);
   s.add("persistence.dir", o.persistence_dir,
         "Directory of the persistent store: sessions, subscriptions, retained and queued "
