@@ -7,7 +7,9 @@
 # client shows. Bytes two ways: RSS growth over all workers / N (a page the workers share, such
 # as the binary's code, counts once per worker that touched it) and PSS growth / N (each
 # physical page once). Issue 15's goal: 8 and 56 within 1.3x.
-# Prints Markdown. Timing: needs a quiet machine (memory does not).
+# FLOORS=1: then the same process counts with no MQTT at all, tcpms echo and the floor server
+# (what the process count alone costs here). Prints Markdown. Timing: needs a quiet machine
+# (memory does not).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-100000}
@@ -53,3 +55,39 @@ PY
 done
 echo
 echo "\`bench/workers_per_client.sh $N ${SIZES[*]}\`: tcpms-bench mqtt-conn -n $N --server-pid PID per size."
+[ -n "${FLOORS:-}" ] || exit 0
+
+# What the process count alone costs on this machine: the same N clients, each connecting and
+# sending one echo round trip, against tcpms-server --protocol echo and against P copies of
+# the floor server (bench/floor_echo_server.cc, one loop each, one port through SO_REUSEPORT),
+# which keeps no state and talks to no other process.
+cpu_of() {
+  /usr/bin/python3 -c "import json,sys; d=json.load(open(sys.argv[1])); \
+c=d['server_cost']; print(f\"{c.get('cpu_us_per_op', float('nan')):.1f} ({d['counters'].get('established', 0):,})\")" "$1"
+}
+echo
+echo "| processes | tcpms echo: server CPU us per client (established) | floor: server CPU us per client (established) |"
+echo "|---|---|---|"
+for p in "${SIZES[@]}"; do
+  "$B/tcpms-server" --protocol echo --listen 127.0.0.1:0 --processes "$p" --threads 1 \
+    --no-admin >"$work/echo-$p.log" 2>&1 &
+  server=$!
+  PIDS+=("$server")
+  addr=$(wait_listening "$work/echo-$p.log" "$server")
+  wait_workers "$work/echo-$p.log" "$p"
+  bench "$work/echo-$p.json" connect --target "$addr" -n "$N" --hold 1 --ping --max-pending 2000 \
+    --server-pid "$server"
+  kill -TERM "$server"; wait "$server" 2>/dev/null || true
+  port=$(/usr/bin/python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+  # One parent for the P floors, so that --server-pid sums all of them.
+  bash -c "for _ in \$(seq $p); do '$B/floor_echo_server' --listen 127.0.0.1:$port --threads 1 >/dev/null 2>&1 & done; wait" &
+  floors=$!
+  PIDS+=("$floors")
+  sleep 2
+  bench "$work/floor-$p.json" connect --target "127.0.0.1:$port" -n "$N" --hold 1 --ping \
+    --max-pending 2000 --server-pid "$floors"
+  pkill -P "$floors" 2>/dev/null || true; wait "$floors" 2>/dev/null || true
+  echo "| $p | $(cpu_of "$work/echo-$p.json") | $(cpu_of "$work/floor-$p.json") |"
+done
+echo
+echo "\`FLOORS=1 bench/workers_per_client.sh $N ${SIZES[*]}\`: tcpms-bench connect -n $N --hold 1 --ping."
