@@ -28,15 +28,20 @@ echo "## $N MQTT clients by worker processes ($(date -u +%F), commit $commit)"
 echo
 echo "| worker processes | subscribed | failures | server CPU us per client | server bytes per client (RSS) | (PSS) |"
 echo "|---|---|---|---|---|---|"
-for p in "${SIZES[@]}"; do
-  "$B/tcpms-server" --protocol mqtt --listen 127.0.0.1:0 --processes "$p" --threads 1 \
-    --no-admin >"$work/server-$p.log" 2>&1 &
+# start_server PROTOCOL P LOG: tcpms-server with P one-loop workers; sets `server` and `addr`.
+start_server() {
+  "$B/tcpms-server" --protocol "$1" --listen 127.0.0.1:0 --processes "$2" --threads 1 \
+    --no-admin >"$3" 2>&1 &
   server=$!
   PIDS+=("$server")
-  wait_listening "$work/server-$p.log" "$server" >"$work/addr"
-  wait_workers "$work/server-$p.log" "$p"
+  addr=$(wait_listening "$3" "$server")
+  wait_workers "$3" "$2"
+}
+
+for p in "${SIZES[@]}"; do
+  start_server mqtt "$p" "$work/server-$p.log"
   sleep 2  # the workers' mesh links come up
-  bench "$work/conn-$p.json" mqtt-conn --target "$(cat "$work/addr")" -n "$N" \
+  bench "$work/conn-$p.json" mqtt-conn --target "$addr" -n "$N" \
     --server-pid "$server" --connect-timeout 60 --reply-timeout 60
   kill -TERM "$server"; wait "$server" 2>/dev/null || true
   /usr/bin/python3 - "$work/conn-$p.json" "$p" "$N" <<'PY'
@@ -69,12 +74,7 @@ echo
 echo "| processes | tcpms echo: server CPU us per client (established) | floor: server CPU us per client (established) |"
 echo "|---|---|---|"
 for p in "${SIZES[@]}"; do
-  "$B/tcpms-server" --protocol echo --listen 127.0.0.1:0 --processes "$p" --threads 1 \
-    --no-admin >"$work/echo-$p.log" 2>&1 &
-  server=$!
-  PIDS+=("$server")
-  addr=$(wait_listening "$work/echo-$p.log" "$server")
-  wait_workers "$work/echo-$p.log" "$p"
+  start_server echo "$p" "$work/echo-$p.log"
   bench "$work/echo-$p.json" connect --target "$addr" -n "$N" --hold 1 --ping --max-pending 2000 \
     --server-pid "$server"
   kill -TERM "$server"; wait "$server" 2>/dev/null || true
