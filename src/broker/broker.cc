@@ -277,6 +277,15 @@ bool Broker::adopt_session(std::string_view client_id, std::string image, uint32
   });
 }
 
+void Broker::claim_answered_late(std::string_view client_id, uint32_t ticket) {
+  if (auto e = registry_.find(client_id)) {
+    if (e->ticket == 0 || newer_claim(ticket, e->ticket))
+      registry_.set_ticket(client_id, e->session, ticket);
+    return;
+  }
+  router_->release(client_id, ticket);
+}
+
 void Broker::for_each_session(const std::function<void(std::string_view, uint32_t)>& visit) const {
   registry_.for_each([&](const RegistryEntry& e) { visit(e.session->client_id(), e.ticket); });
 }
@@ -568,6 +577,10 @@ void Broker::render_metrics(std::string& out) const {
        &BrokerStats::login_timeouts},
       {"tcpms_mqtt_connects_refused_total", "counter", "CONNACK with a non-zero return code.",
        &BrokerStats::connects_refused},
+      {"tcpms_mqtt_connects_unclaimed_total", "counter",
+       "Persistent CONNECTs refused with server unavailable because the client id's home (or "
+       "its previous holder) did not answer in time: the stored session stays where it is.",
+       &BrokerStats::claims_unanswered_refused},
       {"tcpms_mqtt_auth_refused_total", "counter",
        "CONNECTs refused by the authenticator or for a will topic the ACL refuses.",
        &BrokerStats::auth_refused},

@@ -30,6 +30,7 @@ struct BrokerStats {
   Counter login_timeouts;        // a CONNECT received and not answered in time (server side)
   Counter refused_publishes;   // over a limit (topic levels): connection closed
   Counter connects_refused;    // CONNACK with a non-zero return code
+  Counter claims_unanswered_refused;  // persistent CONNECTs refused: the claim went unanswered
   Counter auth_refused;        // ... of which the authenticator's or the will topic's ACL
   Counter cross_loop_posts;    // publish tasks posted to other loops
   Counter shared_deliveries;   // messages given to a shared subscription member here

@@ -234,6 +234,9 @@ class MqttHandler final : public Handler {
   // The router's answer to this CONNECT's claim (on this loop).
   void claim_done(ConnId conn, PendingConnect* p, const std::string& client_id,
                   Router::Claim result);
+  // A claim's outcome when no connection takes it (gone, or refused): what it brought is kept
+  // or handed back so that no session is lost.
+  void settle_claim_without_connection(const std::string& client_id, Router::Claim r);
   // A CONNECT that lost the race for its id at the router (a newer connection claimed it
   // meanwhile): CONNACK, then closed as taken over.
   Action superseded_connect(Connection& c, PendingConnect* p);

@@ -93,6 +93,10 @@ class Router {
     bool elsewhere = false;
     // The session that process gave up (broker/session_image.h), for a persistent CONNECT.
     std::optional<std::string> image;
+    // The id's home, or the process that held the id, did not answer in time: what this
+    // claim says is incomplete (no ticket if the home was silent; no session if the holder
+    // was), and the id's stored session may still be elsewhere.
+    bool timed_out = false;
   };
   using ClaimDone = std::function<void(Claim)>;
   // `persistent`: the CONNECT wants its stored session (3.x CleanSession 0, 5.0 Clean Start 0).

@@ -19,18 +19,26 @@ void MqttHandler::claim_done(ConnId conn, PendingConnect* p, const std::string& 
                              Router::Claim r) {
   Connection* c = loop_.find(conn);
   if (c == nullptr || c->user_data() != p) {
-    // The connection went away while its id was claimed (`p` is gone with it). The id is
-    // registered to this process now: a session that came is kept here, offline, so nothing
-    // is lost; a session already here takes the new ticket; else the claim is released.
-    if (r.image) {
-      broker_.adopt_session(client_id, std::move(*r.image), r.ticket);
-    } else if (r.ticket != 0) {
-      auto e = broker_.registry().find(client_id);
-      if (e && !r.elsewhere)
-        broker_.registry().set_ticket(client_id, e->session, r.ticket);
-      else
-        broker_.router().release(client_id, r.ticket);
-    }
+    // The connection went away while its id was claimed (`p` is gone with it).
+    settle_claim_without_connection(client_id, std::move(r));
+    return;
+  }
+  if (r.timed_out && !p->clean) {
+    // A persistent CONNECT whose claim went unanswered: its stored session may be on the
+    // process that did not answer (a home too busy to reply in time, in a login storm on an
+    // oversubscribed box). Going on would give the client an empty session and strand the
+    // stored one with its queued messages; "server unavailable" makes it come back for it.
+    // A clean CONNECT wants no session and goes on.
+    stats_.connects_refused.add();
+    stats_.claims_unanswered_refused.add();
+    spdlog::info("mqtt: client '{}': refused (server unavailable) for now: its session could "
+                 "not be looked for in time", client_id);
+    p->settle_claim();
+    send_connack(*c, p->version, false,
+                 static_cast<uint8_t>(mqtt::ConnectReturnCode::kServerUnavailable),
+                 p->max_packet_size);
+    c->close_after_flush();
+    settle_claim_without_connection(client_id, std::move(r));
     return;
   }
   p->claim_done = true;
@@ -38,6 +46,20 @@ void MqttHandler::claim_done(ConnId conn, PendingConnect* p, const std::string& 
   p->elsewhere = r.elsewhere;
   p->image = std::move(r.image);
   after_async(*c, continue_connect(*c, p));
+}
+
+void MqttHandler::settle_claim_without_connection(const std::string& client_id, Router::Claim r) {
+  // The id is registered to this process now: a session that came is kept here, offline, so
+  // nothing is lost; a session already here takes the new ticket; else the claim is released.
+  if (r.image) {
+    broker_.adopt_session(client_id, std::move(*r.image), r.ticket);
+  } else if (r.ticket != 0) {
+    auto e = broker_.registry().find(client_id);
+    if (e && !r.elsewhere)
+      broker_.registry().set_ticket(client_id, e->session, r.ticket);
+    else
+      broker_.router().release(client_id, r.ticket);
+  }
 }
 
 Action MqttHandler::superseded_connect(Connection& c, PendingConnect* p) {
@@ -108,6 +130,7 @@ void MqttHandler::adopt_session(const std::string& client_id, std::string image,
     broker_.count_adopt_dropped();
     spdlog::warn("mqtt: late session image for '{}' dropped: the id has a session here",
                  client_id);
+    if (ticket != 0) broker_.claim_answered_late(client_id, ticket);
     return;
   }
   if (!install_image(*fresh, image)) {

@@ -248,3 +248,77 @@ def test_suback_waits_for_peers_setting_picks_the_path(waits):
         for c in subs + [pub]:
             c.loop_stop()
             c.disconnect()
+
+
+
+def stored_sessions_then_a_stopped_worker(srv, ids):
+    """Each id gets a stored session (one subscription, one QoS 1 message queued); then one
+    worker is stopped (SIGSTOP, as a worker too busy to answer would be) while every id
+    reconnects persistent at once, and resumed; returns what each reconnect got once
+    everything the stopped worker owed has settled (every session stored and offline)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from mqtt_raw import DISCONNECT_PACKET, RawClient, connected
+    wait_until(lambda: len(children(srv.pid)) == 2 and listeners(srv.port) == 2, 10,
+               "two workers listening")
+    time.sleep(1)  # the mesh link between the workers
+    for cid in ids:
+        c = connected(srv.port, cid, clean=False)
+        c.subscribe([(f"keep/{cid}", 1)])
+        c.send(DISCONNECT_PACKET)
+        c.close()
+    pub = connected(srv.port, "keep-publisher")
+    for n, cid in enumerate(ids, 1):
+        pub.publish(f"keep/{cid}", b"queued", qos=1, pid=n)
+    pub.send(DISCONNECT_PACKET)
+    pub.close()
+    links = srv.metrics().get("tcpms_connections", 0)  # the workers' mesh links
+
+    def reconnect(cid):
+        try:
+            c = RawClient(srv.port, timeout=8)
+            present, rc = c.connect(cid, clean=False)
+            c.close()
+            return "refused" if rc == 3 else ("present" if present else f"empty rc={rc}")
+        except (OSError, AssertionError, TimeoutError):
+            return "no answer"  # it reached the stopped worker
+    victim = children(srv.pid)[1]
+    os.kill(victim, signal.SIGSTOP)
+    try:
+        with ThreadPoolExecutor(len(ids)) as pool:
+            outcomes = list(pool.map(reconnect, ids))
+    finally:
+        os.kill(victim, signal.SIGCONT)
+    srv.wait_for(lambda: srv.metrics().get("tcpms_mqtt_sessions_offline") == len(ids)
+                 and srv.metrics().get("tcpms_connections", 0) == links, 15,
+                 what="every session stored and offline again")
+    return outcomes
+
+
+
+def test_persistent_client_whose_session_cannot_be_looked_for_is_refused_and_loses_nothing():
+    """A persistent CONNECT whose claim goes unanswered (its home, or the worker holding its
+    session, stopped) gets CONNACK 3, server unavailable, never an empty session in place of
+    its stored one; once the worker runs again every client gets its session back with the
+    message queued in it. (Before: such a CONNECT went on with a new empty session after the
+    claim's 3 s deadline; and the home's answer, arriving after that deadline, was dropped,
+    so the home's record and the session's ticket disagreed and the next CONNECT got an
+    empty session too.)"""
+    from mqtt_raw import DISCONNECT_PACKET, PUBACK, PUBLISH, RawClient, ack_packet
+    ids = [f"keep-{i}" for i in range(30)]
+    with Server("--protocol", "mqtt", "--processes", "2", "--threads", "1",
+                "--sys-interval", "0") as srv:
+        outcomes = stored_sessions_then_a_stopped_worker(srv, ids)
+        assert not [o for o in outcomes if o.startswith("empty")], outcomes
+        # 30 ids: some land on the running worker with their home or session on the other.
+        assert "refused" in outcomes, outcomes
+        assert (srv.metrics().get("tcpms_mqtt_connects_unclaimed_total", 0)
+                == outcomes.count("refused"))
+        for cid in ids:
+            c = RawClient(srv.port)
+            present, rc = c.connect(cid, clean=False)
+            assert (rc, present) == (0, True), cid
+            p = c.expect(PUBLISH)
+            assert (p.topic, p.payload) == (f"keep/{cid}", b"queued"), cid
+            c.send(ack_packet(PUBACK, p.pid))
+            c.send(DISCONNECT_PACKET)
+            c.close()

@@ -141,10 +141,18 @@ class Mesh {
   std::thread pump_;
 };
 
-int connect_present(Client& c, const std::string& id, bool clean) {
+// The CONNACK's return code (3.1.1), or -1 if no CONNACK came.
+int connack_code(Client& c, const std::string& id, bool clean) {
   c.send_connect(id.c_str(), clean);
   auto [type, body] = c.read();
   if (type != mqtt::PacketType::kConnack || body.size() < 2) return -1;
+  return static_cast<int>(body[1]);
+}
+
+int connect_present(Client& c, const std::string& id, bool clean) {
+  c.send_connect(id.c_str(), clean);
+  auto [type, body] = c.read();
+  if (type != mqtt::PacketType::kConnack || body.size() < 2 || body[1] != std::byte{0}) return -1;
   return static_cast<int>(body[0]) & 1;
 }
 
@@ -368,13 +376,18 @@ TEST(PeerRouter, InterestThroughTheHubReachesEveryPeerAndSurvivesItsRestart) {
   EXPECT_TRUE(m[1].router->interested("far/x").has(3)) << "the old filter is still known";
 }
 
-TEST(PeerRouter, AClaimWhoseHomeIsDownGoesOnWithoutIt) {
+// At once, with no wait for a timeout: a clean CONNECT goes on without the home; a
+// persistent one is refused, server unavailable (its stored session may be at the home's
+// holder), rather than given an empty session.
+TEST(PeerRouter, AClaimWhoseHomeIsDownGoesOnWithoutItWhenClean) {
   Mesh m(3);
   const std::string id = m.id_homed_at(1, "lonely-");
   m.fabric.set_up(1, false);
-  Client c(m[0].port);
-  EXPECT_EQ(connect_present(c, id, false), 0);  // at once: no wait for a timeout
-  EXPECT_EQ(m[0].router->stats().claims_timed_out.load(), 1u);
+  Client clean(m[0].port);
+  EXPECT_EQ(connect_present(clean, id, true), 0);
+  Client persistent(m[0].port);
+  EXPECT_EQ(connack_code(persistent, m.id_homed_at(1, "kept-"), false), 3);
+  EXPECT_EQ(m[0].router->stats().claims_timed_out.load(), 2u);
 }
 
 // Homes that follow the peers up (cluster nodes): when a home goes, its holders enroll its ids
