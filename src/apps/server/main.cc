@@ -496,13 +496,19 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
                                 : std::string());
   }
 
+  // Connections that are clients: a worker's mesh links are not (they close only as the
+  // other workers exit), so a worker that handed over waits for and reports clients only.
+  auto clients_here = [&server, &mesh] {
+    const size_t all = server.connection_count();
+    const size_t links = mesh ? std::min<size_t>(mesh->links_open(), all) : 0;
+    return all - links;
+  };
   // A worker's line to its supervisor: an upgrade's channel comes here (supervisor_handover.h).
   std::optional<net::HandoverChannel> control;
   if (role.channels != nullptr && role.channels->control) control.emplace(std::move(role.channels->control));
   bool handed_over = false;  // SIGUSR2 done: serving only what could not move, until it closes
   for (;;) {
-    // A worker's mesh links are no clients: they close only as the other workers exit.
-    if (handed_over && server.connection_count() <= (mesh ? mesh->links_open() : 0)) {
+    if (handed_over && clients_here() == 0) {
       spdlog::info("handover: nothing left here; exiting");
       server.drain(std::chrono::milliseconds(0));
       break;
@@ -578,7 +584,7 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
           };
         }
       }
-      spdlog::info("SIGUSR2: handing {} connection(s) over to a new process", server.connection_count());
+      spdlog::info("SIGUSR2: handing {} connection(s) over to a new process", clients_here());
       GiverOutcome outcome = give_everything(server, gc, [&] {
         // The new process binds the admin port itself once we say Done.
         if (front_admin) front_admin->stop();
@@ -594,13 +600,13 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
         // was read, so nothing of it was acknowledged, and they reconnect to the new process.
         spdlog::info("SIGUSR2: handed over: pid {} has the listeners and {} connection(s); "
                      "closing the {} that could not move", outcome.successor, outcome.handed,
-                     server.connection_count());
+                     clients_here());
         server.drain(std::chrono::milliseconds(opt.drain_timeout_ms));
         break;
       }
       spdlog::info("SIGUSR2: handed over: pid {} has the listeners and {} connection(s); {} "
                    "stay here until they close", outcome.successor, outcome.handed,
-                   server.connection_count() - (mesh ? std::min<size_t>(mesh->links_open(), server.connection_count()) : 0));
+                   clients_here());
       continue;
     }
     if (sig == SIGHUP) {
