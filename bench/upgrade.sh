@@ -13,15 +13,18 @@
 # to the publisher and never delivered (lost), duplicates, and the times; exits non-zero unless
 # nobody was disconnected and nothing was lost. The driver never reconnects.
 #
-# Worker processes are not handed over yet (issue 19, docs/upgrade.md). One server process, so
-# N stays below its descriptor cap (RLIMIT_NOFILE - 256); one driver process (Python) holds
-# all the clients.
-# Environment: BUILD_DIR (build/release), THREADS (server loops, 2), PROTOCOL (echo, mqtt).
+# PROCESSES=P (default 1): the server runs as a supervisor and P worker processes, each with
+# THREADS loops, and is upgraded worker by worker (docs/upgrade.md, "Worker processes"); the
+# RSS figures are then the supervisors'. With one process N stays below its descriptor cap
+# (RLIMIT_NOFILE - 256); one driver process (Python) holds all the clients.
+# Environment: BUILD_DIR (build/release), THREADS (server loops, 2), PROTOCOL (echo, mqtt),
+# PROCESSES (1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10000}
 B=${BUILD_DIR:-build/release}/bin
 THREADS=${THREADS:-2}
+PROCESSES=${PROCESSES:-1}
 work=$(mktemp -d)
 source bench/lib.sh
 trap cleanup_all EXIT
@@ -31,7 +34,7 @@ PROTOCOL=${PROTOCOL:-echo}
 extra=()
 [ "$PROTOCOL" = mqtt ] && extra=(--sys-interval 0)
 "$B/tcpms-server" --protocol "$PROTOCOL" "${extra[@]}" --listen 127.0.0.1:0 --no-admin \
-  --threads "$THREADS" --pid-file "$work/tcpms.pid" >"$work/server.log" 2>&1 &
+  --threads "$THREADS" --processes "$PROCESSES" --pid-file "$work/tcpms.pid" >"$work/server.log" 2>&1 &
 PIDS+=($!)
 addr=$(wait_listening "$work/server.log" "$!")
 if [ "$PROTOCOL" = mqtt ]; then

@@ -132,6 +132,7 @@ struct Encoder {
   }
   void operator()(const InterestMark& f) { w.u64(f.number); }
   void operator()(const InterestApplied& f) { w.u64(f.number); }
+  void operator()(const DrainMark& f) { w.u32(f.epoch); }
   void operator()(const DurablePublish& f) {
     w.u64(f.request);
     w.u8(f.hops);
@@ -348,6 +349,11 @@ std::optional<Frame> decode(ByteView bytes) {
     case FrameKind::kInterestApplied: {
       InterestApplied f;
       f.number = in.u64();
+      return done(in, f);
+    }
+    case FrameKind::kDrainMark: {
+      DrainMark f;
+      f.epoch = in.u32();
       return done(in, f);
     }
     case FrameKind::kInterestRelay: {

@@ -31,6 +31,9 @@
 //   InterestMark     u64 number: the sender's interest updates up to `number` are sent before
 //                    this frame; the receiver answers InterestApplied with it
 //   InterestApplied  u64 number: the updates a mark numbered have been applied
+//   DrainMark        u32 epoch: the upgrade handover with worker processes (docs/upgrade.md):
+//                    the sender holds its clients' input and sends nothing more from them;
+//                    every frame it sent before this one has reached the receiver
 //   message          u8 qos | retain << 2, u32 expiry left ms (0: none), str16 topic,
 //                    str32 properties (5.0, as forwarded), rest: payload
 //
@@ -80,6 +83,8 @@ enum class FrameKind : uint8_t {
   kDurablePublish = 18,
   kInterestMark = 19,
   kInterestApplied = 20,
+  kDrainMark = 21,
+  kLastKind = kDrainMark,  // a kind above it is a newer process's
 };
 
 // A published message as it crosses: views into the frame. expiry_left_ms is the time left
@@ -224,6 +229,13 @@ struct InterestApplied {
   uint64_t number = 0;
 };
 
+// Before a worker hands its clients over to its successor (docs/upgrade.md, "Worker
+// processes"): it has stopped reading from them, so nothing it sends after this mark comes
+// from a client; the epoch names the handover (the new supervisor's pid).
+struct DrainMark {
+  uint32_t epoch = 0;
+};
+
 // Interest updates (InterestSnapshot or InterestDelta frames) of several peers in one frame,
 // and the hub's own InterestMark after them.
 struct InterestRelay {
@@ -243,7 +255,7 @@ void append_relay_entry(std::string& entries, PeerId origin, ByteView frame);
 using Frame = std::variant<Hello, Publish, InterestSnapshot, InterestDelta, ClaimRequest, ClaimAnswer,
                            Surrender, SessionImage, Release, Register, ById, Reply, Query,
                            QueryAnswer, SharedGroup, SharedDeliver, InterestRelay, DurablePublish,
-                           InterestMark, InterestApplied>;
+                           InterestMark, InterestApplied, DrainMark>;
 
 // Appends the frame's bytes to `out`.
 void encode(const Frame& f, std::string& out);

@@ -51,7 +51,8 @@ PeerRouter::PeerRouter(broker::Broker& broker, Transport& transport, RouterOptio
       local_(options.interest, options.loops),
       remote_(transport.self(), std::min(transport.peer_slots(), kMaxPeers), options.interest.hashes),
       acks_(transport.self(), std::min(transport.peer_slots(), kMaxPeers), hub_),
-      incarnations_(std::min(transport.peer_slots(), kMaxPeers), 0) {
+      incarnations_(std::min(transport.peer_slots(), kMaxPeers), 0),
+      drain_marks_(std::make_unique<std::atomic<uint32_t>[]>(peers_)) {
   transport_.set_receiver(this);
 }
 
@@ -734,7 +735,10 @@ void PeerRouter::enroll_at(PeerId peer) {
   broker_.for_each_session([&](std::string_view id, uint32_t ticket) {
     if (home_of_id(id) == peer) held.emplace_back(std::string(id), ticket);
   });
-  for (const auto& [id, ticket] : held) send(peer, Frame(Register{ticket, id}));
+  for (const auto& [id, ticket] : held) {
+    if (peer == self_) on_register(self_, Register{ticket, id});
+    else send(peer, Frame(Register{ticket, id}));
+  }
 }
 
 size_t PeerRouter::directory_size() const {
@@ -1049,6 +1053,33 @@ void PeerRouter::on_hello(PeerId from, const Hello& f) {
   }
 }
 
+// --- the upgrade handover with worker processes ----------------------------------------------
+
+void PeerRouter::send_drain_marks(uint32_t epoch) {
+  // Through the transport like every frame before it, so it leaves after them (peer_mesh.h).
+  SharedBytes frame = to_shared(DrainMark{epoch});
+  for (PeerId p = 0; p < peers_; ++p)
+    if (p != self_) send(p, frame);
+}
+
+bool PeerRouter::drained(uint32_t epoch) const {
+  for (PeerId p = 0; p < peers_; ++p)
+    if (p != self_ && drain_marks_[p].load(std::memory_order_acquire) != epoch) return false;
+  return true;
+}
+
+bool PeerRouter::knows_every_peer() {
+  for (PeerId p = 0; p < peers_; ++p) {
+    if (p == self_) continue;
+    {
+      std::lock_guard lock(dir_mu_);
+      if (incarnations_[p] == 0) return false;
+    }
+    if (!remote_.knows(p)) return false;
+  }
+  return true;
+}
+
 // --- receiving --------------------------------------------------------------------------------
 
 void PeerRouter::on_frame(PeerId from, ByteView bytes) {
@@ -1056,7 +1087,7 @@ void PeerRouter::on_frame(PeerId from, ByteView bytes) {
   auto f = decode(bytes);
   if (!f) {
     if (peek_kind(bytes).has_value() &&
-        static_cast<uint8_t>(*peek_kind(bytes)) > static_cast<uint8_t>(FrameKind::kInterestApplied)) {
+        static_cast<uint8_t>(*peek_kind(bytes)) > static_cast<uint8_t>(FrameKind::kLastKind)) {
       stats_.frames_unknown.fetch_add(1, std::memory_order_relaxed);  // a newer peer's kind
     } else {
       stats_.frames_bad.fetch_add(1, std::memory_order_relaxed);
@@ -1085,6 +1116,7 @@ void PeerRouter::on_frame(PeerId from, ByteView bytes) {
                  [&](const DurablePublish& x) { on_durable_publish(from, x); },
                  [&](const InterestMark& x) { on_interest_mark(from, x); },
                  [&](const InterestApplied& x) { on_interest_applied(from, x); },
+                 [&](const DrainMark& x) { drain_marks_[from].store(x.epoch, std::memory_order_release); },
              },
              *f);
 }

@@ -140,6 +140,21 @@ class PeerRouter final : public broker::Router, public Transport::Receiver {
   }
   void render_metrics(std::string& out) const;
   PeerId self() const noexcept { return self_; }
+
+  // --- the upgrade handover with worker processes (docs/upgrade.md, "Worker processes") ---
+  // Any thread, once this worker holds its clients' input: a DrainMark to every peer, after
+  // everything sent before it.
+  void send_drain_marks(uint32_t epoch);
+  // Every peer's DrainMark of `epoch` has arrived: every frame they sent before holding their
+  // input has been handled here (posted to the loops it was for).
+  bool drained(uint32_t epoch) const;
+  // Every peer's Hello and interest column have arrived: a publish read here from now on
+  // reaches every subscriber anywhere (the new workers of an upgrade read nothing before).
+  bool knows_every_peer();
+  // The sessions held here whose home is this worker enter its directory (those homed at a
+  // peer are enrolled there as the peer comes up): a worker that took sessions over in an
+  // upgrade, rather than by claims, needs it before it reads input.
+  void enroll_homed_here() { enroll_at(self_); }
   size_t directory_size() const;
   // Peers whose interest bitmap has any bit set here (metrics; scans the columns).
   uint32_t peers_with_interest();
@@ -293,6 +308,7 @@ class PeerRouter final : public broker::Router, public Transport::Receiver {
   std::atomic<uint64_t> timer_at_ms_{0};  // the armed timer's deadline; 0: none
 
   std::atomic<bool> retained_asked_{false};
+  std::unique_ptr<std::atomic<uint32_t>[]> drain_marks_;  // by peer: the last DrainMark's epoch
 };
 
 }  // namespace tcpms::routing

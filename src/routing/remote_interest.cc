@@ -227,6 +227,12 @@ void RemoteInterest::forget(PeerId from) {
   set_everything(from, false);
 }
 
+bool RemoteInterest::knows(PeerId p) {
+  if (p >= peer_slots_) return false;
+  std::lock_guard lock(mu_);
+  return table_of_[p] != kNoTable;
+}
+
 std::string RemoteInterest::column_snapshot(PeerId p) {
   if (p >= peer_slots_) return {};
   std::lock_guard lock(mu_);

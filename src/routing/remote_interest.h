@@ -61,6 +61,9 @@ class RemoteInterest {
   // The peer's column as an InterestSnapshot frame (empty if unknown): the interest hub sends
   // these to a peer that comes up (peer_router.h).
   std::string column_snapshot(PeerId p);
+  // True once the peer's column is known (a snapshot of it was applied, or it gets every
+  // publish): a worker taking over in an upgrade waits for every peer's (docs/upgrade.md).
+  bool knows(PeerId p);
   // True if the peer's column has any bit set, or it gets every publish (metrics: a scan of
   // the column, not for the publish path).
   bool has_interest(PeerId p);

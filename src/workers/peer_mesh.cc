@@ -32,7 +32,11 @@ class PeerMesh::InboundHandler final : public Handler {
 
   Action on_open(Connection& conn) override {
     conn.set_timeout(0);  // a quiet link is not an idle client: the server's idle timeout is not for it
+    mesh_.inbound_open_.fetch_add(1, std::memory_order_relaxed);
     return Action::kKeep;
+  }
+  void on_close(Connection&, CloseReason) override {
+    mesh_.inbound_open_.fetch_sub(1, std::memory_order_relaxed);
   }
 
   // A link carries whole frames up to kMaxFrameBytes (a session image, a publish at the MQTT

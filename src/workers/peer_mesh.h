@@ -70,6 +70,11 @@ class PeerMesh final : public routing::Transport {
   uint64_t frames_received() const noexcept { return received_.load(std::memory_order_relaxed); }
   uint64_t frames_dropped() const noexcept { return dropped_.load(std::memory_order_relaxed); }
   unsigned links_up() const noexcept { return links_up_.load(std::memory_order_relaxed); }
+  // Connections of the server that are this mesh's links (up outbound, open inbound): a
+  // worker that handed its clients over waits only for the clients that stayed.
+  unsigned links_open() const noexcept {
+    return links_up_.load(std::memory_order_relaxed) + inbound_open_.load(std::memory_order_relaxed);
+  }
   void render_metrics(std::string& out) const;
 
   static std::string socket_name(const std::string& group, unsigned index);
@@ -102,6 +107,7 @@ class PeerMesh final : public routing::Transport {
   std::vector<Early> early_;      // by peer index, until ever_up_; owner loop only
   std::atomic<uint64_t> sent_{0}, received_{0}, dropped_{0};
   std::atomic<unsigned> links_up_{0};
+  std::atomic<unsigned> inbound_open_{0};
 };
 
 }  // namespace tcpms::workers

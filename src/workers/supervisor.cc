@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,16 +25,32 @@ struct Slot {
   Clock::time_point restart_at{};  // when pid == 0 and not stopping
   std::chrono::milliseconds backoff{0};
   int last_status = 0;
+  UniqueFd control;      // our end of the running worker's control socket
+  bool retired = false;  // exited with retired_exit_code: never restarted
 };
 
-pid_t spawn(unsigned index, const WorkerMain& worker_main, pid_t supervisor) {
+// Starts slot `index`'s worker with a fresh control socket (and `handover`, if any).
+pid_t spawn(unsigned index, const WorkerMain& worker_main, pid_t supervisor,
+            std::vector<Slot>& slots, UniqueFd handover, std::vector<UniqueFd>& other_handovers) {
+  int pair[2] = {-1, -1};
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) return -1;
+  UniqueFd ours(pair[0]);
+  UniqueFd theirs(pair[1]);
   std::fflush(nullptr);
   pid_t pid = ::fork();
-  if (pid != 0) return pid;  // parent (or -1)
+  if (pid != 0) {  // parent (or -1)
+    if (pid > 0) slots[index].control = std::move(ours);
+    return pid;
+  }
   // Child: die with the supervisor rather than linger holding the port.
   ::prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (::getppid() != supervisor) std::_Exit(0);
-  int rc = worker_main(index);
+  // The supervisor's ends of the other workers' sockets are not ours to hold: a worker
+  // that dies must leave its socket closed (the supervisor reads that as its end).
+  for (auto& s : slots) s.control.reset();
+  for (auto& h : other_handovers) h.reset();  // the other workers' channels likewise
+  ours.reset();
+  int rc = worker_main(index, WorkerChannels{std::move(theirs), std::move(handover)});
   std::fflush(nullptr);
   std::_Exit(rc);
 }
@@ -47,11 +64,13 @@ std::string describe(int status) {
 }  // namespace
 
 int run_supervisor(const SupervisorConfig& config, const WorkerMain& worker_main,
-                   SignalWatcher& signals) {
+                   SignalWatcher& signals, SupervisorUpgrade upgrade) {
   const pid_t self = ::getpid();
   std::vector<Slot> slots(config.processes);
+  upgrade.first_handover_channels.resize(slots.size());
   for (unsigned i = 0; i < slots.size(); ++i) {
-    slots[i].pid = spawn(i, worker_main, self);
+    slots[i].pid = spawn(i, worker_main, self, slots, std::move(upgrade.first_handover_channels[i]),
+                         upgrade.first_handover_channels);
     slots[i].started = Clock::now();
     if (slots[i].pid < 0) {
       spdlog::critical("supervisor: fork failed for worker {}", i);
@@ -61,6 +80,7 @@ int run_supervisor(const SupervisorConfig& config, const WorkerMain& worker_main
     }
   }
   spdlog::info("supervisor {}: {} worker processes", self, slots.size());
+  if (upgrade.after_first_start) upgrade.after_first_start();
 
   bool stopping = false;
   bool all_clean = true;
@@ -86,14 +106,28 @@ int run_supervisor(const SupervisorConfig& config, const WorkerMain& worker_main
       timeout_ms = timeout_ms < 0 ? static_cast<int>(ms) : std::min(timeout_ms, static_cast<int>(ms));
     };
     for (auto& s : slots)
-      if (s.pid == 0 && !stopping) consider(s.restart_at);
+      if (s.pid == 0 && !s.retired && !stopping) consider(s.restart_at);
     if (stopping) consider(kill_at);
 
     int sig = signals.wait(timeout_ms);
     now = Clock::now();
-    if (sig == SIGUSR2) {
-      spdlog::error("supervisor: SIGUSR2: the upgrade handover with processes > 1 is not "
-                    "implemented yet (issue 19); nothing changed, the workers keep serving");
+    if (sig == SIGUSR2 && !stopping) {
+      if (!upgrade.on_sigusr2) {
+        spdlog::error("supervisor: SIGUSR2: this server cannot hand its workers over (logged "
+                      "above why); nothing changed, the workers keep serving");
+      } else if (std::any_of(slots.begin(), slots.end(), [](const Slot& s) { return s.retired; })) {
+        spdlog::error("supervisor: SIGUSR2: some workers were handed over already (an earlier "
+                      "upgrade stopped halfway); ignored, the others keep serving");
+      } else {
+        std::vector<pid_t> pids;
+        std::vector<int> controls;
+        for (auto& s : slots) {
+          pids.push_back(s.pid);
+          controls.push_back(s.pid > 0 ? s.control.get() : -1);
+        }
+        upgrade.on_sigusr2(pids, controls);
+      }
+      now = Clock::now();
     }
     if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
       if (sig == SIGHUP && !stopping) {
@@ -115,7 +149,13 @@ int run_supervisor(const SupervisorConfig& config, const WorkerMain& worker_main
         Slot& s = slots[i];
         if (s.pid != pid) continue;
         s.pid = 0;
+        s.control.reset();
         s.last_status = status;
+        if (WIFEXITED(status) && WEXITSTATUS(status) == config.retired_exit_code) {
+          s.retired = true;
+          spdlog::info("supervisor: worker {} (pid {}) retired (upgrade handover)", i, pid);
+          break;
+        }
         bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
         if (stopping) {
           if (!clean) all_clean = false;
@@ -144,6 +184,10 @@ int run_supervisor(const SupervisorConfig& config, const WorkerMain& worker_main
         break;
       }
     }
+    if (std::all_of(slots.begin(), slots.end(), [](const Slot& s) { return s.retired; })) {
+      spdlog::info("supervisor {}: every worker retired; exiting", self);
+      return 0;
+    }
     if (stopping) {
       if (alive() == 0) return fatal_code != 0 ? fatal_code : all_clean ? 0 : 1;
       if (now >= kill_at) {
@@ -157,8 +201,8 @@ int run_supervisor(const SupervisorConfig& config, const WorkerMain& worker_main
     }
     for (unsigned i = 0; i < slots.size(); ++i) {
       Slot& s = slots[i];
-      if (s.pid != 0 || now < s.restart_at) continue;
-      s.pid = spawn(i, worker_main, self);
+      if (s.pid != 0 || s.retired || now < s.restart_at) continue;
+      s.pid = spawn(i, worker_main, self, slots, UniqueFd(), upgrade.first_handover_channels);
       s.started = now;
       if (s.pid < 0) {
         s.pid = 0;

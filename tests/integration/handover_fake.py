@@ -9,6 +9,10 @@ HANDOVER_FAKE says:
   garbage               send bytes that are no frame at all
   take-none             take the listeners, answer every batch "not taken", then hold the
                         listeners without accepting until killed
+  workers-die           a new supervisor (worker processes, handover version 3): take the
+                        ports, give every old worker a channel, play each new worker up to its
+                        listeners, receive each one's first frame after them, exit without
+                        answering
 """
 import os
 import socket
@@ -39,9 +43,52 @@ def receive(sock, want_fds=253):
     return data[4], data[5], data[6:4 + length], fds
 
 
+def take_listeners_as_new_process(sock):
+    """Hello (versions 1-3), Welcome, Listeners answered "all taken". Returns the Welcome's
+    loops (a supervisor's: its process count)."""
+    sock.sendall(frame(1, struct.pack("<HHI", 1, 3, os.getpid())))
+    _, kind, body, _ = receive(sock)
+    assert kind == 2, kind  # Welcome: u16 version, u32 pid, u32 loops, str16 protocol
+    version, _pid, loops = struct.unpack_from("<HII", body)
+    assert version == 3, version
+    _, kind, body, fds = receive(sock)
+    assert kind == 4, kind  # Listeners
+    n = struct.unpack_from("<I", body)[0]
+    sock.sendall(frame(5, struct.pack("<II", 0, n) + b"\x01" * n, 3))  # Taken: all of them
+    return loops, fds
+
+
+def workers_die(sock):
+    processes, _ports = take_listeners_as_new_process(sock)
+    ours = []
+    theirs = []
+    for _ in range(processes):
+        a, b = socket.socketpair()
+        ours.append(a)
+        theirs.append(b)
+    body = struct.pack("<II", os.getpid(), processes) + b"".join(
+        struct.pack("<I", i) for i in range(processes))
+    socket.send_fds(sock, [frame(9, body, 3)], [b.fileno() for b in theirs])  # Workers
+    for b in theirs:
+        b.close()
+    # Each channel is its own stream: the frame reader's leftovers are per channel.
+    for a in ours:
+        PENDING["data"], PENDING["fds"] = b"", []
+        take_listeners_as_new_process(a)
+    kinds = []
+    for a in ours:
+        PENDING["data"], PENDING["fds"] = b"", []
+        _, kind, _, fds = receive(a)
+        kinds.append(kind)
+    print(f"handover fake: {processes} workers sent frame kinds {kinds}; dying", flush=True)
+    sys.exit(3)
+
+
 def main():
     mode = os.environ.get("HANDOVER_FAKE", "")
     sock = socket.socket(fileno=int(os.environ["TCPMS_HANDOVER_FD"]))
+    if mode == "workers-die":
+        workers_die(sock)
     if mode == "garbage":
         sock.sendall(b"\xff\xff\xff\xff this is no handover frame")
         sock.recv(1)  # until the server hangs up

@@ -29,11 +29,12 @@ void hold_input_everywhere(Server& server, bool hold) {
 }
 
 // The successor did not say Done: if it took nothing it is stopped (it holds only copies of
-// our listeners); if it took connections it keeps serving them, and we serve the rest.
-void give_up(GiverOutcome& out, Server& server, pid_t pid, bool listeners_taken) {
+// our listeners); if it took connections it keeps serving them, and we serve the rest. A
+// successor we did not start (worker processes) stops by itself when the channel closes.
+void give_up(GiverOutcome& out, Server& server, pid_t pid, bool listeners_taken, bool ours) {
   set_accepting_everywhere(server, true);
   hold_input_everywhere(server, false);
-  if (out.handed == 0 && pid > 0) {
+  if (out.handed == 0 && pid > 0 && ours) {
     // A successor told why (a Refuse) gets a moment to log it and exit by itself.
     for (int i = 0; i < 100 && ::waitpid(pid, nullptr, WNOHANG) == 0; ++i) ::usleep(10000);
     if (::kill(pid, SIGKILL) == 0) ::waitpid(pid, nullptr, 0);
@@ -42,7 +43,7 @@ void give_up(GiverOutcome& out, Server& server, pid_t pid, bool listeners_taken)
   spdlog::error("SIGUSR2: handover stopped: {}; this process (pid {}) keeps serving {} "
                 "connection(s){}", out.error, ::getpid(), server.connection_count(),
                 out.handed != 0 ? fmt::format(", the new process (pid {}) the {} it took", pid, out.handed)
-                                : listeners_taken ? ", the new process was stopped" : "");
+                                : listeners_taken && ours ? ", the new process was stopped" : "");
 }
 
 // One batch from one loop: park, send, wait for the answer, then release what was taken
@@ -127,24 +128,31 @@ std::string send_state(net::HandoverChannel& channel, const GiverConfig& config,
 }  // namespace
 
 GiverOutcome give_everything(Server& server, const GiverConfig& config,
-                             const std::function<void()>& before_done) {
+                             const std::function<void()>& before_done, UniqueFd given) {
   GiverOutcome out;
-  Successor s = start_successor(config.binary, config.argv);
-  if (!s.error.empty()) {
-    out.error = "cannot start " + config.binary + ": " + s.error;
-    spdlog::error("SIGUSR2: {}; nothing changed", out.error);
-    return out;
+  const bool ours = !given;
+  pid_t pid = -1;
+  if (ours) {
+    Successor s = start_successor(config.binary, config.argv);
+    if (!s.error.empty()) {
+      out.error = "cannot start " + config.binary + ": " + s.error;
+      spdlog::error("SIGUSR2: {}; nothing changed", out.error);
+      return out;
+    }
+    pid = s.pid;
+    given = std::move(s.channel);
+    spdlog::info("SIGUSR2: started {} (pid {}) to take over", config.binary, pid);
   }
-  out.successor = s.pid;
-  spdlog::info("SIGUSR2: started {} (pid {}) to take over", config.binary, s.pid);
-  net::HandoverChannel channel(std::move(s.channel));
+  out.successor = pid;
+  net::HandoverChannel channel(std::move(given));
 
   // Hello: which versions it speaks. Refused clearly when none is ours.
   auto hello = channel.receive(static_cast<int>(config.timeout_ms));
   const hf::Hello* h = hello.ok() ? std::get_if<hf::Hello>(&hello.frame) : nullptr;
+  if (h != nullptr && !ours) out.successor = pid = static_cast<pid_t>(h->pid);
   if (h == nullptr) {
     out.error = hello.ok() ? "the new process did not start with a Hello" : "the new process: " + hello.error;
-    give_up(out, server, s.pid, false);
+    give_up(out, server, pid, false, ours);
     return out;
   }
   const uint16_t version = hf::negotiate(*h);
@@ -153,14 +161,14 @@ GiverOutcome give_everything(Server& server, const GiverConfig& config,
                             "version in common, refused", h->lowest, h->highest,
                             hf::kLowestVersion, hf::kHighestVersion);
     channel.send(hf::Refuse{hf::RefuseCode::kVersion, out.error}, {});
-    give_up(out, server, s.pid, false);
+    give_up(out, server, pid, false, ours);
     return out;
   }
   if (config.state_items && version < 2) {
     out.error = fmt::format("the new process speaks handover version {}, which cannot carry "
                             "{} state on no connection (2 can), refused", version, config.protocol);
     channel.send(hf::Refuse{hf::RefuseCode::kVersion, out.error}, {});
-    give_up(out, server, s.pid, false);
+    give_up(out, server, pid, false, ours);
     return out;
   }
   std::string err = channel.send(
@@ -189,26 +197,33 @@ GiverOutcome give_everything(Server& server, const GiverConfig& config,
   }
   if (!err.empty()) {
     out.error = err;
-    give_up(out, server, s.pid, false);
+    give_up(out, server, pid, false, ours);
     return out;
   }
   // The new process accepts from now on; ours stay open (not accepting) until Done, so a
   // rollback can accept again.
   set_accepting_everywhere(server, false);
-  spdlog::info("SIGUSR2: the new process (pid {}) accepts; handing over connections", s.pid);
+  spdlog::info("SIGUSR2: the new process (pid {}) accepts; handing over connections", pid);
 
   // No loop reads from here on (a protocol that needs it holds its input): every loop is held
   // before the first connection is parked, so nothing a client still here sends can reach a
   // connection already parked or gone. Tasks one loop posted to another before it was held
   // run before that loop's first park (each loop's tasks run in order).
   hold_input_everywhere(server, true);
+  if (config.after_hold) {
+    if (std::string e = config.after_hold(); !e.empty()) {
+      out.error = e;
+      give_up(out, server, pid, true, ours);
+      return out;
+    }
+  }
   uint32_t sequence = 1;
   for (size_t i = 0; i < server.loop_count(); ++i) {
     uint32_t cursor = 0;
     bool loop_done = false;
     while (!loop_done) {
       if (!hand_batch(server, server.loop(i), channel, config, sequence++, cursor, loop_done, out)) {
-        give_up(out, server, s.pid, true);
+        give_up(out, server, pid, true, ours);
         return out;
       }
     }
@@ -216,14 +231,14 @@ GiverOutcome give_everything(Server& server, const GiverConfig& config,
   if (config.state_items) {
     if (std::string e = send_state(channel, config, version, sequence, out); !e.empty()) {
       out.error = "state: " + e;
-      give_up(out, server, s.pid, true);
+      give_up(out, server, pid, true, ours);
       return out;
     }
   }
   if (before_done) before_done();
   if (err = channel.send(hf::Done{static_cast<uint32_t>(out.handed)}, {}, version); !err.empty()) {
     out.error = "done: " + err;
-    give_up(out, server, s.pid, true);
+    give_up(out, server, pid, true, ours);
     return out;
   }
   for (size_t i = 0; i < server.loop_count(); ++i)

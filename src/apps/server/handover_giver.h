@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "tcpms/server.h"
+#include "tcpms/unique_fd.h"
 
 namespace tcpms::app {
 
@@ -32,6 +33,9 @@ struct GiverConfig {
   // State frame items, collected once every connection has moved (input held); unset: none.
   // Needs handover version 2: a successor speaking only 1 is refused before anything moves.
   std::function<std::vector<std::string>()> state_items;
+  // Runs once every loop holds its input, before the first connection is parked; "" or why
+  // the handover must stop (everything resumes). Worker processes: the mesh's drain.
+  std::function<std::string()> after_hold;
 };
 
 struct GiverOutcome {
@@ -44,8 +48,10 @@ struct GiverOutcome {
 };
 
 // `before_done` runs just before the final Done frame (the old process lets go of what the
-// new one must bind itself: the admin port).
+// new one must bind itself: the admin port). With `channel` (worker processes: the
+// supervisors set it up) the successor is already running on its other end and is not ours
+// to start or stop; without it, `config.binary` is started.
 GiverOutcome give_everything(Server& server, const GiverConfig& config,
-                             const std::function<void()>& before_done);
+                             const std::function<void()>& before_done, UniqueFd channel = {});
 
 }  // namespace tcpms::app

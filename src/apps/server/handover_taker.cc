@@ -11,16 +11,15 @@
 namespace tcpms::app {
 namespace {
 namespace hf = net::handover;
+}  // namespace
 
-// A configured port 0 matches whatever port the old process got for it.
-bool same_address(const Endpoint& configured, const std::string& theirs) {
+bool same_listen_address(const Endpoint& configured, const std::string& theirs) {
   if (configured.to_string() == theirs) return true;
   auto t = Endpoint::parse(theirs);
   if (!t || configured.is_unix() || configured.port() != 0) return false;
   t->set_port(0);
   return t->to_string() == configured.to_string();
 }
-}  // namespace
 
 std::string HandoverTaker::take_listeners(Server& server, const std::string& protocol,
                                           const std::vector<Listener>& listeners) {
@@ -49,7 +48,7 @@ std::string HandoverTaker::take_listeners(Server& server, const std::string& pro
   std::vector<std::vector<UniqueFd>> by_listener(listeners.size());
   for (size_t i = 0; i < frame->entries.size(); ++i) {
     const auto& e = frame->entries[i];
-    const bool same = e.index < listeners.size() && same_address(listeners[e.index].at, e.address);
+    const bool same = e.index < listeners.size() && same_listen_address(listeners[e.index].at, e.address);
     if (!same) {
       std::string why = fmt::format("listener {} is {} there, {} here: start the new server with "
                                     "the same listeners", e.index, e.address,
@@ -83,8 +82,8 @@ std::string HandoverTaker::take_connections(Server& server) {
   for (;;) {
     auto r = channel_.receive(timeout_ms_);
     if (!r.ok()) return r.error;
-    if (auto* d = std::get_if<hf::Done>(&r.frame)) {
-      (void)d;
+    if (std::holds_alternative<hf::Done>(r.frame)) {
+      if (before_release_) before_release_();
       return {};
     }
     if (auto* st = std::get_if<hf::State>(&r.frame)) {

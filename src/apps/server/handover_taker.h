@@ -16,6 +16,10 @@
 
 namespace tcpms::app {
 
+// Whether the old process's listening address `theirs` is the one configured here (a
+// configured port 0 matches whatever port the old process got for it).
+bool same_listen_address(const Endpoint& configured, const std::string& theirs);
+
 class HandoverTaker {
  public:
   HandoverTaker(UniqueFd channel, uint32_t timeout_ms)
@@ -32,6 +36,9 @@ class HandoverTaker {
   void set_state_importer(std::function<bool(ByteView item)> importer) {
     state_importer_ = std::move(importer);
   }
+  // Runs once Done has come, before this process reads its clients' input (worker processes:
+  // until the new workers' mesh is up and every peer's interest known; docs/upgrade.md).
+  void set_before_release(std::function<void()> hook) { before_release_ = std::move(hook); }
   size_t state_items() const noexcept { return state_items_; }
   pid_t old_pid() const noexcept { return old_pid_; }
   size_t taken() const noexcept { return taken_; }
@@ -44,6 +51,7 @@ class HandoverTaker {
   size_t taken_ = 0;
   size_t next_loop_ = 0;
   std::function<bool(ByteView)> state_importer_;
+  std::function<void()> before_release_;
   size_t state_items_ = 0;
 };
 

@@ -14,6 +14,8 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
+#include <span>
 #include <thread>
 
 #include <fmt/format.h>
@@ -42,6 +44,7 @@
 #include "server_options.h"
 #include "store/store.h"
 #include "successor.h"
+#include "supervisor_handover.h"
 #include "upgrade_command.h"
 #include "tcpms/server.h"
 #include "tcpms/signal_watcher.h"
@@ -130,6 +133,7 @@ struct WorkerRole {
   unsigned index = 0;
   unsigned count = 1;
   std::string group;  // names the PeerMesh sockets: the supervisor's pid
+  workers::WorkerChannels* channels = nullptr;  // the worker's (supervisor.h)
 };
 
 // What SIGUSR2 needs to start this server again: its binary as resolved at start-up and its
@@ -140,9 +144,7 @@ struct StartUp {
 };
 
 // Why SIGUSR2 cannot hand this server over yet, or "" when it can.
-std::string handover_unsupported(const ServerOptions& opt, const WorkerRole& role) {
-  if (role.count > 1)
-    return "the upgrade handover with processes > 1 is not implemented yet (issue 19)";
+std::string handover_unsupported(const ServerOptions& opt) {
   if (opt.protocol != "echo" && opt.protocol != "mqtt")
     return "the upgrade handover of " + opt.protocol + " connections is not implemented";
   if (opt.protocol == "mqtt" && !opt.cluster_redis.empty())
@@ -326,9 +328,16 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
   if (mesh) mesh->attach(server);
   // Started by a running server's SIGUSR2: its listeners and connections come to us.
   std::optional<HandoverTaker> taker;
-  if (role.count == 1) {
+  // A worker started by an upgrade stops for good (retired: its supervisor does not restart
+  // it) when it could take nothing: its old counterpart serves on.
+  const bool worker = role.count > 1;
+  const int cannot_take = worker ? kExitRetired : kExitUnavailable;
+  {
     std::string error;
-    if (auto fd = handover_socket_from_environment(error)) {
+    std::optional<UniqueFd> fd;
+    if (!worker) fd = handover_socket_from_environment(error);
+    else if (role.channels != nullptr && role.channels->handover) fd = std::move(role.channels->handover);
+    if (fd) {
       taker.emplace(std::move(*fd), opt.upgrade_timeout_ms);
       if (mqtt) {
         // Offline sessions spread over the loops in turn; retained messages are the broker's.
@@ -344,7 +353,26 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
       }
       if (std::string err = taker->take_listeners(server, opt.protocol, listeners); !err.empty()) {
         spdlog::critical("handover: {}; the running server keeps serving", err);
-        return kExitUnavailable;
+        return cannot_take;
+      }
+      if (worker) {
+        // Nothing is read here before this worker's mesh is up and every peer's interest is
+        // known: a publish read earlier would miss the subscribers of a worker not heard of
+        // yet (docs/upgrade.md, "Worker processes").
+        taker->set_before_release([&mesh, peer_router, timeout_ms = opt.upgrade_timeout_ms] {
+          mesh->start();
+          if (peer_router == nullptr) return;
+          peer_router->enroll_homed_here();
+          const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+          while (!peer_router->knows_every_peer()) {
+            if (std::chrono::steady_clock::now() >= until) {
+              spdlog::warn("handover: not every other worker was heard of within {} ms; reading "
+                           "input anyway", timeout_ms);
+              return;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          }
+        });
       }
     } else if (!error.empty()) {
       spdlog::critical("handover: {}", error);
@@ -355,11 +383,19 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
     spdlog::critical("{}", err);
     return kExitUnavailable;
   }
+  bool mesh_started = false;
   if (taker) {
     if (std::string err = taker->take_connections(server); !err.empty()) {
       spdlog::error("handover: stopped after {} connection(s): {}; the old process (pid {}) "
                     "keeps the rest", taker->taken(), err, taker->old_pid());
+      if (worker && taker->taken() == 0) {
+        if (auth_http) auth_http->stop();
+        server.stop();
+        server.wait();
+        return kExitRetired;
+      }
     } else {
+      mesh_started = worker;
       spdlog::info("handover: took the listeners and {} connection(s) from pid {}",
                    taker->taken(), taker->old_pid());
       if (taker->state_items() != 0)
@@ -369,7 +405,7 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
     taker.reset();
   }
   if (role.count == 1) write_pid(opt);  // with worker processes, the supervisor's pid
-  if (mesh) mesh->start();
+  if (mesh && !mesh_started) mesh->start();
   if (cluster_transport) cluster_transport->start();
   if (store) {
     store->start();
@@ -461,9 +497,19 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
                                 : std::string());
   }
 
+  // Connections that are clients: a worker's mesh links are not (they close only as the
+  // other workers exit), so a worker that handed over waits for and reports clients only.
+  auto clients_here = [&server, &mesh] {
+    const size_t all = server.connection_count();
+    const size_t links = mesh ? std::min<size_t>(mesh->links_open(), all) : 0;
+    return all - links;
+  };
+  // A worker's line to its supervisor: an upgrade's channel comes here (supervisor_handover.h).
+  std::optional<net::HandoverChannel> control;
+  if (role.channels != nullptr && role.channels->control) control.emplace(std::move(role.channels->control));
   bool handed_over = false;  // SIGUSR2 done: serving only what could not move, until it closes
   for (;;) {
-    if (handed_over && server.connection_count() == 0) {
+    if (handed_over && clients_here() == 0) {
       spdlog::info("handover: nothing left here; exiting");
       server.drain(std::chrono::milliseconds(0));
       break;
@@ -476,9 +522,15 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
     if (sig == SIGUSR2) {
       if (handed_over) {
         spdlog::warn("SIGUSR2: already handed over to a new process; ignored");
+        if (worker && control) {  // the supervisor waits for an answer
+          uint32_t epoch = 0;
+          std::string error;
+          worker_channel_from_supervisor(*control, epoch, error);
+          report_to_supervisor(*control, false, 0, "this worker has handed over already");
+        }
         continue;
       }
-      if (std::string why = handover_unsupported(opt, role); !why.empty()) {
+      if (std::string why = handover_unsupported(opt); !why.empty()) {
         spdlog::error("SIGUSR2: {}; nothing changed, this process keeps serving", why);
         continue;
       }
@@ -502,12 +554,44 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
           return items;
         };
       }
-      spdlog::info("SIGUSR2: handing {} connection(s) over to a new process", server.connection_count());
+      UniqueFd worker_channel;  // worker processes: to the new worker of our index
+      if (worker) {
+        std::string error = "no control socket";
+        uint32_t epoch = 0;
+        std::optional<UniqueFd> fd;
+        if (control) fd = worker_channel_from_supervisor(*control, epoch, error);
+        if (!fd) {
+          spdlog::error("SIGUSR2: {}; nothing changed", error);
+          continue;
+        }
+        worker_channel = std::move(*fd);
+        if (peer_router != nullptr) {
+          // Before anything is parked, every frame the other workers sent before they held
+          // their input must have reached the connections here (docs/upgrade.md).
+          gc.after_hold = [&server, peer_router, epoch, timeout_ms = opt.upgrade_timeout_ms]() -> std::string {
+            peer_router->send_drain_marks(epoch);
+            const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+            while (!peer_router->drained(epoch)) {
+              if (std::chrono::steady_clock::now() >= until)
+                return fmt::format("not every other worker stopped reading within {} ms (its "
+                                   "handover did not start)", timeout_ms);
+              std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            }
+            // A frame from a peer reaches its subscribers through one loop, which posts to
+            // theirs: rounds over every loop run what was posted before anything is parked.
+            for (int round = 0; round < 3; ++round)
+              for (size_t i = 0; i < server.loop_count(); ++i) run_on_loop(server.loop(i), [](EventLoop&) {});
+            return {};
+          };
+        }
+      }
+      spdlog::info("SIGUSR2: handing {} connection(s) over to a new process", clients_here());
       GiverOutcome outcome = give_everything(server, gc, [&] {
         // The new process binds the admin port itself once we say Done.
         if (front_admin) front_admin->stop();
         if (own_admin) own_admin->stop();
-      });
+      }, std::move(worker_channel));
+      if (worker && control) report_to_supervisor(*control, outcome.completed, outcome.handed, outcome.error);
       if (!outcome.completed) continue;  // logged; we serve on
       handed_over = true;
       if (mqtt) {
@@ -517,13 +601,13 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
         // was read, so nothing of it was acknowledged, and they reconnect to the new process.
         spdlog::info("SIGUSR2: handed over: pid {} has the listeners and {} connection(s); "
                      "closing the {} that could not move", outcome.successor, outcome.handed,
-                     server.connection_count());
+                     clients_here());
         server.drain(std::chrono::milliseconds(opt.drain_timeout_ms));
         break;
       }
       spdlog::info("SIGUSR2: handed over: pid {} has the listeners and {} connection(s); {} "
                    "stay here until they close", outcome.successor, outcome.handed,
-                   server.connection_count());
+                   clients_here());
       continue;
     }
     if (sig == SIGHUP) {
@@ -566,7 +650,7 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
   if (front_admin) front_admin->stop();
   if (own_admin) own_admin->stop();
   spdlog::info("stopped");
-  return kExitOk;
+  return handed_over && worker ? kExitRetired : kExitOk;
 }
 
 // The supervisor's hold on a port its workers will share: refused if another process has
@@ -641,31 +725,85 @@ int run(int argc, char** argv) {
   if (opt.processes <= 1)
     return serve(opt, settings, std::move(listeners), admin_at, WorkerRole{}, signals, start_up);
 
-  // Worker processes share the ports: pick them (port 0) and check nobody else has them before
-  // forking, and keep bound, non-listening SO_REUSEPORT sockets so the ports stay ours while
-  // a worker restarts.
+  // Started by a running supervisor's SIGUSR2: its ports and a channel per worker come to us
+  // (supervisor_handover.h); the pid file is ours once every worker has taken over.
+  std::optional<net::HandoverChannel> predecessor;
+  {
+    std::string handover_error;
+    if (auto fd = handover_socket_from_environment(handover_error)) {
+      predecessor.emplace(std::move(*fd));
+    } else if (!handover_error.empty()) {
+      spdlog::critical("handover: {}", handover_error);
+      return kExitUsage;
+    }
+  }
   std::vector<UniqueFd> reservations;
-  for (auto& l : listeners)
-    if (!reserve_shared_port(l.at, opt.port_wait_ms, "", "--listen", reservations)) return kExitUnavailable;
-  // The admin port too: worker 0 serves it for every worker, and it stays the server's while
-  // worker 0 restarts.
-  if (admin_at && !admin_at->is_unix() &&
-      !reserve_shared_port(*admin_at, opt.port_wait_ms, "admin API: ", "--admin-listen", reservations))
-    return kExitUnavailable;
-  write_pid(opt);
+  SupervisorTaking taking;
+  if (predecessor) {
+    if (std::string err = take_supervisor(*predecessor, opt.protocol, opt.processes,
+                                          opt.upgrade_timeout_ms, listeners, admin_at, taking);
+        !err.empty()) {
+      spdlog::critical("handover: {}; the running server keeps serving", err);
+      return kExitUnavailable;
+    }
+    reservations = std::move(taking.reservations);
+  } else {
+    // Worker processes share the ports: pick them (port 0) and check nobody else has them
+    // before forking, and keep bound, non-listening SO_REUSEPORT sockets so the ports stay
+    // ours while a worker restarts.
+    for (auto& l : listeners)
+      if (!reserve_shared_port(l.at, opt.port_wait_ms, "", "--listen", reservations)) return kExitUnavailable;
+    // The admin port too: worker 0 serves it for every worker, and it stays the server's while
+    // worker 0 restarts.
+    if (admin_at && !admin_at->is_unix() &&
+        !reserve_shared_port(*admin_at, opt.port_wait_ms, "admin API: ", "--admin-listen", reservations))
+      return kExitUnavailable;
+    write_pid(opt);
+  }
+  // What a later upgrade hands the next supervisor: the reserved ports, in this order.
+  std::vector<std::string> reserved_addresses;
+  for (const auto& l : listeners) reserved_addresses.push_back(l.at.to_string());
+  if (admin_at && !admin_at->is_unix()) reserved_addresses.push_back(admin_at->to_string());
+
   WorkerRole role{0, opt.processes, std::to_string(::getpid())};
   workers::SupervisorConfig sup;
   sup.processes = opt.processes;
   sup.stop_timeout = std::chrono::milliseconds(opt.drain_timeout_ms + opt.drain_announce_ms + 10000);
+  sup.retired_exit_code = kExitRetired;
+  workers::SupervisorUpgrade upgrade;
+  upgrade.first_handover_channels = std::move(taking.worker_channels);
+  if (predecessor) {
+    upgrade.after_first_start = [&] {
+      if (wait_for_supervisor_verdict(*predecessor, opt.processes, taking.old_pid)) write_pid(opt);
+      predecessor.reset();
+    };
+  }
+  upgrade.on_sigusr2 = [&](std::span<const pid_t> pids, std::span<const int> controls) {
+    if (std::string why = handover_unsupported(opt); !why.empty()) {
+      spdlog::error("supervisor: SIGUSR2: {}; nothing changed, the workers keep serving", why);
+      return;
+    }
+    SupervisorGiverConfig c;
+    c.binary = opt.upgrade_binary.empty() ? start_up.binary : opt.upgrade_binary;
+    c.argv = start_up.argv;
+    c.protocol = opt.protocol;
+    c.processes = opt.processes;
+    c.timeout_ms = opt.upgrade_timeout_ms;
+    for (const auto& r : reservations) c.reservations.push_back(r.get());
+    c.addresses = reserved_addresses;
+    hand_workers_over(c, pids, controls);
+  };
   return workers::run_supervisor(
       sup,
-      [&](unsigned index) {
+      [&](unsigned index, workers::WorkerChannels channels) {
         reservations.clear();  // the worker's own listeners hold the ports
+        predecessor.reset();   // the supervisors' channel is not the workers'
         WorkerRole mine = role;
         mine.index = index;
+        mine.channels = &channels;
         return serve(opt, settings, listeners, admin_at, mine, signals, start_up);
       },
-      signals);
+      signals, std::move(upgrade));
 }
 
 }  // namespace

@@ -104,6 +104,7 @@ enum ExitCode : int {
   kExitUsage = 64,       // bad flags (EX_USAGE)
   kExitUnavailable = 69, // could not bind / start (EX_UNAVAILABLE)
   kExitSoftware = 70,    // internal error (EX_SOFTWARE)
+  kExitRetired = 75,     // a worker process done for good: it handed over (supervisor.h)
 };
 
 // Declares the settings (server_settings.cc) bound to `out`, then reads --config FILE and the

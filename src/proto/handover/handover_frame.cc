@@ -28,6 +28,7 @@ Kind kind_of(const Frame& f) noexcept {
         else if constexpr (std::is_same_v<T, Taken>) return Kind::kTaken;
         else if constexpr (std::is_same_v<T, Batch>) return Kind::kBatch;
         else if constexpr (std::is_same_v<T, State>) return Kind::kState;
+        else if constexpr (std::is_same_v<T, Workers>) return Kind::kWorkers;
         else return Kind::kDone;
       },
       f);
@@ -75,6 +76,10 @@ void encode_body(const Frame& frame, LeWriter& w) {
           w.u32(v.sequence);
           w.u32(static_cast<uint32_t>(v.items.size()));
           for (const auto& item : v.items) w.str32(item);
+        } else if constexpr (std::is_same_v<T, Workers>) {
+          w.u32(v.epoch);
+          w.u32(static_cast<uint32_t>(v.indices.size()));
+          for (uint32_t i : v.indices) w.u32(i);
         } else {
           w.u32(v.connections);
         }
@@ -172,6 +177,15 @@ const char* decode_into(Kind kind, LeReader& r, Frame& out) {
       out = std::move(st);
       return nullptr;
     }
+    case Kind::kWorkers: {
+      Workers wk;
+      wk.epoch = r.u32();
+      const uint32_t n = r.count(4);
+      wk.indices.reserve(n);
+      for (uint32_t i = 0; i < n && r.ok(); ++i) wk.indices.push_back(r.u32());
+      out = std::move(wk);
+      return nullptr;
+    }
   }
   return "unknown frame kind";
 }
@@ -181,6 +195,7 @@ const char* decode_into(Kind kind, LeReader& r, Frame& out) {
 size_t descriptors_of(const Frame& frame) noexcept {
   if (auto* l = std::get_if<Listeners>(&frame)) return l->entries.size();
   if (auto* b = std::get_if<Batch>(&frame)) return b->connections.size();
+  if (auto* w = std::get_if<Workers>(&frame)) return w->indices.size();
   return 0;
 }
 
@@ -221,7 +236,7 @@ DecodeResult decode_body(ByteView body) {
     res.error = "frame of a handover version this build does not speak";
     return res;
   }
-  if (kind < static_cast<uint8_t>(Kind::kHello) || kind > static_cast<uint8_t>(Kind::kState)) {
+  if (kind < static_cast<uint8_t>(Kind::kHello) || kind > static_cast<uint8_t>(Kind::kWorkers)) {
     res.error = "unknown frame kind";
     return res;
   }
@@ -234,6 +249,10 @@ DecodeResult decode_body(ByteView body) {
   }
   if (kind == static_cast<uint8_t>(Kind::kState) && version < 2) {
     res.error = "frame kind State in handover version 1";
+    return res;
+  }
+  if (kind == static_cast<uint8_t>(Kind::kWorkers) && version < 3) {
+    res.error = "frame kind Workers before handover version 3";
     return res;
   }
   if (const char* e = decode_into(static_cast<Kind>(kind), r, res.frame)) {

@@ -16,6 +16,11 @@
 //   State       (old -> new, version 2 on) u32 sequence, u32 n, n x str32 item: protocol
 //               state on no connection (MQTT: offline sessions, retained messages), opaque
 //               here; answered with Taken of its sequence
+//   Workers     (version 3 on) u32 epoch, u32 n, n x u32 worker index; n descriptors: with
+//               worker processes, one handover channel per worker (docs/upgrade.md, "Worker
+//               processes"): new supervisor -> old supervisor (every worker's), old
+//               supervisor -> old worker i (its own); the epoch names the handover (the new
+//               supervisor's pid) so marks of an earlier attempt never count
 //   connection  u64 old id, u32 handler index, u32 idle timeout ms, u8 flags,
 //               str32 unread input, str32 unsent output, str32 protocol state
 //
@@ -43,7 +48,7 @@ namespace tcpms::net::handover {
 // The versions this build speaks. A newer build that adds fields raises kHighestVersion and
 // keeps decoding the older ones as long as it can.
 inline constexpr uint16_t kLowestVersion = 1;
-inline constexpr uint16_t kHighestVersion = 2;  // 2: State
+inline constexpr uint16_t kHighestVersion = 3;  // 2: State; 3: Workers
 
 // A frame longer than this is refused before it is read: a connection's unsent output is
 // bounded by output_hard_limit_bytes (64 MiB by default), and a batch carries several.
@@ -59,6 +64,7 @@ enum class Kind : uint8_t {
   kBatch = 6,
   kDone = 7,
   kState = 8,  // version 2 on
+  kWorkers = 9,  // version 3 on
 };
 
 enum class RefuseCode : uint16_t {
@@ -126,9 +132,16 @@ struct State {
   bool operator==(const State&) const = default;
 };
 
-using Frame = std::variant<Hello, Welcome, Refuse, Listeners, Taken, Batch, Done, State>;
+// One handover channel per worker process, each a descriptor in the order of `indices`.
+struct Workers {
+  uint32_t epoch = 0;
+  std::vector<uint32_t> indices;
+  bool operator==(const Workers&) const = default;
+};
 
-// How many descriptors travel with a frame (Listeners and Batch: one per entry).
+using Frame = std::variant<Hello, Welcome, Refuse, Listeners, Taken, Batch, Done, State, Workers>;
+
+// How many descriptors travel with a frame (Listeners, Batch, Workers: one per entry).
 size_t descriptors_of(const Frame& frame) noexcept;
 
 // Appends the frame, length first, in `version`'s encoding (Hello and Refuse: always 1).

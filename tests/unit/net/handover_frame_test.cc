@@ -121,5 +121,22 @@ TEST(HandoverFrame, StateRoundTripsFromVersion2AndIsRefusedInVersion1) {
   EXPECT_FALSE(decode_body(as_bytes(forged).subspan(kLengthBytes)).ok());
 }
 
+TEST(HandoverFrame, WorkersRoundTripFromVersion3WithOneDescriptorEach) {
+  Workers w{4242, {0, 1, 2}};
+  EXPECT_EQ(round_trip(w, 3), Frame(w));
+  EXPECT_EQ(descriptors_of(w), 3u);
+  EXPECT_EQ(round_trip(Workers{7, {}}, 3), Frame(Workers{7, {}}));
+  std::string out;
+  encode(w, out, 2);
+  EXPECT_STREQ(decode_body(as_bytes(out).subspan(kLengthBytes)).error,
+               "frame kind Workers before handover version 3");
+  out.clear();
+  encode(w, out, 3);
+  for (size_t n = kLengthBytes; n < out.size(); ++n)
+    EXPECT_FALSE(decode_body(as_bytes(out).subspan(kLengthBytes, n - kLengthBytes)).ok()) << n;
+  out[kLengthBytes + 2 + 4] = '\xff';  // a count the body cannot hold
+  EXPECT_FALSE(decode_body(as_bytes(out).subspan(kLengthBytes)).ok());
+}
+
 }  // namespace
 }  // namespace tcpms::net::handover

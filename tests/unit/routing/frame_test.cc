@@ -50,6 +50,7 @@ std::vector<Frame> samples() {
       DurablePublish{9, 2, "g1", "jobs/+", m},
       InterestMark{0xA1A2A3A4A5A6A7A8ull},
       InterestApplied{42},
+      DrainMark{0xC0FFEE01u},
   };
 }
 

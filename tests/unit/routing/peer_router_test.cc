@@ -179,6 +179,30 @@ bool offline(broker::Broker& b, const std::string& id) {
   return e && !e->conn.valid();
 }
 
+// The upgrade handover's drain (docs/upgrade.md, "Worker processes"): a peer is drained once
+// every other peer's mark of this epoch has arrived, and only then; a new worker knows every
+// peer once their Hellos and interest columns came.
+TEST(PeerRouter, DrainedOnlyOnceEveryPeersMarkOfThisEpochArrived) {
+  Mesh mesh(3);
+  for (int i = 0; i < 500 && !mesh[0].router->knows_every_peer(); ++i) std::this_thread::sleep_for(2ms);
+  EXPECT_TRUE(mesh[0].router->knows_every_peer());
+  EXPECT_FALSE(mesh[0].router->drained(77));
+  mesh.pause();
+  mesh[1].router->send_drain_marks(76);  // an earlier attempt's mark does not count
+  mesh[1].router->send_drain_marks(77);
+  mesh.fabric.deliver_all();
+  EXPECT_FALSE(mesh[0].router->drained(77));  // peer 2 has not marked yet
+  mesh[2].router->send_drain_marks(77);
+  mesh.fabric.deliver_all();
+  EXPECT_TRUE(mesh[0].router->drained(77));
+  EXPECT_FALSE(mesh[1].router->drained(77));  // peer 0 has not marked
+  mesh[0].router->send_drain_marks(77);
+  mesh.fabric.deliver_all();
+  EXPECT_TRUE(mesh[1].router->drained(77));
+  EXPECT_TRUE(mesh[2].router->drained(77));
+  mesh.resume();
+}
+
 TEST(PeerRouter, SessionMovesWithItsInflightAndQueuedMessages) {
   Mesh m(3);
   const std::string id = m.id_homed_at(2, "mv-");  // home on a third peer
