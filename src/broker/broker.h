@@ -258,7 +258,7 @@ class Broker {
   // The home answered a claim of this process after the claim had timed out, and no session
   // came with it: the home now records this process as the id's holder under `ticket`. A
   // session of the id here takes the ticket (unless it has a newer one), so the next claim's
-  // request to give it up names it; with none here the ticket is released.
+  // request to give it up names it.
   void claim_answered_late(std::string_view client_id, uint32_t ticket);
   uint64_t sessions_adopt_dropped() const noexcept {
     return adopt_dropped_.load(std::memory_order_relaxed);

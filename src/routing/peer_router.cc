@@ -530,7 +530,7 @@ void PeerRouter::on_claim_answer(PeerId from, const ClaimAnswer& f) {
     if (it == pending_.end()) {
       // Timed out meanwhile: the home has made this peer the holder under f.ticket all the
       // same. The session coming with it takes the ticket (on_session_image); without one
-      // the broker settles it (a session here takes it, else it is released).
+      // the broker settles it (a session here takes it).
       auto late = late_claims_.find(f.request);
       if (late == late_claims_.end()) return;
       if (f.flags & ClaimAnswer::kImageComing) {
