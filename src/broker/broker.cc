@@ -277,15 +277,6 @@ bool Broker::adopt_session(std::string_view client_id, std::string image, uint32
   });
 }
 
-void Broker::claim_answered_late(std::string_view client_id, uint32_t ticket) {
-  // With no session here the home's record stays: a clean CONNECT whose claim timed out may
-  // not have attached yet (releasing would leave its session unknown at its home, and pushes
-  // by id would miss it), and otherwise the next claim asks this process, which answers
-  // with nothing.
-  if (auto e = registry_.find(client_id); e && (e->ticket == 0 || newer_claim(ticket, e->ticket)))
-    registry_.set_ticket(client_id, e->session, ticket);
-}
-
 void Broker::for_each_session(const std::function<void(std::string_view, uint32_t)>& visit) const {
   registry_.for_each([&](const RegistryEntry& e) { visit(e.session->client_id(), e.ticket); });
 }

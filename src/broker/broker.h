@@ -255,11 +255,6 @@ class Broker {
   // `ticket`: the claim it came with, if this process claimed the id for it (else it is
   // enrolled with the router, which keeps it only if nobody else holds the id).
   bool adopt_session(std::string_view client_id, std::string image, uint32_t ticket = 0);
-  // The home answered a claim of this process after the claim had timed out, and no session
-  // came with it: the home now records this process as the id's holder under `ticket`. A
-  // session of the id here takes the ticket (unless it has a newer one), so the next claim's
-  // request to give it up names it.
-  void claim_answered_late(std::string_view client_id, uint32_t ticket);
   uint64_t sessions_adopt_dropped() const noexcept {
     return adopt_dropped_.load(std::memory_order_relaxed);
   }

@@ -130,7 +130,6 @@ void MqttHandler::adopt_session(const std::string& client_id, std::string image,
     broker_.count_adopt_dropped();
     spdlog::warn("mqtt: late session image for '{}' dropped: the id has a session here",
                  client_id);
-    if (ticket != 0) broker_.claim_answered_late(client_id, ticket);
     return;
   }
   if (!install_image(*fresh, image)) {

@@ -146,15 +146,9 @@ void PeerRouter::expire(uint64_t request) {
                  [&](PendingClaim& c) {
                    // The home, or the session, did not come in time: the broker decides with
                    // what there is (a ticket if the home answered; no session): a clean
-                   // CONNECT goes on, a persistent one is refused (session_moves.cc). A home
-                   // that answers later is settled then (on_claim_answer).
+                   // CONNECT goes on, a persistent one is refused (session_moves.cc).
                    stats_.claims_timed_out.fetch_add(1, std::memory_order_relaxed);
-                   if (!c.answered) {
-                     c.result = Claim{};
-                     std::lock_guard lock(pending_mu_);
-                     late_claims_[request] = LateClaim{c.client_id, 0};
-                     if (late_claims_.size() > kLateClaimsKept) late_claims_.erase(late_claims_.begin());
-                   }
+                   if (!c.answered) c.result = Claim{};
                    c.result.timed_out = true;
                    spdlog::warn("routing: client '{}': {} did not answer within {} ms",
                                 c.client_id, c.answered ? "the previous holder" : "its home",
@@ -523,34 +517,16 @@ void PeerRouter::claim(std::string_view client_id, bool persistent, ClaimDone do
 }
 
 void PeerRouter::on_claim_answer(PeerId from, const ClaimAnswer& f) {
-  std::optional<std::string> settle_late;  // a claim that timed out, answered, no session coming
   {
     std::lock_guard lock(pending_mu_);
     auto it = pending_.find(f.request);
-    if (it == pending_.end()) {
-      // Timed out meanwhile: the home has made this peer the holder under f.ticket all the
-      // same. The session coming with it takes the ticket (on_session_image); without one
-      // the broker settles it (a session here takes it).
-      auto late = late_claims_.find(f.request);
-      if (late == late_claims_.end()) return;
-      if (f.flags & ClaimAnswer::kImageComing) {
-        late->second.ticket = f.ticket;
-        return;
-      }
-      settle_late = std::move(late->second.client_id);
-      late_claims_.erase(late);
-    } else {
-      auto* c = std::get_if<PendingClaim>(&it->second);
-      if (c == nullptr || c->answered) return;
-      c->answered = true;
-      c->result.ticket = f.ticket;
-      c->result.elsewhere = f.previous != kNoPeer && f.previous != self_;
-      c->image_expected = (f.flags & ClaimAnswer::kImageComing) != 0;
-    }
-  }
-  if (settle_late) {
-    broker_.claim_answered_late(*settle_late, f.ticket);
-    return;
+    if (it == pending_.end()) return;  // timed out meanwhile
+    auto* c = std::get_if<PendingClaim>(&it->second);
+    if (c == nullptr || c->answered) return;
+    c->answered = true;
+    c->result.ticket = f.ticket;
+    c->result.elsewhere = f.previous != kNoPeer && f.previous != self_;
+    c->image_expected = (f.flags & ClaimAnswer::kImageComing) != 0;
   }
   maybe_finish_claim(f.request);
 }
@@ -572,27 +548,14 @@ void PeerRouter::on_session_image(PeerId from, const SessionImage& f) {
     maybe_finish_claim(f.request);
     return;
   }
-  uint32_t ticket = 0;  // the home's, if the claim's answer came late too
-  {
-    std::lock_guard lock(pending_mu_);
-    auto late = late_claims_.find(f.request);
-    if (late != late_claims_.end() && late->second.client_id == f.client_id) {
-      ticket = late->second.ticket;
-      late_claims_.erase(late);
-    }
-  }
-  if (!has) {  // a late "none": nothing to keep, but the ticket to settle
-    if (ticket != 0) broker_.claim_answered_late(std::string(f.client_id), ticket);
-    return;
-  }
+  if (!has) return;  // a late "none": nothing to keep
   // Its claim gave up before it came: the broker keeps it if the id has no session here, so a
   // session that left its holder is not lost.
   stats_.sessions_late.fetch_add(1, std::memory_order_relaxed);
   spdlog::warn("routing: session of client '{}' from peer {} came after its claim ended; "
                "handed to the broker",
                f.client_id, from);
-  if (!broker_.adopt_session(f.client_id, std::string(as_chars(f.image)), ticket) && ticket != 0)
-    broker_.claim_answered_late(std::string(f.client_id), ticket);
+  broker_.adopt_session(f.client_id, std::string(as_chars(f.image)));
 }
 
 void PeerRouter::maybe_finish_claim(uint64_t request) {

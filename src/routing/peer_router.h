@@ -50,7 +50,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -289,17 +288,6 @@ class PeerRouter final : public broker::Router, public Transport::Receiver {
 
   std::mutex pending_mu_;
   std::unordered_map<uint64_t, Pending> pending_;
-  // Claims that timed out before their home answered, by request: the home may still
-  // register this peer as the id's holder under a ticket, and the session may still come
-  // (then the ticket is kept for it). Without this, the late ticket was lost and the home's
-  // record and the session's ticket disagreed, so the next claim got an empty session.
-  // Oldest dropped past kLateClaimsKept (a home that never answers).
-  struct LateClaim {
-    std::string client_id;
-    uint32_t ticket = 0;  // answered, the session still to come
-  };
-  static constexpr size_t kLateClaimsKept = 65536;
-  std::map<uint64_t, LateClaim> late_claims_;
   uint64_t next_request_ = 1;
   // Deadlines of pending requests (steady ms, request), earliest first; one timer for the head.
   std::priority_queue<std::pair<uint64_t, uint64_t>, std::vector<std::pair<uint64_t, uint64_t>>,
