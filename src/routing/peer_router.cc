@@ -49,10 +49,14 @@ PeerRouter::PeerRouter(broker::Broker& broker, Transport& transport, RouterOptio
                                 : std::max<uint32_t>(2, static_cast<uint32_t>(peers_) * 5 / 2)),
       hub_(peers_ > options.interest_relay_above ? PeerId{0} : kNoPeer),
       local_(options.interest, options.loops),
-      remote_(transport.self(), std::min(transport.peer_slots(), kMaxPeers), options.interest.hashes),
+      remote_(transport.self(), std::min(transport.peer_slots(), kMaxPeers), options.interest.hashes,
+              options.shared_interest),
       acks_(transport.self(), std::min(transport.peer_slots(), kMaxPeers), hub_),
       incarnations_(std::min(transport.peer_slots(), kMaxPeers), 0),
       drain_marks_(std::make_unique<std::atomic<uint32_t>[]>(peers_)) {
+  // Our column (empty) is known to the other workers from the start, as a snapshot would
+  // make it known to a peer.
+  if (remote_.shared()) write_own_column(local_.snapshot());
   transport_.set_receiver(this);
 }
 
@@ -246,7 +250,14 @@ void PeerRouter::schedule_spaced(std::atomic<bool>& scheduled, std::atomic<uint6
 
 void PeerRouter::flush_interest() {
   uint64_t covers = 0;
-  std::string update = local_.take_update(&covers);
+  std::string update;
+  if (remote_.shared()) {
+    std::lock_guard lock(own_column_mu_);
+    update = local_.take_update(&covers);
+    write_own_column(update);
+  } else {
+    update = local_.take_update(&covers);
+  }
   // Behind the update (per-pair order), the question the held SUBACKs wait on.
   const std::optional<uint64_t> mark = acks_.mark_due(covers);
   if (update.empty() && !mark) return;
@@ -380,6 +391,13 @@ void PeerRouter::maybe_grow_interest() {
                          growing_.store(false, std::memory_order_release);
                          schedule_interest_flush();  // the snapshot at the new size
                        });
+}
+
+void PeerRouter::write_own_column(const std::string& update) {
+  if (update.empty()) return;
+  auto f = decode(as_bytes(update));
+  if (const auto* s = f ? std::get_if<InterestSnapshot>(&*f) : nullptr) remote_.apply(self_, *s);
+  if (const auto* d = f ? std::get_if<InterestDelta>(&*f) : nullptr) remote_.apply(self_, *d);
 }
 
 void PeerRouter::on_interest(PeerId from, const InterestSnapshot& f) {
@@ -893,6 +911,9 @@ void PeerRouter::sync_retained_from(PeerId peer) {
 
 void PeerRouter::on_peer_up(PeerId peer) {
   if (peer >= peers_ || peer == self_) return;
+  // With shared tables, our column is current before the peer hears of us (a worker taking
+  // over in an upgrade reads no input before every Hello: docs/upgrade.md).
+  if (remote_.shared()) flush_interest();
   // What the peer must know of us, Hello first (the transport keeps this order).
   send(peer, Frame(Hello{incarnation_, local_.slots(), options_.interest.hashes}));
   if (hub_ == kNoPeer || peer == hub_) {
@@ -1157,7 +1178,9 @@ void PeerRouter::render_metrics(std::string& out) const {
          directory_size());
   family("tcpms_routing_interest_slots", "Slots of this peer's interest bitmap.", "gauge",
          local_.slots());
-  family("tcpms_routing_interest_table_bytes", "Memory of the peers' interest bitmaps held here.",
+  family("tcpms_routing_interest_table_bytes",
+         "Memory of the peers' interest bitmaps held here (shared by worker processes: worker 0 "
+         "counts them).",
          "gauge", remote_.table_bytes());
 }
 

@@ -2,12 +2,14 @@
 // nodes of a cluster — over any Transport (transport.h). One routing layer for both: the same
 // frames (frame.h), the same interest summary, the same ownership of client ids.
 //
-// Publishes: by interest, decided locally. Every peer keeps the others' filters as Bloom
-// bitmaps (RemoteInterest) and sends a publish only to the peers whose bitmap says they may
-// have a matching subscriber: no round trip, no broadcast. Its own filters it keeps as a
-// counting bitmap (LocalInterest) and sends the others a delta when they changed (at once
-// after a quiet spell, else at most once an interval, through the hub with many peers), or a
-// snapshot when a peer comes up or the bitmap grew. A SUBACK waits until every peer has applied
+// Publishes: by interest, decided locally. Every peer's filters are kept as Bloom bitmaps
+// (RemoteInterest) and a publish goes only to the peers whose bitmap says they may have a
+// matching subscriber: no round trip, no broadcast. A peer keeps its own filters as a counting
+// bitmap (LocalInterest) and sends the others a delta when they changed (at once after a quiet
+// spell, else at most once an interval, through the hub with many peers), or a snapshot when
+// a peer comes up or the bitmap grew. Cluster nodes keep the others' bitmaps from these
+// frames; worker processes share one copy of all of them (RouterOptions::shared_interest),
+// where each writes its own update before it sends it, so the frame only paces the SUBACKs. A SUBACK waits until every peer has applied
 // the update carrying its filter (interest_acks.h), so a publish anywhere after the SUBACK
 // reaches the subscriber; a peer that does not answer within claim_timeout_ms only delays it.
 // A link that breaks and is redialled keeps the peer's column; a restart forgets it. Retained
@@ -83,6 +85,9 @@ struct RouterOptions {
   uint32_t interest_relay_above = 8;
   uint32_t request_timeout_ms = 5000;
   uint64_t incarnation = 0;  // this process's; 0: chosen from the pid and the clock
+  // The interest tables the worker processes share (RemoteInterest::shared_region, made
+  // before they were forked); null: this peer keeps the others' columns itself.
+  InterestRegion* shared_interest = nullptr;
 };
 
 struct RouterStats {
@@ -214,6 +219,9 @@ class PeerRouter final : public broker::Router, public Transport::Receiver {
   bool send(PeerId to, SharedBytes frame);
   void schedule_interest_flush();
   void maybe_grow_interest();
+  // With shared interest tables: writes this peer's update (an encoded snapshot or delta) to
+  // its own column, before the peers are sent it.
+  void write_own_column(const std::string& update);
 
   // Frame handlers.
   void on_hello(PeerId from, const Hello& f);
@@ -280,6 +288,8 @@ class PeerRouter final : public broker::Router, public Transport::Receiver {
   RemoteInterest remote_;
   InterestAcks acks_;
   std::atomic<bool> flush_scheduled_{false};
+  // One flush at a time with shared tables: updates reach our column in the order taken.
+  std::mutex own_column_mu_;
   std::atomic<bool> growing_{false};
 
   mutable std::mutex dir_mu_;

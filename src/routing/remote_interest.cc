@@ -1,19 +1,28 @@
 #include "routing/remote_interest.h"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <bit>
+#include <iterator>
 #include <new>
+#include <stdexcept>
+#include <vector>
 
 #include "routing/interest_keys.h"
+#include "wire/little_endian.h"
 
 namespace tcpms::routing {
 
 namespace {
 constexpr uint8_t kNoTable = 0xFF;
-}
+constexpr size_t kPage = 4096;
+// Address space for the tables (only what is written costs memory): 1,024 replacements of a
+// 4 MiB table, or a few of the largest any process would grow to.
+constexpr size_t kArenaBytes = size_t{8} << 30;
+}  // namespace
 
+// A table lives in one block of the region: this header on the first page, the rows from the
+// second on (so that their pages can be given back alone).
+//
 // A row is `lane_bits` wide: the peer count rounded up to a power of two, at least 8 and at
 // most 64 (then one 64-bit word per 64 peers). Narrow rows share a 64-bit word (`lanes` rows
 // a word), so 8 workers pay 1 byte a slot instead of 8; the atomics stay 64-bit words.
@@ -25,17 +34,16 @@ struct RemoteInterest::Table {
         lanes(64 / lane_bits),
         lane_mask(lane_bits == 64 ? ~uint64_t{0} : (uint64_t{1} << lane_bits) - 1),
         bytes((size_t{s} + lanes - 1) / lanes * w * 8) {
-    // Anonymous pages, so a retired table can give its memory back (MADV_DONTNEED) while a
-    // reader that still holds it reads zeros.
-    void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) throw std::bad_alloc();
-    rows = static_cast<std::atomic<uint64_t>*>(p);
-    members = std::make_unique<std::atomic<uint64_t>[]>(w);
-    for (uint32_t i = 0; i < w; ++i) members[i].store(0, std::memory_order_relaxed);
+    for (auto& m : members) m.store(0, std::memory_order_relaxed);
   }
-  ~Table() { ::munmap(rows, bytes); }
-  Table(const Table&) = delete;
-  Table& operator=(const Table&) = delete;
+  static size_t block_bytes(uint32_t slots, uint32_t words, uint32_t peers) {
+    static_assert(sizeof(Table) <= kPage);
+    const Table probe(slots, words, peers);
+    return kPage + probe.bytes;
+  }
+  std::atomic<uint64_t>* rows() const {
+    return reinterpret_cast<std::atomic<uint64_t>*>(reinterpret_cast<char*>(const_cast<Table*>(this)) + kPage);
+  }
 
   // Slot `slot`'s bits of word `word` (bit p & 63 for peer p), and setting or clearing them.
   uint64_t get(uint32_t slot, uint32_t word) const {
@@ -47,73 +55,114 @@ struct RemoteInterest::Table {
   void clear(uint32_t slot, uint32_t word, uint64_t bit) const {
     if (get(slot, word) & bit) cell(slot, word).fetch_and(~(bit << shift(slot)), std::memory_order_relaxed);
   }
-  void retire() {
-    for (uint32_t i = 0; i < words; ++i) members[i].store(0, std::memory_order_relaxed);
-    member_count = 0;
-    ::madvise(rows, bytes, MADV_DONTNEED);
-  }
 
   const uint32_t slots;
   const uint32_t words;
   const uint32_t lane_bits;
   const uint32_t lanes;
   const uint64_t lane_mask;
-  const size_t bytes;
-  std::atomic<uint64_t>* rows;
-  std::unique_ptr<std::atomic<uint64_t>[]> members;
-  uint32_t member_count = 0;  // under mu_
+  const size_t bytes;  // of the rows
+  std::atomic<uint64_t> members[PeerSet::kWords];
+  uint32_t member_count = 0;  // under the lock
 
  private:
   std::atomic<uint64_t>& cell(uint32_t slot, uint32_t word) const {
-    return rows[size_t{slot / lanes} * words + word];
+    return rows()[size_t{slot / lanes} * words + word];
   }
   uint32_t shift(uint32_t slot) const { return (slot % lanes) * lane_bits; }
 };
 
-RemoteInterest::RemoteInterest(PeerId self, uint32_t peer_slots, uint8_t hashes)
+// What the processes that share a region share besides the tables: fixed-size, in the
+// region's header.
+struct RemoteInterest::State {
+  std::atomic<Table*> tables[2] = {nullptr, nullptr};
+  std::atomic<uint32_t> largest{0};
+  uint8_t table_of[kMaxPeers];  // by peer: 0, 1, or kNoTable (under the lock)
+  // By peer: its shapes and flags as its last frame carried them (for column_snapshot).
+  uint8_t flags[kMaxPeers] = {};
+  uint8_t shapes_count_of[kMaxPeers] = {};
+  uint64_t shapes_of[kMaxPeers][kMaxShapesPerPeer];
+  // Every wildcard shape any peer has announced, append-only (so a reader never sees one
+  // vanish): a publish looks up one key per shape here. Shapes no longer used stay and cost a
+  // lookup that finds nothing.
+  static constexpr uint32_t kMaxShapes = 256;
+  std::atomic<uint64_t> shapes[kMaxShapes];
+  std::atomic<uint32_t> shape_count{0};
+  std::atomic<uint64_t> everything[PeerSet::kWords];  // peers that get every publish
+
+  State() {
+    std::fill(std::begin(table_of), std::end(table_of), kNoTable);
+    for (auto& s : shapes) s.store(0, std::memory_order_relaxed);
+    for (auto& e : everything) e.store(0, std::memory_order_relaxed);
+  }
+};
+
+std::unique_ptr<InterestRegion> RemoteInterest::shared_region(std::string* error) {
+  return InterestRegion::create(InterestRegion::Sharing::kWithChildren, sizeof(State), kArenaBytes, error);
+}
+
+namespace {
+std::unique_ptr<InterestRegion> private_region(size_t header_bytes) {
+  std::string error;
+  auto region = InterestRegion::create(InterestRegion::Sharing::kPrivate, header_bytes, kArenaBytes, &error);
+  if (!region) throw std::runtime_error(error);
+  return region;
+}
+}  // namespace
+
+RemoteInterest::RemoteInterest(PeerId self, uint32_t peer_slots, uint8_t hashes, InterestRegion* shared)
     : self_(self),
       peer_slots_(std::min(peer_slots, kMaxPeers)),
       words_((std::min(peer_slots, kMaxPeers) + 63) / 64),
       hashes_(hashes),
-      table_of_(std::min(peer_slots, kMaxPeers), kNoTable),
-      peer_shapes_(std::min(peer_slots, kMaxPeers)),
-      peer_flags_(std::min(peer_slots, kMaxPeers), 0),
-      everything_(std::make_unique<std::atomic<uint64_t>[]>(PeerSet::kWords)) {
-  for (uint32_t i = 0; i < PeerSet::kWords; ++i) everything_[i].store(0, std::memory_order_relaxed);
+      own_region_(shared == nullptr ? private_region(sizeof(State)) : nullptr),
+      region_(shared != nullptr ? shared : own_region_.get()),
+      state_(static_cast<State*>(region_->header([](void* at) { new (at) State(); }))) {
+  // A worker that starts again finds its old column: what it held is gone.
+  if (region_->shared()) forget(self_);
 }
 
 RemoteInterest::~RemoteInterest() = default;
 
+uint32_t RemoteInterest::largest_slots() const noexcept {
+  return state_->largest.load(std::memory_order_relaxed);
+}
+
 RemoteInterest::Table* RemoteInterest::table_for(uint32_t slots) {
-  for (auto& slot : tables_) {
+  State& st = *state_;
+  for (auto& slot : st.tables) {
     Table* t = slot.load(std::memory_order_relaxed);
     if (t != nullptr && t->slots == slots) return t;
   }
   // A free place: no table, or one with nobody in it; else the table of the smaller size.
   int place = -1;
   for (int i = 0; i < 2 && place < 0; ++i) {
-    Table* t = tables_[i].load(std::memory_order_relaxed);
+    Table* t = st.tables[i].load(std::memory_order_relaxed);
     if (t == nullptr || t->member_count == 0) place = i;
   }
   if (place < 0) {
-    place = tables_[0].load()->slots < tables_[1].load()->slots ? 0 : 1;
-    Table* old = tables_[place].load(std::memory_order_relaxed);
+    place = st.tables[0].load()->slots < st.tables[1].load()->slots ? 0 : 1;
     // Its peers get everything until their next snapshot.
     for (PeerId p = 0; p < peer_slots_; ++p) {
-      if (table_of_[p] != place) continue;
-      table_of_[p] = kNoTable;
-      everything_[p >> 6].fetch_or(uint64_t{1} << (p & 63), std::memory_order_relaxed);
+      if (st.table_of[p] != place) continue;
+      st.table_of[p] = kNoTable;
+      st.everything[p >> 6].fetch_or(uint64_t{1} << (p & 63), std::memory_order_relaxed);
     }
-    old->retire();
   }
-  Table* old = tables_[place].load(std::memory_order_relaxed);
-  if (old != nullptr) old->retire();
-  all_tables_.push_back(std::make_unique<Table>(slots, words_, peer_slots_));
-  Table* t = all_tables_.back().get();
-  tables_[place].store(t, std::memory_order_release);
-  uint32_t largest = largest_.load(std::memory_order_relaxed);
-  if (slots > largest) largest_.store(slots, std::memory_order_relaxed);
+  Table* old = st.tables[place].load(std::memory_order_relaxed);
+  if (old != nullptr) retire(*old);
+  void* block = region_->allocate(Table::block_bytes(slots, words_, peer_slots_));
+  if (block == nullptr) return nullptr;
+  Table* t = new (block) Table(slots, words_, peer_slots_);
+  st.tables[place].store(t, std::memory_order_release);
+  if (slots > st.largest.load(std::memory_order_relaxed)) st.largest.store(slots, std::memory_order_relaxed);
   return t;
+}
+
+void RemoteInterest::retire(Table& t) {
+  for (auto& m : t.members) m.store(0, std::memory_order_relaxed);
+  t.member_count = 0;
+  region_->give_back(t.rows(), t.bytes);
 }
 
 void RemoteInterest::remove_from(Table& t, PeerId p) {
@@ -125,61 +174,75 @@ void RemoteInterest::remove_from(Table& t, PeerId p) {
 }
 
 bool RemoteInterest::add_shapes(const ShapeList& shapes) {
+  State& st = *state_;
   bool all = true;
   for (size_t i = 0; i < shapes.count(); ++i) {
     const uint64_t shape = shapes.at(i);
     if (shape == 0) continue;
-    const uint32_t n = shape_count_.load(std::memory_order_relaxed);
+    const uint32_t n = st.shape_count.load(std::memory_order_relaxed);
     bool known = false;
-    for (uint32_t k = 0; k < n && !known; ++k) known = shapes_[k].load(std::memory_order_relaxed) == shape;
+    for (uint32_t k = 0; k < n && !known; ++k) known = st.shapes[k].load(std::memory_order_relaxed) == shape;
     if (known) continue;
-    if (n == kMaxShapes) {
+    if (n == State::kMaxShapes) {
       all = false;
       continue;
     }
-    shapes_[n].store(shape, std::memory_order_relaxed);
-    shape_count_.store(n + 1, std::memory_order_release);  // readers see the shape, then the count
+    st.shapes[n].store(shape, std::memory_order_relaxed);
+    st.shape_count.store(n + 1, std::memory_order_release);  // readers see the shape, then the count
   }
   return all;
+}
+
+void RemoteInterest::keep_shapes(PeerId p, const ShapeList& shapes, uint8_t flags) {
+  const size_t n = std::min(shapes.count(), kMaxShapesPerPeer);
+  for (size_t i = 0; i < n; ++i) state_->shapes_of[p][i] = shapes.at(i);
+  state_->shapes_count_of[p] = static_cast<uint8_t>(n);
+  state_->flags[p] = flags;
 }
 
 void RemoteInterest::set_everything(PeerId p, bool on) {
   const uint64_t bit = uint64_t{1} << (p & 63);
   if (on)
-    everything_[p >> 6].fetch_or(bit, std::memory_order_relaxed);
+    state_->everything[p >> 6].fetch_or(bit, std::memory_order_relaxed);
   else
-    everything_[p >> 6].fetch_and(~bit, std::memory_order_relaxed);
+    state_->everything[p >> 6].fetch_and(~bit, std::memory_order_relaxed);
 }
 
 void RemoteInterest::apply(PeerId from, const InterestSnapshot& s) {
-  if (from >= peer_slots_ || from == self_ || s.slots == 0 || s.bitmap.size() * 8 != s.slots) return;
-  std::lock_guard lock(mu_);
+  if (!writes(from) || s.slots == 0 || s.bitmap.size() * 8 != s.slots) return;
+  InterestRegion::Lock lock(*region_);
+  State& st = *state_;
   // Shapes before bits: a reader that sees the new bits also tries their shapes.
   const bool fits = add_shapes(s.shapes) && (s.flags & kInterestOverflow) == 0;
-  peer_shapes_[from] = std::string(as_chars(s.shapes.bytes));
-  peer_flags_[from] = s.flags;
+  keep_shapes(from, s.shapes, s.flags);
   Table* t = table_for(s.slots);
+  if (t == nullptr) {
+    // No memory for a table at this size: the peer gets everything until a snapshot fits.
+    forget_locked(from);
+    set_everything(from, true);
+    return;
+  }
   const uint32_t w = from >> 6;
   const uint64_t bit = uint64_t{1} << (from & 63);
   // New bits first, then the peer becomes a member here, then old bits go: a reader never
   // sees the peer without a filter it has in both versions.
   for (uint32_t i = 0; i < s.slots; ++i)
     if ((static_cast<uint8_t>(s.bitmap[i / 8]) >> (i % 8)) & 1) t->set(i, w, bit);
-  const uint8_t place = tables_[0].load(std::memory_order_relaxed) == t ? 0 : 1;
-  const uint8_t before = table_of_[from];
+  const uint8_t place = st.tables[0].load(std::memory_order_relaxed) == t ? 0 : 1;
+  const uint8_t before = st.table_of[from];
   if (before != place) {
     t->members[w].fetch_or(bit, std::memory_order_release);
     ++t->member_count;
   }
   set_everything(from, !fits);
   if (before != place && before != kNoTable) {
-    Table* old = tables_[before].load(std::memory_order_relaxed);
+    Table* old = st.tables[before].load(std::memory_order_relaxed);
     if (old != nullptr) {
       remove_from(*old, from);
-      if (old->member_count == 0) old->retire();
+      if (old->member_count == 0) retire(*old);
     }
   }
-  table_of_[from] = place;
+  st.table_of[from] = place;
   if (before == place) {
     for (uint32_t i = 0; i < s.slots; ++i) {
       if ((static_cast<uint8_t>(s.bitmap[i / 8]) >> (i % 8)) & 1) continue;
@@ -189,55 +252,61 @@ void RemoteInterest::apply(PeerId from, const InterestSnapshot& s) {
 }
 
 bool RemoteInterest::apply(PeerId from, const InterestDelta& d) {
-  if (from >= peer_slots_ || from == self_) return false;
-  std::lock_guard lock(mu_);
-  const uint8_t place = table_of_[from];
-  Table* t = place == kNoTable ? nullptr : tables_[place].load(std::memory_order_relaxed);
+  if (!writes(from)) return false;
+  InterestRegion::Lock lock(*region_);
+  State& st = *state_;
+  const uint8_t place = st.table_of[from];
+  Table* t = place == kNoTable ? nullptr : st.tables[place].load(std::memory_order_relaxed);
   if (t == nullptr || t->slots != d.slots) return false;
   const uint32_t w = from >> 6;
   const uint64_t bit = uint64_t{1} << (from & 63);
   const bool fits = add_shapes(d.shapes) && (d.flags & kInterestOverflow) == 0;
   set_everything(from, !fits);
-  peer_shapes_[from] = std::string(as_chars(d.shapes.bytes));
-  peer_flags_[from] = d.flags;
+  keep_shapes(from, d.shapes, d.flags);
   for (size_t i = 0; i < d.count(); ++i) {
     const uint32_t v = d.at(i);
-    const uint32_t s = v & ~InterestDelta::kSet;
-    if (s >= t->slots) continue;
+    const uint32_t slot = v & ~InterestDelta::kSet;
+    if (slot >= t->slots) continue;
     if (v & InterestDelta::kSet)
-      t->set(s, w, bit);
+      t->set(slot, w, bit);
     else
-      t->clear(s, w, bit);
+      t->clear(slot, w, bit);
   }
   return true;
 }
 
 void RemoteInterest::forget(PeerId from) {
-  if (from >= peer_slots_) return;
-  std::lock_guard lock(mu_);
-  const uint8_t place = table_of_[from];
+  if (!writes(from)) return;
+  InterestRegion::Lock lock(*region_);
+  forget_locked(from);
+}
+
+void RemoteInterest::forget_locked(PeerId from) {
+  State& st = *state_;
+  const uint8_t place = st.table_of[from];
   if (place != kNoTable) {
-    Table* t = tables_[place].load(std::memory_order_relaxed);
+    Table* t = st.tables[place].load(std::memory_order_relaxed);
     if (t != nullptr) {
       remove_from(*t, from);
-      if (t->member_count == 0) t->retire();
+      if (t->member_count == 0) retire(*t);
     }
-    table_of_[from] = kNoTable;
+    st.table_of[from] = kNoTable;
   }
   set_everything(from, false);
 }
 
 bool RemoteInterest::knows(PeerId p) {
   if (p >= peer_slots_) return false;
-  std::lock_guard lock(mu_);
-  return table_of_[p] != kNoTable;
+  InterestRegion::Lock lock(*region_);
+  return state_->table_of[p] != kNoTable;
 }
 
 std::string RemoteInterest::column_snapshot(PeerId p) {
   if (p >= peer_slots_) return {};
-  std::lock_guard lock(mu_);
-  const uint8_t place = table_of_[p];
-  Table* t = place == kNoTable ? nullptr : tables_[place].load(std::memory_order_relaxed);
+  InterestRegion::Lock lock(*region_);
+  State& st = *state_;
+  const uint8_t place = st.table_of[p];
+  Table* t = place == kNoTable ? nullptr : st.tables[place].load(std::memory_order_relaxed);
   if (t == nullptr) return {};
   std::vector<std::byte> bitmap(t->slots / 8);
   const uint32_t w = p >> 6;
@@ -245,10 +314,13 @@ std::string RemoteInterest::column_snapshot(PeerId p) {
   for (uint32_t i = 0; i < t->slots; ++i)
     if (t->get(i, w) & bit)
       bitmap[i / 8] |= std::byte{static_cast<uint8_t>(1u << (i % 8))};
+  std::string shapes;
+  wire::LeWriter out(shapes);
+  for (size_t i = 0; i < st.shapes_count_of[p]; ++i) out.u64(st.shapes_of[p][i]);
   InterestSnapshot f;
   f.slots = t->slots;
-  f.flags = peer_flags_[p];
-  f.shapes.bytes = as_bytes(peer_shapes_[p]);
+  f.flags = st.flags[p];
+  f.shapes.bytes = as_bytes(shapes);
   f.bitmap = ByteView(bitmap.data(), bitmap.size());
   return encode(f);
 }
@@ -257,10 +329,10 @@ bool RemoteInterest::has_interest(PeerId p) {
   if (p >= peer_slots_ || p == self_) return false;
   const uint32_t w = p >> 6;
   const uint64_t bit = uint64_t{1} << (p & 63);
-  if (everything_[w].load(std::memory_order_relaxed) & bit) return true;
-  std::lock_guard lock(mu_);
-  const uint8_t place = table_of_[p];
-  Table* t = place == kNoTable ? nullptr : tables_[place].load(std::memory_order_relaxed);
+  if (state_->everything[w].load(std::memory_order_relaxed) & bit) return true;
+  InterestRegion::Lock lock(*region_);
+  const uint8_t place = state_->table_of[p];
+  Table* t = place == kNoTable ? nullptr : state_->tables[place].load(std::memory_order_relaxed);
   if (t == nullptr) return false;
   for (uint32_t i = 0; i < t->slots; ++i)
     if (t->get(i, w) & bit) return true;
@@ -268,17 +340,19 @@ bool RemoteInterest::has_interest(PeerId p) {
 }
 
 void RemoteInterest::send_everything(PeerId from) {
-  if (from >= peer_slots_ || from == self_) return;
-  forget(from);
+  if (!writes(from)) return;
+  InterestRegion::Lock lock(*region_);
+  forget_locked(from);
   set_everything(from, true);
 }
 
 void RemoteInterest::match(std::string_view topic, PeerSet& out) const {
+  const State& st = *state_;
   // The keys to look up: the topic itself, then one per shape in use that fits its length.
-  uint64_t keys[1 + kMaxShapes];
+  uint64_t keys[1 + State::kMaxShapes];
   uint32_t nkeys = 0;
   keys[nkeys++] = exact_topic_key(topic);
-  const uint32_t shapes = shape_count_.load(std::memory_order_acquire);
+  const uint32_t shapes = st.shape_count.load(std::memory_order_acquire);
   if (shapes != 0) {
     std::string_view levels[kMaxShapeLevels + 1];
     uint32_t count = 0;
@@ -286,11 +360,11 @@ void RemoteInterest::match(std::string_view topic, PeerSet& out) const {
     thread_local std::string scratch;
     for (uint32_t k = 0; k < shapes; ++k) {
       uint64_t key;
-      if (topic_shape_key(shapes_[k].load(std::memory_order_relaxed), levels, count, scratch, key))
+      if (topic_shape_key(st.shapes[k].load(std::memory_order_relaxed), levels, count, scratch, key))
         keys[nkeys++] = key;
     }
   }
-  for (const auto& slot : tables_) {
+  for (const auto& slot : st.tables) {
     Table* t = slot.load(std::memory_order_acquire);
     if (t == nullptr) continue;
     uint64_t members[PeerSet::kWords];
@@ -310,13 +384,14 @@ void RemoteInterest::match(std::string_view topic, PeerSet& out) const {
     }
   }
   for (uint32_t w = 0; w < PeerSet::kWords; ++w)
-    out.word(w) |= everything_[w].load(std::memory_order_relaxed);
+    out.word(w) |= st.everything[w].load(std::memory_order_relaxed);
   out.remove(self_);
 }
 
 size_t RemoteInterest::table_bytes() const {
+  if (shared() && self_ != 0) return 0;
   size_t n = 0;
-  for (const auto& slot : tables_) {
+  for (const auto& slot : state_->tables) {
     Table* t = slot.load(std::memory_order_relaxed);
     if (t != nullptr && t->member_count != 0) n += t->bytes;
   }

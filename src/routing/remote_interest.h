@@ -18,24 +18,30 @@
 // carries (or than the union holds) gets every publish: correct, and only as costly as
 // broadcast for that pathological case.
 //
-// Updates (snapshots, deltas, forget) come from the transport's receiving thread(s) under one
-// mutex; match() runs on loop threads with no lock: rows are atomics, and a table that is
-// replaced is zeroed (its pages given back) but never unmapped while the object lives, so a
-// reader that still holds it reads zeros at worst. A snapshot sets its new bits before it
-// clears old ones, so a filter present in both is never missed.
+// Where the tables live (interest_region.h): worker processes share one region, and there
+// each process writes only its own column (apply(self, ...) with its own updates, before it
+// sends them) and reads everyone's, so one copy serves them all; frames from the others change
+// nothing here. A cluster node keeps a private region and writes the other nodes' columns
+// from their frames, its own never. Either way a column has one writer.
+//
+// Updates (snapshots, deltas, forget) are serialized by the region's lock; match() runs on
+// loop threads with no lock: rows are atomics, and a table that is replaced is zeroed (its
+// pages given back) but never unmapped while the region lives, so a reader that still holds it
+// reads zeros at worst. A snapshot sets its new bits before it clears old ones, so a filter
+// present in both is never missed.
 //
 // Thread rules: match() and largest_slots() from any thread, lock-free; the rest from any
-// thread, serialized by a mutex.
+// thread, serialized by the region's lock.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
+#include <string>
 #include <string_view>
-#include <vector>
 
 #include "routing/frame.h"
+#include "routing/interest_region.h"
 #include "routing/local_interest.h"
 #include "routing/peer_set.h"
 
@@ -43,11 +49,22 @@ namespace tcpms::routing {
 
 class RemoteInterest {
  public:
-  RemoteInterest(PeerId self, uint32_t peer_slots, uint8_t hashes);
+  // With `shared`, the tables are the region's, shared with the other worker processes (made
+  // by shared_region() before they were forked), and this process's column is cleared: a
+  // process that starts again writes it anew. Without, they are in a private region.
+  RemoteInterest(PeerId self, uint32_t peer_slots, uint8_t hashes, InterestRegion* shared = nullptr);
   ~RemoteInterest();
   RemoteInterest(const RemoteInterest&) = delete;
   RemoteInterest& operator=(const RemoteInterest&) = delete;
 
+  // A region for worker processes to share, to be made before they are forked.
+  static std::unique_ptr<InterestRegion> shared_region(std::string* error);
+
+  // True when the columns are shared between processes: each writes its own (`self`'s)
+  // and the others' frames are not applied.
+  bool shared() const noexcept { return region_->shared(); }
+
+  // A column's snapshot or delta, from its writer (see above); others are ignored.
   void apply(PeerId from, const InterestSnapshot& s);
   // A delta at another size than the peer's column is dropped (a snapshot at the new size
   // follows it); false then.
@@ -70,36 +87,32 @@ class RemoteInterest {
   // Adds to `out` every peer that may have a filter matching `topic`.
   void match(std::string_view topic, PeerSet& out) const;
   // The largest bitmap any peer uses (the size every process grows to).
-  uint32_t largest_slots() const noexcept { return largest_.load(std::memory_order_relaxed); }
-  // Memory the tables hold (their rows), for metrics.
+  uint32_t largest_slots() const noexcept;
+  // Memory the tables hold (their rows), for metrics. Shared tables are counted by peer 0
+  // alone, so that the sum over the workers is what they hold.
   size_t table_bytes() const;
 
  private:
   struct Table;
-  Table* table_for(uint32_t slots);  // under mu_; null if none can take that size
+  struct State;
+  // Whether this process writes `p`'s column.
+  bool writes(PeerId p) const noexcept { return p < peer_slots_ && (shared() ? p == self_ : p != self_); }
+  Table* table_for(uint32_t slots);  // under the lock; null if none can be made
   void remove_from(Table& t, PeerId p);
+  void retire(Table& t);
   // The peer's shapes join the union every match() tries; true if they all fit.
-  bool add_shapes(const ShapeList& shapes);  // under mu_
+  bool add_shapes(const ShapeList& shapes);  // under the lock
+  void keep_shapes(PeerId p, const ShapeList& shapes, uint8_t flags);  // under the lock
   void set_everything(PeerId p, bool on);
+  void forget_locked(PeerId p);
 
   const PeerId self_;
   const uint32_t peer_slots_;
   const uint32_t words_;  // per row
   const uint8_t hashes_;
-  std::mutex mu_;
-  std::atomic<Table*> tables_[2] = {nullptr, nullptr};
-  std::vector<std::unique_ptr<Table>> all_tables_;  // including retired ones (zeroed)
-  std::vector<uint8_t> table_of_;                   // by peer: 0, 1, or kNone (under mu_)
-  std::vector<std::string> peer_shapes_;            // by peer: its shapes as frames carry them
-  std::vector<uint8_t> peer_flags_;                 // by peer: its last frame's flags
-  // Every wildcard shape any peer has announced, append-only (so a reader never sees one
-  // vanish): a publish looks up one key per shape here. Shapes no longer used stay and cost a
-  // lookup that finds nothing.
-  static constexpr uint32_t kMaxShapes = 256;
-  std::atomic<uint64_t> shapes_[kMaxShapes] = {};
-  std::atomic<uint32_t> shape_count_{0};
-  std::unique_ptr<std::atomic<uint64_t>[]> everything_;  // peers that get every publish
-  std::atomic<uint32_t> largest_{0};
+  std::unique_ptr<InterestRegion> own_region_;  // when not shared
+  InterestRegion* const region_;
+  State* const state_;  // in the region's header
 };
 
 }  // namespace tcpms::routing

@@ -134,6 +134,8 @@ struct WorkerRole {
   unsigned count = 1;
   std::string group;  // names the PeerMesh sockets: the supervisor's pid
   workers::WorkerChannels* channels = nullptr;  // the worker's (supervisor.h)
+  // The interest tables every worker shares (MQTT), mapped by the supervisor before it forks.
+  routing::InterestRegion* shared_interest = nullptr;
 };
 
 // What SIGUSR2 needs to start this server again: its binary as resolved at start-up and its
@@ -292,6 +294,7 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
       // One routing layer between the workers: publishes by interest, client ids by home.
       routing::RouterOptions ro;
       ro.loops = config.threads;
+      ro.shared_interest = role.shared_interest;
       auto router = std::make_unique<routing::PeerRouter>(*mqtt_broker, *mesh, ro);
       peer_router = router.get();
       mqtt_broker->set_router(std::move(router));
@@ -766,6 +769,17 @@ int run(int argc, char** argv) {
   if (admin_at && !admin_at->is_unix()) reserved_addresses.push_back(admin_at->to_string());
 
   WorkerRole role{0, opt.processes, std::to_string(::getpid())};
+  // One copy of every worker's interest column, for all of them (routing/interest_region.h).
+  std::unique_ptr<routing::InterestRegion> shared_interest;
+  if (opt.protocol == "mqtt") {
+    std::string why;
+    shared_interest = routing::RemoteInterest::shared_region(&why);
+    if (!shared_interest) {
+      spdlog::critical("supervisor: {}", why);
+      return kExitUnavailable;
+    }
+    role.shared_interest = shared_interest.get();
+  }
   workers::SupervisorConfig sup;
   sup.processes = opt.processes;
   sup.stop_timeout = std::chrono::milliseconds(opt.drain_timeout_ms + opt.drain_announce_ms + 10000);

@@ -12,24 +12,10 @@
 #include "routing/interest_keys.h"
 #include "routing/local_interest.h"
 #include "routing/remote_interest.h"
+#include "interest_test_support.h"
 
 namespace tcpms::routing {
 namespace {
-
-// Applies `frame` (an encoded InterestSnapshot or InterestDelta from `from`) to `remote`.
-void apply(RemoteInterest& remote, PeerId from, const std::string& frame) {
-  auto f = decode(as_bytes(frame));
-  ASSERT_TRUE(f.has_value());
-  if (auto* s = std::get_if<InterestSnapshot>(&*f)) remote.apply(from, *s);
-  else if (auto* d = std::get_if<InterestDelta>(&*f)) remote.apply(from, *d);
-  else FAIL() << "not an interest frame";
-}
-
-bool names(const RemoteInterest& remote, std::string_view topic, PeerId p) {
-  PeerSet s;
-  remote.match(topic, s);
-  return s.has(p);
-}
 
 TEST(InterestKeys, FilterKeysMatchTheTopicsTheyCover) {
   auto covered = [](std::string_view filter, std::string_view topic) {
