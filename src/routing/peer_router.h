@@ -8,10 +8,12 @@
 // bitmap (LocalInterest) and sends the others a delta when they changed (at once after a quiet
 // spell, else at most once an interval, through the hub with many peers), or a snapshot when
 // a peer comes up or the bitmap grew. Cluster nodes keep the others' bitmaps from these
-// frames; worker processes share one copy of all of them (RouterOptions::shared_interest),
-// where each writes its own update before it sends it, so the frame only paces the SUBACKs. A SUBACK waits until every peer has applied
-// the update carrying its filter (interest_acks.h), so a publish anywhere after the SUBACK
-// reaches the subscriber; a peer that does not answer within claim_timeout_ms only delays it.
+// frames, and a SUBACK waits until every node has applied the update carrying its filter
+// (interest_acks.h), so a publish anywhere after the SUBACK reaches the subscriber; a node
+// that does not answer within claim_timeout_ms only delays it. Worker processes share one copy
+// of every bitmap instead (RouterOptions::shared_interest): each writes its own column and
+// sends the others only its snapshots (which tell them of a new size), and its SUBACK waits
+// for nothing, since the filter is in the column the others read before the SUBACK leaves.
 // A link that breaks and is redialled keeps the peer's column; a restart forgets it. Retained
 // publishes go to every peer (each keeps every retained message); a peer that starts asks one
 // other for them.
@@ -220,8 +222,8 @@ class PeerRouter final : public broker::Router, public Transport::Receiver {
   void schedule_interest_flush();
   void maybe_grow_interest();
   // With shared interest tables: writes this peer's update (an encoded snapshot or delta) to
-  // its own column, before the peers are sent it.
-  void write_own_column(const std::string& update);
+  // its own column. True if it was a snapshot (the peers are sent those alone).
+  bool write_own_column(const std::string& update);
 
   // Frame handlers.
   void on_hello(PeerId from, const Hello& f);
