@@ -4,6 +4,7 @@
 #include <bit>
 #include <iterator>
 #include <new>
+#include <optional>
 #include <stdexcept>
 #include <vector>
 
@@ -77,7 +78,9 @@ struct RemoteInterest::Table {
 struct RemoteInterest::State {
   std::atomic<Table*> tables[2] = {nullptr, nullptr};
   std::atomic<uint32_t> largest{0};
-  uint8_t table_of[kMaxPeers];  // by peer: 0, 1, or kNoTable (under the lock)
+  // By peer: 0, 1, or kNoTable. Changed under the lock; read without it by a column's writer
+  // (apply of its own delta).
+  std::atomic<uint8_t> table_of[kMaxPeers];
   // By peer: its shapes and flags as its last frame carried them (for column_snapshot).
   uint8_t flags[kMaxPeers] = {};
   uint8_t shapes_count_of[kMaxPeers] = {};
@@ -91,7 +94,7 @@ struct RemoteInterest::State {
   std::atomic<uint64_t> everything[PeerSet::kWords];  // peers that get every publish
 
   State() {
-    std::fill(std::begin(table_of), std::end(table_of), kNoTable);
+    for (auto& t : table_of) t.store(kNoTable, std::memory_order_relaxed);
     for (auto& s : shapes) s.store(0, std::memory_order_relaxed);
     for (auto& e : everything) e.store(0, std::memory_order_relaxed);
   }
@@ -144,8 +147,8 @@ RemoteInterest::Table* RemoteInterest::table_for(uint32_t slots) {
     place = st.tables[0].load()->slots < st.tables[1].load()->slots ? 0 : 1;
     // Its peers get everything until their next snapshot.
     for (PeerId p = 0; p < peer_slots_; ++p) {
-      if (st.table_of[p] != place) continue;
-      st.table_of[p] = kNoTable;
+      if (st.table_of[p].load(std::memory_order_relaxed) != place) continue;
+      st.table_of[p].store(kNoTable, std::memory_order_relaxed);
       st.everything[p >> 6].fetch_or(uint64_t{1} << (p & 63), std::memory_order_relaxed);
     }
   }
@@ -229,7 +232,7 @@ void RemoteInterest::apply(PeerId from, const InterestSnapshot& s) {
   for (uint32_t i = 0; i < s.slots; ++i)
     if ((static_cast<uint8_t>(s.bitmap[i / 8]) >> (i % 8)) & 1) t->set(i, w, bit);
   const uint8_t place = st.tables[0].load(std::memory_order_relaxed) == t ? 0 : 1;
-  const uint8_t before = st.table_of[from];
+  const uint8_t before = st.table_of[from].load(std::memory_order_relaxed);
   if (before != place) {
     t->members[w].fetch_or(bit, std::memory_order_release);
     ++t->member_count;
@@ -242,7 +245,7 @@ void RemoteInterest::apply(PeerId from, const InterestSnapshot& s) {
       if (old->member_count == 0) retire(*old);
     }
   }
-  st.table_of[from] = place;
+  st.table_of[from].store(place, std::memory_order_relaxed);
   if (before == place) {
     for (uint32_t i = 0; i < s.slots; ++i) {
       if ((static_cast<uint8_t>(s.bitmap[i / 8]) >> (i % 8)) & 1) continue;
@@ -253,16 +256,29 @@ void RemoteInterest::apply(PeerId from, const InterestSnapshot& s) {
 
 bool RemoteInterest::apply(PeerId from, const InterestDelta& d) {
   if (!writes(from)) return false;
-  InterestRegion::Lock lock(*region_);
+  // A worker's own delta is written without the region's lock, which the other workers take:
+  // it comes with every SUBSCRIBE, on a loop thread, and a worker preempted while holding a
+  // lock that 50 others want stalls them all. Its column's bits are its alone (atomics), the
+  // table it is in changes only under the lock, and a table retired meanwhile leaves it
+  // getting every publish until its next snapshot (table_for). The lock is needed only for
+  // what others write too: the union of shapes, when one is new, and the flag that says it
+  // gets everything.
+  std::optional<InterestRegion::Lock> lock;
+  if (!shared() || !shapes_known(d.shapes) || everything(from) != ((d.flags & kInterestOverflow) != 0))
+    lock.emplace(*region_);
   State& st = *state_;
-  const uint8_t place = st.table_of[from];
+  const uint8_t place = st.table_of[from].load(std::memory_order_relaxed);
   Table* t = place == kNoTable ? nullptr : st.tables[place].load(std::memory_order_relaxed);
   if (t == nullptr || t->slots != d.slots) return false;
   const uint32_t w = from >> 6;
   const uint64_t bit = uint64_t{1} << (from & 63);
-  const bool fits = add_shapes(d.shapes) && (d.flags & kInterestOverflow) == 0;
-  set_everything(from, !fits);
-  keep_shapes(from, d.shapes, d.flags);
+  if (lock) {
+    const bool fits = add_shapes(d.shapes) && (d.flags & kInterestOverflow) == 0;
+    set_everything(from, !fits);
+    // Kept for column_snapshot(), whose frames only a private region applies: a shared
+    // column may show the shapes of its last locked update.
+    keep_shapes(from, d.shapes, d.flags);
+  }
   for (size_t i = 0; i < d.count(); ++i) {
     const uint32_t v = d.at(i);
     const uint32_t slot = v & ~InterestDelta::kSet;
@@ -275,6 +291,23 @@ bool RemoteInterest::apply(PeerId from, const InterestDelta& d) {
   return true;
 }
 
+bool RemoteInterest::shapes_known(const ShapeList& shapes) const {
+  const State& st = *state_;
+  const uint32_t n = st.shape_count.load(std::memory_order_acquire);
+  for (size_t i = 0; i < shapes.count(); ++i) {
+    const uint64_t shape = shapes.at(i);
+    if (shape == 0) continue;
+    bool known = false;
+    for (uint32_t k = 0; k < n && !known; ++k) known = st.shapes[k].load(std::memory_order_relaxed) == shape;
+    if (!known) return false;
+  }
+  return true;
+}
+
+bool RemoteInterest::everything(PeerId p) const {
+  return (state_->everything[p >> 6].load(std::memory_order_relaxed) >> (p & 63)) & 1;
+}
+
 void RemoteInterest::forget(PeerId from) {
   if (!writes(from)) return;
   InterestRegion::Lock lock(*region_);
@@ -283,14 +316,14 @@ void RemoteInterest::forget(PeerId from) {
 
 void RemoteInterest::forget_locked(PeerId from) {
   State& st = *state_;
-  const uint8_t place = st.table_of[from];
+  const uint8_t place = st.table_of[from].load(std::memory_order_relaxed);
   if (place != kNoTable) {
     Table* t = st.tables[place].load(std::memory_order_relaxed);
     if (t != nullptr) {
       remove_from(*t, from);
       if (t->member_count == 0) retire(*t);
     }
-    st.table_of[from] = kNoTable;
+    st.table_of[from].store(kNoTable, std::memory_order_relaxed);
   }
   set_everything(from, false);
 }
@@ -298,14 +331,14 @@ void RemoteInterest::forget_locked(PeerId from) {
 bool RemoteInterest::knows(PeerId p) {
   if (p >= peer_slots_) return false;
   InterestRegion::Lock lock(*region_);
-  return state_->table_of[p] != kNoTable;
+  return state_->table_of[p].load(std::memory_order_relaxed) != kNoTable;
 }
 
 std::string RemoteInterest::column_snapshot(PeerId p) {
   if (p >= peer_slots_) return {};
   InterestRegion::Lock lock(*region_);
   State& st = *state_;
-  const uint8_t place = st.table_of[p];
+  const uint8_t place = st.table_of[p].load(std::memory_order_relaxed);
   Table* t = place == kNoTable ? nullptr : st.tables[place].load(std::memory_order_relaxed);
   if (t == nullptr) return {};
   std::vector<std::byte> bitmap(t->slots / 8);
@@ -330,7 +363,7 @@ bool RemoteInterest::has_interest(PeerId p) {
   const uint32_t w = p >> 6;
   const uint64_t bit = uint64_t{1} << (p & 63);
   if (state_->everything[w].load(std::memory_order_relaxed) & bit) return true;
-  InterestRegion::Lock lock(*region_);
+  // No lock (as match()): a scan of a column, which others must not wait for.
   const uint8_t place = state_->table_of[p];
   Table* t = place == kNoTable ? nullptr : state_->tables[place].load(std::memory_order_relaxed);
   if (t == nullptr) return false;

@@ -30,8 +30,9 @@
 // reads zeros at worst. A snapshot sets its new bits before it clears old ones, so a filter
 // present in both is never missed.
 //
-// Thread rules: match() and largest_slots() from any thread, lock-free; the rest from any
-// thread, serialized by the region's lock.
+// Thread rules: match(), has_interest() and largest_slots() from any thread, lock-free; a
+// shared column's writer applies its deltas without the lock unless they bring a new shape;
+// the rest from any thread, serialized by the region's lock.
 #pragma once
 
 #include <atomic>
@@ -104,6 +105,9 @@ class RemoteInterest {
   bool add_shapes(const ShapeList& shapes);  // under the lock
   void keep_shapes(PeerId p, const ShapeList& shapes, uint8_t flags);  // under the lock
   void set_everything(PeerId p, bool on);
+  bool everything(PeerId p) const;
+  // True if every shape in `shapes` is in the union already.
+  bool shapes_known(const ShapeList& shapes) const;
   void forget_locked(PeerId p);
 
   const PeerId self_;
