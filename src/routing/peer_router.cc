@@ -213,11 +213,6 @@ void PeerRouter::on_filter_removed(std::string_view filter, uint32_t loop) {
 }
 
 bool PeerRouter::when_filters_known(std::function<void()> resume) {
-  // Shared tables: every worker reads our column, so the filters are known once written.
-  if (remote_.shared()) {
-    flush_interest();
-    return false;
-  }
   const uint64_t due = steady_now_ms() + options_.claim_timeout_ms;
   if (!acks_.hold(local_.generation(), due, std::move(resume))) return false;
   stats_.subacks_held.fetch_add(1, std::memory_order_relaxed);
@@ -257,11 +252,9 @@ void PeerRouter::flush_interest() {
   uint64_t covers = 0;
   std::string update;
   if (remote_.shared()) {
-    // Written to our column, which the others read: they need only a snapshot, which tells
-    // them of a new size (they grow to it: maybe_grow_interest).
     std::lock_guard lock(own_column_mu_);
     update = local_.take_update(&covers);
-    if (!write_own_column(update)) update.clear();
+    write_own_column(update);
   } else {
     update = local_.take_update(&covers);
   }
@@ -400,13 +393,11 @@ void PeerRouter::maybe_grow_interest() {
                        });
 }
 
-bool PeerRouter::write_own_column(const std::string& update) {
-  if (update.empty()) return false;
+void PeerRouter::write_own_column(const std::string& update) {
+  if (update.empty()) return;
   auto f = decode(as_bytes(update));
+  if (const auto* s = f ? std::get_if<InterestSnapshot>(&*f) : nullptr) remote_.apply(self_, *s);
   if (const auto* d = f ? std::get_if<InterestDelta>(&*f) : nullptr) remote_.apply(self_, *d);
-  const auto* s = f ? std::get_if<InterestSnapshot>(&*f) : nullptr;
-  if (s != nullptr) remote_.apply(self_, *s);
-  return s != nullptr;
 }
 
 void PeerRouter::on_interest(PeerId from, const InterestSnapshot& f) {
