@@ -168,14 +168,6 @@ void RemoteInterest::retire(Table& t) {
   region_->give_back(t.rows(), t.bytes);
 }
 
-void RemoteInterest::remove_from(Table& t, PeerId p) {
-  const uint32_t w = p >> 6;
-  const uint64_t keep = ~(uint64_t{1} << (p & 63));
-  t.members[w].fetch_and(keep, std::memory_order_relaxed);
-  if (t.member_count > 0) --t.member_count;
-  for (uint32_t s = 0; s < t.slots; ++s) t.clear(s, w, ~keep);
-}
-
 bool RemoteInterest::add_shapes(const ShapeList& shapes) {
   State& st = *state_;
   bool all = true;
@@ -213,45 +205,75 @@ void RemoteInterest::set_everything(PeerId p, bool on) {
 
 void RemoteInterest::apply(PeerId from, const InterestSnapshot& s) {
   if (!writes(from) || s.slots == 0 || s.bitmap.size() * 8 != s.slots) return;
-  InterestRegion::Lock lock(*region_);
   State& st = *state_;
-  // Shapes before bits: a reader that sees the new bits also tries their shapes.
-  const bool fits = add_shapes(s.shapes) && (s.flags & kInterestOverflow) == 0;
-  keep_shapes(from, s.shapes, s.flags);
-  Table* t = table_for(s.slots);
-  if (t == nullptr) {
-    // No memory for a table at this size: the peer gets everything until a snapshot fits.
-    forget_locked(from);
-    set_everything(from, true);
-    return;
-  }
   const uint32_t w = from >> 6;
   const uint64_t bit = uint64_t{1} << (from & 63);
-  // New bits first, then the peer becomes a member here, then old bits go: a reader never
-  // sees the peer without a filter it has in both versions.
-  for (uint32_t i = 0; i < s.slots; ++i)
-    if ((static_cast<uint8_t>(s.bitmap[i / 8]) >> (i % 8)) & 1) t->set(i, w, bit);
-  const uint8_t place = st.tables[0].load(std::memory_order_relaxed) == t ? 0 : 1;
-  const uint8_t before = st.table_of[from].load(std::memory_order_relaxed);
-  if (before != place) {
-    t->members[w].fetch_or(bit, std::memory_order_release);
-    ++t->member_count;
-  }
-  set_everything(from, !fits);
-  if (before != place && before != kNoTable) {
-    Table* old = st.tables[before].load(std::memory_order_relaxed);
+  auto in_snapshot = [&](uint32_t i) { return (static_cast<uint8_t>(s.bitmap[i / 8]) >> (i % 8)) & 1; };
+  // The lock is held to pick the table and to change who is in it, not while the column's bits
+  // are written (a snapshot is a pass over every slot, and with shared tables every worker
+  // sends one each time the sizes double, all about at once). The column's bits are the
+  // writer's alone; a table this column is joining counts it as a member from the start, so
+  // no one retires it as empty meanwhile, and one retired all the same (a third size came,
+  // table_for) is noticed and the snapshot written again.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    Table* t;
+    uint8_t place;
+    bool fits;
+    {
+      InterestRegion::Lock lock(*region_);
+      // Shapes before bits: a reader that sees the new bits also tries their shapes.
+      fits = add_shapes(s.shapes) && (s.flags & kInterestOverflow) == 0;
+      keep_shapes(from, s.shapes, s.flags);
+      t = table_for(s.slots);
+      if (t == nullptr) break;
+      place = st.tables[0].load(std::memory_order_relaxed) == t ? 0 : 1;
+      if (st.table_of[from].load(std::memory_order_relaxed) != place) ++t->member_count;
+    }
+    // New bits first, then the column becomes a member here, then old bits go: a reader never
+    // sees the column without a filter it has in both versions.
+    for (uint32_t i = 0; i < s.slots; ++i)
+      if (in_snapshot(i)) t->set(i, w, bit);
+    Table* old = nullptr;
+    {
+      InterestRegion::Lock lock(*region_);
+      if (st.tables[place].load(std::memory_order_relaxed) != t) continue;  // retired meanwhile
+      const uint8_t before = st.table_of[from].load(std::memory_order_relaxed);
+      if (before != place) {
+        t->members[w].fetch_or(bit, std::memory_order_release);
+        if (before != kNoTable) old = leave(before, from);
+        st.table_of[from].store(place, std::memory_order_relaxed);
+      }
+      set_everything(from, !fits);
+    }
     if (old != nullptr) {
-      remove_from(*old, from);
-      if (old->member_count == 0) retire(*old);
+      clear_column(*old, from);
+    } else {
+      for (uint32_t i = 0; i < s.slots; ++i)
+        if (!in_snapshot(i)) t->clear(i, w, bit);
     }
+    return;
   }
-  st.table_of[from].store(place, std::memory_order_relaxed);
-  if (before == place) {
-    for (uint32_t i = 0; i < s.slots; ++i) {
-      if ((static_cast<uint8_t>(s.bitmap[i / 8]) >> (i % 8)) & 1) continue;
-      t->clear(i, w, bit);
-    }
-  }
+  // No table at this size (no memory for one, or each was retired under it): the column gets
+  // everything until a snapshot fits.
+  InterestRegion::Lock lock(*region_);
+  forget_locked(from);
+  set_everything(from, true);
+}
+
+RemoteInterest::Table* RemoteInterest::leave(uint8_t place, PeerId p) {
+  Table* t = state_->tables[place].load(std::memory_order_relaxed);
+  if (t == nullptr) return nullptr;
+  t->members[p >> 6].fetch_and(~(uint64_t{1} << (p & 63)), std::memory_order_relaxed);
+  if (t->member_count > 0) --t->member_count;
+  if (t->member_count != 0) return t;
+  retire(*t);
+  return nullptr;
+}
+
+void RemoteInterest::clear_column(Table& t, PeerId p) {
+  const uint32_t w = p >> 6;
+  const uint64_t bit = uint64_t{1} << (p & 63);
+  for (uint32_t s = 0; s < t.slots; ++s) t.clear(s, w, bit);
 }
 
 bool RemoteInterest::apply(PeerId from, const InterestDelta& d) {
@@ -318,11 +340,7 @@ void RemoteInterest::forget_locked(PeerId from) {
   State& st = *state_;
   const uint8_t place = st.table_of[from].load(std::memory_order_relaxed);
   if (place != kNoTable) {
-    Table* t = st.tables[place].load(std::memory_order_relaxed);
-    if (t != nullptr) {
-      remove_from(*t, from);
-      if (t->member_count == 0) retire(*t);
-    }
+    if (Table* t = leave(place, from)) clear_column(*t, from);
     st.table_of[from].store(kNoTable, std::memory_order_relaxed);
   }
   set_everything(from, false);

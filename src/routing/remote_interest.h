@@ -99,7 +99,11 @@ class RemoteInterest {
   // Whether this process writes `p`'s column.
   bool writes(PeerId p) const noexcept { return p < peer_slots_ && (shared() ? p == self_ : p != self_); }
   Table* table_for(uint32_t slots);  // under the lock; null if none can be made
-  void remove_from(Table& t, PeerId p);
+  // Takes `p` out of the members of the table at `place`, retiring it if it is left empty;
+  // returns it unless retired (its bits of `p` still to clear). Under the lock.
+  Table* leave(uint8_t place, PeerId p);
+  // Clears `p`'s bits in `t` (the column's writer; no lock needed).
+  void clear_column(Table& t, PeerId p);
   void retire(Table& t);
   // The peer's shapes join the union every match() tries; true if they all fit.
   bool add_shapes(const ShapeList& shapes);  // under the lock
