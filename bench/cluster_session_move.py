@@ -4,8 +4,8 @@
 client").
 
 Starts redis-server and two nodes on loopback and times CONNECT -> CONNACK on raw sockets:
-  clean        CleanSession 1: no fetch at all
-  new          CleanSession 0, an id no node holds: one pipelined lookup, nobody asked
+  clean        CleanSession 1: a claim at the id's home node (no session comes along)
+  new          CleanSession 0, an id no node holds: the claim, and nobody is asked for a session
   moved        CleanSession 0, the session offline on the other node (one subscription and
                `--queued` QoS 1 messages waiting): lookup, request, export there, image back
 The "moved" client hops A -> B -> A ... so every round moves its session.
