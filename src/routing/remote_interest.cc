@@ -16,8 +16,8 @@ namespace tcpms::routing {
 namespace {
 constexpr uint8_t kNoTable = 0xFF;
 constexpr size_t kPage = 4096;
-// Address space for the tables (only what is written costs memory): 1,024 replacements of a
-// 4 MiB table, or a few of the largest any process would grow to.
+// Address space for the tables (only what is written costs memory): 2,048 tables of 4 MiB, or a
+// few of the largest any process would grow to.
 constexpr size_t kArenaBytes = size_t{8} << 30;
 }  // namespace
 
