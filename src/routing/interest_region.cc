@@ -1,9 +1,8 @@
 #include "routing/interest_region.h"
 
 #include <sys/mman.h>
-#include <unistd.h>
 
-#include <atomic>
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <new>
@@ -60,7 +59,6 @@ InterestRegion::InterestRegion(Sharing sharing, void* base, size_t mapped, size_
     : sharing_(sharing),
       base_(base),
       mapped_(mapped),
-      header_bytes_(header_bytes),
       control_(nullptr),
       header_(static_cast<char*>(base) + round_up(sizeof(Control), kPage)),
       arena_(header_ + round_up(header_bytes, kPage)),

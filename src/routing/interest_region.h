@@ -49,7 +49,6 @@ class InterestRegion {
   InterestRegion& operator=(const InterestRegion&) = delete;
 
   bool shared() const noexcept { return sharing_ == Sharing::kWithChildren; }
-  size_t header_bytes() const noexcept { return header_bytes_; }
 
   // The header; `init` runs on it once in the region's life, in the first process that asks
   // (under the lock; it must not take it again).
@@ -80,7 +79,6 @@ class InterestRegion {
   const Sharing sharing_;
   void* const base_;
   const size_t mapped_;
-  const size_t header_bytes_;
   Control* control_;
   char* header_;
   char* arena_;
