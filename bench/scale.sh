@@ -14,7 +14,7 @@
 #
 # Environment: BUILD_DIR (build/release), SCALE_MD (docs/scale.md), REPORT, PER_PROCESS (19000
 # clients planned per server worker), SERVER_PROCESSES (default: N / PER_PROCESS rounded up);
-# SERVER_ARGS (more tcpms-server flags, e.g. "--mqtt-suback-waits-for-peers=false");
+# SERVER_ARGS (more tcpms-server flags, e.g. "--mqtt-suback-waits-for-peers=false"); SERVER_LOG_OUT;
 # echo: HOLD (10 s); MQTT: PUSHES (10000), QOS (0), PUBLISH_RATE (0: as fast as flow allows),
 # MAX_LOGINS (50000 clients between connect and SUBACK at once; 0: all at once, open loop).
 set -euo pipefail
@@ -37,7 +37,9 @@ PER_PROCESS=${PER_PROCESS:-19000}
 processes=${SERVER_PROCESSES:-$(( (N + PER_PROCESS - 1) / PER_PROCESS ))}
 work=$(mktemp -d)
 source bench/lib.sh
-trap cleanup_all EXIT
+# SERVER_LOG_OUT=F keeps the server's log (its "client connected/disconnected" lines name the
+# clients the bench reports lost).
+trap '[ -z "${SERVER_LOG_OUT:-}" ] || cp "$work/server.log" "$SERVER_LOG_OUT" 2>/dev/null; cleanup_all' EXIT
 
 for b in tcpms-server tcpms-bench tcpms-doctor; do
   [ -x "$B/$b" ] || { echo "missing $B/$b: run 'cmake --preset release && cmake --build --preset release'" >&2; exit 1; }
@@ -78,10 +80,18 @@ if [ "$MODE" = mqtt ]; then
   [ -z "${SAMPLER:-}" ] || cp "$work/samples" "${SAMPLES_OUT:-/tmp/samples}" 2>/dev/null || true
   [ -z "${KEEP_JSON:-}" ] || cp "$out" "$KEEP_JSON"
   [ -s "$out" ] || { echo "tcpms-bench produced no result:" >&2; tail -30 "$work/bench.log" >&2; exit 1; }
-  summary=$(/usr/bin/python3 - "$out" "$N" "$processes" "$(ulimit -n)" <<'PY'
+  # The server's own count of the connections it closed or refused, read once the bench is
+  # done: a client the bench saw closed should show up here under its cause. Closes by the
+  # peer (the bench's own goodbyes) are left out.
+  server_closes=$(curl -s -m 120 "http://$admin/metrics" | awk '
+    /^tcpms_connections_closed_total\{/ { match($1, /reason="[^"]*"/); r = substr($1, RSTART + 8, RLENGTH - 9)
+      if (r != "peer_closed" && r != "peer_reset") s[r] += $2 }
+    /^tcpms_(connections_rejected|listener_rejected|accept_errors)_total/ { n = $1; sub(/\{.*/, "", n); sub(/^tcpms_/, "", n); s[n] += $2 }
+    END { for (k in s) if (s[k] > 0) printf "%s: %d, ", k, s[k] }' | sed 's/, $//')
+  summary=$(/usr/bin/python3 - "$out" "$N" "$processes" "$(ulimit -n)" "${server_closes:-none}" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
-n, processes, nofile = int(sys.argv[2]), sys.argv[3], sys.argv[4]
+n, processes, nofile, server_closes = int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 c, lat, cost, fails = d["counters"], d["latency"], d["server_cost"], d["failures"]
 def pct(name, unit=1e6, suffix="ms"):
     h = lat.get(name)
@@ -97,6 +107,7 @@ rows = [
     ("clients asked", n),
     ("subscribed (CONNECT + SUBSCRIBE to a topic of its own)", c.get("subscribed", 0)),
     ("failures (by cause)", f"{d['failure_total']} {fails or ''}".strip()),
+    ("closed or refused by the server, by its own count (peer closes left out)", server_closes),
     ("time to subscribe all", f"{lat['time_to_subscribe']['max_ns'] / 1e9:.1f} s" if "time_to_subscribe" in lat else "n/a"),
     ("CONNECT + SUBSCRIBE per second over the ramp", f"{c.get('subscribes_per_s', 0):,}"),
     ("server CPU per CONNECT + SUBSCRIBE", per("subscribe_server_cpu_ns_per_client", 1e3, "us")),

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <ctime>
 #include <charconv>
 #include <map>
 
@@ -169,6 +170,7 @@ class ReachDriver final : public FleetDriver {
       return;
     }
     const uint64_t l = slot_index(conn);
+    if (l < clients_.size()) report_lost(l, reason, conn.last_error());
     FleetDriver::on_close(conn, reason);
     // A connect that failed: FleetDriver counted it; the client is settled (failed).
     if (l < clients_.size() && clients_[l].phase == Phase::kTcp) settle_client(l, false);
@@ -235,6 +237,25 @@ class ReachDriver final : public FleetDriver {
   }
 
   // A client failed during its handshake or broke the protocol: counted once, closed.
+  // The first few clients lost to the other side, by id, phase and time: what a server's log
+  // can be searched for when a run loses a handful out of a million.
+  void report_lost(uint64_t l, CloseReason reason, int last_error) {
+    const bool ours = reason == CloseReason::kShutdown || reason == CloseReason::kProtocol ||
+                      reason == CloseReason::kIdleTimeout;
+    if (ours || done() || lost_reported_ >= kLostReported) return;
+    const ReachClient& c = clients_[l];
+    static constexpr std::string_view kPhaseNames[] = {"tcp", "connack", "suback", "ready", "failed"};
+    ++lost_reported_;
+    timespec wall{};
+    ::clock_gettime(CLOCK_REALTIME, &wall);
+    fmt::print(stderr, "tcpms-bench: lost client {} ({}) waiting for {}, {} ms after its last "
+               "request, {} ms into the run (at {}.{:03} s of the wall clock)\n",
+               client_id(run_, "-", conn_number(l)), close_cause(reason, last_error),
+               kPhaseNames[static_cast<size_t>(c.phase)],
+               c.sent_ns ? (monotonic_ns() - c.sent_ns) / 1'000'000 : 0,
+               (monotonic_ns() - started_ns_) / 1'000'000, wall.tv_sec, wall.tv_nsec / 1'000'000);
+  }
+
   Action client_failed(uint64_t l, std::string_view cause) {
     count_failure(cause);
     if (clients_[l].phase == Phase::kReady) {
@@ -796,6 +817,9 @@ class ReachDriver final : public FleetDriver {
   uint64_t pushes_got_ = 0;
 
   uint64_t cpu_start_us_ = 0, cpu_barrier_us_ = 0, cpu_reported_us_ = 0;
+  uint64_t started_ns_ = monotonic_ns();
+  static constexpr uint32_t kLostReported = 5;  // per bench loop
+  uint32_t lost_reported_ = 0;
   uint64_t ticks_ = 0, own_ping_ns_ = 0;
   uint64_t tick_timer_ = 0, pace_timer_ = 0;
 };
