@@ -225,6 +225,14 @@ class EventLoop {
   void run_flush_list();
   void run_timers();
   void run_closing();
+  // Where one iteration's time went, for the log line of a stall.
+  struct IterationPhases {
+    uint64_t events_ns, read_again_ns, tasks_ns, timers_ns, flush_ns, closing_ns, trim_ns;
+    uint32_t events;
+    size_t tasks;
+  };
+  void note_stall(uint64_t busy_ns, const IterationPhases& phases);
+  void note_late_wakeup(uint64_t late_ns);
 
   // Transports (transport.cc): the PROXY header, TLS and WebSocket between the socket and
   // the handler.

@@ -63,6 +63,9 @@ struct LoopStats {
   Counter tasks_run;
   Counter loop_iterations;
   Counter busy_ns;               // time spent outside epoll_wait, for per-loop load
+  Counter longest_iteration_ns;  // gauge: the longest time spent outside epoll_wait at once
+  Counter stalls;                // iterations of a second or more (logged, with their phases)
+  Counter late_wakeups;          // epoll_wait returned a second or more after its timeout
   Counter pending_input_bytes;   // gauge: bytes held for partial frames
   Counter pending_output_bytes;  // gauge: bytes queued for slow sockets
   Counter conns_with_input;      // gauge: connections that own an input buffer

@@ -90,6 +90,15 @@ std::string render_metrics(Server& server, const std::vector<MetricsSource>& ext
   per_loop(out, server, "tcpms_loop_busy_seconds_total", "counter",
            "Time each loop spent outside epoll_wait (its load).",
            [](const LoopStats& s) { return fmt::format("{:.6f}", s.busy_ns.get() / 1e9); });
+  per_loop(out, server, "tcpms_loop_longest_iteration_seconds", "gauge",
+           "The longest time a loop spent outside epoll_wait at once (every connection waited).",
+           [](const LoopStats& s) { return fmt::format("{:.6f}", s.longest_iteration_ns.get() / 1e9); });
+  per_loop(out, server, "tcpms_loop_stalls_total", "counter",
+           "Loop iterations that took a second or more (logged with where the time went).",
+           [](const LoopStats& s) { return s.stalls.get(); });
+  per_loop(out, server, "tcpms_loop_late_wakeups_total", "counter",
+           "Times a loop woke a second or more after its timer was due (it waited for a CPU).",
+           [](const LoopStats& s) { return s.late_wakeups.get(); });
   per_loop(out, server, "tcpms_loop_iterations_total", "counter", "Event loop iterations.",
            [](const LoopStats& s) { return s.loop_iterations.get(); });
   per_loop(out, server, "tcpms_tasks_run_total", "counter", "Cross-thread tasks run.",

@@ -40,6 +40,10 @@ constexpr int kMaxIov = 64;
 constexpr uint32_t kFlushThenCloseLingerMs = 10000;  // a peer that never reads our last bytes
 constexpr uint32_t kLingeringCloseMs = 2000;         // a peer that never sends its FIN
 constexpr uint32_t kAcceptPauseMs = 100;
+// A loop that spends a second on one iteration, or wakes a second after its timer was due,
+// keeps every connection it holds waiting that long: logins time out, peers wait for answers.
+// Both are counted and logged with where the time went, at most every 10 s per loop.
+constexpr uint64_t kStallNs = 1'000'000'000;
 
 CloseReason reason_for_errno(int err) noexcept {
   return (err == ECONNRESET || err == EPIPE) ? CloseReason::kPeerReset : CloseReason::kIoError;
@@ -1069,7 +1073,9 @@ void EventLoop::run() {
   constexpr int kMaxEvents = 512;
   epoll_event events[kMaxEvents];
   for (;;) {
-    int n = ::epoll_wait(core_->epoll.get(), events, kMaxEvents, next_timeout_ms());
+    const int timeout_ms = next_timeout_ms();
+    const uint64_t wait_start = monotonic_ns();
+    int n = ::epoll_wait(core_->epoll.get(), events, kMaxEvents, timeout_ms);
     uint64_t busy_start = monotonic_ns();
     now_ms_ = busy_start / 1000000;
     stats_.loop_iterations.add();
@@ -1077,23 +1083,68 @@ void EventLoop::run() {
       spdlog::critical("loop {}: epoll_wait: {}", index_, net::errno_text(errno));
       break;
     }
+    if (n == 0 && timeout_ms >= 0) {
+      const uint64_t asked = static_cast<uint64_t>(timeout_ms) * 1000000;
+      if (busy_start - wait_start > asked + kStallNs) note_late_wakeup(busy_start - wait_start - asked);
+    }
+    IterationPhases phases{};
+    phases.events = static_cast<uint32_t>(std::max(n, 0));
+    uint64_t mark = busy_start;
+    auto lap = [&mark](uint64_t& into) {
+      const uint64_t now = monotonic_ns();
+      into = now - mark;
+      mark = now;
+    };
     for (int i = 0; i < n; ++i) dispatch(events[i].data.u64, events[i].events);
+    lap(phases.events_ns);
     run_read_again();
+    lap(phases.read_again_ns);
     if (core_->wake_pending) {
       // Only when the eventfd fired: an iteration without posted tasks costs no read().
       core_->wake_pending = false;
-      stats_.tasks_run.add(core_->tasks.run_all());
+      phases.tasks = core_->tasks.run_all();
+      stats_.tasks_run.add(phases.tasks);
     }
+    lap(phases.tasks_ns);
     run_timers();
+    lap(phases.timers_ns);
     run_flush_list();
+    lap(phases.flush_ns);
     run_closing();
+    lap(phases.closing_ns);
     trim_after_churn();
-    stats_.busy_ns.add(monotonic_ns() - busy_start);
+    lap(phases.trim_ns);
+    const uint64_t busy = mark - busy_start;
+    stats_.busy_ns.add(busy);
+    if (busy > stats_.longest_iteration_ns.get()) stats_.longest_iteration_ns.set(busy);
+    if (busy >= kStallNs) note_stall(busy, phases);
     if (stop_requested_.load(std::memory_order_relaxed)) break;
     if (draining_.load(std::memory_order_relaxed) && live_ == 0) break;
   }
   core_->tasks.close();
   t_current_loop = nullptr;
+}
+
+void EventLoop::note_stall(uint64_t busy_ns, const IterationPhases& p) {
+  stats_.stalls.add();
+  if (core_->last_stall_warning_ms != 0 && now_ms_ - core_->last_stall_warning_ms < 10000) return;
+  core_->last_stall_warning_ms = now_ms_;
+  auto ms = [](uint64_t ns) { return ns / 1000000; };
+  spdlog::warn("loop {}: one iteration took {} ms, and every connection of this loop waited: "
+               "{} ms on {} events, {} ms reading again, {} ms on {} tasks, {} ms on timers, "
+               "{} ms flushing, {} ms closing, {} ms trimming ({} such iterations so far)",
+               index_, ms(busy_ns), ms(p.events_ns), p.events, ms(p.read_again_ns), ms(p.tasks_ns),
+               p.tasks, ms(p.timers_ns), ms(p.flush_ns), ms(p.closing_ns), ms(p.trim_ns),
+               stats_.stalls.get());
+}
+
+void EventLoop::note_late_wakeup(uint64_t late_ns) {
+  stats_.late_wakeups.add();
+  if (core_->last_stall_warning_ms != 0 && now_ms_ - core_->last_stall_warning_ms < 10000) return;
+  core_->last_stall_warning_ms = now_ms_;
+  spdlog::warn("loop {}: woke {} ms after its timer was due: the process waited that long for a "
+               "CPU ({} such wake-ups so far)",
+               index_, late_ns / 1000000, stats_.late_wakeups.get());
 }
 
 }  // namespace tcpms

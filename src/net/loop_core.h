@@ -104,6 +104,7 @@ class LoopCore {
   uint32_t admitting = 0;       // connections with Connection::kAdmitting
   bool listeners_held = false;  // some listener is held for admission (LoopConfig::max_admitting)
   uint64_t last_cap_warning_ms = 0;  // max_connections reached: logged at most every 10 s
+  uint64_t last_stall_warning_ms = 0;  // a long iteration or a late wake-up: logged at most every 10 s
   uint64_t cap_rejected_unlogged = 0;
   bool wake_pending = false;  // the task queue's eventfd fired in this iteration
 
