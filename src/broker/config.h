@@ -34,6 +34,11 @@ struct BrokerConfig {
   uint32_t max_client_id_len = 256;   // longer ids get CONNACK 0x02 [MQTT-3.1.3-9]
   uint32_t max_topic_levels = 32;     // deeper topics/filters are refused
   uint32_t connect_timeout_ms = 10000;  // accept -> CONNECT deadline
+  // CONNECT arrived -> CONNACK: the server's own work (authentication, the id's claim, a
+  // session from elsewhere), each step with a shorter bound of its own. Only a login stuck for
+  // good should reach it: a server too busy to answer in time that closes the login anyway
+  // gains nothing, as the client comes back and asks again.
+  uint32_t login_timeout_ms = 60000;
   uint32_t sys_interval_ms = 10000;     // $SYS/ publication period (0: off)
   // Limits against abuse (0: off). Subscriptions per client past the limit get SUBACK 0x80.
   uint32_t max_subscriptions_per_client = 0;

@@ -143,7 +143,7 @@ Action MqttHandler::handle_connect(Connection& c, mqtt::Bytes body) {
   // The client sent its CONNECT in time; what follows is the server's work, each wait bounded
   // by its own timer. A fresh deadline bounds them together, without charging the client for
   // a loop that was slow to read its CONNECT (an oversubscribed box under a login storm).
-  c.set_deadline(cfg_.connect_timeout_ms);
+  c.set_deadline(cfg_.login_timeout_ms);
 
   Authenticator& auth = broker_.authenticator();
   if (!auth.enabled() || cert_user) return continue_connect(c, p);

@@ -138,9 +138,15 @@ Action MqttHandler::on_timeout(Connection& conn) {
     return Action::kClose;
   }
   if (kind_of(user) == ConnStateKind::kPendingConnect) {
+    // The server's own work did not finish in time (the client did its part): worth a line.
     stats_.login_timeouts.add();
-    spdlog::debug("mqtt: CONNECT not answered within {} ms of its arrival; closing",
-                  cfg_.connect_timeout_ms);
+    const auto& p = *static_cast<PendingConnect*>(user);
+    const std::string_view waiting =
+        p.auth_cancelled && !p.claim_sent ? "its authentication"
+        : p.claim_sent && !p.claim_done   ? "the claim of its id (router)"
+        : p.claim_done                    ? "its session (claimed, not yet attached)"
+                                          : "this loop";
+    note_login_timeout(p.client_id, waiting);
     return Action::kClose;
   }
   // 1.5 x Keep Alive without a packet: close as if the network failed, so the will is
@@ -154,6 +160,18 @@ Action MqttHandler::on_timeout(Connection& conn) {
     return Action::kCloseAfterFlush;
   }
   return Action::kClose;
+}
+
+// A login storm can time out thousands at once: the first, then one line per 10 s at most.
+void MqttHandler::note_login_timeout(std::string_view client_id, std::string_view waiting) {
+  ++login_timeouts_unlogged_;
+  const uint64_t now = loop_.now_ms();
+  if (last_login_timeout_log_ms_ != 0 && now - last_login_timeout_log_ms_ < 10000) return;
+  last_login_timeout_log_ms_ = now;
+  spdlog::warn("mqtt: loop {}: {} CONNECT(s) not answered within {} ms of their arrival, closed; "
+               "the last, of client '{}', was waiting for {}",
+               loop_.index(), std::exchange(login_timeouts_unlogged_, 0), cfg_.login_timeout_ms,
+               client_id, waiting);
 }
 
 Action MqttHandler::on_shutdown(Connection& conn) {

@@ -365,6 +365,7 @@ class MqttHandler final : public Handler {
   // until the loop's closing phase.
   void note_close(Connection& c, const char* why);
   std::string_view close_reason_text(Connection& c, Session& s, CloseReason reason);
+  void note_login_timeout(std::string_view client_id, std::string_view waiting);
   void reset_session(Session& s);
   // The session ends here: out of the tree and the registry, the router told, freed; a will
   // still delayed goes out [MQTT-3.1.3-9].
@@ -415,6 +416,8 @@ class MqttHandler final : public Handler {
   BrokerStats stats_;
   std::atomic<size_t> subscription_count_{0};
   OfflineTimers offline_timers_;
+  uint64_t last_login_timeout_log_ms_ = 0;  // note_login_timeout: one line per 10 s at most
+  uint64_t login_timeouts_unlogged_ = 0;
   uint64_t offline_timer_at_ms_ = 0;  // when the loop timer armed for offline_timers_ fires
   uint32_t epoch_ = 0;
   struct Match {

@@ -198,11 +198,11 @@ def test_a_service_that_dies_and_comes_back():
 
 def test_a_connect_sent_in_time_gets_its_answer_however_long_the_server_takes_to_find_it(service):
     """The connect deadline is the client's budget to send CONNECT; the server's own waits
-    after it (here the auth service, 2 s) get as long again from the CONNECT's arrival, so a
-    client that sent its CONNECT 2 s into a 3 s deadline is answered, not cut at 3 s."""
+    after it (here the auth service, 2 s) get the login deadline from the CONNECT's arrival,
+    so a client that sent its CONNECT 2 s into a 3 s deadline is answered, not cut at 3 s."""
     service.stall_s = 2.0
-    with mqtt_server("--threads", "1", "--connect-timeout", "3", "--auth-http-url", service.url,
-                     "--auth-http-timeout-ms", "5000") as srv:
+    with mqtt_server("--threads", "1", "--connect-timeout", "3", "--login-timeout", "3",
+                     "--auth-http-url", service.url, "--auth-http-timeout-ms", "5000") as srv:
         c = RawClient(srv.port, timeout=10)
         time.sleep(2.0)
         _, rc = c.connect("late-but-in-time", username="alice", password="secret")
@@ -219,3 +219,18 @@ def test_a_connect_sent_in_time_gets_its_answer_however_long_the_server_takes_to
         with pytest.raises((ConnectionError, TimeoutError, OSError)):
             late.expect(CONNACK)
         assert srv.metrics()["tcpms_mqtt_login_timeouts_total"] == 1
+
+
+def test_a_login_the_server_is_still_working_on_is_not_cut_at_the_connect_deadline(service):
+    """The login deadline (60 s unless set) is the server's, not the client's: an auth service
+    taking 2 s with a 1 s connect deadline still ends in CONNACK 0, not a close."""
+    service.stall_s = 2.0
+    with mqtt_server("--threads", "1", "--connect-timeout", "1", "--auth-http-url", service.url,
+                     "--auth-http-timeout-ms", "5000") as srv:
+        c = RawClient(srv.port, timeout=10)
+        _, rc = c.connect("slow-to-check", username="alice", password="secret")
+        assert rc == 0
+        c.ping()
+        m = srv.metrics()
+        assert m["tcpms_mqtt_login_timeouts_total"] == 0
+        assert m["tcpms_mqtt_connect_timeouts_total"] == 0

@@ -29,6 +29,7 @@ int parse_server_options(int argc, char** argv, ServerOptions& o, config::Settin
 
 void finish_server_options(ServerOptions& o) {
   o.mqtt.connect_timeout_ms = o.mqtt_connect_timeout_s * 1000;
+  o.mqtt.login_timeout_ms = o.mqtt_login_timeout_s * 1000;
   o.mqtt.sys_interval_ms = o.mqtt_sys_interval_s * 1000;
   o.mqtt.client_log.json = o.log_format == "json";
 }

@@ -62,6 +62,7 @@ struct ServerOptions {
   // MQTT (--protocol mqtt)
   broker::BrokerConfig mqtt;
   uint32_t mqtt_connect_timeout_s = 10;
+  uint32_t mqtt_login_timeout_s = 60;
   uint32_t mqtt_sys_interval_s = 10;
   std::vector<std::string> mqtt_auth_users;  // NAME:PASSWORD (a stand-in for tests)
   // auth.*: password and ACL files (docs/auth.md). Anonymous clients: allowed without a

@@ -218,10 +218,16 @@ void declare_settings(config::Settings& s, ServerOptions& o) {
       .range(1u, 65535u)
       .alias("--max-topic-levels");
   s.add("mqtt.connect_timeout_s", o.mqtt_connect_timeout_s,
-        "Seconds a new connection has to send CONNECT, and then the server to answer it "
-        "(authentication, the client id's claim, a session from elsewhere)")
+        "Seconds a new connection has to send CONNECT")
       .range(1u, 3600u)
       .alias("--connect-timeout");
+  s.add("mqtt.login_timeout_s", o.mqtt_login_timeout_s,
+        "Seconds the server has to answer a CONNECT that arrived (authentication, the client "
+        "id's claim, a session from elsewhere; each has a shorter bound of its own): a backstop "
+        "for a login stuck for good, long enough that a busy server does not close logins it "
+        "is still working on")
+      .range(1u, 3600u)
+      .alias("--login-timeout");
   s.add("mqtt.sys_interval_s", o.mqtt_sys_interval_s,
         "Seconds between $SYS/ statistics publications (0: off)")
       .alias("--sys-interval");
