@@ -40,6 +40,11 @@ struct ListenerOptions {
   // Connections on this listener in this process; more are accepted and closed at once,
   // counted (0: only the server-wide cap).
   int64_t max_connections = 0;
+  // TCP only (Linux TCP_DEFER_ACCEPT): the kernel hands a connection to accept() once its
+  // first bytes arrived, or after about this many seconds of silence (0: at once). For
+  // protocols whose client speaks first: a connection costs the server nothing until it
+  // speaks, and a deadline started at accept measures the client from its first byte.
+  uint32_t defer_accept_s = 0;
 };
 
 }  // namespace tcpms

@@ -115,7 +115,8 @@ std::string Server::start() {
       if (at.is_unix() && loop != loops_.front()) break;
       int err = 0;
       const char* what = "";
-      UniqueFd fd = net::open_listener(at, config_.backlog, err, what);
+      UniqueFd fd = net::open_listener(at, config_.backlog, listeners_[li].options.defer_accept_s,
+                                       err, what);
       if (!fd) {
         std::string msg = "cannot listen on " + at.to_string() + ": " + what + ": " +
                           net::errno_text(err);

@@ -42,7 +42,8 @@ void remove_stale_unix_socket(const Endpoint& at) {
 
 }  // namespace
 
-UniqueFd open_listener(const Endpoint& at, int backlog, int& err, const char*& what) {
+UniqueFd open_listener(const Endpoint& at, int backlog, uint32_t defer_accept_s, int& err,
+                       const char*& what) {
   if (at.is_unix()) remove_stale_unix_socket(at);
   UniqueFd fd(::socket(at.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) {
@@ -58,6 +59,12 @@ UniqueFd open_listener(const Endpoint& at, int backlog, int& err, const char*& w
     if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
       err = errno;
       what = "setsockopt(SO_REUSEPORT)";
+      return {};
+    }
+    const int defer = static_cast<int>(defer_accept_s);
+    if (defer > 0 && ::setsockopt(fd.get(), IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof defer) != 0) {
+      err = errno;
+      what = "setsockopt(TCP_DEFER_ACCEPT)";
       return {};
     }
   }

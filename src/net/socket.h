@@ -14,7 +14,8 @@ int read_somaxconn();
 
 // A non-blocking listening socket with SO_REUSEADDR and SO_REUSEPORT, bound and listening.
 // `what` names the failing step ("bind", "listen") for error messages.
-UniqueFd open_listener(const Endpoint& at, int backlog, int& err, const char*& what);
+UniqueFd open_listener(const Endpoint& at, int backlog, uint32_t defer_accept_s, int& err,
+                       const char*& what);
 
 // 0 if nothing listens on `at` yet, else the errno of a plain (non-SO_REUSEPORT) bind. With
 // SO_REUSEPORT a second server on the same port would silently share it; the first process of

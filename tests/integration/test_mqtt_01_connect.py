@@ -121,6 +121,26 @@ def test_connect_deadline():
         assert srv.metrics()["tcpms_mqtt_connect_timeouts_total"] == 1
 
 
+def test_a_client_slow_to_speak_is_measured_from_its_first_byte():
+    """The kernel holds an MQTT connection that has sent nothing for up to the connect deadline
+    (TCP_DEFER_ACCEPT): the server has not accepted it, and the deadline runs from the client's
+    first byte. A client that sends its CONNECT 2.5 s after its handshake, past a 2 s deadline
+    counted from the handshake, is answered, not cut; one that never speaks is still closed."""
+    with mqtt_server("--threads", "1", "--connect-timeout", "2") as srv:
+        accepted = srv.metrics().get("tcpms_connections_accepted_total", 0)
+        slow = RawClient(srv.port, timeout=10)
+        silent = RawClient(srv.port, timeout=10)
+        time.sleep(1.0)
+        assert srv.metrics().get("tcpms_connections_accepted_total", 0) == accepted
+        time.sleep(1.5)
+        assert slow.connect("slow-to-speak") == (False, 0)
+        slow.ping()
+        silent.expect_closed(timeout=10)
+        m = srv.metrics()
+        assert m["tcpms_mqtt_connect_timeouts_total"] == 1  # the silent one only
+        slow.close()
+
+
 def test_paho_connects():
     import paho.mqtt.client as paho
     with mqtt_server("--threads", "2") as srv:

@@ -327,7 +327,15 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
   } else {
     protocol_handler = server.add_handler([](EventLoop&) { return std::make_unique<echo::EchoHandler>(); });
   }
-  for (const auto& l : listeners) server.listen(l.at, protocol_handler, l.options);
+  for (const auto& l : listeners) {
+    ListenerOptions options = l.options;
+    // An MQTT client speaks first (CONNECT; before it a PROXY header, a ClientHello or an
+    // HTTP Upgrade): the kernel keeps a silent connection until it speaks, for up to the
+    // connect deadline, which then runs from its first byte. A client that is slow to send
+    // (its process waited for a CPU) is not cut for it, and the silent cost nothing here.
+    if (mqtt) options.defer_accept_s = opt.mqtt_connect_timeout_s;
+    server.listen(l.at, protocol_handler, options);
+  }
   if (mesh) mesh->attach(server);
   // Started by a running server's SIGUSR2: its listeners and connections come to us.
   std::optional<HandoverTaker> taker;

@@ -459,7 +459,7 @@ struct TestListener {
   TestListener() {
     int err = 0;
     const char* what = "";
-    fd = net::open_listener(*Endpoint::parse("127.0.0.1:0"), 16, err, what);
+    fd = net::open_listener(*Endpoint::parse("127.0.0.1:0"), 16, 0, err, what);
     Endpoint at = net::local_endpoint(fd.get());
     addr = at.addr;
   }

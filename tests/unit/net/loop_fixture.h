@@ -104,7 +104,7 @@ class LoopThread {
   uint16_t listen(uint8_t handler) {
     int err = 0;
     const char* what = "";
-    UniqueFd fd = net::open_listener(*Endpoint::parse("127.0.0.1:0"), 128, err, what);
+    UniqueFd fd = net::open_listener(*Endpoint::parse("127.0.0.1:0"), 128, 0, err, what);
     EXPECT_TRUE(fd.valid()) << what << ": " << net::errno_text(err);
     uint16_t port = net::local_endpoint(fd.get()).port();
     loop_.add_listener(std::move(fd), handler);
