@@ -575,5 +575,14 @@ TEST(EventLoop, PostRunsOnTheLoopThreadAndFailsAfterStop) {
   EXPECT_FALSE(lt.loop().post([] {})) << "a stopped loop refuses tasks";
 }
 
+TEST(EventLoop, AnIterationOfASecondOrMoreIsCountedAsAStallWithItsLength) {
+  LoopThread t;
+  t.start();
+  // A task that keeps the loop busy for 1.1 s: every connection of the loop waits that long.
+  t.loop().post([] { std::this_thread::sleep_for(1100ms); });
+  ASSERT_TRUE(eventually([&] { return t.loop().stats().stalls.get() >= 1; }));
+  EXPECT_GE(t.loop().stats().longest_iteration_ns.get(), 1'100'000'000u);
+}
+
 }  // namespace
 }  // namespace tcpms::testing
