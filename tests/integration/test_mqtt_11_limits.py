@@ -4,7 +4,8 @@ per-source connection rate (closed right after accept, counted)."""
 import socket
 import time
 
-from mqtt_raw import (PUBACK, PUBLISH, RawClient, connected, mqtt_server, publish_packet)
+from mqtt_raw import (PUBACK, PUBLISH, RawClient, connect_packet, connected, mqtt_server,
+                      publish_packet)
 
 
 def test_client_without_connect_is_closed_at_the_deadline():
@@ -83,6 +84,10 @@ def test_connection_rate_per_source():
     with mqtt_server("--threads", "2", "--mqtt-connects-per-s-per-source", "1",
                      "--mqtt-connect-burst-per-source", "5") as srv:
         socks = [socket.create_connection(("127.0.0.1", srv.port), timeout=5) for _ in range(20)]
+        # A client speaks first: an MQTT listener sees a connection only once its bytes arrive
+        # (TCP_DEFER_ACCEPT), and the rate is applied as it is accepted.
+        for i, s in enumerate(socks):
+            s.sendall(connect_packet(f"rate-{i}"))
         closed = 0
         for s in socks:
             s.settimeout(0.5)
