@@ -49,13 +49,21 @@ upgrade_args=()
 if [ -n "${DIE_HALFWAY:-}" ]; then
   [ "$PROTOCOL" = mqtt ] || { echo "DIE_HALFWAY needs PROTOCOL=mqtt" >&2; exit 2; }
   fake_mode=die-after-listeners
-  [ "$PROCESSES" -gt 1 ] && fake_mode=workers-die
+  rollback="SIGUSR2: handover stopped"
+  if [ "$PROCESSES" -gt 1 ]; then
+    fake_mode=workers-die
+    rollback="handover stopped; every worker keeps serving"
+  fi
   printf '#!/bin/sh\nHANDOVER_FAKE=%s exec /usr/bin/python3 %s/tests/integration/handover_fake.py\n' \
     "$fake_mode" "$PWD" >"$work/dies-halfway"
   chmod +x "$work/dies-halfway"
-  extra+=(--upgrade-binary "$work/dies-halfway")
-  # No new process will write the pid file: `--upgrade` gives up after six of these.
+  # The stand-in (Python) may be slow to say Hello on a busy box: the server waits for it.
+  extra+=(--upgrade-binary "$work/dies-halfway" --upgrade-timeout-ms 60000)
+  # No new process will write the pid file: `--upgrade` gives up after six of these, and the
+  # driver goes on once the old server has logged the rollback.
   upgrade_args=(--upgrade-timeout-ms 1000)
+  export UPGRADE_SETTLED_LOG="$work/server.log"
+  export UPGRADE_SETTLED_TEXT="$rollback"
 fi
 "$B/tcpms-server" --protocol "$PROTOCOL" "${extra[@]}" --listen 127.0.0.1:0 --no-admin \
   --threads "$THREADS" --processes "$PROCESSES" --pid-file "$work/tcpms.pid" >"$work/server.log" 2>&1 &
@@ -78,8 +86,6 @@ echo "$result"
 grep -E "SIGUSR2|handover" "$work/server.log" >&2 || true
 [ -n "$new_pid" ] && kill -TERM "$new_pid" 2>/dev/null || true
 if [ -n "${DIE_HALFWAY:-}" ]; then
-  rollback="SIGUSR2: handover stopped"
-  [ "$PROCESSES" -gt 1 ] && rollback="handover stopped; every worker keeps serving"
   grep -q "handover fake: .*dying" "$work/server.log" || { echo "the stand-in never got a batch" >&2; exit 1; }
   grep -q "$rollback" "$work/server.log" || { echo "no rollback logged: $rollback" >&2; exit 1; }
   /usr/bin/python3 -c "

@@ -53,6 +53,23 @@ def packets(buf):
 def main():
     port, n, pid_file, server_bin = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
     upgrade_args = sys.argv[5:]
+    # UPGRADE_SETTLED_LOG and UPGRADE_SETTLED_TEXT: the upgrade counts as over only once that
+    # file holds that text, not merely when `--upgrade` returns (a handover that fails returns
+    # after a fixed wait, which a slow box may outlast).
+    settled_log = os.environ.get("UPGRADE_SETTLED_LOG")
+    settled_text = os.environ.get("UPGRADE_SETTLED_TEXT", "")
+    log_seen = [0, ""]  # bytes of the log read so far, and its last partial line
+
+    def settled():
+        if not settled_log:
+            return True
+        with open(settled_log, "rb") as f:
+            f.seek(log_seen[0])
+            chunk = f.read()
+        log_seen[0] += len(chunk)
+        lines = (log_seen[1] + chunk.decode(errors="replace")).split("\n")
+        log_seen[1] = lines.pop()
+        return any(settled_text in line for line in lines)
     old_pid = read_pid(pid_file)
     sel = selectors.DefaultSelector()
     socks, bufs = [], []
@@ -149,7 +166,7 @@ def main():
             t_upgrade = now
             upgrade = subprocess.Popen([server_bin, "--upgrade", "--pid-file", pid_file, *upgrade_args],
                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        if upgrade is not None and t_done is None and upgrade.poll() is not None:
+        if upgrade is not None and t_done is None and upgrade.poll() is not None and settled():
             t_done = now
             acked_when_done = len(acked)
             phase_end = now + 2.0  # publish on a little after the new process took over
