@@ -6,7 +6,8 @@ disconnects (a subscriber or the publisher closed or reset: a reconnect would be
 driver never reconnects), lost (acknowledged to the publisher, never delivered), duplicates
 (delivered more than once), and the times.
 
-usage: upgrade_mqtt_driver.py PORT N PID_FILE SERVER_BIN  (prints one JSON object)
+usage: upgrade_mqtt_driver.py PORT N PID_FILE SERVER_BIN [UPGRADE_ARG...]  (prints one JSON
+object; the UPGRADE_ARGs go to `tcpms-server --upgrade`)
 """
 import json
 import os
@@ -51,6 +52,24 @@ def packets(buf):
 
 def main():
     port, n, pid_file, server_bin = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    upgrade_args = sys.argv[5:]
+    # UPGRADE_SETTLED_LOG and UPGRADE_SETTLED_TEXT: the upgrade counts as over only once that
+    # file holds that text, not merely when `--upgrade` returns (a handover that fails returns
+    # after a fixed wait, which a slow box may outlast).
+    settled_log = os.environ.get("UPGRADE_SETTLED_LOG")
+    settled_text = os.environ.get("UPGRADE_SETTLED_TEXT", "")
+    log_seen = [0, ""]  # bytes of the log read so far, and its last partial line
+
+    def settled():
+        if not settled_log:
+            return True
+        with open(settled_log, "rb") as f:
+            f.seek(log_seen[0])
+            chunk = f.read()
+        log_seen[0] += len(chunk)
+        lines = (log_seen[1] + chunk.decode(errors="replace")).split("\n")
+        log_seen[1] = lines.pop()
+        return any(settled_text in line for line in lines)
     old_pid = read_pid(pid_file)
     sel = selectors.DefaultSelector()
     socks, bufs = [], []
@@ -75,6 +94,7 @@ def main():
     publishing = False
     upgrade = None
     t_upgrade = t_done = t_old_gone = None
+    acked_when_done = None
 
     def handle(i, byte0, body):
         nonlocal ready
@@ -116,6 +136,13 @@ def main():
     start = time.monotonic()
     while ready < n and time.monotonic() - start < 300:
         pump(0.5)
+    if ready < n:
+        # Messages to a topic nobody subscribes yet would count as lost: no upgrade then (on a
+        # starved box the listener's accept queue can overflow while the clients connect).
+        print(json.dumps({"clients": n, "setup_failed":
+                          f"only {ready} of {n} subscribers had their SUBACK after 300 s; "
+                          "no upgrade was tried", "disconnects": sum(dead)}))
+        return
     t0 = time.monotonic()
     phase_end = None
     while True:
@@ -137,10 +164,11 @@ def main():
                     dead[n] = True
         if upgrade is None and now - t0 > 2.0:
             t_upgrade = now
-            upgrade = subprocess.Popen([server_bin, "--upgrade", "--pid-file", pid_file],
+            upgrade = subprocess.Popen([server_bin, "--upgrade", "--pid-file", pid_file, *upgrade_args],
                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        if upgrade is not None and t_done is None and upgrade.poll() is not None:
+        if upgrade is not None and t_done is None and upgrade.poll() is not None and settled():
             t_done = now
+            acked_when_done = len(acked)
             phase_end = now + 2.0  # publish on a little after the new process took over
         if t_old_gone is None and t_upgrade is not None and old_pid and not alive(old_pid):
             t_old_gone = now
@@ -174,6 +202,13 @@ def main():
         "upgrade_command_s": round(t_done - t_upgrade, 2) if t_done and t_upgrade else None,
         "old_process_gone_s": round(t_old_gone - t_upgrade, 2) if t_old_gone and t_upgrade else None,
         "upgrade_output": upgrade.stdout.read().decode().strip() if upgrade else "",
+        # After `--upgrade` returned: acknowledged since, and who serves (a handover that
+        # failed must leave the old process serving, its pid still in the pid file).
+        "acked_after_upgrade_command":
+            None if acked_when_done is None else len(acked) - acked_when_done,
+        "old_pid": old_pid,
+        "old_process_alive": bool(old_pid) and alive(old_pid),
+        "pid_file_after": read_pid(pid_file),
     }))
 
 

@@ -107,6 +107,12 @@ UniqueFd reserve_port(const Endpoint& at, int& err) {
   return fd;
 }
 
+bool is_listening(int fd) noexcept {
+  int on = 0;
+  socklen_t len = sizeof on;
+  return ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on != 0;
+}
+
 Endpoint local_endpoint(int fd) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;

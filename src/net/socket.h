@@ -26,6 +26,9 @@ int probe_port_free(const Endpoint& at);
 // that worker processes can bind it, while receiving no connections itself.
 UniqueFd reserve_port(const Endpoint& at, int& err);
 
+// Whether `fd` is a socket that listens (SO_ACCEPTCONN): a port reservation is not.
+bool is_listening(int fd) noexcept;
+
 // The locally bound address of a socket (to learn the port after binding port 0).
 Endpoint local_endpoint(int fd);
 

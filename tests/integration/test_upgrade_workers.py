@@ -3,10 +3,12 @@ P; docs/upgrade.md, "Worker processes"): SIGUSR2 to the supervisor, or `tcpms-se
 --upgrade`, starts a new supervisor whose worker i takes over from old worker i. Every client
 keeps its socket, wherever its worker; with MQTT, QoS 1 messages flowing between clients on
 different workers before, during and after the upgrade all arrive; a new server that dies
-halfway leaves every client with the old one; a changed process count is refused. Raw
-sockets, so that a reconnect could not hide."""
+halfway leaves every client with the old one; a changed process count is refused, from one
+process to worker processes and back too. Raw sockets, so that a reconnect could not hide."""
+import re
 import signal
 import socket
+import subprocess
 import threading
 import time
 
@@ -14,7 +16,7 @@ import pytest
 
 from crash_driver import holder_of
 from mqtt_raw import PUBACK, PUBLISH, ack_packet, connected, mqtt_server, publish_packet
-from tcpms_harness import close_all, echo_all, echo_server
+from tcpms_harness import binary, close_all, echo_all, echo_server
 from test_upgrade_handover import TIMEOUT, fake_successor, payloads, read_pid, stop_pid, wait_until
 from test_upgrade_mqtt import upgrade
 
@@ -125,6 +127,16 @@ class QoS1Traffic:
             return self.acked - self.received
 
 
+def flows_on_with_nothing_lost(traffic):
+    """The traffic goes on after the upgrade (or its refusal); then everything acknowledged
+    arrives, and nobody was disconnected."""
+    during = traffic.acked_count()
+    wait_until(lambda: traffic.acked_count() >= during + 20, "QoS 1 traffic after it")
+    lost = traffic.finish()
+    assert traffic.errors == [], traffic.errors
+    assert lost == set(), f"{len(lost)} acknowledged messages lost"
+
+
 def start_traffic(srv, processes):
     """Subscribers and publishers on every worker (so messages cross between workers), and
     their QoS 1 traffic running."""
@@ -160,11 +172,7 @@ def test_mqtt_qos1_between_workers_flows_across_an_upgrade_with_nothing_lost(tmp
             new_pid = read_pid(pid_file)
             assert new_pid not in (0, srv.pid)
             assert srv.proc.wait(timeout=TIMEOUT) == 0, srv.output()
-            during = traffic.acked_count()
-            wait_until(lambda: traffic.acked_count() >= during + 20, "QoS 1 traffic after it")
-            lost = traffic.finish()
-            assert traffic.errors == [], traffic.errors
-            assert lost == set(), f"{len(lost)} acknowledged messages lost"
+            flows_on_with_nothing_lost(traffic)
             new_workers = worker_pids(new_pid)
             assert len(new_workers) == processes and not new_workers & old_workers
             # Every client kept its socket, now held by a new worker.
@@ -222,11 +230,7 @@ def test_a_new_server_that_dies_halfway_leaves_every_mqtt_client_with_the_old_wo
             srv.wait_for(lambda: "handover stopped; every worker keeps serving" in srv.output(),
                          timeout=TIMEOUT, what="the rollback")
             assert "handover fake: 2 workers sent frame kinds" in srv.output()
-            during = traffic.acked_count()
-            wait_until(lambda: traffic.acked_count() >= during + 20, "QoS 1 traffic after it")
-            lost = traffic.finish()
-            assert traffic.errors == [], traffic.errors
-            assert lost == set(), f"{len(lost)} acknowledged messages lost"
+            flows_on_with_nothing_lost(traffic)
             assert srv.proc.poll() is None
             assert read_pid(pid_file) == srv.pid
             assert worker_pids(srv.pid) >= old_workers
@@ -269,3 +273,71 @@ def test_a_changed_process_count_is_refused_clearly_and_the_old_server_serves_on
             assert echo_all(socks, payloads(len(socks), "after")) == len(socks)
         finally:
             close_all(socks)
+
+
+def refused_between_process_counts(tmp_path, running, successor, *args):
+    """An MQTT server of `running` processes (1: no workers) gets SIGUSR2 through `tcpms-server
+    --upgrade` while its configuration says `successor`: the new server must refuse, naming
+    both counts, and exit non-zero; `--upgrade` returns non-zero; nothing moves, and QoS 1
+    traffic between the clients flows on, nothing lost, no client disconnected."""
+    pid_file = str(tmp_path / "tcpms.pid")
+    config = tmp_path / "tcpms.toml"
+    config.write_text(f"processes = {running}\n")
+    with mqtt_server("--config", str(config), "--pid-file", pid_file, *args) as srv:
+        wait_until(lambda: read_pid(pid_file) == srv.pid, "the pid file")
+        traffic, clients = start_traffic(srv, running)
+        workers_before = worker_pids(srv.pid) if running > 1 else set()
+        try:
+            wait_until(lambda: traffic.acked_count() >= 20, "QoS 1 traffic before SIGUSR2")
+            config.write_text(f"processes = {successor}\n")
+            # A short wait for the front end only (it gives up after six of these).
+            up = subprocess.run([binary("tcpms-server"), "--upgrade", "--pid-file", pid_file,
+                                 "--upgrade-timeout-ms", "1000"],
+                                capture_output=True, text=True, timeout=TIMEOUT)
+            assert up.returncode != 0, up.stdout + up.stderr
+            assert "no new process took over" in up.stderr, up.stderr
+            # The old server logs the refusal once the new one has exited (on a slow box that
+            # can be after the front end gave up).
+            stopped = re.compile(r"handover stopped: .*\(the new (?:process|server), pid \d+, "
+                                 r"exited with code (\d+)\)")
+            srv.wait_for(lambda: stopped.search(srv.output()), timeout=TIMEOUT,
+                         what="the refusal")
+            out = srv.output()
+            assert "a changed process count cannot hand over yet (restart instead)" in out, out
+            assert stopped.search(out).group(1) != "0", out
+            flows_on_with_nothing_lost(traffic)
+            assert srv.proc.poll() is None
+            assert read_pid(pid_file) == srv.pid
+            # Nothing moved: every client answers on its socket, and the only server processes
+            # are the old ones (the new one exited), the same workers as before.
+            for c, _ in clients:
+                c.ping()
+            if running > 1:
+                assert worker_pids(srv.pid) == workers_before, out
+            again = connected(srv.port, "after-refusal")
+            again.ping()
+            again.close()
+            return out
+        finally:
+            traffic.stop_publishing.set()
+            traffic.stop_reading.set()
+            for c, _ in clients:
+                c.close()
+
+
+def test_a_server_of_one_process_is_not_handed_to_worker_processes(tmp_path):
+    # Two loops and two processes: the Welcome's count matched by accident, and the new
+    # supervisor took the old listening sockets for its port reservations.
+    out = refused_between_process_counts(tmp_path, 1, 2, "--threads", "2")
+    assert ("the running server has 1 process (no worker processes), this one 2 worker "
+            "processes") in out, out
+    assert "SIGUSR2: handover stopped: the new process refused" in out, out
+
+
+def test_worker_processes_are_not_handed_to_a_server_of_one_process(tmp_path):
+    # Without an admin port: the new process used to take the supervisor's reserved port (not
+    # listening) for its listener and wrote the pid file before it was killed.
+    out = refused_between_process_counts(tmp_path, 2, 1, "--threads", "1", "--no-admin")
+    assert ("the running server has 2 worker processes, this one 1 process (no worker "
+            "processes)") in out, out
+    assert "nothing changed, every worker keeps serving" in out, out

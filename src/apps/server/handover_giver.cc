@@ -1,7 +1,5 @@
 #include "handover_giver.h"
 
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <future>
@@ -31,19 +29,18 @@ void hold_input_everywhere(Server& server, bool hold) {
 // The successor did not say Done: if it took nothing it is stopped (it holds only copies of
 // our listeners); if it took connections it keeps serving them, and we serve the rest. A
 // successor we did not start (worker processes) stops by itself when the channel closes.
-void give_up(GiverOutcome& out, Server& server, pid_t pid, bool listeners_taken, bool ours) {
+void give_up(GiverOutcome& out, Server& server, pid_t pid, bool ours) {
   set_accepting_everywhere(server, true);
   hold_input_everywhere(server, false);
+  std::string stopped;
   if (out.handed == 0 && pid > 0 && ours) {
-    // A successor told why (a Refuse) gets a moment to log it and exit by itself.
-    for (int i = 0; i < 100 && ::waitpid(pid, nullptr, WNOHANG) == 0; ++i) ::usleep(10000);
-    if (::kill(pid, SIGKILL) == 0) ::waitpid(pid, nullptr, 0);
+    stopped = fmt::format(" (the new process, pid {}, {})", pid, stop_successor(pid));
     out.successor = -1;
   }
   spdlog::error("SIGUSR2: handover stopped: {}; this process (pid {}) keeps serving {} "
-                "connection(s){}", out.error, ::getpid(), server.connection_count(),
+                "connection(s){}{}", out.error, ::getpid(), server.connection_count(),
                 out.handed != 0 ? fmt::format(", the new process (pid {}) the {} it took", pid, out.handed)
-                                : listeners_taken && ours ? ", the new process was stopped" : "");
+                                : "", stopped);
 }
 
 // One batch from one loop: park, send, wait for the answer, then release what was taken
@@ -152,7 +149,7 @@ GiverOutcome give_everything(Server& server, const GiverConfig& config,
   if (h != nullptr && !ours) out.successor = pid = static_cast<pid_t>(h->pid);
   if (h == nullptr) {
     out.error = hello.ok() ? "the new process did not start with a Hello" : "the new process: " + hello.error;
-    give_up(out, server, pid, false, ours);
+    give_up(out, server, pid, ours);
     return out;
   }
   const uint16_t version = hf::negotiate(*h);
@@ -161,14 +158,14 @@ GiverOutcome give_everything(Server& server, const GiverConfig& config,
                             "version in common, refused", h->lowest, h->highest,
                             hf::kLowestVersion, hf::kHighestVersion);
     channel.send(hf::Refuse{hf::RefuseCode::kVersion, out.error}, {});
-    give_up(out, server, pid, false, ours);
+    give_up(out, server, pid, ours);
     return out;
   }
   if (config.state_items && version < 2) {
     out.error = fmt::format("the new process speaks handover version {}, which cannot carry "
                             "{} state on no connection (2 can), refused", version, config.protocol);
     channel.send(hf::Refuse{hf::RefuseCode::kVersion, out.error}, {});
-    give_up(out, server, pid, false, ours);
+    give_up(out, server, pid, ours);
     return out;
   }
   std::string err = channel.send(
@@ -197,7 +194,7 @@ GiverOutcome give_everything(Server& server, const GiverConfig& config,
   }
   if (!err.empty()) {
     out.error = err;
-    give_up(out, server, pid, false, ours);
+    give_up(out, server, pid, ours);
     return out;
   }
   // The new process accepts from now on; ours stay open (not accepting) until Done, so a
@@ -213,7 +210,7 @@ GiverOutcome give_everything(Server& server, const GiverConfig& config,
   if (config.after_hold) {
     if (std::string e = config.after_hold(); !e.empty()) {
       out.error = e;
-      give_up(out, server, pid, true, ours);
+      give_up(out, server, pid, ours);
       return out;
     }
   }
@@ -223,7 +220,7 @@ GiverOutcome give_everything(Server& server, const GiverConfig& config,
     bool loop_done = false;
     while (!loop_done) {
       if (!hand_batch(server, server.loop(i), channel, config, sequence++, cursor, loop_done, out)) {
-        give_up(out, server, pid, true, ours);
+        give_up(out, server, pid, ours);
         return out;
       }
     }
@@ -231,14 +228,14 @@ GiverOutcome give_everything(Server& server, const GiverConfig& config,
   if (config.state_items) {
     if (std::string e = send_state(channel, config, version, sequence, out); !e.empty()) {
       out.error = "state: " + e;
-      give_up(out, server, pid, true, ours);
+      give_up(out, server, pid, ours);
       return out;
     }
   }
   if (before_done) before_done();
   if (err = channel.send(hf::Done{static_cast<uint32_t>(out.handed)}, {}, version); !err.empty()) {
     out.error = "done: " + err;
-    give_up(out, server, pid, true, ours);
+    give_up(out, server, pid, ours);
     return out;
   }
   for (size_t i = 0; i < server.loop_count(); ++i)

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "net/socket.h"
 #include "on_loop.h"
 
 namespace tcpms::app {
@@ -21,6 +22,20 @@ bool same_listen_address(const Endpoint& configured, const std::string& theirs) 
   return t->to_string() == configured.to_string();
 }
 
+std::string changed_process_count(unsigned running, unsigned here) {
+  auto processes = [](unsigned n) {
+    return n > 1 ? fmt::format("{} worker processes", n) : std::string("1 process (no worker processes)");
+  };
+  return fmt::format("the running server has {}, this one {}: a changed process count cannot "
+                     "hand over yet (restart instead)", processes(running), processes(here));
+}
+
+bool sent_by_supervisor(const std::vector<UniqueFd>& listener_fds) {
+  for (const auto& fd : listener_fds)
+    if (!net::is_listening(fd.get())) return true;
+  return false;
+}
+
 std::string HandoverTaker::take_listeners(Server& server, const std::string& protocol,
                                           const std::vector<Listener>& listeners) {
   if (auto e = channel_.send(hf::Hello{hf::kLowestVersion, hf::kHighestVersion,
@@ -34,6 +49,7 @@ std::string HandoverTaker::take_listeners(Server& server, const std::string& pro
   if (w == nullptr) return "the running server did not answer with a Welcome";
   version_ = w->version;
   old_pid_ = static_cast<pid_t>(w->pid);
+  const uint32_t their_loops = w->loops;
   if (w->protocol != protocol) {
     std::string why = fmt::format("the running server serves {}, this one {}", w->protocol, protocol);
     channel_.send(hf::Refuse{hf::RefuseCode::kProtocol, why}, {});
@@ -43,6 +59,13 @@ std::string HandoverTaker::take_listeners(Server& server, const std::string& pro
   if (!l.ok()) return "waiting for the listeners: " + l.error;
   auto* frame = std::get_if<hf::Listeners>(&l.frame);
   if (frame == nullptr) return "expected the listeners";
+  // A supervisor's reserved ports cannot be accepted from (this process would spin on
+  // EINVAL), and it would wait for worker channels this process has not got.
+  if (sent_by_supervisor(l.fds)) {
+    std::string why = changed_process_count(their_loops, 1);
+    channel_.send(hf::Refuse{hf::RefuseCode::kConfig, why}, {});
+    return why;
+  }
   // Same configuration, same listeners in the same order: an address that does not match is
   // refused rather than served on the wrong protocol or transport.
   std::vector<std::vector<UniqueFd>> by_listener(listeners.size());

@@ -20,6 +20,16 @@ namespace tcpms::app {
 // configured port 0 matches whatever port the old process got for it).
 bool same_listen_address(const Endpoint& configured, const std::string& theirs);
 
+// Why two servers of different process counts do not hand over (1: a server without worker
+// processes); both kinds of taker say it the same way.
+std::string changed_process_count(unsigned running, unsigned here);
+
+// Whether a Listeners frame's descriptors come from a supervisor: it hands over the ports it
+// reserves for its workers (bound, not listening), a server of one process (or a worker) its
+// loops' listening sockets. The Welcome alone cannot tell: its `loops` is a supervisor's
+// process count but a process's loop count.
+bool sent_by_supervisor(const std::vector<UniqueFd>& listener_fds);
+
 class HandoverTaker {
  public:
   HandoverTaker(UniqueFd channel, uint32_t timeout_ms)

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -65,6 +66,25 @@ Successor start_successor(const std::string& binary, const std::vector<std::stri
   s.pid = pid;
   s.channel = std::move(ours);
   return s;  // `theirs` closes here: only the child holds that end now
+}
+
+std::string stop_successor(pid_t pid) {
+  int status = 0;
+  pid_t ended = 0;
+  for (int i = 0; i < 100 && (ended = ::waitpid(pid, &status, WNOHANG)) == 0; ++i) ::usleep(10000);
+  std::string how;
+  if (ended == 0) {
+    ::kill(pid, SIGKILL);
+    ended = ::waitpid(pid, &status, 0);
+    how = "did not exit by itself and was killed";
+  } else if (ended == pid && WIFEXITED(status)) {
+    how = "exited with code " + std::to_string(WEXITSTATUS(status));
+  } else if (ended == pid && WIFSIGNALED(status)) {
+    how = "ended by signal " + std::to_string(WTERMSIG(status));
+  } else {
+    how = "ended";
+  }
+  return how;
 }
 
 std::optional<UniqueFd> handover_socket_from_environment(std::string& error) {

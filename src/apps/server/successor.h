@@ -28,6 +28,11 @@ struct Successor {
 // Starts `binary` with `argv` (argv[0] included) and the environment plus TCPMS_HANDOVER_FD.
 Successor start_successor(const std::string& binary, const std::vector<std::string>& argv);
 
+// Stops a successor that did not take over: it gets a moment to exit by itself (one that
+// refused logs why and exits), then SIGKILL. Returns how it ended, for the log ("exited with
+// code 69").
+std::string stop_successor(pid_t pid);
+
 // In the new process: the handover socket named by TCPMS_HANDOVER_FD (removed from the
 // environment, so the server's own successor does not inherit a stale number), or nothing.
 std::optional<UniqueFd> handover_socket_from_environment(std::string& error);

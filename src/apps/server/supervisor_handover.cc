@@ -2,7 +2,6 @@
 
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -27,12 +26,6 @@ constexpr int kUntilClosedMs = 24 * 3600 * 1000;
 
 // The Workers frame (version 3) is what a new supervisor needs; versions 1-2 have none.
 constexpr uint16_t kWorkersVersion = 3;
-
-void stop_successor(pid_t pid) {
-  // A successor told why (a Refuse) gets a moment to log it and exit by itself.
-  for (int i = 0; i < 100 && ::waitpid(pid, nullptr, WNOHANG) == 0; ++i) ::usleep(10000);
-  if (::kill(pid, SIGKILL) == 0) ::waitpid(pid, nullptr, 0);
-}
 
 // Everything up to the workers' channels; "" or why it stopped (nothing changed then).
 std::string agree(net::HandoverChannel& channel, const SupervisorGiverConfig& config,
@@ -62,12 +55,12 @@ std::string agree(net::HandoverChannel& channel, const SupervisorGiverConfig& co
   if (auto e = channel.send(l, config.reservations, version); !e.empty()) return "ports: " + e;
   auto r = channel.receive(static_cast<int>(config.timeout_ms));
   if (!r.ok()) return "the new supervisor: " + r.error;
-  if (auto* refuse = std::get_if<hf::Refuse>(&r.frame)) return "the new supervisor refused: " + refuse->reason;
+  if (auto* refuse = std::get_if<hf::Refuse>(&r.frame)) return "the new server refused: " + refuse->reason;
   auto* t = std::get_if<hf::Taken>(&r.frame);
   if (t == nullptr || t->taken.size() != l.entries.size()) return "unexpected answer to the ports";
   auto w = channel.receive(static_cast<int>(config.timeout_ms));
   if (!w.ok()) return "waiting for the workers' channels: " + w.error;
-  if (auto* refuse = std::get_if<hf::Refuse>(&w.frame)) return "the new supervisor refused: " + refuse->reason;
+  if (auto* refuse = std::get_if<hf::Refuse>(&w.frame)) return "the new server refused: " + refuse->reason;
   auto* workers = std::get_if<hf::Workers>(&w.frame);
   if (workers == nullptr || workers->indices.size() != config.processes)
     return "expected one channel per worker";
@@ -100,9 +93,9 @@ void hand_workers_over(const SupervisorGiverConfig& config, std::span<const pid_
   uint32_t epoch = 0;
   std::vector<UniqueFd> channels;
   if (std::string why = agree(channel, config, version, channels, epoch); !why.empty()) {
+    const std::string how = stop_successor(s.pid);
     spdlog::error("supervisor: SIGUSR2: handover stopped: {}; nothing changed, every worker keeps "
-                  "serving", why);
-    stop_successor(s.pid);
+                  "serving (the new server, pid {}, {})", why, s.pid, how);
     return;
   }
   // Each old worker gets its channel on its control socket, then SIGUSR2 to read it. Our
@@ -171,14 +164,16 @@ std::string take_supervisor(net::HandoverChannel& channel, const std::string& pr
   if (w->protocol != protocol)
     return refuse(hf::RefuseCode::kProtocol,
                   fmt::format("the running server serves {}, this one {}", w->protocol, protocol));
-  if (w->loops != processes)
-    return refuse(hf::RefuseCode::kConfig,
-                  fmt::format("the running server has {} worker processes, this one {}: a changed "
-                              "process count cannot hand over yet (restart instead)",
-                              w->loops, processes));
+  const uint32_t their_processes = w->loops;
   auto l = channel.receive(timeout);
   if (!l.ok()) return "waiting for the ports: " + l.error;
   auto* ports = std::get_if<hf::Listeners>(&l.frame);
+  // A server of one process sends its loops' listening sockets, and its Welcome's `loops` is
+  // its loop count: it would take our Workers frame for the answer to its first batch.
+  if (ports != nullptr && !sent_by_supervisor(l.fds))
+    return refuse(hf::RefuseCode::kConfig, changed_process_count(1, processes));
+  if (their_processes != processes)
+    return refuse(hf::RefuseCode::kConfig, changed_process_count(their_processes, processes));
   const size_t want = listeners.size() + (admin_at && !admin_at->is_unix() ? 1 : 0);
   if (ports == nullptr || ports->entries.size() != want)
     return refuse(hf::RefuseCode::kConfig, "the ports there and here differ: start the new server "
