@@ -17,7 +17,7 @@ TEST(Socket, AReservedPortDoesNotListenAListenerDoes) {
   EXPECT_FALSE(is_listening(reservation.get()));
 
   const char* what = nullptr;
-  UniqueFd listener = open_listener(*Endpoint::parse("127.0.0.1:0"), 16, err, what);
+  UniqueFd listener = open_listener(*Endpoint::parse("127.0.0.1:0"), 16, 0, err, what);
   ASSERT_TRUE(listener) << what << ": " << errno_text(err);
   EXPECT_TRUE(is_listening(listener.get()));
 
