@@ -6,8 +6,8 @@ import json
 import signal
 import subprocess
 
-from mqtt_raw import (DISCONNECT_PACKET, PUBACK, PUBLISH, RawClient, ack_packet, connected,
-                      mqtt_server, publish_packet)
+from mqtt_raw import (CONNACK, DISCONNECT_PACKET, PUBACK, PUBLISH, RawClient, ack_packet,
+                      connect_packet, connected, mqtt_server, publish_packet)
 from tcpms_harness import binary
 from test_mqtt_13_v5 import V5, ack5, opts, p_u16, p_u32, publish5
 from test_upgrade_handover import TIMEOUT, fake_successor, read_pid, stop_pid, wait_until
@@ -54,7 +54,12 @@ def test_mqtt_clients_keep_their_connections_and_sessions_across_an_upgrade(tmp_
         assert (got.topic, got.payload, sub_ids(got)) == ("t/a", b"before", [7])
         sub5.send(ack5(PUBACK, got.pid))
         ka.ping()
-        idle = RawClient(srv.port)  # connected, no CONNECT yet
+        # Connected, its CONNECT begun but not finished: the partial packet moves with the
+        # connection. (A connection that has sent nothing at all is not accepted yet, as an
+        # MQTT listener takes a connection with its first bytes: it moves with the listener.)
+        idle = RawClient(srv.port)
+        idle_connect = connect_packet("idle")
+        idle.send(idle_connect[:3])
 
         up = upgrade(pid_file)
         assert up.returncode == 0, up.stdout + up.stderr
@@ -78,8 +83,10 @@ def test_mqtt_clients_keep_their_connections_and_sessions_across_an_upgrade(tmp_
             assert (after.topic, after.payload, after.dup) == ("t/a", b"after", False)
             assert after.pid != before.pid
             sub311.send(ack_packet(PUBACK, after.pid))
-            # The client that had not sent its CONNECT yet does it now, to the new process.
-            idle.connect("idle")
+            # The client that had not finished its CONNECT does it now, to the new process.
+            idle.send(idle_connect[3:])
+            connack = idle.expect(CONNACK)
+            assert connack.body[1] == 0
             idle.ping()
             # Keep-alive still enforced: ka answers while it pings, is closed once it stops.
             ka.ping()
