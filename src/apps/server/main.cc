@@ -331,9 +331,15 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
     ListenerOptions options = l.options;
     // An MQTT client speaks first (CONNECT; before it a PROXY header, a ClientHello or an
     // HTTP Upgrade): the kernel keeps a silent connection until it speaks, for up to the
-    // connect deadline, which then runs from its first byte. A client that is slow to send
-    // (its process waited for a CPU) is not cut for it, and the silent cost nothing here.
-    if (mqtt) options.defer_accept_s = opt.mqtt_connect_timeout_s;
+    // first deadline that would close it (the connect deadline, or a shorter handshake
+    // deadline, in whole seconds), which then runs from its first byte. A client that is slow
+    // to send (its process waited for a CPU) is not cut for it, and the silent cost nothing.
+    if (mqtt) {
+      uint32_t defer_s = opt.mqtt_connect_timeout_s;
+      if (!options.transport.plain())
+        defer_s = std::min(defer_s, (options.transport.handshake_timeout_ms + 999) / 1000);
+      options.defer_accept_s = defer_s;
+    }
     server.listen(l.at, protocol_handler, options);
   }
   if (mesh) mesh->attach(server);
