@@ -180,17 +180,23 @@ class Subscriber:
         self.task = None
 
     async def connect(self, port, expect_present, avoid=None):
+        packet = connect_packet(self.client_id, clean=False, keepalive=120)
         for _ in range(30):
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             if avoid is None:
                 break
+            # The CONNECT's first byte: an MQTT listener accepts a connection only once it
+            # speaks (TCP_DEFER_ACCEPT), and only then does a worker hold it.
+            writer.write(packet[:1])
+            await writer.drain()
             local = writer.get_extra_info("sockname")[1]
             if await asyncio.to_thread(holder_of, port, local) not in (avoid, None):
+                packet = packet[1:]
                 break
             writer.close()  # on the publisher's worker: another connection, before CONNECT
         else:
             raise RuntimeError(f"{self.client_id}: every connection landed on worker {avoid}")
-        writer.write(connect_packet(self.client_id, clean=False, keepalive=120))
+        writer.write(packet)
         ptype, _, body = await asyncio.wait_for(read_packet(reader), 30)
         if ptype != CONNACK or body[1] != 0:
             raise RuntimeError(f"{self.client_id}: bad CONNACK {body!r}")

@@ -216,6 +216,24 @@ class RawClient:
         self.expect(PINGRESP)
 
 
+class StartedClient(RawClient):
+    """A RawClient that sends the first byte of its CONNECT as it connects, so that the server
+    holds the connection before the CONNECT is complete: an MQTT listener accepts a connection
+    only with its first bytes (TCP_DEFER_ACCEPT), and a test that asks which worker holds a
+    connection needs it accepted. The CONNECT sent next goes without that byte."""
+
+    def __init__(self, port, timeout=5.0):
+        super().__init__(port, timeout=timeout)
+        self.sock.sendall(b"\x10")
+        self.started = True
+
+    def send(self, data):
+        if self.started:
+            assert data[:1] == b"\x10", "the first packet of a StartedClient is its CONNECT"
+            data, self.started = data[1:], False
+        super().send(data)
+
+
 def connected(port, client_id, **kwargs):
     c = RawClient(port)
     present, rc = c.connect(client_id, **kwargs)

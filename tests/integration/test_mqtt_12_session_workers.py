@@ -9,8 +9,8 @@ import time
 
 import crash_driver
 from crash_driver import holder_of
-from mqtt_raw import (CONNACK, DISCONNECT_PACKET, PUBACK, PUBLISH, RawClient, ack_packet,
-                      connect_packet, connected, mqtt_server)
+from mqtt_raw import (CONNACK, DISCONNECT_PACKET, PUBACK, PUBLISH, RawClient, StartedClient,
+                      ack_packet, connect_packet, connected, mqtt_server)
 
 
 def worker_of(client, server_port, tries=50):
@@ -34,10 +34,10 @@ def start_workers_n(n, *extra):
 
 
 def client_away_from(srv, worker, timeout=5.0):
-    """A TCP connection (no CONNECT yet) held by a worker other than `worker`. A stopped
-    worker does not accept, so a connection with no owner yet counts as its."""
+    """A connection (its CONNECT begun, not sent) held by a worker other than `worker`. A
+    stopped worker does not accept, so a connection with no owner yet counts as its."""
     for _ in range(40):
-        c = RawClient(srv.port, timeout=timeout)
+        c = StartedClient(srv.port, timeout=timeout)
         if worker_of(c, srv.port, tries=10) not in (worker, None):
             return c
         c.close()

@@ -14,8 +14,8 @@ import time
 import pytest
 
 from crash_driver import drive, kill9_whole
-from mqtt_raw import (DISCONNECT_PACKET, PUBACK, PUBLISH, UNSUBACK, RawClient, mqtt_server,
-                      unsubscribe_packet)
+from mqtt_raw import (DISCONNECT_PACKET, PUBACK, PUBLISH, UNSUBACK, RawClient, StartedClient,
+                      mqtt_server, unsubscribe_packet)
 from tcpms_harness import SANITIZED, binary
 from test_mqtt_12_session_workers import client_away_from, wait_mesh, worker_of
 from test_mqtt_13_v5 import V5, Pub5, opts, p_u32, publish5, v5
@@ -405,15 +405,15 @@ def test_shared_members_come_back_in_their_worker_processes(store_dir):
     ids = [f"shw-{i}" for i in range(6)]
     with mqtt_server(*args) as srv:
         wait_mesh(srv, 2)
-        first = RawClient(srv.port)
+        first = StartedClient(srv.port)
         held_by = worker_of(first, srv.port)
         for i, cid in enumerate(ids):
             # Alternately on either worker.
-            c = first if i == 0 else (client_away_from(srv, held_by) if i % 2 else RawClient(srv.port))
+            c = first if i == 0 else (client_away_from(srv, held_by) if i % 2 else StartedClient(srv.port))
             if i % 2 == 0 and i != 0:
                 while worker_of(c, srv.port) != held_by:
                     c.close()
-                    c = RawClient(srv.port)
+                    c = StartedClient(srv.port)
             assert c.connect(cid, clean=False) == (False, 0)
             assert c.subscribe([(group, 1)]) == [1]
             c.send(DISCONNECT_PACKET)
@@ -425,7 +425,7 @@ def test_shared_members_come_back_in_their_worker_processes(store_dir):
         out = srv.output()
         assert out.count("recovered 3 sessions, 3 subscriptions") == 2, out
         n = 12
-        pubs = [RawClient(srv.port)]  # publishers on both workers
+        pubs = [StartedClient(srv.port)]  # publishers on both workers
         pubs.append(client_away_from(srv, worker_of(pubs[0], srv.port)))
         for k, p in enumerate(pubs):
             p.connect(f"shw-pub-{k}")
