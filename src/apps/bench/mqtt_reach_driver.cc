@@ -3,8 +3,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <ctime>
 #include <charconv>
+#include <ctime>
 #include <map>
 
 #include <fmt/format.h>
@@ -236,7 +236,6 @@ class ReachDriver final : public FleetDriver {
     }
   }
 
-  // A client failed during its handshake or broke the protocol: counted once, closed.
   // The first few clients lost to the other side, by id, phase and time: what a server's log
   // can be searched for when a run loses a handful out of a million.
   void report_lost(uint64_t l, CloseReason reason, int last_error) {
@@ -256,6 +255,7 @@ class ReachDriver final : public FleetDriver {
                (monotonic_ns() - started_ns_) / 1'000'000, wall.tv_sec, wall.tv_nsec / 1'000'000);
   }
 
+  // A client failed during its handshake or broke the protocol: counted once, closed.
   Action client_failed(uint64_t l, std::string_view cause) {
     count_failure(cause);
     if (clients_[l].phase == Phase::kReady) {
