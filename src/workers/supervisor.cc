@@ -112,12 +112,16 @@ int run_supervisor(const SupervisorConfig& config, const WorkerMain& worker_main
     int sig = signals.wait(timeout_ms);
     now = Clock::now();
     if (sig == SIGUSR2 && !stopping) {
+      auto refuse = [&](const std::string& why) {
+        spdlog::error("supervisor: SIGUSR2: {}", why);
+        if (upgrade.refused) upgrade.refused(why);
+      };
       if (!upgrade.on_sigusr2) {
-        spdlog::error("supervisor: SIGUSR2: this server cannot hand its workers over (logged "
-                      "above why); nothing changed, the workers keep serving");
+        refuse("this server cannot hand its workers over (logged above why); nothing changed, "
+               "the workers keep serving");
       } else if (std::any_of(slots.begin(), slots.end(), [](const Slot& s) { return s.retired; })) {
-        spdlog::error("supervisor: SIGUSR2: some workers were handed over already (an earlier "
-                      "upgrade stopped halfway); ignored, the others keep serving");
+        refuse("some workers were handed over already (an earlier upgrade stopped halfway); "
+               "ignored, the others keep serving");
       } else {
         std::vector<pid_t> pids;
         std::vector<int> controls;

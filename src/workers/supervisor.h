@@ -61,6 +61,8 @@ struct SupervisorUpgrade {
   // control socket (0 and -1 for a slot not running) and returns once the handover ended
   // either way; meanwhile signals wait in the signalfd. Unset: SIGUSR2 is refused (logged).
   std::function<void(std::span<const pid_t> pids, std::span<const int> controls)> on_sigusr2;
+  // A SIGUSR2 refused before on_sigusr2 (logged too): why, for whoever asked for it.
+  std::function<void(const std::string& why)> refused;
   // For a supervisor started by an upgrade: each slot's first start gets its channel here.
   std::vector<UniqueFd> first_handover_channels;
   // Runs once every worker has started for the first time (a new supervisor waits there for

@@ -162,13 +162,20 @@ def test_connections_the_new_process_does_not_take_stay_with_the_old_one(tmp_pat
 
 
 def test_a_new_process_without_a_common_version_is_refused_clearly(tmp_path):
+    pid_file = str(tmp_path / "tcpms.pid")
     with echo_server("--threads", "1", "--upgrade-binary", fake_successor(tmp_path),
-                     env={"HANDOVER_FAKE": "version"}) as srv:
+                     "--pid-file", pid_file, env={"HANDOVER_FAKE": "version"}) as srv:
         clients = open_clients(srv.port, 10)
-        srv.proc.send_signal(signal.SIGUSR2)
-        srv.wait_for(lambda: "handover stopped" in srv.output(), timeout=TIMEOUT,
-                     what="the refusal")
+        wait_until(lambda: read_pid(pid_file) == srv.pid, "the pid file")
+        # The operator's front end hears the refusal from the running server (F.upgrade), at
+        # once rather than after its own wait for a new pid.
+        up = subprocess.run([binary("tcpms-server"), "--upgrade", "--pid-file", pid_file],
+                            capture_output=True, text=True, timeout=TIMEOUT)
+        assert up.returncode == 1, up.stdout + up.stderr
+        assert f"pid {srv.pid} did not hand over: the new process speaks handover versions 7-9, " \
+               "this one 1-3: no version in common" in up.stderr, up.stderr
         out = srv.output()
+        assert "handover stopped" in out, out
         assert "speaks handover versions 7-9, this one 1-3: no version in common, refused" in out
         # The new process hears why too (it is given a moment to say so before it is stopped).
         srv.wait_for(lambda: "handover fake: refused (1): the new process speaks handover "

@@ -547,8 +547,13 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
         }
         continue;
       }
+      // The process in the pid file answers `--upgrade` when it does not hand over.
+      auto refuse = [&](const std::string& why) {
+        if (!worker) write_upgrade_refusal(opt.pid_file, why);
+      };
       if (std::string why = handover_unsupported(opt); !why.empty()) {
         spdlog::error("SIGUSR2: {}; nothing changed, this process keeps serving", why);
+        refuse(why);
         continue;
       }
 
@@ -609,7 +614,10 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
         if (own_admin) own_admin->stop();
       }, std::move(worker_channel));
       if (worker && control) report_to_supervisor(*control, outcome.completed, outcome.handed, outcome.error);
-      if (!outcome.completed) continue;  // logged; we serve on
+      if (!outcome.completed) {  // logged; we serve on
+        refuse(outcome.error.empty() ? "the handover stopped (see its log)" : outcome.error);
+        continue;
+      }
       handed_over = true;
       if (mqtt) {
         // Input stays held here (hold_input_for_handover): what did not move (a CONNECT being
@@ -809,6 +817,7 @@ int run(int argc, char** argv) {
   upgrade.on_sigusr2 = [&](std::span<const pid_t> pids, std::span<const int> controls) {
     if (std::string why = handover_unsupported(opt); !why.empty()) {
       spdlog::error("supervisor: SIGUSR2: {}; nothing changed, the workers keep serving", why);
+      write_upgrade_refusal(opt.pid_file, why);
       return;
     }
     SupervisorGiverConfig c;
@@ -819,8 +828,10 @@ int run(int argc, char** argv) {
     c.timeout_ms = opt.upgrade_timeout_ms;
     for (const auto& r : reservations) c.reservations.push_back(r.get());
     c.addresses = reserved_addresses;
-    hand_workers_over(c, pids, controls);
+    if (std::string why = hand_workers_over(c, pids, controls); !why.empty())
+      write_upgrade_refusal(opt.pid_file, why);
   };
+  upgrade.refused = [&](const std::string& why) { write_upgrade_refusal(opt.pid_file, why); };
   return workers::run_supervisor(
       sup,
       [&](unsigned index, workers::WorkerChannels channels) {

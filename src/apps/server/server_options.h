@@ -56,7 +56,7 @@ struct ServerOptions {
   // The upgrade handover (SIGUSR2; docs/upgrade.md).
   std::string pid_file;                  // written at start-up (by the new process after a handover)
   std::string upgrade_binary;            // empty: this binary's path as resolved at start-up
-  uint32_t upgrade_timeout_ms = 10000;   // each answer the new process owes
+  uint32_t upgrade_timeout_ms = 60000;   // each answer the new process owes
   uint32_t upgrade_batch = 200;          // connections per batch (one SCM_RIGHTS message)
   bool upgrade = false;                  // --upgrade: signal the server in pid_file and exit
   // MQTT (--protocol mqtt)

@@ -11,6 +11,8 @@
 #include <cstring>
 #include <fstream>
 
+#include <spdlog/spdlog.h>
+
 #include "net/socket.h"
 
 extern char** environ;
@@ -107,11 +109,13 @@ std::optional<UniqueFd> handover_socket_from_environment(std::string& error) {
   return UniqueFd(static_cast<int>(fd));
 }
 
-bool write_pid_file(const std::string& path, pid_t pid, std::string& error) {
+namespace {
+
+bool write_whole(const std::string& path, const std::string& text, std::string& error) {
   const std::string tmp = path + ".tmp";
   {
     std::ofstream f(tmp, std::ios::trunc);
-    f << pid << '\n';
+    f << text << '\n';
     if (!f) {
       error = "cannot write " + tmp;
       return false;
@@ -124,11 +128,32 @@ bool write_pid_file(const std::string& path, pid_t pid, std::string& error) {
   return true;
 }
 
+}  // namespace
+
+bool write_pid_file(const std::string& path, pid_t pid, std::string& error) {
+  return write_whole(path, std::to_string(pid), error);
+}
+
 pid_t read_pid_file(const std::string& path) {
   std::ifstream f(path);
   long pid = 0;
   if (!(f >> pid) || pid <= 0) return 0;
   return static_cast<pid_t>(pid);
+}
+
+std::string upgrade_outcome_path(const std::string& pid_file) { return pid_file + ".upgrade"; }
+
+void write_upgrade_refusal(const std::string& pid_file, const std::string& why) {
+  if (pid_file.empty()) return;
+  std::string error;
+  if (!write_whole(upgrade_outcome_path(pid_file), why, error)) spdlog::error("pid_file: {}", error);
+}
+
+std::optional<std::string> read_upgrade_refusal(const std::string& pid_file) {
+  std::ifstream f(upgrade_outcome_path(pid_file));
+  std::string line;
+  if (!std::getline(f, line) || line.empty()) return std::nullopt;
+  return line;
 }
 
 }  // namespace tcpms::app

@@ -41,4 +41,11 @@ std::optional<UniqueFd> handover_socket_from_environment(std::string& error);
 bool write_pid_file(const std::string& path, pid_t pid, std::string& error);
 pid_t read_pid_file(const std::string& path);
 
+// Beside the pid file, "F.upgrade": why the server in F did not hand over on its last SIGUSR2,
+// one line, written whole. `tcpms-server --upgrade` removes it before it signals and reports
+// it as soon as it appears, instead of waiting for a new pid that will not come.
+std::string upgrade_outcome_path(const std::string& pid_file);
+void write_upgrade_refusal(const std::string& pid_file, const std::string& why);
+std::optional<std::string> read_upgrade_refusal(const std::string& pid_file);
+
 }  // namespace tcpms::app

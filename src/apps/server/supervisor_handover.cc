@@ -72,19 +72,21 @@ std::string agree(net::HandoverChannel& channel, const SupervisorGiverConfig& co
 
 }  // namespace
 
-void hand_workers_over(const SupervisorGiverConfig& config, std::span<const pid_t> pids,
-                       std::span<const int> controls) {
+std::string hand_workers_over(const SupervisorGiverConfig& config, std::span<const pid_t> pids,
+                              std::span<const int> controls) {
   for (size_t i = 0; i < pids.size(); ++i) {
     if (pids[i] <= 0 || controls[i] < 0) {
-      spdlog::error("supervisor: SIGUSR2: worker {} is not running (restarting); nothing changed, "
-                    "try again once it runs", i);
-      return;
+      const std::string why = fmt::format("worker {} is not running (restarting); nothing changed, "
+                                          "try again once it runs", i);
+      spdlog::error("supervisor: SIGUSR2: {}", why);
+      return why;
     }
   }
   Successor s = start_successor(config.binary, config.argv);
   if (!s.error.empty()) {
-    spdlog::error("supervisor: SIGUSR2: cannot start {}: {}; nothing changed", config.binary, s.error);
-    return;
+    const std::string why = fmt::format("cannot start {}: {}; nothing changed", config.binary, s.error);
+    spdlog::error("supervisor: SIGUSR2: {}", why);
+    return why;
   }
   spdlog::info("supervisor: SIGUSR2: started {} (pid {}) to take over {} workers", config.binary,
                s.pid, config.processes);
@@ -96,7 +98,7 @@ void hand_workers_over(const SupervisorGiverConfig& config, std::span<const pid_
     const std::string how = stop_successor(s.pid);
     spdlog::error("supervisor: SIGUSR2: handover stopped: {}; nothing changed, every worker keeps "
                   "serving (the new server, pid {}, {})", why, s.pid, how);
-    return;
+    return "handover stopped: " + why + "; nothing changed";
   }
   // Each old worker gets its channel on its control socket, then SIGUSR2 to read it. Our
   // copies are dropped at once: a new worker that dies must leave its channel closed.
@@ -125,20 +127,27 @@ void hand_workers_over(const SupervisorGiverConfig& config, std::span<const pid_
   if (moved == config.processes) {
     spdlog::info("supervisor: SIGUSR2: handed over: supervisor pid {} has every worker's clients; "
                  "this one exits once its workers have", s.pid);
-    return;
+    return {};
   }
-  for (uint32_t i = 0; i < config.processes; ++i)
-    if (!outcome[i].empty()) spdlog::error("supervisor: worker {} did not hand over: {}", i, outcome[i]);
+  std::string first_failure;
+  for (uint32_t i = 0; i < config.processes; ++i) {
+    if (outcome[i].empty()) continue;
+    spdlog::error("supervisor: worker {} did not hand over: {}", i, outcome[i]);
+    if (first_failure.empty()) first_failure = fmt::format("worker {}: {}", i, outcome[i]);
+  }
   if (moved == 0) {
     spdlog::error("supervisor: SIGUSR2: handover stopped; every worker keeps serving (the new "
                   "supervisor, pid {}, stops)", s.pid);
-    return;
+    return "handover stopped (" + first_failure + "); every worker keeps serving";
   }
   // Some pairs moved and some did not (docs/upgrade.md, "Worker processes", rollback).
   spdlog::critical("supervisor: SIGUSR2: handover stopped halfway: {} of {} workers moved to "
                    "supervisor pid {}, the others stay here; MQTT routing between the two groups "
                    "does not work: restart or upgrade again once the cause is fixed",
                    moved, config.processes, s.pid);
+  return fmt::format("handover stopped halfway ({}): {} of {} workers moved to supervisor pid {}; "
+                     "MQTT routing between the two groups does not work: restart", first_failure,
+                     moved, config.processes, s.pid);
 }
 
 std::string take_supervisor(net::HandoverChannel& channel, const std::string& protocol,

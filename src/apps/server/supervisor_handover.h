@@ -36,16 +36,17 @@ struct SupervisorGiverConfig {
   std::vector<std::string> argv;  // its command line
   std::string protocol;
   unsigned processes = 0;
-  uint32_t timeout_ms = 10000;
+  uint32_t timeout_ms = 60000;
   // The ports this supervisor keeps reserved for its workers, and their addresses: the
   // client listeners' in order, then the admin API's, if it has one.
   std::vector<int> reservations;
   std::vector<std::string> addresses;
 };
 // SIGUSR2 in the supervisor: returns once every worker answered (or the handover stopped
-// before any could start); logs the outcome. `pids` and `controls` by worker index.
-void hand_workers_over(const SupervisorGiverConfig& config, std::span<const pid_t> pids,
-                       std::span<const int> controls);
+// before any could start); logs the outcome and returns why not every worker moved (empty:
+// all did). `pids` and `controls` by worker index.
+std::string hand_workers_over(const SupervisorGiverConfig& config, std::span<const pid_t> pids,
+                              std::span<const int> controls);
 
 // The new supervisor's side, before it forks its workers: Hello, Welcome (refused if the
 // process count or the protocol differ), the reserved ports (their addresses replace the

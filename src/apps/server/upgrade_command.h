@@ -6,8 +6,9 @@
 namespace tcpms::app {
 
 // Signals the server whose pid is in opt.pid_file and waits until another pid is written
-// there (the new process took over). 0: upgraded; 1: not (the running server says why in its
-// log); 64: no usable pid file.
+// there (the new process took over), or until the running server writes why it did not
+// (write_upgrade_refusal), or exits without a successor. 0: upgraded; 1: not (printed, and
+// the running server's log says more); 64: no usable pid file.
 int signal_upgrade(const ServerOptions& opt);
 
 }  // namespace tcpms::app
