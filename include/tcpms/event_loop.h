@@ -165,7 +165,9 @@ class EventLoop {
   // In the new process: a connection as it was in the old one. Its unsent output is written
   // first, its unread input presented before anything read from now on. Returns an invalid
   // id when the handler refuses its state (the descriptor is then closed here only).
-  ConnId adopt_handed(UniqueFd fd, const HandedConnection& state);
+  // `parked`: adopted parked, neither read nor written nor timed until resume_parked (the
+  // old process can still take it back); release_parked then forgets it without a word.
+  ConnId adopt_handed(UniqueFd fd, const HandedConnection& state, bool parked = false);
   // This loop's listening descriptors (borrowed; -1 once closed), in the order they were added.
   std::vector<int> listener_fds() const;
   // Stops or resumes accepting (the listeners leave or rejoin the epoll set).

@@ -92,7 +92,7 @@ void EventLoop::resume_parked(ConnId id) {
   read_again_later(*c);  // what arrived meanwhile raised no event we saw
 }
 
-ConnId EventLoop::adopt_handed(UniqueFd fd, const HandedConnection& state) {
+ConnId EventLoop::adopt_handed(UniqueFd fd, const HandedConnection& state, bool parked) {
   assert_in_loop_thread();
   if (state.handler >= handlers_.size()) return {};
   Connection* filled = fill_slot(std::move(fd), state.handler, 0, nullptr);
@@ -113,13 +113,17 @@ ConnId EventLoop::adopt_handed(UniqueFd fd, const HandedConnection& state) {
     return give_back();
   }
   const ConnId id = ConnId::make(index_, slot, c.generation_);
-  epoll_event ev{};
-  ev.events = net::kConnEvents;
-  ev.data.u64 = id.value;
-  if (::epoll_ctl(core_->epoll.get(), EPOLL_CTL_ADD, c.fd_.get(), &ev) != 0) {
-    handlers_[state.handler]->on_handed_over(c);
-    net::pending_free(c.in_);
-    return give_back();
+  if (parked) {
+    c.flags_ |= Connection::kParked;  // resume_parked adds it to the epoll set
+  } else {
+    epoll_event ev{};
+    ev.events = net::kConnEvents;
+    ev.data.u64 = id.value;
+    if (::epoll_ctl(core_->epoll.get(), EPOLL_CTL_ADD, c.fd_.get(), &ev) != 0) {
+      handlers_[state.handler]->on_handed_over(c);
+      net::pending_free(c.in_);
+      return give_back();
+    }
   }
   ++live_;
   stats_.connections.add();
@@ -132,13 +136,17 @@ ConnId EventLoop::adopt_handed(UniqueFd fd, const HandedConnection& state) {
     core_->shared_count->fetch_add(1, std::memory_order_relaxed);
     c.flags_ |= Connection::kCounted;
   }
-  if (state.idle_timeout_ms != 0) set_conn_timeout(c, state.idle_timeout_ms, false);
-  // The old process's unsent output goes before anything this one produces.
+  if (state.idle_timeout_ms != 0) {
+    set_conn_timeout(c, state.idle_timeout_ms, false);
+    if (parked) core_->wheel.cancel(slot);  // resume_parked schedules it
+  }
+  // The old process's unsent output goes before anything this one produces (held while
+  // parked: write_raw queues it).
   if (!state.unsent_output.empty()) {
     ByteView part = as_bytes(state.unsent_output);
     write_raw(c, &part, 1, nullptr, false);
   }
-  read_again_later(c);  // input the old process left unread, and whatever came since
+  if (!parked) read_again_later(c);  // input the old process left unread, and whatever came since
   return id;
 }
 

@@ -50,17 +50,19 @@ std::string HandoverChannel::send(const handover::Frame& frame, std::span<const 
   return {};
 }
 
-bool HandoverChannel::read_more(int timeout_ms, std::string& error) {
+bool HandoverChannel::read_more(int timeout_ms, Received& r) {
+  std::string& error = r.error;
   pollfd p{fd_.get(), POLLIN, 0};
   for (;;) {
-    int r = ::poll(&p, 1, timeout_ms);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) {
+    int n = ::poll(&p, 1, timeout_ms);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
       error = "poll: " + errno_text(errno);
       return false;
     }
-    if (r == 0) {
+    if (n == 0) {
       error = "no answer within " + std::to_string(timeout_ms) + " ms";
+      r.timed_out = true;
       return false;
     }
     break;
@@ -111,7 +113,7 @@ HandoverChannel::Received HandoverChannel::receive(int timeout_ms) {
     return static_cast<int>(std::max<int64_t>(ms.count(), 0));
   };
   while (in_.size() < handover::kLengthBytes)
-    if (!read_more(left(), r.error)) return r;
+    if (!read_more(left(), r)) return r;
   handover::LengthResult len = handover::decode_length(as_bytes(in_));
   if (len.error != nullptr) {
     r.error = len.error;
@@ -119,7 +121,7 @@ HandoverChannel::Received HandoverChannel::receive(int timeout_ms) {
   }
   const size_t whole = handover::kLengthBytes + len.body_bytes;
   while (in_.size() < whole)
-    if (!read_more(left(), r.error)) return r;
+    if (!read_more(left(), r)) return r;
   handover::DecodeResult d =
       handover::decode_body(as_bytes(in_).subspan(handover::kLengthBytes, len.body_bytes));
   in_.erase(0, whole);

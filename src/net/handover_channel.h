@@ -37,6 +37,7 @@ class HandoverChannel {
     uint16_t version = 0;
     std::vector<UniqueFd> fds;  // as many as the frame announces, owned
     std::string error;          // empty on success
+    bool timed_out = false;     // the error is the deadline: the peer may still be there
     bool ok() const noexcept { return error.empty(); }
   };
   // Waits up to `timeout_ms` for one whole frame. A peer that closed, a frame that does not
@@ -44,7 +45,7 @@ class HandoverChannel {
   Received receive(int timeout_ms);
 
  private:
-  bool read_more(int timeout_ms, std::string& error);
+  bool read_more(int timeout_ms, Received& r);
 
   UniqueFd fd_;
   std::string in_;              // bytes received, not yet a whole frame

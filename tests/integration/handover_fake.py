@@ -13,7 +13,15 @@ HANDOVER_FAKE says:
                         ports, give every old worker a channel, play each new worker up to its
                         listeners, receive each one's first frame after them, exit without
                         answering
+  dies-at-done          (version 4) take the listeners and every batch ("all taken", the
+                        descriptors kept), then exit at Done without answering it
+  worker-dies-after-a-batch
+                        a new supervisor as in workers-die, but each new worker speaks version
+                        4, takes every batch and answers Done; new worker 0 dies (its channel
+                        closes) right after answering its first batch, the others wait until
+                        their old workers hang up
 """
+import selectors
 import os
 import socket
 import struct
@@ -43,25 +51,31 @@ def receive(sock, want_fds=253):
     return data[4], data[5], data[6:4 + length], fds
 
 
-def take_listeners_as_new_process(sock):
-    """Hello (versions 1-3), Welcome, Listeners answered "all taken". Returns the Welcome's
-    loops (a supervisor's: its process count)."""
-    sock.sendall(frame(1, struct.pack("<HHI", 1, 3, os.getpid())))
+def take_listeners_as_new_process(sock, highest=3):
+    """Hello (versions 1-highest), Welcome, Listeners answered "all taken". Returns the
+    Welcome's loops (a supervisor's: its process count)."""
+    sock.sendall(frame(1, struct.pack("<HHI", 1, highest, os.getpid())))
     _, kind, body, _ = receive(sock)
     assert kind == 2, kind  # Welcome: u16 version, u32 pid, u32 loops, str16 protocol
     version, _pid, loops = struct.unpack_from("<HII", body)
-    assert version == 3, version
+    assert version == highest, version
     _, kind, body, fds = receive(sock)
     assert kind == 4, kind  # Listeners
     n = struct.unpack_from("<I", body)[0]
-    sock.sendall(frame(5, struct.pack("<II", 0, n) + b"\x01" * n, 3))  # Taken: all of them
+    sock.sendall(frame(5, struct.pack("<II", 0, n) + b"\x01" * n, version))  # Taken: all
     return loops, fds
 
 
-def workers_die(sock):
-    processes, _ports = take_listeners_as_new_process(sock)
-    ours = []
-    theirs = []
+def take_all(sock, kind, body, version):
+    """Answers a Batch (6) or State (8) frame "all taken"."""
+    sequence, n = struct.unpack_from("<II", body)
+    sock.sendall(frame(5, struct.pack("<II", sequence, n) + b"\x01" * n, version))
+
+
+def give_channels(sock, processes):
+    """As a new supervisor: one socket pair per worker, their far ends to the old supervisor
+    (Workers). Returns our ends."""
+    ours, theirs = [], []
     for _ in range(processes):
         a, b = socket.socketpair()
         ours.append(a)
@@ -71,6 +85,68 @@ def workers_die(sock):
     socket.send_fds(sock, [frame(9, body, 3)], [b.fileno() for b in theirs])  # Workers
     for b in theirs:
         b.close()
+    return ours
+
+
+def dies_at_done(sock):
+    take_listeners_as_new_process(sock, highest=4)
+    kept, batches = [], 0
+    while True:
+        _, kind, body, fds = receive(sock)
+        kept += fds  # held open, never touched: the old process keeps serving them
+        if kind == 7:  # Done
+            print(f"handover fake: took {batches} batches; dying at done", flush=True)
+            sys.exit(3)
+        take_all(sock, kind, body, 4)
+        batches += kind == 6
+
+
+def worker_dies_after_a_batch(sock):
+    processes, _ports = take_listeners_as_new_process(sock)
+    ours = give_channels(sock, processes)
+    for a in ours:
+        PENDING["data"], PENDING["fds"] = b"", []
+        take_listeners_as_new_process(a, highest=4)
+    # The old workers hand over in parallel: one frame reader per channel.
+    pending = {a.fileno(): {"data": b"", "fds": []} for a in ours}
+    sel = selectors.DefaultSelector()
+    for i, a in enumerate(ours):
+        sel.register(a, selectors.EVENT_READ, i)
+    kept, batches, open_channels = [], [0] * processes, processes
+    taken, dones = [0] * processes, [0] * processes
+    while open_channels:
+        for key, _ in sel.select():
+            a, i = key.fileobj, key.data
+            PENDING.update(pending[a.fileno()])
+            try:
+                _, kind, body, fds = receive(a)
+            except SystemExit:  # the old worker hung up
+                sel.unregister(a)
+                open_channels -= 1
+                continue
+            pending[a.fileno()] = {"data": PENDING["data"], "fds": PENDING["fds"]}
+            kept += fds
+            if kind == 7:  # Done: the first asks whether we hold them all, a second commits
+                dones[i] += 1
+                print(f"handover fake: worker {i} was sent done ({dones[i]})", flush=True)
+                a.sendall(frame(7, struct.pack("<I", taken[i]), 4))
+                continue
+            take_all(a, kind, body, 4)
+            batches[i] += kind == 6
+            if kind == 6:
+                taken[i] += struct.unpack_from("<II", body)[1]
+            if i == 0 and kind == 6:
+                print("handover fake: worker 0 took a batch; dying", flush=True)
+                sel.unregister(a)
+                a.close()
+                open_channels -= 1
+    print(f"handover fake: every old worker hung up; batches taken {batches}", flush=True)
+    sys.exit(3)
+
+
+def workers_die(sock):
+    processes, _ports = take_listeners_as_new_process(sock)
+    ours = give_channels(sock, processes)
     # Each channel is its own stream: the frame reader's leftovers are per channel.
     for a in ours:
         PENDING["data"], PENDING["fds"] = b"", []
@@ -89,6 +165,10 @@ def main():
     sock = socket.socket(fileno=int(os.environ["TCPMS_HANDOVER_FD"]))
     if mode == "workers-die":
         workers_die(sock)
+    if mode == "dies-at-done":
+        dies_at_done(sock)
+    if mode == "worker-dies-after-a-batch":
+        worker_dies_after_a_batch(sock)
     if mode == "garbage":
         sock.sendall(b"\xff\xff\xff\xff this is no handover frame")
         sock.recv(1)  # until the server hangs up

@@ -4,6 +4,7 @@ byte sent before, during and after arrives once, in order, with no reconnect. A 
 that fails halfway, speaks no common version, or sends garbage leaves every client with the
 old process, which keeps accepting too."""
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -136,6 +137,38 @@ def test_a_new_process_that_dies_halfway_leaves_every_client_with_the_old_one(tm
         close_all(clients)
 
 
+def test_a_new_process_that_took_every_connection_and_dies_before_done_gives_them_all_back(tmp_path):
+    # Handover version 4: the old process keeps what was taken parked until Done is answered.
+    pid_file = str(tmp_path / "tcpms.pid")
+    with echo_server("--threads", "2", "--pid-file", pid_file, "--upgrade-batch", "5",
+                     "--upgrade-binary", fake_successor(tmp_path),
+                     env={"HANDOVER_FAKE": "dies-at-done"}) as srv:
+        clients = open_clients(srv.port, 30)
+        assert echo_all(clients, payloads(30, "before")) == 30
+        # Unanswered bytes in flight while the connections are parked on both sides.
+        for i, c in enumerate(clients):
+            c.sendall(f"during {i}\n".encode())
+        srv.proc.send_signal(signal.SIGUSR2)
+        srv.wait_for(lambda: "handover stopped" in srv.output(), timeout=TIMEOUT,
+                     what="the handover to stop")
+        out = srv.output()
+        assert re.search(r"handover fake: took [1-9]\d* batches; dying at done", out), out
+        assert "30 of them taken back from the new process" in out, out
+        assert srv.proc.poll() is None
+        assert read_pid(pid_file) == srv.pid
+        # Every client is served on its own socket, its bytes from the handover answered once.
+        for i, c in enumerate(clients):
+            want = f"during {i}\n".encode()
+            got = b""
+            while len(got) < len(want):
+                chunk = c.recv(len(want) - len(got))
+                assert chunk, f"client {i} was disconnected"
+                got += chunk
+            assert got == want
+        assert echo_all(clients, payloads(30, "after")) == 30
+        close_all(clients)
+
+
 def test_connections_the_new_process_does_not_take_stay_with_the_old_one(tmp_path):
     with echo_server("--threads", "2", "--upgrade-batch", "4",
                      "--upgrade-binary", fake_successor(tmp_path),
@@ -173,10 +206,10 @@ def test_a_new_process_without_a_common_version_is_refused_clearly(tmp_path):
                             capture_output=True, text=True, timeout=TIMEOUT)
         assert up.returncode == 1, up.stdout + up.stderr
         assert f"pid {srv.pid} did not hand over: the new process speaks handover versions 7-9, " \
-               "this one 1-3: no version in common" in up.stderr, up.stderr
+               "this one 1-4: no version in common" in up.stderr, up.stderr
         out = srv.output()
         assert "handover stopped" in out, out
-        assert "speaks handover versions 7-9, this one 1-3: no version in common, refused" in out
+        assert "speaks handover versions 7-9, this one 1-4: no version in common, refused" in out
         # The new process hears why too (it is given a moment to say so before it is stopped).
         srv.wait_for(lambda: "handover fake: refused (1): the new process speaks handover "
                              "versions 7-9" in srv.output(), timeout=TIMEOUT,

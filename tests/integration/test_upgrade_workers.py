@@ -216,6 +216,55 @@ def test_echo_clients_of_every_worker_keep_their_sockets_across_an_upgrade(tmp_p
             stop_pid(read_pid(pid_file))
 
 
+def still_with_the_old_workers(srv, pid_file, traffic, clients, old_workers):
+    """After a rollback: QoS 1 traffic flowed on with nothing lost, the old supervisor serves
+    (its pid file), every client is held by an old worker and answers, and it accepts again."""
+    flows_on_with_nothing_lost(traffic)
+    assert srv.proc.poll() is None
+    assert read_pid(pid_file) == srv.pid
+    assert worker_pids(srv.pid) >= old_workers
+    for c, _ in clients:
+        assert holder(srv.port, c.sock) in old_workers
+        c.ping()
+    again = connected(srv.port, "after-rollback")
+    again.ping()
+    again.close()
+
+
+def test_a_new_worker_that_dies_after_taking_a_batch_stops_every_pair_and_loses_no_one(tmp_path):
+    # Handover version 4: an old worker lets go of nothing before its supervisor says every
+    # pair got everything, so one new worker dying after it took clients leaves no split.
+    pid_file = str(tmp_path / "tcpms.pid")
+    with mqtt_server("--processes", "2", "--threads", "1", "--pid-file", pid_file,
+                     "--upgrade-batch", "2", "--upgrade-binary", fake_successor(tmp_path),
+                     env={"HANDOVER_FAKE": "worker-dies-after-a-batch"}) as srv:
+        wait_until(lambda: read_pid(pid_file) == srv.pid, "the pid file")
+        traffic, clients = start_traffic(srv, 2)
+        old_workers = worker_pids(srv.pid)
+        try:
+            wait_until(lambda: traffic.acked_count() >= 20, "QoS 1 traffic before the upgrade")
+            up = subprocess.run([binary("tcpms-server"), "--upgrade", "--pid-file", pid_file],
+                                capture_output=True, text=True, timeout=TIMEOUT)
+            assert up.returncode == 1, up.stdout + up.stderr
+            assert "every worker keeps serving" in up.stderr, up.stderr
+            srv.wait_for(lambda: "every old worker hung up" in srv.output(), timeout=TIMEOUT,
+                         what="the stand-in to see every worker stop")
+            out = srv.output()
+            assert "handover fake: worker 0 took a batch; dying" in out, out
+            assert "taken back from the new process" in out, out
+            assert "was sent done (2)" not in out, out  # nobody committed
+            # Worker 1's pair got everything, and was stopped because worker 0's did not.
+            assert "handover fake: worker 1 was sent done (1)" in out, out
+            assert "the supervisor stopped the handover: worker 0: " in out, out
+            assert "halfway" not in out, out
+            still_with_the_old_workers(srv, pid_file, traffic, clients, old_workers)
+        finally:
+            traffic.stop_publishing.set()
+            traffic.stop_reading.set()
+            for c, _ in clients:
+                c.close()
+
+
 def test_a_new_server_that_dies_halfway_leaves_every_mqtt_client_with_the_old_workers(tmp_path):
     pid_file = str(tmp_path / "tcpms.pid")
     with mqtt_server("--processes", "2", "--threads", "1", "--pid-file", pid_file,
@@ -230,17 +279,7 @@ def test_a_new_server_that_dies_halfway_leaves_every_mqtt_client_with_the_old_wo
             srv.wait_for(lambda: "handover stopped; every worker keeps serving" in srv.output(),
                          timeout=TIMEOUT, what="the rollback")
             assert "handover fake: 2 workers sent frame kinds" in srv.output()
-            flows_on_with_nothing_lost(traffic)
-            assert srv.proc.poll() is None
-            assert read_pid(pid_file) == srv.pid
-            assert worker_pids(srv.pid) >= old_workers
-            for c, _ in clients:
-                assert holder(srv.port, c.sock) in old_workers
-                c.ping()
-            # It accepts again.
-            again = connected(srv.port, "after-rollback")
-            again.ping()
-            again.close()
+            still_with_the_old_workers(srv, pid_file, traffic, clients, old_workers)
         finally:
             traffic.stop_publishing.set()
             traffic.stop_reading.set()

@@ -1,5 +1,6 @@
 #include "handover_giver.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <future>
@@ -26,10 +27,29 @@ void hold_input_everywhere(Server& server, bool hold) {
     run_on_loop(server.loop(i), [hold](EventLoop& loop) { loop.hold_input_for_handover(hold); });
 }
 
-// The successor did not say Done: if it took nothing it is stopped (it holds only copies of
-// our listeners); if it took connections it keeps serving them, and we serve the rest. A
+// Connections the successor took and this process still holds parked, by loop (handover
+// version 4 on): they are let go only once Done is answered, and resumed on any stop before.
+using Kept = std::vector<std::vector<ConnId>>;
+
+void for_each_kept(Server& server, const Kept& kept, void (EventLoop::*what)(ConnId)) {
+  for (size_t li = 0; li < kept.size(); ++li) {
+    if (kept[li].empty()) continue;
+    run_on_loop(server.loop(li), [&](EventLoop& loop) {
+      for (ConnId id : kept[li]) (loop.*what)(id);
+    });
+  }
+}
+
+// The successor did not answer Done: what it took and we still hold is resumed (it never
+// served them). If it then holds nothing it is stopped (it has only copies of our listeners);
+// if it took connections before version 4 it keeps serving them, and we serve the rest. A
 // successor we did not start (worker processes) stops by itself when the channel closes.
-void give_up(GiverOutcome& out, Server& server, pid_t pid, bool ours) {
+void give_up(GiverOutcome& out, Server& server, pid_t pid, bool ours, Kept& kept) {
+  size_t resumed = 0;
+  for (const auto& ids : kept) resumed += ids.size();
+  for_each_kept(server, kept, &EventLoop::resume_parked);
+  kept.assign(kept.size(), {});
+  out.handed -= resumed;
   set_accepting_everywhere(server, true);
   hold_input_everywhere(server, false);
   std::string stopped;
@@ -38,7 +58,8 @@ void give_up(GiverOutcome& out, Server& server, pid_t pid, bool ours) {
     out.successor = -1;
   }
   spdlog::error("SIGUSR2: handover stopped: {}; this process (pid {}) keeps serving {} "
-                "connection(s){}{}", out.error, ::getpid(), server.connection_count(),
+                "connection(s){}{}{}", out.error, ::getpid(), server.connection_count(),
+                resumed != 0 ? fmt::format(", {} of them taken back from the new process", resumed) : "",
                 out.handed != 0 ? fmt::format(", the new process (pid {}) the {} it took", pid, out.handed)
                                 : "", stopped);
 }
@@ -47,7 +68,7 @@ void give_up(GiverOutcome& out, Server& server, pid_t pid, bool ours) {
 // and resume the rest. False when the channel failed (everything of the batch resumed).
 bool hand_batch(Server& server, EventLoop& loop, net::HandoverChannel& channel,
                 const GiverConfig& config, uint32_t sequence, uint32_t& cursor, bool& loop_done,
-                GiverOutcome& out) {
+                GiverOutcome& out, std::vector<ConnId>* keep_taken) {
   std::vector<HandedConnection> parked;
   const bool ran = run_on_loop(loop, [&](EventLoop& l) {
     l.park_for_handover(std::min<size_t>(config.batch, net::HandoverChannel::kMaxDescriptorsPerFrame),
@@ -83,8 +104,9 @@ bool hand_batch(Server& server, EventLoop& loop, net::HandoverChannel& channel,
   }
   run_on_loop(loop, [&](EventLoop& l) {
     for (size_t i = 0; i < parked.size(); ++i) {
-      if (taken[i]) l.release_parked(parked[i].id);
-      else l.resume_parked(parked[i].id);
+      if (!taken[i]) l.resume_parked(parked[i].id);
+      else if (keep_taken != nullptr) keep_taken->push_back(parked[i].id);
+      else l.release_parked(parked[i].id);
     }
   });
   for (uint8_t t : taken) (t ? out.handed : out.refused) += 1;
@@ -142,6 +164,7 @@ GiverOutcome give_everything(Server& server, const GiverConfig& config,
   }
   out.successor = pid;
   net::HandoverChannel channel(std::move(given));
+  Kept kept(server.loop_count());
 
   // Hello: which versions it speaks. Refused clearly when none is ours.
   auto hello = channel.receive(static_cast<int>(config.timeout_ms));
@@ -149,7 +172,7 @@ GiverOutcome give_everything(Server& server, const GiverConfig& config,
   if (h != nullptr && !ours) out.successor = pid = static_cast<pid_t>(h->pid);
   if (h == nullptr) {
     out.error = hello.ok() ? "the new process did not start with a Hello" : "the new process: " + hello.error;
-    give_up(out, server, pid, ours);
+    give_up(out, server, pid, ours, kept);
     return out;
   }
   const uint16_t version = hf::negotiate(*h);
@@ -158,14 +181,14 @@ GiverOutcome give_everything(Server& server, const GiverConfig& config,
                             "version in common, refused", h->lowest, h->highest,
                             hf::kLowestVersion, hf::kHighestVersion);
     channel.send(hf::Refuse{hf::RefuseCode::kVersion, out.error}, {});
-    give_up(out, server, pid, ours);
+    give_up(out, server, pid, ours, kept);
     return out;
   }
   if (config.state_items && version < 2) {
     out.error = fmt::format("the new process speaks handover version {}, which cannot carry "
                             "{} state on no connection (2 can), refused", version, config.protocol);
     channel.send(hf::Refuse{hf::RefuseCode::kVersion, out.error}, {});
-    give_up(out, server, pid, ours);
+    give_up(out, server, pid, ours, kept);
     return out;
   }
   std::string err = channel.send(
@@ -194,7 +217,7 @@ GiverOutcome give_everything(Server& server, const GiverConfig& config,
   }
   if (!err.empty()) {
     out.error = err;
-    give_up(out, server, pid, ours);
+    give_up(out, server, pid, ours, kept);
     return out;
   }
   // The new process accepts from now on; ours stay open (not accepting) until Done, so a
@@ -210,17 +233,19 @@ GiverOutcome give_everything(Server& server, const GiverConfig& config,
   if (config.after_hold) {
     if (std::string e = config.after_hold(); !e.empty()) {
       out.error = e;
-      give_up(out, server, pid, ours);
+      give_up(out, server, pid, ours, kept);
       return out;
     }
   }
+  const bool done_answered = version >= hf::kDoneAnsweredVersion;
   uint32_t sequence = 1;
   for (size_t i = 0; i < server.loop_count(); ++i) {
     uint32_t cursor = 0;
     bool loop_done = false;
     while (!loop_done) {
-      if (!hand_batch(server, server.loop(i), channel, config, sequence++, cursor, loop_done, out)) {
-        give_up(out, server, pid, ours);
+      if (!hand_batch(server, server.loop(i), channel, config, sequence++, cursor, loop_done, out,
+                      done_answered ? &kept[i] : nullptr)) {
+        give_up(out, server, pid, ours, kept);
         return out;
       }
     }
@@ -228,16 +253,47 @@ GiverOutcome give_everything(Server& server, const GiverConfig& config,
   if (config.state_items) {
     if (std::string e = send_state(channel, config, version, sequence, out); !e.empty()) {
       out.error = "state: " + e;
-      give_up(out, server, pid, ours);
+      give_up(out, server, pid, ours, kept);
+      return out;
+    }
+  }
+  const hf::Done done{static_cast<uint32_t>(out.handed)};
+  // Version 4: Done is first a question (did you take it all, and do you hold it parked?),
+  // answered with Done; then, once the caller agrees, Done again commits, answered once more
+  // just before the new process serves. Until that last answer, everything can come back.
+  auto exchange_done = [&](const char* what) -> bool {
+    if (err = channel.send(done, {}, version); !err.empty()) {
+      out.error = std::string(what) + ": " + err;
+      return false;
+    }
+    if (!done_answered) return true;
+    auto r = channel.receive(static_cast<int>(config.timeout_ms));
+    auto* d = r.ok() ? std::get_if<hf::Done>(&r.frame) : nullptr;
+    if (d != nullptr && d->connections == out.handed) return true;
+    out.error = !r.ok() ? fmt::format("waiting for the answer to {}: {}", what, r.error)
+                        : fmt::format("the new process did not answer {} with what it took", what);
+    // One that hung up serves nothing; one that did not answer in time may be about to:
+    // it must be gone before they are resumed here.
+    if (r.timed_out && pid > 0) ::kill(pid, SIGKILL);
+    return false;
+  };
+  if (done_answered && !exchange_done("done")) {
+    give_up(out, server, pid, ours, kept);
+    return out;
+  }
+  if (config.before_commit) {
+    if (std::string e = config.before_commit(); !e.empty()) {
+      out.error = e;
+      give_up(out, server, pid, ours, kept);
       return out;
     }
   }
   if (before_done) before_done();
-  if (err = channel.send(hf::Done{static_cast<uint32_t>(out.handed)}, {}, version); !err.empty()) {
-    out.error = "done: " + err;
-    give_up(out, server, pid, ours);
+  if (!exchange_done(done_answered ? "commit" : "done")) {
+    give_up(out, server, pid, ours, kept);
     return out;
   }
+  for_each_kept(server, kept, &EventLoop::release_parked);
   for (size_t i = 0; i < server.loop_count(); ++i)
     run_on_loop(server.loop(i), [](EventLoop& loop) { loop.close_listeners(); });
   out.completed = true;

@@ -5,7 +5,8 @@
 // Runs on main's thread (the signal loop), which waits for each answer with a deadline; the
 // loops keep serving meanwhile, and only the connections of the batch in flight are parked.
 // What is never done: drop a connection. A connection is released here only after the
-// successor said it took it; anything parked and not confirmed is resumed.
+// successor said it took it (from handover version 4: only after it answered Done, before
+// which it serves none of them); anything parked and not confirmed is resumed.
 //
 // Thread rules: main's thread only.
 #pragma once
@@ -27,7 +28,7 @@ struct GiverConfig {
   std::vector<std::string> argv;   // its command line
   std::string protocol;            // "echo", "mqtt": the successor must serve the same
   size_t client_listeners = 0;     // listeners 0..n-1 are the clients' (others: internal)
-  uint32_t timeout_ms = 10000;     // per answer
+  uint32_t timeout_ms = 60000;     // per answer
   size_t batch = 200;
   // The protocol's state on no connection (MQTT: offline sessions, retained messages), as
   // State frame items, collected once every connection has moved (input held); unset: none.
@@ -36,6 +37,10 @@ struct GiverConfig {
   // Runs once every loop holds its input, before the first connection is parked; "" or why
   // the handover must stop (everything resumes). Worker processes: the mesh's drain.
   std::function<std::string()> after_hold;
+  // Runs once every connection and the state were taken, before Done; "" or why the handover
+  // must stop (everything resumes, from handover version 4 also what was taken). Worker
+  // processes: every worker's pair must be this far (the supervisor decides).
+  std::function<std::string()> before_commit;
 };
 
 struct GiverOutcome {

@@ -12,6 +12,7 @@
 namespace tcpms::app {
 namespace {
 namespace hf = net::handover;
+constexpr int kUntilHungUpMs = 24 * 3600 * 1000;
 }  // namespace
 
 bool same_listen_address(const Endpoint& configured, const std::string& theirs) {
@@ -102,10 +103,49 @@ std::string HandoverTaker::take_connections(Server& server) {
     std::function<void(bool)> hold;
     ~Release() { hold(false); }
   } release{hold_everywhere};
+  // From version 4 what is taken stays parked until Done is answered: until then the old
+  // process may take it all back (it resumes them when this process dies or stops).
+  const bool parked = version_ >= hf::kDoneAnsweredVersion;
+  adopted_.assign(server.loop_count(), {});
+  auto forget_adopted = [&] {
+    for (size_t li = 0; li < adopted_.size(); ++li)
+      run_on_loop(server.loop(li), [&](EventLoop& loop) {
+        for (ConnId id : adopted_[li]) loop.release_parked(id);
+      });
+    taken_ = 0;
+  };
   for (;;) {
     auto r = channel_.receive(timeout_ms_);
-    if (!r.ok()) return r.error;
+    if (!r.ok()) {
+      if (parked) forget_adopted();
+      return r.error;
+    }
     if (std::holds_alternative<hf::Done>(r.frame)) {
+      if (parked) {
+        // Done asks whether we hold it all; the second Done commits. Between the two the old
+        // process may wait for others (its supervisor, every worker's pair): only its hanging
+        // up stops the wait.
+        const hf::Done answer{static_cast<uint32_t>(taken_)};
+        if (auto e = channel_.send(answer, {}, version_); !e.empty()) {
+          forget_adopted();
+          return "answering done: " + e;
+        }
+        auto commit = channel_.receive(kUntilHungUpMs);
+        if (!commit.ok() || !std::holds_alternative<hf::Done>(commit.frame)) {
+          forget_adopted();
+          if (!commit.ok()) return "waiting for the commit: " + commit.error;
+          if (auto* refuse = std::get_if<hf::Refuse>(&commit.frame)) return "not committed: " + refuse->reason;
+          return "expected the commit";
+        }
+        if (auto e = channel_.send(answer, {}, version_); !e.empty()) {
+          forget_adopted();
+          return "answering the commit: " + e;
+        }
+        for (size_t li = 0; li < adopted_.size(); ++li)
+          run_on_loop(server.loop(li), [&](EventLoop& loop) {
+            for (ConnId id : adopted_[li]) loop.resume_parked(id);
+          });
+      }
       if (before_release_) before_release_();
       return {};
     }
@@ -119,7 +159,10 @@ std::string HandoverTaker::take_connections(Server& server) {
       continue;
     }
     auto* batch = std::get_if<hf::Batch>(&r.frame);
-    if (batch == nullptr) return "expected a batch of connections or Done";
+    if (batch == nullptr) {
+      if (parked) forget_adopted();
+      return "expected a batch of connections or Done";
+    }
     // Spread over the loops in turn; each loop adopts its share in one task.
     const size_t loops = server.loop_count();
     std::vector<std::vector<size_t>> share(loops);
@@ -139,12 +182,19 @@ std::string HandoverTaker::take_connections(Server& server) {
           h.unread_input = s.unread_input;
           h.unsent_output = s.unsent_output;
           h.protocol_state = s.protocol_state;
-          if (s.handler < 256 && loop.adopt_handed(std::move(r.fds[i]), h).valid()) answer.taken[i] = 1;
+          if (s.handler >= 256) continue;
+          const ConnId id = loop.adopt_handed(std::move(r.fds[i]), h, parked);
+          if (!id.valid()) continue;
+          answer.taken[i] = 1;
+          if (parked) adopted_[li].push_back(id);
         }
       });
     }
     for (uint8_t v : answer.taken) taken_ += v;
-    if (auto e = channel_.send(answer, {}, version_); !e.empty()) return "answer: " + e;
+    if (auto e = channel_.send(answer, {}, version_); !e.empty()) {
+      if (parked) forget_adopted();
+      return "answer: " + e;
+    }
   }
 }
 

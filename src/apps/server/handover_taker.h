@@ -39,8 +39,10 @@ class HandoverTaker {
   // Returns "" or why not (the old process is told, and keeps serving).
   std::string take_listeners(Server& server, const std::string& protocol,
                              const std::vector<Listener>& listeners);
-  // After Server::start: the connections, until Done. Returns "" or why it stopped (what was
-  // taken by then is served here; the old process serves the rest).
+  // After Server::start: the connections, until Done. Returns "" or why it stopped. From
+  // handover version 4 nothing taken is served before Done, and on a stop it is all let go
+  // (taken() is 0: the old process serves everything); up to 3, what was taken by then is
+  // served here and the old process serves the rest.
   std::string take_connections(Server& server);
   // Installs one item of the protocol's state on no connection (State frames); false: refused.
   void set_state_importer(std::function<bool(ByteView item)> importer) {
@@ -60,6 +62,7 @@ class HandoverTaker {
   pid_t old_pid_ = 0;
   size_t taken_ = 0;
   size_t next_loop_ = 0;
+  std::vector<std::vector<ConnId>> adopted_;  // by loop, parked until Done (version 4 on)
   std::function<bool(ByteView)> state_importer_;
   std::function<void()> before_release_;
   size_t state_items_ = 0;

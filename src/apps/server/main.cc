@@ -405,11 +405,11 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
     if (std::string err = taker->take_connections(server); !err.empty()) {
       spdlog::error("handover: stopped after {} connection(s): {}; the old process (pid {}) "
                     "keeps the rest", taker->taken(), err, taker->old_pid());
-      if (worker && taker->taken() == 0) {
+      if (taker->taken() == 0) {  // it serves everything: nothing to do here
         if (auth_http) auth_http->stop();
         server.stop();
         server.wait();
-        return kExitRetired;
+        return cannot_take;
       }
     } else {
       mesh_started = worker;
@@ -587,6 +587,7 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
           continue;
         }
         worker_channel = std::move(*fd);
+        gc.before_commit = [&control] { return await_commit(*control); };
         if (peer_router != nullptr) {
           // Before anything is parked, every frame the other workers sent before they held
           // their input must have reached the connections here (docs/upgrade.md).

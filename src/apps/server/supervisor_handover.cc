@@ -27,6 +27,10 @@ constexpr int kUntilClosedMs = 24 * 3600 * 1000;
 // The Workers frame (version 3) is what a new supervisor needs; versions 1-2 have none.
 constexpr uint16_t kWorkersVersion = 3;
 
+// On a worker's control socket: Taken of this sequence, no entries, says "my successor took
+// everything; commit or stop?" (await_commit). The supervisor answers Done or Refuse.
+constexpr uint32_t kReadySequence = 0xFFFFFFFFu;
+
 // Everything up to the workers' channels; "" or why it stopped (nothing changed then).
 std::string agree(net::HandoverChannel& channel, const SupervisorGiverConfig& config,
                   uint16_t& version, std::vector<UniqueFd>& channels, uint32_t& epoch) {
@@ -112,16 +116,37 @@ std::string hand_workers_over(const SupervisorGiverConfig& config, std::span<con
     if (e.empty() && ::kill(pids[i], SIGUSR2) != 0) e = "kill: " + net::errno_text(errno);
     if (!e.empty()) outcome[i] = "could not be told: " + e;
   }
+  // Two rounds: every worker's successor takes everything (each worker says it is ready, or
+  // why not); then all commit, or, if one is not ready, all take everything back.
+  auto answer = [&](uint32_t i) {
+    auto r = workers[i]->receive(kUntilClosedMs);
+    if (!r.ok()) outcome[i] = "worker: " + r.error;
+    else if (auto* refuse = std::get_if<hf::Refuse>(&r.frame)) outcome[i] = refuse->reason;
+    return r;
+  };
+  std::string not_ready;
+  for (uint32_t i = 0; i < config.processes; ++i) {
+    if (!outcome[i].empty()) continue;
+    auto r = answer(i);
+    auto* t = r.ok() ? std::get_if<hf::Taken>(&r.frame) : nullptr;
+    if (outcome[i].empty() && (t == nullptr || t->sequence != kReadySequence)) outcome[i] = "unexpected answer";
+    if (!outcome[i].empty() && not_ready.empty()) not_ready = fmt::format("worker {}: {}", i, outcome[i]);
+  }
+  for (uint32_t i = 0; i < config.processes; ++i) {
+    if (!outcome[i].empty()) continue;
+    if (not_ready.empty()) workers[i]->send(hf::Done{0}, {}, kWorkersVersion);
+    else workers[i]->send(hf::Refuse{hf::RefuseCode::kInternal, not_ready}, {});
+  }
   uint32_t moved = 0;
   for (uint32_t i = 0; i < config.processes; ++i) {
     if (!outcome[i].empty()) continue;
-    auto r = workers[i]->receive(kUntilClosedMs);
-    if (!r.ok()) outcome[i] = "worker: " + r.error;
-    else if (auto* d = std::get_if<hf::Done>(&r.frame)) {
+    auto r = answer(i);
+    if (auto* d = r.ok() ? std::get_if<hf::Done>(&r.frame) : nullptr) {
       ++moved;
       spdlog::info("supervisor: worker {} handed {} connection(s) over", i, d->connections);
-    } else if (auto* refuse = std::get_if<hf::Refuse>(&r.frame)) outcome[i] = refuse->reason;
-    else outcome[i] = "unexpected answer";
+    } else if (outcome[i].empty()) {
+      outcome[i] = "unexpected answer";
+    }
   }
   channel.send(hf::Done{moved}, {}, version);
   if (moved == config.processes) {
@@ -243,6 +268,16 @@ std::optional<UniqueFd> worker_channel_from_supervisor(net::HandoverChannel& con
   }
   epoch = w->epoch;
   return std::move(r.fds[0]);
+}
+
+std::string await_commit(net::HandoverChannel& control) {
+  if (auto e = control.send(hf::Taken{kReadySequence, {}}, {}, kWorkersVersion); !e.empty())
+    return "telling the supervisor: " + e;
+  auto r = control.receive(kUntilClosedMs);
+  if (!r.ok()) return "waiting for the supervisor's word: " + r.error;
+  if (std::holds_alternative<hf::Done>(r.frame)) return {};
+  if (auto* refuse = std::get_if<hf::Refuse>(&r.frame)) return "the supervisor stopped the handover: " + refuse->reason;
+  return "unexpected word from the supervisor";
 }
 
 void report_to_supervisor(net::HandoverChannel& control, bool completed, size_t handed,

@@ -69,6 +69,11 @@ bool wait_for_supervisor_verdict(net::HandoverChannel& channel, unsigned process
 // `timeout_ms`), and the handover's epoch. Null and `error` when there is none.
 std::optional<UniqueFd> worker_channel_from_supervisor(net::HandoverChannel& control,
                                                        uint32_t& epoch, std::string& error);
+// A worker whose successor took everything, before Done: tells its supervisor and waits for
+// the word. "" commits (every worker got this far); otherwise why the handover stops, and the
+// worker takes everything back (handover version 4 on). One worker that fails thus stops all
+// of them, so the two generations never split the clients between two meshes.
+std::string await_commit(net::HandoverChannel& control);
 // A worker tells its supervisor how its handover ended.
 void report_to_supervisor(net::HandoverChannel& control, bool completed, size_t handed,
                           const std::string& error);

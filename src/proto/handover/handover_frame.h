@@ -12,7 +12,10 @@
 //   Listeners   (old -> new) u32 n, n x (u32 listener index, str16 address); n descriptors
 //   Taken       (new -> old) u32 sequence, u32 n, n x u8 (1: taken, 0: not taken)
 //   Batch       (old -> new) u32 sequence, u32 n, n x connection; n descriptors
-//   Done        (old -> new) u32 connections handed over in all
+//   Done        (old -> new) u32 connections handed over in all. From version 4 it is sent
+//               twice, each answered by Done (new -> old) with the same count: the first
+//               asks "do you hold them all, parked?", the second commits; the new process
+//               serves what it took only after its second answer
 //   State       (old -> new, version 2 on) u32 sequence, u32 n, n x str32 item: protocol
 //               state on no connection (MQTT: offline sessions, retained messages), opaque
 //               here; answered with Taken of its sequence
@@ -26,7 +29,12 @@
 //
 // Listeners answers with Taken (sequence 0), each Batch with Taken of its sequence: only what
 // is marked taken has been adopted by the new process; everything else (and everything of a
-// batch never answered) the old process resumes serving. A decoder refuses a frame of a
+// batch never answered) the old process resumes serving. Up to version 3 the old process lets
+// go of a batch once it is answered. From version 4 it keeps every taken connection parked
+// until the commit is answered, and the new process keeps them parked too (not read, not
+// written) until it answers: a new process that dies or refuses before then leaves every
+// connection with the old one, which resumes them all (a rollback at any point); the old one
+// may stop it before the commit, and the new one lets everything go. A decoder refuses a frame of a
 // version it does not know before reading its body. Hello and Refuse are therefore always
 // encoded as version 1, whatever a build speaks, and never change: a Hello's two versions are
 // what two releases negotiate with, and a refusal reaches a release of any age. Every frame
@@ -48,7 +56,9 @@ namespace tcpms::net::handover {
 // The versions this build speaks. A newer build that adds fields raises kHighestVersion and
 // keeps decoding the older ones as long as it can.
 inline constexpr uint16_t kLowestVersion = 1;
-inline constexpr uint16_t kHighestVersion = 3;  // 2: State; 3: Workers
+inline constexpr uint16_t kHighestVersion = 4;  // 2: State; 3: Workers; 4: Done answered
+// From this version Done is answered and nothing is served by the new process before.
+inline constexpr uint16_t kDoneAnsweredVersion = 4;
 
 // A frame longer than this is refused before it is read: a connection's unsent output is
 // bounded by output_hard_limit_bytes (64 MiB by default), and a batch carries several.

@@ -39,10 +39,11 @@ class LineHandler : public MovableHandler {
 };
 
 // What the successor does with a parked connection, in one process: the descriptor duplicated
-// (as SCM_RIGHTS would), adopted on `to`. Returns the new id (invalid: refused).
-ConnId adopt_on(LoopThread& to, const HandedConnection& h) {
+// (as SCM_RIGHTS would), adopted on `to` (parked: held until resumed). Returns the new id
+// (invalid: refused).
+ConnId adopt_on(LoopThread& to, const HandedConnection& h, bool parked = false) {
   UniqueFd copy(::fcntl(h.fd, F_DUPFD_CLOEXEC, 0));
-  return to.call([&] { return to.loop().adopt_handed(std::move(copy), h); });
+  return to.call([&] { return to.loop().adopt_handed(std::move(copy), h, parked); });
 }
 
 std::vector<HandedConnection> park_all(LoopThread& lt) {
@@ -135,6 +136,50 @@ TEST(LoopHandover, AHalfReadFrameMovesAndIsCompletedByTheNextBytes) {
   ASSERT_TRUE(send_all(c.get(), "ne\n"));
   EXPECT_EQ(recv_exactly(c.get(), 12), "half a line\n");
   EXPECT_EQ(old_loop.loop().stats().pending_input_bytes.get(), 0u);
+}
+
+// Handover version 4: both sides hold the connection parked until the commit; a rollback then
+// lets the adopted copy go silently and the old loop serves on, every byte once.
+TEST(LoopHandover, AConnectionAdoptedParkedIsNeitherReadNorWrittenAndCanGoBack) {
+  LoopThread old_loop;
+  LoopThread new_loop;
+  uint16_t port = 0;
+  auto* old_h = old_loop.serve<LineHandler>(port);
+  auto* new_h = new_loop.add<LineHandler>();
+  old_loop.start();
+  new_loop.start();
+  UniqueFd c = connect_client(port);
+  auto parked = park_all(old_loop);
+  ASSERT_EQ(parked.size(), 1u);
+  parked[0].unsent_output = "unsent\n";  // as if the old loop had not written it yet
+  const ConnId adopted = adopt_on(new_loop, parked[0], true);
+  ASSERT_TRUE(adopted.valid());
+  ASSERT_TRUE(send_all(c.get(), "first\n"));
+  timeval short_wait{0, 300000};
+  ::setsockopt(c.get(), SOL_SOCKET, SO_RCVTIMEO, &short_wait, sizeof short_wait);
+  EXPECT_LT(recv_some(c.get()), 0) << "an adopted parked connection must not be read or written";
+
+  // Rolled back: the adopted copy goes without a word; the old loop answers what came.
+  new_loop.call([&] { new_loop.loop().release_parked(adopted); });
+  old_loop.call([&] { old_loop.loop().resume_parked(parked[0].id); });
+  timeval long_wait{10, 0};
+  ::setsockopt(c.get(), SOL_SOCKET, SO_RCVTIMEO, &long_wait, sizeof long_wait);
+  EXPECT_EQ(recv_exactly(c.get(), 6), "first\n");
+  EXPECT_EQ(new_h->handed_over.load(), 1);
+  EXPECT_EQ(new_h->closed.load(), 0);
+  EXPECT_EQ(old_h->closed.load(), 0);
+  EXPECT_EQ(new_loop.loop().connection_count(), 0u);
+
+  // Committed instead (a second handover): the new loop writes the unsent output first.
+  parked = park_all(old_loop);
+  ASSERT_EQ(parked.size(), 1u);
+  parked[0].unsent_output = "unsent\n";
+  const ConnId again = adopt_on(new_loop, parked[0], true);
+  ASSERT_TRUE(again.valid());
+  old_loop.call([&] { old_loop.loop().release_parked(parked[0].id); });
+  ASSERT_TRUE(send_all(c.get(), "second\n"));
+  new_loop.call([&] { new_loop.loop().resume_parked(again); });
+  EXPECT_EQ(recv_exactly(c.get(), 14), "unsent\nsecond\n");
 }
 
 TEST(LoopHandover, AStateTheHandlerRefusesIsNotAdoptedAndTheSocketStaysOpen) {
