@@ -1,9 +1,10 @@
 """Samples the memory of a server's two generations during an upgrade (bench/upgrade.sh): the
 summed VmRSS and, with PSS=1 (default), Pss (/proc/PID/smaps_rollup: each shared page counted
 once) of the old server (ROOT_PID and its descendants) and of the new one (the pid in PID_FILE,
-once it differs, and its descendants), every INTERVAL seconds (0.5) until SIGTERM. After each
+once it differs, and its descendants), every INTERVAL seconds (0.25) until SIGTERM. After each
 sample it rewrites OUT with the peaks so far as JSON: peak_total_rss_bytes (both generations
-at one sample), with old and new at that moment, the same for Pss, and the wall-clock times
+at one sample), with old and new at that moment, each generation's own peak
+(peak_old_rss_bytes, peak_new_rss_bytes), the same for Pss, and the wall-clock times
 the pid file changed and the old root exited.
 
 usage: server_memory.py OUT PID_FILE ROOT_PID
@@ -60,7 +61,7 @@ def alive(pid):
 
 def main():
     out, pid_file, root = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    interval = float(os.environ.get("INTERVAL", "0.5"))
+    interval = float(os.environ.get("INTERVAL", "0.25"))
     pss = os.environ.get("PSS", "1") == "1"
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
@@ -80,6 +81,9 @@ def main():
             sums[gen + "_pss"] = sum(field_kb(f"/proc/{p}/smaps_rollup", "Pss:") for p in pids) if pss else 0
             sums[gen + "_processes"] = len(pids)
         peak["samples"] += 1
+        for k, v in sums.items():
+            if not k.endswith("processes"):
+                peak[f"peak_{k}_bytes"] = max(peak.get(f"peak_{k}_bytes", 0), v)
         for kind in ("rss", "pss"):
             total = sums["old_" + kind] + sums["new_" + kind]
             if total > peak[f"peak_total_{kind}_bytes"]:

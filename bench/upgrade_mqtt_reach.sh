@@ -3,7 +3,8 @@
 # one Python driver process holds (N > 19,500), or with DRIVER=bench: N MQTT 3.1.1 clients of
 # tcpms-bench mqtt-reach over as many bench processes as their descriptors need, each
 # subscribed to a topic of its own at QoS 1, against tcpms-server with worker processes
-# (PROCESSES, default N / PER_PROCESS rounded up, one loop each, as bench/scale.sh --mqtt).
+# (PROCESSES, default N / PER_PROCESS rounded up and at least 2, one loop each, as
+# bench/scale.sh --mqtt).
 # mqtt-reach's stream stage (docs/bench.md) sends QoS 1 messages round robin to every client
 # (STREAM_RATE per second over the run, at most INFLIGHT unacknowledged per publisher) for
 # 2 s, during `tcpms-server --upgrade`, and 2 s after it returned; then every message the
@@ -35,7 +36,11 @@ for b in tcpms-server tcpms-bench tcpms-doctor; do
   [ -x "$B/$b" ] || { echo "missing $B/$b: build it first" >&2; exit 1; }
 done
 ulimit -n "$(ulimit -Hn)"
+# At least 2: the supervisor hands its reserved admin port (127.0.0.1:0 at start) to its
+# successor; a single process's successor would bind a new one, and the push stage after the
+# upgrade would not find it.
 processes=${PROCESSES:-$(server_processes "$N")}
+[ "$processes" -ge 2 ] || processes=2
 # Both generations hold the clients' user-space state for a while.
 check_memory "$N" "$MQTT_BYTES_PER_PAIR"
 doctor_apply "$N"
@@ -103,6 +108,10 @@ r = {
     "old_supervisor_gone_s": round(gone - started, 2) if gone and started else None,
     "peak_server_rss_mib": round(mem.get("peak_total_rss_bytes", 0) / 2**20),
     "peak_server_pss_mib": round(mem.get("peak_total_pss_bytes", 0) / 2**20),
+    "peak_old_rss_mib": round(mem.get("peak_old_rss_bytes", 0) / 2**20),
+    "peak_new_rss_mib": round(mem.get("peak_new_rss_bytes", 0) / 2**20),
+    "peak_old_pss_mib": round(mem.get("peak_old_pss_bytes", 0) / 2**20),
+    "peak_new_pss_mib": round(mem.get("peak_new_pss_bytes", 0) / 2**20),
     "at_peak_rss_mib": {k: round(v / 2**20) if k.endswith("rss") else v for k, v in mem.get("at_peak_rss", {}).items()},
     "published_after": c.get("published", 0),
     "delivered_after": c.get("deliveries", 0),
