@@ -1,7 +1,7 @@
 """Samples the memory of a server's two generations during an upgrade (bench/upgrade.sh): the
 summed VmRSS and, with PSS=1 (default), Pss (/proc/PID/smaps_rollup: each shared page counted
-once) of the old server (ROOT_PID and its descendants) and of the new one (the pid in PID_FILE,
-once it differs, and its descendants), every INTERVAL seconds (0.25) until SIGTERM. After each
+once) of the old server (ROOT_PID and its descendants at the first sample) and of the new one
+(every other descendant of ROOT_PID or of the pid in PID_FILE once it differs), every INTERVAL seconds (0.25) until SIGTERM. After each
 sample it rewrites OUT with the peaks so far as JSON: peak_total_rss_bytes (both generations
 at one sample), with old and new at that moment, each generation's own peak
 (peak_old_rss_bytes, peak_new_rss_bytes), the same for Pss, and the wall-clock times
@@ -67,11 +67,16 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     peak = {"samples": 0, "peak_total_rss_bytes": 0, "peak_total_pss_bytes": 0,
             "pid_file_changed_unix": None, "old_root_gone_unix": None}
+    # The old generation is what ran at the first sample (the caller starts this once every
+    # worker listens); whatever appears later in either tree is the new one, which runs as the
+    # old supervisor's child until it writes the pid file.
+    first = tree(root)
     while not stop:
         new_root = read_pid(pid_file)
-        new = tree(new_root) if new_root and new_root != root else set()
-        old = tree(root) - new if alive(root) else set()
-        if new and peak["pid_file_changed_unix"] is None:
+        both = tree(root) | (tree(new_root) if new_root and new_root != root else set())
+        both = {p for p in both if alive(p)}
+        old, new = both & first, both - first
+        if new_root and new_root != root and peak["pid_file_changed_unix"] is None:
             peak["pid_file_changed_unix"] = time.time()
         if not alive(root) and peak["old_root_gone_unix"] is None:
             peak["old_root_gone_unix"] = time.time()
