@@ -17,14 +17,14 @@
 # client got its published and pushed message. The bench never reconnects, so reconnects are
 # 0 by construction and a disconnect cannot hide.
 #
-# Environment: BUILD_DIR (build/release), PROCESSES, PER_PROCESS (19000), STREAM_RATE (20000;
+# Environment: BUILD_DIR (build/release), PROCESSES, PER_PROCESS (19000), STREAM_RATE (5000;
 # 0: as fast as INFLIGHT allows), INFLIGHT (100), PUSHES (1000), MAX_LOGINS (50000), DRAIN (30 s),
 # KEEP_JSON (copy the bench's JSON there), SERVER_LOG_OUT (keep the server's log).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:?usage: bench/upgrade_mqtt_reach.sh N}
 B=${BUILD_DIR:-build/release}/bin
-STREAM_RATE=${STREAM_RATE:-20000}
+STREAM_RATE=${STREAM_RATE:-5000}
 INFLIGHT=${INFLIGHT:-100}
 PUSHES=${PUSHES:-1000}
 MAX_LOGINS=${MAX_LOGINS:-50000}
