@@ -67,7 +67,7 @@ grep -E "SIGUSR2|handover|upgrade" "$work/server.log" | tail -20 >&2 || true
 [ -s "$out" ] || { echo "tcpms-bench produced no result:" >&2; tail -30 "$work/bench.log" >&2; exit 1; }
 # The successor is not our child: stop it by its pid file.
 new_pid=$(cat "$work/tcpms.pid" 2>/dev/null || true)
-[ -n "$new_pid" ] && [ "$new_pid" != "$SERVER" ] && kill -TERM "$new_pid" 2>/dev/null || true
+if [ -n "$new_pid" ] && [ "$new_pid" != "$SERVER" ]; then kill -TERM "$new_pid" 2>/dev/null || true; fi
 
 /usr/bin/python3 - "$out" "$work/memory.json" "$work/upgrade.start" "$N" "$PUSHES" "$processes" <<'PY'
 import json, sys
