@@ -276,6 +276,22 @@ def test_mqtt_reach_streams_qos1_through_a_real_upgrade_of_worker_processes(tmp_
     assert j["parameters"]["stream_during"] == command
 
 
+def test_mqtt_reach_stream_counts_the_clients_a_killed_worker_disconnects():
+    # The command kills one of two server workers: its clients' connections close under the
+    # bench, which never reconnects, so each counts as a disconnect and the run fails.
+    with mqtt_server("--processes", "2", "--threads", "1") as s:
+        with open(f"/proc/{s.pid}/task/{s.pid}/children") as f:
+            worker = int(f.read().split()[0])
+        rc, j, err = reach(s, "--qos", "1", "--processes", "2", "--stream-during", f"kill -9 {worker}",
+                           "--stream-after", "0.5", "--stream-tail", "0.5", "--drain", "2", "--sync-timeout", "5",
+                           n=1000, pushes=0)
+    assert rc == 1, err
+    c = j["counters"]
+    assert c["during_command_rc"] == 0
+    assert 0 < c["disconnects"] <= 1000 + 2 * 3  # clients, and each loop's control and publishers
+    assert j["failure_total"] > 0
+
+
 def test_mqtt_reach_stream_counts_a_failing_command(server):
     rc, j, err = reach(server, "--qos", "1", "--stream-during", "exit 3", "--stream-after", "0",
                        "--stream-tail", "0.2", n=50, pushes=5)
