@@ -88,3 +88,40 @@ text = pat.sub(lambda _: section, text) if pat.search(text) else text + "\n" + s
 open(path, "w").write(text)
 PY
 }
+
+# --- a fleet of MQTT clients over server worker processes (scale.sh --mqtt, upgrade.sh) -------
+
+# server_processes N -> worker processes for N clients: PER_PROCESS (19,000) planned per worker,
+# below each one's cap (RLIMIT_NOFILE minus a 256 reserve = 19,744 here) because SO_REUSEPORT
+# spreads connections by hash, not evenly.
+server_processes() { local per=${PER_PROCESS:-19000}; echo $(( ($1 + per - 1) / per )); }
+
+# Bytes per MQTT client for check_memory: ~9.9 KB of kernel slab per loopback pair
+# (docs/benchmarks.md), plus user space on both sides (the server's session and subscription,
+# the bench's state).
+MQTT_BYTES_PER_PAIR=14336
+
+# doctor_apply N: the sysctls tcpms-doctor recommends for N connections, both ends on this box.
+doctor_apply() {
+  echo "$(basename "$0"): tcpms-doctor --apply for $1 connections (sysctls only)" >&2
+  "$B/tcpms-doctor" --connections "$1" --role both --apply >"$work/doctor.txt" 2>&1 || true
+}
+
+# start_mqtt_workers P [FLAG...]: tcpms-server (MQTT) as P worker processes of one loop each,
+# the admin API on a port the kernel picks (for mqtt-reach's pushes), logging to
+# $work/server.log; once every worker listens, sets SERVER (its pid), ADDR and ADMIN.
+start_mqtt_workers() {
+  local p=$1; shift
+  "$B/tcpms-server" --protocol mqtt --listen 127.0.0.1:0 --processes "$p" --threads 1 \
+    --admin-listen 127.0.0.1:0 "$@" >"$work/server.log" 2>&1 &
+  SERVER=$!
+  PIDS+=("$SERVER")
+  ADDR=$(wait_listening "$work/server.log" "$SERVER")
+  wait_workers "$work/server.log" "$p"  # every worker bound before connections arrive
+  ADMIN=$(admin_address "$work/server.log")
+  [ -n "$ADMIN" ] || { echo "no 'admin on HOST:PORT' in the start-up line" >&2; cat "$work/server.log" >&2; exit 1; }
+}
+
+# mqtt-reach flags for a large fleet: connects in flight, and how long a connect or a reply
+# may take on a loaded box.
+REACH_FLEET_ARGS=(--max-pending 2000 --connect-timeout 30 --reply-timeout 60)

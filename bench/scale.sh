@@ -31,12 +31,9 @@ MAX_LOGINS=${MAX_LOGINS:-50000}
 SCALE_MD=${SCALE_MD-docs/scale.md}
 report_name=$([ "$MODE" = mqtt ] && echo "-mqtt-report.html" || echo "-report.html")
 REPORT=${REPORT-$( [ -z "$SCALE_MD" ] || echo "${SCALE_MD%.md}$report_name" )}  # beside SCALE_MD
-# Connections planned per worker process: below each worker's cap (RLIMIT_NOFILE minus a
-# 256 reserve = 19,744 here) because SO_REUSEPORT spreads connections by hash, not evenly.
-PER_PROCESS=${PER_PROCESS:-19000}
-processes=${SERVER_PROCESSES:-$(( (N + PER_PROCESS - 1) / PER_PROCESS ))}
 work=$(mktemp -d)
 source bench/lib.sh
+processes=${SERVER_PROCESSES:-$(server_processes "$N")}
 # SERVER_LOG_OUT=F keeps the server's log (its "client connected/disconnected" lines name the
 # clients the bench reports lost).
 trap '[ -z "${SERVER_LOG_OUT:-}" ] || cp "$work/server.log" "$SERVER_LOG_OUT" 2>/dev/null; cleanup_all' EXIT
@@ -44,36 +41,32 @@ trap '[ -z "${SERVER_LOG_OUT:-}" ] || cp "$work/server.log" "$SERVER_LOG_OUT" 2>
 for b in tcpms-server tcpms-bench tcpms-doctor; do
   [ -x "$B/$b" ] || { echo "missing $B/$b: run 'cmake --preset release && cmake --build --preset release'" >&2; exit 1; }
 done
-# Measured: ~9.9 KB of kernel slab per loopback pair (docs/benchmarks.md); an MQTT client costs
-# user space on both sides too (the server's session and subscription, the bench's state).
-check_memory "$N" "$([ "$MODE" = mqtt ] && echo 14336 || echo 10240)"
-
-echo "scale: tcpms-doctor --apply for $N connections (sysctls only)" >&2
-"$B/tcpms-doctor" --connections "$N" --role both --apply >"$work/doctor.txt" 2>&1 || true
+# Measured: ~9.9 KB of kernel slab per loopback pair (docs/benchmarks.md).
+check_memory "$N" "$([ "$MODE" = mqtt ] && echo "$MQTT_BYTES_PER_PAIR" || echo 10240)"
+doctor_apply "$N"
 
 if [ "$MODE" = mqtt ]; then
-  # The admin API on a port the kernel picks: the start-up line says which.
-  "$B/tcpms-server" --protocol mqtt --listen 127.0.0.1:0 --processes "$processes" --threads 1 \
-    --admin-listen 127.0.0.1:0 ${SERVER_ARGS:-} >"$work/server.log" 2>&1 &
+  # shellcheck disable=SC2086  # SERVER_ARGS: flags, split on purpose
+  start_mqtt_workers "$processes" ${SERVER_ARGS:-}
+  server=$SERVER addr=$ADDR
 else
   "$B/tcpms-server" --protocol echo --listen 127.0.0.1:0 --processes "$processes" --threads 1 \
     --no-admin >"$work/server.log" 2>&1 &
+  server=$!
+  PIDS+=("$server")
+  addr=$(wait_listening "$work/server.log" "$server")
+  wait_workers "$work/server.log" "$processes"  # every worker bound before connections arrive
 fi
-server=$!
-PIDS+=("$server")
-addr=$(wait_listening "$work/server.log" "$server")
-wait_workers "$work/server.log" "$processes"  # every worker bound before connections arrive
 echo "scale: tcpms-server pid $server, $processes worker processes on $addr" >&2
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 [ -z "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] || commit="$commit (with uncommitted changes)"
 
 if [ "$MODE" = mqtt ]; then
-  admin=$(admin_address "$work/server.log")
-  [ -n "$admin" ] || { echo "scale: no 'admin on HOST:PORT' in the start-up line" >&2; cat "$work/server.log" >&2; exit 1; }
+  admin=$ADMIN
   out="$work/reach.json"
   [ -z "${SAMPLER:-}" ] || { "$SAMPLER" "$admin" "$server" "$work/samples" & PIDS+=($!); }
   "$B/tcpms-bench" mqtt-reach --target "$addr" -n "$N" --qos "$QOS" --publish-rate "$PUBLISH_RATE" \
-    --pushes "$PUSHES" --admin "$admin" --max-pending 2000 --max-logins "$MAX_LOGINS" --connect-timeout 30 --reply-timeout 60 \
+    --pushes "$PUSHES" --admin "$admin" "${REACH_FLEET_ARGS[@]}" --max-logins "$MAX_LOGINS" \
     --sync-timeout 300 --max-time 900 --server-pid "$server" --json \
     ${REPORT:+--report "$REPORT"} >"$out" 2>"$work/bench.log" || true
   grep -E "^(tcpms-bench|layout)" "$work/bench.log" >&2 || true

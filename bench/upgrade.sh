@@ -14,6 +14,9 @@
 # nobody was disconnected and nothing was lost. The driver never reconnects. If not every
 # subscriber has its SUBACK within 300 s, it stops before the upgrade ("setup_failed", exit 1).
 #
+# With N > 19,500 (or DRIVER=bench) the MQTT run is bench/upgrade_mqtt_reach.sh instead:
+# tcpms-bench mqtt-reach over worker processes on both sides, up to 1,000,000 clients.
+#
 # PROCESSES=P (default 1): the server runs as a supervisor and P worker processes, each with
 # THREADS loops, and is upgraded worker by worker (docs/upgrade.md, "Worker processes"); the
 # RSS figures are then the supervisors'. With one process N stays below its descriptor cap
@@ -30,10 +33,17 @@
 # acknowledged was lost, `--upgrade` returned non-zero, the old server still serves (its pid in
 # the pid file) and acknowledged QoS 1 messages after `--upgrade` returned.
 # Environment: BUILD_DIR (build/release), THREADS (server loops, 2), PROTOCOL (echo, mqtt),
-# PROCESSES (1), DIE_HALFWAY (unset).
+# PROCESSES (1), DIE_HALFWAY (unset), DRIVER (python or bench; default by N, above).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10000}
+# MQTT beyond what one Python process holds (or DRIVER=bench): tcpms-bench mqtt-reach over
+# worker processes on both sides (bench/upgrade_mqtt_reach.sh). DRIVER=python keeps the Python
+# driver; DIE_HALFWAY runs with it only.
+if [ "${PROTOCOL:-}" = mqtt ] && [ -z "${DIE_HALFWAY:-}" ] &&
+   { [ "${DRIVER:-}" = bench ] || { [ -z "${DRIVER:-}" ] && [ "$N" -gt 19500 ]; }; }; then
+  exec bench/upgrade_mqtt_reach.sh "$N"
+fi
 B=${BUILD_DIR:-build/release}/bin
 THREADS=${THREADS:-2}
 PROCESSES=${PROCESSES:-1}

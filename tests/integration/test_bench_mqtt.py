@@ -10,6 +10,7 @@ import pytest
 
 from mqtt_raw import mqtt_server
 from tcpms_harness import binary
+from test_upgrade_handover import read_pid, stop_pid, wait_until
 
 
 def bench(*args, timeout=120):
@@ -192,9 +193,9 @@ def test_mqtt_fanout_qos2_over_mqtt5_with_a_user_name_and_password():
         assert j["failures"] == {"connack_rc_4": 5}, j["failures"]
 
 
-def reach(s, *args, n=300, pushes=50):
+def reach(s, *args, n=300, pushes=50, timeout=120):
     return bench("mqtt-reach", "--target", target(s), "--connections", str(n), "--pushes", str(pushes),
-                 "--admin", f"127.0.0.1:{s.admin_port}", *args)
+                 "--admin", f"127.0.0.1:{s.admin_port}", *args, timeout=timeout)
 
 
 def test_mqtt_reach_publishes_to_every_client_and_pushes_to_k_by_id_across_workers():
@@ -242,8 +243,69 @@ def test_mqtt_reach_counts_admin_answers_by_status():
     assert j["counters"]["deliveries"] == 100
 
 
+def test_mqtt_reach_streams_qos1_through_a_real_upgrade_of_worker_processes(tmp_path):
+    # The stream stage runs `tcpms-server --upgrade` while every bench loop streams QoS 1
+    # messages to its own clients: nobody is disconnected, nothing the broker acknowledged is
+    # lost, and the publish and push stages after it reach every client through the new server
+    # (whose workers got the admin port too).
+    pid_file = str(tmp_path / "tcpms.pid")
+    with mqtt_server("--processes", "2", "--threads", "1", "--pid-file", pid_file) as s:
+        wait_until(lambda: read_pid(pid_file) == s.pid, "the pid file")
+        command = f"{binary('tcpms-server')} --upgrade --pid-file {pid_file}"
+        try:
+            rc, j, err = reach(s, "--qos", "1", "--processes", "2", "--threads", "1", "--stream-during", command,
+                               "--stream-after", "1", "--stream-tail", "1", "--drain", "30",
+                               "--sync-timeout", "120", "--max-time", "400", n=3000, pushes=100, timeout=420)
+            new_pid = read_pid(pid_file)
+        finally:
+            if read_pid(pid_file) not in (0, s.pid):
+                stop_pid(read_pid(pid_file))
+    assert rc == 0, err
+    c = j["counters"]
+    assert new_pid not in (0, s.pid), err
+    assert c["during_command_rc"] == 0 and "during_command_ms" in c
+    assert c["disconnects"] == 0, err
+    assert c["stream_acked"] > 0
+    assert c["stream_lost"] == 0 and c["stream_unacked"] == 0
+    assert c["stream_published"] == c["stream_acked"]
+    assert c["stream_delivered"] == c["stream_acked"]
+    assert j["latency"]["stream_delivery"]["count"] == c["stream_delivered"]
+    assert c["subscribed"] == c["deliveries"] == 3000
+    assert c["pushes_delivered"] == 100
+    assert j["failure_total"] == 0, j["failures"]
+    assert j["parameters"]["stream_during"] == command
+
+
+def test_mqtt_reach_stream_counts_the_clients_a_killed_worker_disconnects():
+    # The command kills one of two server workers: its clients' connections close under the
+    # bench, which never reconnects, so each counts as a disconnect and the run fails.
+    with mqtt_server("--processes", "2", "--threads", "1") as s:
+        with open(f"/proc/{s.pid}/task/{s.pid}/children") as f:
+            worker = int(f.read().split()[0])
+        rc, j, err = reach(s, "--qos", "1", "--processes", "2", "--stream-during", f"kill -9 {worker}",
+                           "--stream-after", "0.5", "--stream-tail", "0.5", "--drain", "2", "--sync-timeout", "5",
+                           n=1000, pushes=0)
+    assert rc == 1, err
+    c = j["counters"]
+    assert c["during_command_rc"] == 0
+    assert 0 < c["disconnects"] <= 1000 + 2 * 3  # clients, and each loop's control and publishers
+    assert j["failure_total"] > 0
+
+
+def test_mqtt_reach_stream_counts_a_failing_command(server):
+    rc, j, err = reach(server, "--qos", "1", "--stream-during", "exit 3", "--stream-after", "0",
+                       "--stream-tail", "0.2", n=50, pushes=5)
+    assert rc == 1, err
+    c = j["counters"]
+    assert c["during_command_rc"] == 3
+    assert j["failures"] == {"during_command_rc_3": 1}
+    assert c["stream_lost"] == 0 and c["disconnects"] == 0
+    assert c["deliveries"] == 50
+
+
 def test_mqtt_reach_usage_errors(server):
-    for args in (["--pushes", "5"], ["--pushes", "5", "--admin", "nowhere"], ["--qos", "2", "--pushes", "0"]):
+    for args in (["--pushes", "5"], ["--pushes", "5", "--admin", "nowhere"], ["--qos", "2", "--pushes", "0"],
+                 ["--pushes", "0", "--stream-during", "true"]):
         proc = subprocess.run([binary("tcpms-bench"), "mqtt-reach", "--target", target(server), *args],
                               capture_output=True, text=True, timeout=30)
         assert proc.returncode == 64, (args, proc.stderr)

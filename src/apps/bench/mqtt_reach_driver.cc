@@ -6,11 +6,13 @@
 #include <charconv>
 #include <ctime>
 #include <map>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
 #include "admin_pusher.h"
 #include "benchkit/proc_sampler.h"
+#include "command_runner.h"
 #include "fleet_driver.h"
 #include "message.h"
 #include "mqtt/decoder.h"
@@ -18,6 +20,7 @@
 #include "mqtt_client_wire.h"
 #include "mqtt_payload.h"
 #include "reach_plan.h"
+#include "stream_ledger.h"
 #include "tcpms/connection.h"
 
 namespace tcpms::benchapp {
@@ -33,6 +36,7 @@ constexpr size_t kFlatOutQueueBytes = 64 * 1024;  // as fast as flow allows: kee
 constexpr uint32_t kFlatOutPerTick = 512;         // ... and at most this many per publisher per ms
 // The rendezvous stages (mqtt_reach_driver.h).
 constexpr std::string_view kStageReady = "ready", kStageGot = "got", kStagePushed = "pushed";
+constexpr std::string_view kStageUpgraded = "upgraded", kStageStreamed = "streamed";
 
 enum class Phase : uint8_t { kTcp, kConnack, kSuback, kReady, kFailed };
 
@@ -50,6 +54,7 @@ struct Publisher {
   Phase phase = Phase::kTcp;
   uint16_t inflight = 0;  // QoS 1: PUBLISH not yet acknowledged
   uint16_t next_packet_id = 1;
+  std::unordered_map<uint16_t, uint32_t> stream_ids;  // packet id -> stream message in flight
 };
 
 uint64_t cpu_us(int pid) {
@@ -66,7 +71,8 @@ class ReachDriver final : public FleetDriver {
         n_(static_cast<uint64_t>(ctx.options->connections)),
         clients_(slots_.size()),
         publishers_(o.publishers),
-        wire_(kVersion, std::max<size_t>(o.payload, kMessageHeaderBytes)) {
+        wire_(kVersion, std::max<size_t>(o.payload, kMessageHeaderBytes)),
+        ledger_(clients_.size()) {
     const auto targets = choose_push_targets(run_, n_, o_.pushes);
     const auto first = static_cast<uint64_t>(ctx.share.offset);
     for (auto it = std::lower_bound(targets.begin(), targets.end(), first);
@@ -78,6 +84,8 @@ class ReachDriver final : public FleetDriver {
     payload_.resize(std::max<size_t>(o_.payload, kMessageHeaderBytes));
     if (o_.publish_rate > 0 && n_ > 0)
       loop_rate_ = o_.publish_rate * static_cast<double>(clients_.size()) / static_cast<double>(n_);
+    if (o_.stream_rate > 0 && n_ > 0)
+      stream_loop_rate_ = o_.stream_rate * static_cast<double>(clients_.size()) / static_cast<double>(n_);
     sync_prefix_ = fmt::format("tb/{:x}/sync/", run_);
     if (o_.max_logins > 0 && n_ > 0)
       pace_logins(std::max<int64_t>(
@@ -85,7 +93,8 @@ class ReachDriver final : public FleetDriver {
   }
 
   void start() override {
-    if (measuring_) cpu_start_us_ = cpu_us(opt().server_pid);
+    result_.add("disconnects", 0);  // present when none: a run's verdict reads it
+    if (measuring_) cpu_barrier_us_ = cpu_us(opt().server_pid);
     FleetDriver::start();
     if (done() || clients_.empty()) return;
     tick_timer_ = loop().run_every(kTickMs, [this] { tick(); });
@@ -160,6 +169,10 @@ class ReachDriver final : public FleetDriver {
     const uint64_t tag = tag_index(conn);
     const bool ours = reason == CloseReason::kShutdown || reason == CloseReason::kProtocol ||
                       reason == CloseReason::kIdleTimeout;
+    // Closed by the server or reset, whichever connection: a client would have to reconnect.
+    if (!ours && !done() && (tag >= kFirstPublisherTag || slot_index(conn) >= clients_.size() ||
+                             clients_[slot_index(conn)].phase != Phase::kTcp))
+      result_.add("disconnects");
     if (tag == kControlTag) {
       control_phase_ = Phase::kFailed;
       if (!ours && !done()) fail_run("control_" + close_cause(reason, conn.last_error()));
@@ -393,7 +406,20 @@ class ReachDriver final : public FleetDriver {
       uint64_t count = 0;
       if (std::from_chars(text.data(), text.data() + text.size(), count).ec != std::errc{}) return;
       ready_[first] = count;
-      if (!barrier_passed_ && announced_ && covers_all(ready_)) begin_publishing();
+      if (!barrier_passed_ && !stream_started_ && announced_ && covers_all(ready_)) {
+        if (o_.stream_during.empty()) {
+          begin_publishing();
+        } else {
+          begin_streaming();
+        }
+      }
+    } else if (stage == kStageUpgraded) {
+      if (stream_started_ && !upgraded_seen_) on_upgraded();
+    } else if (stage == kStageStreamed) {
+      uint64_t count = 0;
+      if (std::from_chars(text.data(), text.data() + text.size(), count).ec != std::errc{}) return;
+      streamed_[first] = count;
+      if (!barrier_passed_ && stream_reported_ && covers_all(streamed_)) begin_publishing();
     } else if (stage == kStageGot) {
       auto r = parse_report(text);
       if (!r) return;
@@ -456,27 +482,168 @@ class ReachDriver final : public FleetDriver {
     return Action::kClose;
   }
 
+  // The server's CPU since the current stage began, as counter `name`; a new stage begins.
+  void charge_server_cpu(std::string_view name) {
+    if (!measuring_) return;
+    const uint64_t cpu = cpu_us(opt().server_pid);
+    result_.add(name, static_cast<int64_t>(cpu - std::min(cpu, cpu_barrier_us_)));
+    cpu_barrier_us_ = cpu;
+  }
+
+  // --- stage 1b: stream QoS 1 messages to the loop's own clients while a command runs --------
+  void begin_streaming() {
+    stream_started_ = true;
+    stream_start_ns_ = last_stream_event_ns_ = last_stream_delivery_ns_ = monotonic_ns();
+    result_.histogram("barrier_wait").record(stream_start_ns_ - wait_since_ns_);
+    wait_since_ns_ = stream_start_ns_;  // the wait for "upgraded"
+    charge_server_cpu("phase_subscribe_server_cpu_us");
+    pace_timer_ = loop().run_every(1, [this] { pump_stream(); });
+    if (pusher_loop_) {
+      command_timer_ = loop().run_after(ms(o_.stream_after_s), [this] {
+        command_timer_ = 0;
+        start_command();
+      });
+    }
+    pump_stream();
+  }
+
+  void start_command() {
+    if (done()) return;
+    fmt::print(stderr, "tcpms-bench: --stream-during: running `{}` after {:.1f} s of streaming\n",
+               o_.stream_during, static_cast<double>(monotonic_ns() - stream_start_ns_) / 1e9);
+    command_ = std::make_unique<CommandRunner>(o_.stream_during, [this](CommandOutcome out) {
+      loop().post([this, out] { command_done(out); });
+    });
+    command_->start();
+  }
+
+  void command_done(const CommandOutcome& out) {
+    if (done()) return;
+    command_.reset();  // its thread is returning: the join is short
+    fmt::print(stderr, "tcpms-bench: --stream-during exited {} after {:.2f} s{}{}\n", out.exit_code,
+               static_cast<double>(out.wall_ns) / 1e9, out.error.empty() ? "" : ": ", out.error);
+    result_.add("during_command_rc", out.exit_code);
+    result_.add("during_command_ms", static_cast<int64_t>(out.wall_ns / 1'000'000));
+    if (out.exit_code != 0) count_failure(fmt::format("during_command_rc_{}", out.exit_code));
+    upgraded_reported_ = true;
+    publish_sync(kStageUpgraded, std::to_string(out.exit_code));
+  }
+
+  // The command returned (as the loop holding client 0 reported): stream on for the tail.
+  void on_upgraded() {
+    upgraded_seen_ = true;
+    const uint64_t now = monotonic_ns();
+    result_.histogram("stream_before_upgraded").record(now - stream_start_ns_);
+    tail_timer_ = loop().run_after(ms(o_.stream_tail_s), [this] {
+      tail_timer_ = 0;
+      stop_streaming();
+    });
+  }
+
+  // Paced: every message whose time has come goes out now, stamped with its intended time.
+  // Else each publisher keeps --inflight unacknowledged (and at most kFlatOutQueueBytes unsent).
+  void pump_stream() {
+    if (!stream_started_ || stream_publishing_done_ || done()) return;
+    const uint64_t now = monotonic_ns();
+    uint64_t due = ~uint64_t{0};
+    if (stream_loop_rate_ > 0)
+      due = static_cast<uint64_t>(static_cast<double>(now - stream_start_ns_) * stream_loop_rate_ / 1e9) + 1;
+    uint32_t budget = kFlatOutPerTick * static_cast<uint32_t>(publishers_.size());
+    while (ledger_.sent_count() < due && budget > 0) {
+      Publisher* p = next_publisher(stream_loop_rate_ > 0);
+      if (p == nullptr) return;
+      uint64_t l = ledger_.next_client();
+      for (uint64_t tries = 1; clients_[l].phase != Phase::kReady && tries < clients_.size(); ++tries)
+        l = ledger_.next_client();
+      if (clients_[l].phase != Phase::kReady) return;  // every client is gone
+      const uint64_t stamp = stream_loop_rate_ > 0
+          ? stream_start_ns_ + static_cast<uint64_t>(static_cast<double>(ledger_.sent_count()) * 1e9 / stream_loop_rate_)
+          : now;
+      const uint32_t m = ledger_.sent(l);
+      p->stream_ids[publish(*p, l, kReachStreamSeq + m, mqtt::QoS::k1, stamp)] = m;
+      --budget;
+    }
+  }
+
+  void stop_streaming() {
+    if (stream_publishing_done_ || done()) return;
+    stream_publishing_done_ = true;
+    stream_stop_ns_ = monotonic_ns();
+    loop().cancel_timer(pace_timer_);
+    pace_timer_ = 0;
+    maybe_stream_report();
+  }
+
+  // The stream ends for this loop once every message it sent is acknowledged and every
+  // acknowledged one delivered, or nothing (PUBACK or delivery) came for --drain seconds:
+  // then what is still missing is counted.
+  void maybe_stream_report() {
+    if (!stream_publishing_done_ || stream_reported_ || done()) return;
+    if (ledger_.unacked() > 0 || ledger_.acked_undelivered() > 0) {
+      const uint64_t quiet_since = std::max(last_stream_event_ns_, stream_stop_ns_);
+      if (static_cast<double>(monotonic_ns() - quiet_since) / 1e9 < o_.drain_s) return;
+    }
+    stream_reported_ = true;
+    wait_since_ns_ = monotonic_ns();
+    result_.add("stream_published", static_cast<int64_t>(ledger_.sent_count()));
+    result_.add("stream_acked", static_cast<int64_t>(ledger_.acked_count()));
+    result_.add("stream_delivered", static_cast<int64_t>(ledger_.delivered_count()));
+    result_.add("stream_lost", static_cast<int64_t>(ledger_.acked_undelivered()));
+    result_.add("stream_unacked", static_cast<int64_t>(ledger_.unacked()));
+    result_.add("stream_duplicates", static_cast<int64_t>(ledger_.duplicates()));
+    // QoS 1 allows a duplicate; a message acknowledged and never delivered is a loss, and one
+    // never acknowledged means the broker (or a publisher's connection) dropped it.
+    if (ledger_.acked_undelivered() > 0) count_failure("stream_lost", static_cast<int64_t>(ledger_.acked_undelivered()));
+    if (ledger_.unacked() > 0) count_failure("stream_unacked", static_cast<int64_t>(ledger_.unacked()));
+    result_.histogram("stream_time").record(stream_stop_ns_ - stream_start_ns_);
+    // What was never acknowledged no longer holds a publisher's window (nor its packet id).
+    for (Publisher& p : publishers_) {
+      p.inflight = static_cast<uint16_t>(p.inflight - std::min<size_t>(p.inflight, p.stream_ids.size()));
+      p.stream_ids.clear();
+    }
+    publish_sync(kStageStreamed, std::to_string(clients_.size()));
+  }
+
+  void on_stream_delivery(uint64_t l, uint32_t seq, uint64_t stamp, uint64_t now) {
+    last_stream_event_ns_ = now;
+    switch (ledger_.delivered(seq - kReachStreamSeq, l)) {
+      case StreamLedger::Delivery::kFirst:
+        result_.histogram("stream_delivery").record(now - stamp);
+        // The longest this loop went without a stream delivery while it streamed: a stall
+        // every client of the loop saw.
+        if (!stream_publishing_done_) result_.histogram("stream_loop_gap").record(now - last_stream_delivery_ns_);
+        last_stream_delivery_ns_ = now;
+        break;
+      case StreamLedger::Delivery::kDuplicate:
+        break;  // counted by the ledger
+      case StreamLedger::Delivery::kUnknown:
+      case StreamLedger::Delivery::kWrongClient:
+        count_failure("stream_wrong_message");
+        break;
+    }
+    maybe_stream_report();
+  }
+
   // --- stage 2: publish one message to every client -------------------------------------------
   void begin_publishing() {
     barrier_passed_ = true;
     barrier_ns_ = monotonic_ns();
     result_.histogram("barrier_wait").record(barrier_ns_ - wait_since_ns_);
-    if (measuring_) {
-      cpu_barrier_us_ = cpu_us(opt().server_pid);
-      result_.add("phase_subscribe_server_cpu_us", static_cast<int64_t>(cpu_barrier_us_ - std::min(cpu_barrier_us_, cpu_start_us_)));
-    }
+    charge_server_cpu(stream_started_ ? "phase_stream_server_cpu_us" : "phase_subscribe_server_cpu_us");
     last_delivery_ns_ = barrier_ns_;
     pace_timer_ = loop().run_every(1, [this] { pump_publishes(); });
     pump_publishes();
   }
 
-  Publisher* next_publisher() {
+  // The next publisher free to send, round robin. `paced`: the pace bounds what it queues;
+  // else at most kFlatOutQueueBytes wait unsent on it.
+  Publisher* next_publisher(bool paced) {
     for (size_t tries = 0; tries < publishers_.size(); ++tries) {
       Publisher& p = publishers_[rr_];
       rr_ = (rr_ + 1) % publishers_.size();
       if (p.phase != Phase::kReady || (o_.qos > 0 && p.inflight >= o_.inflight)) continue;
       Connection* conn = loop().find(p.id);
-      if (conn != nullptr && (loop_rate_ > 0 || conn->pending_output_bytes() < kFlatOutQueueBytes)) return &p;
+      if (conn != nullptr && (paced || conn->pending_output_bytes() < kFlatOutQueueBytes)) return &p;
     }
     return nullptr;
   }
@@ -499,12 +666,13 @@ class ReachDriver final : public FleetDriver {
         ++next_client_;
         continue;
       }
-      Publisher* p = next_publisher();
+      Publisher* p = next_publisher(loop_rate_ > 0);
       if (p == nullptr) break;
       const uint64_t stamp = loop_rate_ > 0
           ? barrier_ns_ + static_cast<uint64_t>(static_cast<double>(next_client_) * 1e9 / loop_rate_)
           : now;
-      publish(*p, next_client_++, stamp);
+      publish(*p, next_client_++, kReachPublishSeq, static_cast<mqtt::QoS>(o_.qos), stamp);
+      result_.add("published");
       --budget;
     }
     if (next_client_ < clients_.size() && !any_publisher()) {
@@ -523,21 +691,23 @@ class ReachDriver final : public FleetDriver {
     }
   }
 
-  void publish(Publisher& pub, uint64_t l, uint64_t stamp_ns) {
+  // One message (payload sequence `seq`) to local client l's topic; returns its packet id
+  // (0 at QoS 0).
+  uint16_t publish(Publisher& pub, uint64_t l, uint32_t seq, mqtt::QoS qos, uint64_t stamp_ns) {
     const uint64_t i = conn_number(l);
-    write_bench_payload(payload_, BenchPayload{static_cast<uint32_t>(i), kReachPublishSeq, stamp_ns});
+    write_bench_payload(payload_, BenchPayload{static_cast<uint32_t>(i), seq, stamp_ns});
     const std::string topic = reach_topic(client_id(run_, "-", i));
     mqtt::Publish p;
-    p.qos = static_cast<mqtt::QoS>(o_.qos);
+    p.qos = qos;
     p.topic = topic;
     p.payload = payload_;
-    if (o_.qos > 0) {
+    if (qos != mqtt::QoS::k0) {
       p.packet_id = pub.next_packet_id;
       pub.next_packet_id = static_cast<uint16_t>(pub.next_packet_id == 0xFFFF ? 1 : pub.next_packet_id + 1);
       ++pub.inflight;
     }
     if (Connection* conn = loop().find(pub.id)) wire_.publish(*conn, p);
-    result_.add("published");
+    return p.packet_id;
   }
 
   Action publisher_packet(Connection& conn, uint64_t k, const mqtt::FrameResult& f) {
@@ -556,6 +726,17 @@ class ReachDriver final : public FleetDriver {
         auto ack = mqtt::decode_publish_response(f.header.type, f.body, kVersion);
         if (!ack || p.inflight == 0) return publisher_lost(k, "publisher_unexpected_puback");
         --p.inflight;
+        if (auto it = p.stream_ids.find(ack->packet_id); it != p.stream_ids.end()) {
+          if (!ledger_.acked(it->second)) count_failure("stream_unexpected_puback");
+          p.stream_ids.erase(it);
+          last_stream_event_ns_ = monotonic_ns();
+          if (stream_publishing_done_) {
+            maybe_stream_report();
+          } else if (stream_loop_rate_ <= 0) {
+            pump_stream();
+          }
+          return Action::kKeep;
+        }
         if (loop_rate_ <= 0) pump_publishes();
         return Action::kKeep;
       }
@@ -575,10 +756,14 @@ class ReachDriver final : public FleetDriver {
     }
     p.phase = Phase::kFailed;
     count_failure(cause);
-    if (p.inflight > 0) count_failure("no_puback", p.inflight);
+    // Stream messages it sent and never saw acknowledged stay unacknowledged in the ledger.
+    const int64_t unacked = p.inflight - static_cast<int64_t>(p.stream_ids.size());
+    if (unacked > 0) count_failure("no_puback", unacked);
     p.inflight = 0;
+    p.stream_ids.clear();
     announce_ready();
     if (barrier_passed_) pump_publishes();
+    if (stream_publishing_done_) maybe_stream_report();
     return Action::kClose;
   }
 
@@ -604,6 +789,9 @@ class ReachDriver final : public FleetDriver {
       live_.bump(live_.ops);
       last_delivery_ns_ = now;
       maybe_report();
+    } else if (bp->seq >= kReachStreamSeq) {
+      if (p.topic != reach_topic(id)) return count_failure("wrong_topic");
+      on_stream_delivery(l, bp->seq, bp->stamp, now);
     } else if (bp->seq == kReachPushSeq) {
       if (p.topic != reach_push_topic(id)) return count_failure("wrong_push_topic");
       if (!c.expects_push) return count_failure("unexpected_push");
@@ -719,18 +907,27 @@ class ReachDriver final : public FleetDriver {
     const uint64_t now = monotonic_ns();
     ++ticks_;
     if (o_.keep_alive_s > 0 && ticks_ % (1000 / kTickMs) == 0) ping_idle(now);
-    const bool waiting = (announced_ && !barrier_passed_) || (reported_ && !all_reported_) ||
+    const bool waiting = (announced_ && !stream_started_ && !barrier_passed_) ||
+                         (stream_reported_ && !barrier_passed_) || (reported_ && !all_reported_) ||
                          (all_reported_ && !pushed_seen_ && !pusher_);
-    if (waiting) {
+    // The wait for "upgraded" lasts as long as the command does: only --max-time bounds it.
+    const bool awaiting_command = stream_started_ && !upgraded_seen_;
+    if (waiting || awaiting_command) {
       // Asking again returns every retained report: covers one that slipped past.
       if (ticks_ % kResubscribeEveryTicks == 0) {
         if (Connection* conn = loop().find(control_)) send_subscribe(*conn, sync_prefix_ + "#", 1);
       }
+    }
+    if (waiting) {
       if (static_cast<double>(now - wait_since_ns_) / 1e9 > o_.sync_timeout_s) {
-        fail_run(!barrier_passed_ ? "sync_timeout_ready" : !all_reported_ ? "sync_timeout_got" : "sync_timeout_pushed");
+        fail_run(!stream_started_ && !barrier_passed_ ? "sync_timeout_ready"
+                 : !barrier_passed_                   ? "sync_timeout_streamed"
+                 : !all_reported_                     ? "sync_timeout_got"
+                                                      : "sync_timeout_pushed");
         return;
       }
     }
+    maybe_stream_report();
     maybe_report();
     maybe_finish();
   }
@@ -762,16 +959,20 @@ class ReachDriver final : public FleetDriver {
     if (announced_) publish_sync(kStageReady, "");
     if (reported_) publish_sync(kStageGot, "");
     if (pusher_loop_ && all_reported_) publish_sync(kStagePushed, "");
+    if (upgraded_reported_) publish_sync(kStageUpgraded, "");
+    if (stream_reported_) publish_sync(kStageStreamed, "");
+    command_.reset();
     finish();
   }
 
   void on_stop() override {
     stop_timers();
     if (pusher_) pusher_->cancel();
+    command_.reset();  // SIGTERM to a command still running
   }
 
   void stop_timers() {
-    for (uint64_t* t : {&tick_timer_, &pace_timer_}) {
+    for (uint64_t* t : {&tick_timer_, &pace_timer_, &command_timer_, &tail_timer_}) {
       if (*t) loop().cancel_timer(*t);
       *t = 0;
     }
@@ -811,17 +1012,29 @@ class ReachDriver final : public FleetDriver {
   bool publishing_done_ = false;
   uint64_t delivered_ = 0;
 
+  // The stream stage.
+  StreamLedger ledger_;
+  double stream_loop_rate_ = 0;
+  std::unique_ptr<CommandRunner> command_;  // the loop holding client 0, while it runs
+  std::map<uint64_t, uint64_t> streamed_;   // first client number of a loop -> its clients
+  bool stream_started_ = false, stream_publishing_done_ = false, stream_reported_ = false;
+  bool upgraded_seen_ = false, upgraded_reported_ = false;
+  uint64_t stream_start_ns_ = 0, stream_stop_ns_ = 0;
+  uint64_t last_stream_event_ns_ = 0;     // a stream PUBACK or delivery
+  uint64_t last_stream_delivery_ns_ = 0;
+
   std::vector<uint64_t> push_targets_;  // the pusher loop only
   std::unique_ptr<AdminPusher> pusher_;
   uint64_t push_start_ns_ = 0, pushed_ns_ = 0, last_push_ns_ = 0;
   uint64_t pushes_got_ = 0;
 
-  uint64_t cpu_start_us_ = 0, cpu_barrier_us_ = 0, cpu_reported_us_ = 0;
+  // Server CPU at the start of the current stage (subscribe, stream, publish), and at "got".
+  uint64_t cpu_barrier_us_ = 0, cpu_reported_us_ = 0;
   uint64_t started_ns_ = monotonic_ns();
   static constexpr uint32_t kLostReported = 5;  // per bench loop
   uint32_t lost_reported_ = 0;
   uint64_t ticks_ = 0, own_ping_ns_ = 0;
-  uint64_t tick_timer_ = 0, pace_timer_ = 0;
+  uint64_t tick_timer_ = 0, pace_timer_ = 0, command_timer_ = 0, tail_timer_ = 0;
 };
 
 }  // namespace

@@ -3,6 +3,12 @@
 // the admin API by client id; each must arrive exactly once at the right client. The stages
 // and the rendezvous between processes are in mqtt_reach_driver.h.
 //
+// With --stream-during, the stream stage's counters: stream_published, stream_acked,
+// stream_delivered (unique), stream_lost (acknowledged, never delivered), stream_unacked,
+// stream_duplicates; during_command_rc, during_command_ms; the latency histograms
+// stream_delivery (send to delivery) and stream_loop_gap (between a loop's stream deliveries).
+// disconnects: connections the server closed or reset (any stage, any run).
+//
 // ops = clients that got their published message. finalize adds, besides the connect and
 // subscribe rates: deliveries_per_s (over the time from the first publish to the last
 // delivery, across every process) and, with --server-pid, the server's CPU per stage divided
@@ -73,6 +79,22 @@ class MqttReachWorkload final : public Workload {
     cmd.add_option("--push-concurrency", o_.push_concurrency, "Admin requests in flight")
         ->check(CLI::Range(1, 32))
         ->capture_default_str();
+    cmd.add_option("--stream-during", o_.stream_during,
+                   "Stream stage: once every client is subscribed, stream QoS 1 messages to them "
+                   "and run this shell command (sh -c) meanwhile, e.g. \"tcpms-server --upgrade "
+                   "--pid-file F\"; counts what the broker acknowledged and never delivered "
+                   "(needs --qos 1)");
+    cmd.add_option("--stream-after", o_.stream_after_s, "Seconds of streaming before the command starts")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
+    cmd.add_option("--stream-tail", o_.stream_tail_s, "Seconds of streaming after the command returned")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
+    cmd.add_option("--stream-rate", o_.stream_rate,
+                   "Stream PUBLISH per second over the whole run, open loop; 0: each publisher "
+                   "keeps --inflight unacknowledged")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
   }
   std::string validate(const CommonOptions& c) const override {
     if (o_.pushes > 0) {
@@ -81,6 +103,8 @@ class MqttReachWorkload final : public Workload {
       if (o_.admin.empty()) return "--pushes needs --admin HOST:PORT (or --pushes 0)";
       if (!split_host_port(o_.admin, host, port)) return fmt::format("--admin {}: expected HOST:PORT", o_.admin);
     }
+    if (!o_.stream_during.empty() && o_.qos != 1)
+      return "--stream-during needs --qos 1 (a loss is a message acknowledged and never delivered)";
     if (c.connections > 0xFFFF'FFFFll) return "at most 4294967295 clients (the payload's client field)";
     return {};
   }
@@ -99,6 +123,12 @@ class MqttReachWorkload final : public Workload {
                      {"push_concurrency", o_.push_concurrency}};
     if (o_.qos > 0) j["inflight"] = o_.inflight;
     if (!o_.admin.empty()) j["admin"] = o_.admin;
+    if (!o_.stream_during.empty()) {
+      j["stream_during"] = o_.stream_during;
+      j["stream_after_s"] = o_.stream_after_s;
+      j["stream_tail_s"] = o_.stream_tail_s;
+      j["stream_rate"] = o_.stream_rate;
+    }
     return j;
   }
   // Clients only: each loop's control and publisher connections fit in the descriptors a
@@ -115,6 +145,7 @@ class MqttReachWorkload final : public Workload {
     add_cpu_per_op(r, "phase_subscribe_server_cpu_us", "subscribed", "subscribe_server_cpu_ns_per_client");
     add_cpu_per_op(r, "phase_publish_server_cpu_us", bench::kCounterOps, "publish_server_cpu_ns_per_delivery");
     add_cpu_per_op(r, "phase_push_server_cpu_us", "pushes_delivered", "push_server_cpu_ns_per_push");
+    add_cpu_per_op(r, "phase_stream_server_cpu_us", "stream_delivered", "stream_server_cpu_ns_per_delivery");
   }
 
  private:

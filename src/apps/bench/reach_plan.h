@@ -13,9 +13,11 @@
 
 namespace tcpms::benchapp {
 
-// Payload sequence numbers (mqtt_payload.h's `seq` field) of the two messages a client gets.
+// Payload sequence numbers (mqtt_payload.h's `seq` field) of the messages a client gets.
 inline constexpr uint32_t kReachPublishSeq = 0;  // published to its topic
 inline constexpr uint32_t kReachPushSeq = 1;     // pushed by client id through the admin API
+// The stream stage's message m of a loop (stream_ledger.h) has kReachStreamSeq + m.
+inline constexpr uint32_t kReachStreamSeq = 2;
 
 // "reach/<client id>": the topic client `client_id` subscribes to and is published to.
 std::string reach_topic(std::string_view client_id);

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# bench/upgrade_mqtt_reach.sh N: what `PROTOCOL=mqtt bench/upgrade.sh N` runs when N is more than
+# one Python driver process holds (N > 19,500), or with DRIVER=bench: N MQTT 3.1.1 clients of
+# tcpms-bench mqtt-reach over as many bench processes as their descriptors need, each
+# subscribed to a topic of its own at QoS 1, against tcpms-server with worker processes
+# (PROCESSES, default N / PER_PROCESS rounded up and at least 2, one loop each, as
+# bench/scale.sh --mqtt).
+# mqtt-reach's stream stage (docs/bench.md) sends QoS 1 messages round robin to every client
+# (STREAM_RATE per second over the run, at most INFLIGHT unacknowledged per publisher) for
+# 2 s, during `tcpms-server --upgrade`, and 2 s after it returned; then every message the
+# broker acknowledged must arrive. Its publish and push stages then reach every client once
+# more, through the new server (and its admin API for PUSHES of them).
+#
+# Prints the bench's figures, the peak memory of both server generations during the run
+# (summed VmRSS and Pss of every process, bench/server_memory.py), and exits non-zero unless
+# nobody was disconnected, nothing acknowledged was lost, `--upgrade` returned 0, and every
+# client got its published and pushed message. The bench never reconnects, so reconnects are
+# 0 by construction and a disconnect cannot hide.
+#
+# Environment: BUILD_DIR (build/release), PROCESSES, PER_PROCESS (19000), STREAM_RATE (5000;
+# 0: as fast as INFLIGHT allows), INFLIGHT (100), PUSHES (1000), MAX_LOGINS (50000), DRAIN (30 s),
+# KEEP_JSON (copy the bench's JSON there), SERVER_LOG_OUT (keep the server's log).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:?usage: bench/upgrade_mqtt_reach.sh N}
+B=${BUILD_DIR:-build/release}/bin
+STREAM_RATE=${STREAM_RATE:-5000}
+INFLIGHT=${INFLIGHT:-100}
+PUSHES=${PUSHES:-1000}
+MAX_LOGINS=${MAX_LOGINS:-50000}
+DRAIN=${DRAIN:-30}
+work=$(mktemp -d)
+source bench/lib.sh
+trap '[ -z "${SERVER_LOG_OUT:-}" ] || cp "$work/server.log" "$SERVER_LOG_OUT" 2>/dev/null; cleanup_all' EXIT
+for b in tcpms-server tcpms-bench tcpms-doctor; do
+  [ -x "$B/$b" ] || { echo "missing $B/$b: build it first" >&2; exit 1; }
+done
+ulimit -n "$(ulimit -Hn)"
+# At least 2: the supervisor hands its reserved admin port (127.0.0.1:0 at start) to its
+# successor; a single process's successor would bind a new one, and the push stage after the
+# upgrade would not find it.
+processes=${PROCESSES:-$(server_processes "$N")}
+[ "$processes" -ge 2 ] || processes=2
+# Both generations hold the clients' user-space state for a while.
+check_memory "$N" "$MQTT_BYTES_PER_PAIR"
+doctor_apply "$N"
+start_mqtt_workers "$processes" --sys-interval 0 --pid-file "$work/tcpms.pid"
+echo "upgrade: tcpms-server pid $SERVER, $processes worker processes on $ADDR" >&2
+for _ in $(seq 100); do [ -s "$work/tcpms.pid" ] && break; sleep 0.1; done
+
+/usr/bin/python3 bench/server_memory.py "$work/memory.json" "$work/tcpms.pid" "$SERVER" &
+sampler=$!
+PIDS+=("$sampler")
+bin=$(cd "$B" && pwd)
+# The start time beside the command, so the old supervisor's exit can be timed from it.
+upgrade_cmd="date +%s.%N >$work/upgrade.start; exec $bin/tcpms-server --upgrade --pid-file $work/tcpms.pid"
+out="$work/reach.json"
+"$B/tcpms-bench" mqtt-reach --target "$ADDR" -n "$N" --qos 1 --pushes "$PUSHES" --admin "$ADMIN" \
+  --stream-during "$upgrade_cmd" --stream-after 2 --stream-tail 2 --stream-rate "$STREAM_RATE" \
+  --publishers 1 --inflight "$INFLIGHT" --drain "$DRAIN" "${REACH_FLEET_ARGS[@]}" \
+  --max-logins "$MAX_LOGINS" --sync-timeout 300 --max-time 1800 --json >"$out" 2>"$work/bench.log" || true
+kill -TERM "$sampler" 2>/dev/null || true
+wait "$sampler" 2>/dev/null || true
+grep -E "^(tcpms-bench|layout)" "$work/bench.log" >&2 || true
+grep -E "SIGUSR2|handover|upgrade" "$work/server.log" | tail -20 >&2 || true
+[ -z "${KEEP_JSON:-}" ] || cp "$out" "$KEEP_JSON"
+[ -s "$out" ] || { echo "tcpms-bench produced no result:" >&2; tail -30 "$work/bench.log" >&2; exit 1; }
+# The successor is not our child: stop it by its pid file.
+new_pid=$(cat "$work/tcpms.pid" 2>/dev/null || true)
+if [ -n "$new_pid" ] && [ "$new_pid" != "$SERVER" ]; then kill -TERM "$new_pid" 2>/dev/null || true; fi
+
+/usr/bin/python3 - "$out" "$work/memory.json" "$work/upgrade.start" "$N" "$PUSHES" "$processes" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+try:
+    mem = json.load(open(sys.argv[2]))
+except (OSError, ValueError):
+    mem = {}
+try:
+    started = float(open(sys.argv[3]).read())
+except (OSError, ValueError):
+    started = None
+n, pushes, processes = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+c, lat, fails = d["counters"], d["latency"], d["failures"]
+def ms(name, key):
+    h = lat.get(name)
+    return round(h[key] / 1e6, 1) if h else None
+gone = mem.get("old_root_gone_unix")
+r = {
+    "clients": n,
+    "server_processes": processes,
+    "bench_processes": d["layout"]["processes"],
+    "subscribed": c.get("subscribed", 0),
+    "disconnects": c.get("disconnects", 0),
+    "reconnects": 0,  # the bench never reconnects
+    "stream_published": c.get("stream_published", 0),
+    "stream_acked": c.get("stream_acked", 0),
+    "stream_delivered": c.get("stream_delivered", 0),
+    "stream_lost": c.get("stream_lost", 0),
+    "stream_unacked": c.get("stream_unacked", 0),
+    "stream_duplicates": c.get("stream_duplicates", 0),
+    "stream_latency_p50_ms": ms("stream_delivery", "p50_ns"),
+    "stream_latency_p99_ms": ms("stream_delivery", "p99_ns"),
+    "stream_latency_max_ms": ms("stream_delivery", "max_ns"),
+    "longest_loop_gap_ms": ms("stream_loop_gap", "max_ns"),
+    "upgrade_command_rc": c.get("during_command_rc"),
+    "upgrade_command_s": c["during_command_ms"] / 1e3 if "during_command_ms" in c else None,
+    "old_supervisor_gone_s": round(gone - started, 2) if gone and started else None,
+    "peak_server_rss_mib": round(mem.get("peak_total_rss_bytes", 0) / 2**20),
+    "peak_server_pss_mib": round(mem.get("peak_total_pss_bytes", 0) / 2**20),
+    "peak_old_rss_mib": round(mem.get("peak_old_rss_bytes", 0) / 2**20),
+    "peak_new_rss_mib": round(mem.get("peak_new_rss_bytes", 0) / 2**20),
+    "peak_old_pss_mib": round(mem.get("peak_old_pss_bytes", 0) / 2**20),
+    "peak_new_pss_mib": round(mem.get("peak_new_pss_bytes", 0) / 2**20),
+    "at_peak_rss_mib": {k: round(v / 2**20) if k.endswith("rss") else v for k, v in mem.get("at_peak_rss", {}).items()},
+    "published_after": c.get("published", 0),
+    "delivered_after": c.get("deliveries", 0),
+    "pushes_delivered_after": c.get("pushes_delivered", 0),
+    "failures": fails,
+}
+print(json.dumps(r, indent=1))
+ok = (r["subscribed"] == n and r["disconnects"] == 0 and r["stream_lost"] == 0 and r["stream_acked"] > 0
+      and r["upgrade_command_rc"] == 0 and r["delivered_after"] == n
+      and r["pushes_delivered_after"] == min(pushes, n) and d["failure_total"] == 0)
+if not ok:
+    print("upgrade: FAILED (see disconnects, stream_lost, upgrade_command_rc, failures)", file=sys.stderr)
+sys.exit(0 if ok else 1)
+PY
