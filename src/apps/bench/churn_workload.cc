@@ -98,8 +98,7 @@ class ChurnDriver final : public DriverBase {
     Slot& s = slots_[i];
     if (s.opened) live_.bump(live_.open, -1);
     // Timeouts, mismatches and the bench's own closes were counted where they were decided.
-    const bool counted = reason == CloseReason::kShutdown || reason == CloseReason::kProtocol ||
-                         reason == CloseReason::kIdleTimeout;
+    const bool counted = closed_by_us(reason);
     if (!counted && (s.state == State::kConnecting || s.state == State::kAwaiting))
       count_failure(close_cause(reason, conn.last_error()));
     release(i);

@@ -17,6 +17,13 @@ std::string errno_cause(int err);
 // The failure cause for a connection that closed for `reason` (with `last_error` from the
 // engine): the errno name when there is one, else "closed_by_server", "output_overflow"...
 std::string close_cause(CloseReason reason, int last_error);
+// A close the bench made itself: its own teardown (Server::stop), a close the workload asked
+// for (kProtocol), a timeout counted where it was decided. Anything else was the other side's
+// doing (or the network's): a lost client.
+inline bool closed_by_us(CloseReason reason) noexcept {
+  return reason == CloseReason::kShutdown || reason == CloseReason::kProtocol ||
+         reason == CloseReason::kIdleTimeout;
+}
 
 // CLOCK_MONOTONIC in nanoseconds: the same clock in every process of the run.
 uint64_t monotonic_ns() noexcept;

@@ -96,11 +96,7 @@ void FleetDriver::on_close(Connection& conn, CloseReason reason) {
     --open_;
     live_.bump(live_.open, -1);
   }
-  // The bench's own teardown (Server::stop) is no failure; closes the workload asked for
-  // (kProtocol) and timeouts were counted where they were decided.
-  if (reason == CloseReason::kShutdown || reason == CloseReason::kProtocol ||
-      reason == CloseReason::kIdleTimeout)
-    return;
+  if (closed_by_us(reason)) return;  // no failure, or counted where it was decided
   if (was == SlotState::kConnecting) {
     count_failure(close_cause(reason, conn.last_error()));
     --pending_;

@@ -128,8 +128,7 @@ class MqttDriver final : public FleetDriver {
 
   void on_close(Connection& conn, CloseReason reason) override {
     if (tag_index(conn) == kControlTag) {
-      const bool ours = reason == CloseReason::kShutdown || reason == CloseReason::kProtocol ||
-                        reason == CloseReason::kIdleTimeout;
+      const bool ours = closed_by_us(reason);
       control_phase_ = Phase::kFailed;
       if (!ours && !done()) fail_run("control_" + close_cause(reason, conn.last_error()));
       return;

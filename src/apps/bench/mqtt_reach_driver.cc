@@ -167,8 +167,7 @@ class ReachDriver final : public FleetDriver {
 
   void on_close(Connection& conn, CloseReason reason) override {
     const uint64_t tag = tag_index(conn);
-    const bool ours = reason == CloseReason::kShutdown || reason == CloseReason::kProtocol ||
-                      reason == CloseReason::kIdleTimeout;
+    const bool ours = closed_by_us(reason);
     // Closed by the server or reset, whichever connection: a client would have to reconnect.
     if (!ours && !done() && (tag >= kFirstPublisherTag || slot_index(conn) >= clients_.size() ||
                              clients_[slot_index(conn)].phase != Phase::kTcp))
@@ -252,9 +251,7 @@ class ReachDriver final : public FleetDriver {
   // The first few clients lost to the other side, by id, phase and time: what a server's log
   // can be searched for when a run loses a handful out of a million.
   void report_lost(uint64_t l, CloseReason reason, int last_error) {
-    const bool ours = reason == CloseReason::kShutdown || reason == CloseReason::kProtocol ||
-                      reason == CloseReason::kIdleTimeout;
-    if (ours || done() || lost_reported_ >= kLostReported) return;
+    if (closed_by_us(reason) || done() || lost_reported_ >= kLostReported) return;
     const ReachClient& c = clients_[l];
     static constexpr std::string_view kPhaseNames[] = {"tcp", "connack", "suback", "ready", "failed"};
     ++lost_reported_;
