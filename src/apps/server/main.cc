@@ -380,7 +380,8 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
           mesh->start();
           if (peer_router == nullptr) return;
           peer_router->enroll_homed_here();
-          const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+          const auto since = std::chrono::steady_clock::now();
+          const auto until = since + std::chrono::milliseconds(timeout_ms);
           while (!peer_router->knows_every_peer()) {
             if (std::chrono::steady_clock::now() >= until) {
               spdlog::warn("handover: not every other worker was heard of within {} ms; reading "
@@ -389,6 +390,10 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
             }
             std::this_thread::sleep_for(std::chrono::milliseconds(1));
           }
+          // How long the clients that moved here waited for the new mesh, beyond the handover.
+          spdlog::info("handover: every other worker heard of after {} ms; reading input",
+                       std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::steady_clock::now() - since).count());
         });
       }
     } else if (!error.empty()) {
