@@ -19,7 +19,8 @@
 #
 # Environment: BUILD_DIR (build/release), PROCESSES, PER_PROCESS (19000), STREAM_RATE (5000;
 # 0: as fast as INFLIGHT allows), INFLIGHT (100), PUSHES (1000), MAX_LOGINS (50000), DRAIN (30 s),
-# KEEP_JSON (copy the bench's JSON there), SERVER_LOG_OUT (keep the server's log).
+# KEEP_JSON (copy the bench's JSON there), SERVER_LOG_OUT (keep the server's log), SERVER_ARGS
+# (more tcpms-server flags, e.g. "--log-level debug"; the successor gets the same command line).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:?usage: bench/upgrade_mqtt_reach.sh N}
@@ -44,7 +45,7 @@ processes=${PROCESSES:-$(server_processes "$N")}
 # Both generations hold the clients' user-space state for a while.
 check_memory "$N" "$MQTT_BYTES_PER_PAIR"
 doctor_apply "$N"
-start_mqtt_workers "$processes" --sys-interval 0 --pid-file "$work/tcpms.pid"
+start_mqtt_workers "$processes" --sys-interval 0 --pid-file "$work/tcpms.pid" ${SERVER_ARGS:-}
 echo "upgrade: tcpms-server pid $SERVER, $processes worker processes on $ADDR" >&2
 for _ in $(seq 100); do [ -s "$work/tcpms.pid" ] && break; sleep 0.1; done
 
