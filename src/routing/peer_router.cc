@@ -255,6 +255,12 @@ void PeerRouter::flush_interest() {
     std::lock_guard lock(own_column_mu_);
     update = local_.take_update(&covers);
     write_own_column(update);
+    own_column_covers_.store(covers, std::memory_order_release);
+    // The others read our column where it was just written: a delta would travel to every
+    // worker for nothing (none applies another's frame). A snapshot still goes, because a
+    // larger one is what makes the others grow to its size (maybe_grow_interest); the mark
+    // below still goes, because held SUBACKs wait for its answers.
+    if (peek_kind(as_bytes(update)) != FrameKind::kInterestSnapshot) update.clear();
   } else {
     update = local_.take_update(&covers);
   }
@@ -916,7 +922,18 @@ void PeerRouter::on_peer_up(PeerId peer) {
   if (remote_.shared()) flush_interest();
   // What the peer must know of us, Hello first (the transport keeps this order).
   send(peer, Frame(Hello{incarnation_, local_.slots(), options_.interest.hashes}));
-  if (hub_ == kNoPeer || peer == hub_) {
+  if (remote_.shared()) {
+    // The peer reads our column (and every other) in the shared region: no column travels,
+    // and none is relayed, which with N workers coming up together would be N x N columns.
+    // A peer that came up at a larger size makes us grow now, as its snapshot would have.
+    maybe_grow_interest();
+    if (hub_ == kNoPeer || peer == hub_)
+      resume_all(acks_.peer_up(peer, own_column_covers_.load(std::memory_order_acquire)));
+    else if (hub_ == self_)
+      send_answers(acks_.hub_peer_up(peer));
+    else
+      resume_all(acks_.peer_up(peer, 0));
+  } else if (hub_ == kNoPeer || peer == hub_) {
     // Our column, to the peer itself or to the hub (which passes it on to everyone).
     uint64_t covers = 0;
     send(peer, SharedBytes::copy_of(as_bytes(local_.snapshot(&covers))));

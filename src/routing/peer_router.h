@@ -295,6 +295,8 @@ class PeerRouter final : public broker::Router, public Transport::Receiver {
   std::atomic<bool> flush_scheduled_{false};
   // One flush at a time with shared tables: updates reach our column in the order taken.
   std::mutex own_column_mu_;
+  // With shared tables: the generation our column in the shared region is current to.
+  std::atomic<uint64_t> own_column_covers_{0};
   std::atomic<bool> growing_{false};
 
   mutable std::mutex dir_mu_;

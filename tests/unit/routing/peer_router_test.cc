@@ -24,6 +24,7 @@
 #include "routing/directory.h"
 #include "routing/memory_transport.h"
 #include "routing/peer_router.h"
+#include "routing/remote_interest.h"
 #include "store/sqlite_db.h"
 #include "store/store.h"
 #include "store/store_files.h"
@@ -683,11 +684,17 @@ TEST_F(DurableAcrossPeers, WithoutAStoreNothingIsAsked) {
 // an adversarial order (newest senders first, one frame at a time, the clock moved in between
 // so that deltas, snapshots and the hub's relays interleave): every peer must end up knowing
 // every filter of every other one.
-TEST(PeerRouter, FiltersAddedWhileBitmapsGrowAreKnownEverywhereWhateverTheOrder) {
+// `shared`: the bitmaps in one region every peer reads (worker processes), where only a
+// snapshot at a new size travels and the peers grow on their own.
+void filters_added_while_bitmaps_grow(bool shared) {
   RouterOptions o;
   o.interest.min_slots = 8;
   o.interest_relay_above = 2;  // 5 peers: through the hub, peer 0
   o.interest_interval_ms = 3;
+  std::string error;
+  std::unique_ptr<InterestRegion> region = shared ? RemoteInterest::shared_region(&error) : nullptr;
+  ASSERT_TRUE(!shared || region) << error;
+  o.shared_interest = region.get();
   constexpr uint32_t kPeers = 5;
   Mesh m(kPeers, o);
   constexpr int kRounds = 6, kPerRound = 4;
@@ -734,6 +741,14 @@ TEST(PeerRouter, FiltersAddedWhileBitmapsGrowAreKnownEverywhereWhateverTheOrder)
   EXPECT_GE(m[1].router->stats().interest_rebuilds.load(), 3u);  // 8 -> 32 -> 128 -> 512
 }
 
+TEST(PeerRouter, FiltersAddedWhileBitmapsGrowAreKnownEverywhereWhateverTheOrder) {
+  filters_added_while_bitmaps_grow(false);
+}
+
+TEST(PeerRouter, WithSharedTablesFiltersAddedWhileBitmapsGrowAreKnownEverywhere) {
+  filters_added_while_bitmaps_grow(true);
+}
+
 // A link can break and be made again while both processes live (worker mesh: the sending side
 // closed it past its output limit, or the receiver refused a frame; PeerMesh redials it). Only
 // the sender sees it (on_peer_down, then on_peer_up when redialled); the other side's link
@@ -778,12 +793,18 @@ TEST(PeerRouter, AMessagePublishedAfterTheSubackReachesTheSubscriber) {
     uint32_t relay_above;
     PeerId subscriber;
     const char* what;
+    bool shared = false;  // the bitmaps in one region every peer reads (worker processes)
   };
   for (const Case k : {Case{8, 3, "directly"}, Case{2, 3, "through the hub (peer 0)"},
-                       Case{2, 0, "on the hub"}}) {
+                       Case{2, 0, "on the hub"}, Case{8, 3, "shared tables", true},
+                       Case{2, 3, "shared tables, through the hub", true}}) {
     SCOPED_TRACE(k.what);
     RouterOptions o;
     o.interest_relay_above = k.relay_above;
+    std::string error;
+    std::unique_ptr<InterestRegion> region = k.shared ? RemoteInterest::shared_region(&error) : nullptr;
+    ASSERT_TRUE(!k.shared || region) << error;
+    o.shared_interest = region.get();
     Mesh m(4, o);
     Client sub(m[k.subscriber].port);
     ASSERT_EQ(connect_present(sub, "just-subscribed", true), 0);
@@ -810,6 +831,11 @@ TEST(PeerRouter, AMessagePublishedAfterTheSubackReachesTheSubscriber) {
     }
     EXPECT_EQ(m[k.subscriber].router->stats().subacks_held.load(), 1u);
     EXPECT_EQ(m[k.subscriber].router->stats().subacks_unconfirmed.load(), 0u);
+    // With shared tables the filter is read where it was written: no update travels, only
+    // the marks the held SUBACK waits on.
+    if (k.shared)
+      for (PeerId p = 0; p < 4; ++p)
+        EXPECT_EQ(m[p].router->stats().interest_updates_sent.load(), 0u) << "peer " << p;
   }
 }
 
