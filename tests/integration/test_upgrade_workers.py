@@ -127,6 +127,14 @@ class QoS1Traffic:
             return self.acked - self.received
 
 
+def stop_traffic(traffic, clients):
+    """Ends start_traffic's publishers and readers and closes its clients."""
+    traffic.stop_publishing.set()
+    traffic.stop_reading.set()
+    for c, _ in clients:
+        c.close()
+
+
 def flows_on_with_nothing_lost(traffic):
     """The traffic goes on after the upgrade (or its refusal); then everything acknowledged
     arrives, and nobody was disconnected."""
@@ -180,10 +188,7 @@ def test_mqtt_qos1_between_workers_flows_across_an_upgrade_with_nothing_lost(tmp
                 assert holder(srv.port, c.sock) in new_workers
                 c.ping()
         finally:
-            traffic.stop_publishing.set()
-            traffic.stop_reading.set()
-            for c, _ in clients:
-                c.close()
+            stop_traffic(traffic, clients)
             stop_pid(read_pid(pid_file))
 
 
@@ -259,10 +264,7 @@ def test_a_new_worker_that_dies_after_taking_a_batch_stops_every_pair_and_loses_
             assert "halfway" not in out, out
             still_with_the_old_workers(srv, pid_file, traffic, clients, old_workers)
         finally:
-            traffic.stop_publishing.set()
-            traffic.stop_reading.set()
-            for c, _ in clients:
-                c.close()
+            stop_traffic(traffic, clients)
 
 
 def test_a_new_server_that_dies_halfway_leaves_every_mqtt_client_with_the_old_workers(tmp_path):
@@ -281,10 +283,7 @@ def test_a_new_server_that_dies_halfway_leaves_every_mqtt_client_with_the_old_wo
             assert "handover fake: 2 workers sent frame kinds" in srv.output()
             still_with_the_old_workers(srv, pid_file, traffic, clients, old_workers)
         finally:
-            traffic.stop_publishing.set()
-            traffic.stop_reading.set()
-            for c, _ in clients:
-                c.close()
+            stop_traffic(traffic, clients)
 
 
 def test_a_changed_process_count_is_refused_clearly_and_the_old_server_serves_on(tmp_path):
@@ -356,10 +355,7 @@ def refused_between_process_counts(tmp_path, running, successor, *args):
             again.close()
             return out
         finally:
-            traffic.stop_publishing.set()
-            traffic.stop_reading.set()
-            for c, _ in clients:
-                c.close()
+            stop_traffic(traffic, clients)
 
 
 def test_a_server_of_one_process_is_not_handed_to_worker_processes(tmp_path):
