@@ -25,6 +25,60 @@ Store::~Store() {
   if (writer_) writer_->stop();
 }
 
+std::unique_ptr<Store> Store::taking_over(const StoreConfig& config) {
+  std::unique_ptr<Store> s(new Store());
+  s->config_ = config;
+  s->writer_ = std::make_unique<StoreWriter>(config.sync);
+  s->writer_->submit(ClearAll{});
+  return s;
+}
+
+bool Store::take_files(uint32_t wait_ms, std::string& error) {
+  const auto t0 = std::chrono::steady_clock::now();
+  lock_ = lock_store_dir(config_.dir, error, wait_ms);
+  if (!lock_) return false;
+  const std::string path = store_db_path(config_.dir);
+  SqliteDb db = SqliteDb::open(path, false, error);
+  if (!db.valid()) return false;
+  // What is in the files is replaced, so damage costs nothing but the check: the damaged files
+  // are kept aside for the operator, as at start-up.
+  std::string why;
+  bool damaged = false;
+  if (!prepare_store_db(db, config_.sync.mode, why, damaged)) {
+    if (!damaged) {
+      error = path + ": " + why;
+      return false;
+    }
+  } else if (std::string check = check_store_db(db); !check.empty()) {
+    why = "SQLite's check failed: " + check;
+    damaged = true;
+  }
+  if (damaged) {
+    db.close();
+    aside_dir_ = move_store_aside(config_.dir, false, error);
+    if (aside_dir_.empty()) return false;
+    spdlog::error("store: {} was damaged ({}); kept in {}; written anew from this process's "
+                  "state", config_.dir, why, aside_dir_);
+    db = SqliteDb::open(path, false, error);
+    if (!db.valid()) return false;
+    if (!prepare_store_db(db, config_.sync.mode, why, damaged)) {
+      error = path + ": " + why;
+      return false;
+    }
+  }
+  writer_->attach(std::move(db), path + "-wal");
+  spdlog::info("store: {} taken over in {:.2f} s; {} writes queued meanwhile", config_.dir,
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+               writer_->stats().queued_ops.load(std::memory_order_relaxed));
+  return true;
+}
+
+void Store::release() {
+  writer_->stop();
+  writer_->close();
+  lock_ = UniqueFd();
+}
+
 std::unique_ptr<Store> Store::open(const StoreConfig& config, RecoveryVisitor& visitor,
                                    RecoveryReport& report, std::string& error) {
   const auto t0 = std::chrono::steady_clock::now();

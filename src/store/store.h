@@ -13,6 +13,15 @@
 // DIR/damaged-<time>/, and starts with what could be read; with OnDamage::kRefuse it refuses
 // instead and changes nothing.
 //
+// An upgrade (docs/upgrade.md) hands the store over between two processes without either
+// reading the other's memory from disk: the new process takes the sessions over the handover
+// socket, queues their writes from the start (taking_over), and takes the files once the old
+// process has committed its last write and let go (release): its first commit clears the store
+// and writes its whole state, in one transaction, so the disk never holds half of either.
+//
+//   old:  Store::open ... handover committed ... store->release()
+//   new:  Store::taking_over(config) ... handover committed ... take_files(wait) ... start()
+//
 // Thread rules: open and start on one thread; writer() from any thread afterwards.
 #pragma once
 
@@ -44,6 +53,18 @@ class Store {
   // permission, a full disk), or it is damaged and `on_damage` is kRefuse.
   static std::unique_ptr<Store> open(const StoreConfig& config, RecoveryVisitor& visitor,
                                      RecoveryReport& report, std::string& error);
+  // For a process taking the store over from the one it replaces: the writer queues (the
+  // first op clears the store) until take_files() gives it the files.
+  static std::unique_ptr<Store> taking_over(const StoreConfig& config);
+  // Locks the directory (waiting up to `wait_ms` for the process it replaces to let go),
+  // opens and checks the database (a damaged one is kept aside and started fresh: all of it is
+  // written anew). False with `error` when it cannot; abandon_files() then.
+  bool take_files(uint32_t wait_ms, std::string& error);
+  // The files cannot be had: nothing will be written (the writer drops its ops).
+  void abandon_files() { writer_->abandon(); }
+  // The process that handed its state over: commits and syncs what is queued, closes the
+  // database and unlocks the directory. Later writes are dropped.
+  void release();
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;

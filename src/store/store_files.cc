@@ -5,10 +5,12 @@
 #include <sys/file.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <system_error>
+#include <thread>
 
 namespace tcpms::store {
 
@@ -16,7 +18,7 @@ namespace fs = std::filesystem;
 
 std::string store_db_path(const std::string& dir) { return (fs::path(dir) / kStoreFileName).string(); }
 
-UniqueFd lock_store_dir(const std::string& dir, std::string& error) {
+UniqueFd lock_store_dir(const std::string& dir, std::string& error, uint32_t wait_ms) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) {
@@ -29,11 +31,19 @@ UniqueFd lock_store_dir(const std::string& dir, std::string& error) {
     error = "cannot open " + path + ": " + std::strerror(errno);
     return UniqueFd();
   }
-  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
-    error = errno == EWOULDBLOCK
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+  int err = 0;
+  while (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    err = errno;
+    if (err != EWOULDBLOCK || std::chrono::steady_clock::now() >= until) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    err = 0;
+  }
+  if (err != 0) {
+    error = err == EWOULDBLOCK
                 ? dir + " is in use by another process (another tcpms-server with the same "
                         "persistence.dir?)"
-                : "cannot lock " + path + ": " + std::strerror(errno);
+                : "cannot lock " + path + ": " + std::strerror(err);
     return UniqueFd();
   }
   return fd;

@@ -17,6 +17,7 @@
 // Thread rules: called by Store::open, on one thread.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "store/sqlite_db.h"
@@ -31,8 +32,9 @@ inline constexpr int kStoreFormat = 1;
 std::string store_db_path(const std::string& dir);
 
 // Creates `dir` (and parents) and takes its lock. Invalid and `error` set when another process
-// holds it or the directory cannot be made.
-UniqueFd lock_store_dir(const std::string& dir, std::string& error);
+// holds it (still after `wait_ms`: a process taking over from the one it replaces waits for it
+// to let go) or the directory cannot be made.
+UniqueFd lock_store_dir(const std::string& dir, std::string& error, uint32_t wait_ms = 0);
 
 // Settings for the writer connection (WAL, synchronous per `mode`, incremental auto-vacuum)
 // and the tables. False and `error` set on failure; `damaged` when SQLite says the file is

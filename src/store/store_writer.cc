@@ -88,6 +88,34 @@ StoreWriter::StoreWriter(SqliteDb db, std::string wal_path, SyncPolicy policy,
   stats_.bodies.store(refs_.size(), std::memory_order_relaxed);
 }
 
+StoreWriter::StoreWriter(SyncPolicy policy) : policy_(policy), next_id_(1) {}
+
+void StoreWriter::attach(SqliteDb db, std::string wal_path) {
+  db_ = std::move(db);
+  wal_path_ = std::move(wal_path);
+  st_ = std::make_unique<Statements>(db_);
+  if (!st_->valid()) spdlog::error("store: preparing statements failed: {}", db_.error());
+}
+
+void StoreWriter::abandon() {
+  uint64_t last;
+  {
+    std::lock_guard lock(mu_);
+    abandoned_ = true;
+    stats_.queued_ops.fetch_sub(queue_.size(), std::memory_order_relaxed);
+    queue_.clear();
+    last = last_seq_;
+  }
+  durable_.store(last, std::memory_order_seq_cst);
+  notify_listeners(last);  // no store thread runs: this thread stands in for it
+}
+
+void StoreWriter::close() {
+  st_.reset();
+  wal_fd_.reset();
+  db_.close();
+}
+
 StoreWriter::~StoreWriter() { stop(); }
 
 uint32_t StoreWriter::add_listener(Notify notify) {
@@ -117,6 +145,11 @@ uint64_t StoreWriter::submit(WriteOp op) {
   {
     std::lock_guard lock(mu_);
     seq = ++last_seq_;
+    if (abandoned_) {
+      durable_.store(seq, std::memory_order_seq_cst);
+      return seq;
+    }
+    if (stopping_) return seq;  // handed over (or shutting down): nothing more is written
     wake = queue_.empty();
     if (wake) first_queued_ = Clock::now();
     queue_.push_back(Pending{seq, std::move(op)});
@@ -267,6 +300,17 @@ bool StoreWriter::apply(const WriteOp& op) {
   scratch_.clear();
   return std::visit(
       Overloaded{
+          [&](const ClearAll&) {
+            for (const char* sql :
+                 {"DELETE FROM sessions", "DELETE FROM subscriptions", "DELETE FROM messages",
+                  "DELETE FROM bodies", "DELETE FROM inbound", "DELETE FROM wills",
+                  "DELETE FROM retained"})
+              if (db_.exec(sql) != SQLITE_OK) return false;
+            refs_.clear();
+            created_.clear();
+            unreferenced_.clear();
+            return true;
+          },
           [&](const PutSession& o) {
             encode_session_record(o.record, scratch_);
             s.put_session.bind(1, o.client_id);

@@ -13,8 +13,15 @@
 // rolled back and retried every second with everything queued since; durable_seq does not
 // move meanwhile, so strict acknowledgements wait rather than lie.
 //
+// A writer can also start without its database (a process taking the store over from the one
+// it replaces, store.h): ops queue and durability waits from the first moment, and attach()
+// gives it the database once the other process has let go of it; the first commit then holds
+// everything queued. A writer stopped stays stopped: later ops are dropped (the process that
+// handed its store over closes what stayed behind without writing).
+//
 // Thread rules: submit, want, durable_seq, next_id and the stats may be called from any thread;
-// add_listener, start and stop from the owner's thread (before start / once).
+// add_listener, attach, abandon, start, stop and close from the owner's thread (before start /
+// once).
 #pragma once
 
 #include <atomic>
@@ -53,14 +60,23 @@ class StoreWriter {
   // `db` is prepared (store_files.h); `body_refs` and `next_id` come from recovery.
   StoreWriter(SqliteDb db, std::string wal_path, SyncPolicy policy,
               std::unordered_map<uint64_t, uint32_t> body_refs, uint64_t next_id);
+  // Without a database yet: attach() before start().
+  explicit StoreWriter(SyncPolicy policy);
   ~StoreWriter();
   StoreWriter(const StoreWriter&) = delete;
   StoreWriter& operator=(const StoreWriter&) = delete;
 
   uint32_t add_listener(Notify notify);
+  bool attached() const noexcept { return st_ != nullptr; }
+  void attach(SqliteDb db, std::string wal_path);
+  // Never to be attached (the database could not be had): what is queued and every later op is
+  // dropped and counts as durable at once, so that nothing waits for it forever.
+  void abandon();
   void start();
   // Commits what is queued (and syncs it, whatever the policy), then joins the thread.
   void stop();
+  // After stop(): lets go of the database.
+  void close();
 
   // Queues `op`; returns its sequence number (increasing in submission order).
   uint64_t submit(WriteOp op);
@@ -117,6 +133,7 @@ class StoreWriter {
   uint64_t last_seq_ = 0;       // guarded by mu_
   std::chrono::steady_clock::time_point first_queued_;  // guarded by mu_
   bool stopping_ = false;       // guarded by mu_
+  bool abandoned_ = false;      // guarded by mu_
   std::atomic<uint64_t> durable_{0};
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::thread thread_;

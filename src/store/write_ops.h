@@ -82,7 +82,12 @@ struct DeleteRetained {
   std::string topic;
 };
 
-using WriteOp = std::variant<PutSession, DropSession, PutSubscription, DeleteSubscription, PutBody,
+// Every row of every table goes. The first op of a process that takes the store over from the
+// process it replaces (an upgrade, docs/upgrade.md): the ops after it write its whole state,
+// in the same commit.
+struct ClearAll {};
+
+using WriteOp = std::variant<ClearAll, PutSession, DropSession, PutSubscription, DeleteSubscription, PutBody,
                              DeleteBody, PutMessage, DeleteMessage, PutInbound, DeleteInbound, PutWill,
                              DeleteWill, PutRetained, DeleteRetained>;
 

@@ -403,6 +403,101 @@ TEST_F(StoreTest, ASecondProcessIsRefusedTheDirectory) {
   EXPECT_NE(error_.find("in use by another process"), std::string::npos) << error_;
 }
 
+// --- an upgrade: the store handed from one process to the next (store.h) ---------------------
+
+TEST_F(StoreTest, ATakeoverQueuesUntilTheOldProcessLetsGoThenReplacesEverythingInOneCommit) {
+  fill(6);  // the old process's rows: all of them go
+  Collect c;
+  RecoveryReport r;
+  auto old_store = open(c, r);
+  ASSERT_TRUE(old_store) << error_;
+  old_store->start();
+  ASSERT_EQ(c.sessions.size(), 6u);
+
+  auto taker = Store::taking_over(StoreConfig{dir_.string(), SyncPolicy{}, OnDamage::kSalvage});
+  StoreWriter& w = taker->writer();
+  std::atomic<uint64_t> notified{0};
+  w.add_listener([&](uint64_t d) { notified = d; });
+  // Its state, written before it has the files; durability waits meanwhile.
+  w.submit(PutSession{"moved", SessionRecord{mqtt::ProtocolVersion::kV311, kNeverExpires, 0, 3}});
+  w.submit(PutSubscription{"moved", "m/#", SubscriptionRecord{mqtt::QoS::k1, 0, 0}});
+  const uint64_t body = w.next_id();
+  w.submit(PutBody{body, MessageBody{sb("m/x"), sb("kept"), {}, 0}});
+  const uint64_t last = w.submit(PutMessage{"moved", w.next_id(),
+                                            MessageRef{body, mqtt::QoS::k1, false, DeliveryState::kQueued, 0, {}}});
+  EXPECT_FALSE(w.want(0, last));
+  std::string error;
+  EXPECT_FALSE(taker->take_files(50, error));  // the old process still holds them
+  EXPECT_NE(error.find("in use by another process"), std::string::npos) << error;
+
+  // The old process writes on until it lets go; those writes are replaced too.
+  old_store->writer().submit(PutSession{"late", SessionRecord{mqtt::ProtocolVersion::kV311, kNeverExpires, 0, 0}});
+  std::thread let_go([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    old_store->release();
+  });
+  ASSERT_TRUE(taker->take_files(5000, error)) << error;  // waits for release()
+  let_go.join();
+  // After release the old process's writes are dropped, not queued for ever.
+  old_store->writer().submit(PutSession{"after", SessionRecord{mqtt::ProtocolVersion::kV311, kNeverExpires, 0, 0}});
+  EXPECT_EQ(old_store->writer().stats().queued_ops.load(), 0u);
+  EXPECT_EQ(count("sessions"), 7);  // nothing of the taker's yet
+  taker->start();
+  for (int i = 0; i < 500 && notified.load() < last; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  EXPECT_GE(w.durable_seq(), last);
+  EXPECT_GE(notified.load(), last);
+  EXPECT_EQ(w.stats().commits.load(), 1u);  // the clear and the state together
+  taker.reset();
+  old_store.reset();
+
+  Collect back = reopen();
+  ASSERT_EQ(back.sessions.size(), 1u);
+  const RecoveredSession& m = back.sessions.at("moved");
+  EXPECT_EQ(m.session.last_packet_id, 3);
+  ASSERT_EQ(m.messages.size(), 1u);
+  EXPECT_EQ(str(m.messages[0].body.payload), "kept");
+  EXPECT_TRUE(back.retained.empty());
+  EXPECT_EQ(count("bodies"), 1);
+}
+
+TEST_F(StoreTest, ATakeoverThatCannotHaveTheFilesWritesNothingAndNothingWaits) {
+  fill(2);
+  Collect c;
+  RecoveryReport r;
+  auto holder = open(c, r);  // never lets go
+  ASSERT_TRUE(holder);
+  auto taker = Store::taking_over(StoreConfig{dir_.string(), SyncPolicy{}, OnDamage::kSalvage});
+  std::atomic<uint64_t> notified{0};
+  taker->writer().add_listener([&](uint64_t d) { notified = d; });
+  const uint64_t seq = taker->writer().submit(
+      PutSession{"x", SessionRecord{mqtt::ProtocolVersion::kV311, kNeverExpires, 0, 0}});
+  EXPECT_FALSE(taker->writer().want(0, seq));
+  std::string error;
+  EXPECT_FALSE(taker->take_files(20, error));
+  taker->abandon_files();
+  EXPECT_EQ(notified.load(), seq);  // what waited is let go
+  const uint64_t later = taker->writer().submit(DropSession{"x"});
+  EXPECT_TRUE(taker->writer().want(0, later));
+  taker.reset();
+  holder.reset();
+  EXPECT_EQ(reopen().sessions.size(), 2u);  // untouched
+}
+
+TEST_F(StoreTest, ATakeoverOfADamagedStoreKeepsItAsideAndWritesAnew) {
+  fill(3);
+  std::ofstream(db_path(), std::ios::binary | std::ios::trunc) << std::string(8192, '\0');
+  auto taker = Store::taking_over(StoreConfig{dir_.string(), SyncPolicy{}, OnDamage::kSalvage});
+  taker->writer().submit(PutSession{"new", SessionRecord{mqtt::ProtocolVersion::kV311, kNeverExpires, 0, 0}});
+  std::string error;
+  ASSERT_TRUE(taker->take_files(0, error)) << error;
+  EXPECT_EQ(aside_dirs().size(), 1u);
+  taker->start();
+  taker.reset();
+  Collect back = reopen();
+  ASSERT_EQ(back.sessions.size(), 1u);
+  EXPECT_TRUE(back.sessions.contains("new"));
+}
+
 TEST_F(StoreTest, AGarbledRecordIsLeftOutReportedAndKeptAside) {
   fill(30);
   {
