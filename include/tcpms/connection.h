@@ -57,6 +57,10 @@ class Connection {
   // errno of the failure that closed the connection (or failed its connect), else 0.
   int last_error() const noexcept { return last_error_; }
   bool open() const noexcept { return (flags_ & kOpen) != 0 && (flags_ & kClosing) == 0; }
+  // Which of its loop's handlers serves it (EventLoop::handler).
+  uint8_t handler_index() const noexcept { return handler_; }
+  // Being handed to the process replacing this one (EventLoop::park_for_handover).
+  bool parked() const noexcept { return (flags_ & kParked) != 0; }
 
   // --- output -----------------------------------------------------------------------------
   // Writes now; only what the kernel does not take is queued. False once the connection is

@@ -51,6 +51,12 @@ void DurableGate::complete(uint64_t token, uint64_t wait_seq, uint32_t echoes) {
   h->echoes = echoes;
 }
 
+bool DurableGate::holds(ConnId conn) const noexcept {
+  for (const Held& h : held_)
+    if (h.peer == kNoPeer && h.conn == conn) return true;
+  return false;
+}
+
 void DurableGate::release(uint64_t durable) {
   durable_ = std::max(durable_, durable);
   while (!held_.empty()) {

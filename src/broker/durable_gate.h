@@ -45,6 +45,8 @@ class DurableGate {
   static constexpr uint32_t kUnknownEchoes = 0xFFFFFFFFu;
 
   bool empty() const noexcept { return held_.empty(); }
+  // Whether anything is held for `conn` (a scan: for the upgrade handover, not per packet).
+  bool holds(ConnId conn) const noexcept;
   size_t size() const noexcept { return held_.size(); }
   // Holds `head` (+ `body` by reference) for `conn` until the store is durable through
   // `wait_seq` and `echoes` other loops have answered. Returns the entry's token for echo().

@@ -121,9 +121,14 @@ class MqttHandler final : public Handler {
   void hold_input_for_handover(bool hold) override;
   // The upgrade handover's state on no connection (State frame items, connection_image.h):
   // this loop's offline sessions appended to `items`; one installed here (decoded here; false
-  // when refused).
+  // when refused); a retained message installed (in the broker, and in this loop's store).
   void export_offline_sessions(std::vector<std::string>& items);
+  // Once every connection that can move is parked: those that cannot (TLS, WebSocket, a
+  // CONNECT being decided, DISCONNECT received) are closed, their sessions left offline here
+  // so that they travel with the offline sessions.
+  void close_what_cannot_move();
   bool import_offline_session(ByteView item);
+  bool import_retained(ByteView item);
 
   EventLoop& loop() noexcept { return loop_; }
   const BrokerStats& stats() const noexcept { return stats_; }
@@ -462,9 +467,8 @@ class MqttHandler final : public Handler {
 };
 
 // The upgrade handover's State items for the retained messages ($SYS/ aside: the new process
-// publishes its own), and installing one (false when refused). Any thread.
+// publishes its own). Any thread.
 void export_retained(const Broker& broker, std::vector<std::string>& items);
-bool import_retained(Broker& broker, ByteView item);
 
 // The first byte of Connection::user_data says what it points to.
 inline ConnStateKind kind_of(void* user) { return *static_cast<const ConnStateKind*>(user); }

@@ -1,5 +1,6 @@
 #include "broker/session_store.h"
 
+#include <algorithm>
 #include <chrono>
 
 namespace tcpms::broker {
@@ -42,7 +43,16 @@ void SessionStore::save_session(Session& s) {
   r.version = s.version;
   r.expiry_s = s.is_v5() && s.extra ? s.extra->session_expiry_s : store::kNeverExpires;
   if (r.expiry_s == 0) r.expiry_s = store::kNeverExpires;  // cannot happen for a stored session
-  r.offline_since_ms = s.conn == nullptr ? unix_now_ms() : 0;
+  r.offline_since_ms = 0;
+  if (s.conn == nullptr) {
+    // Offline since its expiry started to count (a session that came from another process
+    // keeps its clock), else since now.
+    const uint64_t expires = s.is_v5() && s.extra ? s.extra->expires_at_ms : 0;
+    const uint64_t counted_ms = uint64_t{r.expiry_s} * 1000;
+    r.offline_since_ms = unix_now_ms();
+    if (expires != 0 && r.expiry_s != store::kNeverExpires && to_unix_ms(expires) > counted_ms)
+      r.offline_since_ms = std::min(r.offline_since_ms, to_unix_ms(expires) - counted_ms);
+  }
   r.last_packet_id = s.has_queues() ? s.queues_->last_packet_id() : 0;
   s.stored = true;
   submit(store::PutSession{std::string(s.client_id()), r});

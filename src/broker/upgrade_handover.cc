@@ -63,10 +63,14 @@ bool MqttHandler::export_state(Connection& c, std::string& state) {
     return true;
   }
   // A CONNECT being decided (authentication, a claim, a session coming from another loop)
-  // stays; so does a session whose state is in the persistent store (not handed over).
-  if (kind_of(user) != ConnStateKind::kSession || store_) return false;
+  // stays.
+  if (kind_of(user) != ConnStateKind::kSession) return false;
   Session& s = *static_cast<Session*>(user);
   if (s.disconnected) return false;  // DISCONNECT received: closing
+  // An acknowledgement still waiting for the store (every-message sync) cannot travel: it
+  // stays, and is closed; the client sends that message again on reconnecting. (The old
+  // process lets its store catch up before the first connection moves, so this is rare.)
+  if (gate_ && gate_->holds(c.id())) return false;
   img.connected = true;
   img.client_id = std::string(s.client_id());
   img.clean = s.clean;
@@ -130,6 +134,7 @@ bool MqttHandler::import_state(Connection& c, ByteView state) {
   c.set_user_data(&s);
   broker_.registry().set_conn(s.client_id(), &s, c.id());
   stats_.sessions_connected.add();
+  if (store_ && !s.clean) store_whole_session(s);  // queued until the store is taken over
   // Nothing is sent here: the old process's unsent output goes first (EventLoop::adopt_handed),
   // and the messages in flight were sent already; their acknowledgements arrive here. Queued
   // ones go as the window opens, on the next acknowledgement.
@@ -147,13 +152,35 @@ void MqttHandler::on_handed_over(Connection& c) {
   }
   Session* s = static_cast<Session*>(user);
   // It lives on in the new process: no will, no delayed will here, only out of this
-  // process's tree and registry.
+  // process's tree and registry; its rows stay in the store until the new process replaces
+  // them all (store.h), so a crash meanwhile leaves it there.
+  s->stored = false;
   s->take_will();
   if (s->extra) s->extra->delayed_will.reset();
   s->conn = nullptr;
   stats_.sessions_connected.sub();
   stats_.sessions_exported.add();
   discard_session(s);
+}
+
+void MqttHandler::close_what_cannot_move() {
+  std::vector<Connection*> staying;
+  loop_.for_each_connection([&](Connection& c) {
+    if (!c.parked() && &loop_.handler(c.handler_index()) == this) staying.push_back(&c);
+  });
+  for (Connection* c : staying) {
+    void* user = c->user_data();
+    if (user != nullptr && kind_of(user) == ConnStateKind::kSession) {
+      Session& s = *static_cast<Session*>(user);
+      if (s.is_v5()) send_disconnect(*c, mqtt::ReasonCode::kServerShuttingDown);
+      // No will, as when the whole server stops: the client comes back to the new process,
+      // and its session (persistent) is there, offline, with what was queued for it.
+      detach_connection(s, false, "server upgrade: this connection cannot move");
+    }
+    // Nothing it sent since input was held was read: nothing of it was acknowledged, so the
+    // client sends it again after reconnecting.
+    c->close_after_flush(CloseReason::kShutdown);
+  }
 }
 
 void MqttHandler::export_offline_sessions(std::vector<std::string>& items) {
@@ -215,6 +242,10 @@ bool MqttHandler::import_offline_session(ByteView item) {
     offline_timers_.arm(s);
     arm_offline_loop_timer();
   }
+  if (store_) {
+    store_whole_session(s);
+    if (s.extra && s.extra->delayed_will) store_->will_saved(s, *s.extra->delayed_will, s.extra->will_at_ms);
+  }
   return true;
 }
 
@@ -232,7 +263,7 @@ void export_retained(const Broker& broker, std::vector<std::string>& items) {
   });
 }
 
-bool import_retained(Broker& broker, ByteView item) {
+bool MqttHandler::import_retained(ByteView item) {
   RetainedItemResult d = decode_retained_item(item);
   if (!d.ok()) {
     spdlog::warn("upgrade: a retained message refused: {}", d.error);
@@ -241,7 +272,9 @@ bool import_retained(Broker& broker, ByteView item) {
   MessageProps props;
   if (!d.image.props.empty()) props.wire = shared(d.image.props);
   if (d.image.expiry_left_ms != 0) props.expires_at_ms = steady_ms() + d.image.expiry_left_ms;
-  broker.retained().set(shared(d.image.topic), shared(d.image.payload), d.image.qos, props);
+  const Message m{shared(d.image.topic), shared(d.image.payload), std::move(props), d.image.qos, true};
+  broker_.retained().set(m);
+  if (store_) store_->retained_set(m);
   return true;
 }
 

@@ -10,9 +10,7 @@ import socket
 import subprocess
 import time
 
-import pytest
-
-from tcpms_harness import SANITIZED, Server, binary, close_all, echo_all, echo_server, open_clients
+from tcpms_harness import SANITIZED, binary, close_all, echo_all, echo_server, open_clients
 
 TIMEOUT = 60.0 if SANITIZED else 20.0
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -233,17 +231,6 @@ def test_garbage_on_the_handover_socket_is_an_error_not_a_crash(tmp_path):
         close_all(fresh + clients)
 
 
-def test_mqtt_with_persistence_says_clearly_that_it_cannot_hand_over_yet(tmp_path):
-    with Server("--threads", "1", "--persistence-dir", str(tmp_path / "store")) as srv:
-        c = srv.connect()
-        srv.proc.send_signal(signal.SIGUSR2)
-        srv.wait_for(lambda: "SIGUSR2" in srv.output(), timeout=TIMEOUT, what="the refusal")
-        assert "persistence.dir" in srv.output()
-        assert "not implemented yet (issue 19)" in srv.output()
-        assert srv.proc.poll() is None
-        c.close()
-
-
 def test_tls_connections_stay_with_the_old_process_until_they_close(tmp_path):
     """TLS state lives in OpenSSL (1.2) or in records the handover does not carry yet: such
     connections are not moved; the old process serves them until they close, then exits."""
@@ -295,19 +282,3 @@ tls.key_file = "{pki.server_key}"
                 stop_pid(new_pid)
     finally:
         pki.cleanup()
-
-
-def test_worker_processes_with_persistence_say_clearly_that_they_cannot_hand_over_yet(tmp_path):
-    # Worker processes hand over (test_upgrade_workers.py); with a store they are refused, by
-    # the supervisor, before anything starts.
-    with Server("--threads", "1", "--processes", "2", "--persistence-dir",
-                str(tmp_path / "store")) as srv:
-        c = srv.connect()
-        srv.proc.send_signal(signal.SIGUSR2)
-        srv.wait_for(lambda: "supervisor: SIGUSR2" in srv.output(), timeout=TIMEOUT,
-                     what="the refusal")
-        assert "persistence.dir" in srv.output()
-        assert "not implemented yet (issue 19)" in srv.output()
-        assert "nothing changed, the workers keep serving" in srv.output()
-        assert srv.proc.poll() is None
-        c.close()

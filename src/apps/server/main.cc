@@ -152,9 +152,6 @@ std::string handover_unsupported(const ServerOptions& opt) {
   if (opt.protocol == "mqtt" && !opt.cluster_redis.empty())
     return "the upgrade handover of a cluster node (its routes and leases) is not implemented "
            "yet (issue 19)";
-  if (opt.protocol == "mqtt" && !opt.persistence_dir.empty())
-    return "the upgrade handover of MQTT with persistence.dir (two processes on one store) is "
-           "not implemented yet (issue 19)";
   return {};
 }
 
@@ -164,10 +161,8 @@ void write_pid(const ServerOptions& opt) {
   if (!write_pid_file(opt.pid_file, ::getpid(), error)) spdlog::error("pid_file: {}", error);
 }
 
-// The persistent store (persistence.dir): opened, checked and read back into the broker before
-// its loops exist. Each worker process has a directory of its own. Null after logging why.
-std::unique_ptr<store::Store> open_store(const ServerOptions& opt, const WorkerRole& role,
-                                         broker::Broker& broker) {
+// The persistent store (persistence.dir). Each worker process has a directory of its own.
+store::StoreConfig store_config(const ServerOptions& opt, const WorkerRole& role) {
   store::StoreConfig sc;
   sc.dir = opt.persistence_dir;
   if (role.count > 1)
@@ -176,10 +171,33 @@ std::unique_ptr<store::Store> open_store(const ServerOptions& opt, const WorkerR
   sc.sync = *store::parse_sync_policy(opt.persistence_sync, error);  // checked by the settings
   sc.on_damage = opt.persistence_on_damage == "refuse" ? store::OnDamage::kRefuse
                                                       : store::OnDamage::kSalvage;
+  return sc;
+}
+
+// Opened, checked and read back into the broker before its loops exist. Null after logging
+// why.
+std::unique_ptr<store::Store> open_store(const ServerOptions& opt, const WorkerRole& role,
+                                         broker::Broker& broker) {
+  std::string error;
   store::RecoveryReport report;
-  auto s = store::Store::open(sc, broker.recovery_visitor(), report, error);
+  auto s = store::Store::open(store_config(opt, role), broker.recovery_visitor(), report, error);
   if (!s) spdlog::critical("persistence.dir: {}", error);
   return s;
+}
+
+// After an upgrade handover: the store's files, once the old process (`old_pid`) lets go of
+// them (it does as the handover commits). Without them this process serves on from memory and
+// writes nothing; it says so loudly, as a restart would lose what changed since.
+void take_store_files(store::Store& store, int old_pid, uint32_t wait_ms) {
+  std::string error;
+  if (store.take_files(wait_ms, error)) {
+    store.start();
+    return;
+  }
+  store.abandon_files();
+  spdlog::critical("store: could not take {} over from pid {}: {}; serving on WITHOUT "
+                   "persistence until restarted (nothing is written)",
+                   store.config().dir, old_pid, error);
 }
 
 int serve(const ServerOptions& opt, config::Settings& settings, std::vector<Listener> listeners,
@@ -311,6 +329,19 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
     peer_router = router.get();
     mqtt_broker->set_router(std::move(router));
   }
+  // Started by a running server's SIGUSR2: its listeners and connections come to us, over
+  // this socket.
+  const bool worker = role.count > 1;
+  std::optional<UniqueFd> handover_fd;
+  {
+    std::string error;
+    if (!worker) handover_fd = handover_socket_from_environment(error);
+    else if (role.channels != nullptr && role.channels->handover) handover_fd = std::move(role.channels->handover);
+    if (!handover_fd && !error.empty()) {
+      spdlog::critical("handover: {}", error);
+      return kExitUsage;
+    }
+  }
   // Declared after the server: destroyed (its last writes committed) before the loops its
   // durability notices are posted to.
   std::unique_ptr<store::Store> store;
@@ -319,7 +350,10 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
   if (mqtt) {
     mqtt_broker->attach(server);
     if (!opt.persistence_dir.empty()) {
-      store = open_store(opt, role, *mqtt_broker);
+      // Taking over: the sessions come over the handover socket, not from the files, which the
+      // old process holds until the handover commits (store.h).
+      store = handover_fd ? store::Store::taking_over(store_config(opt, role))
+                          : open_store(opt, role, *mqtt_broker);
       if (!store) return kExitUnavailable;
       mqtt_broker->set_store(&store->writer());
     }
@@ -343,27 +377,23 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
     server.listen(l.at, protocol_handler, options);
   }
   if (mesh) mesh->attach(server);
-  // Started by a running server's SIGUSR2: its listeners and connections come to us.
   std::optional<HandoverTaker> taker;
   // A worker started by an upgrade stops for good (retired: its supervisor does not restart
   // it) when it could take nothing: its old counterpart serves on.
-  const bool worker = role.count > 1;
   const int cannot_take = worker ? kExitRetired : kExitUnavailable;
   {
-    std::string error;
-    std::optional<UniqueFd> fd;
-    if (!worker) fd = handover_socket_from_environment(error);
-    else if (role.channels != nullptr && role.channels->handover) fd = std::move(role.channels->handover);
-    if (fd) {
-      taker.emplace(std::move(*fd), opt.upgrade_timeout_ms);
+    if (handover_fd) {
+      taker.emplace(std::move(*handover_fd), opt.upgrade_timeout_ms);
       if (mqtt) {
         // Offline sessions spread over the loops in turn; retained messages are the broker's.
         taker->set_state_importer([&server, b = mqtt_broker.get(), next = size_t{0}](ByteView item) mutable {
           if (item.empty()) return false;
-          if (static_cast<char>(item[0]) == broker::kRetainedItem) return broker::import_retained(*b, item);
+          const bool retained = static_cast<char>(item[0]) == broker::kRetainedItem;
+          EventLoop& loop = server.loop(retained ? 0 : next++ % server.loop_count());
           bool ok = false;
-          run_on_loop(server.loop(next++ % server.loop_count()), [&](EventLoop& l) {
-            ok = b->handler_for(l.index())->import_offline_session(item);
+          run_on_loop(loop, [&](EventLoop& l) {
+            broker::MqttHandler& h = *b->handler_for(l.index());
+            ok = retained ? h.import_retained(item) : h.import_offline_session(item);
           });
           return ok;
         });
@@ -396,9 +426,6 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
                            std::chrono::steady_clock::now() - since).count());
         });
       }
-    } else if (!error.empty()) {
-      spdlog::critical("handover: {}", error);
-      return kExitUsage;
     }
   }
   if (std::string err = server.start(); !err.empty()) {
@@ -406,6 +433,7 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
     return kExitUnavailable;
   }
   bool mesh_started = false;
+  const bool took_over = taker.has_value();  // then the store's files come after the handover
   if (taker) {
     if (std::string err = taker->take_connections(server); !err.empty()) {
       spdlog::error("handover: stopped after {} connection(s): {}; the old process (pid {}) "
@@ -424,12 +452,13 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
         spdlog::info("handover: took {} offline session(s) and retained message(s)",
                      taker->state_items());
     }
+    if (store) take_store_files(*store, taker->old_pid(), opt.upgrade_timeout_ms);
     taker.reset();
   }
   if (role.count == 1) write_pid(opt);  // with worker processes, the supervisor's pid
   if (mesh && !mesh_started) mesh->start();
   if (cluster_transport) cluster_transport->start();
-  if (store) {
+  if (store && !took_over) {
     store->start();
     mqtt_broker->after_recovery();  // the router hears of the recovered sessions
   }
@@ -575,7 +604,9 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
           std::vector<std::string> items;
           for (size_t i = 0; i < server.loop_count(); ++i)
             run_on_loop(server.loop(i), [&](EventLoop& l) {
-              b->handler_for(l.index())->export_offline_sessions(items);
+              broker::MqttHandler& h = *b->handler_for(l.index());
+              h.close_what_cannot_move();  // their sessions travel as offline ones
+              h.export_offline_sessions(items);
             });
           broker::export_retained(*b, items);
           return items;
@@ -613,6 +644,24 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
           };
         }
       }
+      if (store && store->writer().policy().mode == store::SyncMode::kEveryMessage) {
+        // Acknowledgements held for the store cannot travel (MqttHandler::export_state): with
+        // input held nothing new is written, so let the store catch up and the loops send what
+        // it releases before the first connection moves.
+        gc.after_hold = [&server, &store, then = std::move(gc.after_hold),
+                         timeout_ms = opt.upgrade_timeout_ms]() -> std::string {
+          if (then)
+            if (std::string e = then(); !e.empty()) return e;
+          store::StoreWriter& w = store->writer();
+          const uint64_t last = w.last_seq();
+          const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+          while (w.durable_seq() < last && std::chrono::steady_clock::now() < until)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          for (int round = 0; round < 2; ++round)
+            for (size_t i = 0; i < server.loop_count(); ++i) run_on_loop(server.loop(i), [](EventLoop&) {});
+          return {};
+        };
+      }
       spdlog::info("SIGUSR2: handing {} connection(s) over to a new process", clients_here());
       GiverOutcome outcome = give_everything(server, gc, [&] {
         // The new process binds the admin port itself once we say Done.
@@ -625,6 +674,12 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
         continue;
       }
       handed_over = true;
+      if (store) {
+        // The new process writes everything anew once it has the files (store.h); what this
+        // one still does (closing what could not move) is not written.
+        store->release();
+        spdlog::info("SIGUSR2: the store {} is pid {}'s now", store->config().dir, outcome.successor);
+      }
       if (mqtt) {
         // Input stays held here (hold_input_for_handover): what did not move (a CONNECT being
         // decided, a paused reader, TLS, WebSocket) is closed now, 5.0 clients with
