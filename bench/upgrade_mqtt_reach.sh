@@ -20,7 +20,9 @@
 # Environment: BUILD_DIR (build/release), PROCESSES, PER_PROCESS (19000), STREAM_RATE (5000;
 # 0: as fast as INFLIGHT allows), INFLIGHT (100), PUSHES (1000), MAX_LOGINS (50000), DRAIN (30 s),
 # KEEP_JSON (copy the bench's JSON there), SERVER_LOG_OUT (keep the server's log), SERVER_ARGS
-# (more tcpms-server flags, e.g. "--log-level debug"; the successor gets the same command line).
+# (more tcpms-server flags, e.g. "--log-level debug"; the successor gets the same command line),
+# PERSISTENT=1 (every client a persistent session, the server with a store in the work
+# directory, persistence.sync every-message: the store is handed over too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:?usage: bench/upgrade_mqtt_reach.sh N}
@@ -31,6 +33,11 @@ PUSHES=${PUSHES:-1000}
 MAX_LOGINS=${MAX_LOGINS:-50000}
 DRAIN=${DRAIN:-30}
 work=$(mktemp -d)
+persist_server=() persist_bench=()
+if [ "${PERSISTENT:-0}" = 1 ]; then
+  persist_server=(--persistence-dir "$work/store" --persistence-sync every-message)
+  persist_bench=(--persistent)
+fi
 source bench/lib.sh
 trap '[ -z "${SERVER_LOG_OUT:-}" ] || cp "$work/server.log" "$SERVER_LOG_OUT" 2>/dev/null; cleanup_all' EXIT
 for b in tcpms-server tcpms-bench tcpms-doctor; do
@@ -45,7 +52,7 @@ processes=${PROCESSES:-$(server_processes "$N")}
 # Both generations hold the clients' user-space state for a while.
 check_memory "$N" "$MQTT_BYTES_PER_PAIR"
 doctor_apply "$N"
-start_mqtt_workers "$processes" --sys-interval 0 --pid-file "$work/tcpms.pid" ${SERVER_ARGS:-}
+start_mqtt_workers "$processes" --sys-interval 0 --pid-file "$work/tcpms.pid" "${persist_server[@]}" ${SERVER_ARGS:-}
 echo "upgrade: tcpms-server pid $SERVER, $processes worker processes on $ADDR" >&2
 for _ in $(seq 100); do [ -s "$work/tcpms.pid" ] && break; sleep 0.1; done
 
@@ -59,11 +66,11 @@ out="$work/reach.json"
 "$B/tcpms-bench" mqtt-reach --target "$ADDR" -n "$N" --qos 1 --pushes "$PUSHES" --admin "$ADMIN" \
   --stream-during "$upgrade_cmd" --stream-after 2 --stream-tail 2 --stream-rate "$STREAM_RATE" \
   --publishers 1 --inflight "$INFLIGHT" --drain "$DRAIN" "${REACH_FLEET_ARGS[@]}" \
-  --max-logins "$MAX_LOGINS" --sync-timeout 300 --max-time 1800 --json >"$out" 2>"$work/bench.log" || true
+  --max-logins "$MAX_LOGINS" --sync-timeout 300 --max-time 1800 "${persist_bench[@]}" --json >"$out" 2>"$work/bench.log" || true
 kill -TERM "$sampler" 2>/dev/null || true
 wait "$sampler" 2>/dev/null || true
 grep -E "^(tcpms-bench|layout)" "$work/bench.log" >&2 || true
-grep -E "SIGUSR2|handover|upgrade" "$work/server.log" | tail -20 >&2 || true
+grep -E "SIGUSR2|handover|upgrade|store:" "$work/server.log" | tail -20 >&2 || true
 [ -z "${KEEP_JSON:-}" ] || cp "$out" "$KEEP_JSON"
 [ -s "$out" ] || { echo "tcpms-bench produced no result:" >&2; tail -30 "$work/bench.log" >&2; exit 1; }
 # The successor is not our child: stop it by its pid file.

@@ -130,7 +130,7 @@ class ReachDriver final : public FleetDriver {
     c.phase = Phase::kConnack;
     login_started();
     c.sent_ns = monotonic_ns();
-    send_connect(conn, client_id(run_, "-", conn_number(l)));
+    send_connect(conn, client_id(run_, "-", conn_number(l)), !o_.persistent);
     conn.set_timeout(ms(opt().reply_timeout_s));
     return Action::kKeep;
   }
@@ -190,7 +190,9 @@ class ReachDriver final : public FleetDriver {
 
  private:
   // --- MQTT on the wire ---------------------------------------------------------------------
-  void send_connect(Connection& conn, const std::string& id) { counted(conn, wire_.connect(conn, id, o_.keep_alive_s, true)); }
+  void send_connect(Connection& conn, const std::string& id, bool clean = true) {
+    counted(conn, wire_.connect(conn, id, o_.keep_alive_s, clean));
+  }
 
   void send_subscribe(Connection& conn, std::string_view filter, int qos) {
     counted(conn, wire_.subscribe(conn, filter, static_cast<mqtt::QoS>(qos)));

@@ -3,8 +3,8 @@
 // client id through the server's admin API; every message is checked as delivered exactly once
 // to the right client. The driver of one event loop (see docs/bench.md, "mqtt-reach").
 //
-// Client i of the run (global number) connects as client_id(run, "-", i) (clean session,
-// keep-alive --keep-alive, default none) and subscribes to reach_topic(that id) at --qos.
+// Client i of the run (global number) connects as client_id(run, "-", i) (clean session, or
+// a persistent one with --persistent; keep-alive --keep-alive, default none) and subscribes to reach_topic(that id) at --qos.
 // Each loop also opens one control connection (the rendezvous below) and --publishers
 // publisher connections, which publish the messages for that loop's own clients.
 //
@@ -61,6 +61,7 @@ struct ReachOptions {
   double sync_timeout_s = 120;   // give up waiting at a rendezvous after this long
   uint64_t pushes = 10000;       // K: clients the admin API pushes to (0: none)
   uint64_t max_logins = 0;       // clients between connect and SUBACK at once, whole run (0: no cap)
+  bool persistent = false;       // clients CONNECT with CleanSession 0 (publishers stay clean)
   std::string admin;             // HOST:PORT of the admin API
   std::string admin_token;
   int push_concurrency = 4;      // admin requests in flight

@@ -59,6 +59,9 @@ class MqttReachWorkload final : public Workload {
                    "(0: no cap: every client sends its CONNECT as soon as it is connected, and the "
                    "last of a large fleet wait behind all the others in the accept queue)")
         ->capture_default_str();
+    cmd.add_flag("--persistent", o_.persistent,
+                 "Clients CONNECT with CleanSession 0: the server keeps (and with persistence.dir "
+                 "stores) a session for each; publishers stay clean");
     cmd.add_option("--inflight", o_.inflight, "QoS 1: unacknowledged PUBLISH per publisher")
         ->check(CLI::Range(1u, 60000u))
         ->capture_default_str();
@@ -120,6 +123,7 @@ class MqttReachWorkload final : public Workload {
                      {"sync_timeout_s", o_.sync_timeout_s},
                      {"pushes", o_.pushes},
                      {"max_logins", o_.max_logins},
+                     {"persistent", o_.persistent},
                      {"push_concurrency", o_.push_concurrency}};
     if (o_.qos > 0) j["inflight"] = o_.inflight;
     if (!o_.admin.empty()) j["admin"] = o_.admin;
