@@ -19,6 +19,7 @@ uint64_t DurableGate::hold_for_peer(uint16_t peer, uint64_t request, uint64_t wa
   h.request = request;
   h.peer = peer;
   held_.push_back(std::move(h));
+  ++peers_waiting_;
   wanted_ = std::max(wanted_, wait_seq);
   return first_token_ + held_.size() - 1;
 }
@@ -59,12 +60,26 @@ bool DurableGate::holds(ConnId conn) const noexcept {
 
 void DurableGate::release(uint64_t durable) {
   durable_ = std::max(durable_, durable);
-  while (!held_.empty()) {
-    Held& h = held_.front();
-    if (h.answered < h.echoes || h.wait_seq > durable_) break;
-    if (h.peer != kNoPeer) {
+  if (peers_waiting_ != 0) {
+    // Answers to other processes name their request and need no order among the rest: each
+    // goes as soon as what it answers for is durable. Behind a connection's acknowledgement
+    // it could wait for ever: two processes each holding a PUBACK that waits for the other's
+    // answer, each answer behind the other's PUBACK.
+    for (Held& h : held_) {
+      if (h.peer == kNoPeer || h.answered_peer || h.answered < h.echoes || h.wait_seq > durable_)
+        continue;
       // What this process stored for the peer's publish is durable: the peer may acknowledge.
       if (!h.failed) broker_.router().durable_done(h.peer, h.request);
+      h.answered_peer = true;
+      --peers_waiting_;
+    }
+  }
+  while (!held_.empty()) {
+    Held& h = held_.front();
+    if (h.peer != kNoPeer) {
+      if (!h.answered_peer) break;
+    } else if (h.answered < h.echoes || h.wait_seq > durable_) {
+      break;
     } else if (Connection* c = loop_.find(h.conn)) {  // null once closing
       if (h.failed) {
         // Not known to be durable everywhere: no acknowledgement, and none after it on this

@@ -13,7 +13,9 @@
 //     durable (else a restart could send the message again under another id, or resend a
 //     PUBLISH after a PUBREL, and the client would deliver it twice).
 //
-// Held output is released in the order it was held, across all of the loop's connections:
+// Answers to other processes go as soon as each is ready, in no order: one waiting behind a
+// PUBACK could wait for ever (two processes each holding a PUBACK for the other's answer).
+// Output for connections is released in the order it was held, across all of the loop's connections:
 // ordering is what MQTT asks of acknowledgements on a connection [MQTT-4.6.0-2..4], and a
 // connection's later packets of these kinds queue behind its held ones (once anything is held,
 // everything of these kinds is). Output for a connection that closed meanwhile is dropped:
@@ -80,6 +82,7 @@ class DurableGate {
     uint64_t request = 0;      // for a peer: its request
     uint16_t peer = kNoPeer;   // kNoPeer: for `conn`
     bool failed = false;
+    bool answered_peer = false;  // for a peer: its answer went (or was given up)
   };
   Held* find(uint64_t token);
   EventLoop& loop_;
@@ -88,6 +91,7 @@ class DurableGate {
   uint64_t first_token_ = 1;  // token of held_.front()
   uint64_t durable_ = 0;
   uint64_t wanted_ = 0;
+  size_t peers_waiting_ = 0;  // entries for peers not answered yet
 };
 
 }  // namespace tcpms::broker

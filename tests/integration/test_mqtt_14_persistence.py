@@ -15,7 +15,7 @@ import pytest
 
 from crash_driver import drive, kill9_whole
 from mqtt_raw import (DISCONNECT_PACKET, PUBACK, PUBLISH, UNSUBACK, RawClient, StartedClient,
-                      mqtt_server, unsubscribe_packet)
+                      mqtt_server, publish_packet, unsubscribe_packet)
 from tcpms_harness import SANITIZED, binary
 from test_mqtt_12_session_workers import client_away_from, wait_mesh, worker_of
 from test_mqtt_13_v5 import V5, Pub5, opts, p_u32, publish5, v5
@@ -82,6 +82,39 @@ def test_kill9_of_worker_processes_loses_no_acknowledged_shared_message():
                       seconds=1.5, drain_timeout=30,
                       server_arg=["--processes", "3", "--threads", "1"])
     assert asyncio.run(drive(args)) == 0
+
+
+def test_publishers_on_two_workers_never_wait_for_each_other(store_dir):
+    # every-message, two workers, each with a persistent QoS 1 subscriber and a publisher whose
+    # messages go to both. A PUBACK waits for the other worker's answer that its store has the
+    # message; that answer must not wait behind a PUBACK of its own worker, or each worker
+    # waits for the other (until the 5 s request timeout disconnects both publishers).
+    with mqtt_server("--processes", "2", "--threads", "1", "--persistence-dir", store_dir) as srv:
+        wait_mesh(srv)
+        sub0 = RawClient(srv.port)
+        assert sub0.connect("sub0", clean=False) == (False, 0)
+        w0 = worker_of(sub0, srv.port)
+        sub1 = client_away_from(srv, w0)
+        assert sub1.connect("sub1", clean=False) == (False, 0)
+        w1 = worker_of(sub1, srv.port)
+        subs = [sub0, sub1]
+        for s in subs:
+            assert s.subscribe([("t/#", 1)]) == [1]
+        pubs = [client_away_from(srv, w1), client_away_from(srv, w0)]  # on w0, on w1
+        for k, p in enumerate(pubs):
+            p.connect(f"pub{k}")
+        n = 100
+        for i in range(n):  # both streams in flight at once
+            for k, p in enumerate(pubs):
+                p.send(publish_packet(f"t/{k}", f"{k}-{i}".encode(), 1, i + 1))
+        for p in pubs:
+            assert sorted(p.expect(PUBACK, 30).pid for _ in range(n)) == list(range(1, n + 1))
+        for s in subs:
+            got = set()
+            while len(got) < 2 * n:
+                got.add(read_pub(s, 30).payload)
+        for c in subs + pubs:
+            c.close()
 
 
 # --- what survives ----------------------------------------------------------------------------
