@@ -119,6 +119,8 @@ class MqttHandler final : public Handler {
   bool import_state(Connection& conn, ByteView state) override;
   void on_handed_over(Connection& conn) override;
   void hold_input_for_handover(bool hold) override;
+  // Output waits for the store (every-message: DurableGate); such a connection cannot move.
+  bool holds_durable_output() const noexcept { return gate_ && !gate_->empty(); }
   // The upgrade handover's state on no connection (State frame items, connection_image.h):
   // this loop's offline sessions appended to `items`; one installed here (decoded here; false
   // when refused); a retained message installed (in the broker, and in this loop's store).

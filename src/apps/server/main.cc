@@ -646,19 +646,26 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
       }
       if (store && store->writer().policy().mode == store::SyncMode::kEveryMessage) {
         // Acknowledgements held for the store cannot travel (MqttHandler::export_state): with
-        // input held nothing new is written, so let the store catch up and the loops send what
-        // it releases before the first connection moves.
-        gc.after_hold = [&server, &store, then = std::move(gc.after_hold),
+        // input held nothing new is held, so wait until what is held has gone out (this
+        // store's commits, other workers' answers to what was sent them) before the first
+        // connection moves. What is still held when the time is up stays and is closed.
+        gc.after_hold = [&server, b = mqtt_broker.get(), then = std::move(gc.after_hold),
                          timeout_ms = opt.upgrade_timeout_ms]() -> std::string {
           if (then)
             if (std::string e = then(); !e.empty()) return e;
-          store::StoreWriter& w = store->writer();
-          const uint64_t last = w.last_seq();
           const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-          while (w.durable_seq() < last && std::chrono::steady_clock::now() < until)
+          for (;;) {
+            bool held = false;
+            for (size_t i = 0; i < server.loop_count(); ++i)
+              run_on_loop(server.loop(i), [&](EventLoop& l) { held |= b->handler_for(l.index())->holds_durable_output(); });
+            if (!held) break;
+            if (std::chrono::steady_clock::now() >= until) {
+              spdlog::warn("SIGUSR2: acknowledgements still wait for the store after {} ms; "
+                           "their connections cannot move", timeout_ms);
+              break;
+            }
             std::this_thread::sleep_for(std::chrono::milliseconds(1));
-          for (int round = 0; round < 2; ++round)
-            for (size_t i = 0; i < server.loop_count(); ++i) run_on_loop(server.loop(i), [](EventLoop&) {});
+          }
           return {};
         };
       }
