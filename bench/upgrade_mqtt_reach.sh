@@ -22,7 +22,8 @@
 # KEEP_JSON (copy the bench's JSON there), SERVER_LOG_OUT (keep the server's log), SERVER_ARGS
 # (more tcpms-server flags, e.g. "--log-level debug"; the successor gets the same command line),
 # PERSISTENT=1 (every client a persistent session, the server with a store in the work
-# directory, persistence.sync every-message: the store is handed over too).
+# directory, persistence.sync PERSISTENCE_SYNC, default every-message: the store is handed
+# over too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:?usage: bench/upgrade_mqtt_reach.sh N}
@@ -35,7 +36,7 @@ DRAIN=${DRAIN:-30}
 work=$(mktemp -d)
 persist_server=() persist_bench=()
 if [ "${PERSISTENT:-0}" = 1 ]; then
-  persist_server=(--persistence-dir "$work/store" --persistence-sync every-message)
+  persist_server=(--persistence-dir "$work/store" --persistence-sync "${PERSISTENCE_SYNC:-every-message}")
   persist_bench=(--persistent)
 fi
 source bench/lib.sh

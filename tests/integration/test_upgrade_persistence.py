@@ -75,7 +75,7 @@ def test_the_new_process_takes_the_store_and_a_kill9_after_the_upgrade_loses_not
         try:
             assert srv.proc.wait(timeout=TIMEOUT) == 0
             out = srv.output()
-            assert f"the store {store} is pid {new_pid}'s now" in out, out
+            assert f"the store {store} is the new process's now" in out, out
             srv.wait_for(lambda: f"store: {store} taken over in" in srv.output(),
                          timeout=TIMEOUT, what="the new process to take the store")
             # Acknowledged only once the new process's store has it (every-message): its first

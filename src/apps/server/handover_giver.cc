@@ -293,6 +293,7 @@ GiverOutcome give_everything(Server& server, const GiverConfig& config,
     give_up(out, server, pid, ours, kept);
     return out;
   }
+  if (config.after_commit) config.after_commit();
   for_each_kept(server, kept, &EventLoop::release_parked);
   for (size_t i = 0; i < server.loop_count(); ++i)
     run_on_loop(server.loop(i), [](EventLoop& loop) { loop.close_listeners(); });

@@ -41,6 +41,9 @@ struct GiverConfig {
   // must stop (everything resumes, from handover version 4 also what was taken). Worker
   // processes: every worker's pair must be this far (the supervisor decides).
   std::function<std::string()> before_commit;
+  // Runs as soon as the commit is answered (nothing can come back any more), before the
+  // connections the successor took are let go here: what it must have at once (the store).
+  std::function<void()> after_commit;
 };
 
 struct GiverOutcome {

@@ -188,7 +188,9 @@ std::unique_ptr<store::Store> open_store(const ServerOptions& opt, const WorkerR
 // After an upgrade handover: the store's files, once the old process (`old_pid`) lets go of
 // them (it does as the handover commits). Without them this process serves on from memory and
 // writes nothing; it says so loudly, as a restart would lose what changed since.
-void take_store_files(store::Store& store, int old_pid, uint32_t wait_ms) {
+void take_store_files(store::Store& store, int old_pid, uint32_t wait_ms, bool& settled) {
+  if (settled) return;
+  settled = true;
   std::string error;
   if (store.take_files(wait_ms, error)) {
     store.start();
@@ -378,6 +380,7 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
   }
   if (mesh) mesh->attach(server);
   std::optional<HandoverTaker> taker;
+  bool store_settled = false;  // taken over (or given up): take_store_files
   // A worker started by an upgrade stops for good (retired: its supervisor does not restart
   // it) when it could take nothing: its old counterpart serves on.
   const int cannot_take = worker ? kExitRetired : kExitUnavailable;
@@ -402,30 +405,33 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
         spdlog::critical("handover: {}; the running server keeps serving", err);
         return cannot_take;
       }
-      if (worker) {
-        // Nothing is read here before this worker's mesh is up and every peer's interest is
-        // known: a publish read earlier would miss the subscribers of a worker not heard of
-        // yet (docs/upgrade.md, "Worker processes").
-        taker->set_before_release([&mesh, peer_router, timeout_ms = opt.upgrade_timeout_ms] {
-          mesh->start();
-          if (peer_router == nullptr) return;
-          peer_router->enroll_homed_here();
-          const auto since = std::chrono::steady_clock::now();
-          const auto until = since + std::chrono::milliseconds(timeout_ms);
-          while (!peer_router->knows_every_peer()) {
-            if (std::chrono::steady_clock::now() >= until) {
-              spdlog::warn("handover: not every other worker was heard of within {} ms; reading "
-                           "input anyway", timeout_ms);
-              return;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      // Before this process reads its clients' input: the store's files (the old process lets
+      // go of them as the commit is answered: acknowledgements here wait for the first commit
+      // on them), then, with worker processes, the new mesh: nothing is read before it is up
+      // and every peer's interest is known, as a publish read earlier would miss the
+      // subscribers of a worker not heard of yet (docs/upgrade.md, "Worker processes").
+      taker->set_before_release([&taker, &store, &store_settled, &mesh, worker, peer_router,
+                                 timeout_ms = opt.upgrade_timeout_ms] {
+        if (store) take_store_files(*store, taker->old_pid(), timeout_ms, store_settled);
+        if (!worker) return;
+        mesh->start();
+        if (peer_router == nullptr) return;
+        peer_router->enroll_homed_here();
+        const auto since = std::chrono::steady_clock::now();
+        const auto until = since + std::chrono::milliseconds(timeout_ms);
+        while (!peer_router->knows_every_peer()) {
+          if (std::chrono::steady_clock::now() >= until) {
+            spdlog::warn("handover: not every other worker was heard of within {} ms; reading "
+                         "input anyway", timeout_ms);
+            return;
           }
-          // How long the clients that moved here waited for the new mesh, beyond the handover.
-          spdlog::info("handover: every other worker heard of after {} ms; reading input",
-                       std::chrono::duration_cast<std::chrono::milliseconds>(
-                           std::chrono::steady_clock::now() - since).count());
-        });
-      }
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        // How long the clients that moved here waited for the new mesh, beyond the handover.
+        spdlog::info("handover: every other worker heard of after {} ms; reading input",
+                     std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::steady_clock::now() - since).count());
+      });
     }
   }
   if (std::string err = server.start(); !err.empty()) {
@@ -452,7 +458,9 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
         spdlog::info("handover: took {} offline session(s) and retained message(s)",
                      taker->state_items());
     }
-    if (store) take_store_files(*store, taker->old_pid(), opt.upgrade_timeout_ms);
+    // Taken before reading input; here when the handover stopped after some connections (a
+    // successor older than handover version 4: the old process keeps the rest, and the files).
+    if (store) take_store_files(*store, taker->old_pid(), opt.upgrade_timeout_ms, store_settled);
     taker.reset();
   }
   if (role.count == 1) write_pid(opt);  // with worker processes, the supervisor's pid
@@ -669,6 +677,16 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
           return {};
         };
       }
+      if (store) {
+        // The new process writes everything anew once it has the files (store.h), and its
+        // acknowledgements wait for that: the files go the moment the commit is answered.
+        // What this process still does (letting go of the sessions that moved, closing what
+        // could not move) is not written.
+        gc.after_commit = [&store] {
+          store->release();
+          spdlog::info("SIGUSR2: the store {} is the new process's now", store->config().dir);
+        };
+      }
       spdlog::info("SIGUSR2: handing {} connection(s) over to a new process", clients_here());
       GiverOutcome outcome = give_everything(server, gc, [&] {
         // The new process binds the admin port itself once we say Done.
@@ -681,12 +699,6 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
         continue;
       }
       handed_over = true;
-      if (store) {
-        // The new process writes everything anew once it has the files (store.h); what this
-        // one still does (closing what could not move) is not written.
-        store->release();
-        spdlog::info("SIGUSR2: the store {} is pid {}'s now", store->config().dir, outcome.successor);
-      }
       if (mqtt) {
         // Input stays held here (hold_input_for_handover): what did not move (a CONNECT being
         // decided, a paused reader, TLS, WebSocket) is closed now, 5.0 clients with
