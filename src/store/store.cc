@@ -43,28 +43,15 @@ bool Store::take_files(uint32_t wait_ms, std::string& error) {
   // What is in the files is replaced, so damage costs nothing but the check: the damaged files
   // are kept aside for the operator, as at start-up.
   std::string why;
-  bool damaged = false;
-  if (!prepare_store_db(db, config_.sync.mode, why, damaged)) {
-    if (!damaged) {
-      error = path + ": " + why;
-      return false;
-    }
-  } else if (std::string check = check_store_db(db); !check.empty()) {
-    why = "SQLite's check failed: " + check;
-    damaged = true;
-  }
-  if (damaged) {
+  if (!prepare_and_check_store_db(db, config_.sync.mode, path, why, error)) return false;
+  if (!why.empty()) {
     db.close();
     aside_dir_ = move_store_aside(config_.dir, false, error);
     if (aside_dir_.empty()) return false;
     spdlog::error("store: {} was damaged ({}); kept in {}; written anew from this process's "
                   "state", config_.dir, why, aside_dir_);
-    db = SqliteDb::open(path, false, error);
+    db = open_fresh_store_db(path, config_.sync.mode, error);
     if (!db.valid()) return false;
-    if (!prepare_store_db(db, config_.sync.mode, why, damaged)) {
-      error = path + ": " + why;
-      return false;
-    }
   }
   writer_->attach(std::move(db), path + "-wal");
   spdlog::info("store: {} taken over in {:.2f} s; {} writes queued meanwhile", config_.dir,
@@ -93,15 +80,7 @@ std::unique_ptr<Store> Store::open(const StoreConfig& config, RecoveryVisitor& v
   std::string why;  // what makes the files damaged, if anything
   SqliteDb db = SqliteDb::open(path, false, error);
   if (!db.valid()) return nullptr;  // not damage: SQLite opens lazily (permissions, space)
-  bool damaged = false;
-  if (!prepare_store_db(db, config.sync.mode, why, damaged)) {
-    if (!damaged) {
-      error = path + ": " + why;
-      return nullptr;
-    }
-  } else if (std::string check = check_store_db(db); !check.empty()) {
-    why = "SQLite's check failed: " + check;
-  }
+  if (!prepare_and_check_store_db(db, config.sync.mode, path, why, error)) return nullptr;
 
   RecoveryResult result;
   if (why.empty()) {
@@ -142,13 +121,8 @@ std::unique_ptr<Store> Store::open(const StoreConfig& config, RecoveryVisitor& v
       report.problem("the damaged copy cannot be opened: " + copy_error);
     }
     copy.close();
-    db = SqliteDb::open(path, false, error);
+    db = open_fresh_store_db(path, config.sync.mode, error);
     if (!db.valid()) return nullptr;
-    bool fresh_damaged = false;
-    if (!prepare_store_db(db, config.sync.mode, why, fresh_damaged)) {
-      error = path + ": " + why;
-      return nullptr;
-    }
   }
 
   s->writer_ = std::make_unique<StoreWriter>(std::move(db), path + "-wal", config.sync,

@@ -124,6 +124,35 @@ std::string check_store_db(SqliteDb& db) {
   return out;
 }
 
+bool prepare_and_check_store_db(SqliteDb& db, SyncMode mode, const std::string& path,
+                                std::string& damage, std::string& error) {
+  std::string why;
+  bool damaged = false;
+  damage.clear();
+  if (!prepare_store_db(db, mode, why, damaged)) {
+    if (!damaged) {
+      error = path + ": " + why;
+      return false;
+    }
+    damage = why;
+  } else if (std::string check = check_store_db(db); !check.empty()) {
+    damage = "SQLite's check failed: " + check;
+  }
+  return true;
+}
+
+SqliteDb open_fresh_store_db(const std::string& path, SyncMode mode, std::string& error) {
+  SqliteDb db = SqliteDb::open(path, false, error);
+  if (!db.valid()) return db;
+  std::string why;
+  bool damaged = false;
+  if (!prepare_store_db(db, mode, why, damaged)) {
+    error = path + ": " + why;
+    db.close();
+  }
+  return db;
+}
+
 std::string move_store_aside(const std::string& dir, bool copy, std::string& error) {
   char stamp[32];
   const std::time_t now = std::time(nullptr);

@@ -45,6 +45,16 @@ bool prepare_store_db(SqliteDb& db, SyncMode mode, std::string& error, bool& dam
 // said (first lines).
 std::string check_store_db(SqliteDb& db);
 
+// prepare_store_db, then check_store_db. False with `error` when the database cannot be used
+// for a reason other than damage; else true, with `damage` saying what damages it ("" when
+// nothing does).
+bool prepare_and_check_store_db(SqliteDb& db, SyncMode mode, const std::string& path,
+                                std::string& damage, std::string& error);
+
+// The database at `path` made anew (its damaged files moved aside), prepared; invalid with
+// `error` on failure.
+SqliteDb open_fresh_store_db(const std::string& path, SyncMode mode, std::string& error);
+
 // Moves (or copies) the store's files into DIR/damaged-<UTC time>/ and returns that path; empty
 // and `error` set on failure.
 std::string move_store_aside(const std::string& dir, bool copy, std::string& error);
