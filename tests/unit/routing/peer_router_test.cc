@@ -117,8 +117,12 @@ class Mesh {
     std::lock_guard lock(round_mu_);  // the pump's round in progress ends
   }
   void resume() { paused_ = false; }
-  // Frames stay queued while timers keep running: a peer that does not answer.
-  void hold_frames(bool on) { frames_held_ = on; }
+  // Frames stay queued while timers keep running: a peer that does not answer. Returns once
+  // the pump's round in progress (which may have read the flag before) has ended.
+  void hold_frames(bool on) {
+    frames_held_ = on;
+    std::lock_guard lock(round_mu_);
+  }
   // A client id whose home is `home`.
   std::string id_homed_at(PeerId home, const std::string& prefix) {
     for (int i = 0;; ++i) {
