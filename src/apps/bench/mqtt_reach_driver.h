@@ -4,7 +4,8 @@
 // to the right client. The driver of one event loop (see docs/bench.md, "mqtt-reach").
 //
 // Client i of the run (global number) connects as client_id(run, "-", i) (clean session, or
-// a persistent one with --persistent; keep-alive --keep-alive, default none) and subscribes to reach_topic(that id) at --qos.
+// a persistent one with --persistent; keep-alive --keep-alive, default none) and subscribes
+// to reach_topic(that id) at --qos.
 // Each loop also opens one control connection (the rendezvous below) and --publishers
 // publisher connections, which publish the messages for that loop's own clients.
 //
