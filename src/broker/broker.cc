@@ -281,6 +281,10 @@ void Broker::for_each_session(const std::function<void(std::string_view, uint32_
   registry_.for_each([&](const RegistryEntry& e) { visit(e.session->client_id(), e.ticket); });
 }
 
+void Broker::set_ticket(std::string_view client_id, uint32_t ticket) {
+  if (auto e = registry_.find(client_id)) registry_.set_ticket(client_id, e->session, ticket);
+}
+
 void Broker::walk_filters(std::function<void(std::string_view)> on_filter,
                           std::function<void(uint32_t)> on_done) {
   for (MqttHandler* h : handlers_) {

@@ -263,6 +263,9 @@ class Broker {
   // Calls visit(client id, ticket) for every session in this process (under the registry's
   // locks: keep it short).
   void for_each_session(const std::function<void(std::string_view, uint32_t)>& visit) const;
+  // The router's ticket for the session `client_id` holds here (an upgraded cluster node's
+  // sessions get back the tickets their homes know them by).
+  void set_ticket(std::string_view client_id, uint32_t ticket);
   // Every loop walks its topic tree: on_filter(filter) for each filter with a subscriber
   // there, then on_done(loop position), each on that loop's thread.
   void walk_filters(std::function<void(std::string_view)> on_filter,

@@ -110,6 +110,14 @@ void SharedGroups::set_remote(uint16_t peer, std::string_view share, std::string
   drop_if_empty(*g);
 }
 
+std::vector<std::pair<std::string, std::string>> SharedGroups::remote_groups(uint16_t peer) const {
+  std::lock_guard lock(mu_);
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [key, g] : by_name_)
+    if (std::binary_search(g->peers.begin(), g->peers.end(), peer)) out.push_back(key);
+  return out;
+}
+
 void SharedGroups::forget_peer(uint16_t peer) {
   std::lock_guard lock(mu_);
   std::vector<Group*> emptied;

@@ -78,6 +78,8 @@ class SharedGroups {
   void forget_peer(uint16_t peer);
   // (share, filter) of every group with a member here, for a peer that comes up.
   std::vector<std::pair<std::string, std::string>> local_groups() const;
+  // (share, filter) of every group `peer` has members of (an upgrade hands them over).
+  std::vector<std::pair<std::string, std::string>> remote_groups(uint16_t peer) const;
 
   bool any() const noexcept { return groups_count_.load(std::memory_order_relaxed) != 0; }
 

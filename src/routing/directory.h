@@ -67,6 +67,18 @@ class Directory {
     for (uint64_t k : keys) erase_key(k);
     return keys.size();
   }
+  // Every entry, by stored key (what enroll() takes back): an upgrade hands them over
+  // (router_image.h).
+  template <typename F>
+  void for_each(F f) const {
+    for (const Slot& s : slots_)
+      if (s.key != 0) f(s.key, Entry{s.holder, s.ticket});
+  }
+  uint32_t ticket_counter() const noexcept { return counter_; }
+  // The counter a continued directory goes on from, so its tickets stay newer.
+  void continue_tickets_from(uint32_t counter) noexcept {
+    if (newer_ticket(counter, counter_)) counter_ = counter;
+  }
   size_t size() const noexcept { return count_; }
   size_t memory_bytes() const noexcept { return slots_.capacity() * sizeof(Slot); }
 

@@ -733,6 +733,61 @@ size_t PeerRouter::directory_size() const {
   return directory_.size();
 }
 
+// --- the upgrade handover of a cluster node ----------------------------------------------------
+
+RouterImage PeerRouter::export_image() {
+  RouterImage image;
+  image.incarnation = incarnation_;
+  for (PeerId p = 0; p < peers_; ++p) {
+    if (p == self_) continue;
+    RouterImage::Peer peer;
+    peer.peer = p;
+    {
+      std::lock_guard lock(dir_mu_);
+      peer.incarnation = incarnations_[p];
+    }
+    peer.column = remote_.column_snapshot(p);
+    peer.shared_groups = broker_.shared().remote_groups(p);
+    if (peer.incarnation != 0 || !peer.column.empty() || !peer.shared_groups.empty())
+      image.peers.push_back(std::move(peer));
+  }
+  broker_.for_each_session([&](std::string_view id, uint32_t ticket) {
+    if (ticket != 0) image.held.emplace_back(std::string(id), ticket);
+  });
+  std::lock_guard lock(dir_mu_);
+  image.ticket_counter = directory_.ticket_counter();
+  image.directory.reserve(directory_.size());
+  directory_.for_each([&](uint64_t key, const Directory::Entry& e) {
+    image.directory.push_back({key, e.holder, e.ticket});
+  });
+  return image;
+}
+
+void PeerRouter::continue_from(const RouterImage& image) {
+  incarnation_ = image.incarnation;
+  retained_asked_.store(true);
+  for (const RouterImage::Peer& p : image.peers) {
+    if (p.peer >= peers_ || p.peer == self_) continue;
+    {
+      std::lock_guard lock(dir_mu_);
+      incarnations_[p.peer] = p.incarnation;
+    }
+    if (!p.column.empty()) {
+      auto f = decode(as_bytes(p.column));
+      if (const auto* snapshot = f ? std::get_if<InterestSnapshot>(&*f) : nullptr)
+        on_interest(p.peer, *snapshot);
+    }
+    for (const auto& [share, filter] : p.shared_groups) broker_.shared().set_remote(p.peer, share, filter, true);
+  }
+  // The sessions came before this image, without their tickets: the homes' entries name them
+  // by these, and a surrender must match.
+  for (const auto& [id, ticket] : image.held) broker_.set_ticket(id, ticket);
+  std::lock_guard lock(dir_mu_);
+  for (const RouterImage::Entry& e : image.directory)
+    if (e.holder < peers_) directory_.enroll(e.key, e.holder, e.ticket);
+  directory_.continue_tickets_from(image.ticket_counter);
+}
+
 // --- requests by client id --------------------------------------------------------------------
 
 bool PeerRouter::route_by_id(std::string_view client_id, ByIdOp op, std::string body,

@@ -74,6 +74,7 @@
 #include "routing/local_interest.h"
 #include "routing/peer_set.h"
 #include "routing/remote_interest.h"
+#include "routing/router_image.h"
 #include "routing/transport.h"
 
 namespace tcpms::routing {
@@ -165,6 +166,15 @@ class PeerRouter final : public broker::Router, public Transport::Receiver {
   // upgrade, rather than by claims, needs it before it reads input.
   void enroll_homed_here() { enroll_at(self_); }
   size_t directory_size() const;
+
+  // --- the upgrade handover of a cluster node (router_image.h; docs/upgrade.md) ---
+  // Old process, with the transport's input held: what this router knows of the other peers
+  // and of the ids homed here.
+  RouterImage export_image();
+  // New process, before its transport starts: goes on from `image` as the same peer (its
+  // incarnation, the peers' Hellos, interest columns and shared groups, the directory). The
+  // retained messages came with the handover: none are asked of a peer.
+  void continue_from(const RouterImage& image);
   // Peers whose interest bitmap has any bit set here (metrics; scans the columns).
   uint32_t peers_with_interest();
   // Sends the interest changes gathered so far (normally scheduled on its own).
@@ -276,7 +286,7 @@ class PeerRouter final : public broker::Router, public Transport::Receiver {
   const RouterOptions options_;
   const PeerId self_;
   const uint32_t peers_;
-  const uint64_t incarnation_;
+  uint64_t incarnation_;  // set at construction, or by continue_from() before any frame
   RouterStats stats_;
 
   const uint32_t interest_interval_ms_;

@@ -25,6 +25,7 @@
 #include "routing/memory_transport.h"
 #include "routing/peer_router.h"
 #include "routing/remote_interest.h"
+#include "routing/router_image.h"
 #include "store/sqlite_db.h"
 #include "store/store.h"
 #include "store/store_files.h"
@@ -856,6 +857,88 @@ TEST(PeerRouter, ASubackGoesAtTheDeadlineWhenAPeerDoesNotAnswer) {
   EXPECT_EQ(m[2].router->stats().subacks_held.load(), 1u);
   EXPECT_EQ(m[2].router->stats().subacks_unconfirmed.load(), 1u);
   m.hold_frames(false);
+}
+
+// The upgrade of a cluster node (router_image.h): a router that goes on from another's image
+// knows the other peers' interest and the ids homed at it, though no peer told it anything;
+// the peers see no restart.
+TEST(PeerRouter, ARouterContinuedFromAnImageKnowsWhatTheOldOneKnew) {
+  Mesh m(2);
+  const std::string id = m.id_homed_at(0, "kept-");
+  Client holder(m[1].port);
+  ASSERT_EQ(connect_present(holder, id, false), 0);
+  subscribe(holder, "kept/#");
+  wait_for([&] { return m[0].router->directory_size() == 1; }, "registered at its home");
+  wait_for([&] { return m[0].router->interested("kept/1").has(1); }, "its filter known at peer 0");
+
+  m.pause();
+  const RouterImage image = m[0].router->export_image();
+  std::string bytes;
+  encode_router_image(image, bytes);
+  auto decoded = decode_router_image(as_bytes(bytes), m.fabric.peers());
+  ASSERT_TRUE(decoded.ok()) << decoded.error;
+  m.nodes[0].reset();
+  m.nodes[0] = std::make_unique<Node>(m.fabric, 0, m.options);
+  EXPECT_FALSE(m[0].router->interested("kept/1").has(1));  // a new router knows nothing
+  m[0].router->continue_from(decoded.image);
+  m.resume();
+
+  EXPECT_TRUE(m[0].router->interested("kept/1").has(1));
+  EXPECT_EQ(m[0].router->directory_size(), 1u);
+  // Its image is the one it went on from.
+  const RouterImage same = m[0].router->export_image();
+  EXPECT_EQ(same.incarnation, image.incarnation);
+  ASSERT_EQ(same.peers.size(), image.peers.size());
+  EXPECT_EQ(same.peers[0].column, image.peers[0].column);
+  EXPECT_EQ(same.ticket_counter, image.ticket_counter);
+  ASSERT_TRUE(m[0].broker.publish("kept/1", as_bytes("after"), mqtt::QoS::k1, false));
+  EXPECT_EQ(holder.read_publish(0x02).topic, "kept/1");
+  // A CONNECT of the id on the continued peer takes the session from its holder: the
+  // directory came with the image.
+  Client taker(m[0].port);
+  EXPECT_EQ(connect_present(taker, id, false), 1);
+  EXPECT_EQ(holder.read().first, mqtt::PacketType{});  // closed [MQTT-3.1.4-2]
+  EXPECT_EQ(m[1].router->stats().peers_restarted.load(), 0u);
+  // The claim's ticket is newer than every ticket the old router gave.
+  EXPECT_TRUE(newer_ticket(m[0].router->export_image().ticket_counter, image.ticket_counter));
+}
+
+TEST(RouterImage, RoundTripsAndRefusesWhatItCannotTrust) {
+  RouterImage image;
+  image.incarnation = 42;
+  RouterImage::Peer p;
+  p.peer = 1;
+  p.incarnation = 7;
+  p.shared_groups = {{"g", "a/#"}};
+  image.peers.push_back(p);
+  image.ticket_counter = 9;
+  image.directory = {{123, 1, 9}, {456, 0, 3}};
+  image.held = {{"dev1", 3}};
+  std::string bytes;
+  encode_router_image(image, bytes);
+  auto r = decode_router_image(as_bytes(bytes), 2);
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.image.incarnation, 42u);
+  ASSERT_EQ(r.image.peers.size(), 1u);
+  EXPECT_EQ(r.image.peers[0].incarnation, 7u);
+  EXPECT_EQ(r.image.peers[0].shared_groups, p.shared_groups);
+  EXPECT_EQ(r.image.ticket_counter, 9u);
+  ASSERT_EQ(r.image.directory.size(), 2u);
+  EXPECT_EQ(r.image.directory[1].key, 456u);
+  EXPECT_EQ(r.image.directory[1].ticket, 3u);
+  EXPECT_EQ(r.image.held, image.held);
+
+  EXPECT_FALSE(decode_router_image(as_bytes(bytes), 1).ok());  // peer 1 beyond one slot
+  for (size_t n = 0; n < bytes.size(); ++n)
+    EXPECT_FALSE(decode_router_image(as_bytes(std::string_view(bytes).substr(0, n)), 2).ok()) << n;
+  EXPECT_FALSE(decode_router_image(as_bytes(bytes + "x"), 2).ok());
+  std::string other = bytes;
+  other[0] = 2;
+  EXPECT_FALSE(decode_router_image(as_bytes(other), 2).ok());
+  image.peers[0].column = "not a frame";
+  bytes.clear();
+  encode_router_image(image, bytes);
+  EXPECT_FALSE(decode_router_image(as_bytes(bytes), 2).ok());
 }
 
 }  // namespace
