@@ -72,6 +72,10 @@ class DuplicateFilter {
   // every message it sends to any node, so the ones one node sees grow too.
   bool accept(std::string_view sender, uint64_t seq);
   size_t senders() const noexcept { return last_.size(); }
+  // Every sender's last sequence, and a filter made of them: what a process that goes on
+  // reading this stream after an upgrade must remember (continuation.h).
+  const std::unordered_map<std::string, uint64_t>& last() const noexcept { return last_; }
+  void remember(std::string sender, uint64_t seq) { last_[std::move(sender)] = seq; }
 
  private:
   std::unordered_map<std::string, uint64_t> last_;

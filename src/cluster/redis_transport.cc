@@ -450,7 +450,15 @@ bool RedisTransport::scan() {
       if (up) peer_down_locked(p);  // its lease ran out, or it said goodbye
       continue;
     }
-    if (up && incarnations_[p] == incarnations[p]) continue;
+    const uint64_t bit = uint64_t{1} << p;
+    const bool retell = (retell_ & bit) != 0;
+    retell_ &= ~bit;
+    if (up && incarnations_[p] == incarnations[p]) {
+      // A node continued from an upgrade's handover tells its state again (its Hello, its
+      // interest, the ids homed there) without the "up" that would make the peer forget it.
+      if (retell) peer_up_locked(p, false);
+      continue;
+    }
     if (up) peer_down_locked(p, true);  // it restarted
     {
       std::lock_guard names_lock(names_mu_);
@@ -577,8 +585,8 @@ void RedisTransport::command_main() {
                      config_.redis.to_string(), ever_connected ? "back" : "reached",
                      now_ms() - down_since_ms_, dropped);
       } else {
-        spdlog::info("cluster: node '{}' joined through Redis at {}", config_.node_id,
-                     config_.redis.to_string());
+        spdlog::info("cluster: node '{}' {} through Redis at {}", config_.node_id,
+                     continued_ ? "goes on" : "joined", config_.redis.to_string());
       }
       ever_connected = true;
       down_since_ms_ = 0;
@@ -596,10 +604,18 @@ void RedisTransport::command_main() {
       std::unique_lock lock(queue_mu_);
       const uint64_t now = now_ms();
       const uint64_t wait_ms = lease_.next_refresh_ms() > now ? lease_.next_refresh_ms() - now : 0;
+      if (output_held_ && !output_parked_) {
+        // Everything taken before has been written (or waits in the outbox): the handover
+        // may read the sequence number now.
+        output_parked_ = true;
+        output_clean_ = outbox_.empty() && command_up_.load(std::memory_order_acquire);
+        queue_cv_.notify_all();
+      }
       queue_cv_.wait_for(lock, std::chrono::milliseconds(wait_ms), [&] {
-        return stopping_.load() || !queue_.empty() || resend_wanted_.load(std::memory_order_relaxed);
+        return stopping_.load() || (!queue_.empty() && !output_held_) ||
+               resend_wanted_.load(std::memory_order_relaxed) || (output_held_ && !output_parked_);
       });
-      while (!queue_.empty() && batch.size() < kBatch) {
+      while (!output_held_ && !queue_.empty() && batch.size() < kBatch) {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
@@ -633,7 +649,7 @@ void RedisTransport::command_main() {
     metrics_.dropped_failed.fetch_add(outbox_.size(), std::memory_order_relaxed);
     outbox_.take(outbox_.size());
   }
-  if (cmd_.connected()) {
+  if (cmd_.connected() && !handed_over_.load()) {
     // Others drop us at their next scan instead of when the lease runs out.
     std::vector<RedisReply> r;
     run({{"DEL", key("node", config_.node_id), key("stream", config_.node_id)}}, r);
@@ -647,14 +663,26 @@ void RedisTransport::command_main() {
 
 void RedisTransport::stream_main() {
   RedisConnection rd;
-  DuplicateFilter seen;
+  DuplicateFilter& seen = seen_;
   const std::string stream = key("stream", config_.node_id);
   const std::string block = std::to_string(kPollMs);
-  std::string last_id = "0-0";  // the first join emptied the stream: everything is ours
+  std::string& last_id = last_read_id_;
   uint32_t backoff = kBackoffMinMs;
   bool warned = false;
   std::vector<std::string_view> fields;
   while (!stopping_) {
+    {
+      // The handover holds the input: what was read is handled; nothing more is read until
+      // it is released (a rollback) or this process stops (the new one reads on).
+      std::unique_lock lock(stop_mu_);
+      if (input_held_) {
+        input_parked_ = true;
+        stop_cv_.notify_all();
+        stop_cv_.wait(lock, [this] { return stopping_.load() || !input_held_; });
+        input_parked_ = false;
+        continue;
+      }
+    }
     if (!joined_.load(std::memory_order_acquire)) {
       std::unique_lock lock(stop_mu_);
       stop_cv_.wait_for(lock, std::chrono::milliseconds(kPollMs),
@@ -748,6 +776,108 @@ void RedisTransport::stream_main() {
     }
   }
   metrics_.stream_link_up.store(false, std::memory_order_relaxed);
+}
+
+// --- the upgrade handover ---------------------------------------------------------------------
+
+void RedisTransport::hold_input() {
+  std::unique_lock lock(stop_mu_);
+  input_held_ = true;
+  stop_cv_.notify_all();
+  if (!stream_thread_.joinable()) return;
+  // Within one XREAD BLOCK (kPollMs) and the handling of what it returned.
+  stop_cv_.wait(lock, [this] { return input_parked_ || stopping_.load(); });
+}
+
+std::string RedisTransport::hold_output() {
+  std::unique_lock lock(queue_mu_);
+  output_held_ = true;
+  output_parked_ = false;
+  queue_cv_.notify_all();
+  if (!command_thread_.joinable()) return "the cluster transport is not running";
+  const auto limit = std::chrono::milliseconds(2 * config_.redis_timeout_ms + kPollMs);
+  if (!queue_cv_.wait_for(lock, limit, [this] { return output_parked_ || stopping_.load(); }) ||
+      stopping_.load())
+    return fmt::format("Redis at {} did not take this node's last frames within {} ms",
+                       config_.redis.to_string(), limit.count());
+  if (!output_clean_)
+    return fmt::format("Redis at {} is unreachable or frames wait for a retry: the node's "
+                       "sequence cannot be handed over", config_.redis.to_string());
+  return {};
+}
+
+NodeContinuation RedisTransport::continuation() const {
+  NodeContinuation c;
+  c.incarnation = incarnation_;
+  c.slot = self_;
+  {
+    std::lock_guard lock(queue_mu_);  // the command thread is parked: seq_ is still
+    c.seq = seq_;
+  }
+  {
+    std::lock_guard lock(stop_mu_);  // the stream thread is parked
+    c.last_read_id = last_read_id_;
+    for (const auto& [sender, seq] : seen_.last()) c.seen.emplace_back(sender, seq);
+  }
+  std::lock_guard lock(members_mu_);
+  for (PeerId p = 0; p < config_.max_nodes; ++p) {
+    if (p == self_ || state_[p].load(std::memory_order_relaxed) == PeerState::kDown) continue;
+    c.peers.push_back({p, name_of(p), incarnations_[p]});
+  }
+  return c;
+}
+
+void RedisTransport::release_holds() {
+  {
+    std::lock_guard lock(stop_mu_);
+    input_held_ = false;
+  }
+  stop_cv_.notify_all();
+  {
+    std::lock_guard lock(queue_mu_);
+    output_held_ = false;
+    output_parked_ = false;
+  }
+  queue_cv_.notify_all();
+}
+
+void RedisTransport::stop_handed_over() {
+  handed_over_.store(true);
+  spdlog::info("cluster: node '{}' goes on in the new process (slot {}, incarnation {})",
+               config_.node_id, self_, incarnation_);
+  stop();
+}
+
+std::string RedisTransport::continue_from(const NodeContinuation& c) {
+  if (running_.load()) return "the cluster transport is already running";
+  if (c.slot != self_)
+    return fmt::format("the old process was slot {} and Redis gives node '{}' slot {}", c.slot,
+                       config_.node_id, self_);
+  incarnation_ = c.incarnation;
+  sender_tag_ = config_.node_id + "/" + incarnation_;
+  seq_ = c.seq;
+  last_read_id_ = c.last_read_id;
+  for (const auto& [sender, seq] : c.seen) seen_.remember(sender, seq);
+  // Our stream holds what the peers sent since the old process stopped reading: not emptied.
+  joined_.store(true, std::memory_order_release);
+  ever_joined_ = true;
+  continued_ = true;
+  std::lock_guard lock(members_mu_);
+  for (const NodeContinuation::Peer& p : c.peers) {
+    if (p.slot >= config_.max_nodes || p.slot == self_) continue;
+    {
+      std::lock_guard names_lock(names_mu_);
+      names_[p.slot] = p.name;
+    }
+    incarnations_[p.slot] = p.incarnation;
+    state_[p.slot].store(PeerState::kUp, std::memory_order_release);
+    live_.fetch_or(uint64_t{1} << p.slot, std::memory_order_acq_rel);
+    metrics_.nodes_alive.fetch_add(1, std::memory_order_relaxed);
+    retell_ |= uint64_t{1} << p.slot;
+  }
+  spdlog::info("cluster: node '{}' goes on from the old process (slot {}, incarnation {}, {} "
+               "node(s) up)", config_.node_id, self_, incarnation_, c.peers.size());
+  return {};
 }
 
 }  // namespace tcpms::cluster

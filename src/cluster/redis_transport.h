@@ -51,6 +51,7 @@
 #include <vector>
 
 #include "cluster/cluster_metrics.h"
+#include "cluster/continuation.h"
 #include "cluster/lease.h"
 #include "cluster/node_ring.h"
 #include "cluster/node_stream.h"
@@ -107,6 +108,27 @@ class RedisTransport final : public routing::Transport {
   bool down_is_mutual() const override { return true; }
   routing::PeerId home_with(uint64_t key, routing::PeerId peer) const override;
 
+  // --- the upgrade handover (continuation.h; docs/upgrade.md, "A cluster node") ---
+  // Old process, once its clients' input is held: stops reading this node's stream after
+  // the entries being handled (their frames are with the router when it returns).
+  void hold_input();
+  // Old process, once its connections and state are out: writes what waits to be sent and
+  // sends nothing more, so the sequence numbers stop. "" or why not (Redis is unreachable,
+  // or frames wait for a retry: the handover stops and this process serves on).
+  std::string hold_output();
+  // What the new process needs to go on as this node; with both held.
+  NodeContinuation continuation() const;
+  // The handover stopped: reads and sends again (what waited goes now).
+  void release_holds();
+  // The handover committed: the threads stop without the goodbye (the lease and the stream
+  // are the new process's); what waited to be sent is dropped (the new process has the state).
+  void stop_handed_over();
+  // New process, after open() and before start(): goes on as the node `c` describes (same
+  // slot, incarnation, sequence numbers, stream position, peers). Its peers are told our
+  // state again at the first scan (Hello, interest, homed ids), without the "up" that would
+  // make them forget it. "" or why not.
+  std::string continue_from(const NodeContinuation& c);
+
   const ClusterMetrics& metrics() const noexcept { return metrics_; }
   void render_metrics(std::string& out) const { metrics_.render(out, config_.node_id); }
   ClusterMetrics& mutable_metrics() noexcept { return metrics_; }
@@ -148,8 +170,9 @@ class RedisTransport final : public routing::Transport {
   std::string name_of(routing::PeerId peer) const;
 
   ClusterConfig config_;
-  const std::string incarnation_;
-  const std::string sender_tag_;  // "<node>/<incarnation>": whose sequence numbers these are
+  // Set at construction, or by continue_from() before the threads start.
+  std::string incarnation_;
+  std::string sender_tag_;  // "<node>/<incarnation>": whose sequence numbers these are
   routing::PeerId self_ = 0;
   std::string self_str_;
   Receiver* receiver_ = nullptr;
@@ -160,13 +183,13 @@ class RedisTransport final : public routing::Transport {
   std::array<std::atomic<bool>, kMaxNodeSlots> lost_{};
   std::array<std::atomic<std::thread::id>, kMaxNodeSlots> opener_{};
   std::atomic<uint64_t> live_{0};  // slots up, this node's included
-  std::recursive_mutex members_mu_;  // a callback may bring a peer down/up again (same thread)
+  mutable std::recursive_mutex members_mu_;  // a callback may bring a peer down/up again (same thread)
   mutable std::mutex names_mu_;
   std::array<std::string, kMaxNodeSlots> names_;         // under names_mu_
   std::array<std::string, kMaxNodeSlots> incarnations_;  // under members_mu_
 
   // The send queue.
-  std::mutex queue_mu_;
+  mutable std::mutex queue_mu_;
   std::condition_variable queue_cv_;
   std::deque<Outgoing> queue_;
   // By peer: frames other threads sent while it was being told everything (under queue_mu_).
@@ -179,14 +202,26 @@ class RedisTransport final : public routing::Transport {
   std::condition_variable timer_cv_;
   std::multimap<uint64_t, std::function<void()>> timers_;  // by due time (steady ms)
 
-  std::mutex stop_mu_;
+  mutable std::mutex stop_mu_;
   std::condition_variable stop_cv_;
   bool first_attempt_done_ = false;
+  // The handover's holds (under stop_mu_ for input, queue_mu_ for output; waited on with
+  // stop_cv_ and queue_cv_): asked for, and reached by the thread concerned.
+  bool input_held_ = false, input_parked_ = false;
+  bool output_held_ = false, output_parked_ = false;
+  bool output_clean_ = false;  // when parked: nothing waited for a retry, Redis was up
+  std::atomic<bool> handed_over_{false};  // stop() says no goodbye
 
   std::atomic<bool> running_{false}, stopping_{false};
   std::atomic<bool> command_up_{false};
   std::atomic<bool> joined_{false};  // the first join emptied our stream: the reader may start
   std::thread command_thread_, stream_thread_, timer_thread_;
+
+  // Stream thread only (read by continuation() while it is parked).
+  DuplicateFilter seen_;
+  std::string last_read_id_ = "0-0";  // the first join emptied the stream: everything is ours
+  // Peers a continued node tells its state again at its first scan (under members_mu_).
+  uint64_t retell_ = 0;
 
   // Command thread only.
   RedisConnection cmd_;
@@ -198,6 +233,7 @@ class RedisTransport final : public routing::Transport {
   uint64_t down_since_ms_ = 0;
   uint64_t dropped_at_down_ = 0;
   bool ever_joined_ = false;
+  bool continued_ = false;  // continue_from(): the first join is no join
 };
 
 }  // namespace tcpms::cluster
