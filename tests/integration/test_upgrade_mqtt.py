@@ -136,7 +136,7 @@ def test_offline_sessions_retained_messages_and_delayed_wills_survive_an_upgrade
         new_pid = upgraded(srv, pid_file)
         try:
             assert srv.proc.wait(timeout=TIMEOUT) == 0
-            assert "offline session(s) and retained message(s)" in srv.output()
+            assert "item(s) of state on no connection" in srv.output()
             # The delayed will goes out from the new process (the watcher moved there).
             will = watcher.expect(PUBLISH, timeout=TIMEOUT)
             assert (will.topic, will.payload) == ("wills/dying", b"gone")

@@ -29,7 +29,9 @@
 #include "broker/broker.h"
 #include "broker/connection_image.h"
 #include "broker/mqtt_handler.h"
+#include "cluster/continuation.h"
 #include "cluster/redis_transport.h"
+#include "cluster_handover.h"
 #include "config/settings.h"
 #include "doctor/checks.h"
 #include "echo/echo_handler.h"
@@ -70,7 +72,7 @@ std::string with_port(Endpoint at, uint16_t port) {
   return at.to_string();
 }
 
-// This node's id in a cluster: --cluster-node-id, else the host name.
+// This node's id in a cluster: --node-id (cluster.node_id), else the host name.
 std::string cluster_node_id(const ServerOptions& opt) {
   if (!opt.cluster_node_id.empty()) return opt.cluster_node_id;
   char host[256] = {};
@@ -149,9 +151,6 @@ struct StartUp {
 std::string handover_unsupported(const ServerOptions& opt) {
   if (opt.protocol != "echo" && opt.protocol != "mqtt")
     return "the upgrade handover of " + opt.protocol + " connections is not implemented";
-  if (opt.protocol == "mqtt" && !opt.cluster_redis.empty())
-    return "the upgrade handover of a cluster node (its routes and leases) is not implemented "
-           "yet (issue 19)";
   return {};
 }
 
@@ -389,8 +388,11 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
       taker.emplace(std::move(*handover_fd), opt.upgrade_timeout_ms);
       if (mqtt) {
         // Offline sessions spread over the loops in turn; retained messages are the broker's.
-        taker->set_state_importer([&server, b = mqtt_broker.get(), next = size_t{0}](ByteView item) mutable {
+        taker->set_state_importer([&server, b = mqtt_broker.get(), t = cluster_transport.get(), peer_router,
+                                   next = size_t{0}](ByteView item) mutable {
           if (item.empty()) return false;
+          // A cluster node: this process goes on as the same node (its transport starts below).
+          if (static_cast<char>(item[0]) == cluster::kNodeItem) return continue_cluster_node(item, t, peer_router);
           const bool retained = static_cast<char>(item[0]) == broker::kRetainedItem;
           EventLoop& loop = server.loop(retained ? 0 : next++ % server.loop_count());
           bool ok = false;
@@ -411,8 +413,11 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
       // and every peer's interest is known, as a publish read earlier would miss the
       // subscribers of a worker not heard of yet (docs/upgrade.md, "Worker processes").
       taker->set_before_release([&taker, &store, &store_settled, &mesh, worker, peer_router,
-                                 timeout_ms = opt.upgrade_timeout_ms] {
+                                 t = cluster_transport.get(), timeout_ms = opt.upgrade_timeout_ms] {
         if (store) take_store_files(*store, taker->old_pid(), timeout_ms, store_settled);
+        // A cluster node reads its stream on from where the old process stopped, and sends on,
+        // before its clients' input is read (what they publish goes to the other nodes).
+        if (t) t->start();
         if (!worker) return;
         mesh->start();
         if (peer_router == nullptr) return;
@@ -455,8 +460,9 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
       spdlog::info("handover: took the listeners and {} connection(s) from pid {}",
                    taker->taken(), taker->old_pid());
       if (taker->state_items() != 0)
-        spdlog::info("handover: took {} offline session(s) and retained message(s)",
-                     taker->state_items());
+        spdlog::info("handover: took {} item(s) of state on no connection (offline sessions, "
+                     "retained messages{})", taker->state_items(),
+                     cluster_transport ? ", the cluster node" : "");
     }
     // Taken before reading input; here when the handover stopped after some connections (a
     // successor older than handover version 4: the old process keeps the rest, and the files).
@@ -600,6 +606,7 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
       }
 
       GiverConfig gc;
+      std::string cluster_error;  // why this node's state could not be handed over
       gc.binary = opt.upgrade_binary.empty() ? start_up.binary : opt.upgrade_binary;
       gc.argv = start_up.argv;
       gc.protocol = opt.protocol;
@@ -608,7 +615,8 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
       gc.batch = opt.upgrade_batch;
       if (mqtt) {
         // Offline sessions and retained messages travel after the connections (input held).
-        gc.state_items = [&server, b = mqtt_broker.get()] {
+        gc.state_items = [&server, b = mqtt_broker.get(), t = cluster_transport.get(), peer_router,
+                          &cluster_error] {
           std::vector<std::string> items;
           for (size_t i = 0; i < server.loop_count(); ++i)
             run_on_loop(server.loop(i), [&](EventLoop& l) {
@@ -617,6 +625,9 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
               h.export_offline_sessions(items);
             });
           broker::export_retained(*b, items);
+          // Last: once the rest is out, this node's sequence stops (cluster_handover.h).
+          if (t && peer_router)
+            if (auto item = cluster_state_item(*t, *peer_router, cluster_error)) items.push_back(std::move(*item));
           return items;
         };
       }
@@ -651,6 +662,19 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
             return {};
           };
         }
+      }
+      if (cluster_transport && peer_router) {
+        // A cluster node's stream is read no more once its clients' input is held, and what
+        // was read reaches the connections before they move; a node whose last frames could
+        // not be written does not hand over (cluster_handover.h).
+        gc.after_hold = [&server, t = cluster_transport.get(), then = std::move(gc.after_hold)]() -> std::string {
+          hold_cluster_input(*t, server);
+          return then ? then() : std::string();
+        };
+        gc.before_commit = [&cluster_error, then = std::move(gc.before_commit)]() -> std::string {
+          if (!cluster_error.empty()) return "cluster: " + cluster_error;
+          return then ? then() : std::string();
+        };
       }
       if (store && store->writer().policy().mode == store::SyncMode::kEveryMessage) {
         // Acknowledgements held for the store cannot travel (MqttHandler::export_state): with
@@ -687,6 +711,13 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
           spdlog::info("SIGUSR2: the store {} is the new process's now", store->config().dir);
         };
       }
+      if (cluster_transport) {
+        // The lease and the stream are the new process's: no goodbye, nothing more sent.
+        gc.after_commit = [t = cluster_transport.get(), then = std::move(gc.after_commit)] {
+          if (then) then();
+          t->stop_handed_over();
+        };
+      }
       spdlog::info("SIGUSR2: handing {} connection(s) over to a new process", clients_here());
       GiverOutcome outcome = give_everything(server, gc, [&] {
         // The new process binds the admin port itself once we say Done.
@@ -695,6 +726,7 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
       }, std::move(worker_channel));
       if (worker && control) report_to_supervisor(*control, outcome.completed, outcome.handed, outcome.error);
       if (!outcome.completed) {  // logged; we serve on
+        if (cluster_transport) cluster_transport->release_holds();
         refuse(outcome.error.empty() ? "the handover stopped (see its log)" : outcome.error);
         continue;
       }
