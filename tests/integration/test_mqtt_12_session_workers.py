@@ -188,7 +188,7 @@ def test_generated_client_ids_differ_across_workers():
 
 
 def test_a_worker_that_does_not_answer_costs_the_fetch_timeout_only():
-    with start_workers() as srv:
+    with start_workers("--workers-session-fetch-timeout-ms", "3000") as srv:
         wait_mesh(srv)
         holder = park_session(srv, "sleeper")  # offline on one worker
         os.kill(holder, signal.SIGSTOP)  # its link stays up, but it answers nothing
@@ -201,7 +201,7 @@ def test_a_worker_that_does_not_answer_costs_the_fetch_timeout_only():
         finally:
             os.kill(holder, signal.SIGCONT)
         waited = time.monotonic() - started
-        # No answer within the fetch timeout (3 s): refused, server unavailable, rather than
+        # No answer within the fetch timeout (3 s here): refused, server unavailable, rather than
         # let in with an empty session while the stored one sits on the silent worker.
         assert rc == 3 and not present
         assert 2.5 < waited < 6, waited

@@ -251,6 +251,11 @@ def test_suback_waits_for_peers_setting_picks_the_path(waits):
 
 
 
+# A claim's deadline shorter than the clients' 8 s reply timeout, so that a CONNECT that
+# reached a running worker is answered (refused) before its client gives up.
+FETCH_3S = ("--workers-session-fetch-timeout-ms", "3000")
+
+
 def stored_sessions_then_a_stopped_worker(srv, ids):
     """Each id gets a stored session (one subscription, one QoS 1 message queued); then one
     worker is stopped (SIGSTOP, as a worker too busy to answer would be) while every id
@@ -304,7 +309,7 @@ def test_persistent_client_whose_session_cannot_be_looked_for_is_refused_not_emp
     deadline.)"""
     ids = [f"keep-{i}" for i in range(30)]
     with Server("--protocol", "mqtt", "--processes", "2", "--threads", "1",
-                "--sys-interval", "0") as srv:
+                "--sys-interval", "0", *FETCH_3S) as srv:
         outcomes = stored_sessions_then_a_stopped_worker(srv, ids)
         assert not [o for o in outcomes if o.startswith("empty")], outcomes
         # 30 ids: some land on the running worker with their home or session on the other.
@@ -321,7 +326,7 @@ def test_every_session_comes_back_after_a_stopped_worker_resumes():
     from mqtt_raw import DISCONNECT_PACKET, PUBACK, PUBLISH, RawClient, ack_packet
     ids = [f"back-{i}" for i in range(30)]
     with Server("--protocol", "mqtt", "--processes", "2", "--threads", "1",
-                "--sys-interval", "0") as srv:
+                "--sys-interval", "0", *FETCH_3S) as srv:
         stored_sessions_then_a_stopped_worker(srv, ids)
         for cid in ids:
             c = RawClient(srv.port)

@@ -313,6 +313,7 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
       // One routing layer between the workers: publishes by interest, client ids by home.
       routing::RouterOptions ro;
       ro.loops = config.threads;
+      ro.claim_timeout_ms = opt.workers_session_fetch_timeout_ms;
       ro.shared_interest = role.shared_interest;
       auto router = std::make_unique<routing::PeerRouter>(*mqtt_broker, *mesh, ro);
       peer_router = router.get();

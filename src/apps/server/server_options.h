@@ -87,6 +87,8 @@ struct ServerOptions {
   std::string auth_http_when_down = "deny";  // or "password_file"
   uint32_t auth_http_threads = 8;
   bool auth_http_authorize = true;
+  // Worker processes (processes > 1): a CONNECT's wait for its id's home worker and session.
+  uint32_t workers_session_fetch_timeout_ms = 10000;
   // Cluster of nodes through Redis (src/cluster); empty redis: a single node, no Redis.
   std::string cluster_redis;
   std::string cluster_node_id;
