@@ -361,8 +361,12 @@ def crosses_both_ways(c, payload):
     publish(c.pb, "a/y", payload)
     c.sa.wait_for("a/y", payload, "b's publish to a's subscriber")
 
-def test_a_cluster_node_upgrades_without_the_other_nodes_noticing(tmp_path):
-    with two_nodes(tmp_path) as pair:
+# With a store on a (every-message), a's persistent subscriber's session and what is queued
+# for it are written there, and the store moves to the new process with the node.
+@pytest.mark.parametrize("store", [False, True], ids=["memory", "store"])
+def test_a_cluster_node_upgrades_without_the_other_nodes_noticing(tmp_path, store):
+    a_extra = ("--persistence-dir", str(tmp_path / "store")) if store else ()
+    with two_nodes(tmp_path, *a_extra) as pair:
         a, b = pair.a, pair.b
         c = subscribers_on_both(pair)
         unnoticed = Unnoticed(pair)

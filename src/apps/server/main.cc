@@ -664,19 +664,6 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
           };
         }
       }
-      if (cluster_transport && peer_router) {
-        // A cluster node's stream is read no more once its clients' input is held, and what
-        // was read reaches the connections before they move; a node whose last frames could
-        // not be written does not hand over (cluster_handover.h).
-        gc.after_hold = [&server, t = cluster_transport.get(), then = std::move(gc.after_hold)]() -> std::string {
-          hold_cluster_input(*t, server);
-          return then ? then() : std::string();
-        };
-        gc.before_commit = [&cluster_error, then = std::move(gc.before_commit)]() -> std::string {
-          if (!cluster_error.empty()) return "cluster: " + cluster_error;
-          return then ? then() : std::string();
-        };
-      }
       if (store && store->writer().policy().mode == store::SyncMode::kEveryMessage) {
         // Acknowledgements held for the store cannot travel (MqttHandler::export_state): with
         // input held nothing new is held, so wait until what is held has gone out (this
@@ -700,6 +687,22 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
             std::this_thread::sleep_for(std::chrono::milliseconds(1));
           }
           return {};
+        };
+      }
+      if (cluster_transport && peer_router) {
+        // A cluster node's stream is read no more once its clients' input is held (and once
+        // the acknowledgements above are out: other nodes' answers to them come through it),
+        // and what was read reaches the connections before they move; a node whose last
+        // frames could not be written does not hand over (cluster_handover.h).
+        gc.after_hold = [&server, t = cluster_transport.get(), then = std::move(gc.after_hold)]() -> std::string {
+          if (then)
+            if (std::string e = then(); !e.empty()) return e;
+          hold_cluster_input(*t, server);
+          return {};
+        };
+        gc.before_commit = [&cluster_error, then = std::move(gc.before_commit)]() -> std::string {
+          if (!cluster_error.empty()) return "cluster: " + cluster_error;
+          return then ? then() : std::string();
         };
       }
       if (store) {
