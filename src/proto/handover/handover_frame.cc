@@ -2,6 +2,7 @@
 // (the other end may be another release, or not tcpms at all).
 #include "handover/handover_frame.h"
 
+#include <cstring>
 #include <type_traits>
 
 #include "wire/little_endian.h"
@@ -34,9 +35,9 @@ Kind kind_of(const Frame& f) noexcept {
       f);
 }
 
-void encode_body(const Frame& frame, LeWriter& w) {
+void encode_body(const Frame& frame, LeWriter& w, uint16_t version) {
   std::visit(
-      [&w](const auto& v) {
+      [&w, version](const auto& v) {
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, Hello>) {
           w.u16(v.lowest);
@@ -71,6 +72,15 @@ void encode_body(const Frame& frame, LeWriter& w) {
             w.str32(c.unread_input);
             w.str32(c.unsent_output);
             w.str32(c.protocol_state);
+            if (version < kTransportVersion) continue;
+            w.u8(c.transport ? 1 : 0);
+            if (!c.transport) continue;
+            const TransportState& t = *c.transport;
+            w.u16(t.listener);
+            w.u8(t.has_peer ? 1 : 0);
+            w.u16(t.peer_family);
+            w.u16(t.peer_port);
+            w.bytes(std::string_view(reinterpret_cast<const char*>(t.peer_addr.data()), t.peer_addr.size()));
           }
         } else if constexpr (std::is_same_v<T, State>) {
           w.u32(v.sequence);
@@ -90,7 +100,7 @@ void encode_body(const Frame& frame, LeWriter& w) {
 std::string text16(LeReader& r) { return std::string(r.text16()); }
 std::string text32(LeReader& r) { return std::string(as_chars(r.str32())); }
 
-const char* decode_into(Kind kind, LeReader& r, Frame& out) {
+const char* decode_into(Kind kind, uint16_t version, LeReader& r, Frame& out) {
   switch (kind) {
     case Kind::kHello: {
       Hello h;
@@ -157,6 +167,22 @@ const char* decode_into(Kind kind, LeReader& r, Frame& out) {
         c.unread_input = text32(r);
         c.unsent_output = text32(r);
         c.protocol_state = text32(r);
+        if (version >= kTransportVersion) {
+          const uint8_t has = r.u8();
+          if (has > 1) return "batch: a connection's transport is neither absent nor present";
+          if (has == 1) {
+            TransportState t;
+            t.listener = r.u16();
+            const uint8_t peer = r.u8();
+            if (peer > 1) return "batch: a transport's peer flag is neither 0 nor 1";
+            t.has_peer = peer == 1;
+            t.peer_family = r.u16();
+            t.peer_port = r.u16();
+            ByteView addr = r.bytes(t.peer_addr.size());
+            if (r.ok()) std::memcpy(t.peer_addr.data(), addr.data(), addr.size());
+            c.transport = t;
+          }
+        }
         b.connections.push_back(std::move(c));
       }
       out = std::move(b);
@@ -207,7 +233,7 @@ void encode(const Frame& frame, std::string& out, uint16_t version) {
   const bool fixed = kind == Kind::kHello || kind == Kind::kRefuse;  // readable by any release
   w.u8(static_cast<uint8_t>(fixed ? 1 : version));
   w.u8(static_cast<uint8_t>(kind));
-  encode_body(frame, w);
+  encode_body(frame, w, fixed ? 1 : version);
   const uint32_t body = static_cast<uint32_t>(out.size() - at - kLengthBytes);
   for (size_t i = 0; i < kLengthBytes; ++i) out[at + i] = static_cast<char>((body >> (8 * i)) & 0xff);
 }
@@ -255,7 +281,7 @@ DecodeResult decode_body(ByteView body) {
     res.error = "frame kind Workers before handover version 3";
     return res;
   }
-  if (const char* e = decode_into(static_cast<Kind>(kind), r, res.frame)) {
+  if (const char* e = decode_into(static_cast<Kind>(kind), version, r, res.frame)) {
     res.error = e;
     return res;
   }

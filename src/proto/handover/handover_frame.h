@@ -25,7 +25,9 @@
 //               supervisor -> old worker i (its own); the epoch names the handover (the new
 //               supervisor's pid) so marks of an earlier attempt never count
 //   connection  u64 old id, u32 handler index, u32 idle timeout ms, u8 flags,
-//               str32 unread input, str32 unsent output, str32 protocol state
+//               str32 unread input, str32 unsent output, str32 protocol state,
+//               from version 5: u8 transport (0: none; 1: u16 listener index, u8 has peer,
+//               u16 peer family, u16 peer port (network order), 16 bytes peer address)
 //
 // Listeners answers with Taken (sequence 0), each Batch with Taken of its sequence: only what
 // is marked taken has been adopted by the new process; everything else (and everything of a
@@ -43,8 +45,10 @@
 // Thread rules: pure functions and value types; decoded frames own their bytes.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -56,7 +60,8 @@ namespace tcpms::net::handover {
 // The versions this build speaks. A newer build that adds fields raises kHighestVersion and
 // keeps decoding the older ones as long as it can.
 inline constexpr uint16_t kLowestVersion = 1;
-inline constexpr uint16_t kHighestVersion = 4;  // 2: State; 3: Workers; 4: Done answered
+inline constexpr uint16_t kHighestVersion = 5;  // 2: State; 3: Workers; 4: Done answered;
+                                                // 5: a connection's transport
 // From this version Done is answered and nothing is served by the new process before.
 inline constexpr uint16_t kDoneAnsweredVersion = 4;
 
@@ -116,6 +121,19 @@ struct Taken {
   std::vector<uint8_t> taken;  // per entry of the frame answered: 1 taken, 0 not
   bool operator==(const Taken&) const = default;
 };
+// A connection's transport past its handshakes (version 5 on): the listener it came through
+// (the same index in both processes: the same configuration) and the client's address from a
+// PROXY header. Only a transport that holds nothing else travels (no TLS, no WebSocket).
+struct TransportState {
+  uint16_t listener = 0;
+  bool has_peer = false;
+  uint16_t peer_family = 0;
+  uint16_t peer_port = 0;  // network order
+  std::array<uint8_t, 16> peer_addr{};
+  bool operator==(const TransportState&) const = default;
+};
+inline constexpr uint16_t kTransportVersion = 5;
+
 struct ConnectionState {
   uint64_t old_id = 0;
   uint32_t handler = 0;  // the handler's index, the same in both processes
@@ -124,6 +142,7 @@ struct ConnectionState {
   std::string unread_input;   // received and not yet consumed by the protocol (a partial frame)
   std::string unsent_output;  // produced and not yet taken by the kernel
   std::string protocol_state; // the handler's export (Handler::export_state); echo: empty
+  std::optional<TransportState> transport;  // version 5 on
   bool operator==(const ConnectionState&) const = default;
 };
 struct Batch {

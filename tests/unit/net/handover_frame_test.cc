@@ -60,7 +60,7 @@ TEST(HandoverFrame, NegotiatesTheHighestCommonVersion) {
 TEST(HandoverFrame, HelloAndRefuseAreReadableByAnyRelease) {
   // A newer build would encode its other frames in its own version; these two stay at 1.
   std::string out;
-  encode(Hello{5, 9, 1}, out, 9);
+  encode(Hello{kHighestVersion + 1, kHighestVersion + 5, 1}, out, kHighestVersion + 5);
   EXPECT_EQ(static_cast<uint8_t>(out[kLengthBytes]), 1);
   DecodeResult r = decode_body(as_bytes(out).subspan(kLengthBytes));
   ASSERT_TRUE(r.ok()) << r.error;
@@ -135,6 +135,37 @@ TEST(HandoverFrame, WorkersRoundTripFromVersion3WithOneDescriptorEach) {
   for (size_t n = kLengthBytes; n < out.size(); ++n)
     EXPECT_FALSE(decode_body(as_bytes(out).subspan(kLengthBytes, n - kLengthBytes)).ok()) << n;
   out[kLengthBytes + 2 + 4] = '\xff';  // a count the body cannot hold
+  EXPECT_FALSE(decode_body(as_bytes(out).subspan(kLengthBytes)).ok());
+}
+
+TEST(HandoverFrame, AConnectionsTransportTravelsFromVersion5AndIsLeftOutBefore) {
+  Batch b;
+  b.sequence = 2;
+  ConnectionState c;
+  c.old_id = 9;
+  c.protocol_state = "state";
+  TransportState t;
+  t.listener = 3;
+  t.has_peer = true;
+  t.peer_family = 2;
+  t.peer_port = 0x5000;
+  t.peer_addr = {192, 0, 2, 7};
+  c.transport = t;
+  b.connections.push_back(c);
+  b.connections.push_back(ConnectionState{});  // none
+  EXPECT_EQ(round_trip(b, 5), Frame(b));
+  // Version 4 has no room for it: the giver sends no such connection to such a successor.
+  Batch without = b;
+  without.connections[0].transport.reset();
+  EXPECT_EQ(round_trip(b, 4), Frame(without));
+  std::string out;
+  encode(b, out, 5);
+  for (size_t n = kLengthBytes; n < out.size(); ++n)
+    EXPECT_FALSE(decode_body(as_bytes(out).subspan(kLengthBytes, n - kLengthBytes)).ok()) << n;
+  // The presence byte of the first connection's transport: neither 0 nor 1.
+  const size_t presence = kLengthBytes + 2 + 4 + 4 + 8 + 4 + 4 + 1 + 4 + 4 + 4 + c.protocol_state.size();
+  ASSERT_EQ(out[presence], 1);
+  out[presence] = 2;
   EXPECT_FALSE(decode_body(as_bytes(out).subspan(kLengthBytes)).ok());
 }
 
