@@ -19,11 +19,13 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -69,6 +71,17 @@ struct LoopConfig {
 
 // A connection on its way to the process replacing this one (the upgrade handover,
 // docs/upgrade.md): everything the engine and the protocol know of it, as data.
+// A connection's transport that can travel with it: past its handshakes and holding nothing
+// but the listener it came through (its connection cap) and the client's address from a
+// PROXY header. TLS and WebSocket connections keep more (keys, framing) and stay.
+struct HandedTransport {
+  uint16_t listener = 0;  // index among this loop's listeners: the same in both processes
+  bool has_peer = false;
+  uint16_t peer_family = 0;
+  uint16_t peer_port = 0;  // network order
+  std::array<uint8_t, 16> peer_addr{};
+};
+
 struct HandedConnection {
   ConnId id;                   // in the old process
   int fd = -1;                 // borrowed: still owned by the old process's slot
@@ -77,6 +90,7 @@ struct HandedConnection {
   std::string unread_input;    // received, not consumed by the protocol (a partial frame)
   std::string unsent_output;   // produced, not yet taken by the kernel
   std::string protocol_state;  // Handler::export_state
+  std::optional<HandedTransport> transport;
 };
 
 class EventLoop {
@@ -150,12 +164,14 @@ class EventLoop {
   void hold_input_for_handover(bool hold);
 
   // --- the upgrade handover (docs/upgrade.md; event_loop_handover.cc). Loop thread only. ---
-  // Parks up to `max` connections that can move to another process (no transport, open, not
-  // closing, and the handler's export_state agrees), scanning slots from `cursor` on (moved
-  // past what was scanned; the scan is over when it returns 0 and cursor is past the slab).
+  // Parks up to `max` connections that can move to another process (open, not closing, no
+  // transport, or with `with_transports` one that can travel (HandedTransport), and the
+  // handler's export_state agrees), scanning slots from `cursor` on (moved past what was
+  // scanned; the scan is over when it returns 0 and cursor is past the slab).
   // A parked connection stays in its slot, neither read nor written nor timed, with its
   // bytes and descriptor where they were, until release_parked or resume_parked.
-  size_t park_for_handover(size_t max, uint32_t& cursor, std::vector<HandedConnection>& out);
+  size_t park_for_handover(size_t max, uint32_t& cursor, std::vector<HandedConnection>& out,
+                           bool with_transports = false);
   bool scan_done(uint32_t cursor) const noexcept;
   // The new process took it: frees the slot with Handler::on_handed_over (no on_close), and
   // closes this process's descriptor only (the socket lives on in the new process).
@@ -252,6 +268,9 @@ class EventLoop {
   void transport_timeout(Connection& c);
   void transport_eof(Connection& c);
   void free_transport(Connection& c);
+  // The upgrade handover: a connection's transport as the old process had it (past its
+  // handshakes); false when this process's listener of that index cannot carry it.
+  bool adopt_transport(Connection& c, const HandedTransport& h);
   bool tls_input(Connection& c, MutableByteView raw);
   bool tls_write(Connection& c, const ByteView* pieces, size_t count, bool defer);
   void tls_failed(Connection& c, int ssl_error, bool timeout_or_eof);

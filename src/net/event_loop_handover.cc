@@ -14,6 +14,7 @@
 
 #include "net/loop_core.h"
 #include "net/pending_input.h"
+#include "net/transport.h"
 #include "tcpms/event_loop.h"
 
 namespace tcpms {
@@ -27,22 +28,54 @@ void EventLoop::hold_input_for_handover(bool hold) {
 
 bool EventLoop::scan_done(uint32_t cursor) const noexcept { return cursor >= core_->slots_created; }
 
-size_t EventLoop::park_for_handover(size_t max, uint32_t& cursor, std::vector<HandedConnection>& out) {
+namespace {
+
+// The transport of `c` as it can travel: past its handshakes, with no TLS, no WebSocket
+// framing and nothing stashed (a PROXY header's client address, a listener's cap); nothing
+// for any other, which stays.
+std::optional<HandedTransport> travelling_transport(const LoopCore& core, const Connection& c,
+                                                    const net::Transport& t) {
+  if (t.stage != net::Stage::kOpen || t.tls() || t.stash != nullptr || t.config == nullptr ||
+      t.config->options.websocket || t.config->options.tls)
+    return std::nullopt;
+  for (size_t i = 0; i < core.listeners.size(); ++i) {
+    if (core.listeners[i].transport != t.config) continue;
+    HandedTransport h;
+    h.listener = static_cast<uint16_t>(i);
+    h.has_peer = (t.flags & net::Transport::kHasPeer) != 0;
+    h.peer_family = t.peer_family;
+    h.peer_port = t.peer_port;
+    h.peer_addr = t.peer_addr;
+    return h;
+  }
+  (void)c;
+  return std::nullopt;  // an outbound connection's
+}
+
+}  // namespace
+
+size_t EventLoop::park_for_handover(size_t max, uint32_t& cursor, std::vector<HandedConnection>& out,
+                                    bool with_transports) {
   assert_in_loop_thread();
   size_t parked = 0;
-  // Connections in the middle of something the engine itself runs stay: a transport (TLS,
-  // WebSocket, PROXY header) keeps state inside OpenSSL or the transport, a closing or
-  // lingering one is nearly gone, a connecting one is ours (outbound), a paused one is held
-  // by its protocol (a rate limit) and a peer that sent FIN is finishing.
+  // Connections in the middle of something the engine itself runs stay: a transport that
+  // keeps state inside OpenSSL or framing (TLS, WebSocket; and any, with a successor that
+  // cannot be told of it), a closing or lingering one is nearly gone, a connecting one is
+  // ours (outbound), a paused one is held by its protocol (a rate limit) and a peer that sent
+  // FIN is finishing.
   constexpr uint16_t kStays = Connection::kClosing | Connection::kFlushThenClose |
                               Connection::kLingering | Connection::kConnecting |
-                              Connection::kTransport | Connection::kParked |
-                              Connection::kPeerShutdown | Connection::kReadPausedByUser |
-                              Connection::kAdmitting;
+                              Connection::kParked | Connection::kPeerShutdown |
+                              Connection::kReadPausedByUser | Connection::kAdmitting;
   for (; cursor < core_->slots_created && parked < max; ++cursor) {
     Connection& c = core_->slot(cursor);
     if (!(c.flags_ & Connection::kOpen) || (c.flags_ & kStays)) continue;
     HandedConnection h;
+    if (c.flags_ & Connection::kTransport) {
+      if (!with_transports) continue;
+      h.transport = travelling_transport(*core_, c, *static_cast<const net::Transport*>(c.user_));
+      if (!h.transport) continue;
+    }
     if (!handlers_[c.handler_]->export_state(c, h.protocol_state)) continue;
     // Stop reading and writing: out of the epoll set, off the wheel.
     ::epoll_ctl(core_->epoll.get(), EPOLL_CTL_DEL, c.fd_.get(), nullptr);
@@ -100,12 +133,14 @@ ConnId EventLoop::adopt_handed(UniqueFd fd, const HandedConnection& state, bool 
   Connection& c = *filled;
   const uint32_t slot = c.slot_;
   auto give_back = [&] {
+    if (c.flags_ & Connection::kTransport) free_transport(c);
     c.fd_.reset();  // close() only: the old process still holds the socket and serves it
     c.flags_ = 0;
     if (++c.generation_ == 0) c.generation_ = 1;
     core_->free_slots.push_back(slot);
     return ConnId{};
   };
+  if (state.transport && !adopt_transport(c, *state.transport)) return give_back();
   if (!handlers_[state.handler]->import_state(c, as_bytes(state.protocol_state))) return give_back();
   if (!state.unread_input.empty() &&
       !net::pending_append(c.in_, as_bytes(state.unread_input), state.unread_input.size())) {
@@ -148,6 +183,31 @@ ConnId EventLoop::adopt_handed(UniqueFd fd, const HandedConnection& state, bool 
   }
   if (!parked) read_again_later(c);  // input the old process left unread, and whatever came since
   return id;
+}
+
+bool EventLoop::adopt_transport(Connection& c, const HandedTransport& h) {
+  if (h.listener >= core_->listeners.size()) return false;
+  const net::TransportConfig* cfg = core_->listeners[h.listener].transport;
+  // The same index is the same listener (one configuration); one that now does TLS or
+  // WebSocket is another, and the connection's bytes would not be its.
+  if (cfg == nullptr || cfg->options.tls || cfg->options.websocket) return false;
+  auto* t = new net::Transport;
+  t->user = c.user_;
+  t->config = cfg;
+  c.user_ = t;
+  c.flags_ |= Connection::kTransport;
+  stats_.transport_connections.add();
+  if (h.has_peer) {
+    t->flags |= net::Transport::kHasPeer;
+    t->peer_family = h.peer_family;
+    t->peer_port = h.peer_port;
+    t->peer_addr = h.peer_addr;
+  }
+  if (cfg->listener_count != nullptr) {  // the listener's cap counts it here now
+    cfg->listener_count->fetch_add(1, std::memory_order_relaxed);
+    t->flags |= net::Transport::kCounted;
+  }
+  return true;
 }
 
 std::vector<int> EventLoop::listener_fds() const {

@@ -242,3 +242,45 @@ tls.key_file = "{pki.server_key}"
                 stop_pid(new_pid)
     finally:
         pki.cleanup()
+
+
+def test_clients_behind_a_proxy_keep_their_connections_and_their_addresses(tmp_path):
+    """A connection that came through a PROXY header (a client behind HAProxy) holds, past its
+    header, only the client's address and its listener: both travel with it (handover version
+    5), so the client keeps its socket and the new process still knows it by the address the
+    header gave (what ACLs, limits and the admin API see)."""
+    import socket
+
+    from test_transport_04_proxy import v2_header
+    conf = tmp_path / "tcpms.toml"
+    conf.write_text('listen = "127.0.0.1:0"\n[[listeners]]\nbind = "127.0.0.1:0"\n'
+                    'proxy_protocol = true\n')
+    pid_file = str(tmp_path / "tcpms.pid")
+    with socket.socket() as s:  # the new process binds the admin port again: not port 0
+        s.bind(("127.0.0.1", 0))
+        admin_port = s.getsockname()[1]
+    with mqtt_server("--config", str(conf), "--threads", "2", "--pid-file", pid_file,
+                     "--admin-listen", f"127.0.0.1:{admin_port}") as srv:
+        wait_until(lambda: read_pid(pid_file) == srv.pid, "the pid file")
+        behind = RawClient(srv.port_of("proxy+tcp"))
+        behind.send(v2_header("203.0.113.7", 4242) + connect_packet("behind-proxy", clean=False))
+        assert behind.expect(CONNACK).body[1] == 0
+        assert behind.subscribe([("p/#", 1)]) == [1]
+        new_pid = upgraded(srv, pid_file)
+        try:
+            assert srv.proc.wait(timeout=TIMEOUT) == 0
+            # The same socket, served by the new process (one that stayed would be closed).
+            pub = connected(srv.port, "proxy-pub")
+            pub.publish("p/x", b"after the upgrade", qos=1, pid=1)
+            got = behind.expect(PUBLISH)
+            assert (got.topic, got.payload) == ("p/x", b"after the upgrade")
+            behind.send(ack_packet(PUBACK, got.pid))
+            behind.ping()
+            status, body = srv.admin("/api/v1/clients/behind-proxy")
+            assert status == 200, body
+            info = json.loads(body)
+            assert info["connected"] is True and info["peer"] == "203.0.113.7:4242", info
+            pub.close()
+        finally:
+            behind.close()
+            stop_pid(new_pid)

@@ -67,12 +67,14 @@ void give_up(GiverOutcome& out, Server& server, pid_t pid, bool ours, Kept& kept
 // One batch from one loop: park, send, wait for the answer, then release what was taken
 // and resume the rest. False when the channel failed (everything of the batch resumed).
 bool hand_batch(Server& server, EventLoop& loop, net::HandoverChannel& channel,
-                const GiverConfig& config, uint32_t sequence, uint32_t& cursor, bool& loop_done,
-                GiverOutcome& out, std::vector<ConnId>* keep_taken) {
+                const GiverConfig& config, uint16_t version, uint32_t sequence, uint32_t& cursor,
+                bool& loop_done, GiverOutcome& out, std::vector<ConnId>* keep_taken) {
   std::vector<HandedConnection> parked;
+  // A successor that cannot be told of a transport gets none: those connections stay here.
+  const bool with_transports = version >= hf::kTransportVersion;
   const bool ran = run_on_loop(loop, [&](EventLoop& l) {
     l.park_for_handover(std::min<size_t>(config.batch, net::HandoverChannel::kMaxDescriptorsPerFrame),
-                        cursor, parked);
+                        cursor, parked, with_transports);
     loop_done = l.scan_done(cursor);
   });
   if (!ran) loop_done = true;  // a loop that stopped has nothing to hand over
@@ -88,11 +90,15 @@ bool hand_batch(Server& server, EventLoop& loop, net::HandoverChannel& channel,
     s.unread_input = std::move(h.unread_input);
     s.unsent_output = std::move(h.unsent_output);
     s.protocol_state = std::move(h.protocol_state);
+    if (h.transport)
+      s.transport = hf::TransportState{h.transport->listener, h.transport->has_peer,
+                                       h.transport->peer_family, h.transport->peer_port,
+                                       h.transport->peer_addr};
     batch.connections.push_back(std::move(s));
     fds.push_back(h.fd);
   }
   std::vector<uint8_t> taken(parked.size(), 0);
-  std::string err = channel.send(batch, fds);
+  std::string err = channel.send(batch, fds, version);
   if (err.empty()) {
     auto r = channel.receive(static_cast<int>(config.timeout_ms));
     auto* t = r.ok() ? std::get_if<hf::Taken>(&r.frame) : nullptr;
@@ -243,7 +249,7 @@ GiverOutcome give_everything(Server& server, const GiverConfig& config,
     uint32_t cursor = 0;
     bool loop_done = false;
     while (!loop_done) {
-      if (!hand_batch(server, server.loop(i), channel, config, sequence++, cursor, loop_done, out,
+      if (!hand_batch(server, server.loop(i), channel, config, version, sequence++, cursor, loop_done, out,
                       done_answered ? &kept[i] : nullptr)) {
         give_up(out, server, pid, ours, kept);
         return out;
