@@ -454,24 +454,21 @@ def test_the_directory_moves_with_the_node(tmp_path):
             status, body = b.admin(f"/api/v1/clients/{cid}/send", method="POST", body=push)
             assert status == 200, f"{cid}, homed on {home}: {status} {body}"
             receives(c, f"push/{cid}", b"hi")
-        # Held on b, connecting to the new process: b's connection is taken over, and the
-        # session (its subscription) comes along.
-        for home, (cid, old) in on_b.items():
-            new, present, rc = claim(a.port, cid)
-            assert (present, rc) == (True, 0), f"{cid}, homed on {home}: session present"
-            old.expect_closed(TIMEOUT)
-            publish(pub_a, f"dev/{cid}/cmd", b"to " + cid.encode())
-            receives(new, f"dev/{cid}/cmd", b"to " + cid.encode())
-            new.close()
+        def taken_over(held, node, pub):
+            """Each id of `held` connects to `node`: its old connection is closed, and its
+            session (its subscription) comes along."""
+            for home, (cid, old) in held.items():
+                new, present, rc = claim(node.port, cid)
+                assert (present, rc) == (True, 0), f"{cid}, homed on {home}: session present"
+                old.expect_closed(TIMEOUT)
+                publish(pub, f"dev/{cid}/cmd", b"to " + cid.encode())
+                receives(new, f"dev/{cid}/cmd", b"to " + cid.encode())
+                new.close()
+        # Held on b, connecting to the new process.
+        taken_over(on_b, a, pub_a)
         # Held on a since before the upgrade (in the new process now), connecting to b: the
         # new process closes its connection and hands the session over.
-        for home, (cid, old) in on_a.items():
-            new, present, rc = claim(b.port, cid)
-            assert (present, rc) == (True, 0), f"{cid}, homed on {home}: session present"
-            old.expect_closed(TIMEOUT)
-            publish(pub_b, f"dev/{cid}/cmd", b"to " + cid.encode())
-            receives(new, f"dev/{cid}/cmd", b"to " + cid.encode())
-            new.close()
+        taken_over(on_a, b, pub_b)
         for c in [pub_a, pub_b] + others_b + others_a + others_p + [c for _, c in pushed.values()]:
             c.close()
 
