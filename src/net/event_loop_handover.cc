@@ -33,8 +33,7 @@ namespace {
 // The transport of `c` as it can travel: past its handshakes, with no TLS, no WebSocket
 // framing and nothing stashed (a PROXY header's client address, a listener's cap); nothing
 // for any other, which stays.
-std::optional<HandedTransport> travelling_transport(const LoopCore& core, const Connection& c,
-                                                    const net::Transport& t) {
+std::optional<HandedTransport> travelling_transport(const LoopCore& core, const net::Transport& t) {
   if (t.stage != net::Stage::kOpen || t.tls() || t.stash != nullptr || t.config == nullptr ||
       t.config->options.websocket || t.config->options.tls)
     return std::nullopt;
@@ -48,7 +47,6 @@ std::optional<HandedTransport> travelling_transport(const LoopCore& core, const 
     h.peer_addr = t.peer_addr;
     return h;
   }
-  (void)c;
   return std::nullopt;  // an outbound connection's
 }
 
@@ -73,7 +71,7 @@ size_t EventLoop::park_for_handover(size_t max, uint32_t& cursor, std::vector<Ha
     HandedConnection h;
     if (c.flags_ & Connection::kTransport) {
       if (!with_transports) continue;
-      h.transport = travelling_transport(*core_, c, *static_cast<const net::Transport*>(c.user_));
+      h.transport = travelling_transport(*core_, *static_cast<const net::Transport*>(c.user_));
       if (!h.transport) continue;
     }
     if (!handlers_[c.handler_]->export_state(c, h.protocol_state)) continue;
