@@ -156,7 +156,7 @@ void PeerRouter::expire(uint64_t request) {
                    c.result.timed_out = true;
                    spdlog::warn("routing: client '{}': {} did not answer within {} ms",
                                 c.client_id, c.answered ? "the previous holder" : "its home",
-                                options_.claim_timeout_ms);
+                                c.timeout_ms);
                    c.done(std::move(c.result));
                  },
                  [&](PendingById& b) {
@@ -527,7 +527,11 @@ void PeerRouter::claim(std::string_view client_id, bool persistent, ClaimDone do
   c.client_id = std::string(client_id);
   c.done = std::move(done);
   c.home = home;
-  const uint64_t request = add_pending(std::move(c), options_.claim_timeout_ms);
+  const uint32_t timeout_ms = persistent && options_.persistent_claim_timeout_ms != 0
+                                  ? options_.persistent_claim_timeout_ms
+                                  : options_.claim_timeout_ms;
+  c.timeout_ms = timeout_ms;
+  const uint64_t request = add_pending(std::move(c), timeout_ms);
   if (home == self_) {
     home_claim(self_, request, client_id, persistent);
     return;

@@ -83,6 +83,10 @@ struct RouterOptions {
   uint32_t loops = 1;  // the broker's event loops (their trees are walked when interest grows)
   InterestOptions interest;
   uint32_t claim_timeout_ms = 3000;
+  // A persistent CONNECT's claim (0: claim_timeout_ms). Giving up on one refuses the client
+  // (its stored session may be where no answer came from), so it may wait longer than a clean
+  // one, which goes on with a fresh session.
+  uint32_t persistent_claim_timeout_ms = 0;
   // Shortest time between two interest updates to the peers; 0: 2.5 ms per peer (an update
   // costs one frame per peer, so with many peers updates batch more).
   uint32_t interest_interval_ms = 0;
@@ -189,6 +193,7 @@ class PeerRouter final : public broker::Router, public Transport::Receiver {
     std::string client_id;
     ClaimDone done;
     PeerId home = kNoPeer;
+    uint32_t timeout_ms = 0;
     bool answered = false;
     bool image_expected = false;
     bool image_arrived = false;

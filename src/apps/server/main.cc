@@ -313,7 +313,10 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
       // One routing layer between the workers: publishes by interest, client ids by home.
       routing::RouterOptions ro;
       ro.loops = config.threads;
-      ro.claim_timeout_ms = opt.workers_session_fetch_timeout_ms;
+      // A clean CONNECT (and a SUBACK) waits at most 3 s, as before: it goes on without an
+      // answer; a persistent one, refused without it, waits the whole setting.
+      ro.persistent_claim_timeout_ms = opt.workers_session_fetch_timeout_ms;
+      ro.claim_timeout_ms = std::min<uint32_t>(3000, opt.workers_session_fetch_timeout_ms);
       ro.shared_interest = role.shared_interest;
       auto router = std::make_unique<routing::PeerRouter>(*mqtt_broker, *mesh, ro);
       peer_router = router.get();

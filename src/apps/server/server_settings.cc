@@ -100,12 +100,12 @@ void declare_settings(config::Settings& s, ServerOptions& o) {
         "descriptor limit; more than 1 adds a supervisor that restarts a worker that dies")
       .range(1u, 1000u);
   s.add("workers.session_fetch_timeout_ms", o.workers_session_fetch_timeout_ms,
-        "With worker processes: how long a CONNECT waits for its client id's home worker, and "
-        "for the session another worker hands over, before going on without it (a persistent "
-        "CONNECT is then refused with server unavailable: its session may be there; the client "
-        "retries); also the longest a SUBACK waits for every worker to confirm its new filter. "
-        "Long enough for a million-client connect storm on a loaded box, where homes answer late "
-        "(docs/scale.md)")
+        "With worker processes: how long a persistent CONNECT waits for its client id's home "
+        "worker, and for the session another worker hands over, before it is refused with server "
+        "unavailable (its session may be there; the client retries). Long enough for a "
+        "million-client connect storm on a loaded box, where homes answer late (docs/upgrade.md). "
+        "A clean CONNECT, which goes on without the answer, and a SUBACK waiting for every worker "
+        "to confirm its filter wait at most 3 s of it")
       .range(100u, 600000u);
   s.add("max_connections", o.max_connections,
         "Connections held at once; more are accepted and closed at once (0: RLIMIT_NOFILE "
