@@ -130,6 +130,9 @@ int run_worker(Workload& workload, const CommonOptions& opt, const TargetPlan& p
   return 0;
 }
 
+// How long the other workers may run on after one ended with failures.
+constexpr double kStopOthersAfterS = 10;
+
 bench::RunResult run_workers(const CommonOptions& opt, const std::vector<std::string>& argv,
                              int processes, int signal_fd, const ParentHooks& hooks) {
   std::vector<Child> children;
@@ -141,6 +144,8 @@ bench::RunResult run_workers(const CommonOptions& opt, const std::vector<std::st
   size_t next_second = 1;
   double next_progress = 0.25;
   bool killed = false;
+  double failed_at = -1;  // when a worker first ended with failures (s into the run)
+  bool stopped_others = false;
   for (;;) {
     std::vector<pollfd> fds;
     for (auto& c : children) fds.push_back({c.eof ? -1 : c.out.get(), POLLIN, 0});
@@ -188,6 +193,19 @@ bench::RunResult run_workers(const CommonOptions& opt, const std::vector<std::st
     bool all = true;
     for (const auto& c : children) all = all && (c.result || c.eof);
     if (all) break;
+    // A worker that ended with failures while others run has failed the run, and the others
+    // may be waiting for it at a rendezvous it will never reach (mqtt-reach: a loop whose
+    // control connection died cannot tell them the command ended): they are stopped as by
+    // Ctrl-C, with what they measured, a while after rather than at --max-time.
+    if (failed_at < 0) {
+      for (const auto& c : children)
+        if (c.result && c.result->failure_total() > 0) failed_at = now;
+    } else if (!stopped_others && now - failed_at > kStopOthersAfterS) {
+      spdlog::warn("a worker ended with failures {:.0f} s ago: stopping the others", now - failed_at);
+      for (auto& c : children)
+        if (!c.result) ::kill(c.pid, SIGINT);
+      stopped_others = true;
+    }
     // Workers stop themselves at --max-time; this is for one that hangs.
     if (!killed && now > opt.max_time_s + 30) {
       spdlog::error("workers still running {:.0f} s past --max-time: killing them", now - opt.max_time_s);
