@@ -35,6 +35,78 @@ Kind kind_of(const Frame& f) noexcept {
       f);
 }
 
+std::string text16(LeReader& r) { return std::string(r.text16()); }
+std::string text32(LeReader& r) { return std::string(as_chars(r.str32())); }
+
+std::string_view chars(const uint8_t* p, size_t n) { return {reinterpret_cast<const char*>(p), n}; }
+
+// Version 6: a transport's TLS records and WebSocket framing.
+void encode_framing(const TransportState& t, LeWriter& w) {
+  w.u8(t.tls ? 1 : 0);
+  if (t.tls) {
+    const TlsState& s = *t.tls;
+    w.u8(s.suite);
+    w.u8(s.secret_length);
+    for (const TlsDirection* d : {&s.read, &s.write}) {
+      w.bytes(chars(d->secret.data(), s.secret_length));
+      w.u64(d->seq);
+    }
+    w.str16(s.identity);
+    w.str32(s.partial);
+  }
+  w.u8(t.websocket ? 1 : 0);
+  if (t.websocket) {
+    const WebSocketState& s = *t.websocket;
+    w.u64(s.payload_left);
+    w.bytes(chars(s.mask.data(), s.mask.size()));
+    w.u8(s.mask_offset);
+    w.u8(static_cast<uint8_t>((s.in_message ? 1 : 0) | (s.in_frame ? 2 : 0) | (s.masked ? 4 : 0)));
+    w.str16(s.stash);
+  }
+}
+
+const char* decode_framing(LeReader& r, TransportState& t) {
+  const uint8_t has_tls = r.u8();
+  if (has_tls > 1) return "batch: a transport's tls flag is neither 0 nor 1";
+  if (has_tls == 1) {
+    TlsState s;
+    s.suite = r.u8();
+    s.secret_length = r.u8();
+    if (r.ok() && (s.suite < 1 || s.suite > 3)) return "batch: a tls state of an unknown suite";
+    if (r.ok() && s.secret_length != 32 && s.secret_length != 48)
+      return "batch: a tls secret neither 32 nor 48 bytes long";
+    for (TlsDirection* d : {&s.read, &s.write}) {
+      ByteView secret = r.bytes(s.secret_length);
+      if (r.ok()) std::memcpy(d->secret.data(), secret.data(), secret.size());
+      d->seq = r.u64();
+    }
+    s.identity = text16(r);
+    s.partial = text32(r);
+    if (s.partial.size() > kMaxPartialRecordBytes) return "batch: a tls record cut short is longer than a record";
+    t.tls = std::move(s);
+  }
+  const uint8_t has_ws = r.u8();
+  if (has_ws > 1) return "batch: a transport's websocket flag is neither 0 nor 1";
+  if (has_ws == 1) {
+    WebSocketState s;
+    s.payload_left = r.u64();
+    ByteView mask = r.bytes(s.mask.size());
+    if (r.ok()) std::memcpy(s.mask.data(), mask.data(), mask.size());
+    s.mask_offset = r.u8();
+    const uint8_t flags = r.u8();
+    if (r.ok() && s.mask_offset > 3) return "batch: a websocket mask offset past the mask";
+    if (r.ok() && flags > 7) return "batch: unknown websocket flags";
+    s.in_message = (flags & 1) != 0;
+    s.in_frame = (flags & 2) != 0;
+    s.masked = (flags & 4) != 0;
+    s.stash = text16(r);
+    if (s.stash.size() > kMaxWebSocketStashBytes)
+      return "batch: a websocket frame cut short is longer than a control frame";
+    t.websocket = std::move(s);
+  }
+  return nullptr;
+}
+
 void encode_body(const Frame& frame, LeWriter& w, uint16_t version) {
   std::visit(
       [&w, version](const auto& v) {
@@ -81,6 +153,7 @@ void encode_body(const Frame& frame, LeWriter& w, uint16_t version) {
             w.u16(t.peer_family);
             w.u16(t.peer_port);
             w.bytes(std::string_view(reinterpret_cast<const char*>(t.peer_addr.data()), t.peer_addr.size()));
+            if (version >= kTlsWebSocketVersion) encode_framing(t, w);
           }
         } else if constexpr (std::is_same_v<T, State>) {
           w.u32(v.sequence);
@@ -96,9 +169,6 @@ void encode_body(const Frame& frame, LeWriter& w, uint16_t version) {
       },
       frame);
 }
-
-std::string text16(LeReader& r) { return std::string(r.text16()); }
-std::string text32(LeReader& r) { return std::string(as_chars(r.str32())); }
 
 const char* decode_into(Kind kind, uint16_t version, LeReader& r, Frame& out) {
   switch (kind) {
@@ -180,7 +250,10 @@ const char* decode_into(Kind kind, uint16_t version, LeReader& r, Frame& out) {
             t.peer_port = r.u16();
             ByteView addr = r.bytes(t.peer_addr.size());
             if (r.ok()) std::memcpy(t.peer_addr.data(), addr.data(), addr.size());
-            c.transport = t;
+            if (version >= kTlsWebSocketVersion) {
+              if (const char* e = decode_framing(r, t)) return e;
+            }
+            c.transport = std::move(t);
           }
         }
         b.connections.push_back(std::move(c));

@@ -27,7 +27,15 @@
 //   connection  u64 old id, u32 handler index, u32 idle timeout ms, u8 flags,
 //               str32 unread input, str32 unsent output, str32 protocol state,
 //               from version 5: u8 transport (0: none; 1: u16 listener index, u8 has peer,
-//               u16 peer family, u16 peer port (network order), 16 bytes peer address)
+//               u16 peer family, u16 peer port (network order), 16 bytes peer address,
+//               from version 6 then: u8 tls (0: none; 1: tls state), u8 websocket (0: none;
+//               1: websocket state))
+//   tls state   u8 suite (1-3, tls13::Suite), u8 secret length (32 or 48), for the client's
+//               direction then ours: secret, u64 sequence number; str16 certificate
+//               identity, str32 a record cut short (at most kMaxPartialRecordBytes)
+//   websocket   u64 payload left, 4 bytes mask, u8 mask offset (0-3), u8 flags (1: in a
+//               message, 2: in a frame, 4: masked), str16 a frame header or control frame
+//               cut short (at most kMaxWebSocketStashBytes)
 //
 // Listeners answers with Taken (sequence 0), each Batch with Taken of its sequence: only what
 // is marked taken has been adopted by the new process; everything else (and everything of a
@@ -60,8 +68,9 @@ namespace tcpms::net::handover {
 // The versions this build speaks. A newer build that adds fields raises kHighestVersion and
 // keeps decoding the older ones as long as it can.
 inline constexpr uint16_t kLowestVersion = 1;
-inline constexpr uint16_t kHighestVersion = 5;  // 2: State; 3: Workers; 4: Done answered;
-                                                // 5: a connection's transport
+inline constexpr uint16_t kHighestVersion = 6;  // 2: State; 3: Workers; 4: Done answered;
+                                                // 5: a connection's transport;
+                                                // 6: its TLS 1.3 records and WebSocket framing
 // From this version Done is answered and nothing is served by the new process before.
 inline constexpr uint16_t kDoneAnsweredVersion = 4;
 
@@ -121,18 +130,57 @@ struct Taken {
   std::vector<uint8_t> taken;  // per entry of the frame answered: 1 taken, 0 not
   bool operator==(const Taken&) const = default;
 };
+// A TLS 1.3 connection's record layer once OpenSSL let go of it (version 6 on; see
+// net/tls_records.h): per direction the current application traffic secret (key and IV are
+// derived from it again) and the sequence number of the next record.
+struct TlsDirection {
+  std::array<uint8_t, 48> secret{};  // the first TlsState::secret_length bytes count
+  uint64_t seq = 0;
+  bool operator==(const TlsDirection&) const = default;
+};
+struct TlsState {
+  uint8_t suite = 0;  // tls13::Suite: 1 AES-128-GCM, 2 AES-256-GCM, 3 ChaCha20-Poly1305
+  uint8_t secret_length = 0;  // 32 or 48
+  TlsDirection read;   // the client's records
+  TlsDirection write;  // ours
+  std::string identity;  // the client certificate's identity (identity_as_username)
+  std::string partial;   // a record the old process had only part of
+  bool operator==(const TlsState&) const = default;
+};
+// A record header plus the largest body TLS 1.3 allows (RFC 8446 section 5.2).
+inline constexpr size_t kMaxPartialRecordBytes = 5 + 16384 + 256;
+
+// A WebSocket connection's receiving state past its upgrade (version 6 on): where it is in
+// the current frame (websocket/frame.h, ReceiverState) and a frame header or control frame a
+// read cut short.
+struct WebSocketState {
+  uint64_t payload_left = 0;
+  std::array<uint8_t, 4> mask{};
+  uint8_t mask_offset = 0;  // 0-3
+  bool in_message = false;
+  bool in_frame = false;
+  bool masked = false;
+  std::string stash;
+  bool operator==(const WebSocketState&) const = default;
+};
+// A control frame's header (at most 6 bytes, masked) and its 125-byte payload.
+inline constexpr size_t kMaxWebSocketStashBytes = 139;
+
 // A connection's transport past its handshakes (version 5 on): the listener it came through
 // (the same index in both processes: the same configuration) and the client's address from a
-// PROXY header. Only a transport that holds nothing else travels (no TLS, no WebSocket).
+// PROXY header; from version 6, its TLS 1.3 records and WebSocket framing.
 struct TransportState {
   uint16_t listener = 0;
   bool has_peer = false;
   uint16_t peer_family = 0;
   uint16_t peer_port = 0;  // network order
   std::array<uint8_t, 16> peer_addr{};
+  std::optional<TlsState> tls;              // version 6 on
+  std::optional<WebSocketState> websocket;  // version 6 on
   bool operator==(const TransportState&) const = default;
 };
 inline constexpr uint16_t kTransportVersion = 5;
+inline constexpr uint16_t kTlsWebSocketVersion = 6;
 
 struct ConnectionState {
   uint64_t old_id = 0;

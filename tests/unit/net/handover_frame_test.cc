@@ -169,5 +169,110 @@ TEST(HandoverFrame, AConnectionsTransportTravelsFromVersion5AndIsLeftOutBefore) 
   EXPECT_FALSE(decode_body(as_bytes(out).subspan(kLengthBytes)).ok());
 }
 
+
+TransportState framed_transport() {
+  TransportState t;
+  t.listener = 1;
+  TlsState tls;
+  tls.suite = 2;
+  tls.secret_length = 48;
+  for (size_t i = 0; i < 48; ++i) {
+    tls.read.secret[i] = static_cast<uint8_t>(i);
+    tls.write.secret[i] = static_cast<uint8_t>(200 - i);
+  }
+  tls.read.seq = 7;
+  tls.write.seq = uint64_t{1} << 40;
+  tls.identity = "device-17";
+  tls.partial = std::string("\x17\x03\x03\x00\x20half", 9);
+  t.tls = tls;
+  WebSocketState ws;
+  ws.payload_left = 300;
+  ws.mask = {1, 2, 3, 4};
+  ws.mask_offset = 3;
+  ws.in_message = true;
+  ws.in_frame = true;
+  ws.masked = true;
+  ws.stash = std::string("\x89\x85", 2);
+  t.websocket = ws;
+  return t;
+}
+
+TEST(HandoverFrame, TlsRecordsAndWebSocketFramingTravelFromVersion6AndAreLeftOutBefore) {
+  Batch b;
+  b.sequence = 3;
+  ConnectionState c;
+  c.old_id = 11;
+  c.transport = framed_transport();
+  b.connections.push_back(c);
+  ConnectionState tls_only;
+  tls_only.transport = framed_transport();
+  tls_only.transport->websocket.reset();
+  tls_only.transport->tls->secret_length = 32;
+  for (size_t i = 32; i < 48; ++i) tls_only.transport->tls->read.secret[i] = tls_only.transport->tls->write.secret[i] = 0;
+  b.connections.push_back(tls_only);
+  ConnectionState ws_only;
+  ws_only.transport = framed_transport();
+  ws_only.transport->tls.reset();
+  b.connections.push_back(ws_only);
+  EXPECT_EQ(round_trip(b, 6), Frame(b));
+  // Version 5 has no room for them: the giver sends no such connection to such a successor.
+  Batch plain = b;
+  for (auto& conn : plain.connections) {
+    conn.transport->tls.reset();
+    conn.transport->websocket.reset();
+  }
+  EXPECT_EQ(round_trip(b, 5), Frame(plain));
+  std::string out;
+  encode(b, out, 6);
+  for (size_t n = kLengthBytes; n < out.size(); ++n)
+    EXPECT_FALSE(decode_body(as_bytes(out).subspan(kLengthBytes, n - kLengthBytes)).ok()) << n;
+}
+
+// Each field a forged frame could get wrong, refused with the reason.
+TEST(HandoverFrame, ForgedTlsAndWebSocketStatesAreRefused) {
+  auto refused = [](auto&& change) {
+    Batch b;
+    ConnectionState c;
+    c.transport = framed_transport();
+    change(*c.transport);
+    b.connections.push_back(c);
+    std::string out;
+    encode(b, out, 6);
+    const DecodeResult r = decode_body(as_bytes(out).subspan(kLengthBytes));
+    return r.ok() ? std::string() : std::string(r.error);
+  };
+  EXPECT_EQ(refused([](TransportState&) {}), "");
+  EXPECT_EQ(refused([](TransportState& t) { t.tls->suite = 0; }), "batch: a tls state of an unknown suite");
+  EXPECT_EQ(refused([](TransportState& t) { t.tls->suite = 4; }), "batch: a tls state of an unknown suite");
+  EXPECT_EQ(refused([](TransportState& t) { t.tls->secret_length = 40; }),
+            "batch: a tls secret neither 32 nor 48 bytes long");
+  EXPECT_EQ(refused([](TransportState& t) { t.tls->partial.assign(kMaxPartialRecordBytes + 1, 'x'); }),
+            "batch: a tls record cut short is longer than a record");
+  EXPECT_EQ(refused([](TransportState& t) { t.tls->partial.assign(kMaxPartialRecordBytes, 'x'); }), "");
+  EXPECT_EQ(refused([](TransportState& t) { t.websocket->mask_offset = 4; }),
+            "batch: a websocket mask offset past the mask");
+  EXPECT_EQ(refused([](TransportState& t) { t.websocket->stash.assign(kMaxWebSocketStashBytes + 1, 'x'); }),
+            "batch: a websocket frame cut short is longer than a control frame");
+  // Presence and flag bytes other than those the encoder writes.
+  Batch b;
+  ConnectionState c;
+  c.transport = framed_transport();
+  c.transport->tls.reset();
+  c.transport->websocket->stash.clear();
+  b.connections.push_back(c);
+  std::string out;
+  encode(b, out, 6);
+  const size_t ws_flags = out.size() - 2 - 1;  // before the empty stash's length
+  ASSERT_EQ(out[ws_flags], 7);
+  out[ws_flags] = 8;
+  EXPECT_STREQ(decode_body(as_bytes(out).subspan(kLengthBytes)).error, "batch: unknown websocket flags");
+  out[ws_flags] = 7;
+  const size_t tls_presence = ws_flags - 1 - 4 - 8 - 1 - 1;  // offset, mask, payload left, websocket presence
+  ASSERT_EQ(out[tls_presence], 0);
+  out[tls_presence] = 2;
+  EXPECT_STREQ(decode_body(as_bytes(out).subspan(kLengthBytes)).error,
+               "batch: a transport's tls flag is neither 0 nor 1");
+}
+
 }  // namespace
 }  // namespace tcpms::net::handover
