@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "handover/handover_frame.h"
 #include "tcpms/conn_id.h"
 #include "tcpms/connection.h"
 #include "tcpms/endpoint.h"
@@ -69,19 +70,20 @@ struct LoopConfig {
   uint32_t max_admitting = 0;
 };
 
-// A connection on its way to the process replacing this one (the upgrade handover,
-// docs/upgrade.md): everything the engine and the protocol know of it, as data.
-// A connection's transport that can travel with it: past its handshakes and holding nothing
-// but the listener it came through (its connection cap) and the client's address from a
-// PROXY header. TLS and WebSocket connections keep more (keys, framing) and stay.
-struct HandedTransport {
-  uint16_t listener = 0;  // index among this loop's listeners: the same in both processes
-  bool has_peer = false;
-  uint16_t peer_family = 0;
-  uint16_t peer_port = 0;  // network order
-  std::array<uint8_t, 16> peer_addr{};
+// A connection's transport as it travels with it (past its handshakes): the listener it came
+// through, the client's address from a PROXY header, TLS 1.3 records the engine keeps itself
+// and WebSocket framing. The handover frame's own struct: the engine fills and reads it.
+using HandedTransport = net::handover::TransportState;
+
+// Which transports a successor can be told of (from the handover version both speak).
+enum class TravellingTransports : uint8_t {
+  kNone,         // only connections without a transport move
+  kAddressOnly,  // version 5: a PROXY header's address, a listener's cap
+  kAll,          // version 6: also TLS 1.3 records and WebSocket framing
 };
 
+// A connection on its way to the process replacing this one (the upgrade handover,
+// docs/upgrade.md): everything the engine and the protocol know of it, as data.
 struct HandedConnection {
   ConnId id;                   // in the old process
   int fd = -1;                 // borrowed: still owned by the old process's slot
@@ -165,13 +167,13 @@ class EventLoop {
 
   // --- the upgrade handover (docs/upgrade.md; event_loop_handover.cc). Loop thread only. ---
   // Parks up to `max` connections that can move to another process (open, not closing, no
-  // transport, or with `with_transports` one that can travel (HandedTransport), and the
-  // handler's export_state agrees), scanning slots from `cursor` on (moved past what was
-  // scanned; the scan is over when it returns 0 and cursor is past the slab).
+  // transport or one of the `transports` that travel (HandedTransport), and the handler's
+  // export_state agrees), scanning slots from `cursor` on (moved past what was scanned; the
+  // scan is over when it returns 0 and cursor is past the slab).
   // A parked connection stays in its slot, neither read nor written nor timed, with its
   // bytes and descriptor where they were, until release_parked or resume_parked.
   size_t park_for_handover(size_t max, uint32_t& cursor, std::vector<HandedConnection>& out,
-                           bool with_transports = false);
+                           TravellingTransports transports = TravellingTransports::kNone);
   bool scan_done(uint32_t cursor) const noexcept;
   // The new process took it: frees the slot with Handler::on_handed_over (no on_close), and
   // closes this process's descriptor only (the socket lives on in the new process).

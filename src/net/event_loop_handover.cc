@@ -10,6 +10,8 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
+#include <cstring>
+
 #include <spdlog/spdlog.h>
 
 #include "net/loop_core.h"
@@ -30,13 +32,25 @@ bool EventLoop::scan_done(uint32_t cursor) const noexcept { return cursor >= cor
 
 namespace {
 
-// The transport of `c` as it can travel: past its handshakes, with no TLS, no WebSocket
-// framing and nothing stashed (a PROXY header's client address, a listener's cap); nothing
-// for any other, which stays.
-std::optional<HandedTransport> travelling_transport(const LoopCore& core, const net::Transport& t) {
-  if (t.stage != net::Stage::kOpen || t.tls() || t.stash != nullptr || t.config == nullptr ||
-      t.config->options.websocket || t.config->options.tls)
+static_assert(net::handover::kMaxWebSocketStashBytes == ws::kMaxControlFrameBytes);
+static_assert(net::handover::kMaxPartialRecordBytes == tls13::kMaxRecordBytes);
+
+// The transport of `c` as it can travel: past its handshakes, not closing, and holding only
+// what `transports` lets a successor be told of: a PROXY header's client address, a
+// listener's cap; then TLS 1.3 records the engine keeps itself (not OpenSSL: TLS 1.2,
+// another suite) and WebSocket framing. Nothing for any other, which stays.
+std::optional<HandedTransport> travelling_transport(const LoopCore& core, const net::Transport& t,
+                                                    TravellingTransports transports) {
+  constexpr uint8_t kClosing = net::Transport::kCloseSent | net::Transport::kCloseReceived |
+                               net::Transport::kTlsCloseSent;
+  if (t.stage != net::Stage::kOpen || (t.flags & kClosing) || t.config == nullptr ||
+      transports == TravellingTransports::kNone)
     return std::nullopt;
+  const TransportOptions& o = t.config->options;
+  const bool framed = o.tls || o.websocket;
+  if (framed && transports != TravellingTransports::kAll) return std::nullopt;
+  if (o.tls && t.records() == nullptr) return std::nullopt;  // its state is inside OpenSSL
+  if (t.stash != nullptr && !o.websocket) return std::nullopt;
   for (size_t i = 0; i < core.listeners.size(); ++i) {
     if (core.listeners[i].transport != t.config) continue;
     HandedTransport h;
@@ -45,6 +59,18 @@ std::optional<HandedTransport> travelling_transport(const LoopCore& core, const 
     h.peer_family = t.peer_family;
     h.peer_port = t.peer_port;
     h.peer_addr = t.peer_addr;
+    if (o.tls) h.tls = net::export_records(*t.records());
+    if (o.websocket) {
+      net::handover::WebSocketState w;
+      w.payload_left = t.ws.payload_left;
+      std::memcpy(w.mask.data(), t.ws.mask, sizeof t.ws.mask);
+      w.mask_offset = t.ws.mask_offset;
+      w.in_message = t.ws.in_message;
+      w.in_frame = t.ws.in_frame;
+      w.masked = t.ws.masked;
+      if (t.stash != nullptr) w.stash.assign(as_chars(ByteView(t.stash->data(), t.stash->size)));
+      h.websocket = std::move(w);
+    }
     return h;
   }
   return std::nullopt;  // an outbound connection's
@@ -53,11 +79,11 @@ std::optional<HandedTransport> travelling_transport(const LoopCore& core, const 
 }  // namespace
 
 size_t EventLoop::park_for_handover(size_t max, uint32_t& cursor, std::vector<HandedConnection>& out,
-                                    bool with_transports) {
+                                    TravellingTransports transports) {
   assert_in_loop_thread();
   size_t parked = 0;
   // Connections in the middle of something the engine itself runs stay: a transport that
-  // keeps state inside OpenSSL or framing (TLS, WebSocket; and any, with a successor that
+  // keeps state inside OpenSSL or is still in a handshake (and any, with a successor that
   // cannot be told of it), a closing or lingering one is nearly gone, a connecting one is
   // ours (outbound), a paused one is held by its protocol (a rate limit) and a peer that sent
   // FIN is finishing.
@@ -70,8 +96,7 @@ size_t EventLoop::park_for_handover(size_t max, uint32_t& cursor, std::vector<Ha
     if (!(c.flags_ & Connection::kOpen) || (c.flags_ & kStays)) continue;
     HandedConnection h;
     if (c.flags_ & Connection::kTransport) {
-      if (!with_transports) continue;
-      h.transport = travelling_transport(*core_, *static_cast<const net::Transport*>(c.user_));
+      h.transport = travelling_transport(*core_, *static_cast<const net::Transport*>(c.user_), transports);
       if (!h.transport) continue;
     }
     if (!handlers_[c.handler_]->export_state(c, h.protocol_state)) continue;
@@ -186,9 +211,17 @@ ConnId EventLoop::adopt_handed(UniqueFd fd, const HandedConnection& state, bool 
 bool EventLoop::adopt_transport(Connection& c, const HandedTransport& h) {
   if (h.listener >= core_->listeners.size()) return false;
   const net::TransportConfig* cfg = core_->listeners[h.listener].transport;
-  // The same index is the same listener (one configuration); one that now does TLS or
+  // The same index is the same listener (one configuration); one that differs in TLS or
   // WebSocket is another, and the connection's bytes would not be its.
-  if (cfg == nullptr || cfg->options.tls || cfg->options.websocket) return false;
+  if (cfg == nullptr || (cfg->options.tls != nullptr) != h.tls.has_value() ||
+      cfg->options.websocket != h.websocket.has_value())
+    return false;
+  auto* records = h.tls ? new net::TlsRecords : nullptr;
+  if (records != nullptr && !net::import_records(*h.tls, *records)) {
+    net::pending_free(records->partial);
+    delete records;
+    return false;
+  }
   auto* t = new net::Transport;
   t->user = c.user_;
   t->config = cfg;
@@ -200,6 +233,22 @@ bool EventLoop::adopt_transport(Connection& c, const HandedTransport& h) {
     t->peer_family = h.peer_family;
     t->peer_port = h.peer_port;
     t->peer_addr = h.peer_addr;
+  }
+  if (records != nullptr) {
+    t->records_ = records;
+    t->flags |= net::Transport::kHandshakeDone | net::Transport::kOwnRecords;
+  }
+  if (h.websocket) {
+    const net::handover::WebSocketState& w = *h.websocket;
+    t->ws.payload_left = w.payload_left;
+    std::memcpy(t->ws.mask, w.mask.data(), sizeof t->ws.mask);
+    t->ws.mask_offset = w.mask_offset;
+    t->ws.in_message = w.in_message;
+    t->ws.in_frame = w.in_frame;
+    t->ws.masked = w.masked;
+    if (!w.stash.empty() && !net::pending_append(t->stash, as_bytes(std::string_view(w.stash)),
+                                                 ws::kMaxControlFrameBytes))
+      return false;  // the caller frees the transport
   }
   if (cfg->listener_count != nullptr) {  // the listener's cap counts it here now
     cfg->listener_count->fetch_add(1, std::memory_order_relaxed);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <string_view>
+#include <utility>
 
 namespace tcpms::net {
 namespace {
@@ -98,6 +99,36 @@ bool take_over(SSL* ssl, TlsRecords& r) {
   r.write.seq = tickets;
   r.suite = suite;
   return true;
+}
+
+handover::TlsState export_records(const TlsRecords& r) {
+  handover::TlsState s;
+  s.suite = static_cast<uint8_t>(r.suite);
+  s.secret_length = static_cast<uint8_t>(tls13::secret_bytes(r.suite));
+  for (auto [from, to] : {std::pair{&r.read, &s.read}, std::pair{&r.write, &s.write}}) {
+    std::memcpy(to->secret.data(), from->secret.data(), s.secret_length);
+    to->seq = from->seq;
+  }
+  s.identity = r.identity;
+  if (r.partial != nullptr) s.partial.assign(reinterpret_cast<const char*>(r.partial->data()), r.partial->size);
+  return s;
+}
+
+bool import_records(const handover::TlsState& s, TlsRecords& r) {
+  const auto suite = static_cast<tls13::Suite>(s.suite);
+  if (s.suite > static_cast<uint8_t>(tls13::Suite::kChaCha20Poly1305Sha256) ||
+      s.secret_length != tls13::secret_bytes(suite))
+    return false;
+  for (auto [from, to] : {std::pair{&s.read, &r.read}, std::pair{&s.write, &r.write}}) {
+    const tls13::Bytes secret(reinterpret_cast<const std::byte*>(from->secret.data()), s.secret_length);
+    if (!tls13::install(suite, secret, *to)) return false;
+    to->seq = from->seq;
+  }
+  r.suite = suite;
+  r.secret_len = s.secret_length;
+  r.identity = s.identity;
+  return s.partial.empty() ||
+         pending_append(r.partial, as_bytes(std::string_view(s.partial)), tls13::kMaxRecordBytes);
 }
 
 }  // namespace tcpms::net

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <string>
 
+#include "handover/handover_frame.h"
 #include "net/pending_input.h"
 #include "tls13/record.h"
 
@@ -63,5 +64,12 @@ void count_written(TlsRecords& r, const std::byte* bytes, size_t n);
 // (TLS 1.3, one of the three suites, both secrets seen, nothing buffered inside the `SSL`).
 // The caller then detaches `r` from the `SSL` and frees the `SSL`.
 bool take_over(SSL* ssl, TlsRecords& r);
+
+// The upgrade handover (docs/upgrade.md): the records' state as it travels to the process
+// replacing this one, and back into a TlsRecords there (keys derived again from the secrets;
+// false for a state no TLS 1.3 suite of ours could have). The traffic secrets leave this
+// process only over the handover's Unix socket, to a process of the same user.
+handover::TlsState export_records(const TlsRecords& r);
+bool import_records(const handover::TlsState& s, TlsRecords& r);
 
 }  // namespace tcpms::net

@@ -71,10 +71,12 @@ bool hand_batch(Server& server, EventLoop& loop, net::HandoverChannel& channel,
                 bool& loop_done, GiverOutcome& out, std::vector<ConnId>* keep_taken) {
   std::vector<HandedConnection> parked;
   // A successor that cannot be told of a transport gets none: those connections stay here.
-  const bool with_transports = version >= hf::kTransportVersion;
+  const TravellingTransports transports = version >= hf::kTlsWebSocketVersion ? TravellingTransports::kAll
+                                          : version >= hf::kTransportVersion ? TravellingTransports::kAddressOnly
+                                                                              : TravellingTransports::kNone;
   const bool ran = run_on_loop(loop, [&](EventLoop& l) {
     l.park_for_handover(std::min<size_t>(config.batch, net::HandoverChannel::kMaxDescriptorsPerFrame),
-                        cursor, parked, with_transports);
+                        cursor, parked, transports);
     loop_done = l.scan_done(cursor);
   });
   if (!ran) loop_done = true;  // a loop that stopped has nothing to hand over
@@ -90,10 +92,7 @@ bool hand_batch(Server& server, EventLoop& loop, net::HandoverChannel& channel,
     s.unread_input = std::move(h.unread_input);
     s.unsent_output = std::move(h.unsent_output);
     s.protocol_state = std::move(h.protocol_state);
-    if (h.transport)
-      s.transport = hf::TransportState{h.transport->listener, h.transport->has_peer,
-                                       h.transport->peer_family, h.transport->peer_port,
-                                       h.transport->peer_addr};
+    s.transport = std::move(h.transport);
     batch.connections.push_back(std::move(s));
     fds.push_back(h.fd);
   }

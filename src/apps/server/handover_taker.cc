@@ -182,10 +182,7 @@ std::string HandoverTaker::take_connections(Server& server) {
           h.unread_input = s.unread_input;
           h.unsent_output = s.unsent_output;
           h.protocol_state = s.protocol_state;
-          if (s.transport)
-            h.transport = HandedTransport{s.transport->listener, s.transport->has_peer,
-                                          s.transport->peer_family, s.transport->peer_port,
-                                          s.transport->peer_addr};
+          h.transport = s.transport;
           if (s.handler >= 256) continue;
           const ConnId id = loop.adopt_handed(std::move(r.fds[i]), h, parked);
           if (!id.valid()) continue;

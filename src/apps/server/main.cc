@@ -740,7 +740,8 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
       handed_over = true;
       if (mqtt) {
         // Input stays held here (hold_input_for_handover): what did not move (a CONNECT being
-        // decided, a paused reader, TLS, WebSocket) is closed now, 5.0 clients with
+        // decided, a paused reader, TLS kept by OpenSSL, a successor too old for TLS or
+        // WebSocket) is closed now, 5.0 clients with
         // DISCONNECT 0x8B (server shutting down); nothing they sent since the handover began
         // was read, so nothing of it was acknowledged, and they reconnect to the new process.
         spdlog::info("SIGUSR2: handed over: pid {} has the listeners and {} connection(s); "

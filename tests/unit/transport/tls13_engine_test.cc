@@ -22,6 +22,7 @@
 #include "tcpms/loop_stats.h"
 #include "tcpms/server.h"
 #include "test_cert.h"
+#include "tls_test_client.h"
 
 namespace tcpms {
 namespace {
@@ -36,111 +37,6 @@ class Echo : public Handler {
   }
 };
 
-// An OpenSSL TLS 1.3 client over a blocking loopback socket, through memory BIOs.
-class Client {
- public:
-  Client(uint16_t port, SSL_CTX* ctx, SSL_SESSION* resume = nullptr) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    timeval tv{5, 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
-    ssl_ = SSL_new(ctx);
-    rbio_ = BIO_new(BIO_s_mem());
-    wbio_ = BIO_new(BIO_s_mem());
-    SSL_set_bio(ssl_, rbio_, wbio_);
-    SSL_set_connect_state(ssl_);
-    if (resume) SSL_set_session(ssl_, resume);
-  }
-  ~Client() {
-    SSL_free(ssl_);
-    ::close(fd_);
-  }
-  SSL* ssl() { return ssl_; }
-
-  // Sends what OpenSSL wrote, `chunk` bytes per send (0: all at once), `corrupt_at` >= 0
-  // flipping one bit of that byte first.
-  void flush(size_t chunk = 0, long corrupt_at = -1) {
-    char* data = nullptr;
-    const long n = BIO_get_mem_data(wbio_, &data);
-    std::string out(data, static_cast<size_t>(n));
-    (void)BIO_reset(wbio_);
-    if (corrupt_at >= 0 && corrupt_at < n) out[static_cast<size_t>(corrupt_at)] ^= 1;
-    const size_t step = chunk ? chunk : out.size();
-    for (size_t at = 0; at < out.size(); at += step) {
-      ::send(fd_, out.data() + at, std::min(step, out.size() - at), MSG_NOSIGNAL);
-      if (chunk) std::this_thread::sleep_for(1ms);  // so the server reads the pieces apart
-    }
-  }
-  // Reads from the socket into OpenSSL; false at EOF or timeout.
-  bool pull() {
-    char buf[16384];
-    const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-    if (n <= 0) return false;
-    BIO_write(rbio_, buf, static_cast<int>(n));
-    return true;
-  }
-  bool handshake() {
-    for (;;) {
-      const int r = SSL_do_handshake(ssl_);
-      flush();
-      if (r == 1) return true;
-      if (SSL_get_error(ssl_, r) != SSL_ERROR_WANT_READ || !pull()) return false;
-    }
-  }
-  bool write(const std::string& s, size_t chunk = 0, long corrupt_at = -1) {
-    for (size_t at = 0; at < s.size();) {
-      size_t n = 0;
-      if (SSL_write_ex(ssl_, s.data() + at, s.size() - at, &n) != 1) return false;
-      at += n;
-    }
-    flush(chunk, corrupt_at);
-    return true;
-  }
-  // Reads until `n` bytes came; what came (less on error or close). `error` gets
-  // SSL_get_error's answer when it stops short.
-  std::string read(size_t n, int* error = nullptr) {
-    std::string got;
-    char buf[16384];
-    while (got.size() < n) {
-      size_t k = 0;
-      const int r = SSL_read_ex(ssl_, buf, sizeof buf, &k);
-      if (r == 1) {
-        got.append(buf, k);
-        continue;
-      }
-      const int e = SSL_get_error(ssl_, r);
-      flush();  // a KeyUpdate answer, say
-      if (e == SSL_ERROR_WANT_READ && pull()) continue;
-      if (error) *error = e;
-      break;
-    }
-    return got;
-  }
-  // True when the server closed the TCP connection (after whatever it sent).
-  bool closed_by_server() {
-    char buf[256];
-    for (;;) {
-      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n == 0) return true;
-      if (n < 0) return false;
-      BIO_write(rbio_, buf, static_cast<int>(n));
-    }
-  }
-
-  bool connected_ = false;
-
- private:
-  int fd_ = -1;
-  SSL* ssl_ = nullptr;
-  BIO* rbio_ = nullptr;
-  BIO* wbio_ = nullptr;
-};
 
 std::string pattern(size_t n) {
   std::string s(n, '\0');
@@ -198,8 +94,8 @@ class Tls13Engine : public ::testing::Test {
 TEST_F(Tls13Engine, EverySuiteEchoesEverySizeWithNoOpenSslStateLeft) {
   for (const char* suite : {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"}) {
     ASSERT_EQ(SSL_CTX_set_ciphersuites(ctx_, suite), 1);
-    Client c(port_, ctx_);
-    ASSERT_TRUE(c.connected_);
+    TlsTestClient c(port_, ctx_);
+    ASSERT_TRUE(c.connected());
     ASSERT_TRUE(c.handshake()) << suite;
     EXPECT_STREQ(SSL_CIPHER_get_name(SSL_get_current_cipher(c.ssl())), suite);
     for (size_t size : {size_t{1}, size_t{16384}, size_t{16385}, size_t{200000}}) {
@@ -213,7 +109,7 @@ TEST_F(Tls13Engine, EverySuiteEchoesEverySizeWithNoOpenSslStateLeft) {
 }
 
 TEST_F(Tls13Engine, RecordsCutAnywhereByTcpAreReassembled) {
-  Client c(port_, ctx_);
+  TlsTestClient c(port_, ctx_);
   ASSERT_TRUE(c.handshake());
   const std::string msg = pattern(700);
   for (size_t chunk : {size_t{1}, size_t{3}, size_t{4}, size_t{5}, size_t{6}, size_t{250}}) {
@@ -225,7 +121,7 @@ TEST_F(Tls13Engine, RecordsCutAnywhereByTcpAreReassembled) {
 TEST_F(Tls13Engine, ASessionResumesFromTheTicketsTheServerSentBeforeLettingOpenSslGo) {
   SSL_SESSION* session = nullptr;
   {
-    Client c(port_, ctx_);
+    TlsTestClient c(port_, ctx_);
     ASSERT_TRUE(c.handshake());
     ASSERT_TRUE(c.write("ping"));
     ASSERT_EQ(c.read(4), "ping");  // the tickets came first, sealed under the same key
@@ -234,7 +130,7 @@ TEST_F(Tls13Engine, ASessionResumesFromTheTicketsTheServerSentBeforeLettingOpenS
     SSL_shutdown(c.ssl());  // a session whose connection was cut would not be offered
     c.flush();
   }
-  Client again(port_, ctx_, session);
+  TlsTestClient again(port_, ctx_, session);
   ASSERT_TRUE(again.handshake());
   EXPECT_TRUE(SSL_session_reused(again.ssl()));
   ASSERT_TRUE(again.write("pong"));
@@ -244,7 +140,7 @@ TEST_F(Tls13Engine, ASessionResumesFromTheTicketsTheServerSentBeforeLettingOpenS
 }
 
 TEST_F(Tls13Engine, KeyUpdatesFromTheClientAreFollowedAndAnsweredWhenAsked) {
-  Client c(port_, ctx_);
+  TlsTestClient c(port_, ctx_);
   ASSERT_TRUE(c.handshake());
   ASSERT_TRUE(c.write("before"));
   ASSERT_EQ(c.read(6), "before");
@@ -259,7 +155,7 @@ TEST_F(Tls13Engine, KeyUpdatesFromTheClientAreFollowedAndAnsweredWhenAsked) {
 }
 
 TEST_F(Tls13Engine, AForgedRecordGetsAnAlertAndTheConnectionCloses) {
-  Client c(port_, ctx_);
+  TlsTestClient c(port_, ctx_);
   ASSERT_TRUE(c.handshake());
   ASSERT_TRUE(c.write("fine"));
   ASSERT_EQ(c.read(4), "fine");
@@ -275,7 +171,7 @@ TEST_F(Tls13Engine, AForgedRecordGetsAnAlertAndTheConnectionCloses) {
 }
 
 TEST_F(Tls13Engine, CloseNotifyIsAnsweredWithCloseNotify) {
-  Client c(port_, ctx_);
+  TlsTestClient c(port_, ctx_);
   ASSERT_TRUE(c.handshake());
   ASSERT_TRUE(c.write("bye"));
   ASSERT_EQ(c.read(3), "bye");
@@ -291,7 +187,7 @@ TEST_F(Tls13Engine, CloseNotifyIsAnsweredWithCloseNotify) {
 TEST_F(Tls13Engine, Tls12ConnectionsStayWithOpenSsl) {
   SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
   SSL_CTX_set_max_proto_version(ctx_, TLS1_2_VERSION);
-  Client c(port_, ctx_);
+  TlsTestClient c(port_, ctx_);
   ASSERT_TRUE(c.handshake());
   ASSERT_TRUE(c.write("twelve"));
   EXPECT_EQ(c.read(6), "twelve");
