@@ -233,30 +233,34 @@ def test_garbage_on_the_handover_socket_is_an_error_not_a_crash(tmp_path):
         close_all(fresh + clients)
 
 
-def test_tls_connections_stay_with_the_old_process_until_they_close(tmp_path):
-    """TLS state lives in OpenSSL (1.2) or in records the handover does not carry yet: such
-    connections are not moved; the old process serves them until they close, then exits."""
+def test_tls_13_connections_move_and_tls_12_ones_stay_with_the_old_process_until_they_close(tmp_path):
+    """A TLS 1.3 connection past its handshake is its record keys and sequence numbers, which
+    travel (handover version 6): the client keeps its socket, served by the new process. A
+    TLS 1.2 connection's state is inside OpenSSL: it is not moved, and the old process serves
+    it until it closes, then exits."""
     import ssl
 
     from tls_certs import Pki
     pki = Pki()
     try:
         conf = tmp_path / "tcpms.toml"
-        conf.write_text(f"""
-listen = "127.0.0.1:0"
-[[listeners]]
-bind = "127.0.0.1:0"
-tls.cert_file = "{pki.server_cert}"
-tls.key_file = "{pki.server_key}"
-""")
+        conf.write_text('listen = "127.0.0.1:0"\n' + pki.listener())
         pid_file = str(tmp_path / "tcpms.pid")
         with echo_server("--config", str(conf), "--threads", "1", "--pid-file", pid_file) as srv:
             tls_port = srv.port_of("tls")
             ctx = ssl.create_default_context(cafile=pki.ca.cert)
-            tls = ctx.wrap_socket(socket.create_connection(("127.0.0.1", tls_port), timeout=TIMEOUT),
-                                  server_hostname="localhost")
-            tls.sendall(b"before")
-            assert tls.recv(6) == b"before"
+            ctx12 = ssl.create_default_context(cafile=pki.ca.cert)
+            ctx12.maximum_version = ssl.TLSVersion.TLSv1_2
+
+            def tls_client(context):
+                return context.wrap_socket(socket.create_connection(("127.0.0.1", tls_port),
+                                                                    timeout=TIMEOUT),
+                                           server_hostname="localhost")
+            tls13, tls12 = tls_client(ctx), tls_client(ctx12)
+            assert (tls13.version(), tls12.version()) == ("TLSv1.3", "TLSv1.2")
+            for c in (tls13, tls12):
+                c.sendall(b"before")
+                assert c.recv(6) == b"before"
             plain = open_clients(srv.port, 3)
             srv.proc.send_signal(signal.SIGUSR2)
             wait_until(lambda: read_pid(pid_file) not in (0, srv.pid), "the new process")
@@ -264,21 +268,31 @@ tls.key_file = "{pki.server_key}"
             try:
                 srv.wait_for(lambda: "1 stay here until they close" in srv.output(),
                              timeout=TIMEOUT, what="the handover to finish")
-                assert "handover: took the listeners and 3 connection(s)" in srv.output()
+                assert "handover: took the listeners and 4 connection(s)" in srv.output()
                 assert echo_all(plain, payloads(3, "moved")) == 3
-                # The TLS client is still served by the old process, which therefore runs on.
-                tls.sendall(b"during")
-                assert tls.recv(6) == b"during"
+                # The TLS 1.2 client is still served by the old process, which runs on.
+                tls12.sendall(b"during")
+                assert tls12.recv(6) == b"during"
                 assert srv.proc.poll() is None
                 # New TLS clients reach the new process on the same port.
-                fresh = ctx.wrap_socket(socket.create_connection(("127.0.0.1", tls_port),
-                                                                 timeout=TIMEOUT),
-                                        server_hostname="localhost")
+                fresh = tls_client(ctx)
                 fresh.sendall(b"fresh!")
                 assert fresh.recv(6) == b"fresh!"
                 fresh.close()
-                tls.close()
+                tls12.close()
                 assert srv.proc.wait(timeout=TIMEOUT) == 0  # nothing left: the old one exits
+                # The TLS 1.3 client, moved, is served by the new process alone now, records
+                # of every size (several per message) included.
+                for size in (1, 16384, 100_000):
+                    data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+                    tls13.sendall(data)
+                    got = b""
+                    while len(got) < size:
+                        chunk = tls13.recv(65536)
+                        assert chunk, "the moved TLS connection was closed"
+                        got += chunk
+                    assert got == data
+                tls13.close()
             finally:
                 close_all(plain)
                 stop_pid(new_pid)

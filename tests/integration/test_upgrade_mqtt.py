@@ -190,11 +190,11 @@ def test_a_publish_held_during_a_failed_upgrade_is_read_and_delivered_after_the_
         pub.close()
 
 
-def test_tls_clients_stay_behind_and_find_their_sessions_in_the_new_process(tmp_path):
-    """A TLS connection cannot move (its state is OpenSSL's): once the others are parked, the
-    old process closes it, a 5.0 client hearing DISCONNECT 0x8B, and its session travels as an
-    offline one: the client reconnects to the new process on the same port and finds it, with
-    what was published for it meanwhile."""
+def test_tls_12_clients_stay_behind_and_find_their_sessions_in_the_new_process(tmp_path):
+    """A TLS 1.2 connection cannot move (its state is OpenSSL's): once the others are parked,
+    the old process closes it, a 5.0 client hearing DISCONNECT 0x8B, and its session travels
+    as an offline one: the client reconnects to the new process on the same port and finds
+    it, with what was published for it meanwhile."""
     import socket
     import ssl
 
@@ -202,15 +202,10 @@ def test_tls_clients_stay_behind_and_find_their_sessions_in_the_new_process(tmp_
     pki = Pki()
     try:
         conf = tmp_path / "tcpms.toml"
-        conf.write_text(f"""
-listen = "127.0.0.1:0"
-[[listeners]]
-bind = "127.0.0.1:0"
-tls.cert_file = "{pki.server_cert}"
-tls.key_file = "{pki.server_key}"
-""")
+        conf.write_text('listen = "127.0.0.1:0"\n' + pki.listener())
         pid_file = str(tmp_path / "tcpms.pid")
         ctx = ssl.create_default_context(cafile=pki.ca.cert)
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
 
         def tls_v5(port):
             return V5.over(ctx.wrap_socket(socket.create_connection(("127.0.0.1", port),
@@ -239,6 +234,103 @@ tls.key_file = "{pki.server_key}"
             finally:
                 plain.close()
                 behind.close()
+                stop_pid(new_pid)
+    finally:
+        pki.cleanup()
+
+
+def test_tls_13_and_websocket_clients_keep_their_connections_across_an_upgrade(tmp_path):
+    """TLS 1.3 records and WebSocket framing travel with the connection (handover version 6):
+    a raw 5.0 client over TLS 1.3, paho over WebSocket and over WebSocket + TLS, and a raw
+    WebSocket client whose PUBLISH frame is cut in half across the upgrade all keep their
+    sockets; the old process exits with nothing left, and each client gets what is published
+    afterwards with no reconnect (paho connected once, never disconnected)."""
+    import socket
+    import ssl
+    import threading
+
+    import paho.mqtt.client as mqtt
+    from test_transport_03_websocket import WsRaw, frame as ws_frame
+    from tls_certs import Pki
+    pki = Pki()
+    try:
+        conf = tmp_path / "tcpms.toml"
+        conf.write_text('listen = "127.0.0.1:0"\n' + pki.listener() +
+                        '[[listeners]]\nbind = "127.0.0.1:0"\nwebsocket = true\n' +
+                        pki.listener("websocket = true\n"))
+        pid_file = str(tmp_path / "tcpms.pid")
+        ctx = ssl.create_default_context(cafile=pki.ca.cert)
+        pahos = []
+        with mqtt_server("--config", str(conf), "--threads", "2", "--pid-file", pid_file) as srv:
+            wait_until(lambda: read_pid(pid_file) == srv.pid, "the pid file")
+            tls_sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", srv.port_of("tls")),
+                                                                timeout=TIMEOUT),
+                                       server_hostname="localhost")
+            assert tls_sock.version() == "TLSv1.3"
+            tls13 = V5.over(tls_sock)
+            assert tls13.connect5("tls13", clean=False, props=p_u32(0x11, 600))[1] == 0
+            assert tls13.sub5([("m/#", opts(1))]) == [1]
+
+            def paho(port, cid, secure):
+                events = {"connects": 0, "disconnects": 0, "got": [], "subscribed": threading.Event()}
+                c = mqtt.Client(client_id=cid, transport="websockets")
+                c.ws_set_options(path="/mqtt")
+                if secure:
+                    c.tls_set(ca_certs=pki.ca.cert)
+                lock = threading.Lock()
+
+                def on_connect(*a):
+                    events["connects"] += 1
+                    c.subscribe("m/#", 1)
+
+                def on_message(c_, u, m):
+                    with lock:
+                        events["got"].append((m.topic, m.payload))
+                c.on_connect = on_connect
+                c.on_disconnect = lambda *a: events.__setitem__("disconnects", events["disconnects"] + 1)
+                c.on_subscribe = lambda *a: events["subscribed"].set()
+                c.on_message = on_message
+                c.connect("localhost", port, 60)
+                c.loop_start()
+                assert events["subscribed"].wait(TIMEOUT), f"{cid}: no SUBACK"
+                pahos.append(c)
+                return events
+            ws_events = paho(srv.port_of("websocket"), "paho-ws", False)
+            wss_events = paho(srv.port_of("websocket+tls"), "paho-wss", True)
+
+            raw = WsRaw(srv.port_of("websocket"))
+            assert "101" in raw.handshake()
+            raw.s.sendall(ws_frame(0x2, connect_packet("raw-ws")))
+            opcode, connack = raw.read_frame()
+            assert connack[:1] == b"\x20" and connack[3] == 0, connack
+            cut = ws_frame(0x2, publish_packet("m/cut", b"across the upgrade", qos=1, pid=5))
+            raw.s.sendall(cut[:len(cut) // 2])
+            new_pid = upgraded(srv, pid_file)
+            try:
+                # Every connection moved: the old process has nothing left and exits.
+                assert srv.proc.wait(timeout=TIMEOUT) == 0
+                raw.s.sendall(cut[len(cut) // 2:])
+                opcode, puback = raw.read_frame()
+                assert puback == ack_packet(PUBACK, 5), puback
+                pub = connected(srv.port, "after-pub")
+                pub.publish("m/after", b"after the upgrade", qos=1, pid=1)
+                for name in ("m/cut", "m/after"):
+                    got = tls13.read_pub()
+                    assert got.topic == name
+                    tls13.send(ack_packet(PUBACK, got.pid))
+                want = [("m/cut", b"across the upgrade"), ("m/after", b"after the upgrade")]
+                for events in (ws_events, wss_events):
+                    wait_until(lambda: len(events["got"]) >= 2, "paho's messages")
+                    assert events["got"] == want
+                    assert (events["connects"], events["disconnects"]) == (1, 0)
+                tls13.ping()
+                pub.close()
+            finally:
+                for c in pahos:
+                    c.disconnect()
+                    c.loop_stop()
+                raw.s.close()
+                tls13.close()
                 stop_pid(new_pid)
     finally:
         pki.cleanup()

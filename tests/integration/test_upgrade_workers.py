@@ -221,6 +221,46 @@ def test_echo_clients_of_every_worker_keep_their_sockets_across_an_upgrade(tmp_p
             stop_pid(read_pid(pid_file))
 
 
+def test_tls_13_clients_of_every_worker_keep_their_connections_across_an_upgrade(tmp_path):
+    """Worker by worker, TLS 1.3 connections move with their record keys (handover version
+    6): each client goes on on its socket, held by a new worker, its records still in
+    sequence."""
+    import ssl
+
+    from tls_certs import Pki
+    pki = Pki()
+    conf = tmp_path / "tcpms.toml"
+    conf.write_text('listen = "127.0.0.1:0"\n' + pki.listener())
+    pid_file = str(tmp_path / "tcpms.pid")
+    ctx = ssl.create_default_context(cafile=pki.ca.cert)
+    socks = []
+    try:
+        with echo_server("--config", str(conf), "--processes", "2", "--threads", "1",
+                         "--pid-file", pid_file) as srv:
+            wait_until(lambda: read_pid(pid_file) == srv.pid, "the pid file")
+            port = srv.port_of("tls")
+            made = spread(port, 2, lambda: ctx.wrap_socket(
+                socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT),
+                server_hostname="localhost"))
+            socks = [s for s, _ in made]
+            old_workers = worker_pids(srv.pid)
+            for i, s in enumerate(socks):
+                s.sendall(b"before %d" % i)
+                assert s.recv(64) == b"before %d" % i
+            up = upgrade(pid_file)
+            assert up.returncode == 0, up.stdout + up.stderr + srv.output()
+            assert srv.proc.wait(timeout=TIMEOUT) == 0, srv.output()
+            new_workers = worker_pids(read_pid(pid_file))
+            for i, s in enumerate(socks):
+                s.sendall(b"after %d" % i)
+                assert s.recv(64) == b"after %d" % i
+                assert holder(port, s) in new_workers and not new_workers & old_workers
+    finally:
+        close_all(socks)
+        stop_pid(read_pid(pid_file))
+        pki.cleanup()
+
+
 def still_with_the_old_workers(srv, pid_file, traffic, clients, old_workers):
     """After a rollback: QoS 1 traffic flowed on with nothing lost, the old supervisor serves
     (its pid file), every client is held by an old worker and answers, and it accepts again."""

@@ -105,5 +105,11 @@ class Pki:
         self.crl = self.ca.crl()
         self.mallory = self.rogue.sign("mallory")
 
+    def listener(self, extra=""):
+        """A config file's TLS listener on a free port, with the server certificate; `extra`:
+        more of its settings, one per line."""
+        return (f'[[listeners]]\nbind = "127.0.0.1:0"\ntls.cert_file = "{self.server_cert}"\n'
+                f'tls.key_file = "{self.server_key}"\n{extra}')
+
     def cleanup(self):
         self._tmp.cleanup()
