@@ -62,7 +62,9 @@ class Handler {
   // pending bytes followed by new ones) and is valid only during the call.
   virtual DataResult on_data(Connection& conn, ByteView data) = 0;
 
-  // The peer sent FIN. The default answers what is queued, then closes.
+  // The peer sent FIN. The default answers what is queued, then closes. A handler that keeps
+  // the connection (kKeep) is asked again once its reading resumes (resume_reading, or the
+  // connection resumed or adopted in an upgrade handover): a FIN reads again as end of input.
   virtual Action on_peer_shutdown(Connection& conn) { return Action::kCloseAfterFlush; }
 
   // The connection's timer expired: no input consumed for its set_timeout, or its

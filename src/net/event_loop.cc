@@ -506,6 +506,9 @@ void EventLoop::resume_reading(Connection& c) {
   // Bytes held for the handler while it was paused (it may have stopped consuming whole
   // frames) get presented again before anything new is read.
   if (c.in_ != nullptr) c.flags_ |= Connection::kRedeliver;
+  // A FIN the handler kept the connection open after is read again (recv returns 0 for good)
+  // and the handler asked again, after what it had not consumed.
+  c.flags_ &= static_cast<uint16_t>(~Connection::kPeerShutdown);
   // Edge-triggered: data that arrived while paused raised no new event, so look now.
   read_again_later(c);
 }
@@ -570,6 +573,15 @@ void EventLoop::handle_read(Connection& c, bool peer_hung_up) {
     discard_input(c);
     return;
   }
+  // Held input goes first, before whatever the socket has now, a FIN included: an epoll
+  // event can come before the read-again list that was to present it.
+  if ((c.flags_ & Connection::kRedeliver) && c.open()) {
+    c.flags_ &= static_cast<uint16_t>(~Connection::kRedeliver);
+    if (c.in_ != nullptr && !(c.flags_ & (Connection::kReadPausedByUser | Connection::kReadPausedByOutput |
+                                          Connection::kFlushThenClose))) {
+      if (!deliver(c, {})) return;
+    }
+  }
   std::byte* buf = core_->read_buffer.get();
   for (int i = 0; i < kMaxReadsPerWakeup; ++i) {
     if (!c.open() || (c.flags_ & (Connection::kFlushThenClose | Connection::kPeerShutdown |
@@ -620,14 +632,6 @@ void EventLoop::run_read_again() {
     Connection& c = core_->slot(s);
     c.flags_ &= static_cast<uint16_t>(~Connection::kReadAgain);
     if (c.flags_ & Connection::kParked) continue;  // resume_parked puts it back on the list
-    if ((c.flags_ & Connection::kRedeliver) && c.open()) {
-      c.flags_ &= static_cast<uint16_t>(~Connection::kRedeliver);
-      if (c.in_ != nullptr && !(c.flags_ & (Connection::kReadPausedByUser |
-                                           Connection::kReadPausedByOutput |
-                                           Connection::kLingering | Connection::kFlushThenClose))) {
-        if (!deliver(c, {})) continue;
-      }
-    }
     // Read to EAGAIN here, never stopping at a short read: a FIN whose edge was spent while
     // this connection was paused or capped raises no new event, so only a recv returning 0
     // can still find it (as if the peer had hung up).

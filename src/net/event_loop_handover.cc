@@ -85,12 +85,15 @@ size_t EventLoop::park_for_handover(size_t max, uint32_t& cursor, std::vector<Ha
   // Connections in the middle of something the engine itself runs stay: a transport that
   // keeps state inside OpenSSL or is still in a handshake (and any, with a successor that
   // cannot be told of it), a closing or lingering one is nearly gone, a connecting one is
-  // ours (outbound), a paused one is held by its protocol (a rate limit) and a peer that sent
-  // FIN is finishing.
+  // ours (outbound), a paused one is held by its protocol (a rate limit). One whose peer sent
+  // FIN and that its handler kept open (MQTT while input is held) moves: the socket reads
+  // the FIN again in the new process, after the input that came before it, so a client that
+  // left during the handover is seen leaving there (its DISCONNECT read first, or its will
+  // published).
   constexpr uint16_t kStays = Connection::kClosing | Connection::kFlushThenClose |
                               Connection::kLingering | Connection::kConnecting |
-                              Connection::kParked | Connection::kPeerShutdown |
-                              Connection::kReadPausedByUser | Connection::kAdmitting;
+                              Connection::kParked | Connection::kReadPausedByUser |
+                              Connection::kAdmitting;
   for (; cursor < core_->slots_created && parked < max; ++cursor) {
     Connection& c = core_->slot(cursor);
     if (!(c.flags_ & Connection::kOpen) || (c.flags_ & kStays)) continue;
@@ -130,7 +133,8 @@ void EventLoop::resume_parked(ConnId id) {
   assert_in_loop_thread();
   Connection* c = find(id);
   if (c == nullptr || !(c->flags_ & Connection::kParked)) return;
-  c->flags_ &= static_cast<uint16_t>(~Connection::kParked);
+  // Not read while parked: a FIN seen before is read again, after what was held.
+  c->flags_ &= static_cast<uint16_t>(~(Connection::kParked | Connection::kPeerShutdown));
   epoll_event ev{};
   ev.events = net::kConnEvents;
   ev.data.u64 = id.value;

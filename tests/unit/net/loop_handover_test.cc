@@ -200,5 +200,67 @@ TEST(LoopHandover, AStateTheHandlerRefusesIsNotAdoptedAndTheSocketStaysOpen) {
   EXPECT_EQ(recv_exactly(c.get(), 10), "still here");
 }
 
+
+// Holds its input as MQTT does during a handover (consumes nothing, keeps the connection on
+// the peer's FIN) while `holding`; otherwise records what it reads and the FIN after it.
+class HoldingHandler : public MovableHandler {
+ public:
+  std::atomic<bool> holding{true};
+  std::atomic<int> fins{0};
+  std::mutex log_mu;
+  std::string log;  // guarded by log_mu: the bytes read, then "<FIN>"
+  DataResult on_data(Connection&, ByteView data) override {
+    if (holding) return {0, Action::kKeep};
+    std::lock_guard lock(log_mu);
+    log.append(as_chars(data));
+    return {data.size(), Action::kKeep};
+  }
+  Action on_peer_shutdown(Connection&) override {
+    fins.fetch_add(1);
+    if (holding) return Action::kKeep;
+    std::lock_guard lock(log_mu);
+    log += "<FIN>";
+    return Action::kCloseAfterFlush;
+  }
+  std::string seen() {
+    std::lock_guard lock(log_mu);
+    return log;
+  }
+};
+
+// A client that sent its last bytes and FIN while input was held: its connection moves (or
+// goes back), and whoever serves it then reads the bytes first and the FIN after them.
+TEST(LoopHandover, APeerThatLeftWhileInputWasHeldIsSeenLeavingAfterItsLastBytesWhereverItGoes) {
+  for (bool commit : {true, false}) {
+    LoopThread old_loop;
+    LoopThread new_loop;
+    uint16_t port = 0;
+    auto* old_h = old_loop.serve<HoldingHandler>(port);
+    auto* new_h = new_loop.add<HoldingHandler>();
+    new_h->holding = false;
+    old_loop.start();
+    new_loop.start();
+    UniqueFd c = connect_client(port);
+    ASSERT_TRUE(send_all(c.get(), "last words"));
+    ::shutdown(c.get(), SHUT_WR);
+    ASSERT_TRUE(eventually([&] { return old_h->fins.load() == 1; }));
+
+    auto parked = park_all(old_loop);
+    ASSERT_EQ(parked.size(), 1u) << "a connection kept open after its peer's FIN moves too";
+    EXPECT_EQ(parked[0].unread_input, "last words");
+    HoldingHandler* reader = commit ? new_h : old_h;
+    if (commit) {
+      ASSERT_TRUE(adopt_on(new_loop, parked[0]).valid());
+      old_loop.call([&] { old_loop.loop().release_parked(parked[0].id); });
+    } else {
+      old_h->holding = false;
+      old_loop.call([&] { old_loop.loop().resume_parked(parked[0].id); });
+    }
+    ASSERT_TRUE(eventually([&] { return reader->seen() == "last words<FIN>"; })) << reader->seen();
+    EXPECT_EQ(recv_some(c.get()), 0) << "closed after the FIN, as the handler chose";
+    EXPECT_EQ(old_h->closed.load(), commit ? 0 : 1);
+  }
+}
+
 }  // namespace
 }  // namespace tcpms::testing
