@@ -81,6 +81,17 @@ DataResult MqttHandler::on_data(Connection& conn, ByteView data) {
   return {used, action};
 }
 
+Action MqttHandler::on_peer_shutdown(Connection& conn) {
+  if (held_for_handover_) {
+    // What the client sent before its FIN (a DISCONNECT, say) is held unread: the FIN is
+    // decided once that is read, here after a rollback or in the new process (which reads
+    // the FIN again), so a will goes out exactly when the client left without DISCONNECT.
+    held_conns_.push_back(conn.id());
+    return Action::kKeep;
+  }
+  return Action::kCloseAfterFlush;
+}
+
 size_t MqttHandler::process(Connection& c, ByteView data, Action& action) {
   size_t off = 0;
   while (off < data.size()) {

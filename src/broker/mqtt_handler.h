@@ -108,7 +108,7 @@ class MqttHandler final : public Handler {
   DataResult on_data(Connection& conn, ByteView data) override;
   // A FIN without DISCONNECT: answer what is queued (a PUBACK, a SUBACK), then close; the will
   // still goes out, as for any loss without DISCONNECT.
-  Action on_peer_shutdown(Connection& conn) override { return Action::kCloseAfterFlush; }
+  Action on_peer_shutdown(Connection& conn) override;
   Action on_timeout(Connection& conn) override;
   void on_writable(Connection& conn) override;
   // Server is stopping: a 5.0 client hears DISCONNECT 0x8B first.

@@ -45,12 +45,12 @@ void MqttHandler::hold_input_for_handover(bool hold) {
   held_for_handover_ = hold;
   if (hold) return;
   run_offline_timers();  // those that came due while held
-  // Rolled back: what the held connections sent meanwhile is read now.
+  // Rolled back: what the held connections sent meanwhile is read now, and a FIN behind it.
   for (ConnId id : held_conns_) {
     Connection* c = loop_.find(id);
-    if (c == nullptr || c->pending_input_bytes() == 0) continue;
+    if (c == nullptr) continue;
     c->pause_reading();
-    c->resume_reading();  // presents the kept bytes again
+    c->resume_reading();  // presents the kept bytes again, then reads on
   }
   held_conns_.clear();
 }

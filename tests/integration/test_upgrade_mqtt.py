@@ -160,20 +160,30 @@ def test_offline_sessions_retained_messages_and_delayed_wills_survive_an_upgrade
             stop_pid(new_pid)
 
 
+def server_whose_upgrade_dies_when_released(tmp_path, release):
+    """An MQTT server whose successor (a stand-in) takes the listeners and the first batch of
+    one connection, then dies once `release` exists: the handover rolls back."""
+    return mqtt_server("--threads", "1", "--upgrade-batch", "1",
+                       "--upgrade-binary", fake_successor(tmp_path),
+                       env={"HANDOVER_FAKE": "die-after-listeners",
+                            "HANDOVER_FAKE_RELEASE": str(release)})
+
+
+def upgrade_until_the_first_batch(srv):
+    srv.proc.send_signal(signal.SIGUSR2)
+    srv.wait_for(lambda: "got frame kind 6 with 1 descriptors" in srv.output(),
+                 timeout=TIMEOUT, what="the first batch to be parked")
+
+
 def test_a_publish_held_during_a_failed_upgrade_is_read_and_delivered_after_the_rollback(tmp_path):
     """While connections move nothing is read (so no publish can reach a subscriber already
     gone); if the new process dies, what was held is read then, on the same sockets."""
     release = tmp_path / "release"
-    with mqtt_server("--threads", "1", "--upgrade-batch", "1",
-                     "--upgrade-binary", fake_successor(tmp_path),
-                     env={"HANDOVER_FAKE": "die-after-listeners",
-                          "HANDOVER_FAKE_RELEASE": str(release)}) as srv:
+    with server_whose_upgrade_dies_when_released(tmp_path, release) as srv:
         sub = connected(srv.port, "sub", clean=False)  # the first slot: the parked batch
         assert sub.subscribe([("h/#", 1)]) == [1]
         pub = connected(srv.port, "pub")
-        srv.proc.send_signal(signal.SIGUSR2)
-        srv.wait_for(lambda: "got frame kind 6 with 1 descriptors" in srv.output(),
-                     timeout=TIMEOUT, what="the first batch to be parked")
+        upgrade_until_the_first_batch(srv)
         pub.send(publish_packet("h/1", b"held", qos=1, pid=5))
         pub.expect_nothing(0.5)  # held: not read, so not acknowledged
         release.write_text("go")
@@ -188,6 +198,78 @@ def test_a_publish_held_during_a_failed_upgrade_is_read_and_delivered_after_the_
         assert srv.proc.poll() is None
         sub.close()
         pub.close()
+
+
+def will_clients(port):
+    """Two clients with wills: one that will vanish, one that will say DISCONNECT first."""
+    vanishing = connected(port, "vanishing", will=("will/vanishing", b"gone", 1, False))
+    polite = connected(port, "polite", will=("will/polite", b"never sent", 1, False))
+    return vanishing, polite
+
+
+def leave(vanishing, polite):
+    vanishing.sock.close()  # no DISCONNECT: its will must go out [MQTT-3.1.2-8]
+    polite.send(DISCONNECT_PACKET)  # its will must not [MQTT-3.14.4-3]
+    polite.sock.close()
+
+
+def only_the_vanished_will_arrives(srv, sub):
+    got = sub.expect(PUBLISH)
+    assert (got.topic, got.payload) == ("will/vanishing", b"gone")
+    sub.send(ack_packet(PUBACK, got.pid))
+    # Both left in the same moment; a marker published now comes next, not the other will.
+    marker = connected(srv.port, "marker")
+    marker.publish("will/marker", b"m", qos=1, pid=1)
+    assert sub.expect(PUBLISH).topic == "will/marker"
+    marker.close()
+
+
+def test_clients_that_leave_while_input_is_held_are_seen_leaving_after_the_rollback(tmp_path):
+    """A client that leaves while connections move is seen leaving once what it sent before
+    is read: here after the rollback. The one that vanished has its will published; the one
+    whose DISCONNECT was held unread has none."""
+    release = tmp_path / "release"
+    with server_whose_upgrade_dies_when_released(tmp_path, release) as srv:
+        sub = connected(srv.port, "sub", clean=False)  # the first slot: the parked batch
+        assert sub.subscribe([("will/#", 1)]) == [1]
+        vanishing, polite = will_clients(srv.port)
+        upgrade_until_the_first_batch(srv)
+        leave(vanishing, polite)
+        sub.expect_nothing(0.5)  # input held: neither leaving is acted on yet
+        release.write_text("go")
+        srv.wait_for(lambda: "handover stopped" in srv.output(), timeout=TIMEOUT,
+                     what="the rollback")
+        only_the_vanished_will_arrives(srv, sub)
+        assert srv.proc.poll() is None
+        sub.close()
+
+
+def test_clients_that_leave_during_an_upgrade_are_seen_leaving_by_one_process(tmp_path):
+    """Clients leaving while the upgrade runs, whenever exactly: before input is held (the old
+    process sees them leave), while it is held (their sockets move and the new process reads
+    their last bytes, then their FIN) or after. Either way the vanished client's will arrives
+    once and the polite one's never."""
+    pid_file = str(tmp_path / "tcpms.pid")
+    with mqtt_server("--threads", "2", "--pid-file", pid_file, "--upgrade-batch", "1") as srv:
+        wait_until(lambda: read_pid(pid_file) == srv.pid, "the pid file")
+        sub = connected(srv.port, "sub", clean=False)
+        assert sub.subscribe([("will/#", 1)]) == [1]
+        idle = [connected(srv.port, f"idle{i}") for i in range(50)]  # a longer handover
+        vanishing, polite = will_clients(srv.port)
+        up = subprocess.Popen([binary("tcpms-server"), "--upgrade", "--pid-file", pid_file],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        leave(vanishing, polite)
+        out, _ = up.communicate(timeout=TIMEOUT)
+        assert up.returncode == 0, out
+        new_pid = read_pid(pid_file)
+        try:
+            assert srv.proc.wait(timeout=TIMEOUT) == 0
+            only_the_vanished_will_arrives(srv, sub)
+            sub.ping()
+        finally:
+            for c in idle + [sub]:
+                c.close()
+            stop_pid(new_pid)
 
 
 def test_tls_12_clients_stay_behind_and_find_their_sessions_in_the_new_process(tmp_path):
