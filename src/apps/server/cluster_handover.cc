@@ -20,7 +20,7 @@ std::optional<std::string> cluster_state_item(cluster::RedisTransport& transport
   if (!error.empty()) return std::nullopt;
   cluster::NodeHandover h;
   h.node = transport.continuation();
-  routing::encode_router_image(router.export_image(), h.router_image);
+  h.router = router.export_image();
   std::string item;
   cluster::encode_node_item(h, item);
   spdlog::info("SIGUSR2: cluster node: slot {}, {} other node(s) up, sequence {}, stream read "
@@ -40,17 +40,11 @@ bool continue_cluster_node(ByteView item, cluster::RedisTransport* transport,
     spdlog::error("handover: {}", decoded.error);
     return false;
   }
-  auto image = routing::decode_router_image(as_bytes(decoded.handover.router_image),
-                                            transport->peer_slots());
-  if (!image.ok()) {
-    spdlog::error("handover: {}", image.error);
-    return false;
-  }
   if (std::string err = transport->continue_from(decoded.handover.node); !err.empty()) {
     spdlog::error("handover: cannot go on as the same cluster node: {}", err);
     return false;
   }
-  router->continue_from(image.image);
+  router->continue_from(decoded.handover.router);
   return true;
 }
 
