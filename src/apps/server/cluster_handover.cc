@@ -8,10 +8,7 @@ namespace tcpms::app {
 
 void hold_cluster_input(cluster::RedisTransport& transport, Server& server) {
   transport.hold_input();
-  // A frame from a peer reaches its subscribers through one loop, which posts to theirs:
-  // rounds over every loop run what was posted before anything is parked.
-  for (int round = 0; round < 3; ++round)
-    for (size_t i = 0; i < server.loop_count(); ++i) run_on_loop(server.loop(i), [](EventLoop&) {});
+  run_posted_hops(server);  // what the stream thread read reaches the sessions before they move
 }
 
 std::optional<std::string> cluster_state_item(cluster::RedisTransport& transport,
