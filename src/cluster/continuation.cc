@@ -24,7 +24,9 @@ void encode_node_item(const NodeHandover& h, std::string& out) {
     w.str16(p.name);
     w.str16(p.incarnation);
   }
-  w.str32(h.router_image);
+  std::string image;
+  routing::encode_router_image(h.router, image);
+  w.str32(image);
 }
 
 NodeItemResult decode_node_item(ByteView bytes, uint32_t slots) {
@@ -60,13 +62,15 @@ NodeItemResult decode_node_item(ByteView bytes, uint32_t slots) {
       return r;
     }
   }
-  r.handover.router_image = std::string(as_chars(in.str32()));
+  const ByteView image_bytes = in.str32();
   if (!in.ok()) r.error = "node item: truncated";
   else if (in.remaining() != 0) r.error = "node item: bytes after the end";
   else if (n.incarnation.empty()) r.error = "node item: no incarnation";
   else if (n.slot >= slots) r.error = "node item: a slot beyond the node slots";
-  else if (auto image = routing::decode_router_image(as_bytes(r.handover.router_image), slots); !image.ok())
-    r.error = image.error;
+  if (!r.ok()) return r;
+  auto image = routing::decode_router_image(image_bytes, slots);
+  if (!image.ok()) r.error = image.error;
+  else r.handover.router = std::move(image.image);
   return r;
 }
 

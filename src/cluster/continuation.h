@@ -47,7 +47,7 @@ struct NodeContinuation {
 
 struct NodeHandover {
   NodeContinuation node;
-  std::string router_image;  // routing::encode_router_image
+  routing::RouterImage router;  // travels as str32 routing::encode_router_image
 };
 
 void encode_node_item(const NodeHandover& h, std::string& out);
@@ -59,7 +59,8 @@ struct NodeItemResult {
 };
 // Refused: not a node item, another version, an empty incarnation, a slot (the node's or a
 // peer's) at or above `slots`, a peer without a name or incarnation, a count the input cannot
-// hold, bytes left over. The router image inside is checked by decode_router_image.
+// hold, bytes left over, a router image that decode_router_image refuses. The image is
+// decoded here, once, and handed back decoded: the caller needs it whole anyway.
 NodeItemResult decode_node_item(ByteView bytes, uint32_t slots);
 
 }  // namespace tcpms::cluster

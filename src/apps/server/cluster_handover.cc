@@ -8,10 +8,7 @@ namespace tcpms::app {
 
 void hold_cluster_input(cluster::RedisTransport& transport, Server& server) {
   transport.hold_input();
-  // A frame from a peer reaches its subscribers through one loop, which posts to theirs:
-  // rounds over every loop run what was posted before anything is parked.
-  for (int round = 0; round < 3; ++round)
-    for (size_t i = 0; i < server.loop_count(); ++i) run_on_loop(server.loop(i), [](EventLoop&) {});
+  run_posted_hops(server);  // what the stream thread read reaches the sessions before they move
 }
 
 std::optional<std::string> cluster_state_item(cluster::RedisTransport& transport,
@@ -20,7 +17,7 @@ std::optional<std::string> cluster_state_item(cluster::RedisTransport& transport
   if (!error.empty()) return std::nullopt;
   cluster::NodeHandover h;
   h.node = transport.continuation();
-  routing::encode_router_image(router.export_image(), h.router_image);
+  h.router = router.export_image();
   std::string item;
   cluster::encode_node_item(h, item);
   spdlog::info("SIGUSR2: cluster node: slot {}, {} other node(s) up, sequence {}, stream read "
@@ -40,17 +37,11 @@ bool continue_cluster_node(ByteView item, cluster::RedisTransport* transport,
     spdlog::error("handover: {}", decoded.error);
     return false;
   }
-  auto image = routing::decode_router_image(as_bytes(decoded.handover.router_image),
-                                            transport->peer_slots());
-  if (!image.ok()) {
-    spdlog::error("handover: {}", image.error);
-    return false;
-  }
   if (std::string err = transport->continue_from(decoded.handover.node); !err.empty()) {
     spdlog::error("handover: cannot go on as the same cluster node: {}", err);
     return false;
   }
-  router->continue_from(image.image);
+  router->continue_from(decoded.handover.router);
   return true;
 }
 

@@ -659,10 +659,7 @@ int serve(const ServerOptions& opt, config::Settings& settings, std::vector<List
                                    "handover did not start)", timeout_ms);
               std::this_thread::sleep_for(std::chrono::milliseconds(1));
             }
-            // A frame from a peer reaches its subscribers through one loop, which posts to
-            // theirs: rounds over every loop run what was posted before anything is parked.
-            for (int round = 0; round < 3; ++round)
-              for (size_t i = 0; i < server.loop_count(); ++i) run_on_loop(server.loop(i), [](EventLoop&) {});
+            run_posted_hops(server);
             return {};
           };
         }

@@ -17,10 +17,8 @@ NodeHandover sample() {
   h.node.last_read_id = "1700000000000-3";
   h.node.seen = {{"b/77-88", 41}};
   h.node.peers = {{0, "b", "77-88"}};
-  routing::RouterImage image;
-  image.incarnation = 5;
-  image.directory = {{11, 0, 2}};
-  routing::encode_router_image(image, h.router_image);
+  h.router.incarnation = 5;
+  h.router.directory = {{11, 0, 2}};
   return h;
 }
 
@@ -40,7 +38,13 @@ TEST(NodeItem, RoundTrips) {
   ASSERT_EQ(n.peers.size(), 1u);
   EXPECT_EQ(n.peers[0].name, "b");
   EXPECT_EQ(n.peers[0].incarnation, "77-88");
-  EXPECT_EQ(r.handover.router_image, sample().router_image);
+  // The router image comes back decoded (no second decode for the caller).
+  const routing::RouterImage& image = r.handover.router;
+  EXPECT_EQ(image.incarnation, 5u);
+  ASSERT_EQ(image.directory.size(), 1u);
+  EXPECT_EQ(image.directory[0].key, 11u);
+  EXPECT_EQ(image.directory[0].holder, 0);
+  EXPECT_EQ(image.directory[0].ticket, 2u);
 }
 
 TEST(NodeItem, RefusesWhatItCannotTrust) {
@@ -67,9 +71,16 @@ TEST(NodeItem, RefusesWhatItCannotTrust) {
   encode_node_item(h, bytes);
   EXPECT_FALSE(decode_node_item(as_bytes(bytes), 4).ok());
   h = sample();
-  h.router_image = "?";
+  h.router.directory[0].holder = 9;  // a holder beyond the slots: the image is refused
   bytes.clear();
   encode_node_item(h, bytes);
+  EXPECT_FALSE(decode_node_item(as_bytes(bytes), 4).ok());
+  // An image that is not one at all: the router image is last, its first byte the version.
+  std::string image;
+  routing::encode_router_image(sample().router, image);
+  bytes.clear();
+  encode_node_item(sample(), bytes);
+  bytes[bytes.size() - image.size()] = '?';
   EXPECT_FALSE(decode_node_item(as_bytes(bytes), 4).ok());
 }
 

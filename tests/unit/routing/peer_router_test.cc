@@ -148,11 +148,15 @@ class Mesh {
 };
 
 // The CONNACK's return code (3.1.1), or -1 if no CONNACK came.
-int connack_code(Client& c, const std::string& id, bool clean) {
-  c.send_connect(id.c_str(), clean);
+int connack_code(Client& c) {
   auto [type, body] = c.read();
   if (type != mqtt::PacketType::kConnack || body.size() < 2) return -1;
   return static_cast<int>(body[1]);
+}
+
+int connack_code(Client& c, const std::string& id, bool clean) {
+  c.send_connect(id.c_str(), clean);
+  return connack_code(c);
 }
 
 int connect_present(Client& c, const std::string& id, bool clean) {
@@ -418,6 +422,35 @@ TEST(PeerRouter, AClaimWhoseHomeIsDownGoesOnWithoutItWhenClean) {
   Client persistent(m[0].port);
   EXPECT_EQ(connack_code(persistent, m.id_homed_at(1, "kept-"), false), 3);
   EXPECT_EQ(m[0].router->stats().claims_timed_out.load(), 2u);
+}
+
+// A persistent CONNECT's claim waits persistent_claim_timeout_ms for its home, a clean one
+// only claim_timeout_ms (the server: workers.session_fetch_timeout_ms, and at most 3 s for a
+// clean one, main.cc): a clean CONNECT goes on without the home's answer anyway, while giving
+// up on a persistent one refuses the client. The deadlines are on the steady clock and the
+// router's timer that fires them on the fabric's, which stands still here but for advance().
+TEST(PeerRouter, APersistentClaimWaitsLongerForItsHomeThanACleanOne) {
+  RouterOptions o;
+  o.claim_timeout_ms = 100;
+  o.persistent_claim_timeout_ms = 1000;
+  Mesh m(2, o);
+  const std::string clean_id = m.id_homed_at(1, "clean-"), kept_id = m.id_homed_at(1, "kept-");
+  m.pause();  // the claims stay queued for the home: no answer comes
+  Client clean(m[0].port), kept(m[0].port);
+  clean.send_connect(clean_id.c_str(), true);
+  kept.send_connect(kept_id.c_str(), false);
+  wait_for([&] { return m[0].router->stats().claims_remote.load() == 2; }, "both claims sent");
+  const auto sent = std::chrono::steady_clock::now();  // both deadlines run from before this
+  std::this_thread::sleep_until(sent + 300ms);
+  m.fabric.advance(300);  // past the clean claim's deadline only
+  EXPECT_EQ(connack_code(clean), 0) << "a clean CONNECT goes on without its home";
+  EXPECT_EQ(kept.read_for(100ms).first, mqtt::PacketType{}) << "the persistent claim still waits";
+  EXPECT_EQ(m[0].router->stats().claims_timed_out.load(), 1u);
+  std::this_thread::sleep_until(sent + 1100ms);
+  m.fabric.advance(800);  // past the persistent claim's deadline too
+  EXPECT_EQ(connack_code(kept), 3) << "refused, server unavailable";
+  EXPECT_EQ(m[0].router->stats().claims_timed_out.load(), 2u);
+  m.resume();
 }
 
 // Homes that follow the peers up (cluster nodes): when a home goes, its holders enroll its ids
