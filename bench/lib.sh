@@ -35,6 +35,19 @@ wait_workers() {
 # ("..., admin on 127.0.0.1:8080; ...")
 admin_address() { grep -o 'admin on [^;, ]*' "$1" 2>/dev/null | head -1 | cut -d' ' -f3 || true; }
 
+# make_certificate DIR -> DIR/ca.pem, DIR/server.pem, DIR/server.key: P-256 ECDSA, a CA and a
+# server certificate it signed for localhost and 127.0.0.1, valid two days.
+make_certificate() {
+  local d=$1
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d/ca.key" \
+    -out "$d/ca.pem" -days 2 -subj /CN=bench-ca 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d/server.key" \
+    -out "$d/server.csr" -subj /CN=localhost 2>/dev/null
+  printf "subjectAltName=DNS:localhost,IP:127.0.0.1\n" >"$d/ext.cnf"
+  openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+    -out "$d/server.pem" -days 2 -extfile "$d/ext.cnf" 2>/dev/null
+}
+
 # free_port -> a loopback port nobody listens on now (for brokers that cannot bind port 0)
 free_port() { /usr/bin/python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"; }
 

@@ -39,14 +39,7 @@ work=$(mktemp -d)
 . bench/lib.sh
 trap cleanup_all EXIT
 
-# One certificate for both brokers: P-256 ECDSA, a CA, a server certificate for localhost.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/ca.key" \
-  -out "$work/ca.pem" -days 2 -subj /CN=bench-ca 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/server.key" \
-  -out "$work/server.csr" -subj /CN=localhost 2>/dev/null
-printf "subjectAltName=DNS:localhost,IP:127.0.0.1\n" >"$work/ext.cnf"
-openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial \
-  -out "$work/server.pem" -days 2 -extfile "$work/ext.cnf" 2>/dev/null
+make_certificate "$work"  # one for both brokers
 
 # start BROKER TRANSPORT -> sets PID and ADDR: a fresh broker whose ADDR speaks TRANSPORT
 # (tcp, tls, websocket).

@@ -23,7 +23,9 @@
 # (more tcpms-server flags, e.g. "--log-level debug"; the successor gets the same command line),
 # PERSISTENT=1 (every client a persistent session, the server with a store in the work
 # directory, persistence.sync PERSISTENCE_SYNC, default every-message: the store is handed
-# over too).
+# over too), TRANSPORT (tcp; tls, websocket or websocket+tls: every client over a listener of
+# that kind, TLS 1.3 with a certificate made for the run; those connections move with their
+# record keys and framing, handover version 6).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:?usage: bench/upgrade_mqtt_reach.sh N}
@@ -40,6 +42,25 @@ if [ "${PERSISTENT:-0}" = 1 ]; then
   persist_bench=(--persistent)
 fi
 source bench/lib.sh
+transport=${TRANSPORT:-tcp}
+transport_server=() transport_bench=()
+case $transport in
+  tcp) ;;
+  tls|websocket|websocket+tls)
+    {
+      printf '[[listeners]]\nbind = "127.0.0.1:0"\n'
+      case $transport in websocket*) printf 'websocket = true\n' ;; esac
+      case $transport in
+        *tls)
+          make_certificate "$work"
+          printf 'tls.cert_file = "%s"\ntls.key_file = "%s"\n' "$work/server.pem" "$work/server.key"
+          transport_bench+=(--tls --tls-ca-file "$work/ca.pem" --tls-version 1.3) ;;
+      esac
+    } >"$work/listeners.toml"
+    case $transport in websocket*) transport_bench+=(--websocket) ;; esac
+    transport_server=(--config "$work/listeners.toml") ;;
+  *) echo "TRANSPORT is tcp, tls, websocket or websocket+tls, not $transport" >&2; exit 2 ;;
+esac
 trap '[ -z "${SERVER_LOG_OUT:-}" ] || cp "$work/server.log" "$SERVER_LOG_OUT" 2>/dev/null; cleanup_all' EXIT
 for b in tcpms-server tcpms-bench tcpms-doctor; do
   [ -x "$B/$b" ] || { echo "missing $B/$b: build it first" >&2; exit 1; }
@@ -53,7 +74,12 @@ processes=${PROCESSES:-$(server_processes "$N")}
 # Both generations hold the clients' user-space state for a while.
 check_memory "$N" "$MQTT_BYTES_PER_PAIR"
 doctor_apply "$N"
-start_mqtt_workers "$processes" --sys-interval 0 --pid-file "$work/tcpms.pid" "${persist_server[@]}" ${SERVER_ARGS:-}
+start_mqtt_workers "$processes" --sys-interval 0 --pid-file "$work/tcpms.pid" "${persist_server[@]}" \
+  "${transport_server[@]}" ${SERVER_ARGS:-}
+if [ "$transport" != tcp ]; then  # the clients' listener, not the plain one beside it
+  ADDR=$(grep -o "127.0.0.1:[0-9]* ($transport)" "$work/server.log" | head -1 | cut -d' ' -f1)
+  [ -n "$ADDR" ] || { echo "no $transport listener in the start-up line" >&2; exit 1; }
+fi
 echo "upgrade: tcpms-server pid $SERVER, $processes worker processes on $ADDR" >&2
 for _ in $(seq 100); do [ -s "$work/tcpms.pid" ] && break; sleep 0.1; done
 
@@ -67,7 +93,8 @@ out="$work/reach.json"
 "$B/tcpms-bench" mqtt-reach --target "$ADDR" -n "$N" --qos 1 --pushes "$PUSHES" --admin "$ADMIN" \
   --stream-during "$upgrade_cmd" --stream-after 2 --stream-tail 2 --stream-rate "$STREAM_RATE" \
   --publishers 1 --inflight "$INFLIGHT" --drain "$DRAIN" "${REACH_FLEET_ARGS[@]}" \
-  --max-logins "$MAX_LOGINS" --sync-timeout 300 --max-time 1800 "${persist_bench[@]}" --json >"$out" 2>"$work/bench.log" || true
+  --max-logins "$MAX_LOGINS" --sync-timeout 300 --max-time 1800 "${persist_bench[@]}" \
+  "${transport_bench[@]}" --json >"$out" 2>"$work/bench.log" || true
 kill -TERM "$sampler" 2>/dev/null || true
 wait "$sampler" 2>/dev/null || true
 grep -E "^(tcpms-bench|layout)" "$work/bench.log" >&2 || true
