@@ -11,7 +11,7 @@ MemoryFabric::~MemoryFabric() = default;
 
 bool MemoryFabric::send(PeerId from, PeerId to, SharedBytes frame) {
   std::lock_guard lock(mu_);
-  if (to >= up_.size() || !up_[to] || !up_[from]) return false;
+  if (to >= up_.size() || !up_[to] || !up_[from] || links_down_.count({from, to}) != 0) return false;
   queues_[{from, to}].push_back(std::move(frame));
   return true;
 }
@@ -64,6 +64,19 @@ void MemoryFabric::set_up(PeerId p, bool up) {
       other->on_peer_down(p);
     }
   }
+}
+
+void MemoryFabric::set_link_up(PeerId from, PeerId to, bool up) {
+  {
+    std::lock_guard lock(mu_);
+    if (up) {
+      links_down_.erase({from, to});
+    } else {
+      links_down_.insert({from, to});
+      queues_.erase({from, to});
+    }
+  }
+  if (Transport::Receiver* r = transports_[from]->receiver()) up ? r->on_peer_up(to) : r->on_peer_down(to);
 }
 
 void MemoryFabric::start() {

@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <vector>
 
 #include "routing/transport.h"
@@ -31,6 +32,9 @@ class MemoryFabric {
 
   // Links: frames to a peer that is down are dropped (send returns false).
   void set_up(PeerId p, bool up);  // tells every other peer's receiver (on_peer_up/down)
+  // One direction only, as the worker mesh's links are (each owned by its sender): frames
+  // from `from` to `to` are dropped while it is down, and only `from` hears of it.
+  void set_link_up(PeerId from, PeerId to, bool up);
   void start();                    // every peer up, on_peer_up for every pair
 
   // Delivers the frames queued from `from` to `to` (all of them, or at most `max`). Returns
@@ -61,6 +65,7 @@ class MemoryFabric {
   mutable std::mutex mu_;
   std::vector<std::unique_ptr<MemoryTransport>> transports_;
   std::vector<bool> up_;
+  std::set<std::pair<PeerId, PeerId>> links_down_;
   std::map<std::pair<PeerId, PeerId>, std::deque<SharedBytes>> queues_;
   std::multimap<uint64_t, std::function<void()>> timers_;
   uint64_t now_ms_ = 0;

@@ -3,6 +3,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <iterator>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -646,8 +649,51 @@ void PeerRouter::home_claim(PeerId claimer, uint64_t request, std::string_view c
   }
   if (claimer == self_) {
     on_claim_answer(self_, answer);
-  } else {
-    send(claimer, Frame(answer));
+    return;
+  }
+  SharedBytes frame = to_shared(Frame(answer));
+  if (!send(claimer, frame)) hold_answer(claimer, std::move(frame));
+}
+
+void PeerRouter::hold_answer(PeerId to, SharedBytes frame) {
+  uint64_t incarnation;
+  {
+    std::lock_guard lock(dir_mu_);
+    incarnation = incarnations_[to];
+  }
+  const uint64_t now = steady_now_ms();
+  std::lock_guard lock(held_mu_);
+  // Those of peers that never came back go once no claim can wait for them.
+  std::erase_if(held_answers_, [&](const HeldAnswer& a) { return now - a.held_at_ms > answer_useful_ms(); });
+  if (held_answers_.size() >= kMaxHeldAnswers) return;  // dropped: the claim times out
+  held_answers_.push_back({to, incarnation, now, std::move(frame)});
+}
+
+uint64_t PeerRouter::answer_useful_ms() const noexcept {
+  return std::max(options_.claim_timeout_ms, options_.persistent_claim_timeout_ms);
+}
+
+void PeerRouter::send_held_answers(PeerId to) {
+  std::vector<HeldAnswer> mine;
+  {
+    std::lock_guard lock(held_mu_);
+    if (held_answers_.empty()) return;
+    auto split = std::stable_partition(held_answers_.begin(), held_answers_.end(),
+                                       [to](const HeldAnswer& a) { return a.to != to; });
+    std::move(split, held_answers_.end(), std::back_inserter(mine));
+    held_answers_.erase(split, held_answers_.end());
+  }
+  uint64_t incarnation;
+  {
+    std::lock_guard lock(dir_mu_);
+    incarnation = incarnations_[to];
+  }
+  const uint64_t now = steady_now_ms();
+  for (HeldAnswer& a : mine) {
+    // Another incarnation's request ids are not these: its answer would complete the wrong
+    // claim.
+    if (a.incarnation != incarnation || now - a.held_at_ms > answer_useful_ms()) continue;
+    send(to, std::move(a.frame));
   }
 }
 
@@ -981,6 +1027,7 @@ void PeerRouter::on_peer_up(PeerId peer) {
   if (remote_.shared()) flush_interest();
   // What the peer must know of us, Hello first (the transport keeps this order).
   send(peer, Frame(Hello{incarnation_, local_.slots(), options_.interest.hashes}));
+  send_held_answers(peer);
   if (remote_.shared()) {
     // The peer reads our column (and every other) in the shared region: no column travels,
     // and none is relayed, which with N workers coming up together would be N x N columns.

@@ -318,6 +318,24 @@ class PeerRouter final : public broker::Router, public Transport::Receiver {
   Directory directory_;
   std::vector<uint64_t> incarnations_;  // by peer, from its Hello (under dir_mu_)
 
+  // Claim answers this home could not send: its link to the claimer was down while the
+  // claimer's link to it was up (a worker that restarted, which the others redial only every
+  // PeerMesh::kRedialMs). Sent when the link is up again, after the Hello, to the incarnation
+  // that asked; dropped once older than any claim waits.
+  struct HeldAnswer {
+    PeerId to = kNoPeer;
+    uint64_t incarnation = 0;
+    uint64_t held_at_ms = 0;
+    SharedBytes frame;
+  };
+  static constexpr size_t kMaxHeldAnswers = 1u << 16;
+  std::mutex held_mu_;
+  std::vector<HeldAnswer> held_answers_;
+  void hold_answer(PeerId to, SharedBytes frame);
+  void send_held_answers(PeerId to);
+  // No claim waits longer than this: an answer held longer completes nothing.
+  uint64_t answer_useful_ms() const noexcept;
+
   std::mutex pending_mu_;
   std::unordered_map<uint64_t, Pending> pending_;
   uint64_t next_request_ = 1;

@@ -453,6 +453,24 @@ TEST(PeerRouter, APersistentClaimWaitsLongerForItsHomeThanACleanOne) {
   m.resume();
 }
 
+// The worker mesh's links are one-way: a worker that restarted dials its peers at once, but
+// they redial it only later. A home whose link back to the claimer is down keeps its answer
+// and sends it once the link is up, rather than leave the claim to time out.
+TEST(PeerRouter, AClaimAnsweredWhileTheLinkBackIsDownIsAnsweredWhenItComesUp) {
+  RouterOptions o;
+  o.claim_timeout_ms = 60000;  // far beyond the test: only the held answer can complete it
+  Mesh m(2, o);
+  const std::string id = m.id_homed_at(1, "back-");
+  m.fabric.set_link_up(1, 0, false);  // the home cannot reach the claimer; the claimer can
+  Client c(m[0].port);
+  c.send_connect(id.c_str(), true);
+  wait_for([&] { return m[1].router->directory_size() == 1; }, "the claim reached its home");
+  EXPECT_EQ(c.read_for(200ms).first, mqtt::PacketType{}) << "no answer can have come back";
+  m.fabric.set_link_up(1, 0, true);
+  EXPECT_EQ(connack_code(c), 0) << "the held answer completes the claim";
+  EXPECT_EQ(m[0].router->stats().claims_timed_out.load(), 0u);
+}
+
 // Homes that follow the peers up (cluster nodes): when a home goes, its holders enroll its ids
 // at their new homes, and a takeover goes through the new one; when it comes back (restarted,
 // empty), the holders enroll them there again and the interim home forgets them.
