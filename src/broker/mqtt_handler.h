@@ -107,7 +107,8 @@ class MqttHandler final : public Handler {
   Action on_open(Connection& conn) override;
   DataResult on_data(Connection& conn, ByteView data) override;
   // A FIN without DISCONNECT: answer what is queued (a PUBACK, a SUBACK), then close; the will
-  // still goes out, as for any loss without DISCONNECT.
+  // still goes out, as for any loss without DISCONNECT. While the upgrade handover holds
+  // input the connection is kept: its unread bytes (a DISCONNECT?) decide, once read.
   Action on_peer_shutdown(Connection& conn) override;
   Action on_timeout(Connection& conn) override;
   void on_writable(Connection& conn) override;

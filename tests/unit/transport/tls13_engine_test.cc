@@ -22,6 +22,7 @@
 #include "tcpms/loop_stats.h"
 #include "tcpms/server.h"
 #include "test_cert.h"
+#include "transport_test_support.h"
 #include "tls_test_client.h"
 
 namespace tcpms {
@@ -37,22 +38,6 @@ class Echo : public Handler {
   }
 };
 
-
-std::string pattern(size_t n) {
-  std::string s(n, '\0');
-  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>((i * 131 + i / 251) & 0xff);
-  return s;
-}
-
-template <typename P>
-bool eventually(P pred, std::chrono::milliseconds limit = 5s) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(2ms);
-  }
-  return pred();
-}
 
 class Tls13Engine : public ::testing::Test {
  protected:

@@ -23,6 +23,7 @@
 #include "tcpms/loop_stats.h"
 #include "tcpms/server.h"
 #include "test_cert.h"
+#include "transport_test_support.h"
 
 namespace tcpms {
 namespace {
@@ -74,22 +75,6 @@ class Client : public Handler {
   }
   void on_close(Connection&, CloseReason) override { closed++; }
 };
-
-template <typename P>
-bool eventually(P pred, std::chrono::milliseconds limit = 10s) {
-  auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return pred();
-}
-
-std::string pattern(size_t n) {
-  std::string s(n, '\0');
-  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>((i * 131 + i / 251) & 0xff);
-  return s;
-}
 
 LoopStats const& stats(Server& s) { return s.loop(0).stats(); }
 

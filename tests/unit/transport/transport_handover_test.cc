@@ -20,6 +20,7 @@
 #include "tcpms/loop_stats.h"
 #include "tcpms/server.h"
 #include "test_cert.h"
+#include "transport_test_support.h"
 #include "tls_test_client.h"
 #include "websocket/frame.h"
 
@@ -41,12 +42,6 @@ class MovableEcho : public Handler {
   }
   bool import_state(Connection&, ByteView) override { return true; }
 };
-
-std::string pattern(size_t n) {
-  std::string s(n, '\0');
-  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>((i * 131 + i / 251) & 0xff);
-  return s;
-}
 
 // A masked client frame (RFC 6455 section 5.3), whole.
 std::string client_frame(const std::string& payload) {
@@ -77,16 +72,6 @@ auto on_loop(EventLoop& loop, F&& f) {
   auto done = task.get_future();
   loop.post([&task] { task(); });
   return done.get();
-}
-
-template <typename P>
-bool eventually(P pred, std::chrono::milliseconds limit = 5s) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(2ms);
-  }
-  return pred();
 }
 
 // One server with one TLS (and maybe WebSocket) listener on loop 0: the old process and the
