@@ -248,14 +248,18 @@ void Broker::claim_started(std::string_view client_id) {
 
 void Broker::claim_settled(std::string_view client_id) {
   std::vector<HeldSurrender> held;
+  uint32_t late_ticket = 0;
   {
     std::lock_guard lock(claiming_mu_);
     auto it = claiming_.find(std::string(client_id));
     if (it == claiming_.end()) return;
     if (--it->second.unsettled != 0) return;
     held = std::move(it->second.held);
+    late_ticket = it->second.late_ticket;
     claiming_.erase(it);
   }
+  // Before the held requests: one the home sent after its late answer names that ticket.
+  if (late_ticket != 0) settle_late_ticket(client_id, late_ticket);
   for (HeldSurrender& r : held) surrender_session(client_id, r.ticket, r.want_image, std::move(r.done));
 }
 
@@ -270,11 +274,44 @@ bool Broker::adopt_session(std::string_view client_id, std::string image, uint32
     return false;
   }
   // Any loop will do: the session's next CONNECT moves it wherever that lands.
-  MqttHandler* h = handlers_[std::hash<std::string_view>{}(client_id) % handlers_.size()];
+  MqttHandler* h = adopting_handler(client_id);
   if (h == nullptr) return false;
   return h->loop().post([h, id = std::string(client_id), image = std::move(image), ticket]() mutable {
     h->adopt_session(id, std::move(image), ticket);
   });
+}
+
+MqttHandler* Broker::adopting_handler(std::string_view client_id) const noexcept {
+  if (handlers_.empty()) return nullptr;
+  return handlers_[std::hash<std::string_view>{}(client_id) % handlers_.size()];
+}
+
+void Broker::claim_answered_late(std::string_view client_id, uint32_t ticket) {
+  // On the loop that adopts the id's late images: an image that came before this answer is
+  // registered by then, and takes the ticket rather than being forgotten at its home.
+  MqttHandler* h = adopting_handler(client_id);
+  if (h != nullptr &&
+      h->loop().post([this, id = std::string(client_id), ticket] { settle_late_ticket(id, ticket); }))
+    return;
+  settle_late_ticket(client_id, ticket);  // no loop running: nothing here can be adopted
+}
+
+void Broker::settle_late_ticket(std::string_view client_id, uint32_t ticket) {
+  {
+    std::lock_guard lock(claiming_mu_);
+    auto it = claiming_.find(std::string(client_id));
+    if (it != claiming_.end()) {
+      // A CONNECT whose claim timed out may not have registered its session yet.
+      uint32_t& late = it->second.late_ticket;
+      if (late == 0 || newer_claim(ticket, late)) late = ticket;
+      return;
+    }
+  }
+  if (registry_.raise_ticket(client_id, ticket)) return;
+  // Nothing here holds the id (a refused CONNECT, or a connection gone): the home's record
+  // would send the next claim's request for the session here, where there is none. A release
+  // for a ticket the home has replaced since is ignored there.
+  if (router_ && router_->claims_client_ids()) router_->release(client_id, ticket);
 }
 
 void Broker::for_each_session(const std::function<void(std::string_view, uint32_t)>& visit) const {

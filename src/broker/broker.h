@@ -255,6 +255,13 @@ class Broker {
   // `ticket`: the claim it came with, if this process claimed the id for it (else it is
   // enrolled with the router, which keeps it only if nobody else holds the id).
   bool adopt_session(std::string_view client_id, std::string image, uint32_t ticket = 0);
+  // The id's home answered a claim of this process after the claim had stopped waiting: the
+  // home now records this process as the id's holder under `ticket`. The id's session here
+  // takes the ticket (unless it has a newer one), so that the next claim's request to give it
+  // up names it; a CONNECT of the id between its claim and its session gives it the ticket
+  // when it settles; with no session here the home is told to forget the id. Runs on the loop
+  // that adopts the id's late images, after any image posted there before it.
+  void claim_answered_late(std::string_view client_id, uint32_t ticket);
   uint64_t sessions_adopt_dropped() const noexcept {
     return adopt_dropped_.load(std::memory_order_relaxed);
   }
@@ -318,7 +325,14 @@ class Broker {
   struct Claiming {
     uint32_t unsettled = 0;
     std::vector<HeldSurrender> held;
+    uint32_t late_ticket = 0;  // claim_answered_late meanwhile: given to the session once settled
   };
+  // claim_answered_late, on its loop: the ticket goes to the id's session, a settling claim,
+  // or back to the home.
+  void settle_late_ticket(std::string_view client_id, uint32_t ticket);
+  // The handler whose loop adopts the id's late images (any loop will do; one per id keeps
+  // them in order).
+  MqttHandler* adopting_handler(std::string_view client_id) const noexcept;
   std::mutex claiming_mu_;
   std::unordered_map<std::string, Claiming> claiming_;
   // Per-source connection rate: a bounded, sharded table of buckets (shared by the loops, so

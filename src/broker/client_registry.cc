@@ -94,6 +94,16 @@ void ClientRegistry::set_ticket(std::string_view client_id, Session* s, uint32_t
   if (lookup(sh, client_id, h) == s) s->reg.ticket = ticket;
 }
 
+bool ClientRegistry::raise_ticket(std::string_view client_id, uint32_t ticket) {
+  const size_t h = hash_of(client_id);
+  Shard& sh = shard_for(h);
+  std::lock_guard lock(sh.mu);
+  Session* s = lookup(sh, client_id, h);
+  if (s == nullptr) return false;
+  if (s->reg.ticket == 0 || newer_claim(ticket, s->reg.ticket)) s->reg.ticket = ticket;
+  return true;
+}
+
 void ClientRegistry::set_conn(std::string_view client_id, Session* s, ConnId conn) {
   const size_t h = hash_of(client_id);
   Shard& sh = shard_for(h);

@@ -31,6 +31,9 @@ namespace tcpms::broker {
 
 struct Session;
 
+// True when claim ticket `a` is newer than `b` (tickets wrap: serial-number order).
+inline bool newer_claim(uint32_t a, uint32_t b) noexcept { return static_cast<int32_t>(a - b) > 0; }
+
 struct RegistryEntry {
   Session* session = nullptr;
   ConnId conn;            // invalid while the session is offline
@@ -66,6 +69,9 @@ class ClientRegistry {
   void finish_handover(std::string_view client_id, Session* s);
   // Records the router's ticket for the session's current registration.
   void set_ticket(std::string_view client_id, Session* s, uint32_t ticket);
+  // The id's session, whichever it is now, takes `ticket` unless it has a newer one. False
+  // when the id has no session here.
+  bool raise_ticket(std::string_view client_id, uint32_t ticket);
   // Records the session's current connection (invalid id: offline).
   void set_conn(std::string_view client_id, Session* s, ConnId conn);
   // Removes the entry if it still names `s`.

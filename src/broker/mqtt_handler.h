@@ -493,9 +493,6 @@ void MqttHandler::send_packet(Connection& c, const Packet& p, mqtt::ProtocolVers
   stats_.packets_out[static_cast<uint8_t>(t) & 15].add();
 }
 
-// True when claim ticket `a` is newer than `b` (tickets wrap: serial-number order).
-inline bool newer_claim(uint32_t a, uint32_t b) noexcept { return static_cast<int32_t>(a - b) > 0; }
-
 inline bool is_sys_topic(std::string_view t) { return t.starts_with("$SYS/") || t == "$SYS"; }
 inline mqtt::QoS min_qos(mqtt::QoS a, mqtt::QoS b) {
   return static_cast<uint8_t>(a) < static_cast<uint8_t>(b) ? a : b;

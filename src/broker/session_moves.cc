@@ -130,11 +130,13 @@ void MqttHandler::adopt_session(const std::string& client_id, std::string image,
     broker_.count_adopt_dropped();
     spdlog::warn("mqtt: late session image for '{}' dropped: the id has a session here",
                  client_id);
+    if (ticket != 0) broker_.claim_answered_late(client_id, ticket);  // the session here takes it
     return;
   }
   if (!install_image(*fresh, image)) {
     broker_.registry().remove(client_id, fresh);
     delete fresh;
+    if (ticket != 0) broker_.claim_answered_late(client_id, ticket);  // the home forgets it
     return;
   }
   fresh->offline = true;

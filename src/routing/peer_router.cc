@@ -146,9 +146,18 @@ std::optional<PeerRouter::Pending> PeerRouter::take_pending(uint64_t request) {
   return p;
 }
 
-void PeerRouter::expire(uint64_t request) {
-  auto p = take_pending(request);
-  if (!p) return;
+void PeerRouter::expire(uint64_t request, bool answer_may_come) {
+  std::optional<Pending> p;
+  {
+    std::lock_guard lock(pending_mu_);
+    auto it = pending_.find(request);
+    if (it == pending_.end()) return;
+    p = std::move(it->second);
+    pending_.erase(it);
+    // Under the same lock as the erase: an answer that comes from now on finds it.
+    if (const auto* c = std::get_if<PendingClaim>(&*p); c && !c->answered && answer_may_come)
+      remember_late_claim(request, *c);
+  }
   std::visit(Overloaded{
                  [&](PendingClaim& c) {
                    // The home, or the session, did not come in time: the broker decides with
@@ -543,28 +552,69 @@ void PeerRouter::claim(std::string_view client_id, bool persistent, ClaimDone do
   if (!send(home, Frame(ClaimRequest{request, persistent ? ClaimRequest::kPersistent : uint8_t{0},
                                        client_id}))) {
     // The home is down: go on at once rather than at the timeout.
-    expire(request);
+    expire(request, false);
   }
 }
 
+void PeerRouter::remember_late_claim(uint64_t request, const PendingClaim& c) {
+  late_claims_[request] = LateClaim{c.client_id, c.home};
+  // Request ids grow: the first is the oldest.
+  if (late_claims_.size() > kLateClaimsKept) late_claims_.erase(late_claims_.begin());
+}
+
 void PeerRouter::on_claim_answer(PeerId from, const ClaimAnswer& f) {
+  std::optional<std::string> settle;  // a claim that stopped waiting: its id, settled now
   {
     std::lock_guard lock(pending_mu_);
     auto it = pending_.find(f.request);
-    if (it == pending_.end()) return;  // timed out meanwhile
-    auto* c = std::get_if<PendingClaim>(&it->second);
-    if (c == nullptr || c->answered) return;
-    c->answered = true;
-    c->result.ticket = f.ticket;
-    c->result.elsewhere = f.previous != kNoPeer && f.previous != self_;
-    c->image_expected = (f.flags & ClaimAnswer::kImageComing) != 0;
+    if (it == pending_.end()) {
+      settle = late_answer(f);
+      if (!settle) return;
+    } else {
+      auto* c = std::get_if<PendingClaim>(&it->second);
+      if (c == nullptr || c->answered) return;
+      c->answered = true;
+      c->result.ticket = f.ticket;
+      c->result.elsewhere = f.previous != kNoPeer && f.previous != self_;
+      c->image_expected = (f.flags & ClaimAnswer::kImageComing) != 0;
+    }
+  }
+  if (settle) {
+    broker_.claim_answered_late(*settle, f.ticket);
+    return;
   }
   maybe_finish_claim(f.request);
+}
+
+std::optional<std::string> PeerRouter::late_answer(const ClaimAnswer& f) {
+  auto late = late_claims_.find(f.request);
+  if (late == late_claims_.end()) return std::nullopt;
+  stats_.claims_answered_late.fetch_add(1, std::memory_order_relaxed);
+  if ((f.flags & ClaimAnswer::kImageComing) != 0 && !late->second.image_arrived) {
+    late->second.ticket = f.ticket;  // the session takes it when it comes (on_session_image)
+    return std::nullopt;
+  }
+  std::string id = std::move(late->second.client_id);
+  late_claims_.erase(late);
+  return id;
+}
+
+uint32_t PeerRouter::late_session(const SessionImage& f) {
+  auto late = late_claims_.find(f.request);
+  if (late == late_claims_.end() || late->second.client_id != f.client_id) return 0;
+  if (late->second.ticket == 0) {  // its answer is still to come, and settles it then
+    late->second.image_arrived = true;
+    return 0;
+  }
+  const uint32_t ticket = late->second.ticket;
+  late_claims_.erase(late);
+  return ticket;
 }
 
 void PeerRouter::on_session_image(PeerId from, const SessionImage& f) {
   const bool has = (f.flags & SessionImage::kHasImage) != 0;
   bool matched = false;
+  uint32_t late_ticket = 0;  // the home's, when its answer to a claim that stopped waiting came first
   {
     std::lock_guard lock(pending_mu_);
     auto it = pending_.find(f.request);
@@ -573,20 +623,27 @@ void PeerRouter::on_session_image(PeerId from, const SessionImage& f) {
       c->image_arrived = true;
       if (has) c->result.image = std::string(as_chars(f.image));
       matched = true;
+    } else {
+      late_ticket = late_session(f);
     }
   }
   if (matched) {
     maybe_finish_claim(f.request);
     return;
   }
-  if (!has) return;  // a late "none": nothing to keep
+  if (!has) {  // a late "none": nothing to keep, but a ticket to settle
+    if (late_ticket != 0) broker_.claim_answered_late(f.client_id, late_ticket);
+    return;
+  }
   // Its claim gave up before it came: the broker keeps it if the id has no session here, so a
   // session that left its holder is not lost.
   stats_.sessions_late.fetch_add(1, std::memory_order_relaxed);
   spdlog::warn("routing: session of client '{}' from peer {} came after its claim ended; "
                "handed to the broker",
                f.client_id, from);
-  broker_.adopt_session(f.client_id, std::string(as_chars(f.image)));
+  if (!broker_.adopt_session(f.client_id, std::string(as_chars(f.image)), late_ticket) &&
+      late_ticket != 0)
+    broker_.claim_answered_late(f.client_id, late_ticket);  // the session here takes it
 }
 
 void PeerRouter::maybe_finish_claim(uint64_t request) {
@@ -1153,6 +1210,10 @@ void PeerRouter::on_hello(PeerId from, const Hello& f) {
     }
   }
   if (restarted) {
+    {
+      std::lock_guard lock(pending_mu_);  // it forgot them: no answer will come
+      std::erase_if(late_claims_, [from](const auto& late) { return late.second.home == from; });
+    }
     stats_.peers_restarted.fetch_add(1, std::memory_order_relaxed);
     remote_.forget(from);
     broker_.shared().forget_peer(from);
@@ -1249,6 +1310,9 @@ void PeerRouter::render_metrics(std::string& out) const {
       {"tcpms_routing_claims_timed_out_total",
        "Claims that went on without an answer (home or previous holder unreachable).",
        &RouterStats::claims_timed_out},
+      {"tcpms_routing_claims_answered_late_total",
+       "Home answers that came after their claim had timed out (their ticket is settled).",
+       &RouterStats::claims_answered_late},
       {"tcpms_routing_surrenders_total", "Holders asked to give a client id up (as its home).",
        &RouterStats::surrenders},
       {"tcpms_routing_sessions_moved_in_total", "Sessions that came from another peer.",

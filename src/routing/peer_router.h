@@ -45,9 +45,13 @@
 // acknowledgement, and the client sends the message again.
 //
 // Failure: a frame to a peer that is down is dropped. A claim whose home does not answer
-// within claim_timeout_ms completes without a ticket (the CONNECT goes on, with a fresh
-// session); a session image that comes after its claim gave up is adopted by the broker if
-// the id has no session here. A request by id gets no answer after request_timeout_ms:
+// within claim_timeout_ms completes without a ticket (a clean CONNECT goes on with a fresh
+// session, a persistent one is refused); a session image that comes after its claim gave up
+// is adopted by the broker if the id has no session here. A home that answers after the
+// claim gave up has recorded this peer as the holder all the same: the late answer's ticket
+// goes to the id's session here, or the home is told to forget the id
+// (Broker::claim_answered_late), so the home's record and the session agree and the next
+// claim finds the session. A request by id gets no answer after request_timeout_ms:
 // kUnknown.
 //
 // Thread rules: the Router hooks from loop threads; the Receiver callbacks from the
@@ -57,6 +61,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -102,7 +107,7 @@ struct RouterOptions {
 
 struct RouterStats {
   std::atomic<uint64_t> publishes_sent{0}, publishes_received{0}, publishes_unmatched{0};
-  std::atomic<uint64_t> claims{0}, claims_remote{0}, claims_timed_out{0};
+  std::atomic<uint64_t> claims{0}, claims_remote{0}, claims_timed_out{0}, claims_answered_late{0};
   std::atomic<uint64_t> surrenders{0}, sessions_moved_in{0}, sessions_late{0};
   std::atomic<uint64_t> by_id_requests{0}, by_id_unknown{0};
   std::atomic<uint64_t> frames_bad{0}, frames_unknown{0}, sends_failed{0};
@@ -217,7 +222,17 @@ class PeerRouter final : public broker::Router, public Transport::Receiver {
   void arm_deadline_timer(uint64_t due_ms);
   void run_deadlines(uint64_t fired_for_ms);
   std::optional<Pending> take_pending(uint64_t request);
-  void expire(uint64_t request);
+  // `answer_may_come`: false when the request never left (its peer was down).
+  void expire(uint64_t request, bool answer_may_come = true);
+  // A claim that stopped waiting for its home's answer; under pending_mu_.
+  void remember_late_claim(uint64_t request, const PendingClaim& c);
+  // Under pending_mu_, for an answer whose claim is no longer pending: the id whose ticket the
+  // broker settles now, if `f` answers a claim that stopped waiting and no session is still
+  // to come with it (else the ticket waits for the session).
+  std::optional<std::string> late_answer(const ClaimAnswer& f);
+  // Under pending_mu_, for a session whose claim is no longer pending: the late answer's ticket
+  // it takes, if the answer came first (0: none, or not yet: the answer settles it then).
+  uint32_t late_session(const SessionImage& f);
   // Completes a claim once its answer and (if one is coming) the image are in.
   void maybe_finish_claim(uint64_t request);
   // `from` answered the DurablePublish `request` (`ok`: durable there; false: it never will
@@ -338,6 +353,18 @@ class PeerRouter final : public broker::Router, public Transport::Receiver {
 
   std::mutex pending_mu_;
   std::unordered_map<uint64_t, Pending> pending_;
+  // Claims that stopped waiting before their home answered, by request (under pending_mu_):
+  // the home may still make this peer the id's holder, and the session may still come. Only
+  // claims that timed out are kept (a few per thousand in a login storm on a busy box); the
+  // oldest go past kLateClaimsKept, and those of a home that restarted (it will not answer).
+  struct LateClaim {
+    std::string client_id;
+    PeerId home = kNoPeer;
+    uint32_t ticket = 0;       // the home's answer, when it came with a session still to come
+    bool image_arrived = false;  // the session came before the answer
+  };
+  static constexpr size_t kLateClaimsKept = 16384;
+  std::map<uint64_t, LateClaim> late_claims_;
   uint64_t next_request_ = 1;
   // Deadlines of pending requests (steady ms, request), earliest first; one timer for the head.
   std::priority_queue<std::pair<uint64_t, uint64_t>, std::vector<std::pair<uint64_t, uint64_t>>,

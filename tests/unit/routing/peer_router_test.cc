@@ -453,6 +453,87 @@ TEST(PeerRouter, APersistentClaimWaitsLongerForItsHomeThanACleanOne) {
   m.resume();
 }
 
+// A home too slow to answer in time (stopped, or swamped in a login storm) still answers in
+// the end, and by then it records the claimer as the id's holder under a new ticket. The
+// claimer gives that ticket to the id's session it holds, so the next claim's request to give
+// the session up names it (before, the request named a ticket the session did not have, was
+// refused, and the next CONNECT got an empty session while the stored one stayed behind).
+RouterOptions late_answer_options() {
+  RouterOptions o;
+  o.claim_timeout_ms = 100;
+  return o;
+}
+
+std::optional<uint32_t> ticket_at(Node& n, const std::string& id) {
+  auto e = n.broker.registry().find(id);
+  return e ? std::optional<uint32_t>(e->ticket) : std::nullopt;
+}
+
+TEST(PeerRouter, AStoredSessionIsFoundAfterItsHomeAnsweredAClaimThatHadGivenUp) {
+  Mesh m(2, late_answer_options());
+  const std::string id = m.id_homed_at(1, "late-kept-");
+  {
+    Client c(m[0].port);
+    EXPECT_EQ(connect_present(c, id, false), 0);
+    subscribe(c, "late/kept");
+  }
+  wait_for([&] { return offline(m[0].broker, id); }, "stored offline at peer 0");
+  ASSERT_TRUE(m[0].broker.publish("late/kept", as_bytes("queued"), mqtt::QoS::k1, false));
+  wait_for([&] {
+    for (const auto& c : m[0].broker.list_clients())
+      if (c.client_id == id) return c.queued == 1;
+    return false;
+  }, "a message queued for it");
+  const auto stored_ticket = ticket_at(m[0], id);
+  m.hold_frames(true);  // the home hears nothing, answers nothing
+  {
+    Client c(m[0].port);
+    EXPECT_EQ(connack_code(c, id, false), 3) << "refused while its session cannot be looked for";
+  }
+  m.hold_frames(false);  // the home takes the claim now, and answers after the deadline
+  wait_for([&] { return m[0].router->stats().claims_answered_late.load() == 1; }, "a late answer");
+  wait_for([&] { return ticket_at(m[0], id) != stored_ticket; }, "the stored session took its ticket");
+  Client c(m[1].port);
+  EXPECT_EQ(connect_present(c, id, false), 1) << "the stored session comes [MQTT-3.2.2-2]";
+  mqtt::Publish p = c.read_publish(0x02);
+  EXPECT_EQ(p.topic, "late/kept");
+  EXPECT_FALSE(m[0].broker.registry().find(id).has_value());
+}
+
+// A clean CONNECT goes on when its claim times out; once the home's late answer is in, a newer
+// connection of the id on another peer takes it over [MQTT-3.1.4-2] rather than live beside it.
+TEST(PeerRouter, AConnectionLetInWithoutItsHomesAnswerIsTakenOverOnceTheAnswerCame) {
+  Mesh m(2, late_answer_options());
+  const std::string id = m.id_homed_at(1, "late-clean-");
+  m.hold_frames(true);
+  Client first(m[0].port);
+  EXPECT_EQ(connack_code(first, id, true), 0) << "a clean CONNECT goes on without its home";
+  EXPECT_EQ(ticket_at(m[0], id), 0u);
+  m.hold_frames(false);
+  wait_for([&] { return ticket_at(m[0], id).value_or(0) != 0; }, "the late answer's ticket");
+  Client second(m[1].port);
+  EXPECT_EQ(connack_code(second, id, true), 0);
+  EXPECT_EQ(first.read().first, mqtt::PacketType{}) << "the older connection is closed";
+  wait_for([&] { return !m[0].broker.registry().find(id).has_value(); }, "peer 0 let the id go");
+  EXPECT_TRUE(m[1].broker.registry().find(id).has_value());
+}
+
+// A refused persistent CONNECT leaves nothing here: the home's late record is released, so the
+// next claim does not ask this peer for a session it never had.
+TEST(PeerRouter, AHomeForgetsAClaimThatGaveUpWhenNothingHoldsTheId) {
+  Mesh m(2, late_answer_options());
+  const std::string id = m.id_homed_at(1, "late-none-");
+  m.hold_frames(true);
+  {
+    Client c(m[0].port);
+    EXPECT_EQ(connack_code(c, id, false), 3);
+  }
+  m.hold_frames(false);
+  wait_for([&] { return m[0].router->stats().claims_answered_late.load() == 1; }, "a late answer");
+  wait_for([&] { return m[1].router->directory_size() == 0; }, "released at its home");
+  EXPECT_FALSE(m[0].broker.registry().find(id).has_value());
+}
+
 // The worker mesh's links are one-way: a worker that restarted dials its peers at once, but
 // they redial it only later. A home whose link back to the claimer is down keeps its answer
 // and sends it once the link is up, rather than leave the claim to time out.
