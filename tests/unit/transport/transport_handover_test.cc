@@ -66,6 +66,19 @@ std::string server_frame(TlsTestClient& c) {
   return c.read(len);
 }
 
+// Upgrades `c`'s connection to WebSocket.
+void upgrade(TlsTestClient& c) {
+  c.write("GET /mqtt HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+  std::string response;
+  while (response.find("\r\n\r\n") == std::string::npos) {
+    const std::string got = c.read(1);
+    ASSERT_EQ(got.size(), 1u) << response;
+    response += got;
+  }
+  ASSERT_NE(response.find("101"), std::string::npos) << response;
+}
+
 template <typename F>
 auto on_loop(EventLoop& loop, F&& f) {
   std::packaged_task<decltype(f())()> task(std::forward<F>(f));
@@ -201,15 +214,7 @@ TEST_F(TransportHandover, AWebSocketConnectionOverTlsMovesInsideAFrameAndInsideA
   TlsServer old_server(tls_, true), middle(tls_, true), new_server(tls_, true);
   TlsTestClient c(old_server.port(), ctx_);
   ASSERT_TRUE(c.handshake());
-  c.write("GET /mqtt HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
-  std::string response;
-  while (response.find("\r\n\r\n") == std::string::npos) {
-    const std::string got = c.read(1);
-    ASSERT_EQ(got.size(), 1u) << response;
-    response += got;
-  }
-  ASSERT_NE(response.find("101"), std::string::npos) << response;
+  ASSERT_NO_FATAL_FAILURE(upgrade(c));
 
   // Inside a frame's payload: 1001 of 3000 bytes read (the mask stands at offset 1).
   const std::string first = pattern(3000);
@@ -242,6 +247,32 @@ TEST_F(TransportHandover, AWebSocketConnectionOverTlsMovesInsideAFrameAndInsideA
   c.write(second.substr(3));
   EXPECT_EQ(server_frame(c), "after two moves");
   EXPECT_EQ(new_server.loop().stats().ws_protocol_errors.get(), 0u);
+}
+
+TEST_F(TransportHandover, AWebSocketStateTheReceiverCouldNotHaveLeftIsRefused) {
+  TlsServer old_server(tls_, true), new_server(tls_, true);
+  TlsTestClient c(old_server.port(), ctx_);
+  ASSERT_TRUE(c.handshake());
+  ASSERT_NO_FATAL_FAILURE(upgrade(c));
+  c.write(client_frame("first"));
+  ASSERT_EQ(server_frame(c), "first");
+  auto parked = old_server.park();
+  ASSERT_EQ(parked.size(), 1u);
+  ASSERT_TRUE(parked[0].transport && parked[0].transport->websocket);
+  // A whole ping kept as if cut short (the receiver would consume past the kept bytes), and
+  // payload owed outside any frame: the new server closes its copy, nothing else.
+  HandedConnection whole_ping = parked[0];
+  whole_ping.transport->websocket->stash = std::string("\x89\x80\x01\x02\x03\x04\x82", 7);
+  EXPECT_FALSE(new_server.adopt(whole_ping).valid());
+  HandedConnection owed = parked[0];
+  owed.transport->websocket->payload_left = 5;
+  EXPECT_FALSE(new_server.adopt(owed).valid());
+  EXPECT_EQ(new_server.loop().connection_count(), 0u);
+  EXPECT_EQ(new_server.loop().stats().transport_connections.get(), 0u);
+
+  old_server.resume(parked);
+  c.write(client_frame("served on"));
+  EXPECT_EQ(server_frame(c), "served on");
 }
 
 TEST_F(TransportHandover, WhatCannotTravelStaysAndIsServedOn) {
