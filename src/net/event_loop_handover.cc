@@ -212,11 +212,10 @@ bool EventLoop::adopt_transport(Connection& c, const HandedTransport& h) {
   if (cfg == nullptr || (cfg->options.tls != nullptr) != h.tls.has_value() ||
       cfg->options.websocket != h.websocket.has_value())
     return false;
-  auto* records = h.tls ? new net::TlsRecords : nullptr;
-  if (records != nullptr && !net::import_records(*h.tls, *records)) {
-    net::pending_free(records->partial);
-    delete records;
-    return false;
+  net::TlsRecordsPtr records;
+  if (h.tls) {
+    records.reset(new net::TlsRecords);
+    if (!net::import_records(*h.tls, *records)) return false;
   }
   auto* t = new net::Transport;
   t->user = c.user_;
@@ -231,7 +230,7 @@ bool EventLoop::adopt_transport(Connection& c, const HandedTransport& h) {
     t->peer_addr = h.peer_addr;
   }
   if (records != nullptr) {
-    t->records_ = records;
+    t->records_ = records.release();  // free_transport frees it from here on
     t->flags |= net::Transport::kHandshakeDone | net::Transport::kOwnRecords;
   }
   if (h.websocket) {

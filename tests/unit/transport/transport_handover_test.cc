@@ -266,7 +266,11 @@ TEST_F(TransportHandover, AWebSocketStateTheReceiverCouldNotHaveLeftIsRefused) {
   EXPECT_FALSE(new_server.adopt(whole_ping).valid());
   HandedConnection owed = parked[0];
   owed.transport->websocket->payload_left = 5;
+  owed.transport->tls->partial = "\x17\x03\x03";  // records with a partial record, freed again
   EXPECT_FALSE(new_server.adopt(owed).valid());
+  HandedConnection bad_keys = parked[0];
+  bad_keys.transport->tls->secret_length = 7;  // refused before any transport is made
+  EXPECT_FALSE(new_server.adopt(bad_keys).valid());
   EXPECT_EQ(new_server.loop().connection_count(), 0u);
   EXPECT_EQ(new_server.loop().stats().transport_connections.get(), 0u);
 
