@@ -18,10 +18,9 @@
 #include <thread>
 
 #include "tcpms/loop_stats.h"
-#include "tcpms/server.h"
-#include "test_cert.h"
-#include "transport_test_support.h"
 #include "tls_test_client.h"
+#include "tls_test_server.h"
+#include "transport_test_support.h"
 #include "websocket/frame.h"
 
 namespace tcpms {
@@ -89,24 +88,8 @@ auto on_loop(EventLoop& loop, F&& f) {
 
 // One server with one TLS (and maybe WebSocket) listener on loop 0: the old process and the
 // new one are two of these with the same listener configuration.
-struct TlsServer {
-  TlsServer(std::shared_ptr<TlsContext> tls, bool websocket) {
-    ServerConfig config;
-    config.threads = 1;
-    server = std::make_unique<Server>(config);
-    ListenerOptions lo;
-    lo.transport.tls = std::move(tls);
-    lo.transport.websocket = websocket;
-    server->listen(*Endpoint::parse("127.0.0.1:0"), [](EventLoop&) { return std::make_unique<MovableEcho>(); },
-                   lo);
-    EXPECT_EQ(server->start(), "");
-  }
-  ~TlsServer() {
-    server->stop();
-    server->wait();
-  }
-  EventLoop& loop() { return server->loop(0); }
-  uint16_t port() { return server->bound_port(0); }
+struct TlsServer : TlsTestServer<MovableEcho> {
+  using TlsTestServer::TlsTestServer;
 
   std::vector<HandedConnection> park(TravellingTransports transports = TravellingTransports::kAll) {
     return on_loop(loop(), [&] {
@@ -132,23 +115,10 @@ struct TlsServer {
     UniqueFd copy(::fcntl(h.fd, F_DUPFD_CLOEXEC, 0));
     return on_loop(loop(), [&] { return loop().adopt_handed(std::move(copy), h); });
   }
-
-  std::unique_ptr<Server> server;
 };
 
-class TransportHandover : public ::testing::Test {
+class TransportHandover : public TlsFixture {
  protected:
-  void SetUp() override {
-    TlsServerSettings ss;
-    ss.cert_file = cert_.cert;
-    ss.key_file = cert_.key;
-    std::string error;
-    tls_ = TlsContext::server(ss, error);
-    ASSERT_TRUE(tls_) << error;
-    ctx_ = SSL_CTX_new(TLS_client_method());
-  }
-  void TearDown() override { SSL_CTX_free(ctx_); }
-
   // Parks every connection of `from`, waiting until the one there holds `partial` bytes of a
   // record (what the client sent of it has been read); resumes and tries again meanwhile.
   std::vector<HandedConnection> park_with_partial_record(TlsServer& from, size_t partial) {
@@ -164,10 +134,6 @@ class TransportHandover : public ::testing::Test {
     EXPECT_TRUE(got) << "the old server never held the half record";
     return parked;
   }
-
-  TestCert cert_;
-  std::shared_ptr<TlsContext> tls_;
-  SSL_CTX* ctx_ = nullptr;
 };
 
 TEST_F(TransportHandover, ATls13ConnectionMovesWithARecordCutInHalfAndItsKeysGoOn) {
