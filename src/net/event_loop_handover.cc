@@ -10,14 +10,13 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
-#include <cstring>
-
 #include <spdlog/spdlog.h>
 
 #include "net/loop_core.h"
 #include "net/pending_input.h"
 #include "net/transport.h"
 #include "tcpms/event_loop.h"
+#include "websocket/handover_state.h"
 
 namespace tcpms {
 
@@ -61,15 +60,8 @@ std::optional<HandedTransport> travelling_transport(const LoopCore& core, const 
     h.peer_addr = t.peer_addr;
     if (o.tls) h.tls = net::export_records(*t.records());
     if (o.websocket) {
-      net::handover::WebSocketState w;
-      w.payload_left = t.ws.payload_left;
-      std::memcpy(w.mask.data(), t.ws.mask, sizeof t.ws.mask);
-      w.mask_offset = t.ws.mask_offset;
-      w.in_message = t.ws.in_message;
-      w.in_frame = t.ws.in_frame;
-      w.masked = t.ws.masked;
-      if (t.stash != nullptr) w.stash.assign(as_chars(ByteView(t.stash->data(), t.stash->size)));
-      h.websocket = std::move(w);
+      const ByteView kept = t.stash != nullptr ? ByteView(t.stash->data(), t.stash->size) : ByteView{};
+      h.websocket = ws::export_state(t.ws, kept);
     }
     return h;
   }
@@ -220,11 +212,10 @@ bool EventLoop::adopt_transport(Connection& c, const HandedTransport& h) {
   if (cfg == nullptr || (cfg->options.tls != nullptr) != h.tls.has_value() ||
       cfg->options.websocket != h.websocket.has_value())
     return false;
-  auto* records = h.tls ? new net::TlsRecords : nullptr;
-  if (records != nullptr && !net::import_records(*h.tls, *records)) {
-    net::pending_free(records->partial);
-    delete records;
-    return false;
+  net::TlsRecordsPtr records;
+  if (h.tls) {
+    records.reset(new net::TlsRecords);
+    if (!net::import_records(*h.tls, *records)) return false;
   }
   auto* t = new net::Transport;
   t->user = c.user_;
@@ -239,19 +230,18 @@ bool EventLoop::adopt_transport(Connection& c, const HandedTransport& h) {
     t->peer_addr = h.peer_addr;
   }
   if (records != nullptr) {
-    t->records_ = records;
+    t->records_ = records.release();  // free_transport frees it from here on
     t->flags |= net::Transport::kHandshakeDone | net::Transport::kOwnRecords;
   }
   if (h.websocket) {
-    const net::handover::WebSocketState& w = *h.websocket;
-    t->ws.payload_left = w.payload_left;
-    std::memcpy(t->ws.mask, w.mask.data(), sizeof t->ws.mask);
-    t->ws.mask_offset = w.mask_offset;
-    t->ws.in_message = w.in_message;
-    t->ws.in_frame = w.in_frame;
-    t->ws.masked = w.masked;
-    if (!w.stash.empty() && !net::pending_append(t->stash, as_bytes(std::string_view(w.stash)),
-                                                 ws::kMaxControlFrameBytes))
+    // Checked before it is let near the receiver: another process's word, and websocket_input
+    // relies on kept bytes being an incomplete frame.
+    if (const char* why = ws::import_state(*h.websocket, !cfg->client, t->ws)) {
+      spdlog::warn("loop {}: handover: refusing a websocket connection's state: {}", index_, why);
+      return false;  // the caller frees the transport
+    }
+    const std::string_view kept = h.websocket->stash;
+    if (!kept.empty() && !net::pending_append(t->stash, as_bytes(kept), ws::kMaxControlFrameBytes))
       return false;  // the caller frees the transport
   }
   if (cfg->listener_count != nullptr) {  // the listener's cap counts it here now

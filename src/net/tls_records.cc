@@ -28,8 +28,19 @@ size_t from_hex(std::string_view hex, std::byte* out, size_t out_len) {
 
 }  // namespace
 
+void TlsRecordsDelete::operator()(TlsRecords* r) const noexcept {
+  pending_free(r->partial);
+  delete r;
+}
+
 TlsRecords* records_of(const SSL* ssl) {
   return ssl ? static_cast<TlsRecords*>(SSL_get_app_data(ssl)) : nullptr;
+}
+
+TlsRecordsPtr detach_records(SSL* ssl) {
+  TlsRecordsPtr r(records_of(ssl));
+  if (r) SSL_set_app_data(ssl, nullptr);
+  return r;
 }
 
 void capture_traffic_secret(const SSL* ssl, const char* line) {

@@ -19,6 +19,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "handover/handover_frame.h"
@@ -49,12 +50,21 @@ struct TlsRecords {
   static constexpr uint8_t kServerSecret = 2;
 };
 
+// Owns a TlsRecords: deletes it and the partial record it may hold.
+struct TlsRecordsDelete {
+  void operator()(TlsRecords* r) const noexcept;
+};
+using TlsRecordsPtr = std::unique_ptr<TlsRecords, TlsRecordsDelete>;
+
 // OpenSSL's key-log callback (SSL_CTX_set_keylog_callback), on server contexts: keeps the
 // application traffic secrets in the connection's TlsRecords, if it has one.
 void capture_traffic_secret(const SSL* ssl, const char* line);
 
-// The TlsRecords an `SSL` carries; null for none, or for no `SSL`.
+// The TlsRecords an `SSL` carries; null for none, or for no `SSL`. The `SSL`'s app data owns
+// it from the handshake's start (transport.cc) until detach_records takes it back: freed then
+// if the handshake did not finish or the connection stays with OpenSSL, else the transport's.
 TlsRecords* records_of(const SSL* ssl);
+TlsRecordsPtr detach_records(SSL* ssl);
 
 // Counts the records that start in `bytes`, which the server is writing (a BIO write may hold
 // several records, or part of one).

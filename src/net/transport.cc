@@ -280,9 +280,8 @@ void EventLoop::free_transport(Connection& c) {
   auto* t = static_cast<Transport*>(c.user_);
   if ((t->flags & Transport::kCounted) && t->config->listener_count)
     t->config->listener_count->fetch_sub(1, std::memory_order_relaxed);
-  if (net::TlsRecords* r = t->records()) {
-    net::pending_free(r->partial);
-    delete r;
+  if (t->records() != nullptr) {
+    net::TlsRecordsPtr(t->records_).reset();  // kOwnRecords: the transport owned it
   } else {
     free_ssl(*t);
   }

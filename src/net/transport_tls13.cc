@@ -40,8 +40,7 @@ std::byte* record_buffer(net::LoopCore& core) {
 void EventLoop::free_ssl(Transport& t) {
   SSL* ssl = t.ssl();
   if (ssl == nullptr) return;
-  delete net::records_of(ssl);  // a handshake that did not finish
-  SSL_set_app_data(ssl, nullptr);
+  net::detach_records(ssl).reset();  // a handshake that did not finish
   SSL_free(ssl);  // frees its BIO too
   t.ssl_ = nullptr;
   stats_.tls_openssl_connections.sub();
@@ -53,16 +52,15 @@ bool EventLoop::leave_openssl(Connection& c) {
   net::TlsRecords* r = ssl ? net::records_of(ssl) : nullptr;
   if (r == nullptr) return false;
   if (!net::take_over(ssl, *r)) {  // TLS 1.2 or another suite: OpenSSL keeps it, keys unneeded
-    SSL_set_app_data(ssl, nullptr);
-    delete r;
+    net::detach_records(ssl).reset();
     return false;
   }
   const TlsServerSettings& s = t.config->options.tls->server_settings();
   if (s.identity_as_username && !tcpms::certificate_identity(ssl, s.identity_field, r->identity))
     r->identity.clear();
-  SSL_set_app_data(ssl, nullptr);
+  net::TlsRecordsPtr owned = net::detach_records(ssl);
   free_ssl(t);
-  t.records_ = r;
+  t.records_ = owned.release();  // the transport's now (kOwnRecords)
   t.flags |= Transport::kOwnRecords;
   return true;
 }

@@ -12,3 +12,8 @@ target_compile_options(tcpms_tls13_codec PRIVATE -fsanitize=fuzzer-no-link,addre
 tcpms_fuzz_target(tls13_record_fuzz
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/tls13_record_fuzz.cc
   LIBS tcpms::tls13_codec)
+# A WebSocket receiver's state as the upgrade handover brings it (websocket/handover_state.h),
+# imported, then received on.
+tcpms_fuzz_target(websocket_handover_fuzz
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/websocket_handover_fuzz.cc
+  LIBS tcpms::ws_codec)

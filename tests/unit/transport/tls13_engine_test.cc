@@ -20,10 +20,9 @@
 #include <thread>
 
 #include "tcpms/loop_stats.h"
-#include "tcpms/server.h"
-#include "test_cert.h"
-#include "transport_test_support.h"
 #include "tls_test_client.h"
+#include "tls_test_server.h"
+#include "transport_test_support.h"
 
 namespace tcpms {
 namespace {
@@ -38,42 +37,24 @@ class Echo : public Handler {
   }
 };
 
-
-class Tls13Engine : public ::testing::Test {
+class Tls13Engine : public TlsFixture {
  protected:
   void SetUp() override {
-    TlsServerSettings ss;
-    ss.cert_file = cert_.cert;
-    ss.key_file = cert_.key;
-    std::string error;
-    tls_ = TlsContext::server(ss, error);
-    ASSERT_TRUE(tls_) << error;
-    ServerConfig config;
-    config.threads = 1;
-    server_ = std::make_unique<Server>(config);
-    ListenerOptions lo;
-    lo.transport.tls = tls_;
-    server_->listen(*Endpoint::parse("127.0.0.1:0"), [](EventLoop&) { return std::make_unique<Echo>(); }, lo);
-    ASSERT_EQ(server_->start(), "");
-    port_ = server_->bound_port(0);
-    ctx_ = SSL_CTX_new(TLS_client_method());
+    TlsFixture::SetUp();
+    if (HasFatalFailure()) return;
+    server_ = std::make_unique<TlsTestServer<Echo>>(tls_);
+    port_ = server_->port();
     SSL_CTX_set_min_proto_version(ctx_, TLS1_3_VERSION);
     SSL_CTX_set_session_cache_mode(ctx_, SSL_SESS_CACHE_CLIENT);
   }
   void TearDown() override {
-    if (server_) {
-      server_->stop();
-      server_->wait();
-    }
-    SSL_CTX_free(ctx_);
+    server_.reset();
+    TlsFixture::TearDown();
   }
-  const LoopStats& stats() { return server_->loop(0).stats(); }
+  const LoopStats& stats() { return server_->loop().stats(); }
 
-  TestCert cert_;
-  std::shared_ptr<TlsContext> tls_;
-  std::unique_ptr<Server> server_;
+  std::unique_ptr<TlsTestServer<Echo>> server_;
   uint16_t port_ = 0;
-  SSL_CTX* ctx_ = nullptr;
 };
 
 TEST_F(Tls13Engine, EverySuiteEchoesEverySizeWithNoOpenSslStateLeft) {

@@ -18,10 +18,9 @@
 #include <thread>
 
 #include "tcpms/loop_stats.h"
-#include "tcpms/server.h"
-#include "test_cert.h"
-#include "transport_test_support.h"
 #include "tls_test_client.h"
+#include "tls_test_server.h"
+#include "transport_test_support.h"
 #include "websocket/frame.h"
 
 namespace tcpms {
@@ -66,6 +65,19 @@ std::string server_frame(TlsTestClient& c) {
   return c.read(len);
 }
 
+// Upgrades `c`'s connection to WebSocket.
+void upgrade(TlsTestClient& c) {
+  c.write("GET /mqtt HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+  std::string response;
+  while (response.find("\r\n\r\n") == std::string::npos) {
+    const std::string got = c.read(1);
+    ASSERT_EQ(got.size(), 1u) << response;
+    response += got;
+  }
+  ASSERT_NE(response.find("101"), std::string::npos) << response;
+}
+
 template <typename F>
 auto on_loop(EventLoop& loop, F&& f) {
   std::packaged_task<decltype(f())()> task(std::forward<F>(f));
@@ -76,24 +88,8 @@ auto on_loop(EventLoop& loop, F&& f) {
 
 // One server with one TLS (and maybe WebSocket) listener on loop 0: the old process and the
 // new one are two of these with the same listener configuration.
-struct TlsServer {
-  TlsServer(std::shared_ptr<TlsContext> tls, bool websocket) {
-    ServerConfig config;
-    config.threads = 1;
-    server = std::make_unique<Server>(config);
-    ListenerOptions lo;
-    lo.transport.tls = std::move(tls);
-    lo.transport.websocket = websocket;
-    server->listen(*Endpoint::parse("127.0.0.1:0"), [](EventLoop&) { return std::make_unique<MovableEcho>(); },
-                   lo);
-    EXPECT_EQ(server->start(), "");
-  }
-  ~TlsServer() {
-    server->stop();
-    server->wait();
-  }
-  EventLoop& loop() { return server->loop(0); }
-  uint16_t port() { return server->bound_port(0); }
+struct TlsServer : TlsTestServer<MovableEcho> {
+  using TlsTestServer::TlsTestServer;
 
   std::vector<HandedConnection> park(TravellingTransports transports = TravellingTransports::kAll) {
     return on_loop(loop(), [&] {
@@ -119,23 +115,10 @@ struct TlsServer {
     UniqueFd copy(::fcntl(h.fd, F_DUPFD_CLOEXEC, 0));
     return on_loop(loop(), [&] { return loop().adopt_handed(std::move(copy), h); });
   }
-
-  std::unique_ptr<Server> server;
 };
 
-class TransportHandover : public ::testing::Test {
+class TransportHandover : public TlsFixture {
  protected:
-  void SetUp() override {
-    TlsServerSettings ss;
-    ss.cert_file = cert_.cert;
-    ss.key_file = cert_.key;
-    std::string error;
-    tls_ = TlsContext::server(ss, error);
-    ASSERT_TRUE(tls_) << error;
-    ctx_ = SSL_CTX_new(TLS_client_method());
-  }
-  void TearDown() override { SSL_CTX_free(ctx_); }
-
   // Parks every connection of `from`, waiting until the one there holds `partial` bytes of a
   // record (what the client sent of it has been read); resumes and tries again meanwhile.
   std::vector<HandedConnection> park_with_partial_record(TlsServer& from, size_t partial) {
@@ -151,10 +134,6 @@ class TransportHandover : public ::testing::Test {
     EXPECT_TRUE(got) << "the old server never held the half record";
     return parked;
   }
-
-  TestCert cert_;
-  std::shared_ptr<TlsContext> tls_;
-  SSL_CTX* ctx_ = nullptr;
 };
 
 TEST_F(TransportHandover, ATls13ConnectionMovesWithARecordCutInHalfAndItsKeysGoOn) {
@@ -201,15 +180,7 @@ TEST_F(TransportHandover, AWebSocketConnectionOverTlsMovesInsideAFrameAndInsideA
   TlsServer old_server(tls_, true), middle(tls_, true), new_server(tls_, true);
   TlsTestClient c(old_server.port(), ctx_);
   ASSERT_TRUE(c.handshake());
-  c.write("GET /mqtt HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
-  std::string response;
-  while (response.find("\r\n\r\n") == std::string::npos) {
-    const std::string got = c.read(1);
-    ASSERT_EQ(got.size(), 1u) << response;
-    response += got;
-  }
-  ASSERT_NE(response.find("101"), std::string::npos) << response;
+  ASSERT_NO_FATAL_FAILURE(upgrade(c));
 
   // Inside a frame's payload: 1001 of 3000 bytes read (the mask stands at offset 1).
   const std::string first = pattern(3000);
@@ -242,6 +213,36 @@ TEST_F(TransportHandover, AWebSocketConnectionOverTlsMovesInsideAFrameAndInsideA
   c.write(second.substr(3));
   EXPECT_EQ(server_frame(c), "after two moves");
   EXPECT_EQ(new_server.loop().stats().ws_protocol_errors.get(), 0u);
+}
+
+TEST_F(TransportHandover, AWebSocketStateTheReceiverCouldNotHaveLeftIsRefused) {
+  TlsServer old_server(tls_, true), new_server(tls_, true);
+  TlsTestClient c(old_server.port(), ctx_);
+  ASSERT_TRUE(c.handshake());
+  ASSERT_NO_FATAL_FAILURE(upgrade(c));
+  c.write(client_frame("first"));
+  ASSERT_EQ(server_frame(c), "first");
+  auto parked = old_server.park();
+  ASSERT_EQ(parked.size(), 1u);
+  ASSERT_TRUE(parked[0].transport && parked[0].transport->websocket);
+  // A whole ping kept as if cut short (the receiver would consume past the kept bytes), and
+  // payload owed outside any frame: the new server closes its copy, nothing else.
+  HandedConnection whole_ping = parked[0];
+  whole_ping.transport->websocket->stash = std::string("\x89\x80\x01\x02\x03\x04\x82", 7);
+  EXPECT_FALSE(new_server.adopt(whole_ping).valid());
+  HandedConnection owed = parked[0];
+  owed.transport->websocket->payload_left = 5;
+  owed.transport->tls->partial = "\x17\x03\x03";  // records with a partial record, freed again
+  EXPECT_FALSE(new_server.adopt(owed).valid());
+  HandedConnection bad_keys = parked[0];
+  bad_keys.transport->tls->secret_length = 7;  // refused before any transport is made
+  EXPECT_FALSE(new_server.adopt(bad_keys).valid());
+  EXPECT_EQ(new_server.loop().connection_count(), 0u);
+  EXPECT_EQ(new_server.loop().stats().transport_connections.get(), 0u);
+
+  old_server.resume(parked);
+  c.write(client_frame("served on"));
+  EXPECT_EQ(server_frame(c), "served on");
 }
 
 TEST_F(TransportHandover, WhatCannotTravelStaysAndIsServedOn) {
