@@ -26,6 +26,17 @@ size_t from_hex(std::string_view hex, std::byte* out, size_t out_len) {
   return hex.size() / 2;
 }
 
+// A partial record records_input could have kept: shorter than the record its header names,
+// with a header it accepts. It takes from the next read only the bytes the record lacks, so a
+// longer one would make it take a negative count.
+bool incomplete_record(std::string_view partial) noexcept {
+  if (partial.empty()) return true;
+  if (partial.size() >= tls13::kMaxRecordBytes) return false;
+  const tls13::Header h = tls13::parse_header(as_bytes(partial));
+  if (h.status == tls13::Header::kNeedMore) return true;
+  return h.status == tls13::Header::kOk && partial.size() < h.record_bytes;
+}
+
 }  // namespace
 
 void TlsRecordsDelete::operator()(TlsRecords* r) const noexcept {
@@ -138,6 +149,7 @@ bool import_records(const handover::TlsState& s, TlsRecords& r) {
   r.suite = suite;
   r.secret_len = s.secret_length;
   r.identity = s.identity;
+  if (!incomplete_record(s.partial)) return false;
   return s.partial.empty() ||
          pending_append(r.partial, as_bytes(std::string_view(s.partial)), tls13::kMaxRecordBytes);
 }

@@ -237,6 +237,14 @@ TEST_F(TransportHandover, AWebSocketStateTheReceiverCouldNotHaveLeftIsRefused) {
   HandedConnection bad_keys = parked[0];
   bad_keys.transport->tls->secret_length = 7;  // refused before any transport is made
   EXPECT_FALSE(new_server.adopt(bad_keys).valid());
+  // A partial record longer than the record its header names, and one whose header the
+  // receiver refuses: neither can have been kept.
+  HandedConnection overlong = parked[0];
+  overlong.transport->tls->partial = std::string("\x17\x03\x03\x00\x02", 5) + std::string(10, 'x');
+  EXPECT_FALSE(new_server.adopt(overlong).valid());
+  HandedConnection plaintext_alert = parked[0];
+  plaintext_alert.transport->tls->partial = std::string("\x15\x03\x03\x00\x02", 5);
+  EXPECT_FALSE(new_server.adopt(plaintext_alert).valid());
   EXPECT_EQ(new_server.loop().connection_count(), 0u);
   EXPECT_EQ(new_server.loop().stats().transport_connections.get(), 0u);
 
